@@ -1,0 +1,46 @@
+# `make run`: set up .venv if needed and run the main job on the default task spec.
+# `make test`: set up .venv if needed and run the fast test tier.
+# The install is skipped when setup.cfg and pyproject.toml have not changed since the last one.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SPEC ?= tasks/gridnav.yaml
+OUT ?= runs/main
+PYTEST_ARGS ?=
+
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: run test test-slow lint format bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/metaxm main $(SPEC) --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/metaxm bench envs
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

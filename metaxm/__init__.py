@@ -1,0 +1,10 @@
+"""metaxm: meta-reinforcement learning for fast adaptation to new observation modalities.
+
+The same task reaches an agent as a state vector, a re-wired sensor bank, pixels, text or an
+audio-like signal; metaxm meta-trains across such modality families and measures how fast an
+agent adapts to modalities it never saw. See ``docs/architecture.md`` for the map.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

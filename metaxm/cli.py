@@ -1,0 +1,51 @@
+"""The ``metaxm`` command line: ``metaxm train | adapt | evaluate | render | bench | ...``.
+
+Each subcommand lives in ``metaxm/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``; those modules import the heavy parts of metaxm inside ``run`` so that
+``metaxm --help`` stays instant. User errors (:class:`~metaxm.errors.ConfigError`) print one
+line and exit with status 2; other :class:`~metaxm.errors.MetaxmError` exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from metaxm import __version__
+from metaxm.errors import ConfigError, MetaxmError
+
+# subcommand name -> module under metaxm.commands
+COMMANDS = ("train", "render", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metaxm",
+        description="Meta-RL for fast adaptation to new observation modalities.",
+    )
+    parser.add_argument("--version", action="version", version=f"metaxm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"metaxm.commands.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as err:
+        print(f"metaxm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except MetaxmError as err:
+        print(f"metaxm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"metaxm {args.command}: interrupted", file=sys.stderr)
+        return 130

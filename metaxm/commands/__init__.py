@@ -1,0 +1,1 @@
+"""Subcommands of the ``metaxm`` CLI, one module each (see :mod:`metaxm.cli`)."""

@@ -1,0 +1,121 @@
+"""Task specs: the YAML files in ``tasks/`` loaded strictly into a frozen :class:`Spec`.
+
+A spec names the world and its parameters, the modality families with how many variants go to
+each split, the seed, and the settings of every part of a run. Each section is the config
+dataclass of the module it configures; this file only composes them::
+
+    seed: 0
+    world: {name: gridnav, size: 7}
+    modalities:
+      train: {vector: 8, pixels: 8}
+      heldout_variants: {vector: 2, pixels: 2}
+      heldout_families: {audio: 4}
+
+Any unknown key, wrong type, unknown world or unknown family is a :class:`ConfigError` whose
+one-line message names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from metaxm.envs import GridNavConfig, world_config_class
+from metaxm.modalities import FAMILIES
+
+Split = Literal["train", "heldout_variants", "heldout_families"]
+SPLITS: tuple[Split, ...] = ("train", "heldout_variants", "heldout_families")
+
+
+@dataclass(frozen=True)
+class ModalitySplits:
+    """Which modality variants each split holds, as ``{family: number of variants}``.
+
+    Attributes:
+        train: families and variant counts used for (meta-)training.
+        heldout_variants: fresh variants of training families, never seen in training.
+        heldout_families: families never seen in training at all.
+    """
+
+    train: dict[str, int] = field(default_factory=lambda: {"vector": 1})
+    heldout_variants: dict[str, int] = field(default_factory=dict)
+    heldout_families: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            for family, n in getattr(self, split).items():
+                if family not in FAMILIES:
+                    raise ConfigError(
+                        f"modalities.{split}.{family}: unknown modality family; "
+                        f"registered: {', '.join(sorted(FAMILIES))}"
+                    )
+                if n < 1:
+                    raise ConfigError(f"modalities.{split}.{family}: need >= 1 variant, got {n}")
+        if not self.train:
+            raise ConfigError("modalities.train: name at least one family to train on")
+        for family in self.heldout_variants:
+            if family not in self.train:
+                raise ConfigError(
+                    f"modalities.heldout_variants.{family}: not a training family; "
+                    f"held-out variants must come from: {', '.join(self.train)}"
+                )
+        for family in self.heldout_families:
+            if family in self.train:
+                raise ConfigError(
+                    f"modalities.heldout_families.{family}: a held-out family cannot also be "
+                    "in train"
+                )
+
+
+def _parse_world(value: Any, key: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping with a 'name', got {value!r}")
+    name = value.get("name", "gridnav")
+    try:
+        cls = world_config_class(name)
+    except ValueError as err:
+        raise ConfigError(f"{key}.name: {err}") from None
+    return from_dict(cls, value, prefix=key)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole task spec.
+
+    Attributes:
+        seed: the root seed of everything the run draws (tasks, variants, weights).
+        device: where worlds, renders and training run.
+        world: the world and its parameters (a registered world's config, chosen by ``name``).
+        modalities: the families and variant counts of each split.
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
+    modalities: ModalitySplits = field(default_factory=ModalitySplits)
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Load a task spec from YAML, applying ``--set key=value`` overrides first."""
+    data = load_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return spec_from_dict(data)
+
+
+def spec_from_dict(data: dict[str, Any]) -> Spec:
+    """Build a :class:`Spec` from plain data, strictly."""
+    return from_dict(Spec, data)
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The resolved spec as plain data (what ``RUNDIR/config.yaml`` holds)."""
+    return to_dict(spec)
+
+
+def replace(spec: Spec, **changes: Any) -> Spec:
+    """A copy of ``spec`` with top-level sections replaced (configs are frozen)."""
+    return dataclasses.replace(spec, **changes)
