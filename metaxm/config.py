@@ -80,9 +80,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = get_args(tp)
-        return {
-            _convert(k, kt, f"{key}"): _convert(v, vt, f"{key}.{k}") for k, v in value.items()
-        }
+        return {_convert(k, kt, f"{key}"): _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -132,7 +130,9 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         key = f"{prefix}.{name}" if prefix else name
         if name in data:
             parse = f.metadata.get("parse")
-            kwargs[name] = parse(data[name], key) if parse else _convert(data[name], hints[name], key)
+            kwargs[name] = (
+                parse(data[name], key) if parse else _convert(data[name], hints[name], key)
+            )
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key {key!r}")
     try:

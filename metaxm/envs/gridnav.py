@@ -102,7 +102,10 @@ class GridNav(World):
         todo = torch.ones(n, dtype=torch.bool, device=self.device)
         while bool(todo.any()):
             k = int(todo.sum())
-            w = torch.rand(k, size, size, generator=g, device=self.device) < self.config.wall_fraction
+            w = (
+                torch.rand(k, size, size, generator=g, device=self.device)
+                < self.config.wall_fraction
+            )
             gl = goal[todo]
             w[torch.arange(k, device=self.device), gl[:, 0], gl[:, 1]] = False
             dist = _distances(w, gl)
