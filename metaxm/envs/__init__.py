@@ -32,7 +32,9 @@ def world_config_class(name: str) -> type:
     return WORLDS[name][1]
 
 
-def make_world(config: Any, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> World:
+def make_world(
+    config: Any, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+) -> World:
     """Build the world described by ``config`` (a registered world's config dataclass)."""
     world_cls, _ = WORLDS[config.name]
     return world_cls(config, num_envs, device=device, seed=seed)

@@ -62,7 +62,7 @@ class Family(ABC):
         g = torch.Generator().manual_seed(variant_key(self.name, seed))
         return self.variant_params(g, info)
 
-    def check_scene(self, info: SceneInfo) -> None:
+    def check_scene(self, info: SceneInfo) -> None:  # noqa: B027 (optional hook)
         """Raise ValueError if this family cannot render scenes described by ``info``."""
 
 

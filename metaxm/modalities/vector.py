@@ -24,7 +24,8 @@ class VectorFamily(Family):
     name = "vector"
 
     def observation_space(self, info: SceneInfo) -> gym.Space:
-        return gym.spaces.Box(-MAX_SCALE, MAX_SCALE, (info.feature_dim + NOISE_CHANNELS,), np.float32)
+        shape = (info.feature_dim + NOISE_CHANNELS,)
+        return gym.spaces.Box(-MAX_SCALE, MAX_SCALE, shape, np.float32)
 
     def variant_params(self, generator: torch.Generator, info: SceneInfo) -> VariantParams:
         d = info.feature_dim
