@@ -1,0 +1,294 @@
+"""The agent: encoder[family] -> adapter[family] -> shared latent z -> core -> (pi, V).
+
+Parameter names are fixed by the structure, so subsets can be named as plain strings::
+
+    encoders.<family>.*     the family's encoder (:mod:`metaxm.nn.encoders`)
+    token_encoder.*         the shared set encoder when ``encoder: tokens``
+    adapters.<family>.*     the family's adapter (:mod:`metaxm.nn.adapter`)
+    core.*                  policy and value (:mod:`metaxm.nn.core`)
+
+:meth:`Agent.param_names` / :meth:`Agent.named_params` return the subsets ``"adapter"``,
+``"adapter+encoder"``, ``"core"`` and ``"all"``. The forward is a pure function of (parameters,
+buffers, inputs) with the family chosen by a Python string, so MAML runs it as
+``torch.func.functional_call(agent, params, (obs, family))`` under ``grad`` and ``vmap``, where
+``params`` may hold only the subset being adapted.
+
+Adapters: the agent keeps one adapter per *family*, the shared (meta-learned) initialisation.
+Adapting to a particular *variant* of a family is functional: copy
+``agent.named_params("adapter", family)``, adapt the copy, call the agent with it; the agent's
+own parameters stay the initialisation for the next variant.
+
+Recurrent agents (``core: gru``, for RL^2) take the previous action, previous reward and done
+flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) trial chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from metaxm.nn.adapter import Adapter
+from metaxm.nn.core import GRUCore, MLPCore
+from metaxm.nn.distributions import ActionHead, action_head
+from metaxm.nn.encoders import make_encoder
+from metaxm.nn.layers import Activation, init_weights
+from metaxm.nn.tokens import SetTokenEncoder
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+ParamSubset = Literal["adapter", "adapter+encoder", "core", "all"]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The agent's architecture (the ``agent:`` section of a spec).
+
+    Attributes:
+        latent_dim: the width of the shared latent z every encoder projects into.
+        encoder: ``family`` gives each family its own encoder (MLP, CNN, token transformer,
+            spectrogram conv); ``tokens`` reads every family with one modality-agnostic set
+            encoder (:mod:`metaxm.nn.tokens`).
+        encoder_width: the hidden width of the encoders' last layers.
+        conv_channels: channels of the first convolution (pixels, audio).
+        token_dim: the token width of the transformer encoders.
+        token_heads: attention heads of the transformer encoders.
+        token_layers: transformer blocks of the transformer encoders.
+        pool_queries: learned queries of attention pooling (outputs are concatenated).
+        adapter_rank: the rank of the adapter's low-rank residual (0: FiLM only).
+        core: ``mlp`` (feed-forward policy and value) or ``gru`` (recurrent, for RL^2).
+        hidden: the width of the core's hidden layers (the GRU state width for ``gru``).
+        layers: hidden layers of the policy and value MLPs of the ``mlp`` core.
+        activation: the activation of the MLPs.
+        init_log_std: the initial log standard deviation of a Gaussian policy.
+    """
+
+    latent_dim: int = 64
+    encoder: Literal["family", "tokens"] = "family"
+    encoder_width: int = 128
+    conv_channels: int = 16
+    token_dim: int = 32
+    token_heads: int = 2
+    token_layers: int = 1
+    pool_queries: int = 4
+    adapter_rank: int = 4
+    core: Literal["mlp", "gru"] = "mlp"
+    hidden: int = 64
+    layers: int = 2
+    activation: Activation = "tanh"
+    init_log_std: float = -0.5
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "encoder_width", "conv_channels", "token_dim", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.token_dim % self.token_heads:
+            raise ValueError(
+                f"token_dim ({self.token_dim}) must be divisible by token_heads "
+                f"({self.token_heads})"
+            )
+        if self.token_layers < 0 or self.layers < 0 or self.adapter_rank < 0:
+            raise ValueError("token_layers, layers and adapter_rank must be >= 0")
+        if self.pool_queries < 1:
+            raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
+
+
+class Agent(nn.Module):
+    """Per-family encoders and adapters, one shared core.
+
+    Args:
+        config: the architecture.
+        observation_spaces: ``{family: observation space}`` for every family the agent reads.
+        action_space: the world's action space (``Discrete``: categorical; ``Box``: Gaussian).
+        seed: seeds the initial weights (the global RNG is left untouched).
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        observation_spaces: Mapping[str, gym.Space],
+        action_space: gym.Space,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.head: ActionHead = action_head(action_space)
+        self.observation_spaces = dict(observation_spaces)
+        with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG
+            self.encoders = nn.ModuleDict(
+                {f: make_encoder(f, s, config) for f, s in observation_spaces.items()}
+            )
+            self.token_encoder = SetTokenEncoder(config) if config.encoder == "tokens" else None
+            self.adapters = nn.ModuleDict(
+                {f: Adapter(config.latent_dim, config.adapter_rank) for f in observation_spaces}
+            )
+            if config.core == "gru":
+                self.core: nn.Module = GRUCore(
+                    config.latent_dim, config.hidden, config.activation, self.head,
+                    config.init_log_std,
+                )  # fmt: skip
+            else:
+                self.core = MLPCore(
+                    config.latent_dim, config.hidden, config.layers, config.activation, self.head,
+                    config.init_log_std,
+                )  # fmt: skip
+        self.reset_parameters(torch.Generator().manual_seed(seed))
+
+    # ------------------------------------------------------------------ construction
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Re-draw every weight from ``generator`` (encoders, adapters, core, in that order)."""
+        for family in self.encoders:
+            self._init_family(family, generator)
+        if self.token_encoder is not None:
+            init_weights(self.token_encoder, generator)
+        self.core.reset_parameters(generator)
+
+    def _init_family(self, family: str, generator: torch.Generator) -> None:
+        init_weights(self.encoders[family], generator)
+        self.adapters[family].reset_parameters(generator)
+
+    def add_family(self, family: str, space: gym.Space, seed: int = 0) -> None:
+        """Give the agent an encoder and an identity adapter for a family it has not seen."""
+        if family in self.encoders:
+            raise ValueError(f"the agent already reads family {family!r}")
+        device = next(self.parameters()).device
+        with torch.random.fork_rng(devices=[]):
+            self.encoders[family] = make_encoder(family, space, self.config)
+            self.adapters[family] = Adapter(self.config.latent_dim, self.config.adapter_rank)
+        self.observation_spaces[family] = space
+        self._init_family(family, torch.Generator().manual_seed(seed))
+        self.encoders[family].to(device)
+        self.adapters[family].to(device)
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.encoders)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.config.core == "gru"
+
+    # ------------------------------------------------------------------ parameter subsets
+    def param_names(self, subset: ParamSubset = "all", family: str | None = None) -> list[str]:
+        """Names (as in ``named_parameters``) of a subset; ``family`` is needed for the
+        ``adapter`` and ``adapter+encoder`` subsets."""
+        names = [n for n, _ in self.named_parameters()]
+        if subset == "all":
+            return names
+        if subset == "core":
+            return [n for n in names if n.startswith("core.")]
+        if family is None or family not in self.encoders:
+            raise ValueError(
+                f"subset {subset!r} needs one of the agent's families: {', '.join(self.encoders)}"
+            )
+        prefixes = [f"adapters.{family}."]
+        if subset == "adapter+encoder":
+            prefixes += [f"encoders.{family}.", "token_encoder."]
+        elif subset != "adapter":
+            raise ValueError(
+                f"unknown parameter subset {subset!r}; choose adapter, adapter+encoder, core, all"
+            )
+        return [n for n in names if n.startswith(tuple(prefixes))]
+
+    def named_params(
+        self, subset: ParamSubset = "all", family: str | None = None
+    ) -> dict[str, Tensor]:
+        """``{name: parameter}`` of a subset, ready for ``torch.func.functional_call``."""
+        params = dict(self.named_parameters())
+        return {n: params[n] for n in self.param_names(subset, family)}
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, obs: Tensor, family: str) -> Tensor:
+        """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim)."""
+        if self.token_encoder is not None:
+            e = self.token_encoder(*self.encoders[family](obs))
+        else:
+            e = self.encoders[family](obs)
+        return self.adapters[family](e)
+
+    def forward(
+        self,
+        obs: Tensor,
+        family: str,
+        prev_action: Tensor | None = None,
+        prev_reward: Tensor | None = None,
+        done: Tensor | None = None,
+        hidden: Tensor | None = None,
+        sequence: bool = False,
+    ) -> tuple[Tensor, ...]:
+        """The policy's distribution parameters and the value.
+
+        Feed-forward core: ``(obs (N, ...), family) -> (pd (N, pd_dim), value (N,))``.
+        Recurrent core: also pass ``prev_action``, ``prev_reward``, ``done`` and ``hidden``;
+        returns ``(pd, value, hidden)``; with ``sequence=True`` the inputs carry a leading time
+        dimension, (T, B, ...), and ``hidden`` is the state before the first step.
+        """
+        if not self.recurrent:
+            return self.core(self.encode(obs, family))
+        if prev_action is None or prev_reward is None or done is None or hidden is None:
+            raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
+        if sequence:
+            t, b = obs.shape[:2]
+            z = self.encode(obs.flatten(0, 1), family).unflatten(0, (t, b))  # (T, B, latent)
+            return self.core.sequence(z, prev_action, prev_reward, done, hidden)
+        return self.core.step(self.encode(obs, family), prev_action, prev_reward, done, hidden)
+
+    def step(
+        self,
+        obs: Tensor,
+        family: str,
+        prev_action: Tensor,
+        prev_reward: Tensor,
+        done: Tensor,
+        hidden: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One recurrent step: obs (B, ...), hidden (B, H) -> (pd, value (B,), hidden)."""
+        return self(obs, family, prev_action, prev_reward, done, hidden)
+
+    def sequence(
+        self,
+        obs: Tensor,
+        family: str,
+        prev_action: Tensor,
+        prev_reward: Tensor,
+        done: Tensor,
+        hidden: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """A recurrent chunk: obs (T, B, ...) -> (pd (T, B, .), value (T, B), last hidden)."""
+        return self(obs, family, prev_action, prev_reward, done, hidden, sequence=True)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
+        """The recurrent state at the start of a trial: zeros (batch, hidden)."""
+        if not self.recurrent:
+            raise ValueError("a feed-forward agent (core: mlp) has no recurrent state")
+        return self.core.initial_state(batch, device)
+
+
+def observation_spaces(spec: Spec, families: list[str] | None = None) -> dict[str, gym.Space]:
+    """``{family: observation space}`` for ``families`` (default: every family of the spec)."""
+    from metaxm.envs import make_world
+    from metaxm.modalities import get_family
+
+    if families is None:
+        m = spec.modalities
+        families = list(dict.fromkeys([*m.train, *m.heldout_variants, *m.heldout_families]))
+    info = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info
+    return {f: get_family(f).observation_space(info) for f in families}
+
+
+def build_agent(spec: Spec, seed: int | None = None) -> Agent:
+    """The agent of a spec: encoders for every family of every split, ``spec.agent`` config."""
+    from metaxm.envs import make_world
+
+    world = make_world(spec.world, num_envs=1, seed=spec.seed)
+    return Agent(
+        spec.agent,
+        observation_spaces(spec),
+        world.action_space,
+        spec.seed if seed is None else seed,
+    )

@@ -1,0 +1,129 @@
+"""Action distributions as pure functions of a parameter tensor ``pd``.
+
+The agent returns the distribution's parameters as one tensor (logits for a categorical policy;
+mean and log-std side by side for a diagonal Gaussian) instead of a ``torch.distributions``
+object, so its forward stays a plain tensor function that ``torch.func`` transforms can vmap and
+differentiate. An :class:`ActionHead` holds no parameters; it knows how to sample, score and
+summarise ``pd``. Sampling draws from an explicit ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+class ActionHead(ABC):
+    """Sampling, log-probabilities and entropy for one kind of action space.
+
+    Attributes:
+        action_dim: the width of an action (1 for a discrete action, stored as a scalar).
+        pd_dim: the width of ``pd``.
+        encoding_dim: the width of :meth:`encode` (the previous action fed to a recurrent core).
+    """
+
+    action_dim: int
+    pd_dim: int
+    encoding_dim: int
+
+    @abstractmethod
+    def sample(self, pd: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw one action per row of ``pd`` (..., pd_dim)."""
+
+    @abstractmethod
+    def mode(self, pd: Tensor) -> Tensor:
+        """The most likely action (the deterministic policy)."""
+
+    @abstractmethod
+    def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
+        """log pi(action), shape ``pd.shape[:-1]``."""
+
+    @abstractmethod
+    def entropy(self, pd: Tensor) -> Tensor:
+        """The entropy of each distribution, shape ``pd.shape[:-1]``."""
+
+    @abstractmethod
+    def encode(self, action: Tensor) -> Tensor:
+        """A float encoding of ``action`` (..., encoding_dim), e.g. one-hot for discrete."""
+
+
+class CategoricalHead(ActionHead):
+    """A categorical policy over ``n`` actions; ``pd`` are the logits (..., n)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.action_dim = 1
+        self.pd_dim = n
+        self.encoding_dim = n
+
+    def sample(self, pd: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+        u = torch.rand(pd.shape, generator=generator, device=pd.device).clamp_(1e-20, 1.0)
+        return (pd - (-u.log()).log()).argmax(-1)
+
+    def mode(self, pd: Tensor) -> Tensor:
+        return pd.argmax(-1)
+
+    def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
+        return F.log_softmax(pd, -1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self, pd: Tensor) -> Tensor:
+        logp = F.log_softmax(pd, -1)
+        return -(logp.exp() * logp).sum(-1)
+
+    def encode(self, action: Tensor) -> Tensor:
+        return F.one_hot(action.long(), self.n).float()
+
+
+class GaussianHead(ActionHead):
+    """A diagonal Gaussian over ``dim``-dimensional actions; ``pd`` = cat(mean, log_std).
+
+    Actions are sampled unbounded and the world clips them, as in the PPO paper's MuJoCo
+    set-up (Schulman et al. 2017); log-probabilities are of the unclipped sample.
+
+    Args:
+        dim: the action width.
+        scale: the action bound, used to scale :meth:`encode` to O(1).
+    """
+
+    def __init__(self, dim: int, scale: float = 1.0) -> None:
+        self.dim = dim
+        self.scale = scale
+        self.action_dim = dim
+        self.pd_dim = 2 * dim
+        self.encoding_dim = dim
+
+    def sample(self, pd: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        mean, log_std = pd.chunk(2, -1)
+        noise = torch.randn(mean.shape, generator=generator, device=pd.device)
+        return mean + log_std.exp() * noise
+
+    def mode(self, pd: Tensor) -> Tensor:
+        return pd.chunk(2, -1)[0]
+
+    def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
+        mean, log_std = pd.chunk(2, -1)
+        z = (action - mean) / log_std.exp()
+        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self, pd: Tensor) -> Tensor:
+        log_std = pd.chunk(2, -1)[1]
+        return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+    def encode(self, action: Tensor) -> Tensor:
+        return action.float() / self.scale
+
+
+def action_head(space: gym.Space) -> ActionHead:
+    """The head for a ``Discrete`` (categorical) or 1-D ``Box`` (Gaussian) action space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return CategoricalHead(int(space.n))
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        bound = float(abs(space.high).max())
+        return GaussianHead(int(space.shape[0]), bound if bound > 0 else 1.0)
+    raise ValueError(f"no policy head for action space {space}: use Discrete or a 1-D Box")
