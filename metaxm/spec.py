@@ -25,6 +25,10 @@ from typing import Any, Literal
 from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
 from metaxm.modalities import FAMILIES
+from metaxm.nn.agent import AgentConfig
+from metaxm.rl.ppo import PPOConfig
+from metaxm.run.logger import LogConfig
+from metaxm.run.loop import TrainConfig
 
 Split = Literal["train", "heldout_variants", "heldout_families"]
 SPLITS: tuple[Split, ...] = ("train", "heldout_variants", "heldout_families")
@@ -90,12 +94,23 @@ class Spec:
         device: where worlds, renders and training run.
         world: the world and its parameters (a registered world's config, chosen by ``name``).
         modalities: the families and variant counts of each split.
+        algo: the training algorithm ``metaxm train`` runs (see :data:`metaxm.run.loop.TRAINERS`).
+        agent: the agent's architecture (:class:`metaxm.nn.agent.AgentConfig`).
+        ppo: PPO's hyper-parameters (:class:`metaxm.rl.ppo.PPOConfig`).
+        train: run length, environments, log and checkpoint intervals
+            (:class:`metaxm.run.loop.TrainConfig`).
+        log: wandb mode and project, progress bar (:class:`metaxm.run.logger.LogConfig`).
     """
 
     seed: int = 0
     device: str = "cpu"
     world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
+    algo: Literal["ppo"] = "ppo"
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:

@@ -1,0 +1,219 @@
+"""Proximal Policy Optimization with a clipped surrogate (Schulman et al. 2017, arXiv:1707.06347).
+
+The update follows the paper's Algorithm 1 with the implementation details of the reference
+code as catalogued by Huang et al. (2022, "The 37 Implementation Details of PPO"): GAE
+advantages, minibatch epochs over a shuffled rollout, per-minibatch advantage normalisation,
+a clipped value loss, an entropy bonus, global gradient-norm clipping, Adam with eps 1e-5 and a
+linearly annealed learning rate.
+
+Departures from the paper:
+
+* Several modality families train at once (the ``finetune`` baseline pre-trains on all of a
+  spec's training families). Their observations have different shapes, so each family keeps
+  its own rollout; a minibatch takes the same share of every family's rollout, advantages are
+  normalised within each family, and the losses of the families are *summed* before one
+  optimizer step. With one family this is plain PPO.
+* Truncated episodes are bootstrapped from their last observation (see :mod:`metaxm.rl.gae`).
+* A NaN or inf loss raises :class:`~metaxm.errors.DivergenceError` before the optimizer step,
+  so the parameters are never overwritten by a diverged update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from metaxm.errors import DivergenceError
+from metaxm.nn.agent import Agent
+from metaxm.rl.rollout import Rollout
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyper-parameters (the ``ppo:`` section of a spec).
+
+    Attributes:
+        lr: Adam learning rate at the first update.
+        anneal_lr: decay the learning rate linearly to 0 over the run.
+        adam_eps: Adam's epsilon (1e-5 as in the reference implementation).
+        num_steps: rollout length T per environment per update.
+        gamma: discount factor.
+        gae_lambda: the GAE lambda.
+        update_epochs: passes over each rollout.
+        num_minibatches: minibatches per pass (each takes 1/num_minibatches of every family).
+        clip_coef: the surrogate's clipping epsilon.
+        clip_vloss: clip the value loss around the rollout's values, as the reference code does.
+        vf_coef: weight of the value loss.
+        ent_coef: weight of the entropy bonus.
+        max_grad_norm: global gradient-norm clip.
+        norm_adv: normalise advantages within each minibatch (and family).
+        target_kl: stop the epochs of an update early once the approximate KL exceeds this;
+            null never stops early.
+    """
+
+    lr: float = 2.5e-4
+    anneal_lr: bool = True
+    adam_eps: float = 1e-5
+    num_steps: int = 128
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    target_kl: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.adam_eps <= 0:
+            raise ValueError(f"lr and adam_eps must be > 0, got {self.lr} and {self.adam_eps}")
+        for name in ("num_steps", "update_epochs", "num_minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError("gamma and gae_lambda must lie in [0, 1]")
+        if self.clip_coef <= 0 or self.max_grad_norm <= 0:
+            raise ValueError("clip_coef and max_grad_norm must be > 0")
+        if self.vf_coef < 0 or self.ent_coef < 0:
+            raise ValueError("vf_coef and ent_coef must be >= 0")
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError(f"target_kl must be > 0 or null, got {self.target_kl}")
+
+
+@dataclass
+class Batch:
+    """One family's flattened rollout, (N, ...) with N = T * B."""
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    values: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+    @classmethod
+    def from_rollout(cls, rollout: Rollout, advantages: Tensor, returns: Tensor) -> Batch:
+        return cls(
+            obs=rollout.obs.flatten(0, 1),
+            actions=rollout.actions.flatten(0, 1),
+            logprobs=rollout.logprobs.flatten(0, 1),
+            values=rollout.values.flatten(0, 1),
+            advantages=advantages.flatten(),
+            returns=returns.flatten(),
+        )
+
+    def __len__(self) -> int:
+        return self.advantages.shape[0]
+
+    def index(self, idx: Tensor) -> Batch:
+        return Batch(*(getattr(self, k)[idx] for k in self.__dataclass_fields__))
+
+
+def ppo_loss(
+    agent: Agent, family: str, mb: Batch, config: PPOConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The clipped PPO objective on one family's minibatch (to be minimised).
+
+    Returns:
+        the loss and detached diagnostics: ``policy_loss``, ``value_loss``, ``entropy``,
+        ``approx_kl`` (the low-variance estimator of Schulman's blog, "Approximating KL
+        divergence") and ``clipfrac``.
+    """
+    pd, value = agent(mb.obs, family)
+    head = agent.head
+    logp = head.log_prob(pd, mb.actions)
+    entropy = head.entropy(pd).mean()
+    log_ratio = logp - mb.logprobs
+    ratio = log_ratio.exp()
+    adv = mb.advantages
+    if config.norm_adv:
+        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+    # the paper's L^CLIP (eq. 7), negated
+    pg_loss = torch.max(
+        -adv * ratio, -adv * ratio.clamp(1.0 - config.clip_coef, 1.0 + config.clip_coef)
+    ).mean()
+    v_err = (value - mb.returns).pow(2)
+    if config.clip_vloss:
+        clipped = mb.values + (value - mb.values).clamp(-config.clip_coef, config.clip_coef)
+        v_err = torch.max(v_err, (clipped - mb.returns).pow(2))
+    v_loss = 0.5 * v_err.mean()
+    loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss
+    with torch.no_grad():
+        stats = {
+            "policy_loss": pg_loss.detach(),
+            "value_loss": v_loss.detach(),
+            "entropy": entropy.detach(),
+            "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1.0).abs() > config.clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+def ppo_update(
+    agent: Agent,
+    optimizer: torch.optim.Optimizer,
+    batches: dict[str, Batch],
+    config: PPOConfig,
+    generator: torch.Generator,
+    where: str = "",
+) -> dict[str, float]:
+    """Minibatch epochs of PPO over every family's batch (losses summed over families).
+
+    Args:
+        agent: the agent being trained.
+        optimizer: its optimizer (its learning rate is set by the caller).
+        batches: ``{family: Batch}``, all of the same length N.
+        config: the hyper-parameters.
+        generator: shuffles the minibatches (CPU).
+        where: names the update in a divergence message (e.g. ``"update 12 (step 98304)"``).
+
+    Returns:
+        the diagnostics averaged over minibatches (and summed over families for the losses).
+
+    Raises:
+        DivergenceError: a loss is NaN or inf; no parameter has been changed by that minibatch.
+    """
+    n = len(next(iter(batches.values())))
+    mb_size = max(n // config.num_minibatches, 1)
+    totals: dict[str, float] = {}
+    count = 0
+    params = [p for p in agent.parameters() if p.requires_grad]
+    for _ in range(config.update_epochs):
+        perms = {f: torch.randperm(n, generator=generator) for f in batches}
+        kl_sum, kl_count = 0.0, 0
+        for start in range(0, n - mb_size + 1, mb_size):
+            loss: Tensor | float = 0.0
+            mb_stats: dict[str, Tensor] = {}
+            for family, batch in batches.items():
+                idx = perms[family][start : start + mb_size].to(batch.advantages.device)
+                f_loss, f_stats = ppo_loss(agent, family, batch.index(idx), config)
+                loss = loss + f_loss
+                for k, v in f_stats.items():
+                    mb_stats[k] = mb_stats.get(k, 0.0) + v / (1 if "loss" in k else len(batches))
+            values = {k: float(v) for k, v in mb_stats.items()}
+            _check_finite(values, where)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            values["grad_norm"] = float(grad_norm)
+            _check_finite({"grad_norm": values["grad_norm"]}, where)
+            optimizer.step()
+            for k, v in values.items():
+                totals[k] = totals.get(k, 0.0) + v
+            count += 1
+            kl_sum += values["approx_kl"]
+            kl_count += 1
+        if config.target_kl is not None and kl_sum / kl_count > config.target_kl:
+            break
+    return {k: v / count for k, v in totals.items()}
+
+
+def _check_finite(values: dict[str, float], where: str) -> None:
+    for k, v in values.items():
+        if v != v or v in (float("inf"), float("-inf")):
+            raise DivergenceError(f"{where or 'PPO update'}: {k} is {v}; stopping training")

@@ -1,0 +1,39 @@
+"""The learning-curve PNG of a run: return and success against environment steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metaxm.run.logger import read_metrics
+
+
+def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Path | None:
+    """Plot ``RUNDIR/metrics.jsonl`` into ``RUNDIR/curve.png`` (or ``out``).
+
+    Returns:
+        the PNG's path, or None when the run has no records with a return yet.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_metrics(rundir) if "return" in r]
+    if not records:
+        return None
+    steps = [r["step"] for r in records]
+    panels = [("return", "mean episode return")]
+    if any("success" in r for r in records):
+        panels.append(("success", "success rate"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        ax.plot(steps, [r.get(key, float("nan")) for r in records], lw=1.5)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(Path(rundir).name)
+    fig.tight_layout()
+    path = Path(out) if out is not None else Path(rundir) / "curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,190 @@
+"""The run logger: JSONL always, wandb when asked (offline by default), a tqdm progress bar.
+
+``RUNDIR/metrics.jsonl`` holds one JSON object per log step and nothing that depends on the
+wall clock, so a resumed run reproduces an uninterrupted one line for line; wall-clock figures
+(elapsed seconds, environment steps per second) go to ``RUNDIR/timing.jsonl``, to wandb and to
+the progress bar. wandb writes under ``RUNDIR/wandb`` and never touches the network unless
+``log.mode`` is ``online``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+WandbMode = Literal["offline", "online", "disabled"]
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where a run reports (the ``log:`` section of a spec).
+
+    Attributes:
+        mode: wandb mode: ``offline`` writes a local run under ``RUNDIR/wandb`` that
+            ``wandb sync`` can upload later; ``online`` streams to the wandb server;
+            ``disabled`` does not import wandb at all. JSONL is written in every mode.
+        project: the wandb project name.
+        progress: show a tqdm progress bar (step, return, success) on stderr.
+    """
+
+    mode: WandbMode = "offline"
+    project: str = "metaxm"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            raise ValueError("project must be a non-empty string")
+
+
+class RunLogger:
+    """Writes log records of one run.
+
+    Args:
+        rundir: the run directory.
+        config: the ``log`` section.
+        total_steps: the run's length in environment steps (the progress bar's total).
+        run_config: the resolved spec, stored with the wandb run.
+        resume_update: when resuming, the update of the checkpoint: ``metrics.jsonl`` is cut
+            back to the records up to it (a killed run may have logged past its checkpoint).
+        initial_step: the environment step the run starts from.
+    """
+
+    def __init__(
+        self,
+        rundir: str | Path,
+        config: LogConfig,
+        total_steps: int,
+        run_config: dict[str, Any] | None = None,
+        resume_update: int | None = None,
+        initial_step: int = 0,
+    ) -> None:
+        self.rundir = Path(rundir)
+        self.config = config
+        self.metrics_path = self.rundir / "metrics.jsonl"
+        self.timing_path = self.rundir / "timing.jsonl"
+        if resume_update is None:
+            self.metrics_path.write_text("")
+            self.timing_path.write_text("")
+        else:
+            _truncate_jsonl(self.metrics_path, resume_update)
+            _truncate_jsonl(self.timing_path, resume_update)
+        self._metrics = self.metrics_path.open("a")
+        self._timing = self.timing_path.open("a")
+        self._start = time.perf_counter()
+        self._start_step = initial_step
+        self._wandb = None
+        if config.mode != "disabled":
+            self._wandb = _init_wandb(self.rundir, config, run_config, resume_update is not None)
+        self._bar = None
+        if config.progress:
+            self._bar = tqdm(
+                total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
+                desc=self.rundir.name, unit_scale=True,
+            )  # fmt: skip
+
+    def log(self, record: dict[str, Any]) -> dict[str, float]:
+        """Append ``record`` (must hold ``step`` and ``update``) and report it everywhere.
+
+        Returns:
+            the wall-clock figures logged beside it (``elapsed``, ``sps``).
+        """
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+        elapsed = time.perf_counter() - self._start
+        timing = {
+            "update": record["update"],
+            "step": record["step"],
+            "elapsed": round(elapsed, 3),
+            "sps": round((record["step"] - self._start_step) / max(elapsed, 1e-9), 1),
+        }
+        self._timing.write(json.dumps(timing) + "\n")
+        self._timing.flush()
+        if self._wandb is not None:
+            self._wandb.log({**record, **timing}, step=record["step"])
+        if self._bar is not None:
+            self._bar.update(record["step"] - self._bar.n)
+            post = {
+                "ret": record.get("return"),
+                "succ": record.get("success"),
+                "sps": timing["sps"],
+            }
+            self._bar.set_postfix(
+                {
+                    k: f"{v:.3g}"
+                    for k, v in post.items()
+                    if isinstance(v, float) and math.isfinite(v)
+                }
+            )
+        return timing
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """Record end-of-run values (final evaluation, throughput) in wandb's summary."""
+        if self._wandb is not None:
+            for k, v in values.items():
+                self._wandb.summary[k] = v
+
+    def close(self) -> None:
+        """Flush and close everything (safe to call twice)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        for f in (self._metrics, self._timing):
+            if not f.closed:
+                f.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+def read_metrics(rundir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``RUNDIR/metrics.jsonl``."""
+    path = Path(rundir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _truncate_jsonl(path: Path, update: int) -> None:
+    """Keep the records with ``update`` <= the given one (and drop a torn last line)."""
+    if not path.is_file():
+        path.write_text("")
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line torn by a kill mid-write: nothing after it can be trusted
+        if rec.get("update", 0) <= update:
+            kept.append(line + "\n")
+    path.write_text("".join(kept))
+
+
+def _init_wandb(rundir: Path, config: LogConfig, run_config: dict[str, Any] | None, resume: bool):
+    import wandb  # heavy: imported only when asked for
+
+    id_file = rundir / "wandb_id.txt"
+    if resume and id_file.is_file():
+        run_id = id_file.read_text().strip()
+    else:
+        run_id = wandb.util.generate_id()
+        id_file.write_text(run_id + "\n")
+    return wandb.init(
+        project=config.project,
+        dir=str(rundir),
+        mode=config.mode,
+        id=run_id,
+        name=rundir.name,
+        config=run_config,
+        resume="allow",
+        settings=wandb.Settings(console="off", silent=True),
+    )

@@ -1,0 +1,322 @@
+"""The run loop: drives any trainer, owns the run directory, logging, checkpoints and resume.
+
+An algorithm plugs in as a *trainer* (:class:`Trainer`); the loop knows nothing of PPO, MAML or
+RL^2. It calls ``trainer.update()`` until ``train.total_steps`` environment steps are done and,
+around it:
+
+* writes ``RUNDIR/config.yaml`` (the resolved spec) and, every ``train.log_interval`` updates,
+  a record to ``RUNDIR/metrics.jsonl`` (and wandb, and the progress bar);
+* every ``train.checkpoint_interval`` updates saves ``RUNDIR/checkpoints/ckpt-<update>.pt``
+  atomically: the trainer's state (model, optimizer, generators, environments), the global RNG
+  states, the loop's counters and the spec, so that ``--resume`` after a kill continues exactly
+  (on CPU with the same seed the resumed ``metrics.jsonl`` equals an uninterrupted one);
+* stops with :class:`~metaxm.errors.DivergenceError`, naming the update, step and quantity, at
+  the first NaN or inf in a metric or a parameter, before anything is checkpointed;
+* at the end plots ``RUNDIR/curve.png`` and, if the trainer can, evaluates it on fresh episodes
+  into ``RUNDIR/eval.json``.
+
+Trainers are chosen by the spec's ``algo`` through :data:`TRAINERS`, which maps a name to
+``"module:Class"`` (imported only when used); ``Class(spec)`` builds the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from metaxm.errors import ConfigError, DivergenceError
+from metaxm.run.checkpoint import (
+    checkpoint_path,
+    global_rng_state,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    set_global_rng_state,
+)
+from metaxm.run.logger import RunLogger
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+log = logging.getLogger(__name__)
+
+TRAINERS: dict[str, str] = {"ppo": "metaxm.rl.trainer:PPOTrainer"}
+"""``algo`` name -> ``"module:Class"`` of its trainer; later algorithms add themselves here."""
+
+EPISODE_KEYS = ("return", "success", "length")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long a run is and how often it reports (the ``train:`` section of a spec).
+
+    Attributes:
+        total_steps: environment steps to train for, summed over all environments and families
+            (the run stops at the first update that reaches it).
+        num_envs: parallel environments per training family.
+        log_interval: updates between two records in ``metrics.jsonl``.
+        checkpoint_interval: updates between two checkpoints (a multiple of ``log_interval``,
+            so a checkpoint always falls on a log step); 0 saves only at the end.
+        keep_checkpoints: how many of the newest checkpoints to keep (0 keeps all).
+        eval_episodes: fresh episodes per training family for the final evaluation (0 skips).
+    """
+
+    total_steps: int = 200_000
+    num_envs: int = 32
+    log_interval: int = 1
+    checkpoint_interval: int = 10
+    keep_checkpoints: int = 3
+    eval_episodes: int = 512
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
+            raise ValueError("total_steps, num_envs and log_interval must be >= 1")
+        if self.checkpoint_interval < 0 or self.keep_checkpoints < 0 or self.eval_episodes < 0:
+            raise ValueError("checkpoint_interval, keep_checkpoints and eval_episodes must be >= 0")
+        if self.checkpoint_interval % self.log_interval:
+            raise ValueError(
+                f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
+                f"log_interval ({self.log_interval})"
+            )
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """What the run loop needs from an algorithm.
+
+    Attributes:
+        env_steps: environment steps taken so far (the x-axis of every curve).
+        episodes: episodes finished so far.
+    """
+
+    env_steps: int
+    episodes: int
+
+    def update(self) -> dict[str, float]:
+        """Collect experience and improve the policy once.
+
+        Returns floats. ``episodes`` (and ``episodes/<family>``) count the episodes that ended
+        during this update; ``return``, ``success``, ``length`` (and ``<key>/<family>``) are
+        means over them and are averaged over a log window weighted by those counts; every
+        other key (losses, diagnostics) is averaged over the window's updates.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimizer, generators, envs, counters.
+        Plain data and tensors only (it is loaded with ``weights_only=True``)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        """The trained parameters (checked for NaN and inf after every update)."""
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports.
+
+    Attributes:
+        rundir: the run directory.
+        updates: updates done in total.
+        env_steps: environment steps done in total.
+        sps: environment steps per second of training in this process (wall clock).
+        last: the last record written to ``metrics.jsonl``.
+        evaluation: the final evaluation (``eval.json``), empty when skipped.
+    """
+
+    rundir: Path
+    updates: int
+    env_steps: int
+    sps: float
+    last: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+
+def make_trainer(spec: Spec) -> Trainer:
+    """Build the trainer of ``spec.algo`` (see :data:`TRAINERS`)."""
+    if spec.algo not in TRAINERS:
+        raise ConfigError(f"algo: no trainer for {spec.algo!r}; known: {', '.join(TRAINERS)}")
+    module, _, name = TRAINERS[spec.algo].partition(":")
+    return getattr(importlib.import_module(module), name)(spec)
+
+
+class MetricWindow:
+    """Averages the metrics of the updates between two log steps (see :meth:`Trainer.update`)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            base, sep, family = key.partition("/")
+            if base == "episodes":
+                continue
+            weight = 1.0
+            if base in EPISODE_KEYS:
+                weight = metrics.get(f"episodes{sep}{family}", 0.0)
+                if weight <= 0:
+                    continue
+            self.sums[key] = self.sums.get(key, 0.0) + value * weight
+            self.weights[key] = self.weights.get(key, 0.0) + weight
+
+    def flush(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.weights[k] for k in self.sums}
+        self.sums, self.weights = {}, {}
+        return out
+
+
+def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
+    """Run (or, with ``resume``, continue) the training run of ``spec`` in ``rundir``.
+
+    Raises:
+        ConfigError: ``rundir`` already holds a run and ``resume`` is false, or the spec
+            differs from the one the run was started with.
+        CheckpointError: the checkpoint to resume from cannot be loaded safely.
+        DivergenceError: a NaN or inf appeared; the checkpoints on disk are the last good ones.
+    """
+    from metaxm.spec import spec_to_dict
+
+    rundir = Path(rundir)
+    data = spec_to_dict(spec)
+    checkpoint = _prepare_rundir(rundir, data, resume)
+    _seed_globals(spec.seed)
+    trainer = make_trainer(spec)
+    update = 0
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, map_location=spec.device)
+        trainer.load_state_dict(state["trainer"])
+        set_global_rng_state(state["rng"])
+        update = int(state["loop"]["update"])
+        log.info("resuming %s from update %d (step %d)", rundir, update, trainer.env_steps)
+    cfg = spec.train
+    logger = RunLogger(
+        rundir, spec.log, cfg.total_steps, data,
+        resume_update=update if resume else None, initial_step=trainer.env_steps,
+    )  # fmt: skip
+    window = MetricWindow()
+    start_steps, start_time = trainer.env_steps, time.perf_counter()
+    last: dict[str, Any] = {}
+    try:
+        while trainer.env_steps < cfg.total_steps:
+            metrics = trainer.update()
+            update += 1
+            _check_finite(trainer, metrics, update)
+            window.add(metrics)
+            finished = trainer.env_steps >= cfg.total_steps
+            if update % cfg.log_interval == 0 or finished:
+                last = {"step": trainer.env_steps, "update": update, "episodes": trainer.episodes}
+                last.update(window.flush())
+                logger.log(last)
+            every = cfg.checkpoint_interval
+            if (every and update % every == 0) or finished:
+                payload = {
+                    "algo": spec.algo,
+                    "spec": data,
+                    "trainer": trainer.state_dict(),
+                    "loop": {"update": update, "env_steps": trainer.env_steps},
+                    "rng": global_rng_state(),
+                }
+                save_checkpoint(checkpoint_path(rundir, update), payload)
+                prune_checkpoints(rundir, cfg.keep_checkpoints)
+        elapsed = time.perf_counter() - start_time
+        sps = (trainer.env_steps - start_steps) / max(elapsed, 1e-9)
+        from metaxm.run.curve import plot_learning_curve
+
+        plot_learning_curve(rundir)
+        evaluation: dict[str, Any] = {}
+        evaluate = getattr(trainer, "evaluate", None)
+        if cfg.eval_episodes and callable(evaluate):
+            evaluation = evaluate(cfg.eval_episodes)
+            (rundir / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+        summary = {"env_steps": trainer.env_steps, "updates": update, "sps": round(sps, 1)}
+        (rundir / "summary.json").write_text(json.dumps({**summary, **evaluation}, indent=2) + "\n")
+        logger.summary({**summary, **{f"eval/{k}": v for k, v in evaluation.items()}})
+    finally:
+        logger.close()
+    return RunResult(rundir, update, trainer.env_steps, sps, last, evaluation)
+
+
+def _prepare_rundir(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:
+    """Check or create ``rundir``; write ``config.yaml``; the checkpoint to resume from."""
+    config_path = rundir / "config.yaml"
+    if resume:
+        if not config_path.is_file():
+            raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
+        stored = yaml.safe_load(config_path.read_text())
+        if stored != data:
+            raise ConfigError(
+                f"--resume: the spec differs from the one {rundir} was started with "
+                f"(first difference at {_first_difference(stored, data)}); resume with the "
+                "same spec and --set values"
+            )
+        found = list_checkpoints(rundir)
+        if not found:
+            log.warning("%s has no checkpoint yet; starting the run from the beginning", rundir)
+            return None
+        return found[-1]
+    if config_path.exists() or list_checkpoints(rundir):
+        raise ConfigError(
+            f"--out {rundir} already holds a run; pass --resume to continue it or choose "
+            "another directory"
+        )
+    rundir.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(config_path)
+    return None
+
+
+def _first_difference(a: Any, b: Any, key: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+    return key or "the top level"
+
+
+def _seed_globals(seed: int) -> None:
+    """Seed the global generators at the start of a run (metaxm itself uses its own)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global state, for user code)
+    random.seed(seed)
+
+
+def _check_finite(trainer: Trainer, metrics: dict[str, float], update: int) -> None:
+    where = f"update {update} (env step {trainer.env_steps})"
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise DivergenceError(f"{where}: {key} is {value}; stopping training")
+    with torch.no_grad():
+        for name, p in trainer.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise DivergenceError(
+                    f"{where}: parameter {name} holds NaN or inf; stopping training "
+                    "(the last checkpoint on disk is the last good one)"
+                )
+
+
+__all__ = [
+    "TRAINERS",
+    "MetricWindow",
+    "RunResult",
+    "TrainConfig",
+    "Trainer",
+    "make_trainer",
+    "train",
+]
