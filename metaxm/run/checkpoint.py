@@ -73,23 +73,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    corrupt = (
+        "truncated or corrupt checkpoint ({}); earlier checkpoints in the folder are untouched"
+    )
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
+        raise CheckpointError(f"{path}: " + corrupt.format("not a complete torch archive"))
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err)
+        if "Unsupported global" not in text and "GLOBAL" not in text:
+            raise CheckpointError(f"{path}: " + corrupt.format(_first_line(err))) from None
         raise CheckpointError(
-            f"{path}: refused to load: it holds objects other than tensors and plain data "
-            f"(weights_only=True; {first[:200]}). Only load checkpoints you trust to be metaxm's."
+            f"{path}: refused to load: it holds objects other than tensors and plain data, "
+            f"possibly code ({_first_line(err)}); nothing in it was run"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: truncated or corrupt checkpoint ({first[:200]}); earlier checkpoints in "
-            "the same folder are untouched"
-        ) from None
+        raise CheckpointError(f"{path}: " + corrupt.format(_first_line(err))) from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a metaxm checkpoint (format {FORMAT_VERSION})")
     return data
+
+
+def _first_line(err: BaseException) -> str:
+    """The most telling line of a loader error, shortened."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    pick = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), None)
+    return (pick or (lines[0] if lines else type(err).__name__))[:160]
 
 
 def prune_checkpoints(rundir: str | Path, keep: int) -> None:

@@ -1,0 +1,118 @@
+"""``metaxm train``: outputs, override errors, exact resume after SIGKILL, unsafe checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from metaxm.cli import main
+from metaxm.spec import load_spec, spec_from_dict
+
+
+def test_train_writes_the_run_directory(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=512"]) == 0
+    printed = capsys.readouterr().out
+    assert "env steps/s" in printed and "oracle" in printed
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert spec_from_dict(resolved) == load_spec(spec_file, ["train.total_steps=512"])
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [128, 256, 384, 512]
+    assert {"step", "update", "episodes", "return", "success"} <= set(records[-1])
+    assert records[-1]["episodes"] >= records[0]["episodes"] > 0
+    ev = json.loads((out / "eval.json").read_text())
+    assert ev["oracle_success"] == 1.0 and 0.0 <= ev["success"] <= 1.0
+    assert (out / "curve.png").is_file() and (out / "checkpoints" / "ckpt-00000004.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("ppo.lr=fast", "ppo.lr: expected a number, got 'fast'"),
+        ("train.num_envs=0", "train: total_steps, num_envs and log_interval must be >= 1"),
+        ("ppo.nope=1", "unknown key 'ppo.nope'"),
+        ("algo=sarsa", "algo: 'sarsa' is not allowed"),
+        ("log.mode=loud", "log.mode: 'loud' is not allowed; choose one of 'offline'"),
+        ("agent.core=lstm", "agent.core: 'lstm' is not allowed"),
+        ("ppo.lr", "expected key=value"),
+    ],
+)
+def test_bad_override_exits_2_with_one_line(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    code = main(["train", str(spec_file), "--out", str(tmp_path / "r"), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and err.startswith("metaxm train: error:")
+    assert not (tmp_path / "r").exists()
+
+
+def _metrics(rundir: Path) -> bytes:
+    return (rundir / "metrics.jsonl").read_bytes()
+
+
+def test_resume_after_sigkill_reproduces_metrics_exactly(spec_file: Path, tmp_path: Path) -> None:
+    longer = ["--set", "train.total_steps=2048"]  # 16 updates, a checkpoint every 2
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert main(["train", str(spec_file), "--out", str(full), *longer]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); "
+           "from metaxm.cli import main; sys.exit(main(sys.argv[1:]))",
+           "train", str(spec_file), "--out", str(killed), *longer]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = killed / "checkpoints" / "ckpt-00000002.pt"
+    deadline = time.monotonic() + 60
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode() if proc.stderr else ""
+    partial = _metrics(killed)
+    assert 0 < len(partial) < len(_metrics(full)), "the kill must interrupt the run"
+    assert main(["train", str(spec_file), "--out", str(killed), "--resume", *longer]) == 0
+    assert _metrics(killed) == _metrics(full)
+    assert (killed / "eval.json").read_text() == (full / "eval.json").read_text()
+
+
+def test_resume_refuses_unsafe_or_corrupt_checkpoint_and_runs_nothing(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=512"]) == 0
+    before = _metrics(out)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    last = out / "checkpoints" / "ckpt-00000004.pt"
+    torch.save({"format_version": 1, "trainer": Payload()}, last)
+    args = [
+        "train",
+        str(spec_file),
+        "--out",
+        str(out),
+        "--resume",
+        "--set",
+        "train.total_steps=512",
+    ]
+    assert main(args) == 1
+    assert "refused to load" in capsys.readouterr().err
+    assert not marker.exists() and _metrics(out) == before
+    last.write_bytes(b"PK\x03\x04 cut short")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "truncated or corrupt" in err and err.count("\n") == 1
+    assert (out / "checkpoints" / "ckpt-00000002.pt").is_file() and _metrics(out) == before
