@@ -1,0 +1,229 @@
+"""Transfer metrics of few-shot curves, and interquartile means with bootstrap intervals.
+
+A *curve* is performance (success rate, return, ...) measured after k = 0, 1, 2, 4, ...
+episodes of target-modality experience, one row per seed. From the curves of an adapting
+strategy, of PPO from ``scratch`` and the source-modality performance we derive the transfer
+metrics of Taylor & Stone (2009, "Transfer learning for reinforcement learning domains: a
+survey", sec. 2.1), with the aggregation advice of Agarwal et al. (2021, "Deep RL at the edge of
+the statistical precipice"): interquartile means (IQM) over seeds with stratified-bootstrap 95%
+confidence intervals.
+
+Definitions (``K`` is the largest budget of the adapting strategy):
+
+* **jumpstart**: performance at k = 0 minus scratch's at k = 0.
+* **auc**: area under the curve against ``log2(1 + k)`` over [0, K], divided by the width of
+  that axis: the mean performance over a log-spaced budget schedule, in performance units (a
+  log axis so that 1 episode matters as much as the step from 16 to 32).
+* **transfer_ratio**: auc / scratch's auc over the same budgets (Taylor & Stone's "total reward"
+  ratio); ``inf`` when scratch's area is 0 and the strategy's is not.
+* **episodes_to_threshold**: the first measured budget whose performance reaches
+  ``threshold`` (80% of source performance); *censored* (None) when no measured budget does.
+* **speedup**: scratch's episodes-to-threshold / the strategy's, each at least 1 episode; a
+  lower bound when scratch is censored (its cap is used), undefined when the strategy is.
+* **asymptote**: performance at the largest budget.
+* **negative transfer**: the strategy's auc is below scratch's, with the 95% bootstrap
+  interval of the IQM difference excluding zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Interquartile mean: the mean of the middle 50% (``scipy.stats.trim_mean(x, 0.25)``)."""
+    return stats.trim_mean(values, 0.25, axis=axis)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its confidence interval."""
+
+    point: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def iqm_interval(
+    strata: Sequence[np.ndarray] | np.ndarray,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Interval:
+    """IQM of all values with a stratified percentile-bootstrap interval.
+
+    Args:
+        strata: one array of per-seed values per stratum (e.g. per held-out modality), or a
+            single array. Seeds are resampled within each stratum, never across.
+        n_resamples: bootstrap resamples.
+        seed: seeds the resampling.
+        confidence: the interval's coverage.
+    """
+    groups = [np.asarray(strata, float)] if isinstance(strata, np.ndarray) else strata
+    groups = [np.asarray(g, float).ravel() for g in groups if np.size(g)]
+    if not groups:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    point = float(iqm(np.concatenate(groups)))
+    if all(g.size < 2 or np.all(g == g[0]) for g in groups):
+        return Interval(point, point, point)  # nothing to resample
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return iqm(np.concatenate(samples, axis=axis), axis=axis)
+
+    res = stats.bootstrap(
+        groups,
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def difference_interval(
+    a: np.ndarray, b: np.ndarray, n_resamples: int = 2000, seed: int = 0
+) -> Interval:
+    """IQM(a) - IQM(b) with a bootstrap interval (a and b resampled independently)."""
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    point = float(iqm(a) - iqm(b))
+    if (a.size < 2 or np.all(a == a[0])) and (b.size < 2 or np.all(b == b[0])):
+        return Interval(point, point, point)
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return iqm(x, axis=axis) - iqm(y, axis=axis)
+
+    res = stats.bootstrap(
+        (a, b),
+        statistic,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def log_axis(budgets: Sequence[int]) -> np.ndarray:
+    """The x-axis curves are integrated over: log2(1 + k)."""
+    return np.log2(1.0 + np.asarray(budgets, float))
+
+
+def area_under_curve(
+    budgets: Sequence[int], values: np.ndarray, upto: int | None = None
+) -> np.ndarray:
+    """Normalised area under ``values`` (..., K) over log2(1 + k), restricted to k <= ``upto``."""
+    budgets = np.asarray(budgets)
+    keep = budgets <= (budgets.max() if upto is None else upto)
+    x = log_axis(budgets[keep])
+    y = np.asarray(values, float)[..., keep]
+    if x.size == 1:
+        return y[..., 0]
+    return np.trapezoid(y, x, axis=-1) / (x[-1] - x[0])
+
+
+def episodes_to_threshold(
+    budgets: Sequence[int], values: np.ndarray, threshold: float
+) -> list[int | None]:
+    """Per row of ``values`` (seeds, K): the first budget reaching ``threshold``, else None."""
+    out: list[int | None] = []
+    for row in np.atleast_2d(np.asarray(values, float)):
+        hit = np.nonzero(row >= threshold - 1e-12)[0]
+        out.append(int(budgets[hit[0]]) if hit.size else None)
+    return out
+
+
+@dataclass(frozen=True)
+class TransferMetrics:
+    """The transfer metrics of one strategy on one modality (see the module docstring).
+
+    Each metric is an IQM over seeds with its interval; ``episodes_to_threshold`` is the IQM of
+    per-seed values where censored seeds count as the cap, with ``censored`` seeds counted.
+    """
+
+    jumpstart: Interval
+    auc: Interval
+    transfer_ratio: float
+    episodes_to_threshold: Interval
+    censored: int
+    seeds: int
+    speedup: float | None
+    speedup_is_lower_bound: bool
+    asymptote: Interval
+    negative_transfer: bool
+    auc_minus_scratch: Interval
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def transfer_metrics(
+    budgets: Sequence[int],
+    curves: np.ndarray,
+    scratch_budgets: Sequence[int],
+    scratch_curves: np.ndarray,
+    source: float,
+    fraction: float = 0.8,
+    seed: int = 0,
+) -> TransferMetrics:
+    """Transfer metrics of ``curves`` (seeds, K) against ``scratch_curves`` (seeds', K').
+
+    Args:
+        budgets: the K budgets (episodes) of ``curves``.
+        curves: the strategy's performance after each budget, one row per seed.
+        scratch_budgets: the budgets of ``scratch_curves``; they must include every budget of
+            ``budgets`` (scratch is measured further, up to its cap).
+        scratch_curves: PPO from scratch, one row per seed.
+        source: the source-modality performance the threshold is a fraction of.
+        fraction: the threshold is ``fraction * source``.
+        seed: seeds the bootstrap.
+    """
+    budgets = np.asarray(budgets)
+    sb = np.asarray(scratch_budgets)
+    curves, scratch = (
+        np.atleast_2d(curves).astype(float),
+        np.atleast_2d(scratch_curves).astype(float),
+    )
+    missing = set(budgets.tolist()) - set(sb.tolist())
+    if missing:
+        raise ValueError(f"scratch was not measured at budgets {sorted(missing)}")
+    common = np.isin(sb, budgets)
+    k_max = int(budgets.max())
+    auc = area_under_curve(budgets, curves)
+    scratch_auc = area_under_curve(sb[common], scratch[:, common])
+    threshold = fraction * source
+    hits = episodes_to_threshold(budgets, curves, threshold)
+    scratch_hits = episodes_to_threshold(sb, scratch, threshold)
+    cap, scratch_cap = k_max, int(sb.max())
+    hit_values = np.array([cap if h is None else h for h in hits], float)
+    scratch_values = np.array([scratch_cap if h is None else h for h in scratch_hits], float)
+    censored = sum(h is None for h in hits)
+    speedup: float | None = None
+    if censored <= len(hits) // 2:  # the IQM of the strategy's episodes is a real number
+        speedup = float(max(iqm(scratch_values), 1.0) / max(iqm(hit_values), 1.0))
+    diff = difference_interval(auc, scratch_auc, seed=seed)
+    scratch_area = float(iqm(scratch_auc))
+    ratio = float(iqm(auc)) / scratch_area if scratch_area > 0 else float("inf")
+    return TransferMetrics(
+        jumpstart=difference_interval(curves[:, 0], scratch[:, 0], seed=seed),
+        auc=iqm_interval(auc, seed=seed),
+        transfer_ratio=ratio,
+        episodes_to_threshold=iqm_interval(hit_values, seed=seed),
+        censored=censored,
+        seeds=len(hits),
+        speedup=speedup,
+        speedup_is_lower_bound=any(h is None for h in scratch_hits),
+        asymptote=iqm_interval(curves[:, -1], seed=seed),
+        negative_transfer=bool(diff.high < 0),
+        auc_minus_scratch=diff,
+    )

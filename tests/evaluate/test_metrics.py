@@ -1,0 +1,89 @@
+"""Transfer metrics on constructed curves whose answers are known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metaxm.evaluate.metrics import (
+    area_under_curve,
+    difference_interval,
+    episodes_to_threshold,
+    iqm,
+    iqm_interval,
+    transfer_metrics,
+)
+
+BUDGETS = [0, 1, 3, 7]  # log2(1 + k) = 0, 1, 2, 3: a unit-spaced axis
+
+
+def test_iqm_drops_the_outer_quartiles() -> None:
+    assert iqm(np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])) == pytest.approx(3.5)
+
+
+def test_auc_of_known_curves() -> None:
+    assert area_under_curve(BUDGETS, np.array([1.0, 1.0, 1.0, 1.0])) == pytest.approx(1.0)
+    # a straight ramp 0 -> 3 over a unit-spaced axis of width 3: mean height 1.5
+    assert area_under_curve(BUDGETS, np.array([0.0, 1.0, 2.0, 3.0])) == pytest.approx(1.5)
+    # a step at the last interval: trapezoid area 0.5 over width 3
+    assert area_under_curve(BUDGETS, np.array([0.0, 0.0, 0.0, 1.0])) == pytest.approx(0.5 / 3)
+    # restricted to k <= 3: the first two intervals only
+    assert area_under_curve(BUDGETS, np.array([0.0, 1.0, 2.0, 9.0]), upto=3) == pytest.approx(1.0)
+
+
+def test_time_to_threshold_and_censoring() -> None:
+    curves = np.array([[0.1, 0.5, 0.85, 0.9], [0.9, 0.9, 0.9, 0.9], [0.0, 0.1, 0.2, 0.3]])
+    assert episodes_to_threshold(BUDGETS, curves, 0.8) == [3, 0, None]
+
+
+def test_bootstrap_interval_covers_a_known_mean() -> None:
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(40):
+        sample = rng.normal(2.0, 1.0, size=30)
+        ci = iqm_interval(sample, n_resamples=500, seed=trial)
+        assert ci.low <= ci.point <= ci.high
+        covered += ci.low <= 2.0 <= ci.high
+    assert covered >= 34  # a 95% interval of a symmetric distribution's IQM
+
+
+def test_stratified_bootstrap_never_mixes_strata() -> None:
+    # two strata with constant values: any within-stratum resample gives the same IQM
+    ci = iqm_interval([np.zeros(5), np.ones(5)], n_resamples=200)
+    assert ci.point == ci.low == ci.high == pytest.approx(0.5)
+
+
+def test_difference_interval_sign() -> None:
+    rng = np.random.default_rng(1)
+    diff = difference_interval(rng.normal(0, 0.1, 20), rng.normal(1, 0.1, 20), n_resamples=500)
+    assert diff.high < 0 and diff.point == pytest.approx(-1.0, abs=0.1)
+
+
+def test_transfer_metrics_end_to_end() -> None:
+    # strategy: 0.9 from 1 episode on; scratch: reaches 0.8 only at 31 episodes (budget cap 63)
+    strat = np.tile([0.2, 0.9, 0.9, 0.9], (5, 1))
+    sb = [0, 1, 3, 7, 15, 31, 63]
+    scratch = np.tile([0.0, 0.0, 0.0, 0.1, 0.5, 0.85, 0.9], (5, 1))
+    m = transfer_metrics(BUDGETS, strat, sb, scratch, source=1.0)
+    assert m.jumpstart.point == pytest.approx(0.2)
+    assert m.episodes_to_threshold.point == 1 and m.censored == 0
+    assert m.speedup == pytest.approx(31.0) and not m.speedup_is_lower_bound
+    assert m.asymptote.point == pytest.approx(0.9)
+    scratch_auc = area_under_curve(BUDGETS, np.array([0.0, 0.0, 0.0, 0.1]))
+    assert m.transfer_ratio == pytest.approx(area_under_curve(BUDGETS, strat[0]) / scratch_auc)
+    assert not m.negative_transfer
+
+
+def test_transfer_metrics_flags_negative_transfer_and_censoring() -> None:
+    rng = np.random.default_rng(2)
+    strat = np.clip(rng.normal(0.05, 0.01, (5, 4)), 0, 1)
+    scratch = np.clip(rng.normal(0.5, 0.01, (5, 5)), 0, 1)
+    m = transfer_metrics(BUDGETS, strat, [0, 1, 3, 7, 15], scratch, source=1.0)
+    assert m.negative_transfer
+    assert m.censored == 5 and m.speedup is None
+    assert m.speedup_is_lower_bound  # scratch never reaches 0.8 either
+
+
+def test_scratch_must_cover_the_budgets() -> None:
+    with pytest.raises(ValueError, match=r"scratch was not measured at budgets \[7\]"):
+        transfer_metrics(BUDGETS, np.zeros((2, 4)), [0, 1, 3], np.zeros((2, 3)), source=1.0)
