@@ -58,3 +58,5 @@ __all__ = [
     "register_world",
     "world_config_class",
 ]
+
+from metaxm.envs import gym_api as _gym_api  # noqa: E402,F401  (registers the gymnasium ids)

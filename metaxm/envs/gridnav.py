@@ -87,6 +87,13 @@ class GridNav(World):
             feature_names=tuple(names),
         )
         self._moves = torch.tensor(MOVES, device=self.device)
+        self._scale = 2.0 / max(n - 1, 1)  # cell index -> [-1, 1]
+        self._strides = torch.tensor([n, 1], device=self.device)  # (row, col) -> cell
+        # (row, col) -> cell of the padded grid, and the offsets of the four neighbours there
+        self._padded_strides = torch.tensor([n + 2, 1], device=self.device)
+        self._neighbours = torch.tensor(
+            [(dr * (n + 2) + dc) + (n + 2) + 1 for dr, dc in MOVES], device=self.device
+        )
         self.pos = torch.zeros(num_envs, 2, dtype=torch.long, device=self.device)
         self.set_tasks(self.sample_tasks(num_envs))
         self.reset()
@@ -134,6 +141,11 @@ class GridNav(World):
             self.goal[env_ids], self.walls[env_ids], self.dist[env_ids] = goal, walls, dist
         # walls with a blocked border, for neighbour look-ups: (B, N + 2, N + 2)
         self._padded = torch.nn.functional.pad(self.walls, (1, 1, 1, 1), value=True)
+        # cached per task, so that step() and scene() do only per-step work
+        self._padded_flat = self._padded.flatten(1)  # (B, (N + 2)^2)
+        self._walls_flat = self.walls.flatten(1)  # (B, N^2)
+        self._any_walls = bool(self.walls.any())
+        self._goal_features = self.goal.float() * self._scale - 1.0  # (B, 2)
 
     def task_params(self) -> TaskParams:
         return {"goal": self.goal.clone(), "walls": self.walls.clone()}
@@ -157,8 +169,12 @@ class GridNav(World):
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n = self.size
         new = (self.pos + self._moves[actions.long()]).clamp_(0, n - 1)
-        blocked = self.walls.flatten(1).gather(1, (new[:, 0] * n + new[:, 1]).unsqueeze(1))
-        self.pos = torch.where(blocked, self.pos, new)
+        if self._any_walls:
+            cell = (new * self._strides).sum(1, keepdim=True)  # (B, 1)
+            blocked = self._walls_flat.gather(1, cell)
+            self.pos = torch.where(blocked, self.pos, new)
+        else:  # nothing can block a move
+            self.pos = new
         at_goal = (self.pos == self.goal).all(1)
         reward = torch.where(at_goal, 1.0, -self.config.step_cost)
         self.t += 1
@@ -178,18 +194,16 @@ class GridNav(World):
 
     # ----------------------------------------------------------------------------- rendering
     def scene(self) -> Scene:
-        n = self.size
-        scale = 2.0 / max(n - 1, 1)
-        parts = [self.pos.float() * scale - 1.0]
+        parts = [self.pos.float() * self._scale - 1.0]
         if self.config.goal_visible:
-            parts.append(self.goal.float() * scale - 1.0)
+            parts.append(self._goal_features)
         if self.config.walls:
-            r, c = self.pos[:, 0] + 1, self.pos[:, 1] + 1
-            b = self.all_ids()
-            around = torch.stack([self._padded[b, r + dr, c + dc] for dr, dc in MOVES], 1)
+            # the padded grid's cells of the four neighbours, in MOVES order: (B, 4)
+            cells = (self.pos * self._padded_strides).sum(1, keepdim=True) + self._neighbours
+            around = self._padded_flat.gather(1, cells)
             parts.append(around.float() * 2.0 - 1.0)
         layout = Layout(
-            size=n,
+            size=self.size,
             agent=self.pos,
             goal=self.goal if self.config.goal_visible else None,
             walls=self.walls if self.config.walls else None,
@@ -207,6 +221,11 @@ def _distances(walls: Tensor, goal: Tensor) -> Tensor:
     longest shortest path, and we stop as soon as nothing changes.
     """
     b, n, _ = walls.shape
+    if not bool(walls.any()):  # an open grid: the Manhattan distance, no relaxation needed
+        cells = torch.arange(n, device=walls.device)
+        d_row = (cells.view(1, n, 1) - goal[:, 0].view(b, 1, 1)).abs()
+        d_col = (cells.view(1, 1, n) - goal[:, 1].view(b, 1, 1)).abs()
+        return d_row + d_col
     dist = torch.full((b, n, n), _INF, dtype=torch.long, device=walls.device)
     dist[torch.arange(b, device=walls.device), goal[:, 0], goal[:, 1]] = 0
     for _ in range(n * n):

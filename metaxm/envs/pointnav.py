@@ -95,6 +95,13 @@ class PointNav(World):
             self.goal = goal.clone()
         else:
             self.goal[env_ids] = goal
+        self._goal_cell = self._cell(self.goal)  # cached: scene() only places the agent
+
+    def _cell(self, xy: Tensor) -> Tensor:
+        """(B, 2) long (row, col) of positions on the ``layout_size`` grid."""
+        g = self.config.layout_size
+        bins = ((xy + 1.0) * 0.5 * g).long().clamp_(0, g - 1)
+        return torch.stack((g - 1 - bins[:, 1], bins[:, 0]), 1)  # row counts down from +y
 
     def task_params(self) -> TaskParams:
         return {"goal": self.goal.clone()}
@@ -122,17 +129,11 @@ class PointNav(World):
         return (self.goal - self.pos).clamp(-a, a)
 
     def scene(self) -> Scene:
-        g = self.config.layout_size
-
-        def cell(xy: Tensor) -> Tensor:
-            bins = ((xy + 1.0) * 0.5 * g).long().clamp_(0, g - 1)
-            return torch.stack((g - 1 - bins[:, 1], bins[:, 0]), 1)  # row counts down from +y
-
         parts = [self.pos] + ([self.goal] if self.config.goal_visible else [])
         layout = Layout(
-            size=g,
-            agent=cell(self.pos),
-            goal=cell(self.goal) if self.config.goal_visible else None,
+            size=self.config.layout_size,
+            agent=self._cell(self.pos),
+            goal=self._goal_cell if self.config.goal_visible else None,
             walls=None,
         )
         return Scene(features=torch.cat(parts, 1), layout=layout)

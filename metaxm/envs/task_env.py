@@ -30,6 +30,9 @@ class TaskEnv:
         tasks: per-environment task parameters; None keeps the world's current tasks.
         seed: seeds the observation-noise generator (the world has its own).
         final_obs: also render the last observation of finished episodes into ``info``.
+        resample_tasks: at auto-reset, give finished environments fresh tasks drawn from the
+            world's task distribution (the gymnasium API's per-episode tasks); by default an
+            environment keeps its task across episodes, as meta-RL trials need.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class TaskEnv:
         tasks: TaskParams | None = None,
         seed: int = 0,
         final_obs: bool = False,
+        resample_tasks: bool = False,
     ) -> None:
         self.world = world
         self.family = get_family(family) if isinstance(family, str) else family
@@ -47,6 +51,7 @@ class TaskEnv:
         self.num_envs = world.num_envs
         self.device = world.device
         self.final_obs = final_obs
+        self.resample_tasks = resample_tasks
         self.observation_space = self.family.observation_space(world.scene_info)
         self.action_space = world.action_space
         self.render_generator = torch.Generator(self.device).manual_seed(seed + 7919)
@@ -73,6 +78,39 @@ class TaskEnv:
                 }
             else:
                 self.params = stack_params([self._params(s) for s in seeds], self.device)
+
+    def set_env_tasks(
+        self,
+        env_ids: Tensor,
+        tasks: TaskParams | None = None,
+        variants: Sequence[int] | None = None,
+    ) -> None:
+        """Give some environments new tasks and/or variants and start new episodes there.
+
+        The others are untouched; call :meth:`observe` for the new observations. (RL^2 uses
+        this at the end of a trial; :meth:`set_tasks` is the all-environments form.)
+
+        Args:
+            env_ids: (K,) long, the environments.
+            tasks: K rows of task parameters.
+            variants: K variant seeds.
+        """
+        if tasks is not None:
+            self.world.set_tasks(tasks, env_ids)
+        if variants is not None:
+            ids = env_ids.tolist()
+            if len(variants) != len(ids):
+                raise ValueError(f"got {len(variants)} variants for {len(ids)} environments")
+            for i, s in zip(ids, variants):
+                self.variants[i] = int(s)
+            rows = stack_params([self._params(int(s)) for s in variants], self.device)
+            for k, v in rows.items():
+                if self.params[k].stride(0) == 0:  # an expanded view of one variant: own it
+                    self.params[k] = self.params[k].contiguous()
+                self.params[k][env_ids] = v
+        self.world.reset(env_ids)
+        self.episode_return[env_ids] = 0.0
+        self.episode_length[env_ids] = 0
 
     def _params(self, seed: int) -> VariantParams:
         if seed not in self._variant_cache:
@@ -113,6 +151,8 @@ class TaskEnv:
         if ids.numel():
             if self.final_obs:
                 info["final_obs"] = self.observe()
+            if self.resample_tasks:
+                self.world.set_tasks(self.world.sample_tasks(ids.shape[0]), ids)
             self.world.reset(ids)
             self.episode_return[ids] = 0.0
             self.episode_length[ids] = 0

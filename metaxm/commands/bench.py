@@ -1,0 +1,92 @@
+"""``metaxm bench envs [--quick] [--json FILE]``: how fast metaxm's batched worlds step.
+
+``envs`` times the batched TaskEnv against gymnasium's ``SyncVectorEnv`` over single envs for
+every world x registered family (see :mod:`metaxm.bench.envs` for exactly what is timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmarks: 'envs' times batched worlds against gymnasium's SyncVectorEnv"
+WHAT = ("envs",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=WHAT, help="which benchmark to run")
+    parser.add_argument(
+        "--quick", action="store_true", help="short timings (well under a minute in all)"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the records as JSON")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for every side (default: 1)"
+    )
+    parser.add_argument("--worlds", nargs="+", metavar="WORLD", help="worlds (default: all)")
+    parser.add_argument(
+        "--families", nargs="+", metavar="FAMILY", help="modality families (default: all)"
+    )
+    parser.add_argument("--variant", type=int, default=0, help="family variant (default: 0)")
+    # batch sizes other than 1, 64, 1024: for tests and quick looks
+    parser.add_argument("--batches", nargs="+", type=int, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_envs(
+        quick=args.quick,
+        json_path=args.json,
+        threads=args.threads,
+        worlds=args.worlds,
+        families=args.families,
+        batches=args.batches,
+        variant=args.variant,
+    )
+
+
+def run_envs(
+    quick: bool = False,
+    json_path: str | None = None,
+    threads: int = 1,
+    worlds: list[str] | None = None,
+    families: list[str] | None = None,
+    batches: list[int] | None = None,
+    variant: int = 0,
+) -> int:
+    """Run ``bench envs``, printing the table as rows arrive; also used by ``metaxm main``."""
+    import torch
+
+    from metaxm.bench import envs as bench
+    from metaxm.errors import ConfigError
+
+    if threads < 1:
+        raise ConfigError(f"--threads: need at least 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    mode = "quick" if quick else "full"
+    print(
+        f"bench envs ({mode}): env steps/s; torch threads = {torch.get_num_threads()} for the "
+        "TaskEnv, the gymnasium VectorEnv and SyncVectorEnv alike"
+    )
+    print(bench.HEADER, flush=True)
+    try:
+        records = bench.bench_envs(
+            worlds=worlds,
+            families=families,
+            batches=batches or bench.DEFAULT_BATCHES,
+            quick=quick,
+            variant=variant,
+            on_record=lambda r: print(bench.format_row(r), flush=True),
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    finally:
+        torch.set_num_threads(previous)
+    print(
+        "TaskEnv: batched torch env; VectorEnv: the same behind gymnasium's vector API (numpy); "
+        "SyncVecEnv: gymnasium.vector.SyncVectorEnv over B MetaxmEnv; ratio = TaskEnv / SyncVecEnv"
+    )
+    for miss in bench.missed_targets(records):
+        print(f"target missed: {miss}")
+    if json_path:
+        path = bench.write_json(records, json_path)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,146 @@
+"""``metaxm render``, ``metaxm bench envs`` and ``metaxm main``, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metaxm import cli
+from metaxm.bench import envs as bench_envs
+from metaxm.bench.envs import EnvBenchRecord, Timing
+from metaxm.modalities import FAMILIES
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RECORD_KEYS = {"world", "family", "batch", "steps_per_s", "gym_steps_per_s", "ratio"}
+
+
+@pytest.fixture(autouse=True)
+def only_these_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the parser from the commands under test alone (others may not have landed)."""
+    monkeypatch.setattr(cli, "COMMANDS", ("main", "render", "bench"))
+
+
+@pytest.fixture
+def instant_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time one step per run: these tests check what is written, not how fast it steps."""
+    fast = Timing(min_time=0.0, min_steps=1, max_env_steps=10, max_steps=1, warmup=1, gym_warmup=0)
+    monkeypatch.setattr(bench_envs, "QUICK", fast)
+
+
+def write_spec(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    """A small spec naming every registered family, so new families get drawn too."""
+    families = sorted(FAMILIES)
+    return write_spec(
+        tmp_path / "spec.yaml",
+        {
+            "seed": 1,
+            "world": {"name": "gridnav", "size": 5, "walls": True},
+            "modalities": {
+                "train": {f: 2 for f in families},
+                "heldout_variants": {families[0]: 1},
+            },
+        },
+    )
+
+
+def test_render_writes_a_png(spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "figs" / "render.png"
+    assert cli.main(["render", str(spec), "--out", str(out), "--variants", "2"]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert str(out) in capsys.readouterr().out
+
+
+def test_render_pointnav_with_overrides(spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.png"
+    args = ["render", str(spec), "--out", str(out), "--variants", "1"]
+    args += ["--set", "world={name: pointnav}"]
+    assert cli.main(args) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.usefixtures("instant_timing")
+def test_bench_envs_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "envs", "--quick", "--json", str(out), "--families", "vector"]
+    assert cli.main([*args, "--batches", "1", "3"]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["world"], r["batch"]) for r in records] == [
+        ("gridnav", 1),
+        ("gridnav", 3),
+        ("pointnav", 1),
+        ("pointnav", 3),
+    ]
+    for r in records:
+        assert set(r) >= RECORD_KEYS and r["family"] == "vector" and r["threads"] == 1
+        assert r["steps_per_s"] > 0 and r["gym_steps_per_s"] > 0
+        assert r["ratio"] == pytest.approx(r["steps_per_s"] / r["gym_steps_per_s"])
+        EnvBenchRecord(**r)  # nothing more, nothing less
+    printed = capsys.readouterr().out
+    assert "torch threads = 1" in printed and "ratio" in printed
+
+
+@pytest.mark.usefixtures("instant_timing")
+def test_main_renders_and_benches(spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert (
+        cli.main(["main", str(spec), "--out", str(out), "--batches", "1", "--variants", "1"]) == 0
+    )
+    assert (out / "render.png").read_bytes()[:8] == PNG_MAGIC
+    records = json.loads((out / "bench_envs.json").read_text())
+    assert {r["family"] for r in records} == set(FAMILIES)
+    assert {r["world"] for r in records} == {"gridnav", "pointnav"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("world: {name: gridnav\n", "not valid YAML"),
+        ("seed: 0\nworld: {name: gridnav, sise: 5}\n", "unknown key 'world.sise'"),
+        ("modalities: {train: {smell: 2}}\n", "modalities.train.smell: unknown modality family"),
+        ("world: {name: maze}\n", "unknown world 'maze'"),
+    ],
+    ids=["missing", "malformed", "unknown-key", "unknown-family", "unknown-world"],
+)
+@pytest.mark.parametrize("command", ["render", "main"])
+def test_bad_specs_exit_2_with_one_line(
+    command: str, content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "spec.yaml"
+    if content is not None:
+        path.write_text(content)
+    assert cli.main([command, str(path), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"metaxm {command}: error: ")
+    assert message in lines[0] and "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "out").exists()  # nothing is written for a bad spec
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--families", "smell"], "unknown modality family 'smell'"),
+        (["--worlds", "maze"], "unknown world 'maze'"),
+        (["--batches", "0"], "batch sizes must be >= 1"),
+        (["--threads", "0"], "--threads: need at least 1"),
+    ],
+)
+def test_bad_bench_arguments_exit_2(args: list[str], message: str, capsys) -> None:
+    assert cli.main(["bench", "envs", "--quick", *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_render_rejects_zero_variants(spec: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["render", str(spec), "--variants", "0"]) == 2
+    assert "--variants: need at least 1" in capsys.readouterr().err
