@@ -1,0 +1,85 @@
+"""AlignConfig: the ``align:`` section of a spec (pretraining, auxiliary loss, few-shot fits).
+
+One section serves the three uses of cross-modal alignment (see :mod:`metaxm.align`):
+
+* ``metaxm pretrain``: ``loss``, ``temperature``, ``batch_size``, ``views``, ``lr``,
+  ``pretrain_updates`` (and the spec's ``train.log_interval`` / ``checkpoint_interval``);
+* the auxiliary loss of PPO, MAML and RL^2: ``weight`` (0 turns it off) with the same loss
+  settings;
+* few-shot fitting of a new modality's adapter: the ``fit_*`` fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AlignLossName = Literal["infonce", "vae"]
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Cross-modal alignment settings.
+
+    Attributes:
+        weight: weight of the alignment loss as an auxiliary term in PPO, MAML and RL^2
+            training; 0 (the default) turns it off and leaves those trainers unchanged.
+        loss: ``infonce`` (symmetric InfoNCE between the latents of paired renders) or ``vae``
+            (a VAE whose posterior mean is the shared latent, trained to reconstruct every
+            view of a state from the latent of any one view).
+        temperature: the InfoNCE temperature (the initial one when ``learn_temperature``).
+        learn_temperature: learn the temperature as a parameter, as CLIP does.
+        batch_size: world states per paired batch.
+        views: modalities each state is rendered in per batch (>= 2; 0 renders it in every
+            training family). Each view is one family with a training variant drawn per state.
+        random_steps: random actions taken from the random reset states before rendering, for
+            worlds whose reset states do not cover the state space.
+        vae_beta: the weight of the KL term of the ``vae`` loss.
+        lr: Adam learning rate of ``metaxm pretrain``.
+        max_grad_norm: global gradient-norm clip of pretraining and of the auxiliary step.
+        pretrain_updates: gradient steps of ``metaxm pretrain``.
+        eval_states: random states the representation metrics are computed on.
+        eval_interval: pretraining updates between two retrieval evaluations written to
+            ``metrics.jsonl`` (0: only at the end).
+        fit_iters: gradient steps of a few-shot adapter fit.
+        fit_lr: Adam learning rate of a few-shot fit.
+        fit_mse: weight of the squared distance to the source latent in a few-shot fit
+            (InfoNCE only fixes directions; the policy reads the latent itself).
+        fit_envs: parallel environments the paired steps of a few-shot fit are collected in.
+    """
+
+    weight: float = 0.0
+    loss: AlignLossName = "infonce"
+    temperature: float = 0.1
+    learn_temperature: bool = False
+    batch_size: int = 256
+    views: int = 0
+    random_steps: int = 0
+    vae_beta: float = 1e-3
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    pretrain_updates: int = 1500
+    eval_states: int = 256
+    eval_interval: int = 250
+    fit_iters: int = 300
+    fit_lr: float = 3e-3
+    fit_mse: float = 1.0
+    fit_envs: int = 8
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.vae_beta < 0 or self.fit_mse < 0:
+            raise ValueError("weight, vae_beta and fit_mse must be >= 0")
+        if self.temperature <= 0 or self.lr <= 0 or self.fit_lr <= 0 or self.max_grad_norm <= 0:
+            raise ValueError("temperature, lr, fit_lr and max_grad_norm must be > 0")
+        if self.batch_size < 2 or self.eval_states < 2:
+            raise ValueError(
+                f"batch_size and eval_states must be >= 2 (InfoNCE needs negatives), got "
+                f"{self.batch_size} and {self.eval_states}"
+            )
+        if self.views == 1 or self.views < 0:
+            raise ValueError(f"views must be 0 (all families) or >= 2, got {self.views}")
+        for name in ("random_steps", "pretrain_updates", "eval_interval", "fit_iters"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.fit_envs < 1:
+            raise ValueError(f"fit_envs must be >= 1, got {self.fit_envs}")
