@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from metaxm.align.config import AlignConfig
 from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
 from metaxm.modalities import FAMILIES
@@ -100,6 +101,8 @@ class Spec:
         train: run length, environments, log and checkpoint intervals
             (:class:`metaxm.run.loop.TrainConfig`).
         log: wandb mode and project, progress bar (:class:`metaxm.run.logger.LogConfig`).
+        align: cross-modal alignment: pretraining, the auxiliary loss and few-shot fits
+            (:class:`metaxm.align.config.AlignConfig`).
     """
 
     seed: int = 0
@@ -111,6 +114,7 @@ class Spec:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
