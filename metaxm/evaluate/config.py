@@ -1,0 +1,51 @@
+"""The ``evaluate:`` section of a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Metric = Literal["success", "return"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the evaluator measures few-shot transfer.
+
+    Attributes:
+        seeds: independent repetitions of every (modality, strategy) curve.
+        budgets: episodes of target-modality experience after which adapting strategies are
+            measured (0 = before any).
+        scratch_cap: the most episodes PPO from scratch gets; it is measured at ``budgets``
+            and then at doublings up to this cap. Runs that never reach the threshold are
+            reported as censored at the cap.
+        eval_episodes: fresh episodes behind every measurement.
+        strategies: which strategies to run (those whose agent is missing are skipped).
+        metric: the performance the transfer metrics and the threshold are computed on.
+        threshold: the fraction of source-modality performance that counts as adapted.
+    """
+
+    seeds: int = 5
+    budgets: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)
+    scratch_cap: int = 1024
+    eval_episodes: int = 64
+    strategies: tuple[str, ...] = ("zeroshot", "maml", "rl2", "align", "finetune", "scratch")
+    metric: Metric = "success"
+    threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.eval_episodes < 1:
+            raise ValueError("seeds and eval_episodes must be >= 1")
+        if (
+            not self.budgets
+            or list(self.budgets) != sorted(set(self.budgets))
+            or self.budgets[0] < 0
+        ):
+            raise ValueError(f"budgets must be increasing and >= 0, got {list(self.budgets)}")
+        if self.scratch_cap < self.budgets[-1]:
+            raise ValueError(
+                f"scratch_cap ({self.scratch_cap}) must be >= the largest budget "
+                f"({self.budgets[-1]})"
+            )
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")

@@ -1,0 +1,176 @@
+"""Experience counted in episodes: measuring a policy, and PPO on an episode budget.
+
+The evaluator's x-axis is *episodes of target-modality experience*, so the baselines that learn
+by PPO (``finetune``, ``scratch``) collect whole episodes: every environment of a batch plays
+exactly one episode (steps after its end are masked out), and each PPO update uses the
+episodes gathered since the last measured budget. One update per budget step, with the
+spec's ``ppo`` hyper-parameters (epochs, minibatches, clipping), is a plain fine-tuning
+schedule; past ``max_batch`` episodes a budget step is split into several updates.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from metaxm.envs import make_world
+from metaxm.envs.task_env import TaskEnv
+from metaxm.nn.agent import Agent
+from metaxm.rl.gae import compute_gae
+from metaxm.rl.ppo import Batch, ppo_update
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+Params = Mapping[str, Tensor]
+Curve = dict[str, list[float]]
+METRICS = ("return", "success", "steps")
+
+
+def target_env(spec: Spec, family: str, variant: int, n: int, seed: int) -> TaskEnv:
+    """``n`` environments of the spec's world, all showing modality ``family:variant``, with
+    tasks drawn from ``seed``."""
+    world = make_world(spec.world, n, device=spec.device, seed=seed)
+    return TaskEnv(world, family, variant, seed=seed)
+
+
+def policy(agent: Agent, family: str, params: Params | None = None) -> Callable[[Tensor], Tensor]:
+    """obs -> policy distribution parameters, with ``params`` (a subset) swapped in if given."""
+    if params is None:
+        return lambda obs: agent(obs, family)[0]
+    return lambda obs: functional_call(agent, dict(params), (obs, family))[0]
+
+
+@torch.no_grad()
+def measure(
+    agent: Agent,
+    spec: Spec,
+    family: str,
+    variant: int,
+    episodes: int,
+    seed: int,
+    params: Params | None = None,
+) -> dict[str, float]:
+    """Mean return, success and steps of the policy's mode on ``episodes`` fresh episodes.
+
+    ``steps`` is the episode length, the horizon for episodes that never reach the goal. The
+    same ``seed`` gives the same tasks, starts and observation noise, so measurements of one
+    agent at different budgets are paired.
+    """
+    env = target_env(spec, family, variant, episodes, seed)
+    pi = policy(agent, family, params)
+    obs = env.reset()
+    finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
+    out = {k: torch.zeros(episodes, device=env.device) for k in METRICS}
+    for _ in range(env.world.horizon):
+        obs, _, term, trunc, info = env.step(agent.head.mode(pi(obs)))
+        new = (term | trunc) & ~finished
+        out["return"] = torch.where(new, info["episode_return"], out["return"])
+        out["success"] = torch.where(new, info["success"].float(), out["success"])
+        out["steps"] = torch.where(new, info["episode_length"].float(), out["steps"])
+        finished |= new
+        if bool(finished.all()):
+            break
+    return {k: float(v.mean()) for k, v in out.items()}
+
+
+@torch.no_grad()
+def play_episodes(
+    agent: Agent, env: TaskEnv, family: str, generator: torch.Generator, gamma: float, lam: float
+) -> tuple[Batch, dict[str, float]]:
+    """One episode of the agent's stochastic policy in every environment of ``env``.
+
+    Every episode is whole, so GAE needs no bootstrap at its end; an episode cut by the
+    horizon is treated as terminal there (a departure from the PPO trainer, which bootstraps
+    truncations, kept because these batches are tiny and end where the horizon ends anyway).
+
+    Returns:
+        the PPO batch of every valid step and the episodes' mean ``return`` and ``success``.
+    """
+    head = agent.head
+    obs = env.reset()
+    b = env.num_envs
+    keys = ("obs", "actions", "logprobs", "values", "rewards", "done", "valid")
+    buf: dict[str, list[Tensor]] = {k: [] for k in keys}
+    alive = torch.ones(b, dtype=torch.bool, device=env.device)
+    ret = torch.zeros(b, device=env.device)
+    succ = torch.zeros(b, device=env.device)
+    for _ in range(env.world.horizon):
+        pd, value = agent(obs, family)
+        action = head.sample(pd, generator)
+        nxt, reward, term, trunc, info = env.step(action)
+        done = term | trunc
+        row = (obs, action, head.log_prob(pd, action), value, reward, done | ~alive, alive.clone())
+        for k, v in zip(keys, row):
+            buf[k].append(v)
+        ended = done & alive
+        ret = torch.where(ended, info["episode_return"], ret)
+        succ = torch.where(ended, info["success"].float(), succ)
+        alive &= ~done
+        obs = nxt
+        if not bool(alive.any()):
+            break
+    r = {k: torch.stack(v) for k, v in buf.items()}  # (T, B, ...)
+    next_values = torch.cat((r["values"][1:], torch.zeros_like(r["values"][:1])))
+    adv, returns = compute_gae(
+        r["rewards"], r["values"], next_values, r["done"], r["done"], gamma, lam
+    )
+    m = r["valid"]
+    batch = Batch(
+        obs=r["obs"][m], actions=r["actions"][m], logprobs=r["logprobs"][m],
+        values=r["values"][m], advantages=adv[m], returns=returns[m],
+    )  # fmt: skip
+    return batch, {"return": float(ret.mean()), "success": float(succ.mean())}
+
+
+def ppo_on_budget(
+    agent: Agent,
+    spec: Spec,
+    family: str,
+    variant: int,
+    budgets: Sequence[int],
+    seed: int,
+    eval_episodes: int,
+    max_batch: int = 64,
+) -> Curve:
+    """PPO on ``family:variant`` measured after each budget of episodes (the agent is copied).
+
+    Args:
+        agent: the starting agent (a fresh one for ``scratch``, pre-trained for ``finetune``).
+        spec: the world and the ``ppo`` hyper-parameters.
+        family: the target family.
+        variant: the target variant.
+        budgets: increasing episode budgets at which to measure (0 measures the start).
+        seed: seeds the experience, the actions and the measurements.
+        eval_episodes: fresh episodes per measurement.
+        max_batch: the most episodes in one PPO update.
+
+    Returns:
+        ``{"return": [...], "success": [...], "steps": [...], "episodes": [...]}``, one entry
+        per budget.
+    """
+    agent = copy.deepcopy(agent)
+    cfg = spec.ppo
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    gen = torch.Generator(spec.device).manual_seed(seed + 1)
+    shuffle = torch.Generator().manual_seed(seed + 2)
+    curve: Curve = {k: [] for k in (*METRICS, "episodes")}
+    used, env_seed = 0, seed + 3
+    for budget in budgets:
+        while used < budget:
+            n = min(budget - used, max_batch)
+            env = target_env(spec, family, variant, n, env_seed)
+            env_seed += 1
+            batch, _ = play_episodes(agent, env, family, gen, cfg.gamma, cfg.gae_lambda)
+            ppo_update(agent, optimizer, {family: batch}, cfg, shuffle, f"{family}:{variant}")
+            used += n
+        result = measure(agent, spec, family, variant, eval_episodes, seed)
+        for k in METRICS:
+            curve[k].append(result[k])
+        curve["episodes"].append(float(used))
+    return curve
