@@ -52,6 +52,8 @@ def run_envs(
     variant: int = 0,
 ) -> int:
     """Run ``bench envs``, printing the table as rows arrive; also used by ``metaxm main``."""
+    import os
+
     import torch
 
     from metaxm.bench import envs as bench
@@ -66,6 +68,9 @@ def run_envs(
         f"bench envs ({mode}): env steps/s; torch threads = {torch.get_num_threads()} for the "
         "TaskEnv, the gymnasium VectorEnv and SyncVectorEnv alike"
     )
+    if hasattr(os, "getloadavg"):
+        load, cores = os.getloadavg()[0], os.cpu_count()
+        print(f"load average {load:.1f} on {cores} cores: wall-clock rates drop when it is high")
     print(bench.HEADER, flush=True)
     try:
         records = bench.bench_envs(
@@ -82,7 +87,8 @@ def run_envs(
         torch.set_num_threads(previous)
     print(
         "TaskEnv: batched torch env; VectorEnv: the same behind gymnasium's vector API (numpy); "
-        "SyncVecEnv: gymnasium.vector.SyncVectorEnv over B MetaxmEnv; ratio = TaskEnv / SyncVecEnv"
+        "SyncVecEnv: gymnasium.vector.SyncVectorEnv over B MetaxmEnv; ratio = TaskEnv / "
+        "SyncVecEnv; cpu-s: per second of this process's CPU time (what an idle core gives)"
     )
     for miss in bench.missed_targets(records):
         print(f"target missed: {miss}")

@@ -89,6 +89,8 @@ class GridNav(World):
         self._moves = torch.tensor(MOVES, device=self.device)
         self._scale = 2.0 / max(n - 1, 1)  # cell index -> [-1, 1]
         self._strides = torch.tensor([n, 1], device=self.device)  # (row, col) -> cell
+        cells = torch.arange(n * n, device=self.device)
+        self._cell_rc = torch.stack((cells // n, cells % n), 1)  # cell -> (row, col)
         # (row, col) -> cell of the padded grid, and the offsets of the four neighbours there
         self._padded_strides = torch.tensor([n + 2, 1], device=self.device)
         self._neighbours = torch.tensor(
@@ -146,6 +148,7 @@ class GridNav(World):
         self._walls_flat = self.walls.flatten(1)  # (B, N^2)
         self._any_walls = bool(self.walls.any())
         self._goal_features = self.goal.float() * self._scale - 1.0  # (B, 2)
+        self._goal_cell = (self.goal * self._strides).sum(1, keepdim=True)  # (B, 1)
 
     def task_params(self) -> TaskParams:
         return {"goal": self.goal.clone(), "walls": self.walls.clone()}
@@ -158,12 +161,10 @@ class GridNav(World):
             return
         n = self.size
         # a uniformly random free cell that is not the goal: argmax of noise over allowed cells
-        allowed = ~self.walls[ids].flatten(1)
-        goal = self.goal[ids]
-        allowed[torch.arange(k, device=self.device), goal[:, 0] * n + goal[:, 1]] = False
         noise = torch.rand(k, n * n, generator=self.generator, device=self.device)
-        cell = torch.where(allowed, noise, -1.0).argmax(1)
-        self.pos[ids] = torch.stack((cell // n, cell % n), 1)
+        noise.masked_fill_(self._walls_flat[ids], -1.0)
+        noise.scatter_(1, self._goal_cell[ids], -1.0)
+        self.pos[ids] = self._cell_rc[noise.argmax(1)]
         self.t[ids] = 0
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -182,3 +182,18 @@ def test_vector_env_rejects_a_seed_list() -> None:
     envs = MetaxmVectorEnv(2, "pointnav", "vector")
     with pytest.raises(ValueError, match="one int seed"):
         envs.reset(seed=[0, 1])
+
+
+def test_vector_env_draws_new_tasks_per_episode_unless_fixed() -> None:
+    envs = MetaxmVectorEnv(16, "gridnav", "vector", size=9, horizon=1)
+    envs.reset(seed=0)
+    before = envs.task()["goal"]
+    envs.step(np.zeros(16, dtype=np.int64))  # horizon 1: every episode ends here
+    assert (envs.task()["goal"] != before).any(axis=1).sum() >= 8  # 1/81 chance each to repeat
+    fixed = envs.task()
+    envs.reset(options={"tasks": fixed})
+    for _ in range(3):
+        envs.step(np.zeros(16, dtype=np.int64))
+        np.testing.assert_array_equal(envs.task()["goal"], fixed["goal"])
+    envs.reset(seed=1, options={"tasks": None})  # back to drawing
+    assert (envs.task()["goal"] != fixed["goal"]).any()
