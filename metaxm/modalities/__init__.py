@@ -6,6 +6,7 @@ docstring for what its variants change). Add your own with :func:`register`.
 
 from __future__ import annotations
 
+from metaxm.modalities.audio import AudioFamily
 from metaxm.modalities.base import (
     FAMILIES,
     Family,
@@ -17,14 +18,23 @@ from metaxm.modalities.base import (
     register_family,
     stack_params,
 )
+from metaxm.modalities.pixels import PixelsFamily
+from metaxm.modalities.projected import ProjectedFamily
+from metaxm.modalities.text import TextFamily
 from metaxm.modalities.vector import VectorFamily
 
-register_family(VectorFamily())
+for _family in (VectorFamily(), ProjectedFamily(), PixelsFamily(), TextFamily(), AudioFamily()):
+    register_family(_family)
 
 __all__ = [
     "FAMILIES",
+    "AudioFamily",
     "Family",
     "Modality",
+    "PixelsFamily",
+    "ProjectedFamily",
+    "TextFamily",
+    "VectorFamily",
     "expand_params",
     "get_family",
     "parse_modality_id",
