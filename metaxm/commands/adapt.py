@@ -1,0 +1,77 @@
+"""``metaxm adapt CHECKPOINT --modality FAMILY:VARIANT --strategy NAME --episodes K``.
+
+One few-shot adaptation: the agent of CHECKPOINT (a checkpoint file or a run directory; for
+``--strategy`` needing another agent, a folder of runs) meets the modality, is measured before
+and after K episodes of it, and the result is printed and saved as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "adapt a trained agent to one modality with a strategy and K episodes of experience"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
+    parser.add_argument("--modality", required=True, help="FAMILY:VARIANT, e.g. audio:7")
+    parser.add_argument(
+        "--strategy", required=True, help="zeroshot, maml, rl2, align, finetune, scratch"
+    )
+    parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
+    parser.add_argument(
+        "--out", help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K.json)"
+    )
+    parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from metaxm.errors import ConfigError
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.strategies import STRATEGIES
+    from metaxm.modalities import parse_modality_id
+
+    try:
+        family, variant = parse_modality_id(args.modality)
+    except ValueError as err:
+        raise ConfigError(f"--modality: {err}") from None
+    if args.strategy not in STRATEGIES:
+        raise ConfigError(
+            f"--strategy: unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}"
+        )
+    if args.episodes < 0:
+        raise ConfigError(f"--episodes: need K >= 0, got {args.episodes}")
+    agents = load_agents(args.checkpoint, device=args.device)
+    strategy = STRATEGIES[args.strategy]
+    if not strategy.applicable(agents):
+        raise ConfigError(
+            f"--strategy {args.strategy}: needs a trained {strategy.needs} agent; "
+            f"{args.checkpoint} holds: {', '.join(agents.by_kind)}"
+        )
+    readers = next(iter(agents.by_kind.values())).families
+    if family not in readers:
+        raise ConfigError(
+            f"--modality: the agent has no encoder for family {family!r}; it reads: "
+            f"{', '.join(readers)}"
+        )
+    budgets = sorted({0, args.episodes})
+    curve = strategy.curve(agents, family, variant, budgets, args.seed)
+    result = {
+        "checkpoint": str(args.checkpoint), "modality": f"{family}:{variant}",
+        "strategy": args.strategy, "budgets": budgets, **curve,
+    }  # fmt: skip
+    out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.strategy} on {family}:{variant} ({args.episodes} episodes of experience)")
+    print(f"  {'episodes':>8}{'return':>10}{'success':>10}{'steps':>8}")
+    for i, k in enumerate(budgets):
+        print(
+            f"  {k:>8}{curve['return'][i]:>10.3f}{curve['success'][i]:>10.3f}"
+            f"{curve['steps'][i]:>8.1f}"
+        )
+    print(f"saved: {out}")
+    return 0

@@ -1,0 +1,94 @@
+"""Loading trained agents from checkpoints and run directories for evaluation.
+
+A *run directory* is what ``metaxm train --out RUNDIR`` writes (``config.yaml``,
+``checkpoints/``). The main job writes one run per algorithm under one folder
+(``OUT/ppo``, ``OUT/maml``, ``OUT/rl2``); :func:`load_agents` accepts either a single run or
+such a folder. Checkpoints are loaded with ``weights_only=True`` (see
+:func:`metaxm.run.checkpoint.load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metaxm.errors import CheckpointError
+from metaxm.evaluate.strategies import Agents
+from metaxm.nn.agent import Agent, build_agent
+from metaxm.run.checkpoint import list_checkpoints, load_checkpoint
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+KINDS = ("ppo", "maml", "rl2")
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise CheckpointError(f"{path}: no checkpoints in this run directory")
+        return found[-1]
+    return path
+
+
+def load_agent(path: str | Path, device: str | None = None) -> tuple[Agent, Spec, str]:
+    """The trained agent of a checkpoint (or run directory), its spec and its ``algo``.
+
+    Raises:
+        CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
+    """
+    from metaxm.spec import spec_from_dict
+
+    ckpt = resolve_checkpoint(path)
+    state = load_checkpoint(ckpt, map_location=device or "cpu")
+    try:
+        spec = spec_from_dict(state["spec"])
+        weights = state["trainer"]["agent"]
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{ckpt}: holds no agent and spec") from None
+    if device is not None:
+        from metaxm.spec import replace
+
+        spec = replace(spec, device=device)
+    agent = build_agent(spec).to(spec.device)
+    try:
+        agent.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(
+            f"{ckpt}: the agent's weights do not fit its spec ({first})"
+        ) from None
+    agent.eval()
+    return agent, spec, str(state.get("algo", spec.algo))
+
+
+def load_agents(path: str | Path, spec: Spec | None = None, device: str | None = None) -> Agents:
+    """Every trained agent under ``path``: a run directory, or a folder of runs named by algo.
+
+    Args:
+        path: a run directory or checkpoint, or a folder holding ``ppo/``, ``maml/``, ``rl2/``.
+        spec: the spec to evaluate under (its held-out splits and ``evaluate`` section);
+            defaults to the spec of the first run found.
+        device: load onto this device instead of the runs' own.
+    """
+    path = Path(path)
+    runs = [path / k for k in KINDS if (path / k).is_dir()] if path.is_dir() else []
+    if not runs:
+        runs = [path]
+    agents = Agents(spec=spec)  # type: ignore[arg-type]
+    for run in runs:
+        agent, run_spec, algo = load_agent(run, device)
+        if algo in agents.by_kind:
+            raise CheckpointError(f"{path}: two runs of algo {algo!r}")
+        agents.by_kind[algo] = agent
+        agents.configs[algo] = run_spec
+        if agents.spec is None:
+            agents.spec = run_spec
+    if device is not None:
+        from metaxm.spec import replace
+
+        agents.spec = replace(agents.spec, device=device)
+    return agents

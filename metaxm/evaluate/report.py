@@ -1,0 +1,255 @@
+"""The transfer report: ``report.json``, ``report.md`` and PNG plots.
+
+``report.json`` schema (every number the evaluation produced)::
+
+    metric, threshold            the performance measure and the fraction of source that counts
+    budgets, scratch_budgets     episodes of target experience at which curves are measured
+    seeds, seconds               repetitions per curve; wall-clock seconds of the evaluation
+    source                       {agent, return, success, steps, per_modality}: the pre-trained
+                                 agent on its training modalities
+    strategies                   the strategies run; skipped_strategies: those without an agent
+    modalities.<family:variant>  {split, family, variant, strategies: {<name>: {
+                                   budgets, curves: {return|success|steps|episodes: [seed][k]},
+                                   iqm: {<metric>: {point, low, high}: [k]},
+                                   metrics: TransferMetrics (metaxm.evaluate.metrics)}}}
+    summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
+                                 held-out modalities, stratified bootstrap),
+                                 episodes_to_threshold: {<modality>: episodes | null}}
+    headline                     {best, best_episodes, scratch_episodes, target_met, text}
+    representation               (when computed) latent metrics on held-out modalities
+
+Plots: ``curves.png`` (few-shot curves with 95% bands, one panel per held-out modality),
+``speedup.png`` (speed-up over scratch per strategy and modality).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HEADLINE_BUDGET = 8
+HEADLINE_FACTOR = 10
+
+
+def _first_reaching(budgets: list[int], points: list[float], level: float) -> int | None:
+    for k, v in zip(budgets, points):
+        if v >= level - 1e-12:
+            return k
+    return None
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """Does the best strategy reach the threshold within 8 episodes while scratch needs >= 10x?
+
+    Uses the summary curves (IQM over every held-out modality and seed): the first budget at
+    which a strategy's aggregate reaches ``threshold`` x source performance.
+    """
+    src = report["source"].get(report["metric"])
+    if src is None:
+        return {"target_met": False, "text": "no source-modality agent: no threshold to reach"}
+    level = report["threshold"] * src
+    reach = {
+        name: _first_reaching(s["budgets"], [b["point"] for b in s["by_budget"]], level)
+        for name, s in report["summary"].items()
+    }
+    adapting = {n: k for n, k in reach.items() if n != "scratch" and k is not None}
+    scratch = reach.get("scratch")
+    cap = report["scratch_budgets"][-1]
+    if not adapting:
+        best, best_k = None, None
+    else:
+        best = min(adapting, key=lambda n: adapting[n])
+        best_k = adapting[best]
+    scratch_k = scratch if scratch is not None else cap
+    met = (
+        best_k is not None
+        and best_k <= HEADLINE_BUDGET
+        and scratch_k >= HEADLINE_FACTOR * max(best_k, 1)
+    )
+    if best is None:
+        text = (
+            f"No adapting strategy reaches {report['threshold']:.0%} of source "
+            f"{report['metric']} ({level:.3f}) within {report['budgets'][-1]} episodes."
+        )
+    else:
+        scratch_txt = f"{scratch_k}" if scratch is not None else f"more than {cap} (censored)"
+        text = (
+            f"Best strategy: {best}, reaching {report['threshold']:.0%} of source "
+            f"{report['metric']} ({level:.3f}) after {best_k} episodes; scratch needs "
+            f"{scratch_txt}. Target (<= {HEADLINE_BUDGET} episodes, scratch >= "
+            f"{HEADLINE_FACTOR}x): {'met' if met else 'NOT met'}."
+        )
+    return {
+        "level": level,
+        "episodes_to_threshold": reach,
+        "best": best,
+        "best_episodes": best_k,
+        "scratch_episodes": scratch,
+        "scratch_censored": scratch is None,
+        "target_met": met,
+        "text": text,
+    }
+
+
+def write_report(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md``, ``curves.png`` and ``speedup.png`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report["headline"] = headline(report)
+    paths = {
+        "json": out / "report.json",
+        "md": out / "report.md",
+        "curves": out / "curves.png",
+        "speedup": out / "speedup.png",
+    }
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=_jsonable))
+    tmp.replace(paths["json"])
+    paths["md"].write_text(markdown(report))
+    plot_curves(report, paths["curves"])
+    plot_speedup(report, paths["speedup"])
+    return paths
+
+
+def _jsonable(x: Any) -> Any:
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.{digits}f}"
+
+
+def _ci(i: dict[str, float], digits: int = 2) -> str:
+    return f"{_fmt(i['point'], digits)} [{_fmt(i['low'], digits)}, {_fmt(i['high'], digits)}]"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """``report.md``: the headline, then one table per held-out modality."""
+    metric = report["metric"]
+    src = report["source"]
+    lines = ["# Transfer report", "", f"**{report['headline']['text']}**", ""]
+    if src.get("agent"):
+        lines.append(
+            f"Source-modality performance ({src['agent']} agent on its training modalities): "
+            f"success {src['success']:.3f}, return {src['return']:.3f}, "
+            f"steps {src['steps']:.1f}."
+        )
+    lines += [
+        f"Metric: {metric}; threshold {report['threshold']:.0%} of source; "
+        f"{report['seeds']} seeds per curve; IQM over seeds with 95% bootstrap intervals; "
+        f"budgets {report['budgets']} episodes (scratch up to {report['scratch_budgets'][-1]}).",
+        "",
+    ]
+    if report.get("skipped_strategies"):
+        lines += [f"Skipped (no trained agent): {', '.join(report['skipped_strategies'])}.", ""]
+    header = (
+        "| strategy | jumpstart | AUC | transfer ratio | episodes to threshold | "
+        "speed-up vs scratch | asymptote | negative transfer |"
+    )
+    for mid, entry in report["modalities"].items():
+        lines += [f"## {mid} ({entry['split'].replace('_', ' ')})", "", header, "|" + "---|" * 8]
+        for name, rec in entry["strategies"].items():
+            m = rec.get("metrics")
+            if m is None:
+                lines.append(f"| {name} | " + " | ".join(["–"] * 7) + " |")
+                continue
+            censored = m["censored"]
+            if censored * 2 > m["seeds"]:  # the IQM would be the cap, not a measurement
+                ett = f"> {rec['budgets'][-1]}"
+            else:
+                ett = _ci(m["episodes_to_threshold"], 0)
+            if censored:
+                ett += f" ({censored}/{m['seeds']} censored)"
+            speed = _fmt(m["speedup"], 1)
+            if m["speedup"] is not None and m["speedup_is_lower_bound"]:
+                speed = ">= " + speed
+            lines.append(
+                f"| {name} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
+                f"{_fmt(m['transfer_ratio'])} | {ett} | {speed} | {_ci(m['asymptote'])} | "
+                f"{'yes' if m['negative_transfer'] else 'no'} |"
+            )
+        lines.append("")
+    lines += ["## Aggregate over held-out modalities", "", _aggregate_table(report), ""]
+    if report.get("representation"):
+        lines += ["## Latent on held-out modalities", "", "```", json.dumps(
+            report["representation"], indent=1), "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _aggregate_table(report: dict[str, Any]) -> str:
+    budgets = report["budgets"]
+    rows = ["| strategy | " + " | ".join(f"k={k}" for k in budgets) + " |"]
+    rows.append("|" + "---|" * (len(budgets) + 1))
+    for name, s in report["summary"].items():
+        cells = []
+        for k in budgets:
+            cells.append(_fmt(s["by_budget"][s["budgets"].index(k)]["point"]))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_curves(report: dict[str, Any], path: Path) -> None:
+    """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis."""
+    mods = list(report["modalities"].items())
+    cols = min(4, len(mods))
+    rows = math.ceil(len(mods) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    metric = report["metric"]
+    level = report.get("headline", {}).get("level")
+    for ax, (mid, entry) in zip(axes.flat, mods):
+        for name, rec in entry["strategies"].items():
+            x = [math.log2(1 + k) for k in rec["budgets"]]
+            band = rec["iqm"][metric]
+            (line,) = ax.plot(x, band["point"], marker="o", ms=3, label=name)
+            ax.fill_between(x, band["low"], band["high"], color=line.get_color(), alpha=0.2)
+        if level is not None:
+            ax.axhline(level, color="k", ls="--", lw=0.8)
+        ticks = report["scratch_budgets"]
+        ax.set_xticks([math.log2(1 + k) for k in ticks], [str(k) for k in ticks], fontsize=7)
+        ax.set_title(f"{mid} ({entry['split'].replace('heldout_', 'held-out ')})", fontsize=9)
+        ax.set_xlabel("episodes of target experience")
+        ax.set_ylabel(metric)
+    for ax in list(axes.flat)[len(mods) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_speedup(report: dict[str, Any], path: Path) -> None:
+    """Speed-up over scratch (episodes to threshold) per strategy, one bar per modality."""
+    names = [n for n in report["strategies"] if n != "scratch"]
+    mods = list(report["modalities"])
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) * max(1, len(mods)) / 3), 3.5))
+    width = 0.8 / max(len(mods), 1)
+    for j, mid in enumerate(mods):
+        vals = []
+        for name in names:
+            m = report["modalities"][mid]["strategies"][name].get("metrics") or {}
+            vals.append(m.get("speedup") or 0.0)
+        ax.bar([i + j * width for i in range(len(names))], vals, width, label=mid)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
+    ax.set_yscale("symlog")
+    ax.axhline(HEADLINE_FACTOR, color="k", ls="--", lw=0.8)
+    ax.set_ylabel("speed-up over scratch (0: never adapted)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
