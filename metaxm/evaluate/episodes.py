@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from metaxm.align.pairs import concat_scenes, select_rows
 from metaxm.envs import make_world
+from metaxm.envs.base import Scene
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 from metaxm.rl.gae import compute_gae
@@ -126,6 +128,23 @@ def play_episodes(
         values=r["values"][m], advantages=adv[m], returns=returns[m],
     )  # fmt: skip
     return batch, {"return": float(ret.mean()), "success": float(succ.mean())}
+
+
+@torch.no_grad()
+def visited_scenes(agent: Agent, env: TaskEnv, family: str, generator: torch.Generator) -> Scene:
+    """The states of one episode of the agent's stochastic policy in every environment of
+    ``env``, every step of every episode (and nothing after an episode's end), as one Scene."""
+    obs = env.reset()
+    alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    scenes = []
+    for _ in range(env.world.horizon):
+        scene = env.world.scene()
+        scenes.append(select_rows(scene, alive.nonzero().squeeze(1)))
+        obs, _, term, trunc, _ = env.step(agent.head.sample(agent(obs, family)[0], generator))
+        alive &= ~(term | trunc)
+        if not bool(alive.any()):
+            break
+    return concat_scenes(scenes)
 
 
 def ppo_on_budget(

@@ -10,7 +10,7 @@ such a folder. Checkpoints are loaded with ``weights_only=True`` (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metaxm.errors import CheckpointError
 from metaxm.evaluate.strategies import Agents
@@ -34,8 +34,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_agent(path: str | Path, device: str | None = None) -> tuple[Agent, Spec, str]:
-    """The trained agent of a checkpoint (or run directory), its spec and its ``algo``.
+def load_agent(
+    path: str | Path, device: str | None = None
+) -> tuple[Agent, Spec, str, dict[str, Any]]:
+    """The trained agent of a checkpoint (or run directory), its spec, its ``algo``, and the
+    trainer's other learned state (MAML's ``inner_lrs``).
 
     Raises:
         CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
@@ -53,7 +56,13 @@ def load_agent(path: str | Path, device: str | None = None) -> tuple[Agent, Spec
         from metaxm.spec import replace
 
         spec = replace(spec, device=device)
-    agent = build_agent(spec).to(spec.device)
+    algo = str(state.get("algo", spec.algo))
+    if algo == "rl2":
+        from metaxm.meta.rl2 import build_rl2_agent
+
+        agent = build_rl2_agent(spec).to(spec.device)
+    else:
+        agent = build_agent(spec).to(spec.device)
     try:
         agent.load_state_dict(weights)
     except RuntimeError as err:
@@ -62,7 +71,10 @@ def load_agent(path: str | Path, device: str | None = None) -> tuple[Agent, Spec
             f"{ckpt}: the agent's weights do not fit its spec ({first})"
         ) from None
     agent.eval()
-    return agent, spec, str(state.get("algo", spec.algo))
+    extras = {}
+    if "inner_lrs" in state["trainer"]:
+        extras["inner_lrs"] = state["trainer"]["inner_lrs"]
+    return agent, spec, algo, extras
 
 
 def load_agents(path: str | Path, spec: Spec | None = None, device: str | None = None) -> Agents:
@@ -80,11 +92,12 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
         runs = [path]
     agents = Agents(spec=spec)  # type: ignore[arg-type]
     for run in runs:
-        agent, run_spec, algo = load_agent(run, device)
+        agent, run_spec, algo, extras = load_agent(run, device)
         if algo in agents.by_kind:
             raise CheckpointError(f"{path}: two runs of algo {algo!r}")
         agents.by_kind[algo] = agent
         agents.configs[algo] = run_spec
+        agents.extras[algo] = extras
         if agents.spec is None:
             agents.spec = run_spec
     if device is not None:

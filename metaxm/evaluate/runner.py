@@ -140,7 +140,7 @@ def _derive(
             values = np.array([c[metric] for c in runs])
             record: dict[str, Any] = {
                 "budgets": b,
-                "curves": {m: [c[m] for c in runs] for m in (*METRICS, "episodes")},
+                "curves": {m: [c[m] for c in runs] for m in runs[0]},
                 "iqm": {m: _iqm_curve(np.array([c[m] for c in runs])) for m in METRICS},
             }
             if src is not None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from metaxm.evaluate.episodes import METRICS, Curve, measure, ppo_on_budget
+from metaxm.evaluate.episodes import METRICS, Curve, measure, ppo_on_budget, target_env
 from metaxm.nn.agent import Agent, build_agent
 
 if TYPE_CHECKING:
@@ -45,11 +45,13 @@ class Agents:
         spec: the task spec (world, splits, ``ppo`` and ``evaluate`` settings).
         by_kind: ``{"ppo": agent, "maml": agent, "rl2": agent}``, whichever exist.
         configs: per kind, the trained run's spec (holds e.g. its ``maml`` section).
+        extras: per kind, other trained state (MAML's learned inner rates ``inner_lrs``).
     """
 
     spec: Spec
     by_kind: dict[str, Agent] = field(default_factory=dict)
     configs: dict[str, Spec] = field(default_factory=dict)
+    extras: dict[str, dict] = field(default_factory=dict)
 
 
 class Strategy(ABC):
@@ -110,7 +112,114 @@ class Scratch(Strategy):
         )
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (ZeroShot(), FineTune(), Scratch())}
+def _new_family(agents: Agents, family: str) -> bool:
+    return family not in agents.spec.modalities.train
+
+
+class MAML(Strategy):
+    """``maml.inner_steps`` policy-gradient steps from the meta-learned initialisation; budget
+    k is split evenly over the steps (each on fresh episodes of random tasks in the target
+    modality). A family never trained on adapts its encoder too (``adapter+encoder``)."""
+
+    name = "maml"
+    needs = "maml"
+
+    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        import dataclasses
+
+        import torch
+
+        from metaxm.meta.maml import adapt_in_env
+
+        agent = agents.by_kind["maml"]
+        run_spec = agents.configs.get("maml", agents.spec)
+        cfg = run_spec.maml
+        if _new_family(agents, family) and cfg.adapt == "adapter":
+            cfg = dataclasses.replace(cfg, adapt="adapter+encoder")
+        lrs = agents.extras.get("maml", {}).get("inner_lrs")
+        spec = agents.spec
+        curve: Curve = {k: [] for k in (*METRICS, "episodes")}
+        for k in budgets:
+            params = None
+            used = 0
+            if k > 0:
+                steps = min(cfg.inner_steps, k)
+                per_step = k // steps
+                env = target_env(spec, family, variant, per_step, seed + 11)
+                gen = torch.Generator(spec.device).manual_seed(seed + 12)
+                adapted = adapt_in_env(agent, env, family, 1, cfg, gen, steps, lrs)
+                params = {n: v[0] for n, v in adapted.params.items()}
+                used = steps * per_step
+            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+            for m in METRICS:
+                curve[m].append(r[m])
+            curve["episodes"].append(float(used))
+        return curve
+
+
+class RL2(Strategy):
+    """One trial of ``max(budgets) + 1`` episodes per evaluation environment, hidden state
+    carried: performance after k episodes is that of episode k + 1 (sampled actions, since the
+    agent explores in context)."""
+
+    name = "rl2"
+    needs = "rl2"
+
+    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        from metaxm.meta.trials import run_trial
+
+        spec = agents.spec
+        res = run_trial(
+            agents.by_kind["rl2"], spec.world, family, variant,
+            episodes=max(budgets) + 1, num_trials=spec.evaluate.eval_episodes, seed=seed,
+        )  # fmt: skip
+        per_episode = res.curve()
+        per_episode["steps"] = per_episode.pop("length")
+        curve: Curve = {m: [per_episode[m][k] for k in budgets] for m in METRICS}
+        curve["episodes"] = [float(k) for k in budgets]
+        return curve
+
+
+class Align(Strategy):
+    """The adapter (and, for a new family, the encoder) fitted so target latents meet a known
+    modality's latents on the states of k whole episodes the agent played in the target
+    modality (every step a paired step), then the frozen policy."""
+
+    name = "align"
+    needs = "ppo"
+
+    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        import torch
+
+        from metaxm.align.fewshot import default_source, fit_adapter
+        from metaxm.align.pairs import render_pairs
+        from metaxm.evaluate.episodes import visited_scenes
+
+        agent = agents.by_kind["ppo"]
+        spec = agents.spec
+        subset = "adapter+encoder" if _new_family(agents, family) else "adapter"
+        source = default_source(spec)
+        curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
+        for k in budgets:
+            params, steps = None, 0
+            if k > 0:
+                env = target_env(spec, family, variant, k, seed + 21)
+                gen = torch.Generator(spec.device).manual_seed(seed + 22)
+                scene = visited_scenes(agent, env, family, gen)
+                pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
+                params = fit_adapter(agent, pairs, spec.align, subset, seed).params
+                steps = scene.batch_size
+            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+            for m in METRICS:
+                curve[m].append(r[m])
+            curve["episodes"].append(float(k))
+            curve["paired_steps"].append(float(steps))
+        return curve
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s for s in (ZeroShot(), MAML(), RL2(), Align(), FineTune(), Scratch())
+}
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""
 
 

@@ -1,0 +1,106 @@
+"""A tiny end-to-end evaluation: train a PPO agent briefly, evaluate it, check the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metaxm.cli import main
+from metaxm.run.loop import train
+from metaxm.spec import spec_from_dict
+
+SPEC = {
+    "seed": 1,
+    "world": {"name": "gridnav", "size": 4, "horizon": 8},
+    "modalities": {
+        "train": {"vector": 2},
+        "heldout_variants": {"vector": 1},
+        "heldout_families": {"projected": 1},
+    },
+    "ppo": {"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
+    "train": {"total_steps": 256, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
+    "log": {"mode": "disabled", "progress": False},
+    "evaluate": {
+        "seeds": 2,
+        "budgets": [0, 1, 2],
+        "scratch_cap": 4,
+        "eval_episodes": 8,
+        "strategies": ["zeroshot", "align", "finetune", "scratch"],
+    },
+    "align": {"fit_iters": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("evaluate")
+    train(spec_from_dict(SPEC), root / "ppo")
+    assert main(["evaluate", str(root), "--out", str(root / "report")]) == 0
+    return root, json.loads((root / "report" / "report.json").read_text())
+
+
+def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
+    root, data = report
+    assert len(data["modalities"]) == 2
+    splits = sorted(e["split"] for e in data["modalities"].values())
+    assert splits == ["heldout_families", "heldout_variants"]
+    assert data["skipped_strategies"] == []
+    for entry in data["modalities"].values():
+        assert set(entry["strategies"]) == {"zeroshot", "align", "finetune", "scratch"}
+        for name, rec in entry["strategies"].items():
+            budgets = [0, 1, 2, 4] if name == "scratch" else [0, 1, 2]
+            assert rec["budgets"] == budgets
+            assert len(rec["curves"]["success"]) == 2  # seeds
+            assert all(len(c) == len(budgets) for c in rec["curves"]["success"])
+            assert all(0.0 <= v <= 1.0 for c in rec["curves"]["success"] for v in c)
+            assert set(rec["metrics"]) >= {"jumpstart", "auc", "transfer_ratio", "speedup"}
+        zs = entry["strategies"]["zeroshot"]["curves"]["return"]
+        assert all(len(set(c)) == 1 for c in zs)  # zero-shot does not adapt
+        ft = entry["strategies"]["finetune"]["curves"]["episodes"]
+        assert ft == [[0.0, 1.0, 2.0]] * 2  # experience is counted in whole episodes
+        al = entry["strategies"]["align"]["curves"]
+        assert all(c[0] == 0 and c[1] >= 1 for c in al["paired_steps"])
+    assert data["headline"]["text"]
+    lines = (root / "report" / "curves.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 4 * 2  # modalities x strategies x seeds, saved as they finish
+
+
+def test_report_files(report) -> None:
+    root, data = report
+    md = (root / "report" / "report.md").read_text()
+    for mid in data["modalities"]:
+        assert f"## {mid}" in md
+    assert "| zeroshot |" in md and "| scratch |" in md
+    for png in ("curves.png", "speedup.png"):
+        assert (root / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_report(report, tmp_path: Path) -> None:
+    root, data = report
+    out = tmp_path / "again"
+    assert main(["evaluate", str(root), "--out", str(out), "--strategy", "zeroshot"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    for mid, entry in again["modalities"].items():
+        first = data["modalities"][mid]["strategies"]
+        for name in ("zeroshot", "scratch"):
+            assert entry["strategies"][name]["curves"] == first[name]["curves"]
+
+
+def test_adapt_command_and_its_errors(report, tmp_path: Path, capsys) -> None:
+    root, data = report
+    mid = next(iter(data["modalities"]))
+    out = tmp_path / "adapt.json"
+    code = main(["adapt", str(root), "--modality", mid, "--strategy", "finetune",
+                 "--episodes", "2", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["budgets"] == [0, 2] and result["episodes"] == [0.0, 2.0]
+    assert main(["adapt", str(root), "--modality", "smell:1", "--strategy", "finetune"]) == 2
+    assert main(["adapt", str(root), "--modality", mid, "--strategy", "rl2"]) == 2
+    assert main(["adapt", str(tmp_path / "none"), "--modality", mid, "--strategy", "finetune"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-3].startswith("metaxm adapt: error: --modality: unknown modality family 'smell'")
+    assert "needs a trained rl2 agent" in err[-2]
+    assert "no such checkpoint" in err[-1]
