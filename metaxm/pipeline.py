@@ -1,0 +1,131 @@
+"""The main job (``metaxm main``, ``make run``): meta-train every algorithm, then evaluate.
+
+For a spec it (1) draws one state in every modality (``OUT/render.png``), (2) trains one run
+per entry of ``main.runs`` (``OUT/<name>/``, e.g. PPO pre-training with alignment, MAML, RL^2),
+each with the spec plus that entry's overrides, (3) evaluates all of them on the held-out
+modalities (``OUT/report/``) and, optionally, (4) benchmarks the batched worlds.
+
+A finished run (one with ``summary.json``) is kept, and an interrupted one is resumed from its
+last checkpoint, so running the job again after a kill continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metaxm.config import apply_overrides
+from metaxm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """The ``main:`` section of a spec: what the main job trains and measures.
+
+    Attributes:
+        runs: ``{run name: {dotted key: value}}``; each run trains the spec with these
+            overrides (typically ``algo`` and ``train.total_steps``) into ``OUT/<run name>``.
+            The evaluator finds the agents by the runs' ``algo``.
+        evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
+        bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
+        render: draw one state in every modality into ``OUT/render.png``.
+    """
+
+    runs: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"ppo": {"algo": "ppo"}, "maml": {"algo": "maml"}}
+    )
+    evaluate: bool = True
+    bench: bool = False
+    render: bool = True
+
+    def __post_init__(self) -> None:
+        for name, overrides in self.runs.items():
+            if name not in ("ppo", "maml", "rl2"):
+                raise ValueError(f"runs.{name}: run names are ppo, maml or rl2 (one per algo)")
+            if overrides.get("algo", name) != name:
+                raise ValueError(f"runs.{name}: algo must be {name!r}, got {overrides['algo']!r}")
+
+
+def run_spec(spec: Spec, name: str) -> Spec:
+    """The spec of run ``name``: the main spec with ``main.runs[name]`` applied."""
+    from metaxm.spec import spec_from_dict, spec_to_dict
+
+    overrides = {"algo": name, **spec.main.runs[name]}
+    items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    try:
+        return spec_from_dict(apply_overrides(spec_to_dict(spec), items))
+    except ConfigError as err:
+        raise ConfigError(f"main.runs.{name}: {err}") from None
+
+
+def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Run the main job of ``spec`` into ``out``; returns what it did, with timings.
+
+    Args:
+        spec: the task spec (its ``main`` section says what to run).
+        out: the output folder.
+        echo: where progress lines go (the CLI prints them).
+    """
+    from metaxm.run.loop import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    cfg = spec.main
+    specs = {name: run_spec(spec, name) for name in cfg.runs}  # all errors before any work
+    if cfg.render:
+        from metaxm.render import render_spec
+
+        t = time.perf_counter()
+        echo(f"modalities drawn in {render_spec(spec, out / 'render.png')}")
+        timings["render"] = time.perf_counter() - t
+    for name, rspec in specs.items():
+        rundir = out / name
+        t = time.perf_counter()
+        if (rundir / "summary.json").is_file():
+            echo(f"{name}: finished run kept ({rundir})")
+            continue
+        resume = (rundir / "checkpoints").is_dir()
+        echo(f"{name}: {'resuming' if resume else 'training'} {rspec.train.total_steps:,} "
+             f"env steps into {rundir}")  # fmt: skip
+        result = train(rspec, rundir, resume=resume)
+        timings[name] = time.perf_counter() - t
+        echo(f"{name}: {result.env_steps:,} env steps, {result.sps:,.0f} steps/s, "
+             f"{timings[name]:.0f} s")  # fmt: skip
+    report: dict[str, Any] = {}
+    if cfg.evaluate:
+        from metaxm.evaluate.loading import load_agents
+        from metaxm.evaluate.report import write_report
+        from metaxm.evaluate.runner import run_evaluation
+
+        t = time.perf_counter()
+        agents = load_agents(out, spec)
+        report = run_evaluation(agents)
+        paths = write_report(report, out / "report")
+        timings["evaluate"] = time.perf_counter() - t
+        echo(report["headline"]["text"])
+        echo(f"report: {paths['md']} ({timings['evaluate']:.0f} s)")
+    if cfg.bench:
+        from metaxm.bench.envs import bench_envs, missed_targets, write_json
+
+        t = time.perf_counter()
+        records = bench_envs(quick=True, device=spec.device)
+        echo(f"env benchmark: {write_json(records, out / 'bench_envs.json')}")
+        for line in missed_targets(records):
+            echo(f"env benchmark: {line}")
+        timings["bench"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    (out / "main.json").write_text(json.dumps({"seconds": timings}, indent=2) + "\n")
+    echo(f"main job: {timings['total']:.0f} s in all; outputs in {out}/")
+    return {"seconds": timings, "report": report}
