@@ -1,0 +1,324 @@
+"""``metaxm bench maml``: the MAML meta-gradient three ways, on the same agent and task batch.
+
+- ``vmap_s``: :func:`metaxm.meta.maml.meta_gradient` with ``vectorize=True``: the inner loops
+  of all tasks under one ``torch.func.vmap`` (what :class:`~metaxm.meta.maml_trainer.
+  MAMLTrainer` runs), then autograd through them.
+- ``loop_s``: the same functional code with a Python loop over tasks (``vectorize=False``).
+- ``higher_s``: :func:`higher_meta_gradient`, an independent implementation with ``higher``
+  (Grefenstette et al. 2019): per task, ``higher.innerloop_ctx`` over the agent with a
+  differentiable SGD (``copy_initial_weights=False``, so the meta-gradient reaches the
+  initial weights), the losses written out again with ``torch.distributions``, and
+  ``backward`` per task, as higher's MAML examples do.
+
+Each time is the median of ``repeats`` meta-gradients (forward and backward of the whole task
+batch) after one untimed warm-up; the episodes are real ones, collected once before timing.
+``max_abs_grad_diff`` is the largest absolute difference between the vmapped and the higher
+meta-gradients over all parameters. The torch thread count is whatever the caller set (the
+command sets 1 by default and prints it).
+
+The default cases: the default MAML settings (:class:`~metaxm.meta.maml.MAMLConfig`: 20 tasks
+x 20 support and 20 query episodes, the adapter adapted, second order, one inner step) on the
+default GridNav 7x7 through ``vector`` (the primary case, whose numbers go to the top level of
+the JSON), and the classic PointNav set-up of ``tasks/maml-pointnav.yaml`` (all parameters
+adapted, 100-step episodes).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metaxm.meta.maml import (
+    MAMLConfig,
+    adapt_in_env,
+    adapted_names,
+    meta_gradient,
+)
+from metaxm.meta.policy_gradient import PGBatch, collect_episodes
+from metaxm.nn.distributions import GaussianHead
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark set-up.
+
+    Attributes:
+        name: a short label.
+        spec: the spec as plain data (world, modalities, agent, maml).
+        family: the modality family of the task batch.
+    """
+
+    name: str
+    spec: dict[str, Any]
+    family: str
+
+
+CASES = (
+    Case(
+        "gridnav-adapter",
+        {
+            "world": {"name": "gridnav", "size": 7, "horizon": 30},
+            "modalities": {"train": {"vector": 8}},
+            "maml": {},
+        },
+        "vector",
+    ),
+    Case(
+        "pointnav-all",
+        {
+            "world": {"name": "pointnav", "goal_visible": False, "horizon": 100},
+            "modalities": {"train": {"vector": 1}},
+            "maml": {"adapt": "all"},
+        },
+        "vector",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class MAMLBenchRecord:
+    """One row of the benchmark (see the module docstring)."""
+
+    case: str
+    world: str
+    family: str
+    adapt: str
+    tasks: int
+    support_episodes: int
+    query_episodes: int
+    support_steps_per_task: int
+    inner_steps: int
+    first_order: bool
+    adapted_params: int
+    total_params: int
+    threads: int
+    repeats: int
+    vmap_s: float
+    higher_s: float
+    loop_s: float
+    speedup_vs_higher: float
+    speedup_vs_loop: float
+    max_abs_grad_diff: float
+    max_abs_grad_diff_loop: float
+
+
+def higher_meta_gradient(
+    model: nn.Module,
+    family: str,
+    names: Sequence[str],
+    supports: Sequence[PGBatch],
+    query: PGBatch,
+    inner_lr: float,
+    first_order: bool,
+    clip_coef: float,
+    ent_coef: float = 0.0,
+    learned_lrs: Mapping[str, Tensor] | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The MAML meta-gradient with ``higher``, written independently of :mod:`metaxm.meta`.
+
+    Per task: a differentiable SGD over the parameters ``names`` (one parameter group each,
+    their Meta-SGD rates passed as ``override``), ``len(supports)`` steps on the REINFORCE loss,
+    then the PPO-clip surrogate of the query episodes minus the entropy bonus, averaged over
+    tasks. First order: the inner gradients are detached in ``grad_callback``.
+
+    Returns:
+        the loss and ``{name: gradient}`` for every parameter of ``model`` (and ``"lr:<name>"``
+        for the learned rates), read from ``.grad`` after one ``backward`` per task.
+    """
+    import higher
+
+    own = dict(model.named_parameters())
+    adapted = [own[n] for n in names]
+    opt = torch.optim.SGD([{"params": [p]} for p in adapted], lr=inner_lr)
+    override = None if not learned_lrs else {"lr": [learned_lrs[n] for n in names]}
+    model.zero_grad(set_to_none=True)
+    for lr in (learned_lrs or {}).values():
+        lr.grad = None
+    gaussian = isinstance(model.head, GaussianHead)
+    # a Gaussian head's pd describes the action in units of its bound (its ``scale``)
+    scale = getattr(model.head, "scale", 1.0) if gaussian else 1.0
+
+    def dist(pd: Tensor) -> torch.distributions.Distribution:
+        if gaussian:
+            mean, log_std = pd.chunk(2, -1)
+            return torch.distributions.Independent(
+                torch.distributions.Normal(mean, log_std.exp()), 1
+            )
+        return torch.distributions.Categorical(logits=pd)
+
+    def detach(grads: Sequence[Tensor | None]) -> list[Tensor | None]:
+        return [None if g is None else g.detach() for g in grads]
+
+    n_tasks = query.mask.shape[0]
+    total = 0.0
+    for i in range(n_tasks):
+        with higher.innerloop_ctx(model, opt, copy_initial_weights=False, override=override) as (
+            fmodel,
+            diffopt,
+        ):
+            for support in supports:
+                obs, act, _, adv, mask = (x[i] for x in support)
+                logp = dist(fmodel(obs, family)[0]).log_prob(act / scale)
+                inner = -(logp * adv * mask).sum() / mask.sum()
+                diffopt.step(inner, grad_callback=detach if first_order else None)
+            obs, act, old, adv, mask = (x[i] for x in query)
+            d = dist(fmodel(obs, family)[0])
+            log_ratio = (d.log_prob(act / scale) - old) * (mask > 0)
+            ratio = torch.exp(log_ratio)
+            clipped = torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
+            surrogate = torch.minimum(ratio * adv, clipped * adv)
+            loss = -(surrogate * mask).sum() / mask.sum() - ent_coef * (
+                (d.entropy() * mask).sum() / mask.sum()
+            )
+            (loss / n_tasks).backward()
+            total += float(loss.detach()) / n_tasks
+    grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in own.items()}
+    for n, lr in (learned_lrs or {}).items():
+        grads[f"lr:{n}"] = torch.zeros_like(lr) if lr.grad is None else lr.grad.clone()
+    model.zero_grad(set_to_none=True)
+    return torch.tensor(total), grads
+
+
+def task_batch(
+    spec_data: dict[str, Any], family: str, seed: int = 0
+) -> tuple[nn.Module, MAMLConfig, list[PGBatch], PGBatch, Any]:
+    """The agent of a spec and one real task batch of it: support episodes collected with the
+    initialisation, query episodes with the adapted parameters."""
+    from metaxm.envs import make_world
+    from metaxm.envs.task_env import TaskEnv
+    from metaxm.nn.agent import build_agent
+    from metaxm.sampler import TaskSampler, batch_params
+    from metaxm.spec import spec_from_dict
+
+    spec = spec_from_dict({"seed": seed, **spec_data})
+    cfg = spec.maml
+    agent = build_agent(spec)
+    tasks = TaskSampler(spec).sample("train", cfg.meta_batch, [family])
+    gen = torch.Generator().manual_seed(seed)
+
+    def env(per_task: int) -> TaskEnv:
+        world = make_world(spec.world, len(tasks) * per_task, seed=seed)
+        variants = [t.variant for t in tasks for _ in range(per_task)]
+        return TaskEnv(world, family, variants, tasks=batch_params(tasks, per_task), seed=seed)
+
+    n = len(tasks)
+    adaptation = adapt_in_env(agent, env(cfg.support_episodes), family, n, cfg, gen)
+    query = collect_episodes(agent, env(cfg.query_episodes), family, n, adaptation.params, gen, cfg)
+    return agent, cfg, [s.batch for s in adaptation.supports], query.batch, spec
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _max_diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def bench_case(case: Case, repeats: int = 5) -> MAMLBenchRecord:
+    """Time the three meta-gradients of one case (see the module docstring)."""
+    agent, cfg, supports, query, spec = task_batch(case.spec, case.family)
+    family = case.family
+    names = adapted_names(agent, cfg.adapt, family)
+
+    def vmapped() -> dict[str, Tensor]:
+        return meta_gradient(agent, family, names, supports, query, cfg, vectorize=True)[1]
+
+    def looped() -> dict[str, Tensor]:
+        return meta_gradient(agent, family, names, supports, query, cfg, vectorize=False)[1]
+
+    def with_higher() -> dict[str, Tensor]:
+        return higher_meta_gradient(
+            agent, family, names, supports, query, cfg.inner_lr, cfg.first_order, cfg.clip_coef,
+            cfg.ent_coef,
+        )[1]  # fmt: skip
+
+    g_vmap, g_loop, g_higher = vmapped(), looped(), with_higher()
+    vmap_s = _median_time(vmapped, repeats)
+    loop_s = _median_time(looped, repeats)
+    higher_s = _median_time(with_higher, repeats)
+    params = dict(agent.named_parameters())
+    return MAMLBenchRecord(
+        case=case.name,
+        world=spec.world.name,
+        family=family,
+        adapt=cfg.adapt,
+        tasks=query.mask.shape[0],
+        support_episodes=cfg.support_episodes,
+        query_episodes=cfg.query_episodes,
+        support_steps_per_task=supports[0].mask.shape[1] if supports else 0,
+        inner_steps=cfg.inner_steps,
+        first_order=cfg.first_order,
+        adapted_params=sum(params[n].numel() for n in names),
+        total_params=sum(p.numel() for p in params.values()),
+        threads=torch.get_num_threads(),
+        repeats=repeats,
+        vmap_s=vmap_s,
+        higher_s=higher_s,
+        loop_s=loop_s,
+        speedup_vs_higher=higher_s / vmap_s,
+        speedup_vs_loop=loop_s / vmap_s,
+        max_abs_grad_diff=_max_diff(g_vmap, g_higher),
+        max_abs_grad_diff_loop=_max_diff(g_vmap, g_loop),
+    )
+
+
+def bench_maml(
+    quick: bool = False,
+    cases: Sequence[Case] = CASES,
+    on_record: Callable[[MAMLBenchRecord], None] | None = None,
+) -> list[MAMLBenchRecord]:
+    """Run every case (``quick``: 2 timed repeats instead of 5); the first is the primary."""
+    records = []
+    for case in cases:
+        record = bench_case(case, repeats=2 if quick else 5)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    return records
+
+
+HEADER = (
+    f"{'case':<16} {'tasks':>5} {'steps/task':>10} {'adapted':>8} {'vmap s':>8} {'loop s':>8} "
+    f"{'higher s':>9} {'vs higher':>9} {'vs loop':>8} {'max |dg|':>9}"
+)
+"""Column heads of :func:`format_row`."""
+
+
+def format_row(r: MAMLBenchRecord) -> str:
+    """One table line for ``r``, under :data:`HEADER`."""
+    return (
+        f"{r.case:<16} {r.tasks:>5} {r.support_steps_per_task:>10} {r.adapted_params:>8} "
+        f"{r.vmap_s:>8.3f} {r.loop_s:>8.3f} {r.higher_s:>9.3f} {r.speedup_vs_higher:>8.1f}x "
+        f"{r.speedup_vs_loop:>7.1f}x {r.max_abs_grad_diff:>9.1e}"
+    )
+
+
+def write_json(records: Sequence[MAMLBenchRecord], path: str | Path) -> Path:
+    """The primary case's fields at the top level, every case under ``cases``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(r) for r in records]
+    path.write_text(json.dumps({**rows[0], "cases": rows}, indent=2) + "\n")
+    return path
+
+
+def small_case(case: Case, tasks: int, episodes: int) -> Case:
+    """``case`` with a smaller task batch (for tests)."""
+    maml = {**case.spec.get("maml", {}), "meta_batch": tasks}
+    maml.update(support_episodes=episodes, query_episodes=episodes)
+    return replace(case, spec={**case.spec, "maml": maml})

@@ -1,0 +1,475 @@
+"""MAML with ``torch.func``: inner policy-gradient steps, a clipped outer surrogate, few-shot adapt.
+
+Model-Agnostic Meta-Learning (Finn, Abbeel & Levine 2017, "Model-Agnostic Meta-Learning for Fast
+Adaptation of Deep Networks", Algorithm 3 for RL) learns an initialisation ``theta`` from which
+a few policy-gradient steps on one task's episodes give a good policy for that task. In metaxm a
+task is a world task (a goal) *and* a modality variant, and the inner loop adapts a chosen
+subset of the agent: the family's adapter, adapter + encoder, or everything the family uses.
+
+Everything is a pure function of parameter dicts (``{name: tensor}``): the agent runs as
+``functional_call(agent, params, (obs, family))``, ``torch.func.grad`` gives the inner
+gradients and ``torch.func.vmap`` runs the inner loops of all tasks of a family group at once
+(their episodes are padded and masked to one shape, see :mod:`metaxm.meta.policy_gradient`;
+the environments are stepped outside ``vmap``). The meta-gradient is ordinary autograd through
+the vmapped inner steps: second-order by default, first-order (FOMAML) by detaching the inner
+gradients.
+
+Inner loop. ``theta_i' = theta - alpha * grad L_in(theta; D_i)``, ``L_in`` the REINFORCE loss
+``-sum_t m_t log pi(a_t|s_t) A_t / sum_t m_t`` with advantages from GAE on a linear baseline
+fitted per task (rllab's baseline, as in the paper and pytorch-maml-rl; see
+:mod:`metaxm.meta.policy_gradient`). Each inner step collects fresh support episodes with the
+current adapted parameters, as in the paper. ``alpha`` is one scalar, or with ``meta_sgd`` a
+tensor per parameter element learned in the outer loop (Meta-SGD, Li et al. 2017).
+
+Outer loop. Query episodes are collected with the adapted parameters ``theta_i'(theta_old)``.
+The outer update maximises the PPO-clip surrogate (Schulman et al. 2017) of the post-adaptation
+policy, ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` with ``r = pi_{theta_i'(theta)} / pi_old``,
+for ``outer_epochs`` Adam steps, recomputing the adaptation from the stored support episodes at
+every step. This is ProMP's clipped meta-objective (Rothfuss et al. 2019, "ProMP", eq. 13,
+without its KL term) and departs from the paper, which uses TRPO. Why: TRPO needs
+Hessian-vector products of the KL *through the inner loop* in every conjugate-gradient
+iteration plus a line search, i.e. ~10-25 meta-gradient-sized passes per update; a PPO epoch
+costs one, reuses the vmapped meta-gradient as it is, and Rothfuss et al. report the clipped
+objective matching or beating TRPO-MAML. At the first epoch ``r = 1`` and the gradient is
+exactly the MAML policy-gradient meta-gradient (tested against ``higher``).
+
+Few-shot API (used by the evaluator)::
+
+    params = adapt(agent, family, variant, task_params, episodes=k, steps=n, spec=spec)
+    pd, value = torch.func.functional_call(agent, params, (obs, family))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.func import grad, vmap
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+from metaxm.meta.policy_gradient import (
+    Episodes,
+    FunctionalPolicy,
+    PGBatch,
+    collect_episodes,
+    functional_policy,
+)
+
+if TYPE_CHECKING:
+    from metaxm.envs.base import TaskParams
+    from metaxm.envs.task_env import TaskEnv
+    from metaxm.nn.agent import Agent
+    from metaxm.spec import Spec
+
+AdaptSubset = Literal["adapter", "adapter+encoder", "all"]
+Params = dict[str, Tensor]
+InnerLRs = Mapping[str, "Tensor | float"]
+"""Inner learning rate per adapted parameter name: a float, or a tensor of the parameter's
+shape (Meta-SGD)."""
+
+
+@dataclass(frozen=True)
+class MAMLConfig:
+    """MAML hyper-parameters (the ``maml:`` section of a spec).
+
+    Attributes:
+        meta_batch: tasks per meta-iteration, dealt evenly over the training families.
+        support_episodes: episodes per task per inner step (the inner loop's data).
+        query_episodes: episodes per task collected after adaptation (the outer loss's data).
+        inner_steps: policy-gradient steps of the inner loop (each on fresh support episodes).
+        inner_lr: the inner step size alpha (Meta-SGD's initial value with ``meta_sgd``).
+        adapt: the subset the inner loop changes: ``adapter`` (the family's adapter),
+            ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
+        first_order: drop the second-order terms of the meta-gradient (FOMAML).
+        meta_sgd: learn a per-parameter inner learning rate in the outer loop (Meta-SGD).
+        baseline: the inner and outer advantages' linear baseline features: ``latent``
+            (rllab's features on the agent's latent), ``time`` (time polynomial only) or
+            ``none`` (normalised returns).
+        baseline_reg: the baseline's ridge penalty per valid step.
+        gamma: discount factor.
+        gae_lambda: GAE lambda on the baseline (1: Monte-Carlo returns minus baseline).
+        outer_lr: Adam learning rate of the meta-update.
+        outer_epochs: PPO epochs (Adam steps) per meta-iteration on the same episodes.
+        clip_coef: the outer surrogate's clipping epsilon.
+        ent_coef: weight of the post-adaptation entropy bonus in the outer loss.
+        max_grad_norm: global norm clip of the meta-gradient.
+        target_kl: stop the outer epochs once the mean approximate KL of the adapted policies
+            exceeds this; null never stops early.
+    """
+
+    meta_batch: int = 20
+    support_episodes: int = 20
+    query_episodes: int = 20
+    inner_steps: int = 1
+    inner_lr: float = 0.1
+    adapt: AdaptSubset = "adapter"
+    first_order: bool = False
+    meta_sgd: bool = False
+    baseline: Literal["latent", "time", "none"] = "latent"
+    baseline_reg: float = 1e-2
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    outer_lr: float = 1e-3
+    outer_epochs: int = 4
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    target_kl: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("meta_batch", "support_episodes", "query_episodes", "outer_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.outer_lr <= 0 or self.clip_coef <= 0 or self.max_grad_norm <= 0:
+            raise ValueError("outer_lr, clip_coef and max_grad_norm must be > 0")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError("gamma and gae_lambda must lie in [0, 1]")
+        if self.baseline_reg < 0 or self.ent_coef < 0:
+            raise ValueError("baseline_reg and ent_coef must be >= 0")
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError(f"target_kl must be > 0 or null, got {self.target_kl}")
+
+
+# ---------------------------------------------------------------------- parameter subsets
+def adapted_names(agent: Agent, subset: AdaptSubset, family: str) -> list[str]:
+    """The parameter names the inner loop adapts for ``family``.
+
+    ``all`` means every parameter the family's forward uses (its encoder and adapter, the
+    shared token encoder, the core), not the other families' encoders.
+    """
+    if subset == "all":
+        return agent.param_names("adapter+encoder", family) + agent.param_names("core")
+    return agent.param_names(subset, family)
+
+
+def inner_lrs(names: Sequence[str], default: float, learned: InnerLRs | None = None) -> InnerLRs:
+    """``{name: lr}`` for ``names``: the learned (Meta-SGD) rate where there is one, else
+    ``default``."""
+    learned = learned or {}
+    return {n: learned.get(n, default) for n in names}
+
+
+# ---------------------------------------------------------------------- losses (one task)
+def inner_loss(policy: FunctionalPolicy, params: Params, batch: PGBatch) -> Tensor:
+    """REINFORCE with a baseline on one task's padded episodes (a scalar to minimise).
+
+    Args:
+        policy: the split policy (:func:`~metaxm.meta.policy_gradient.functional_policy`).
+        params: the adapted parameters (they replace the model's own).
+        batch: one task's row of a :class:`PGBatch` whose ``obs`` are the trunk's features.
+    """
+    logp = policy.model.head.log_prob(policy.head(params, batch.obs), batch.actions)
+    return -(logp * batch.advantages * batch.mask).sum() / batch.mask.sum().clamp(min=1.0)
+
+
+def inner_step(
+    policy: FunctionalPolicy,
+    params: Params,
+    batch: PGBatch,
+    lrs: InnerLRs,
+    first_order: bool = False,
+) -> Params:
+    """One inner step ``theta - alpha * grad L_in(theta)``; differentiable in ``params`` and the
+    learning rates unless ``first_order`` (then the gradient is treated as a constant)."""
+    grads = grad(inner_loss, argnums=1)(policy, params, batch)
+    if first_order:
+        grads = {k: g.detach() for k, g in grads.items()}
+    return {k: p - lrs[k] * grads[k] for k, p in params.items()}
+
+
+def adapt_params(
+    policy: FunctionalPolicy,
+    params: Params,
+    supports: Sequence[PGBatch],
+    lrs: InnerLRs,
+    first_order: bool = False,
+) -> Params:
+    """The inner loop on one task: one :func:`inner_step` per support batch."""
+    for batch in supports:
+        params = inner_step(policy, params, batch, lrs, first_order)
+    return params
+
+
+def query_loss(
+    policy: FunctionalPolicy,
+    params: Params,
+    batch: PGBatch,
+    clip_coef: float,
+    ent_coef: float = 0.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The PPO-clip surrogate of one task's query episodes under ``params`` (to minimise).
+
+    Returns:
+        the loss and detached ``surrogate``, ``entropy``, ``approx_kl``, ``clipfrac``.
+    """
+    pd = policy.head(params, batch.obs)
+    head = policy.model.head
+    m = batch.mask
+    count = m.sum().clamp(min=1.0)
+    log_ratio = torch.where(m > 0, head.log_prob(pd, batch.actions) - batch.logprobs, 0.0)
+    ratio = log_ratio.exp()
+    adv = batch.advantages
+    surrogate = torch.min(ratio * adv, ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * adv)
+    pg_loss = -(surrogate * m).sum() / count
+    entropy = (head.entropy(pd) * m).sum() / count
+    stats = {
+        "surrogate": pg_loss.detach(),
+        "entropy": entropy.detach(),
+        "approx_kl": (((ratio - 1.0) - log_ratio) * m).sum().detach() / count,
+        "clipfrac": (((ratio - 1.0).abs() > clip_coef).float() * m).sum().detach() / count,
+    }
+    return pg_loss - ent_coef * entropy, stats
+
+
+def task_loss(
+    policy: FunctionalPolicy,
+    theta: Params,
+    supports: Sequence[PGBatch],
+    query: PGBatch,
+    lrs: InnerLRs,
+    config: MAMLConfig,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """One task's post-adaptation loss: adapt ``theta`` on ``supports``, score on ``query``."""
+    adapted = adapt_params(policy, theta, supports, lrs, config.first_order)
+    return query_loss(policy, adapted, query, config.clip_coef, config.ent_coef)
+
+
+# ---------------------------------------------------------------------- the task batch
+class ExactLayerNorm(TorchFunctionMode):
+    """Computes ``F.layer_norm`` from elementary ops while active.
+
+    A workaround for a PyTorch bug (pytorch/functorch#534, still in torch 2.13): under
+    ``vmap``, the double backward of ``layer_norm`` returns wrong input gradients when the
+    norm's affine weight is differentiated as well, which silently corrupts the second-order
+    meta-gradient of any adapted parameter below an affine LayerNorm (the text and token
+    transformers' norms). :func:`meta_loss` runs its vmapped second-order path under this
+    mode; the per-task loop and first-order MAML do not need it. Checked against ``higher``
+    in ``tests/meta/test_maml.py``.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func is not F.layer_norm:
+            return func(*args, **kwargs)
+        names = ("input", "normalized_shape", "weight", "bias", "eps")
+        a = {**dict(zip(names, args)), **kwargs}
+        x, dims = a["input"], tuple(range(-len(a["normalized_shape"]), 0))
+        centred = x - x.mean(dims, keepdim=True)
+        var = (centred * centred).mean(dims, keepdim=True)
+        y = centred * torch.rsqrt(var + a.get("eps", 1e-5))
+        if a.get("weight") is not None:
+            y = y * a["weight"]
+        if a.get("bias") is not None:
+            y = y + a["bias"]
+        return y
+
+
+def meta_loss(
+    model: nn.Module,
+    family: str,
+    theta: Params,
+    supports: Sequence[PGBatch],
+    query: PGBatch,
+    lrs: InnerLRs,
+    config: MAMLConfig,
+    vectorize: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The mean post-adaptation loss over a family group's tasks.
+
+    The trunk of the policy (the encoder, when it is not adapted; see
+    :class:`~metaxm.meta.policy_gradient.FunctionalPolicy`) runs once on every observation of
+    the batch; the inner loops and query losses of the tasks then run under one ``vmap``.
+
+    Args:
+        model: an :class:`~metaxm.nn.agent.Agent`, or any module whose forward is
+            ``(obs, family) -> (pd, ...)`` and that has an action ``head``.
+        family: the group's family.
+        theta: the initialisation of the adapted subset (the live parameters, to get their
+            meta-gradient; the other parameters come from ``model`` itself).
+        supports: one task-major :class:`PGBatch` per inner step, (n, N, ...).
+        query: the task-major query batch, (n, N, ...).
+        lrs: the inner learning rates.
+        config: ``first_order``, ``clip_coef``, ``ent_coef``.
+        vectorize: run the tasks under ``vmap`` (true) or in a Python loop (the reference).
+
+    Returns:
+        the loss (a scalar with the autograd graph to ``theta``, ``lrs`` and the model) and the
+        diagnostics averaged over tasks.
+    """
+    policy = functional_policy(model, family, theta)
+    supports = [s._replace(obs=policy.features(s.obs)) for s in supports]
+    query = query._replace(obs=policy.features(query.obs))
+
+    def one(sup: list[PGBatch], q: PGBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        return task_loss(policy, theta, sup, q, lrs, config)
+
+    if vectorize:
+        with ExactLayerNorm() if not config.first_order else contextlib.nullcontext():
+            losses, stats = vmap(one)(supports, query)
+    else:
+        rows = [one([s.task(i) for s in supports], query.task(i)) for i in range(len(query.mask))]
+        losses = torch.stack([r[0] for r in rows])
+        stats = {k: torch.stack([r[1][k] for r in rows]) for k in rows[0][1]}
+    return losses.mean(), {k: v.mean() for k, v in stats.items()}
+
+
+def meta_gradient(
+    model: nn.Module,
+    family: str,
+    names: Sequence[str],
+    supports: Sequence[PGBatch],
+    query: PGBatch,
+    config: MAMLConfig,
+    learned_lrs: Mapping[str, Tensor] | None = None,
+    vectorize: bool = True,
+) -> tuple[Tensor, Params]:
+    """The meta-gradient of :func:`meta_loss` for every parameter of ``model``.
+
+    Args:
+        names: the adapted subset (see :func:`adapted_names`).
+        learned_lrs: Meta-SGD rates (leaf tensors); their gradients are returned as
+            ``"lr:<name>"``.
+
+    Returns:
+        the loss and ``{name: gradient}`` (zeros for parameters the loss does not use).
+    """
+    all_params = dict(model.named_parameters())
+    theta = {n: all_params[n] for n in names}
+    lrs = inner_lrs(names, config.inner_lr, learned_lrs)
+    loss, _ = meta_loss(model, family, theta, supports, query, lrs, config, vectorize)
+    targets = dict(all_params)
+    targets.update({f"lr:{n}": t for n, t in (learned_lrs or {}).items()})
+    grads = torch.autograd.grad(loss, list(targets.values()), allow_unused=True)
+    out = {n: torch.zeros_like(t) if g is None else g for (n, t), g in zip(targets.items(), grads)}
+    return loss.detach(), out
+
+
+# ---------------------------------------------------------------------- few-shot adaptation
+@dataclass
+class Adaptation:
+    """What :func:`adapt_in_env` produced.
+
+    Attributes:
+        params: ``{name: (n_tasks, *shape)}`` the adapted subset per task, detached.
+        supports: the support episodes of every inner step (the first ones were collected
+            with the unadapted parameters: the pre-adaptation performance).
+    """
+
+    params: Params
+    supports: list[Episodes]
+
+    @property
+    def env_steps(self) -> int:
+        return sum(e.env_steps for e in self.supports)
+
+
+def adapt_in_env(
+    agent: Agent,
+    env: TaskEnv,
+    family: str,
+    n_tasks: int,
+    config: MAMLConfig,
+    generator: torch.Generator,
+    steps: int | None = None,
+    learned_lrs: Mapping[str, Tensor] | None = None,
+) -> Adaptation:
+    """Adapt to every task of ``env`` at once: ``steps`` inner steps, each on fresh episodes.
+
+    Args:
+        agent: the meta-trained agent (its parameters are not changed).
+        env: ``n_tasks * E`` environments, task-major, tasks and variants set; E episodes per
+            task per step.
+        family: the family of ``env``.
+        n_tasks: the number of tasks.
+        config: ``adapt``, ``inner_lr`` and the advantage settings.
+        generator: draws the actions.
+        steps: inner steps (default ``config.inner_steps``); 0 returns the initialisation.
+        learned_lrs: Meta-SGD rates, if the agent was meta-trained with them.
+    """
+    steps = config.inner_steps if steps is None else steps
+    names = adapted_names(agent, config.adapt, family)
+    own = dict(agent.named_parameters())
+    theta = {n: own[n].detach() for n in names}
+    lrs = {
+        n: lr.detach() if isinstance(lr, Tensor) else lr
+        for n, lr in inner_lrs(names, config.inner_lr, learned_lrs).items()
+    }
+    params: Params | None = None
+    supports: list[Episodes] = []
+
+    policy = functional_policy(agent, family, names)
+
+    def step(p: Params, batch: PGBatch) -> Params:
+        return inner_step(policy, p, batch, lrs, first_order=True)
+
+    for _ in range(steps):
+        episodes = collect_episodes(agent, env, family, n_tasks, params, generator, config)
+        supports.append(episodes)
+        with torch.no_grad():
+            batch = episodes.batch._replace(obs=policy.features(episodes.batch.obs))
+        if params is None:
+            params = vmap(step, in_dims=(None, 0))(theta, batch)
+        else:
+            params = vmap(step)(params, batch)
+        params = {k: v.detach() for k, v in params.items()}
+    if params is None:
+        params = {k: v.unsqueeze(0).repeat(n_tasks, *([1] * v.dim())) for k, v in theta.items()}
+    return Adaptation(params, supports)
+
+
+def adapt(
+    agent: Agent,
+    family: str,
+    variant: int,
+    task_params: TaskParams,
+    episodes: int,
+    steps: int,
+    spec: Spec,
+    *,
+    config: MAMLConfig | None = None,
+    learned_lrs: Mapping[str, Tensor] | None = None,
+    seed: int = 0,
+) -> Params:
+    """Few-shot MAML adaptation of ``agent`` to one modality variant and world task.
+
+    Plays ``episodes`` episodes of the task seen through ``(family, variant)``, takes one
+    policy-gradient step on them, and repeats ``steps`` times (fresh episodes with the adapted
+    policy each time, so ``episodes * steps`` episodes in all); ``steps = 0`` is zero-shot.
+
+    Args:
+        agent: the meta-trained agent; it must read ``family`` (``agent.add_family`` first for
+            a family it has never seen). Its own parameters are not changed.
+        family: the modality family.
+        variant: the variant seed of the family.
+        task_params: the world task, unbatched (e.g. ``{"goal": tensor([0.3, -0.2])}``).
+        episodes: episodes per inner step (k).
+        steps: inner gradient steps (n).
+        spec: gives the world and, unless ``config`` is passed, ``spec.maml``.
+        config: the MAML settings (adapted subset, inner lr, baseline).
+        learned_lrs: Meta-SGD rates (``MAMLTrainer.inner_lrs`` / the checkpoint's
+            ``trainer.inner_lrs``).
+        seed: seeds the episodes and the actions.
+
+    Returns:
+        ``{name: tensor}`` of the adapted subset; run the adapted policy with
+        ``torch.func.functional_call(agent, params, (obs, family))``.
+    """
+    from metaxm.envs import make_world
+    from metaxm.envs.task_env import TaskEnv
+
+    cfg = config or spec.maml
+    device = next(agent.parameters()).device
+    world = make_world(spec.world, episodes, device=device, seed=seed)
+    tasks = {k: torch.as_tensor(v, device=device).unsqueeze(0) for k, v in task_params.items()}
+    tasks = {k: v.expand(episodes, *v.shape[1:]).clone() for k, v in tasks.items()}
+    env = TaskEnv(world, family, variant, tasks=tasks, seed=seed)
+    generator = torch.Generator(device).manual_seed(seed + 1)
+    result = adapt_in_env(agent, env, family, 1, cfg, generator, steps, learned_lrs)
+    return {k: v[0] for k, v in result.params.items()}

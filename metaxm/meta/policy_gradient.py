@@ -1,0 +1,337 @@
+"""Episodes for MAML's losses: collected for a whole task batch, padded, masked, with advantages.
+
+MAML's inner and outer losses are computed under ``torch.func.vmap`` over the tasks of a
+family group, so every task's data must have the same shape. One
+:class:`~metaxm.envs.task_env.TaskEnv` holds ``n_tasks x E`` environments, task-major (env
+``i * E + e`` plays episode ``e`` of task ``i``); every environment plays exactly one episode,
+all of them stepped together for at most the world's horizon. Steps after an environment's
+episode ended are padding (the TaskEnv has already auto-reset it) and carry ``mask = 0``. The
+result is reshaped to ``(n_tasks, L * E, ...)``, L the longest episode of the batch.
+
+Each task can be acted on with its own parameters: ``params`` holds a ``(n_tasks, ...)`` stack
+of the adapted subset and the policy runs as
+``vmap(functional_call(agent, params_i, (obs_i, family)))`` over tasks.
+
+Advantages follow pytorch-maml-rl (Deleu 2018) and rllab (Duan et al. 2016): a linear baseline
+fitted per task by ridge regression to the discounted returns-to-go, GAE (Schulman et al. 2016)
+on top of it, then normalised within each task. Departure: the baseline's features are
+``[z, z^2, tau, tau^2, tau^3, 1]`` with ``z`` the agent's *latent* of the observation (under the
+parameters before adaptation, detached) instead of the raw observation, so the same baseline
+works for pixels and token ids; ``tau = t / L``. Episodes cut at the horizon are not
+bootstrapped: MAML's objective is the finite-horizon return, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from metaxm.envs.task_env import TaskEnv
+from metaxm.rl.gae import compute_gae
+
+if TYPE_CHECKING:
+    from metaxm.meta.maml import MAMLConfig
+    from metaxm.nn.agent import Agent
+
+
+class PGBatch(NamedTuple):
+    """Policy-gradient data, padded and masked; a NamedTuple so ``vmap`` maps over its fields.
+
+    Task-major: every field has the task as dimension 0 and the N = L * E steps as dimension 1
+    (one task's row drops the first dimension).
+
+    Attributes:
+        obs: (n, N, *obs_shape) observations.
+        actions: (n, N) or (n, N, action_dim) actions taken.
+        logprobs: (n, N) their log-probabilities under the acting policy.
+        advantages: (n, N) normalised advantages, 0 on padding.
+        mask: (n, N) float, 1 on real steps, 0 on padding.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    advantages: Tensor
+    mask: Tensor
+
+    def task(self, i: int) -> PGBatch:
+        """The row of task ``i``."""
+        return PGBatch(*(x[i] for x in self))
+
+    def to(self, dtype: torch.dtype) -> PGBatch:
+        """Floating fields cast to ``dtype`` (observations and actions keep integer types)."""
+        return PGBatch(*(x.to(dtype) if x.is_floating_point() else x for x in self))
+
+
+@dataclass
+class Episodes:
+    """One episode per environment for a batch of tasks, as collected.
+
+    Attributes:
+        batch: the padded policy-gradient data (:class:`PGBatch`).
+        returns: (n, E) undiscounted episode returns.
+        success: (n, E) bool, whether each episode reached its goal.
+        lengths: (n, E) episode lengths.
+        env_steps: environment steps taken to collect them (every environment of the batch
+            steps until the last episode ends, padding included).
+    """
+
+    batch: PGBatch
+    returns: Tensor
+    success: Tensor
+    lengths: Tensor
+    env_steps: int
+
+    @property
+    def num_episodes(self) -> int:
+        return self.returns.numel()
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """Mean ``return``, ``success`` and ``length`` over all episodes."""
+        return {
+            f"{prefix}return": float(self.returns.double().mean()),
+            f"{prefix}success": float(self.success.double().mean()),
+            f"{prefix}length": float(self.lengths.double().mean()),
+        }
+
+
+@dataclass(frozen=True)
+class FunctionalPolicy:
+    """The policy as two pure functions: ``pd = head(params, trunk(obs))``.
+
+    ``trunk`` is the part of the forward that no adapted parameter enters (the family's
+    encoder when only the adapter and core are adapted, else nothing); it runs once for the
+    whole task batch, outside ``vmap``, with the model's own parameters (so autograd still
+    reaches them). ``head`` takes the adapted parameters and runs under ``vmap`` per task. This
+    is exact: the encoder's features do not depend on the adapted parameters, so splitting the
+    forward only changes where the encoder runs, not what is differentiated (it avoids
+    batching rules for convolutions and a double backward through the encoder; compare ANIL,
+    Raghu et al. 2020, which caches the body's features the same way).
+
+    Attributes:
+        model: the module (an :class:`~metaxm.nn.agent.Agent`, or any module whose forward is
+            ``(obs, family) -> (pd, ...)`` and that has an action ``head``).
+        family: routes the agent's encoder and adapter.
+        trunk: ``(N, *obs_shape) -> (N, *feature_shape)``.
+        head: ``(params, features (N, ...)) -> pd (N, pd_dim)``.
+    """
+
+    model: nn.Module
+    family: str
+    trunk: Callable[[Tensor], Tensor]
+    head: Callable[[dict[str, Tensor], Tensor], Tensor]
+
+    def features(self, obs: Tensor, lead: int = 2) -> Tensor:
+        """``trunk`` over observations with ``lead`` leading batch dimensions, e.g. (n, N)."""
+        return self.trunk(obs.flatten(0, lead - 1)).unflatten(0, obs.shape[:lead])
+
+
+def functional_policy(model: nn.Module, family: str, names: Iterable[str]) -> FunctionalPolicy:
+    """Split ``model``'s policy for adapting the parameters ``names`` (see
+    :class:`FunctionalPolicy`): an agent adapting only its adapter and core gets its encoder as
+    the trunk; anything else gets the identity trunk and ``functional_call`` of the model."""
+    from metaxm.nn.agent import Agent
+
+    adapter_prefix = f"adapters.{family}."
+    if (
+        isinstance(model, Agent)
+        and not model.recurrent
+        and all(n.startswith((adapter_prefix, "core.")) for n in names)
+    ):
+        encoder, tokens = model.encoders[family], model.token_encoder
+        adapter, core = model.adapters[family], model.core
+
+        def trunk(obs: Tensor) -> Tensor:  # Agent.encode without the adapter
+            return encoder(obs) if tokens is None else tokens(*encoder(obs))
+
+        def head(params: dict[str, Tensor], e: Tensor) -> Tensor:
+            a = {
+                k[len(adapter_prefix) :]: v
+                for k, v in params.items()
+                if k.startswith(adapter_prefix)
+            }
+            c = {k[len("core.") :]: v for k, v in params.items() if k.startswith("core.")}
+            return functional_call(core, c, (functional_call(adapter, a, (e,)),))[0]
+
+        return FunctionalPolicy(model, family, trunk, head)
+
+    def whole(params: dict[str, Tensor], obs: Tensor) -> Tensor:
+        return functional_call(model, params, (obs, family))[0]
+
+    return FunctionalPolicy(model, family, lambda obs: obs, whole)
+
+
+def policy_pd(
+    agent: Agent, family: str, obs: Tensor, n_tasks: int, params: dict[str, Tensor] | None
+) -> Tensor:
+    """The policy's distribution parameters for task-major observations (n_tasks * E, ...).
+
+    ``params`` is None for the agent's own parameters, else a ``(n_tasks, ...)`` stack of one
+    parameter subset per task, run with ``vmap`` over tasks (after the shared trunk).
+    """
+    if params is None:
+        return agent(obs, family)[0]
+    policy = functional_policy(agent, family, params)
+    feats = policy.trunk(obs).unflatten(0, (n_tasks, -1))
+    return vmap(policy.head)(params, feats).flatten(0, 1)
+
+
+@torch.no_grad()
+def collect_episodes(
+    agent: Agent,
+    env: TaskEnv,
+    family: str,
+    n_tasks: int,
+    params: dict[str, Tensor] | None,
+    generator: torch.Generator,
+    config: MAMLConfig,
+    deterministic: bool = False,
+) -> Episodes:
+    """Play one episode in every environment of ``env`` and compute the advantages.
+
+    Args:
+        agent: a feed-forward agent.
+        env: ``n_tasks * E`` environments, task-major, with their tasks and variants set.
+        family: the modality family of ``env``.
+        n_tasks: the number of tasks n (``env.num_envs`` must be a multiple).
+        params: ``(n_tasks, ...)`` per-task parameters of a subset, or None for the agent's own.
+        generator: draws the actions.
+        config: gamma, gae_lambda, baseline and baseline_reg.
+        deterministic: act with the policy's mode instead of sampling.
+    """
+    if env.num_envs % n_tasks:
+        raise ValueError(f"{env.num_envs} environments do not split into {n_tasks} tasks")
+    head = agent.head
+    b = env.num_envs
+    obs = env.reset()
+    alive = torch.ones(b, dtype=torch.bool, device=env.device)
+    ret = torch.zeros(b, device=env.device)
+    success = torch.zeros(b, dtype=torch.bool, device=env.device)
+    length = torch.zeros(b, dtype=torch.long, device=env.device)
+    buf: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "logp", "rew", "term", "done")}
+    masks: list[Tensor] = []
+    for _ in range(env.world.horizon):
+        pd = policy_pd(agent, family, obs, n_tasks, params)
+        action = head.mode(pd) if deterministic else head.sample(pd, generator)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated | truncated
+        for k, v in zip(buf, (obs, action, head.log_prob(pd, action), reward, terminated, done)):
+            buf[k].append(v)
+        masks.append(alive.clone())
+        new = done & alive
+        ret = torch.where(new, info["episode_return"], ret)
+        success = torch.where(new, info["success"], success)
+        length = torch.where(new, info["episode_length"], length)
+        alive &= ~done
+        obs = next_obs
+        if not bool(alive.any()):
+            break
+    steps = {k: torch.stack(v) for k, v in buf.items()}  # (L, B, ...)
+    mask = torch.stack(masks).float()  # (L, B)
+    adv = advantages(agent, family, steps, mask, n_tasks, config)
+    horizon_steps = mask.shape[0]
+
+    def task_major(x: Tensor) -> Tensor:  # (L, B, ...) -> (n, L * E, ...)
+        return x.unflatten(1, (n_tasks, -1)).movedim(1, 0).flatten(1, 2)
+
+    batch = PGBatch(
+        obs=task_major(steps["obs"]),
+        actions=task_major(steps["act"]),
+        logprobs=task_major(steps["logp"]),
+        advantages=task_major(adv),
+        mask=task_major(mask),
+    )
+    return Episodes(
+        batch=batch,
+        returns=ret.view(n_tasks, -1),
+        success=success.view(n_tasks, -1),
+        lengths=length.view(n_tasks, -1),
+        env_steps=horizon_steps * b,
+    )
+
+
+def advantages(
+    agent: Agent,
+    family: str,
+    steps: dict[str, Tensor],
+    mask: Tensor,
+    n_tasks: int,
+    config: MAMLConfig,
+) -> Tensor:
+    """GAE on a per-task linear baseline, normalised within each task; (L, B), 0 on padding.
+
+    Args:
+        steps: ``obs``, ``rew``, ``term``, ``done``, each (L, B, ...), time-major.
+        mask: (L, B) 1 on real steps.
+    """
+    rew, term, done = steps["rew"], steps["term"], steps["done"]
+    zeros = torch.zeros_like(rew)
+    # discounted returns-to-go: GAE with V = 0 and lambda = 1, cut at the end of each episode
+    rtg, _ = compute_gae(rew, zeros, zeros, term, done, config.gamma, 1.0)
+    values = zeros
+    if config.baseline != "none":
+        feats = baseline_features(agent, family, steps["obs"], config.baseline)  # (L, B, d)
+        values = fit_linear_baseline(feats, rtg, mask, n_tasks, config.baseline_reg)
+    # V(s_{t+1}) inside an episode; nothing after its end (finite horizon, no bootstrap)
+    following = torch.cat((values[1:], torch.zeros_like(values[:1])))
+    next_values = torch.where(done, 0.0, following)
+    adv, _ = compute_gae(rew, values, next_values, term, done, config.gamma, config.gae_lambda)
+    return normalize_per_task(adv, mask, n_tasks)
+
+
+def baseline_features(agent: Agent, family: str, obs: Tensor, kind: str) -> Tensor:
+    """rllab's linear-baseline features, on the agent's latent: (L, B, d).
+
+    ``latent``: ``[z, z^2, tau, tau^2, tau^3, 1]``; ``time``: ``[tau, tau^2, tau^3, 1]``.
+    """
+    length, b = obs.shape[:2]
+    tau = torch.arange(length, device=obs.device, dtype=torch.float32) / length
+    tau = tau[:, None, None].expand(length, b, 1)
+    parts = [tau, tau**2, tau**3, torch.ones_like(tau)]
+    if kind == "latent":
+        z = agent.encode(obs.flatten(0, 1), family).unflatten(0, (length, b)).float()
+        parts = [z, z**2, *parts]
+    return torch.cat(parts, -1)
+
+
+def fit_linear_baseline(
+    feats: Tensor, targets: Tensor, mask: Tensor, n_tasks: int, reg: float
+) -> Tensor:
+    """Ridge regression of ``targets`` on ``feats``, one fit per task over its masked steps.
+
+    Solves ``(X^T M X + reg * n_valid * I) w = X^T M y`` per task (batched, no loop) and returns
+    the fitted values ``X w``, (L, B).
+
+    Args:
+        feats: (L, B, d).
+        targets: (L, B).
+        mask: (L, B).
+        n_tasks: tasks are the blocks of B / n_tasks consecutive columns.
+        reg: the ridge penalty per valid sample.
+    """
+    length, b, d = feats.shape
+    x = feats.double().unflatten(1, (n_tasks, -1)).movedim(1, 0).flatten(1, 2)  # (n, N, d)
+    y = targets.double().unflatten(1, (n_tasks, -1)).movedim(1, 0).flatten(1, 2)  # (n, N)
+    m = mask.double().unflatten(1, (n_tasks, -1)).movedim(1, 0).flatten(1, 2)
+    xm = x * m[..., None]
+    eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    gram = xm.transpose(1, 2) @ x + (reg * m.sum(1).clamp(min=1.0))[:, None, None] * eye
+    w = torch.linalg.solve(gram, (xm.transpose(1, 2) @ y[..., None]))  # (n, d, 1)
+    fitted = (x @ w).squeeze(-1)  # (n, N)
+    out = fitted.unflatten(1, (length, -1)).movedim(0, 1).flatten(1, 2)  # (L, B)
+    return out.to(targets.dtype)
+
+
+def normalize_per_task(adv: Tensor, mask: Tensor, n_tasks: int) -> Tensor:
+    """(adv - mean) / (std + 1e-8) over each task's valid steps; 0 on padding. (L, B)."""
+    a = adv.unflatten(1, (n_tasks, -1))  # (L, n, E)
+    m = mask.unflatten(1, (n_tasks, -1))
+    count = m.sum((0, 2), keepdim=True).clamp(min=1.0)
+    mean = (a * m).sum((0, 2), keepdim=True) / count
+    var = ((a - mean).pow(2) * m).sum((0, 2), keepdim=True) / count
+    return ((a - mean) / (var.sqrt() + 1e-8) * m).flatten(1, 2)
