@@ -25,6 +25,7 @@ from typing import Any, Literal
 from metaxm.align.config import AlignConfig
 from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
+from metaxm.meta.maml import MAMLConfig
 from metaxm.modalities import FAMILIES
 from metaxm.nn.agent import AgentConfig
 from metaxm.rl.ppo import PPOConfig
@@ -98,6 +99,7 @@ class Spec:
         algo: the training algorithm ``metaxm train`` runs (see :data:`metaxm.run.loop.TRAINERS`).
         agent: the agent's architecture (:class:`metaxm.nn.agent.AgentConfig`).
         ppo: PPO's hyper-parameters (:class:`metaxm.rl.ppo.PPOConfig`).
+        maml: MAML's hyper-parameters (:class:`metaxm.meta.maml.MAMLConfig`).
         train: run length, environments, log and checkpoint intervals
             (:class:`metaxm.run.loop.TrainConfig`).
         log: wandb mode and project, progress bar (:class:`metaxm.run.logger.LogConfig`).
@@ -109,9 +111,10 @@ class Spec:
     device: str = "cpu"
     world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
-    algo: Literal["ppo"] = "ppo"
+    algo: Literal["ppo", "maml"] = "ppo"
     agent: AgentConfig = field(default_factory=AgentConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    maml: MAMLConfig = field(default_factory=MAMLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     align: AlignConfig = field(default_factory=AlignConfig)

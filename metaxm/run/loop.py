@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRAINERS: dict[str, str] = {"ppo": "metaxm.rl.trainer:PPOTrainer"}
+TRAINERS: dict[str, str] = {
+    "ppo": "metaxm.rl.trainer:PPOTrainer",
+    "maml": "metaxm.meta.maml_trainer:MAMLTrainer",
+}
 """``algo`` name -> ``"module:Class"`` of its trainer; later algorithms add themselves here."""
 
 EPISODE_KEYS = ("return", "success", "length")
