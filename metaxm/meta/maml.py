@@ -141,11 +141,13 @@ class MAMLConfig:
 def adapted_names(agent: Agent, subset: AdaptSubset, family: str) -> list[str]:
     """The parameter names the inner loop adapts for ``family``.
 
-    ``all`` means every parameter the family's forward uses (its encoder and adapter, the
-    shared token encoder, the core), not the other families' encoders.
+    ``all`` means every parameter the family's policy uses (its encoder and adapter, the
+    shared token encoder, the core's policy), not the other families' encoders and not the
+    value head, which MAML never uses (its advantages come from a linear baseline).
     """
     if subset == "all":
-        return agent.param_names("adapter+encoder", family) + agent.param_names("core")
+        core = [n for n in agent.param_names("core") if not n.startswith("core.v.")]
+        return agent.param_names("adapter+encoder", family) + core
     return agent.param_names(subset, family)
 
 

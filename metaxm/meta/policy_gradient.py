@@ -133,37 +133,58 @@ class FunctionalPolicy:
 
 def functional_policy(model: nn.Module, family: str, names: Iterable[str]) -> FunctionalPolicy:
     """Split ``model``'s policy for adapting the parameters ``names`` (see
-    :class:`FunctionalPolicy`): an agent adapting only its adapter and core gets its encoder as
-    the trunk; anything else gets the identity trunk and ``functional_call`` of the model."""
+    :class:`FunctionalPolicy`).
+
+    A feed-forward :class:`~metaxm.nn.agent.Agent` is composed from its parts as
+    ``Agent.encode`` and ``MLPCore.forward`` do, without the value head (MAML never uses it):
+    the encoder is the trunk unless it is adapted. Any other module gets the identity trunk and
+    ``functional_call`` of the whole model. ``tests/meta/test_maml.py`` checks the composition
+    against the agent's own forward.
+    """
     from metaxm.nn.agent import Agent
+    from metaxm.nn.core import MLPCore
 
-    adapter_prefix = f"adapters.{family}."
-    if (
-        isinstance(model, Agent)
-        and not model.recurrent
-        and all(n.startswith((adapter_prefix, "core.")) for n in names)
-    ):
-        encoder, tokens = model.encoders[family], model.token_encoder
-        adapter, core = model.adapters[family], model.core
+    names = list(names)
+    if not isinstance(model, Agent) or not isinstance(model.core, MLPCore):
 
-        def trunk(obs: Tensor) -> Tensor:  # Agent.encode without the adapter
-            return encoder(obs) if tokens is None else tokens(*encoder(obs))
+        def whole(params: dict[str, Tensor], obs: Tensor) -> Tensor:
+            return functional_call(model, params, (obs, family))[0]
 
-        def head(params: dict[str, Tensor], e: Tensor) -> Tensor:
-            a = {
-                k[len(adapter_prefix) :]: v
-                for k, v in params.items()
-                if k.startswith(adapter_prefix)
-            }
-            c = {k[len("core.") :]: v for k, v in params.items() if k.startswith("core.")}
-            return functional_call(core, c, (functional_call(adapter, a, (e,)),))[0]
+        return FunctionalPolicy(model, family, lambda obs: obs, whole)
 
-        return FunctionalPolicy(model, family, trunk, head)
+    encoder, tokens = model.encoders[family], model.token_encoder
+    adapter, core = model.adapters[family], model.core
+    prefixes = {
+        "encoder": f"encoders.{family}.",
+        "tokens": "token_encoder.",
+        "adapter": f"adapters.{family}.",
+        "pi": "core.pi.",
+    }
+    encoder_adapted = any(n.startswith((prefixes["encoder"], prefixes["tokens"])) for n in names)
 
-    def whole(params: dict[str, Tensor], obs: Tensor) -> Tensor:
-        return functional_call(model, params, (obs, family))[0]
+    def encode(obs: Tensor, p: dict[str, dict[str, Tensor]]) -> Tensor:  # without the adapter
+        e = functional_call(encoder, p["encoder"], (obs,))
+        return e if tokens is None else functional_call(tokens, p["tokens"], e)
 
-    return FunctionalPolicy(model, family, lambda obs: obs, whole)
+    def split(params: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+        return {
+            part: {k[len(pre) :]: v for k, v in params.items() if k.startswith(pre)}
+            for part, pre in prefixes.items()
+        }
+
+    def head(params: dict[str, Tensor], x: Tensor) -> Tensor:
+        p = split(params)
+        e = encode(x, p) if encoder_adapted else x
+        pd = functional_call(core.pi, p["pi"], (functional_call(adapter, p["adapter"], (e,)),))
+        if core.gaussian:
+            log_std = params.get("core.log_std", core.log_std)
+            pd = torch.cat((pd, log_std.expand_as(pd)), -1)
+        return pd
+
+    def trunk(obs: Tensor) -> Tensor:
+        return obs if encoder_adapted else encode(obs, split({}))
+
+    return FunctionalPolicy(model, family, trunk, head)
 
 
 def policy_pd(

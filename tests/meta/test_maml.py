@@ -185,13 +185,16 @@ def test_vmap_equals_a_per_task_loop(family: str) -> None:
     _assert_grads_close(vmapped, looped, tol * max(scale, 1.0))
 
 
+@pytest.mark.parametrize("encoder", ["family", "tokens"])
 @pytest.mark.parametrize("family", list(SPACES))
-def test_functional_policy_split_equals_the_agent(family: str) -> None:
-    agent, tol = _agent(), 1e-12
-    if family != "text":  # these encoders cast to float32
+def test_functional_policy_split_equals_the_agent(family: str, encoder: str) -> None:
+    config = AgentConfig(**{**SMALL.__dict__, "encoder": encoder})
+    agent = Agent(config, SPACES, gym.spaces.Box(-0.1, 0.1, (2,), np.float32), seed=1)
+    agent, tol = agent.double(), 1e-12
+    if family != "text" or encoder == "tokens":  # these encoders cast to float32
         agent, tol = agent.float(), 1e-6
     obs = _obs(SPACES[family], (5,), torch.Generator().manual_seed(0))
-    for subset in ("adapter", "adapter+encoder"):
+    for subset in ("adapter", "adapter+encoder", "all"):
         names = adapted_names(agent, subset, family)
         policy = functional_policy(agent, family, names)
         params = {n: p.detach() + 0.1 for n, p in agent.named_params("all").items() if n in names}
