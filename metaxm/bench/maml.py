@@ -10,22 +10,27 @@
   initial weights), the losses written out again with ``torch.distributions``, and
   ``backward`` per task, as higher's MAML examples do.
 
-Each time is the median of ``repeats`` meta-gradients (forward and backward of the whole task
-batch) after one untimed warm-up; the episodes are real ones, collected once before timing.
-``max_abs_grad_diff`` is the largest absolute difference between the vmapped and the higher
-meta-gradients over all parameters. The torch thread count is whatever the caller set (the
-command sets 1 by default and prints it).
+Each time is the median over ``repeats`` interleaved rounds (vmap, loop, higher, vmap, ...)
+of one meta-gradient (forward and backward of the whole task batch), after one untimed
+warm-up each; wall-clock and process-CPU seconds are both recorded (on a shared machine the
+CPU times are the steadier measure; with one thread they equal the wall-clock time of an
+idle core), with the 1-minute load average. The episodes are real ones, collected once before
+timing. ``max_abs_grad_diff`` is the largest absolute difference between the vmapped and the
+higher meta-gradients over all parameters. The torch thread count is whatever the caller set
+(the command sets 1 by default and prints it).
 
-The default cases: the default MAML settings (:class:`~metaxm.meta.maml.MAMLConfig`: 20 tasks
-x 20 support and 20 query episodes, the adapter adapted, second order, one inner step) on the
-default GridNav 7x7 through ``vector`` (the primary case, whose numbers go to the top level of
-the JSON), and the classic PointNav set-up of ``tasks/maml-pointnav.yaml`` (all parameters
-adapted, 100-step episodes).
+The default cases (:data:`CASES`): the agent of ``tasks/gridnav.yaml`` (encoders for five
+families) with the default MAML settings (:class:`~metaxm.meta.maml.MAMLConfig`: 20 tasks x 20
+support and 20 query episodes, the adapter adapted, second order, one inner step) on its
+``vector``, ``pixels`` and ``text`` families (``vector`` is the primary case, whose numbers go
+to the top level of the JSON), and the classic PointNav set-up of ``tasks/maml-pointnav.yaml``
+(all parameters adapted, 100-step episodes).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,26 +66,30 @@ class Case:
     family: str
 
 
+GRIDNAV = {
+    "world": {"name": "gridnav", "size": 7, "horizon": 30, "step_cost": 0.01},
+    "modalities": {
+        "train": {"vector": 8, "projected": 8, "pixels": 8, "text": 8},
+        "heldout_families": {"audio": 4},
+    },
+}
+"""World and modalities of ``tasks/gridnav.yaml``: its agent reads five families."""
+
+POINTNAV = {
+    "world": {"name": "pointnav", "goal_visible": False, "horizon": 100},
+    "modalities": {"train": {"vector": 1}},
+    "agent": {"encoder_width": 64, "adapter_rank": 0, "init_log_std": 0.0},
+    "maml": {"adapt": "all"},
+}
+"""``tasks/maml-pointnav.yaml``: all parameters adapted, 20 tasks x 20 episodes of 100 steps."""
+
 CASES = (
-    Case(
-        "gridnav-adapter",
-        {
-            "world": {"name": "gridnav", "size": 7, "horizon": 30},
-            "modalities": {"train": {"vector": 8}},
-            "maml": {},
-        },
-        "vector",
-    ),
-    Case(
-        "pointnav-all",
-        {
-            "world": {"name": "pointnav", "goal_visible": False, "horizon": 100},
-            "modalities": {"train": {"vector": 1}},
-            "maml": {"adapt": "all"},
-        },
-        "vector",
-    ),
+    Case("gridnav-vector", {**GRIDNAV, "maml": {}}, "vector"),
+    Case("gridnav-pixels", {**GRIDNAV, "maml": {}}, "pixels"),
+    Case("gridnav-text", {**GRIDNAV, "maml": {}}, "text"),
+    Case("pointnav-all", POINTNAV, "vector"),
 )
+"""The default cases; the first is the primary one (the JSON's top level)."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,16 @@ class MAMLBenchRecord:
     total_params: int
     threads: int
     repeats: int
+    load_average: float
     vmap_s: float
     higher_s: float
     loop_s: float
+    vmap_cpu_s: float
+    higher_cpu_s: float
+    loop_cpu_s: float
     speedup_vs_higher: float
     speedup_vs_loop: float
+    speedup_vs_higher_cpu: float
     max_abs_grad_diff: float
     max_abs_grad_diff_loop: float
 
@@ -215,14 +229,20 @@ def task_batch(
     return agent, cfg, [s.batch for s in adaptation.supports], query.batch, spec
 
 
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _time(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median wall-clock and process-CPU seconds of each function, timed in interleaved
+    rounds (so that a change in the machine's load hits every function alike)."""
+    for fn in fns.values():
+        fn()  # warm-up
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
 def _max_diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
@@ -248,9 +268,7 @@ def bench_case(case: Case, repeats: int = 5) -> MAMLBenchRecord:
         )[1]  # fmt: skip
 
     g_vmap, g_loop, g_higher = vmapped(), looped(), with_higher()
-    vmap_s = _median_time(vmapped, repeats)
-    loop_s = _median_time(looped, repeats)
-    higher_s = _median_time(with_higher, repeats)
+    t = _time({"vmap": vmapped, "loop": looped, "higher": with_higher}, repeats)
     params = dict(agent.named_parameters())
     return MAMLBenchRecord(
         case=case.name,
@@ -267,11 +285,16 @@ def bench_case(case: Case, repeats: int = 5) -> MAMLBenchRecord:
         total_params=sum(p.numel() for p in params.values()),
         threads=torch.get_num_threads(),
         repeats=repeats,
-        vmap_s=vmap_s,
-        higher_s=higher_s,
-        loop_s=loop_s,
-        speedup_vs_higher=higher_s / vmap_s,
-        speedup_vs_loop=loop_s / vmap_s,
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        vmap_s=t["vmap"][0],
+        higher_s=t["higher"][0],
+        loop_s=t["loop"][0],
+        vmap_cpu_s=t["vmap"][1],
+        higher_cpu_s=t["higher"][1],
+        loop_cpu_s=t["loop"][1],
+        speedup_vs_higher=t["higher"][0] / t["vmap"][0],
+        speedup_vs_loop=t["loop"][0] / t["vmap"][0],
+        speedup_vs_higher_cpu=t["higher"][1] / t["vmap"][1],
         max_abs_grad_diff=_max_diff(g_vmap, g_higher),
         max_abs_grad_diff_loop=_max_diff(g_vmap, g_loop),
     )
@@ -282,9 +305,9 @@ def bench_maml(
     cases: Sequence[Case] = CASES,
     on_record: Callable[[MAMLBenchRecord], None] | None = None,
 ) -> list[MAMLBenchRecord]:
-    """Run every case (``quick``: 2 timed repeats instead of 5); the first is the primary."""
+    """Run every case (``quick``: the primary case alone, 2 timed rounds instead of 5)."""
     records = []
-    for case in cases:
+    for case in cases[:1] if quick else cases:
         record = bench_case(case, repeats=2 if quick else 5)
         records.append(record)
         if on_record is not None:
@@ -293,8 +316,8 @@ def bench_maml(
 
 
 HEADER = (
-    f"{'case':<16} {'tasks':>5} {'steps/task':>10} {'adapted':>8} {'vmap s':>8} {'loop s':>8} "
-    f"{'higher s':>9} {'vs higher':>9} {'vs loop':>8} {'max |dg|':>9}"
+    f"{'case':<15} {'tasks':>5} {'steps/task':>10} {'adapted':>7} {'vmap s':>7} {'loop s':>7} "
+    f"{'higher s':>8} {'vs higher':>9} {'(CPU)':>6} {'vs loop':>7} {'max |dg|':>8} {'load':>5}"
 )
 """Column heads of :func:`format_row`."""
 
@@ -302,9 +325,10 @@ HEADER = (
 def format_row(r: MAMLBenchRecord) -> str:
     """One table line for ``r``, under :data:`HEADER`."""
     return (
-        f"{r.case:<16} {r.tasks:>5} {r.support_steps_per_task:>10} {r.adapted_params:>8} "
-        f"{r.vmap_s:>8.3f} {r.loop_s:>8.3f} {r.higher_s:>9.3f} {r.speedup_vs_higher:>8.1f}x "
-        f"{r.speedup_vs_loop:>7.1f}x {r.max_abs_grad_diff:>9.1e}"
+        f"{r.case:<15} {r.tasks:>5} {r.support_steps_per_task:>10} {r.adapted_params:>7} "
+        f"{r.vmap_s:>7.3f} {r.loop_s:>7.3f} {r.higher_s:>8.3f} {r.speedup_vs_higher:>8.1f}x "
+        f"{r.speedup_vs_higher_cpu:>5.1f}x {r.speedup_vs_loop:>6.1f}x {r.max_abs_grad_diff:>8.1e} "
+        f"{r.load_average:>5.1f}"
     )
 
 
