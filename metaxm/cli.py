@@ -17,7 +17,7 @@ from metaxm import __version__
 from metaxm.errors import ConfigError, MetaxmError
 
 # subcommand name -> module under metaxm.commands
-COMMANDS = ("main", "train", "adapt", "evaluate", "render", "bench")
+COMMANDS = ("main", "train", "pretrain", "adapt", "evaluate", "render", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

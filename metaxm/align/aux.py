@@ -17,6 +17,11 @@ variants (its own seeded generators), the :class:`~metaxm.align.losses.Alignment
   (Cobbe et al. 2021, "Phasic Policy Gradient", arXiv:2009.04416, runs its auxiliary objective
   in separate steps too).
 
+:func:`prepare_alignment` is the one call a trainer makes at construction: it initialises the
+agent from a pretraining run when ``align.init_from`` is set, and returns the
+:class:`AuxAlignment` when ``align.weight`` > 0 (None otherwise, so a trainer with the default
+spec runs exactly as without alignment).
+
 The loss module's own parameters (a learned temperature, the VAE's decoders) get their own
 Adam at ``align.lr``; :meth:`state_dict` holds them, that optimizer and the sampler's
 generators, so a resumed run continues exactly.
@@ -98,3 +103,15 @@ class AuxAlignment:
         if self.optimizer is not None and state["optimizer"] is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
+
+
+def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment | None:
+    """Apply ``align.init_from`` to ``agent`` and build the auxiliary loss if ``align.weight``
+    is > 0 (see the module docstring)."""
+    if spec.align.init_from:
+        from metaxm.align.pretrain import load_pretrained
+
+        load_pretrained(agent, spec.align.init_from)
+    if spec.align.weight <= 0:
+        return None
+    return AuxAlignment.from_spec(spec, agent, seed)

@@ -35,6 +35,10 @@ class AlignConfig:
         random_steps: random actions taken from the random reset states before rendering, for
             worlds whose reset states do not cover the state space.
         vae_beta: the weight of the KL term of the ``vae`` loss.
+        pretrain_adapters: what pretraining trains between the encoders and the latent:
+            ``variant``, one adapter per training variant (:mod:`metaxm.align.variants`), so
+            the encoders need not tell variants apart from one observation; ``family``, the
+            agent's family adapters shared by all variants (variant-invariant encoders).
         lr: Adam learning rate of ``metaxm pretrain``.
         max_grad_norm: global gradient-norm clip of pretraining and of the auxiliary step.
         pretrain_updates: gradient steps of ``metaxm pretrain``.
@@ -46,6 +50,8 @@ class AlignConfig:
         fit_mse: weight of the squared distance to the source latent in a few-shot fit
             (InfoNCE only fixes directions; the policy reads the latent itself).
         fit_envs: parallel environments the paired steps of a few-shot fit are collected in.
+        init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
+            adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
     """
 
     weight: float = 0.0
@@ -56,7 +62,8 @@ class AlignConfig:
     views: int = 0
     random_steps: int = 0
     vae_beta: float = 1e-3
-    lr: float = 1e-3
+    pretrain_adapters: Literal["variant", "family"] = "variant"
+    lr: float = 2e-3
     max_grad_norm: float = 1.0
     pretrain_updates: int = 1500
     eval_states: int = 256
@@ -65,6 +72,7 @@ class AlignConfig:
     fit_lr: float = 3e-3
     fit_mse: float = 1.0
     fit_envs: int = 8
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0 or self.vae_beta < 0 or self.fit_mse < 0:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ from torch import Tensor, nn
 from metaxm.align.config import AlignConfig
 from metaxm.align.pairs import PairedBatch
 from metaxm.nn.agent import Agent
+
+if TYPE_CHECKING:
+    from metaxm.align.variants import VariantAdapters
 
 MAX_INV_TEMPERATURE = 100.0
 """CLIP's clamp on the learned inverse temperature, which keeps the logits bounded."""
@@ -105,10 +109,27 @@ class _Encode(nn.Module):
 
 
 def encode_views(
-    agent: Agent, batch: PairedBatch, params: Mapping[str, Tensor] | None = None
+    agent: Agent,
+    batch: PairedBatch,
+    params: Mapping[str, Tensor] | None = None,
+    adapters: VariantAdapters | None = None,
 ) -> list[Tensor]:
-    """The latents (B, latent_dim) of every view of ``batch``."""
-    return [encode(agent, o, f, params) for o, f in zip(batch.obs, batch.families)]
+    """The latents (B, latent_dim) of every view of ``batch``.
+
+    Args:
+        agent: the agent.
+        batch: the paired batch.
+        params: parameters by name to encode with instead of the agent's own.
+        adapters: per-variant adapters; a view of a family they hold goes through each row's
+            variant adapter instead of the family adapter.
+    """
+    out = []
+    for o, f, v in zip(batch.obs, batch.families, batch.variants):
+        if adapters is not None and f in adapters.stacks:
+            out.append(adapters.encode(agent, o, f, v))
+        else:
+            out.append(encode(agent, o, f, params))
+    return out
 
 
 def paired_infonce(
@@ -165,10 +186,15 @@ class AlignmentLoss(nn.Module):
         return 1.0 / self.log_inv_temperature.exp().clamp(max=MAX_INV_TEMPERATURE)
 
     def forward(
-        self, agent: Agent, batch: PairedBatch, params: Mapping[str, Tensor] | None = None
+        self,
+        agent: Agent,
+        batch: PairedBatch,
+        params: Mapping[str, Tensor] | None = None,
+        adapters: VariantAdapters | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss on ``batch`` and detached diagnostics (``align_loss``, ``temperature``)."""
-        latents = encode_views(agent, batch, params)
+        """The loss on ``batch`` and detached diagnostics (``align_loss``, ``temperature``);
+        ``params`` and ``adapters`` as in :func:`encode_views`."""
+        latents = encode_views(agent, batch, params, adapters)
         if self.vae is not None:
             loss, stats = self.vae(latents, batch)
         else:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from metaxm.envs import make_world
-from metaxm.envs.base import Scene, SceneInfo
+from metaxm.envs.base import Layout, Scene, SceneInfo
 from metaxm.modalities.base import VariantParams, get_family, stack_params
 
 if TYPE_CHECKING:
@@ -132,10 +132,18 @@ def render_pairs(
     return PairedBatch(scene, families, tuple(obs), tuple(variants), state_ids(scene))
 
 
+def select_rows(scene: Scene, index: Tensor | slice) -> Scene:
+    """The rows ``index`` of a scene (features and layout alike)."""
+    lay = scene.layout
+    if lay is None:
+        return Scene(scene.features[index])
+    goal = None if lay.goal is None else lay.goal[index]
+    walls = None if lay.walls is None else lay.walls[index]
+    return Scene(scene.features[index], Layout(lay.size, lay.agent[index], goal, walls))
+
+
 def concat_scenes(scenes: Sequence[Scene]) -> Scene:
     """Stack the rows of several scenes (of one world) into one scene."""
-    from metaxm.envs.base import Layout
-
     first = scenes[0]
     features = torch.cat([s.features for s in scenes])
     if first.layout is None:

@@ -1,0 +1,109 @@
+"""metaxm pretrain: the run directory, exact resume, retrieval that rises, weights that load."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+
+from metaxm.align.aux import prepare_alignment
+from metaxm.align.pretrain import PretrainTrainer, load_pretrained, load_variant_adapters, pretrain
+from metaxm.nn.agent import build_agent
+from metaxm.run.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
+from metaxm.spec import replace
+
+SMALL = {"pretrain_updates": 4, "batch_size": 16, "eval_states": 32, "eval_interval": 2}
+TWO = {"train": {"vector": 2, "projected": 2}, "heldout_variants": {}}
+
+
+@pytest.mark.slow
+def test_pretrain_run_directory_and_exact_resume(make_spec, tmp_path) -> None:
+    spec = make_spec(
+        modalities=TWO, align=SMALL, train={"checkpoint_interval": 2, "keep_checkpoints": 0}
+    )
+    result = pretrain(spec, tmp_path / "a")
+    run = tmp_path / "a"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "representation.json"):
+        assert (run / name).is_file(), name
+    assert (run / "curve.png").stat().st_size > 0 and (run / "latent_pca.png").stat().st_size > 0
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in records] == [1, 2, 3, 4]
+    assert [r["step"] for r in records] == [16, 32, 48, 64]  # paired states drawn
+    assert "top1_min" in records[1] and "top1_min" not in records[0]
+    assert result.evaluation["n_states"] == 32.0
+    # a run killed after its update-2 checkpoint, resumed, writes the same records
+    shutil.copytree(run, tmp_path / "b")
+    list_checkpoints(tmp_path / "b")[-1].unlink()
+    pretrain(spec, tmp_path / "b", resume=True)
+    assert (tmp_path / "b" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+
+
+def test_pretraining_raises_retrieval_on_a_tiny_problem(make_spec) -> None:
+    spec = make_spec(
+        modalities=TWO,
+        world={"size": 3},
+        align={"batch_size": 32, "eval_states": 48, "lr": 0.01, "views": 2},
+    )
+    trainer = PretrainTrainer(spec)
+    before = trainer.evaluate(cluster=False)
+    for _ in range(30):
+        trainer.update()
+    after = trainer.evaluate(cluster=False)
+    assert after["top1_mean"] > before["top1_mean"] + 0.3, (before, after)
+    assert after["probe_r2_min"] > 0.8
+
+
+def test_trainer_resumes_exactly_from_its_state(make_spec) -> None:
+    spec = make_spec(modalities=TWO, align={"batch_size": 16, "lr": 0.01})
+    a = PretrainTrainer(spec)
+    a.update()
+    state = copy.deepcopy(a.state_dict())  # the live tensors change with the next update
+    expected = a.update()
+    b = PretrainTrainer(spec)
+    b.load_state_dict(state)
+    assert b.update() == expected
+    assert b.env_steps == a.env_steps == 32
+
+
+def test_pretrained_weights_initialise_a_training_run(make_spec, tmp_path) -> None:
+    spec = make_spec(modalities=TWO, align={"batch_size": 16})
+    trained = PretrainTrainer(spec)
+    for _ in range(2):
+        trained.update()
+    save_checkpoint(
+        checkpoint_path(tmp_path, 2), {"algo": "pretrain", "trainer": trained.state_dict()}
+    )
+    agent = build_agent(spec, seed=123)
+    names = load_pretrained(agent, tmp_path)
+    expected = [n for n in agent.param_names() if n.startswith(("encoders.", "adapters."))]
+    assert sorted(names) == sorted(expected)
+    own = dict(agent.named_parameters())
+    for n, p in trained.agent.named_parameters():
+        if n in names:
+            assert torch.equal(own[n], p), n
+    assert not torch.equal(own["core.pi.0.weight"], trained.agent.core.pi[0].weight)
+    adapters = load_variant_adapters(agent, tmp_path)
+    assert adapters is not None and set(adapters.stacks) == {"vector", "projected"}
+    v = trained.pool["vector"][1]
+    for k, p in adapters.params("vector", v).items():
+        assert torch.equal(p, trained.variants.params("vector", v)[k])
+    # align.init_from does the same inside any trainer
+    fresh = build_agent(spec, seed=123)
+    init = dataclasses.replace(spec.align, init_from=str(tmp_path))
+    assert prepare_alignment(replace(spec, align=init), fresh) is None
+    assert torch.equal(fresh.encoders["vector"].out[0].weight, own["encoders.vector.out.0.weight"])
+
+
+@pytest.mark.parametrize("loss", ["vae"])
+def test_vae_option_trains(make_spec, loss: str) -> None:
+    spec = make_spec(align={"loss": loss, "batch_size": 16})
+    trainer = PretrainTrainer(spec)
+    first = trainer.update()
+    assert {"vae_recon", "vae_kl"} <= set(first)
+    for _ in range(5):
+        last = trainer.update()
+    assert last["vae_recon"] < first["vae_recon"]
