@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from metaxm.align.aux import prepare_alignment
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
@@ -67,6 +68,7 @@ class PPOTrainer:
         self.sampler = TaskSampler(spec)
         self.families = self.sampler.families("train")
         self.agent: Agent = build_agent(spec).to(self.device)
+        self.aligner = prepare_alignment(spec, self.agent, derive_seed(spec.seed, "align"))
         self.optimizer = torch.optim.Adam(
             self.agent.parameters(), lr=self.config.lr, eps=self.config.adam_eps
         )
@@ -129,6 +131,8 @@ class PPOTrainer:
         metrics = ppo_update(
             self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where
         )
+        if self.aligner is not None:  # the auxiliary alignment step (metaxm.align.aux)
+            metrics.update(self.aligner.step(self.agent, self.optimizer, cfg.max_grad_norm))
         self.updates += 1
         self.env_steps = step
         metrics["lr"] = lr
@@ -173,6 +177,7 @@ class PPOTrainer:
             },
             "envs": {f: env_state(env) for f, env in self.envs.items()},
             "obs": dict(self.obs),
+            "align": None if self.aligner is None else self.aligner.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -189,6 +194,8 @@ class PPOTrainer:
         for family, env in self.envs.items():
             load_env_state(env, state["envs"][family])
             self.obs[family] = state["obs"][family].to(self.device)
+        if self.aligner is not None:
+            self.aligner.load_state_dict(state["align"])
 
 
 def env_state(env: TaskEnv) -> dict[str, Any]:
