@@ -37,11 +37,13 @@ Few-shot API (used by the evaluator)::
 
     params = adapt(agent, family, variant, task_params, episodes=k, steps=n, spec=spec)
     pd, value = torch.func.functional_call(agent, params, (obs, family))
+    policy = adapted_agent(agent, params)   # or a plain Agent with the adapted weights
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -475,3 +477,14 @@ def adapt(
     generator = torch.Generator(device).manual_seed(seed + 1)
     result = adapt_in_env(agent, env, family, 1, cfg, generator, steps, learned_lrs)
     return {k: v[0] for k, v in result.params.items()}
+
+
+def adapted_agent(agent: Agent, params: Params) -> Agent:
+    """A copy of ``agent`` with ``params`` (e.g. from :func:`adapt`) loaded into it, for code
+    that runs an :class:`~metaxm.nn.agent.Agent` rather than ``functional_call``."""
+    out = copy.deepcopy(agent)
+    own = dict(out.named_parameters())
+    with torch.no_grad():
+        for name, value in params.items():
+            own[name].copy_(value)
+    return out

@@ -196,7 +196,9 @@ class MAMLTrainer:
             if self.aux is not None:
                 aux_loss, aux_stats = self.aux.loss(self.agent)
                 loss = loss + aux_loss
-                stats.update({f"align_{k}": v for k, v in aux_stats.items()})
+                stats.update(
+                    {k if k.startswith("align") else f"align_{k}": v for k, v in aux_stats.items()}
+                )
             stats["loss"] = float(loss.detach())  # type: ignore[union-attr]
             where = f"meta-iteration {self.updates + 1}, outer epoch {epoch + 1}"
             if not math.isfinite(stats["loss"]):
@@ -393,7 +395,8 @@ def plot_adaptation_curve(rundir: str | Path, out: str | Path | None = None) -> 
     if not records:
         return None
     it = [r["update"] for r in records]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    per_iteration = records[-1]["step"] / records[-1]["update"] / 1e6  # million steps
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((axes[0], "return", "return"), (axes[1], "success", "success rate")):
         ax.plot(it, [r[f"pre_{key}"] for r in records], label="pre-adaptation", lw=1.5)
         ax.plot(it, [r[f"post_{key}"] for r in records], label="post-adaptation", lw=1.5)
@@ -401,6 +404,10 @@ def plot_adaptation_curve(rundir: str | Path, out: str | Path | None = None) -> 
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda x: x * per_iteration, lambda m: m / per_iteration)
+        )
+        top.set_xlabel("environment steps (millions)")
     fig.suptitle(f"MAML: {Path(rundir).name}")
     fig.tight_layout()
     path = Path(out) if out is not None else Path(rundir) / "adaptation.png"

@@ -15,7 +15,7 @@ from torch.func import functional_call
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
-from metaxm.meta.maml import adapt, adapted_names
+from metaxm.meta.maml import adapt, adapted_agent, adapted_names
 from metaxm.meta.maml_trainer import MAMLTrainer, evaluate_maml
 from metaxm.meta.policy_gradient import collect_episodes
 from metaxm.nn.agent import build_agent
@@ -129,6 +129,15 @@ def test_adapt_returns_the_adapted_subset_and_leaves_the_agent_alone() -> None:
     obs = torch.zeros(2, *agent.observation_spaces["vector"].shape)
     pd, value = functional_call(agent, params, (obs, "vector"))
     assert pd.shape == (2, agent.head.pd_dim) and value.shape == (2,)
+    torch.testing.assert_close(adapted_agent(agent, params)(obs, "vector")[0], pd)
+
+
+def test_alignment_loss_joins_the_outer_loss() -> None:
+    plain = MAMLTrainer(tiny_spec()).update()
+    aligned = MAMLTrainer(tiny_spec(align={"weight": 0.5, "batch_size": 8})).update()
+    assert "align_loss" in aligned and "align_loss" not in plain
+    # the alignment batch has its own generators: the episodes before the meta-update agree
+    assert aligned["pre_return"] == plain["pre_return"]
 
 
 def test_config_errors_name_the_key() -> None:
