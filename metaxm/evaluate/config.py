@@ -23,6 +23,7 @@ class EvalConfig:
         strategies: which strategies to run (those whose agent is missing are skipped).
         metric: the performance the transfer metrics and the threshold are computed on.
         threshold: the fraction of source-modality performance that counts as adapted.
+        workers: processes that measure curves in parallel (each with one torch thread).
     """
 
     seeds: int = 5
@@ -32,10 +33,11 @@ class EvalConfig:
     strategies: tuple[str, ...] = ("zeroshot", "maml", "rl2", "align", "finetune", "scratch")
     metric: Metric = "success"
     threshold: float = 0.8
+    workers: int = 1
 
     def __post_init__(self) -> None:
-        if self.seeds < 1 or self.eval_episodes < 1:
-            raise ValueError("seeds and eval_episodes must be >= 1")
+        if self.seeds < 1 or self.eval_episodes < 1 or self.workers < 1:
+            raise ValueError("seeds, eval_episodes and workers must be >= 1")
         if (
             not self.budgets
             or list(self.budgets) != sorted(set(self.budgets))

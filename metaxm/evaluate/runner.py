@@ -9,17 +9,21 @@ per (modality, strategy) and aggregated over modalities. The result is plain dat
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from metaxm.errors import ConfigError
-from metaxm.evaluate.episodes import METRICS, measure
+from metaxm.evaluate.episodes import METRICS, Curve, measure
 from metaxm.evaluate.metrics import iqm_interval, transfer_metrics
 from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
+from metaxm.modalities import parse_modality_id
 from metaxm.rl.trainer import derive_seed
 from metaxm.sampler import TaskSampler
 
@@ -64,6 +68,7 @@ def run_evaluation(
     modalities: Sequence[tuple[str, str, int]] | None = None,
     progress: bool = True,
     on_curve: Callable[[dict[str, Any]], None] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Measure every few-shot curve and derive the transfer metrics.
 
@@ -75,6 +80,7 @@ def run_evaluation(
         modalities: ``(split, family, variant)`` to evaluate (default: all held-out ones).
         progress: show a progress bar.
         on_curve: called with each finished curve record (for incremental saving).
+        workers: processes measuring curves in parallel (default ``evaluate.workers``).
 
     Returns:
         the report data (see :mod:`metaxm.evaluate.report` for the schema).
@@ -96,24 +102,68 @@ def run_evaluation(
     root = derive_seed(spec.seed, "evaluate") % (2**31)
     started = time.perf_counter()
     source = source_performance(agents, root)
-    jobs = [(m, s, k) for m in held for s in names for k in range(n_seeds)]
-    curves: dict[str, dict[str, list[dict[str, list[float]]]]] = {}
-    bar = tqdm(jobs, desc="evaluate", disable=not progress, dynamic_ncols=True)
-    for (_split, family, variant), name, k in bar:
-        mid = f"{family}:{variant}"
+    jobs = [
+        (mid, name, k, (root + 7919 * k + 104729 * v) % (2**31))
+        for (_, f, v) in held
+        for mid in [f"{f}:{v}"]
+        for name in names
+        for k in range(n_seeds)
+    ]
+    n_workers = min(workers or cfg.workers, len(jobs)) or 1
+    curves: dict[str, dict[str, dict[int, Curve]]] = {}
+    bar = tqdm(total=len(jobs), desc="evaluate", disable=not progress, dynamic_ncols=True)
+    for (mid, name, k, _), curve in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
+        curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
         bar.set_postfix_str(f"{mid} {name} seed {k}")
-        seed = (root + 7919 * k + 104729 * variant) % (2**31)
-        b = sbudgets if name == "scratch" else budgets
-        curve = STRATEGIES[name].curve(agents, family, variant, b, seed)
-        curves.setdefault(mid, {}).setdefault(name, []).append(curve)
+        bar.update()
         if on_curve is not None:
             on_curve({"modality": mid, "strategy": name, "seed": k, "curve": curve})
     bar.close()
-    report = _derive(agents, held, names, curves, budgets, sbudgets, source)
+    ordered = {
+        mid: {name: [runs[k] for k in range(n_seeds)] for name, runs in by_name.items()}
+        for mid, by_name in curves.items()
+    }
+    report = _derive(agents, held, names, ordered, budgets, sbudgets, source)
     report["skipped_strategies"] = skipped
     report["seconds"] = time.perf_counter() - started
     report["seeds"] = n_seeds
+    report["workers"] = n_workers
     return report
+
+
+Job = tuple[str, str, int, int]  # (modality id, strategy, seed index, seed)
+
+_WORKER_AGENTS: Agents | None = None
+
+
+def _init_worker(agents: Agents) -> None:
+    global _WORKER_AGENTS
+    torch.set_num_threads(1)
+    _WORKER_AGENTS = agents
+
+
+def _one(job: Job, budgets: list[int], sbudgets: list[int], agents: Agents | None = None) -> Curve:
+    mid, name, _, seed = job
+    family, variant = parse_modality_id(mid)
+    agents = agents if agents is not None else _WORKER_AGENTS
+    b = sbudgets if name == "scratch" else budgets
+    return STRATEGIES[name].curve(agents, family, variant, b, seed)
+
+
+def _run_jobs(
+    agents: Agents, jobs: list[Job], budgets: list[int], sbudgets: list[int], workers: int
+) -> Iterator[tuple[Job, Curve]]:
+    """Each job's curve, in completion order. Every job is seeded on its own, so the curves
+    do not depend on the number of workers or the order they finish in."""
+    if workers <= 1:
+        for job in jobs:
+            yield job, _one(job, budgets, sbudgets, agents)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
+    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(agents,)) as ex:
+        futures = {ex.submit(_one, job, budgets, sbudgets): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def _derive(

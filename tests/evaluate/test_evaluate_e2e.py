@@ -104,3 +104,19 @@ def test_adapt_command_and_its_errors(report, tmp_path: Path, capsys) -> None:
     assert err[-3].startswith("metaxm adapt: error: --modality: unknown modality family 'smell'")
     assert "needs a trained rl2 agent" in err[-2]
     assert "no such checkpoint" in err[-1]
+
+
+def test_worker_processes_give_the_same_curves(report) -> None:
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.runner import run_evaluation
+
+    root, data = report
+    agents = load_agents(root)
+    got = run_evaluation(agents, ["zeroshot", "finetune"], progress=False, workers=2)
+    assert got["workers"] == 2
+    for mid, entry in got["modalities"].items():
+        for name in ("zeroshot", "finetune", "scratch"):
+            assert (
+                entry["strategies"][name]["curves"]
+                == (data["modalities"][mid]["strategies"][name]["curves"])
+            )
