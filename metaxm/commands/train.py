@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides)
     result = train(spec, args.out, resume=args.resume)
     print(f"run: {result.rundir}  updates: {result.updates}  env steps: {result.env_steps}")
-    print(f"training throughput: {result.sps:,.0f} env steps/s")
+    print(
+        f"training throughput: {result.sps:,.0f} env steps/s wall clock "
+        f"({result.cpu_sps:,.0f} env steps per CPU-second of this process)"
+    )
     ev = result.evaluation
     if ev:
         n = int(ev["episodes"])

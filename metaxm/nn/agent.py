@@ -55,7 +55,8 @@ class AgentConfig:
             spectrogram conv); ``tokens`` reads every family with one modality-agnostic set
             encoder (:mod:`metaxm.nn.tokens`).
         encoder_width: the hidden width of the encoders' last layers.
-        conv_channels: channels of the first convolution (pixels, audio).
+        conv_channels: channels of the convolutions (pixels, audio).
+        conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
         token_dim: the token width of the transformer encoders.
         token_heads: attention heads of the transformer encoders.
         token_layers: transformer blocks of the transformer encoders.
@@ -72,6 +73,7 @@ class AgentConfig:
     encoder: Literal["family", "tokens"] = "family"
     encoder_width: int = 128
     conv_channels: int = 16
+    conv_layers: int = 1
     token_dim: int = 32
     token_heads: int = 2
     token_layers: int = 1
@@ -92,8 +94,8 @@ class AgentConfig:
                 f"token_dim ({self.token_dim}) must be divisible by token_heads "
                 f"({self.token_heads})"
             )
-        if self.token_layers < 0 or self.layers < 0 or self.adapter_rank < 0:
-            raise ValueError("token_layers, layers and adapter_rank must be >= 0")
+        if min(self.token_layers, self.layers, self.adapter_rank, self.conv_layers) < 0:
+            raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
         if self.pool_queries < 1:
             raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
 

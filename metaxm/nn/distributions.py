@@ -83,12 +83,17 @@ class CategoricalHead(ActionHead):
 class GaussianHead(ActionHead):
     """A diagonal Gaussian over ``dim``-dimensional actions; ``pd`` = cat(mean, log_std).
 
-    Actions are sampled unbounded and the world clips them, as in the PPO paper's MuJoCo
-    set-up (Schulman et al. 2017); log-probabilities are of the unclipped sample.
+    ``pd`` describes the action in units of the action bound (``action / scale``), so that a
+    network's O(1) outputs and an initial log-std mean the same in every world; :meth:`sample`
+    and :meth:`mode` return actions in the world's units, and :meth:`log_prob` and
+    :meth:`entropy` are those of the normalised action (they differ from the world-unit
+    density by the constant ``dim * log(scale)``, which no gradient or probability ratio sees).
+    Actions are sampled unbounded and the world clips them, as in the PPO paper's MuJoCo set-up
+    (Schulman et al. 2017); log-probabilities are of the unclipped sample.
 
     Args:
         dim: the action width.
-        scale: the action bound, used to scale :meth:`encode` to O(1).
+        scale: the action bound.
     """
 
     def __init__(self, dim: int, scale: float = 1.0) -> None:
@@ -101,14 +106,14 @@ class GaussianHead(ActionHead):
     def sample(self, pd: Tensor, generator: torch.Generator | None = None) -> Tensor:
         mean, log_std = pd.chunk(2, -1)
         noise = torch.randn(mean.shape, generator=generator, device=pd.device)
-        return mean + log_std.exp() * noise
+        return (mean + log_std.exp() * noise) * self.scale
 
     def mode(self, pd: Tensor) -> Tensor:
-        return pd.chunk(2, -1)[0]
+        return pd.chunk(2, -1)[0] * self.scale
 
     def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
         mean, log_std = pd.chunk(2, -1)
-        z = (action - mean) / log_std.exp()
+        z = (action / self.scale - mean) / log_std.exp()
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def entropy(self, pd: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,7 +177,7 @@ def _init_wandb(rundir: Path, config: LogConfig, run_config: dict[str, Any] | No
     if resume and id_file.is_file():
         run_id = id_file.read_text().strip()
     else:
-        run_id = wandb.util.generate_id()
+        run_id = uuid.uuid4().hex[:8]  # OS entropy: leaves every seeded generator alone
         id_file.write_text(run_id + "\n")
     return wandb.init(
         project=config.project,

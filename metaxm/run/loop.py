@@ -138,6 +138,8 @@ class RunResult:
         updates: updates done in total.
         env_steps: environment steps done in total.
         sps: environment steps per second of training in this process (wall clock).
+        cpu_sps: environment steps per CPU-second of this process (all threads); on a machine
+            shared with other jobs it shows what the run would reach alone.
         last: the last record written to ``metrics.jsonl``.
         evaluation: the final evaluation (``eval.json``), empty when skipped.
     """
@@ -146,6 +148,7 @@ class RunResult:
     updates: int
     env_steps: int
     sps: float
+    cpu_sps: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
 
@@ -213,7 +216,7 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         resume_update=update if resume else None, initial_step=trainer.env_steps,
     )  # fmt: skip
     window = MetricWindow()
-    start_steps, start_time = trainer.env_steps, time.perf_counter()
+    start_steps, start_time, start_cpu = trainer.env_steps, time.perf_counter(), time.process_time()
     last: dict[str, Any] = {}
     try:
         while trainer.env_steps < cfg.total_steps:
@@ -238,7 +241,9 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
                 save_checkpoint(checkpoint_path(rundir, update), payload)
                 prune_checkpoints(rundir, cfg.keep_checkpoints)
         elapsed = time.perf_counter() - start_time
-        sps = (trainer.env_steps - start_steps) / max(elapsed, 1e-9)
+        done_steps = trainer.env_steps - start_steps
+        sps = done_steps / max(elapsed, 1e-9)
+        cpu_sps = done_steps / max(time.process_time() - start_cpu, 1e-9)
         from metaxm.run.curve import plot_learning_curve
 
         plot_learning_curve(rundir)
@@ -247,12 +252,17 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         if cfg.eval_episodes and callable(evaluate):
             evaluation = evaluate(cfg.eval_episodes)
             (rundir / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-        summary = {"env_steps": trainer.env_steps, "updates": update, "sps": round(sps, 1)}
+        summary = {
+            "env_steps": trainer.env_steps,
+            "updates": update,
+            "sps": round(sps, 1),
+            "cpu_sps": round(cpu_sps, 1),
+        }
         (rundir / "summary.json").write_text(json.dumps({**summary, **evaluation}, indent=2) + "\n")
         logger.summary({**summary, **{f"eval/{k}": v for k, v in evaluation.items()}})
     finally:
         logger.close()
-    return RunResult(rundir, update, trainer.env_steps, sps, last, evaluation)
+    return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation)
 
 
 def _prepare_rundir(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:

@@ -32,20 +32,22 @@ def test_categorical_sampler_frequencies() -> None:
     assert torch.equal(samples, again)
 
 
-def test_gaussian_matches_torch() -> None:
+def test_gaussian_matches_torch_in_normalised_units() -> None:
     g = torch.Generator().manual_seed(0)
     mean, log_std = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g) * 0.3
     pd = torch.cat((mean, log_std), 1)
-    a = torch.randn(6, 2, generator=g)
-    ref = torch.distributions.Normal(mean, log_std.exp())
+    a = torch.randn(6, 2, generator=g) * 0.1
     head = GaussianHead(2, scale=0.1)
-    assert torch.allclose(head.log_prob(pd, a), ref.log_prob(a).sum(1), atol=1e-5)
-    assert torch.allclose(head.entropy(pd), ref.entropy().sum(1), atol=1e-5)
-    assert torch.equal(head.mode(pd), mean)
+    # in the world's units the policy is N(0.1 mean, 0.1 std); log_prob is of a / 0.1
+    ref = torch.distributions.Normal(0.1 * mean, 0.1 * log_std.exp())
+    world_logp = ref.log_prob(a).sum(1)
+    assert torch.allclose(head.log_prob(pd, a), world_logp + 2 * np.log(0.1), atol=1e-5)
+    assert torch.allclose(head.entropy(pd), ref.entropy().sum(1) - 2 * np.log(0.1), atol=1e-5)
+    assert torch.allclose(head.mode(pd), 0.1 * mean)
     assert torch.allclose(head.encode(torch.full((1, 2), 0.05)), torch.full((1, 2), 0.5))
     s = head.sample(torch.tensor([1.0, -1.0, -1.0, 0.0]).expand(20_000, 4), g)
-    assert torch.allclose(s.mean(0), torch.tensor([1.0, -1.0]), atol=0.03)
-    assert torch.allclose(s.std(0), torch.tensor([np.exp(-1.0), 1.0]).float(), atol=0.03)
+    assert torch.allclose(s.mean(0), torch.tensor([0.1, -0.1]), atol=0.003)
+    assert torch.allclose(s.std(0), torch.tensor([0.1 * np.exp(-1.0), 0.1]).float(), atol=0.003)
 
 
 def test_action_head_from_space() -> None:
