@@ -89,16 +89,21 @@ class MAMLConfig:
             ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
         first_order: drop the second-order terms of the meta-gradient (FOMAML).
         meta_sgd: learn a per-parameter inner learning rate in the outer loop (Meta-SGD).
-        baseline: the inner and outer advantages' linear baseline features: ``latent``
-            (rllab's features on the agent's latent), ``time`` (time polynomial only) or
-            ``none`` (normalised returns).
+        baseline: the inner and outer advantages' baseline: a linear fit per task on
+            ``latent`` (rllab's features on the agent's latent) or ``time`` (a time
+            polynomial) features, the agent's ``value`` head (trained in the outer loop with
+            ``vf_coef``), or ``none`` (normalised returns).
         baseline_reg: the baseline's ridge penalty per valid step.
+        normalize: normalise the advantages within each ``task`` (pytorch-maml-rl), over the
+            whole ``batch`` of tasks (better for sparse rewards), or ``none``.
         gamma: discount factor.
         gae_lambda: GAE lambda on the baseline (1: Monte-Carlo returns minus baseline).
         outer_lr: Adam learning rate of the meta-update.
         outer_epochs: PPO epochs (Adam steps) per meta-iteration on the same episodes.
         clip_coef: the outer surrogate's clipping epsilon.
         ent_coef: weight of the post-adaptation entropy bonus in the outer loss.
+        vf_coef: weight of the value head's regression loss in the outer loss (only with
+            ``baseline: value``; the value head is not adapted).
         max_grad_norm: global norm clip of the meta-gradient.
         target_kl: stop the outer epochs once the mean approximate KL of the adapted policies
             exceeds this; null never stops early.
@@ -112,14 +117,16 @@ class MAMLConfig:
     adapt: AdaptSubset = "adapter"
     first_order: bool = False
     meta_sgd: bool = False
-    baseline: Literal["latent", "time", "none"] = "latent"
+    baseline: Literal["latent", "time", "value", "none"] = "latent"
     baseline_reg: float = 1e-2
+    normalize: Literal["task", "batch", "none"] = "task"
     gamma: float = 0.99
     gae_lambda: float = 1.0
     outer_lr: float = 1e-3
     outer_epochs: int = 4
     clip_coef: float = 0.2
     ent_coef: float = 0.0
+    vf_coef: float = 0.5
     max_grad_norm: float = 1.0
     target_kl: float | None = None
 
@@ -133,8 +140,8 @@ class MAMLConfig:
             raise ValueError("outer_lr, clip_coef and max_grad_norm must be > 0")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("gamma and gae_lambda must lie in [0, 1]")
-        if self.baseline_reg < 0 or self.ent_coef < 0:
-            raise ValueError("baseline_reg and ent_coef must be >= 0")
+        if self.baseline_reg < 0 or self.ent_coef < 0 or self.vf_coef < 0:
+            raise ValueError("baseline_reg, ent_coef and vf_coef must be >= 0")
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError(f"target_kl must be > 0 or null, got {self.target_kl}")
 

@@ -191,6 +191,10 @@ class MAMLTrainer:
                 )
                 w = self.tasks_per_family[family] / total
                 loss = loss + w * f_loss
+                if cfg.baseline == "value" and cfg.vf_coef > 0:
+                    v_loss = value_loss(self.agent, family, [*adaptation.supports, query])
+                    loss = loss + w * cfg.vf_coef * v_loss
+                    f_stats = {**f_stats, "value_loss": v_loss.detach()}
                 for key, v in f_stats.items():
                     stats[key] = stats.get(key, 0.0) + w * float(v)
             if self.aux is not None:
@@ -276,6 +280,18 @@ class MAMLTrainer:
             load_env_state(env, state["envs"][key])
         if self.aux is not None and state.get("align") is not None:
             self.aux.load_state_dict(state["align"])
+
+
+def value_loss(agent: Agent, family: str, episodes: list[Episodes]) -> Tensor:
+    """``0.5 * mean (V(s) - G)^2`` of the (unadapted) value head over the real steps of
+    ``episodes``, G the discounted return-to-go (``maml.baseline: value``)."""
+    total, count = 0.0, 0.0
+    for e in episodes:
+        obs, mask = e.batch.obs, e.batch.mask
+        v = agent(obs.flatten(0, 1), family)[1].unflatten(0, mask.shape)
+        total = total + ((v - e.value_targets).pow(2) * mask).sum()
+        count = count + mask.sum()
+    return 0.5 * total / max(float(count), 1.0)  # type: ignore[return-value]
 
 
 def _assign(env: TaskEnv, tasks: list[Task], episodes: int) -> None:

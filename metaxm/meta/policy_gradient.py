@@ -14,11 +14,15 @@ of the adapted subset and the policy runs as
 
 Advantages follow pytorch-maml-rl (Deleu 2018) and rllab (Duan et al. 2016): a linear baseline
 fitted per task by ridge regression to the discounted returns-to-go, GAE (Schulman et al. 2016)
-on top of it, then normalised within each task. Departure: the baseline's features are
-``[z, z^2, tau, tau^2, tau^3, 1]`` with ``z`` the agent's *latent* of the observation (under the
-parameters before adaptation, detached) instead of the raw observation, so the same baseline
-works for pixels and token ids; ``tau = t / L``. Episodes cut at the horizon are not
-bootstrapped: MAML's objective is the finite-horizon return, as in the paper.
+on top of it, then normalised within each task (``maml.normalize: task``; ``batch`` normalises
+over all tasks of the batch instead, which keeps a task whose episodes all failed alike from
+having its noise scaled up to unit variance, as happens with a sparse reward).
+
+Departure: the baseline's features are ``[z, z^2, tau, tau^2, tau^3, 1]`` with ``z`` the
+agent's *latent* of the observation (under the parameters before adaptation, detached) instead
+of the raw observation, so the same baseline works for pixels and token ids; ``tau = t / L``.
+Episodes cut at the horizon are not bootstrapped: MAML's objective is the finite-horizon
+return, as in the paper.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class Episodes:
         lengths: (n, E) episode lengths.
         env_steps: environment steps taken to collect them (every environment of the batch
             steps until the last episode ends, padding included).
+        value_targets: (n, N) discounted returns-to-go, the value head's targets.
     """
 
     batch: PGBatch
@@ -86,6 +91,7 @@ class Episodes:
     success: Tensor
     lengths: Tensor
     env_steps: int
+    value_targets: Tensor
 
     @property
     def num_episodes(self) -> int:
@@ -254,7 +260,7 @@ def collect_episodes(
             break
     steps = {k: torch.stack(v) for k, v in buf.items()}  # (L, B, ...)
     mask = torch.stack(masks).float()  # (L, B)
-    adv = advantages(agent, family, steps, mask, n_tasks, config)
+    adv, rtg = advantages(agent, family, steps, mask, n_tasks, config)
     horizon_steps = mask.shape[0]
 
     def task_major(x: Tensor) -> Tensor:  # (L, B, ...) -> (n, L * E, ...)
@@ -273,6 +279,7 @@ def collect_episodes(
         success=success.view(n_tasks, -1),
         lengths=length.view(n_tasks, -1),
         env_steps=horizon_steps * b,
+        value_targets=task_major(rtg),
     )
 
 
@@ -283,8 +290,12 @@ def advantages(
     mask: Tensor,
     n_tasks: int,
     config: MAMLConfig,
-) -> Tensor:
-    """GAE on a per-task linear baseline, normalised within each task; (L, B), 0 on padding.
+) -> tuple[Tensor, Tensor]:
+    """GAE on the configured baseline, normalised (see the module docstring); (L, B), 0 on
+    padding; and the discounted returns-to-go (L, B), the value head's regression targets.
+
+    Baselines: a per-task linear fit (``latent``, ``time``), the agent's value head (``value``,
+    trained in the outer loop on these returns-to-go) or none.
 
     Args:
         steps: ``obs``, ``rew``, ``term``, ``done``, each (L, B, ...), time-major.
@@ -295,14 +306,19 @@ def advantages(
     # discounted returns-to-go: GAE with V = 0 and lambda = 1, cut at the end of each episode
     rtg, _ = compute_gae(rew, zeros, zeros, term, done, config.gamma, 1.0)
     values = zeros
-    if config.baseline != "none":
+    if config.baseline == "value":  # the agent's own value head (before adaptation)
+        obs = steps["obs"]
+        values = agent(obs.flatten(0, 1), family)[1].unflatten(0, obs.shape[:2]).to(rew.dtype)
+    elif config.baseline != "none":
         feats = baseline_features(agent, family, steps["obs"], config.baseline)  # (L, B, d)
         values = fit_linear_baseline(feats, rtg, mask, n_tasks, config.baseline_reg)
     # V(s_{t+1}) inside an episode; nothing after its end (finite horizon, no bootstrap)
     following = torch.cat((values[1:], torch.zeros_like(values[:1])))
     next_values = torch.where(done, 0.0, following)
     adv, _ = compute_gae(rew, values, next_values, term, done, config.gamma, config.gae_lambda)
-    return normalize_per_task(adv, mask, n_tasks)
+    if config.normalize == "none":
+        return adv * mask, rtg
+    return normalize_per_task(adv, mask, n_tasks if config.normalize == "task" else 1), rtg
 
 
 def baseline_features(agent: Agent, family: str, obs: Tensor, kind: str) -> Tensor:
@@ -349,7 +365,9 @@ def fit_linear_baseline(
 
 
 def normalize_per_task(adv: Tensor, mask: Tensor, n_tasks: int) -> Tensor:
-    """(adv - mean) / (std + 1e-8) over each task's valid steps; 0 on padding. (L, B)."""
+    """(adv - mean) / (std + 1e-8) over each task's valid steps; 0 on padding. (L, B).
+
+    ``n_tasks = 1`` normalises over the whole batch instead."""
     a = adv.unflatten(1, (n_tasks, -1))  # (L, n, E)
     m = mask.unflatten(1, (n_tasks, -1))
     count = m.sum((0, 2), keepdim=True).clamp(min=1.0)

@@ -232,3 +232,6 @@ def test_advantages_are_normalised_within_each_task() -> None:
         vals = out[:, 3 * i : 3 * i + 3][mask[:, 3 * i : 3 * i + 3] > 0]
         assert abs(float(vals.mean())) < 1e-10
         assert abs(float(vals.std(unbiased=False)) - 1.0) < 1e-6
+    whole = normalize_per_task(adv, mask, 1)  # maml.normalize: batch
+    vals = whole[mask > 0]
+    assert abs(float(vals.mean())) < 1e-10 and abs(float(vals.std(unbiased=False)) - 1) < 1e-6

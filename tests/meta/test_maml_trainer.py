@@ -140,6 +140,18 @@ def test_alignment_loss_joins_the_outer_loss() -> None:
     assert aligned["pre_return"] == plain["pre_return"]
 
 
+@pytest.mark.parametrize("baseline", ["latent", "value"])
+def test_only_the_value_baseline_trains_the_value_head(baseline: str) -> None:
+    trainer = MAMLTrainer(tiny_spec(maml={"baseline": baseline, "normalize": "batch"}))
+    before = {k: v.clone() for k, v in trainer.agent.named_params("core").items()}
+    metrics = trainer.update()
+    after = trainer.agent.named_params("core")
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("core.pi.") for k in moved)
+    assert any(k.startswith("core.v.") for k in moved) == (baseline == "value")
+    assert ("value_loss" in metrics) == (baseline == "value")
+
+
 def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="meta_batch"):
         MAMLTrainer(tiny_spec(maml={"meta_batch": 1}))
