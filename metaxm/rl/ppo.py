@@ -20,13 +20,16 @@ Departures from the paper:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from metaxm.errors import DivergenceError
 from metaxm.nn.agent import Agent
+from metaxm.nn.distributions import ActionHead
 from metaxm.rl.rollout import Rollout
 
 
@@ -120,27 +123,51 @@ def ppo_loss(
     """The clipped PPO objective on one family's minibatch (to be minimised).
 
     Returns:
+        the loss and detached diagnostics (see :func:`ppo_objective`).
+    """
+    pd, value = agent(mb.obs, family)
+    return ppo_objective(
+        agent.head, pd, value, mb.actions, mb.logprobs, mb.values, mb.advantages, mb.returns,
+        config,
+    )  # fmt: skip
+
+
+def ppo_objective(
+    head: ActionHead,
+    pd: Tensor,
+    value: Tensor,
+    actions: Tensor,
+    old_logprobs: Tensor,
+    old_values: Tensor,
+    advantages: Tensor,
+    returns: Tensor,
+    config: PPOConfig,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The clipped PPO loss from the current policy's ``pd`` and ``value`` on N samples.
+
+    Shared by the feed-forward :func:`ppo_loss` and recurrent losses that compute ``pd`` and
+    ``value`` by replaying sequences (:mod:`metaxm.meta.rl2`).
+
+    Returns:
         the loss and detached diagnostics: ``policy_loss``, ``value_loss``, ``entropy``,
         ``approx_kl`` (the low-variance estimator of Schulman's blog, "Approximating KL
         divergence") and ``clipfrac``.
     """
-    pd, value = agent(mb.obs, family)
-    head = agent.head
-    logp = head.log_prob(pd, mb.actions)
+    logp = head.log_prob(pd, actions)
     entropy = head.entropy(pd).mean()
-    log_ratio = logp - mb.logprobs
+    log_ratio = logp - old_logprobs
     ratio = log_ratio.exp()
-    adv = mb.advantages
+    adv = advantages
     if config.norm_adv:
         adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
     # the paper's L^CLIP (eq. 7), negated
     pg_loss = torch.max(
         -adv * ratio, -adv * ratio.clamp(1.0 - config.clip_coef, 1.0 + config.clip_coef)
     ).mean()
-    v_err = (value - mb.returns).pow(2)
+    v_err = (value - returns).pow(2)
     if config.clip_vloss:
-        clipped = mb.values + (value - mb.values).clamp(-config.clip_coef, config.clip_coef)
-        v_err = torch.max(v_err, (clipped - mb.returns).pow(2))
+        clipped = old_values + (value - old_values).clamp(-config.clip_coef, config.clip_coef)
+        v_err = torch.max(v_err, (clipped - returns).pow(2))
     v_loss = 0.5 * v_err.mean()
     loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss
     with torch.no_grad():
@@ -154,23 +181,40 @@ def ppo_loss(
     return loss, stats
 
 
+class Minibatchable(Protocol):
+    """What :func:`ppo_update` shuffles: N rows (steps, or whole sequences) and their index."""
+
+    advantages: Tensor
+
+    def __len__(self) -> int: ...
+
+    def index(self, idx: Tensor) -> Any: ...
+
+
+LossFn = Callable[[Agent, str, Any, PPOConfig], tuple[Tensor, dict[str, Tensor]]]
+"""``loss_fn(agent, family, minibatch, config) -> (loss, diagnostics)``, like :func:`ppo_loss`."""
+
+
 def ppo_update(
     agent: Agent,
     optimizer: torch.optim.Optimizer,
-    batches: dict[str, Batch],
+    batches: Mapping[str, Minibatchable],
     config: PPOConfig,
     generator: torch.Generator,
     where: str = "",
+    loss_fn: LossFn = ppo_loss,
 ) -> dict[str, float]:
     """Minibatch epochs of PPO over every family's batch (losses summed over families).
 
     Args:
         agent: the agent being trained.
         optimizer: its optimizer (its learning rate is set by the caller).
-        batches: ``{family: Batch}``, all of the same length N.
+        batches: ``{family: Batch}``, all of the same length N (a recurrent learner passes
+            batches whose rows are whole sequences, and its own ``loss_fn``).
         config: the hyper-parameters.
         generator: shuffles the minibatches (CPU).
         where: names the update in a divergence message (e.g. ``"update 12 (step 98304)"``).
+        loss_fn: the loss of one family's minibatch (default :func:`ppo_loss`).
 
     Returns:
         the diagnostics averaged over minibatches (and summed over families for the losses).
@@ -191,7 +235,7 @@ def ppo_update(
             mb_stats: dict[str, Tensor] = {}
             for family, batch in batches.items():
                 idx = perms[family][start : start + mb_size].to(batch.advantages.device)
-                f_loss, f_stats = ppo_loss(agent, family, batch.index(idx), config)
+                f_loss, f_stats = loss_fn(agent, family, batch.index(idx), config)
                 loss = loss + f_loss
                 for k, v in f_stats.items():
                     mb_stats[k] = mb_stats.get(k, 0.0) + v / (1 if "loss" in k else len(batches))
