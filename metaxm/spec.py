@@ -26,6 +26,7 @@ from metaxm.align.config import AlignConfig
 from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
 from metaxm.meta.maml import MAMLConfig
+from metaxm.meta.rl2 import RL2Config
 from metaxm.modalities import FAMILIES
 from metaxm.nn.agent import AgentConfig
 from metaxm.rl.ppo import PPOConfig
@@ -99,6 +100,7 @@ class Spec:
         algo: the training algorithm ``metaxm train`` runs (see :data:`metaxm.run.loop.TRAINERS`).
         agent: the agent's architecture (:class:`metaxm.nn.agent.AgentConfig`).
         ppo: PPO's hyper-parameters (:class:`metaxm.rl.ppo.PPOConfig`).
+        rl2: RL^2's trial settings (:class:`metaxm.meta.rl2.RL2Config`).
         maml: MAML's hyper-parameters (:class:`metaxm.meta.maml.MAMLConfig`).
         train: run length, environments, log and checkpoint intervals
             (:class:`metaxm.run.loop.TrainConfig`).
@@ -111,9 +113,10 @@ class Spec:
     device: str = "cpu"
     world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
-    algo: Literal["ppo", "maml"] = "ppo"
+    algo: Literal["ppo", "rl2", "maml"] = "ppo"
     agent: AgentConfig = field(default_factory=AgentConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    rl2: RL2Config = field(default_factory=RL2Config)
     maml: MAMLConfig = field(default_factory=MAMLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 TRAINERS: dict[str, str] = {
     "ppo": "metaxm.rl.trainer:PPOTrainer",
+    "rl2": "metaxm.meta.rl2:RL2Trainer",
     "maml": "metaxm.meta.maml_trainer:MAMLTrainer",
 }
 """``algo`` name -> ``"module:Class"`` of its trainer; later algorithms add themselves here."""

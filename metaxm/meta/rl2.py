@@ -1,0 +1,382 @@
+"""RL^2: a recurrent agent that adapts in context, trained with PPO over multi-episode trials.
+
+Duan et al. (2016, "RL^2: Fast Reinforcement Learning via Slow Reinforcement Learning",
+arXiv:1611.02779) train a recurrent policy whose hidden state, carried across the episodes of
+one task (a *trial*), does the adapting: the "fast" learner is the GRU's state, the "slow"
+learner is the policy-gradient method that trains its weights. Here a task includes a modality
+variant, so the agent must also work out in context how to read an observation stream it has
+not seen before. The trial mechanics (asynchronous per-environment trials, the recurrent
+inputs) and the few-shot API for evaluation (:func:`~metaxm.meta.trials.run_trial`, also
+importable from here) live in :mod:`metaxm.meta.trials`.
+
+One update (:meth:`RL2Trainer.update`):
+
+1. every training family's TaskEnv runs ``ppo.num_steps`` steps of its environments' trials
+   (:func:`~metaxm.meta.trials.collect_trials`), storing the hidden state at the chunk's start;
+2. GAE (:func:`~metaxm.rl.gae.compute_gae`) over the *trial* as the episode of the meta-MDP:
+   the lambda-return runs on across episode boundaries inside a trial (the paper's objective is
+   the discounted return of the whole trial) and stops at a trial's end, which is terminal (no
+   reward follows it), whether its last episode reached the goal or ran out of time;
+3. PPO epochs (:func:`~metaxm.rl.ppo.ppo_update` with :func:`rl2_loss`), minibatches made of
+   whole environment columns, each replayed from its stored hidden state.
+
+Departures from the paper:
+
+* PPO (Schulman et al. 2017) instead of TRPO, with the policy and value heads on one GRU.
+* Truncated backpropagation through time: gradients flow through the ``ppo.num_steps`` steps
+  of a rollout chunk, not through whole trials; a chunk starts from the hidden state the acting
+  policy had there (stored, not recomputed, as in CleanRL's ``ppo_atari_lstm``), so from the
+  second PPO epoch on that start state is slightly stale. Chunks of fixed length need no
+  padding of trials of varying length, and with ``num_steps`` at least a trial's typical length
+  most credit assignment inside a trial stays within one chunk. The value bootstrap at a
+  chunk's end carries the return across chunks.
+* Trials are asynchronous per environment (see :mod:`metaxm.meta.trials`); the paper's batches
+  hold whole trials.
+* ``algo: rl2`` always uses the ``gru`` core: with ``agent.core: mlp`` (the default) the agent is
+  built with ``core: gru`` and otherwise the spec's ``agent:`` settings
+  (:func:`build_rl2_agent`).
+
+Alignment: with ``align.weight > 0`` every update ends with one auxiliary gradient step of the
+alignment loss on fresh paired renders of the training variants
+(:class:`~metaxm.align.aux.AuxAlignment`, as PPO uses it), with the same optimizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from metaxm.envs import make_world
+from metaxm.envs.task_env import TaskEnv
+from metaxm.errors import ConfigError
+from metaxm.meta.trials import (
+    TrialResult,
+    TrialRollout,
+    TrialState,
+    TrialStats,
+    TrialTasks,
+    collect_trials,
+    replay,
+    run_trial,
+    run_trials,
+    start_trials,
+)
+from metaxm.nn.agent import Agent, build_agent
+from metaxm.rl.evaluate import fresh_env, oracle_act, run_episodes
+from metaxm.rl.gae import compute_gae
+from metaxm.rl.ppo import PPOConfig, ppo_objective, ppo_update
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+# metaxm.spec imports RL2Config from this module, so what imports metaxm.spec (the sampler, and
+# the PPO trainer's seed and environment-state helpers) is imported where it is used.
+
+__all__ = [
+    "RL2Config",
+    "RL2Trainer",
+    "TrialBatch",
+    "TrialResult",
+    "build_rl2_agent",
+    "rl2_loss",
+    "run_trial",
+    "run_trials",
+]
+
+
+@dataclass(frozen=True)
+class RL2Config:
+    """RL^2 settings (the ``rl2:`` section of a spec); PPO's come from ``ppo:``, where
+    ``ppo.num_steps`` is the rollout chunk and so the truncation length of backpropagation
+    through time, and ``ppo.num_minibatches`` splits the environments (whole sequences).
+
+    Attributes:
+        episodes_per_trial: n, episodes of one task and modality variant per trial; the hidden
+            state is carried across them and zeroed between trials.
+        eval_episodes_per_trial: K of the trials of the final evaluation (null: n); K > n
+            measures how far the in-context adaptation extends past the trained trial length.
+
+    The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
+    """
+
+    episodes_per_trial: int = 2
+    eval_episodes_per_trial: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_trial < 1:
+            raise ValueError(f"episodes_per_trial must be >= 1, got {self.episodes_per_trial}")
+        if self.eval_episodes_per_trial is not None and self.eval_episodes_per_trial < 1:
+            raise ValueError(
+                f"eval_episodes_per_trial must be >= 1 or null, got {self.eval_episodes_per_trial}"
+            )
+
+    @property
+    def eval_episodes(self) -> int:
+        return self.eval_episodes_per_trial or self.episodes_per_trial
+
+
+def build_rl2_agent(spec: Spec, seed: int | None = None) -> Agent:
+    """The recurrent agent of a spec: its ``agent:`` settings with ``core: gru``."""
+    from metaxm.spec import replace
+
+    agent_config = dataclasses.replace(spec.agent, core="gru")
+    return build_agent(replace(spec, agent=agent_config), seed)
+
+
+@dataclass
+class TrialBatch:
+    """One family's rollout with its advantages; its rows (for minibatches) are environments.
+
+    Attributes:
+        rollout: the T steps of B environments.
+        advantages: (T, B).
+        returns: (T, B) the value targets.
+    """
+
+    rollout: TrialRollout
+    advantages: Tensor
+    returns: Tensor
+
+    def __len__(self) -> int:
+        return self.advantages.shape[1]
+
+    def index(self, idx: Tensor) -> TrialBatch:
+        return TrialBatch(self.rollout.columns(idx), self.advantages[:, idx], self.returns[:, idx])
+
+
+def rl2_loss(
+    agent: Agent, family: str, mb: TrialBatch, config: PPOConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The clipped PPO loss on whole sequences, replayed from their stored hidden states."""
+    pd, value = replay(agent, family, mb.rollout)  # (T, b, pd_dim), (T, b)
+    r = mb.rollout
+    return ppo_objective(
+        agent.head, pd.flatten(0, 1), value.flatten(0, 1), r.actions.flatten(0, 1),
+        r.logprobs.flatten(0, 1), r.values.flatten(0, 1), mb.advantages.flatten(),
+        mb.returns.flatten(), config,
+    )  # fmt: skip
+
+
+class RL2Trainer:
+    """RL^2 over the training families of a spec, as a run-loop trainer.
+
+    Every training family gets one TaskEnv of ``train.num_envs`` environments, each running
+    trials of ``rl2.episodes_per_trial`` episodes; a new trial draws a fresh world task and one
+    of the family's training variants.
+
+    Args:
+        spec: the task spec (``rl2``, ``ppo``, ``agent``, ``train`` sections).
+
+    Attributes:
+        agent: the recurrent agent being trained.
+        envs: ``{family: TaskEnv}``.
+        states: ``{family: TrialState}``, where every environment stands in its trial.
+        env_steps: environment steps so far, over all families.
+        episodes: episodes finished so far.
+        updates: updates done so far.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        from metaxm.rl.trainer import derive_seed
+        from metaxm.sampler import TaskSampler
+
+        self.spec = spec
+        self.config: RL2Config = spec.rl2
+        self.ppo = spec.ppo
+        self.device = torch.device(spec.device)
+        self.sampler = TaskSampler(spec)
+        self.families = self.sampler.families("train")
+        self.agent: Agent = build_rl2_agent(spec).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.agent.parameters(), lr=self.ppo.lr, eps=self.ppo.adam_eps
+        )
+        n = spec.train.num_envs
+        self.envs: dict[str, TaskEnv] = {}
+        self.tasks: dict[str, TrialTasks] = {}
+        self.states: dict[str, TrialState] = {}
+        for family in self.families:
+            world = make_world(
+                spec.world, n, device=self.device, seed=derive_seed(spec.seed, "world", family)
+            )
+            gen = torch.Generator(self.device).manual_seed(derive_seed(spec.seed, "trials", family))
+            self.tasks[family] = TrialTasks(world, self.sampler.splits["train"][family], gen)
+            env = TaskEnv(world, family, seed=derive_seed(spec.seed, "render", family))
+            self.envs[family] = env
+            self.states[family] = start_trials(self.agent, env, self.tasks[family])
+        self.action_generator = torch.Generator(self.device).manual_seed(
+            derive_seed(spec.seed, "actions")
+        )
+        self.minibatch_generator = torch.Generator().manual_seed(
+            derive_seed(spec.seed, "minibatch")
+        )
+        self.aux = None
+        if spec.align.weight > 0:
+            from metaxm.align.aux import AuxAlignment
+
+            self.aux = AuxAlignment.from_spec(
+                spec, self.agent, seed=derive_seed(spec.seed, "align") % (2**31)
+            )
+        self.steps_per_update = self.ppo.num_steps * n * len(self.families)
+        self.num_updates = math.ceil(spec.train.total_steps / self.steps_per_update)
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+
+    # ------------------------------------------------------------------ training
+    def update(self) -> dict[str, float]:
+        """Collect one chunk of trials per family, then PPO epochs on all of them."""
+        cfg, n = self.ppo, self.config.episodes_per_trial
+        lr = cfg.lr * max(1.0 - self.updates / self.num_updates, 0.0) if cfg.anneal_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batches: dict[str, TrialBatch] = {}
+        stats: dict[str, TrialStats] = {}
+        explained = []
+        for family, env in self.envs.items():
+            stats[family] = TrialStats(n, self.device)
+            rollout, self.states[family] = collect_trials(
+                self.agent, env, family, self.states[family], cfg.num_steps, n,
+                self.tasks[family], self.action_generator, stats[family],
+            )  # fmt: skip
+            end = rollout.trial_end
+            adv, ret = compute_gae(
+                rollout.rewards, rollout.values, rollout.next_values, end, end, cfg.gamma,
+                cfg.gae_lambda,
+            )  # fmt: skip
+            batches[family] = TrialBatch(rollout, adv, ret)
+            var = float(ret.var())
+            explained.append(0.0 if var == 0 else 1.0 - float((ret - rollout.values).var()) / var)
+        step = self.env_steps + self.steps_per_update
+        where = f"update {self.updates + 1} (env step {step})"
+        metrics = ppo_update(
+            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, rl2_loss
+        )
+        if self.aux is not None:
+            metrics.update(self.aux.step(self.agent, self.optimizer))
+        self.updates += 1
+        self.env_steps = step
+        metrics["lr"] = lr
+        metrics["explained_variance"] = sum(explained) / len(explained)
+        total = TrialStats(n, self.device)
+        for family, s in stats.items():
+            total.merge(s)
+            if len(stats) > 1:
+                metrics.update(s.summary(f"/{family}"))
+        metrics.update(total.summary())
+        self.episodes += int(metrics["episodes"])
+        return metrics
+
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        return self.agent.named_parameters()
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, episodes: int) -> dict[str, float]:
+        """Fresh trials of ``rl2.eval_episodes`` episodes on every split's variants.
+
+        ``episodes // K`` trials per family and split (at least one), cycling through the
+        split's variants, once sampling the policy and once with its mode, beside the oracle on
+        the first episodes of the same tasks.
+
+        Returns:
+            ``<split>/<policy>/<key>/ep<k>`` (policy ``sampled`` or ``mode``; key ``return``,
+            ``success``, ``length``, ``optimal``; k = 1 .. K), and the same per family with a
+            ``/<family>`` suffix; for the CLI's summary, ``return``, ``success``, ``length``
+            (mode), ``sampled_*`` and ``oracle_*`` over all training-split episodes.
+        """
+        from metaxm.rl.trainer import derive_seed
+
+        k = self.config.eval_episodes
+        trials = max(episodes // k, 1)
+        root = derive_seed(self.spec.seed, "evaluation") % (2**31)
+        was_training = self.agent.training
+        self.agent.eval()
+        out: dict[str, float] = {"episodes": float(trials * k), "episodes_per_trial": float(k)}
+        for s, (split, pool) in enumerate(self.sampler.splits.items()):
+            results: dict[str, dict[str, TrialResult]] = {"sampled": {}, "mode": {}}
+            for i, (family, seeds) in enumerate(pool.items()):
+                rows = [seeds[j % len(seeds)] for j in range(trials)]
+                seed = root + 1000 * i + 100_000 * s
+                for policy in results:
+                    results[policy][family] = run_trial(
+                        self.agent, self.spec.world, family, rows, episodes=k, seed=seed,
+                        deterministic=policy == "mode",
+                    )  # fmt: skip
+                if split == "train":
+                    oracle = run_episodes(fresh_env(self.spec, family, rows, seed), oracle_act)
+                    results.setdefault("oracle", {})[family] = TrialResult(
+                        oracle["return"][:, None], oracle["success"][:, None],
+                        oracle["length"][:, None], torch.full_like(oracle["length"][:, None], -1),
+                    )  # fmt: skip
+            for policy, by_family in results.items():
+                if not by_family:
+                    continue
+                merged = _concat(list(by_family.values()))
+                out.update(merged.summary(f"{split}/{policy}/"))
+                if len(by_family) > 1:
+                    for family, r in by_family.items():
+                        out.update({f"{key}/{family}": v for key, v in r.summary(
+                            f"{split}/{policy}/").items()})  # fmt: skip
+                if split == "train":
+                    prefix = {"mode": "", "sampled": "sampled_", "oracle": "oracle_"}[policy]
+                    out[f"{prefix}return"] = float(merged.returns.double().mean())
+                    out[f"{prefix}success"] = float(merged.success.double().mean())
+                    out[f"{prefix}length"] = float(merged.length.double().mean())
+        self.agent.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        from metaxm.rl.trainer import env_state
+
+        return {
+            "agent": self.agent.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": {
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "updates": self.updates,
+            },
+            "generators": {
+                "actions": self.action_generator.get_state(),
+                "minibatch": self.minibatch_generator.get_state(),
+                "trials": {f: t.generator.get_state() for f, t in self.tasks.items()},
+            },
+            "envs": {f: env_state(env) for f, env in self.envs.items()},
+            "variants": {f: list(env.variants) for f, env in self.envs.items()},
+            "trials": {f: s.state_dict() for f, s in self.states.items()},
+            "align": None if self.aux is None else self.aux.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from metaxm.rl.trainer import load_env_state
+
+        if set(state["envs"]) != set(self.envs):
+            raise ConfigError(
+                f"checkpoint trains families {sorted(state['envs'])}, the spec {sorted(self.envs)}"
+            )
+        self.agent.load_state_dict(state["agent"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        c = state["counters"]
+        self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
+        gens = state["generators"]
+        self.action_generator.set_state(gens["actions"])
+        self.minibatch_generator.set_state(gens["minibatch"])
+        for family, env in self.envs.items():
+            self.tasks[family].generator.set_state(gens["trials"][family])
+            load_env_state(env, state["envs"][family])
+            env.set_tasks(variants=state["variants"][family])
+            self.states[family] = TrialState.from_state_dict(state["trials"][family], self.device)
+        if self.aux is not None:
+            self.aux.load_state_dict(state["align"])
+
+
+def _concat(results: list[TrialResult]) -> TrialResult:
+    return TrialResult(
+        *(torch.cat([getattr(r, k) for r in results]) for k in TrialResult.__dataclass_fields__)
+    )

@@ -1,0 +1,477 @@
+"""Trials: n episodes of one task and one modality variant, the recurrent state carried across.
+
+A *trial* (Duan et al. 2016, "RL^2: Fast Reinforcement Learning via Slow Reinforcement
+Learning", arXiv:1611.02779, section 2.2) is a sequence of episodes of one MDP during which a
+recurrent agent keeps its hidden state: what it learned in episode 1 (here: how to read a
+modality variant it has not seen, where a hidden goal is) is still there in episode 2. This
+module runs trials in batches; :mod:`metaxm.meta.rl2` trains on them.
+
+Trial bookkeeping. Every environment of a family's :class:`~metaxm.envs.task_env.TaskEnv` runs
+its own trial, asynchronously: episodes end at different steps (a goal reached early), so each
+environment counts its finished episodes, and when it finishes its n-th one it gets a new task
+and variant (:meth:`TaskEnv.set_env_tasks`) and its hidden state is zeroed, while its neighbours
+go on. No step is wasted waiting for the slowest trial of a batch.
+
+The recurrent input at step t is the observation's latent, the previous action ``a_{t-1}``,
+the previous reward ``r_{t-1}`` and the done flag ``d_{t-1}`` (true when the observation is
+the first of an episode), as in the paper's Figure 1. At a trial's first step the previous
+action and reward are zero and the done flag is true, like at any episode start.
+
+The few-shot API for evaluation is :func:`run_trial` (build environments for one modality and
+run one trial of K episodes in each) and :func:`run_trials` (the same on a given TaskEnv). The
+agent adapts without gradients, so one trial of K episodes gives the whole few-shot curve:
+episode k (0-based) is played after k episodes of experience of that task and modality::
+
+    res = run_trial(agent, spec.world, "audio", 7, episodes=8, num_trials=64, seed=1)
+    res.curve()["success"]  # [8]: success after 0, 1, ..., 7 episodes of target experience
+    res.returns             # (64, 8) per trial and episode
+
+An agent trained on trials of ``rl2.episodes_per_trial`` episodes runs on with the state it
+has when asked for more, which measures how far in-context adaptation extends past the trained
+trial length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from metaxm.envs import TaskParams, World, make_world
+from metaxm.envs.task_env import TaskEnv
+from metaxm.nn.agent import Agent
+from metaxm.nn.distributions import CategoricalHead
+
+
+def zero_actions(agent: Agent, batch: int, device: torch.device | str) -> Tensor:
+    """The "previous action" before a trial's first step: 0 (discrete) or zeros (B, A)."""
+    if isinstance(agent.head, CategoricalHead):
+        return torch.zeros(batch, dtype=torch.long, device=device)
+    return torch.zeros(batch, agent.head.action_dim, device=device)
+
+
+class TrialTasks:
+    """Draws what a new trial is about: a fresh world task and a variant of the family.
+
+    Args:
+        world: the world whose task distribution is drawn from (its ``sample_tasks``).
+        variants: the variant seeds to choose from uniformly (e.g. a family's training split).
+        generator: the source of randomness (on the world's device).
+    """
+
+    def __init__(self, world: World, variants: Sequence[int], generator: torch.Generator) -> None:
+        if not variants:
+            raise ValueError("TrialTasks needs at least one variant seed")
+        self.world = world
+        self.variants = [int(v) for v in variants]
+        self.generator = generator
+
+    def draw(self, k: int) -> tuple[TaskParams, list[int]]:
+        """``k`` rows of task parameters and ``k`` variant seeds."""
+        tasks = self.world.sample_tasks(k, self.generator)
+        idx = torch.randint(0, len(self.variants), (k,), generator=self.generator)
+        return tasks, [self.variants[i] for i in idx.tolist()]
+
+
+@dataclass
+class TrialState:
+    """Where the B environments of one family stand in their trials: the carried inputs.
+
+    Attributes:
+        obs: (B, ...) the current observations.
+        hidden: (B, H) the recurrent state before the next step.
+        prev_action: (B,) or (B, A) the previous action (zero at a trial's start).
+        prev_reward: (B,) the previous reward (zero at a trial's start).
+        first: (B,) bool, the observation is the first of an episode (the done flag input).
+        new_trial: (B,) bool, the next step is a trial's first (its hidden state was zeroed).
+        episode: (B,) long, the index of the current episode inside the trial (0-based).
+    """
+
+    obs: Tensor
+    hidden: Tensor
+    prev_action: Tensor
+    prev_reward: Tensor
+    first: Tensor
+    new_trial: Tensor
+    episode: Tensor
+
+    @classmethod
+    def start(cls, agent: Agent, obs: Tensor) -> TrialState:
+        """Every environment at the first step of a fresh trial."""
+        b, dev = obs.shape[0], obs.device
+        ones = torch.ones(b, dtype=torch.bool, device=dev)
+        return cls(
+            obs=obs,
+            hidden=agent.initial_state(b, dev),
+            prev_action=zero_actions(agent, b, dev),
+            prev_reward=torch.zeros(b, device=dev),
+            first=ones,
+            new_trial=ones.clone(),
+            episode=torch.zeros(b, dtype=torch.long, device=dev),
+        )
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {k: getattr(self, k).clone() for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Tensor], device: torch.device | str) -> TrialState:
+        return cls(**{k: state[k].to(device) for k in cls.__dataclass_fields__})
+
+
+def start_trials(agent: Agent, env: TaskEnv, tasks: TrialTasks) -> TrialState:
+    """Give every environment of ``env`` a new trial (task and variant) and reset it."""
+    params, variants = tasks.draw(env.num_envs)
+    env.set_tasks(params, variants)
+    return TrialState.start(agent, env.reset())
+
+
+class TrialStats:
+    """Sums over finished episodes by their index inside the trial (tensors, no syncs per step).
+
+    Args:
+        episodes: n, the episodes per trial.
+        device: where the sums live.
+    """
+
+    def __init__(self, episodes: int, device: torch.device | str = "cpu") -> None:
+        self.episodes = episodes
+        z = torch.zeros(episodes, dtype=torch.float64, device=device)
+        self.count, self.return_sum, self.success_sum, self.length_sum = (z.clone() for _ in "1234")
+
+    def add(self, done: Tensor, episode: Tensor, info: dict[str, Tensor]) -> None:
+        """Count the episodes that ended (``done``), at their index ``episode`` (B,)."""
+        d = done.double()
+        idx = episode.clamp(max=self.episodes - 1)
+        self.count.index_add_(0, idx, d)
+        self.return_sum.index_add_(0, idx, info["episode_return"].double() * d)
+        self.success_sum.index_add_(0, idx, info["success"].double() * d)
+        self.length_sum.index_add_(0, idx, info["episode_length"].double() * d)
+
+    def merge(self, other: TrialStats) -> None:
+        for k in ("count", "return_sum", "success_sum", "length_sum"):
+            getattr(self, k).add_(getattr(other, k))
+
+    def summary(self, suffix: str = "") -> dict[str, float]:
+        """``episodes``, ``return``, ``success``, ``length`` over all episodes and, per index k
+        (1-based), ``<key>/ep<k>``; every key ends with ``suffix`` (e.g. ``"/vector"``).
+
+        The keys fit :class:`~metaxm.run.loop.MetricWindow`: ``return/ep2/vector`` is weighted
+        by ``episodes/ep2/vector``.
+        """
+        count = self.count.tolist()
+        sums = {k: getattr(self, f"{k}_sum").tolist() for k in ("return", "success", "length")}
+        out: dict[str, float] = {}
+        groups: list[tuple[str, list[int]]] = [("", list(range(self.episodes)))]
+        groups += [(f"/ep{i + 1}", [i]) for i in range(self.episodes)]
+        for tag, rows in groups:
+            n = sum(count[i] for i in rows)
+            out[f"episodes{tag}{suffix}"] = n
+            if n > 0:
+                for k, s in sums.items():
+                    out[f"{k}{tag}{suffix}"] = sum(s[i] for i in rows) / n
+        return out
+
+
+@dataclass
+class TrialRollout:
+    """T steps of B environments' trials, each tensor (T, B, ...), and what the replay needs.
+
+    Attributes:
+        obs: the observations the actions were taken in.
+        prev_actions: the previous actions fed to the core.
+        prev_rewards: the previous rewards fed to the core.
+        first: the done flags fed to the core (the observation starts an episode).
+        reset: the hidden state was zeroed before this step (a trial starts here).
+        actions: the actions taken.
+        logprobs: their log-probabilities under the acting policy.
+        values: the value estimates.
+        rewards: the rewards received.
+        trial_end: the step ended a trial (its n-th episode): the return's horizon.
+        next_values: the value of the state each step reached (ignored where a trial ended).
+        hidden: (B, H) the hidden state before the first step, where the replay starts.
+    """
+
+    obs: Tensor
+    prev_actions: Tensor
+    prev_rewards: Tensor
+    first: Tensor
+    reset: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    values: Tensor
+    rewards: Tensor
+    trial_end: Tensor
+    next_values: Tensor
+    hidden: Tensor
+
+    def columns(self, idx: Tensor) -> TrialRollout:
+        """The rollout of environments ``idx`` only."""
+        parts = {k: getattr(self, k)[:, idx] for k in self.__dataclass_fields__ if k != "hidden"}
+        return TrialRollout(**parts, hidden=self.hidden[idx])
+
+
+@torch.no_grad()
+def collect_trials(
+    agent: Agent,
+    env: TaskEnv,
+    family: str,
+    state: TrialState,
+    steps: int,
+    episodes_per_trial: int,
+    tasks: TrialTasks,
+    generator: torch.Generator,
+    stats: TrialStats,
+) -> tuple[TrialRollout, TrialState]:
+    """Run the stochastic recurrent policy for ``steps`` steps in every environment of ``env``.
+
+    Environments whose trial ends get a new task and variant from ``tasks`` and a zero hidden
+    state (see the module docstring).
+
+    Args:
+        agent: a recurrent agent (``core: gru``).
+        env: the family's TaskEnv.
+        family: the family name.
+        state: where the trials stand (from :func:`start_trials` or the previous call).
+        steps: T.
+        episodes_per_trial: n.
+        tasks: draws new trials.
+        generator: draws the actions.
+        stats: accumulates finished episodes by their index in the trial.
+
+    Returns:
+        the rollout and the state after its last step.
+    """
+    s = state
+    buf: dict[str, list[Tensor]] = {k: [] for k in TrialRollout.__dataclass_fields__}
+    hidden0 = s.hidden
+    for _ in range(steps):
+        pd, value, hidden = agent.step(
+            s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden
+        )
+        action = agent.head.sample(pd, generator)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated | truncated
+        stats.add(done, s.episode, info)
+        episode = s.episode + done.long()
+        trial_end = episode >= episodes_per_trial
+        for k, v in (
+            ("obs", s.obs), ("prev_actions", s.prev_action), ("prev_rewards", s.prev_reward),
+            ("first", s.first), ("reset", s.new_trial), ("actions", action),
+            ("logprobs", agent.head.log_prob(pd, action)), ("values", value),
+            ("rewards", reward), ("trial_end", trial_end),
+        ):  # fmt: skip
+            buf[k].append(v)
+        ids = trial_end.nonzero().squeeze(1)
+        if ids.numel():
+            params, variants = tasks.draw(ids.shape[0])
+            env.set_env_tasks(ids, params, variants)
+            obs = env.observe()  # the new trials' first observations
+        keep = ~trial_end
+        s = TrialState(
+            obs=obs,
+            hidden=hidden * keep.unsqueeze(1),
+            prev_action=torch.where(_rows(keep, action), action, torch.zeros_like(action)),
+            prev_reward=reward * keep,
+            first=done,
+            new_trial=trial_end,
+            episode=episode * keep,
+        )
+    last_value = agent.step(s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden)[1]
+    out = {k: torch.stack(v) for k, v in buf.items() if v}
+    following = torch.cat((out["values"][1:], last_value[None]))
+    out["next_values"] = torch.where(out["trial_end"], 0.0, following)
+    return TrialRollout(**out, hidden=hidden0), s
+
+
+def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Tensor]:
+    """Recompute the policy and value along a rollout with the current parameters.
+
+    The hidden state starts from the stored ``rollout.hidden`` and is zeroed where a trial
+    starts: truncated backpropagation through time over the rollout's T steps.
+
+    For speed the recurrence runs as one ``torch.gru`` call (the C++ loop of ``torch.nn.GRU``)
+    with the weights of the agent's :class:`~metaxm.nn.core.GRUCore`, whose cell has
+    ``torch.nn.GRUCell``'s gate layout: each environment's column is cut into segments at
+    trial starts, the segments are padded into one batch, each starting from its own state (the
+    stored one, or zero), and the outputs are gathered back to (T, B). This is the same function
+    as stepping ``agent.core.step`` (tests check it against the acting policy) at about a third
+    of the cost of a Python loop over T.
+
+    Returns:
+        pd (T, B, pd_dim) and value (T, B).
+    """
+    core = agent.core
+    t, b = rollout.obs.shape[:2]
+    z = agent.encode(rollout.obs.flatten(0, 1), family).unflatten(0, (t, b))  # (T, B, latent)
+    extra = torch.stack((rollout.prev_rewards.float(), rollout.first.float()), -1)
+    x = torch.cat((z, agent.head.encode(rollout.prev_actions), extra), -1)  # (T, B, in), as core
+    # segments in env-major order: one starts at t = 0 and wherever a trial starts
+    starts = rollout.reset.clone()
+    starts[0] = True
+    starts = starts.t().reshape(-1)  # (B * T,)
+    seg = starts.long().cumsum(0) - 1  # the segment of each step
+    first_step = starts.nonzero().squeeze(1)  # (S,) the flat index of each segment's start
+    pos = torch.arange(b * t, device=x.device) - first_step[seg]  # the step inside its segment
+    padded = x.new_zeros(int(pos.max()) + 1, first_step.shape[0], x.shape[-1])  # (L, S, in)
+    padded[pos, seg] = x.transpose(0, 1).reshape(b * t, -1)
+    h0 = x.new_zeros(first_step.shape[0], core.hidden_dim)
+    h0[seg[torch.arange(b, device=x.device) * t]] = rollout.hidden * (~rollout.reset[0, :, None])
+    weights = [core.ih.weight, core.hh.weight, core.ih.bias, core.hh.bias]
+    out, _ = torch.gru(padded, h0[None], weights, True, 1, 0.0, False, False, False)
+    h = out[pos, seg].reshape(b, t, -1).transpose(0, 1)  # (T, B, H)
+    pd = core.pi(h)
+    if core.gaussian:
+        pd = torch.cat((pd, core.log_std.expand_as(pd)), -1)
+    return pd, core.v(h).squeeze(-1)
+
+
+def _rows(mask: Tensor, like: Tensor) -> Tensor:
+    """(B,) mask broadcastable against ``like`` (B,) or (B, A)."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+# ---------------------------------------------------------------------------- few-shot API
+@dataclass
+class TrialResult:
+    """Per-episode results of B trials of K episodes each, every tensor (B, K).
+
+    Episode index k (0-based) of a trial was played after k episodes of experience of that
+    task and modality, so the column means are the few-shot curve for k = 0 .. K-1.
+
+    Attributes:
+        returns: the episode returns.
+        success: whether the episode succeeded.
+        length: its steps (the horizon where it was cut).
+        optimal: the world's shortest number of steps to the goal from the episode's start
+            (``World.optimal_steps``), or -1 where the world has none.
+    """
+
+    returns: Tensor
+    success: Tensor
+    length: Tensor
+    optimal: Tensor
+
+    def curve(self) -> dict[str, list[float]]:
+        """Means over trials per episode index: ``{"return": [K], "success": [K], ...}``."""
+        out = {
+            "return": self.returns.double().mean(0).tolist(),
+            "success": self.success.double().mean(0).tolist(),
+            "length": self.length.double().mean(0).tolist(),
+        }
+        if bool((self.optimal >= 0).all()):
+            out["optimal"] = self.optimal.double().mean(0).tolist()
+        return out
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """The curve flattened to ``{prefix + "<key>/ep<k>": mean}`` (k 1-based)."""
+        return {
+            f"{prefix}{key}/ep{i + 1}": v
+            for key, values in self.curve().items()
+            for i, v in enumerate(values)
+        }
+
+
+@torch.no_grad()
+def run_trials(
+    agent: Agent,
+    env: TaskEnv,
+    family: str,
+    episodes: int,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+) -> TrialResult:
+    """Run one trial of ``episodes`` episodes in every environment of ``env``, keeping tasks.
+
+    The environments are reset here and keep the tasks and variants they hold; the hidden state
+    starts at zero and is carried across the episodes (adaptation without gradients).
+
+    Args:
+        agent: a recurrent agent that reads ``family``.
+        env: the environments (B trials at once).
+        family: the family name.
+        episodes: K, the episodes per trial.
+        deterministic: act with the policy's mode instead of sampling it.
+        generator: draws the actions when sampling.
+    """
+    state = TrialState.start(agent, env.reset())
+    b, dev = env.num_envs, env.device
+    ret = torch.zeros(b, episodes, device=dev)
+    success = torch.zeros(b, episodes, dtype=torch.bool, device=dev)
+    length = torch.zeros(b, episodes, dtype=torch.long, device=dev)
+    optimal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
+    optimal_steps = getattr(env.world, "optimal_steps", None)
+    if optimal_steps is not None:
+        optimal[:, 0] = optimal_steps()
+    rows = torch.arange(b, device=dev)
+    obs, prev_action, prev_reward, first, hidden = (
+        state.obs, state.prev_action, state.prev_reward, state.first, state.hidden,
+    )  # fmt: skip
+    episode = torch.zeros(b, dtype=torch.long, device=dev)
+    for _ in range(episodes * env.world.horizon):
+        pd, _, hidden = agent.step(obs, family, prev_action, prev_reward, first, hidden)
+        action = agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated | truncated
+        rec = done & (episode < episodes)
+        col = episode.clamp(max=episodes - 1)
+        ret[rows, col] = torch.where(rec, info["episode_return"], ret[rows, col])
+        success[rows, col] = torch.where(rec, info["success"], success[rows, col])
+        length[rows, col] = torch.where(rec, info["episode_length"], length[rows, col])
+        episode = episode + done.long()
+        if optimal_steps is not None:
+            starts = done & (episode < episodes)
+            col = episode.clamp(max=episodes - 1)
+            optimal[rows, col] = torch.where(starts, optimal_steps(), optimal[rows, col])
+        prev_action, prev_reward, first = action, reward, done
+        if bool((episode >= episodes).all()):
+            break
+    return TrialResult(ret, success, length, optimal)
+
+
+def run_trial(
+    agent: Agent,
+    world: Any,
+    family: str,
+    variant: int | Sequence[int],
+    tasks: TaskParams | None = None,
+    episodes: int = 2,
+    num_trials: int | None = None,
+    seed: int = 0,
+    deterministic: bool = False,
+) -> TrialResult:
+    """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
+
+    Builds ``num_trials`` environments of ``world`` seen through ``family`` and runs one trial
+    of ``episodes`` episodes in each (:func:`run_trials`). Row b of the result is trial b; its
+    column k is the episode played after k episodes of experience, so one call with K episodes
+    gives the whole few-shot curve k = 0 .. K-1. ::
+
+        res = run_trial(agent, spec.world, "audio", 7, episodes=8, num_trials=64)
+        res.curve()["success"]  # [8] success rate after 0, 1, ..., 7 episodes
+
+    Args:
+        agent: a recurrent agent with an encoder for ``family`` (``Agent.add_family`` adds one).
+        world: a registered world's config (e.g. ``spec.world``).
+        family: the modality family.
+        variant: the variant seed of every trial, or one per trial.
+        tasks: per-trial world task parameters; default: drawn from the world with ``seed``.
+        episodes: K.
+        num_trials: B; default: the number of variants or task rows given, else 1.
+        seed: seeds the world (tasks, starts), the observation noise and the actions.
+        deterministic: act with the policy's mode instead of sampling it.
+    """
+    if num_trials is None:
+        if not isinstance(variant, int):
+            num_trials = len(variant)
+        elif tasks is not None:
+            num_trials = int(next(iter(tasks.values())).shape[0])
+        else:
+            num_trials = 1
+    device = next(agent.parameters()).device
+    w = make_world(world, num_trials, device=device, seed=seed)
+    env = TaskEnv(w, family, variant if isinstance(variant, int) else list(variant), tasks, seed)
+    gen = torch.Generator(device).manual_seed(seed + 1)
+    return run_trials(agent, env, family, episodes, deterministic, gen)
