@@ -25,10 +25,12 @@ from typing import Any, Literal
 from metaxm.align.config import AlignConfig
 from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
+from metaxm.evaluate.config import EvalConfig
 from metaxm.meta.maml import MAMLConfig
 from metaxm.meta.rl2 import RL2Config
 from metaxm.modalities import FAMILIES
 from metaxm.nn.agent import AgentConfig
+from metaxm.pipeline import MainConfig
 from metaxm.rl.ppo import PPOConfig
 from metaxm.run.logger import LogConfig
 from metaxm.run.loop import TrainConfig
@@ -105,6 +107,8 @@ class Spec:
         train: run length, environments, log and checkpoint intervals
             (:class:`metaxm.run.loop.TrainConfig`).
         log: wandb mode and project, progress bar (:class:`metaxm.run.logger.LogConfig`).
+        evaluate: the transfer evaluation (:class:`metaxm.evaluate.config.EvalConfig`).
+        main: what the main job runs (:class:`metaxm.pipeline.MainConfig`).
         align: cross-modal alignment: pretraining, the auxiliary loss and few-shot fits
             (:class:`metaxm.align.config.AlignConfig`).
     """
@@ -121,6 +125,8 @@ class Spec:
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    main: MainConfig = field(default_factory=MainConfig)
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
