@@ -39,7 +39,9 @@ class AlignConfig:
             ``variant``, one adapter per training variant (:mod:`metaxm.align.variants`), so
             the encoders need not tell variants apart from one observation; ``family``, the
             agent's family adapters shared by all variants (variant-invariant encoders).
-        lr: Adam learning rate of ``metaxm pretrain``.
+        lr: Adam learning rate of ``metaxm pretrain`` (and of the loss module's own parameters
+            in the auxiliary use).
+        anneal_lr: decay the pretraining learning rate linearly to 0 over the run.
         max_grad_norm: global gradient-norm clip of pretraining and of the auxiliary step.
         pretrain_updates: gradient steps of ``metaxm pretrain``.
         eval_states: random states the representation metrics are computed on.
@@ -57,15 +59,16 @@ class AlignConfig:
     weight: float = 0.0
     loss: AlignLossName = "infonce"
     temperature: float = 0.1
-    learn_temperature: bool = False
-    batch_size: int = 256
+    learn_temperature: bool = True
+    batch_size: int = 128
     views: int = 0
     random_steps: int = 0
     vae_beta: float = 1e-3
     pretrain_adapters: Literal["variant", "family"] = "variant"
-    lr: float = 2e-3
+    lr: float = 3e-3
+    anneal_lr: bool = True
     max_grad_norm: float = 1.0
-    pretrain_updates: int = 1500
+    pretrain_updates: int = 2500
     eval_states: int = 256
     eval_interval: int = 250
     fit_iters: int = 300

@@ -244,7 +244,7 @@ def few_shot_align(
         subset = "adapter" if family in spec.modalities.train else "adapter+encoder"
     if (steps is None) == (episodes is None):
         raise ValueError("give exactly one of steps and episodes")
-    if (steps or episodes) == 0:
+    if (steps if steps is not None else episodes) == 0:
         own = {k: v.detach().clone() for k, v in agent.named_params(subset, family).items()}
         return FitResult(own, family, subset, 0, 0, float("nan"), float("nan"))
     paired = collect_paired_steps(agent, spec, target, steps, source, seed, episodes=episodes)

@@ -8,6 +8,7 @@ modalities put the markers of one colour on top of each other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,10 @@ def plot_latent_pca(
             label=f"{family}:{variant}",
         )  # fmt: skip
     names = info.feature_names or tuple(f"s{i}" for i in range(scene.features.shape[1]))
-    ax.set_xlabel("PC 1")
+    ax.set_xlabel(f"PC 1        (a colour is one state: {', '.join(names)})", fontsize=9)
     ax.set_ylabel("PC 2")
     ax.legend(fontsize=8, title="modality (marker)", title_fontsize=8, loc="best")
     ax.set_title(title or f"latent PCA: {n} states (colour) x {len(modalities)} modalities")
-    ax.text(
-        0.01, 0.01, f"state = ({', '.join(names)})", transform=ax.transAxes, fontsize=7,
-        color="0.4",
-    )  # fmt: skip
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(out)
@@ -126,6 +123,9 @@ def plot_pretrain_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
     axes[0].plot([r["step"] for r in records], [r["align_loss"] for r in records], lw=1.2)
     axes[0].set_ylabel("alignment loss")
     evals = [r for r in records if "top1_min" in r]
+    final = Path(rundir) / "representation.json"
+    if final.is_file():  # the end-of-run report, at the last step
+        evals.append({"step": records[-1]["step"], **json.loads(final.read_text())})
     for key, label in (("top1_min", "top-1, worst pair"), ("top1_mean", "top-1, mean")):
         axes[1].plot([r["step"] for r in evals], [r[key] for r in evals], marker="o", label=label)
     if evals:

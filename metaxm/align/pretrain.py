@@ -114,6 +114,11 @@ class PretrainTrainer:
 
     def update(self) -> dict[str, float]:
         """One Adam step of the alignment loss on a fresh paired batch."""
+        lr = self.config.lr
+        if self.config.anneal_lr:
+            lr *= max(1.0 - self.updates / max(self.config.pretrain_updates, 1), 0.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         batch = self.sampler.sample()
         loss, stats = self.loss(self.agent, batch, adapters=self.variants)
         self.optimizer.zero_grad(set_to_none=True)
@@ -122,7 +127,7 @@ class PretrainTrainer:
         self.optimizer.step()
         self.updates += 1
         self.env_steps += batch.batch_size
-        return {**{k: float(v) for k, v in stats.items()}, "grad_norm": float(grad_norm)}
+        return {**{k: float(v) for k, v in stats.items()}, "grad_norm": float(grad_norm), "lr": lr}
 
     def evaluate(self, cluster: bool = True) -> dict[str, float]:
         """The representation report on fresh states in the training variants (probes fitted

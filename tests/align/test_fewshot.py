@@ -66,3 +66,22 @@ def test_fit_adapter_only_touches_the_subset(make_spec) -> None:
     assert set(fit.params) == set(agent.param_names("adapter", "vector"))
     own = dict(agent.named_parameters())
     assert any(not torch.equal(v, own[k]) for k, v in fit.params.items())
+
+
+def test_fewshot_study_scores_each_budget(make_spec) -> None:
+    from metaxm.align.study import fewshot_study, format_study
+
+    spec = make_spec(
+        modalities={"train": {"vector": 1, "projected": 1}, "heldout_families": {"text": 1}},
+        world={"size": 3},
+        align={"fit_iters": 5},
+    )
+    agent = build_agent(spec)
+    study = fewshot_study(agent, spec, [0, 8], n_states=32)
+    assert study["source"].startswith("vector:")
+    assert [r["k"] for r in study["rows"]] == [0, 8]
+    assert study["mean"][0]["episodes"] == 0.0 and study["mean"][8]["episodes"] >= 1.0
+    assert study["mean"][0]["chance_top1"] == pytest.approx(
+        study["rows"][0]["chance_top1"]
+    )  # the same states for every budget
+    assert "probe R^2" in format_study(study)
