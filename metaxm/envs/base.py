@@ -113,6 +113,10 @@ class World(ABC):
         """Assign task parameters to environments (all when ``env_ids`` is None)."""
 
     @abstractmethod
+    def task_params(self) -> TaskParams:
+        """The current task parameters of every environment (copies, (B, ...) each)."""
+
+    @abstractmethod
     def reset(self, env_ids: Tensor | None = None) -> None:
         """Start new episodes in the given environments (all when None), keeping their tasks."""
 

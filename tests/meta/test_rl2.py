@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -73,12 +74,19 @@ class TwoArmedBandit(World):
     def scene(self) -> Scene:
         return Scene(features=torch.zeros(self.num_envs, 1))
 
+    def task_params(self) -> TaskParams:
+        return {"good": self.good.clone()}
+
     def oracle_action(self) -> Tensor:
         return self.good.clone()
 
 
-if "bandit2" not in WORLDS:
+@pytest.fixture(autouse=True, scope="module")
+def bandit_world() -> Iterator[None]:
+    """The fake world is registered for this module's tests only (the registry is global)."""
     register_world("bandit2", TwoArmedBandit, BanditConfig)
+    yield
+    WORLDS.pop("bandit2")
 
 
 def bandit_spec(**sections: Any) -> Spec:
