@@ -77,6 +77,10 @@ class TrainConfig:
             so a checkpoint always falls on a log step); 0 saves only at the end.
         keep_checkpoints: how many of the newest checkpoints to keep (0 keeps all).
         eval_episodes: fresh episodes per training family for the final evaluation (0 skips).
+        threads: torch's intra-op CPU threads for the run (0 keeps torch's default, one per
+            core). metaxm's agents are small, so their cost is per-op overhead that extra
+            threads only add synchronisation to; on a machine shared with other jobs, spinning
+            threads can cost ten times the CPU time. Raise it for large encoders on idle cores.
     """
 
     total_steps: int = 200_000
@@ -85,12 +89,18 @@ class TrainConfig:
     checkpoint_interval: int = 10
     keep_checkpoints: int = 3
     eval_episodes: int = 512
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
             raise ValueError("total_steps, num_envs and log_interval must be >= 1")
-        if self.checkpoint_interval < 0 or self.keep_checkpoints < 0 or self.eval_episodes < 0:
-            raise ValueError("checkpoint_interval, keep_checkpoints and eval_episodes must be >= 0")
+        if (
+            min(self.checkpoint_interval, self.keep_checkpoints, self.eval_episodes, self.threads)
+            < 0
+        ):
+            raise ValueError(
+                "checkpoint_interval, keep_checkpoints, eval_episodes and threads must be >= 0"
+            )
         if self.checkpoint_interval % self.log_interval:
             raise ValueError(
                 f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
@@ -202,6 +212,8 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     rundir = Path(rundir)
     data = spec_to_dict(spec)
     checkpoint = _prepare_rundir(rundir, data, resume)
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
     _seed_globals(spec.seed)
     trainer = make_trainer(spec)
     update = 0
