@@ -192,7 +192,7 @@ class MAMLTrainer:
                 w = self.tasks_per_family[family] / total
                 loss = loss + w * f_loss
                 if cfg.baseline == "value" and cfg.vf_coef > 0:
-                    v_loss = value_loss(self.agent, family, [*adaptation.supports, query])
+                    v_loss = value_loss(self.agent, family, [query])
                     loss = loss + w * cfg.vf_coef * v_loss
                     f_stats = {**f_stats, "value_loss": v_loss.detach()}
                 for key, v in f_stats.items():
