@@ -179,6 +179,8 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     data = spec_to_dict(spec)
     checkpoint = _prepare_rundir(rundir, data, resume)
     _seed_globals(spec.seed)
+    if spec.train.threads:  # as metaxm train does (see TrainConfig.threads)
+        torch.set_num_threads(spec.train.threads)
     trainer = PretrainTrainer(spec)
     cfg, train_cfg = spec.align, spec.train
     if checkpoint is not None:

@@ -31,14 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint"
     )
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        metavar="N",
-        help="torch intra-op threads (default: torch's choice); 1 is much faster on a machine "
-        "whose cores are busy with other work",
-    )
-    parser.add_argument(
         "--fewshot",
         nargs="+",
         type=int,
@@ -53,15 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    import torch
-
     from metaxm.align.pretrain import pretrain
     from metaxm.align.report import format_report
     from metaxm.spec import load_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     spec = load_spec(args.spec, args.overrides)
     result = pretrain(spec, args.out, resume=args.resume)
     print(f"run: {result.rundir}  updates: {result.updates}  paired states: {result.env_steps}")
