@@ -15,23 +15,12 @@ from typing import TYPE_CHECKING, Any
 from metaxm.errors import CheckpointError
 from metaxm.evaluate.strategies import Agents
 from metaxm.nn.agent import Agent, build_agent
-from metaxm.run.checkpoint import list_checkpoints, load_checkpoint
+from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
 KINDS = ("ppo", "maml", "rl2")
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the newest checkpoint of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        found = list_checkpoints(path)
-        if not found:
-            raise CheckpointError(f"{path}: no checkpoints in this run directory")
-        return found[-1]
-    return path
 
 
 def load_agent(

@@ -219,6 +219,9 @@ def load_env_state(env: TaskEnv, state: dict[str, Any]) -> None:
     """Restore what :func:`env_state` captured."""
     for k, v in state["world"].items():
         setattr(env.world, k, v.to(env.device))
+    # rebuild what a world derives from its tasks (including plain Python values, such as
+    # GridNav's "any walls at all" flag) from the restored task tensors
+    env.world.set_tasks(env.world.task_params())
     env.world.generator.set_state(state["world_generator"])
     env.render_generator.set_state(state["render_generator"])
     env.episode_return = state["episode_return"].to(env.device)

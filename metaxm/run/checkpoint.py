@@ -44,6 +44,17 @@ def list_checkpoints(rundir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise CheckpointError(f"{path}: no checkpoints in this run directory")
+        return found[-1]
+    return path
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)

@@ -37,7 +37,7 @@ import torch
 import yaml
 from torch import Tensor
 
-from metaxm.errors import ConfigError, DivergenceError
+from metaxm.errors import CheckpointError, ConfigError, DivergenceError
 from metaxm.run.checkpoint import (
     checkpoint_path,
     global_rng_state,
@@ -81,6 +81,11 @@ class TrainConfig:
             core). metaxm's agents are small, so their cost is per-op overhead that extra
             threads only add synchronisation to; on a machine shared with other jobs, spinning
             threads can cost ten times the CPU time. Raise it for large encoders on idle cores.
+        init_from: a run directory or checkpoint whose agent starts this run: every part
+            (a family's encoder, a family's adapter, the token encoder, the core) whose
+            parameters all match in name and shape is copied before the first update (e.g. MAML
+            or RL^2 starting from a PPO pre-training run; RL^2's GRU core does not match an MLP
+            core and stays fresh). Ignored when resuming: the checkpoint holds the weights.
     """
 
     total_steps: int = 200_000
@@ -90,6 +95,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     eval_episodes: int = 512
     threads: int = 1
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
@@ -217,6 +223,9 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     _seed_globals(spec.seed)
     trainer = make_trainer(spec)
     update = 0
+    if checkpoint is None and spec.train.init_from:
+        copied = init_agent_from(trainer.agent, spec.train.init_from)
+        log.info("initialised %d parameters from %s", len(copied), spec.train.init_from)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, map_location=spec.device)
         trainer.load_state_dict(state["trainer"])
@@ -276,6 +285,34 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     finally:
         logger.close()
     return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation)
+
+
+def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:
+    """Copy into ``agent`` every part of the agent in ``source`` (a run directory or a
+    checkpoint) whose parameters all match in name and shape (see ``TrainConfig.init_from``);
+    returns the names copied.
+
+    Raises:
+        CheckpointError: no checkpoint, an unsafe or corrupt one, or nothing in it matches.
+    """
+    from metaxm.run.checkpoint import resolve_checkpoint
+
+    path = resolve_checkpoint(source)
+    state = load_checkpoint(path, map_location=next(agent.parameters()).device)
+    weights = state.get("trainer", {}).get("agent") or {}
+    own = agent.state_dict()
+
+    def part(name: str) -> str:  # encoders.<family>, adapters.<family>, token_encoder, core
+        head, _, rest = name.partition(".")
+        return f"{head}.{rest.partition('.')[0]}" if head in ("encoders", "adapters") else head
+
+    fits = {k for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    whole = {part(k) for k in own} - {part(k) for k in own if k not in fits}
+    names = [k for k in own if k in fits and part(k) in whole]
+    if not names:
+        raise CheckpointError(f"{path}: no agent parameter matches this run's agent")
+    agent.load_state_dict({k: weights[k] for k in names}, strict=False)
+    return names
 
 
 def _prepare_rundir(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:
