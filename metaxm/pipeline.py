@@ -34,8 +34,9 @@ class MainConfig:
 
     Attributes:
         runs: ``{run name: {dotted key: value}}``; each run trains the spec with these
-            overrides (typically ``algo`` and ``train.total_steps``) into ``OUT/<run name>``.
-            The evaluator finds the agents by the runs' ``algo``.
+            overrides (typically ``algo`` and ``train.total_steps``) into ``OUT/<run name>``,
+            in this order; ``{out}`` in a value stands for OUT. The evaluator finds the agents
+            by the runs' ``algo``.
         evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
         bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
         render: draw one state in every modality into ``OUT/render.png``.
@@ -56,11 +57,16 @@ class MainConfig:
                 raise ValueError(f"runs.{name}: algo must be {name!r}, got {overrides['algo']!r}")
 
 
-def run_spec(spec: Spec, name: str) -> Spec:
-    """The spec of run ``name``: the main spec with ``main.runs[name]`` applied."""
+def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
+    """The spec of run ``name``: the main spec with ``main.runs[name]`` applied, ``{out}`` in
+    a string value standing for the main job's output folder (e.g. ``train.init_from:
+    "{out}/ppo"`` starts a run from the PPO run's agent)."""
     from metaxm.spec import spec_from_dict, spec_to_dict
 
-    overrides = {"algo": name, **spec.main.runs[name]}
+    overrides = {
+        k: v.replace("{out}", str(out)) if isinstance(v, str) else v
+        for k, v in {"algo": name, **spec.main.runs[name]}.items()
+    }
     items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     try:
         return spec_from_dict(apply_overrides(spec_to_dict(spec), items))
@@ -83,7 +89,7 @@ def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info
     timings: dict[str, float] = {}
     started = time.perf_counter()
     cfg = spec.main
-    specs = {name: run_spec(spec, name) for name in cfg.runs}  # all errors before any work
+    specs = {name: run_spec(spec, name, out) for name in cfg.runs}  # all errors before any work
     if cfg.render:
         from metaxm.render import render_spec
 

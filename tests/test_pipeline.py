@@ -66,3 +66,13 @@ def test_a_bad_run_override_fails_before_any_work(tmp_path: Path, capsys) -> Non
     err = capsys.readouterr().err
     assert "main.runs.ppo: unknown key 'ppo.lrr'" in err
     assert not (tmp_path / "out" / "render.png").exists()
+
+
+def test_out_in_a_run_override_is_the_output_folder() -> None:
+    from metaxm.pipeline import run_spec
+
+    spec = spec_from_dict({**TINY, "main": {"runs": {"ppo": {}, "rl2": {
+        "train.init_from": "{out}/ppo", "train.total_steps": 64}}}})  # fmt: skip
+    rl2 = run_spec(spec, "rl2", "/data/job")
+    assert rl2.algo == "rl2" and rl2.train.init_from == "/data/job/ppo"
+    assert rl2.train.total_steps == 64 and run_spec(spec, "ppo", "x").train.init_from is None
