@@ -49,12 +49,26 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     """Does the best strategy reach the threshold within 8 episodes while scratch needs >= 10x?
 
     Uses the summary curves (IQM over every held-out modality and seed): the first budget at
-    which a strategy's aggregate reaches ``threshold`` x source performance.
+    which a strategy's aggregate reaches ``threshold`` x source performance. A threshold that a
+    fresh agent (scratch at k = 0) already reaches measures nothing; then the target is not met.
     """
     src = report["source"].get(report["metric"])
     if src is None:
         return {"target_met": False, "text": "no source-modality agent: no threshold to reach"}
     level = report["threshold"] * src
+    scratch_summary = report["summary"].get("scratch")
+    untrained = scratch_summary["by_budget"][0]["point"] if scratch_summary else None
+    if untrained is not None and level <= untrained:
+        return {
+            "level": level,
+            "untrained": untrained,
+            "target_met": False,
+            "text": (
+                f"Not measurable: {report['threshold']:.0%} of source {report['metric']} "
+                f"({level:.3f}) is no more than a fresh, untrained agent reaches ({untrained:.3f}); "
+                "the source agent is too weak for a transfer threshold."
+            ),
+        }
     reach = {
         name: _first_reaching(s["budgets"], [b["point"] for b in s["by_budget"]], level)
         for name, s in report["summary"].items()

@@ -87,3 +87,33 @@ def test_transfer_metrics_flags_negative_transfer_and_censoring() -> None:
 def test_scratch_must_cover_the_budgets() -> None:
     with pytest.raises(ValueError, match=r"scratch was not measured at budgets \[7\]"):
         transfer_metrics(BUDGETS, np.zeros((2, 4)), [0, 1, 3], np.zeros((2, 3)), source=1.0)
+
+
+def _summary_report(strategy_curve: list[float], scratch_curve: list[float], source: float):
+    budgets = [0, 1, 2, 4, 8]
+    sb = budgets + [16, 32, 64, 128]
+    return {
+        "metric": "success",
+        "threshold": 0.8,
+        "budgets": budgets,
+        "scratch_budgets": sb,
+        "source": {"success": source},
+        "summary": {
+            "align": {"budgets": budgets, "by_budget": [{"point": v} for v in strategy_curve]},
+            "scratch": {"budgets": sb, "by_budget": [{"point": v} for v in scratch_curve]},
+        },
+    }
+
+
+def test_headline_met_missed_and_unmeasurable() -> None:
+    from metaxm.evaluate.report import headline
+
+    scratch = [0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.6, 0.85]
+    met = headline(_summary_report([0.1, 0.3, 0.5, 0.85, 0.9], scratch, source=1.0))
+    assert met["target_met"] and met["best"] == "align" and met["best_episodes"] == 4
+    assert met["scratch_episodes"] == 128
+    slow = headline(_summary_report([0.1, 0.2, 0.3, 0.4, 0.5], scratch, source=1.0))
+    assert not slow["target_met"] and slow["best"] is None
+    # a source agent at 0.1 gives a threshold of 0.08, which a fresh agent already beats
+    weak = headline(_summary_report([0.1, 0.1, 0.1, 0.1, 0.1], scratch, source=0.1))
+    assert not weak["target_met"] and weak["text"].startswith("Not measurable")
