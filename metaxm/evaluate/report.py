@@ -65,7 +65,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
             "target_met": False,
             "text": (
                 f"Not measurable: {report['threshold']:.0%} of source {report['metric']} "
-                f"({level:.3f}) is no more than a fresh, untrained agent reaches ({untrained:.3f}); "
+                f"({level:.3f}) is no more than a fresh agent reaches ({untrained:.3f}); "
                 "the source agent is too weak for a transfer threshold."
             ),
         }
