@@ -39,9 +39,9 @@ from metaxm.nn.agent import Agent, build_agent
 from metaxm.run.checkpoint import (
     checkpoint_path,
     global_rng_state,
-    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    resolve_checkpoint,
     save_checkpoint,
     set_global_rng_state,
 )
@@ -254,7 +254,7 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
         the names of the parameters copied (``encoders.*``, ``token_encoder.*``,
         ``adapters.*`` present in both).
     """
-    path = _newest(source)
+    path = resolve_checkpoint(source)
     device = next(agent.parameters()).device
     state = load_checkpoint(path, map_location=device)
     weights = state.get("trainer", {}).get("agent")
@@ -280,20 +280,12 @@ def load_variant_adapters(agent: Agent, source: str | Path) -> VariantAdapters |
         agent: an agent with the run's families (e.g. after :func:`load_pretrained`).
         source: a pretraining ``RUNDIR`` (its newest checkpoint) or a checkpoint file.
     """
-    state = load_checkpoint(_newest(source), map_location=next(agent.parameters()).device)
+    state = load_checkpoint(
+        resolve_checkpoint(source), map_location=next(agent.parameters()).device
+    )
     trainer = state.get("trainer", {})
     if trainer.get("variants") is None:
         return None
     adapters = VariantAdapters(agent, trainer["pool"]).to(next(agent.parameters()).device)
     adapters.load_state_dict(trainer["variants"])
     return adapters
-
-
-def _newest(source: str | Path) -> Path:
-    path = Path(source)
-    if path.is_dir():
-        found = list_checkpoints(path)
-        if not found:
-            raise CheckpointError(f"{path}: holds no checkpoint to initialise from")
-        path = found[-1]
-    return path
