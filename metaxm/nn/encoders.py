@@ -51,6 +51,13 @@ def _scale(space: gym.Space) -> float:
     return 1.0 / bound if bound > 0 else 1.0
 
 
+def standardize_image(obs: Tensor) -> Tensor:
+    """(N, C, H, W) -> float, each channel of each image centred, each image scaled to unit RMS."""
+    x = obs.float()
+    x = x - x.mean((2, 3), keepdim=True)
+    return x / (x.pow(2).mean((1, 2, 3), keepdim=True).sqrt() + 1e-3)
+
+
 class MLPEncoder(nn.Module):
     """Flatten, scale to O(1), two hidden layers. For state-like vectors."""
 
@@ -76,12 +83,16 @@ class ConvEncoder(nn.Module):
     a linear layer reads the whole map, with ReLUs as in convolutional RL agents. At 28 x 28
     this costs about a tenth of the Nature-CNN (Mnih et al. 2015) and learns GridNav faster on
     a CPU.
+
+    Each input is standardised on its own first: the mean of each channel is subtracted and the
+    result divided by its standard deviation (per-image standardisation). A scene is mostly
+    background, and a variant with a bright background and small tiles would otherwise give
+    latents that hardly vary between states, which PPO cannot get started from.
     """
 
     def __init__(self, space: gym.Space, config: AgentConfig, patch: int = 4) -> None:
         super().__init__()
         c, h, w = space.shape
-        self.scale = _scale(space)
         ch = config.conv_channels
         layers: list[nn.Module] = [nn.Conv2d(c, ch, patch, stride=patch), nn.ReLU()]
         for _ in range(config.conv_layers):
@@ -94,7 +105,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         """obs: (N, C, H, W) -> (N, latent_dim)."""
-        return self.out(self.fc(self.body(obs.float() * self.scale)))
+        return self.out(self.fc(self.body(standardize_image(obs))))
 
 
 class TokenTransformerEncoder(nn.Module):

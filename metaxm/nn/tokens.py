@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metaxm.nn.encoders import _out, _scale
+from metaxm.nn.encoders import _out, _scale, standardize_image
 from metaxm.nn.layers import AttentionPool, SelfAttentionBlock, mlp
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class FamilyTokenizer(nn.Module):
             values = self.embed(ids)  # (N, L, PATCH)
             pad = ids == 0
         elif self.kind == "image":
-            x = obs.float() * self.scale
+            x = standardize_image(obs)
             x = nn.functional.pad(x, (0, self.pad_hw[1], 0, self.pad_hw[0]))
             c, h, w = x.shape[1:]
             x = x.reshape(n, c, h // 4, 4, w // 4, 4).permute(0, 1, 2, 4, 3, 5)

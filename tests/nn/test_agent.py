@@ -175,3 +175,15 @@ def test_config_validation() -> None:
         AgentConfig(token_dim=10, token_heads=4)
     with pytest.raises(ValueError, match="latent_dim"):
         AgentConfig(latent_dim=0)
+
+
+def test_conv_encoder_standardises_each_image() -> None:
+    # a variant that brightens the background or changes contrast reaches the same latent
+    agent = _agent()
+    x = _obs("pixels", 4).float()
+    shifted = x * 0.5 + torch.tensor([30.0, 0.0, 60.0]).view(1, 3, 1, 1)
+    for family in ("pixels",):
+        z, z2 = agent.encode(x, family), agent.encode(shifted, family)
+        assert torch.allclose(z, z2, atol=1e-4)
+    tokens = _agent(AgentConfig(**{**SMALL.__dict__, "encoder": "tokens"}))
+    assert torch.allclose(tokens.encode(x, "pixels"), tokens.encode(shifted, "pixels"), atol=1e-4)
