@@ -7,12 +7,9 @@ deterministic and must agree step for step.
 
 from __future__ import annotations
 
-from collections import deque
-
 import torch
 
 from metaxm.envs import GridNav, GridNavConfig, PointNav, PointNavConfig, World
-from metaxm.envs.gridnav import _INF, _distances
 from metaxm.envs.task_env import TaskEnv
 from metaxm.modalities.vector import NOISE_CHANNELS
 
@@ -112,32 +109,6 @@ def test_task_env_batch_equals_single_task_envs_through_autoresets() -> None:
                 assert torch.equal(i1[key], info[key][i : i + 1]), key
     assert dones > B  # several episodes ended and restarted on the way
     assert obs.shape == (B, d + NOISE_CHANNELS)
-
-
-def _bfs(walls: torch.Tensor, goal: tuple[int, int]) -> torch.Tensor:
-    n = walls.shape[0]
-    dist = torch.full((n, n), _INF, dtype=torch.long)
-    dist[goal] = 0
-    queue = deque([goal])
-    while queue:
-        r, c = queue.popleft()
-        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < n and 0 <= cc < n and not walls[rr, cc] and dist[rr, cc] == _INF:
-                dist[rr, cc] = dist[r, c] + 1
-                queue.append((rr, cc))
-    return dist
-
-
-def test_open_grid_shortcut_matches_bfs() -> None:
-    """An open grid takes the Manhattan-distance path in ``_distances``; BFS must agree."""
-    for n in (2, 5, 8):
-        goal = torch.randint(0, n, (7, 2), generator=torch.Generator().manual_seed(n))
-        walls = torch.zeros(7, n, n, dtype=torch.bool)
-        dist = _distances(walls, goal)
-        assert dist.dtype == torch.long
-        for i in range(7):
-            assert torch.equal(dist[i], _bfs(walls[i], tuple(goal[i].tolist())))
 
 
 def test_gridnav_wall_features_read_the_four_neighbours() -> None:

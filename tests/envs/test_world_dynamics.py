@@ -169,3 +169,14 @@ def test_task_env_per_env_variants_match_single_variant_envs() -> None:
         obs = alone.observe()
         d = world.scene_info.feature_dim
         assert torch.equal(obs[i, :d], mixed[i, :d])  # noise channels come after the features
+
+
+def test_open_grid_shortcut_matches_bfs() -> None:
+    """An open grid takes the Manhattan-distance path in ``_distances``; BFS must agree."""
+    for n in (2, 5, 8):
+        goal = torch.randint(0, n, (7, 2), generator=torch.Generator().manual_seed(n))
+        walls = torch.zeros(7, n, n, dtype=torch.bool)
+        dist = _distances(walls, goal)
+        assert dist.dtype == torch.long
+        for i in range(7):
+            assert torch.equal(dist[i], bfs(walls[i], tuple(goal[i].tolist())))
