@@ -37,12 +37,8 @@ from metaxm.align.variants import VariantAdapters
 from metaxm.errors import CheckpointError
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.run.checkpoint import (
-    checkpoint_path,
-    global_rng_state,
     load_checkpoint,
-    prune_checkpoints,
     resolve_checkpoint,
-    save_checkpoint,
     set_global_rng_state,
 )
 from metaxm.run.logger import RunLogger
@@ -52,6 +48,7 @@ from metaxm.run.loop import (
     _check_finite,
     _prepare_rundir,
     _seed_globals,
+    save_run_checkpoint,
 )
 from metaxm.sampler import TaskSampler
 
@@ -214,15 +211,9 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
                 logger.log(record)
             every = train_cfg.checkpoint_interval
             if (every and update % every == 0) or finished:
-                payload = {
-                    "algo": "pretrain",
-                    "spec": data,
-                    "trainer": trainer.state_dict(),
-                    "loop": {"update": update, "env_steps": trainer.env_steps},
-                    "rng": global_rng_state(),
-                }
-                save_checkpoint(checkpoint_path(rundir, update), payload)
-                prune_checkpoints(rundir, train_cfg.keep_checkpoints)
+                save_run_checkpoint(
+                    rundir, "pretrain", data, trainer, update, train_cfg.keep_checkpoints
+                )
         elapsed = time.perf_counter() - start_time
         sps = (trainer.env_steps - start_steps) / max(elapsed, 1e-9)
         evaluation = trainer.evaluate()

@@ -253,15 +253,7 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
                 logger.log(last)
             every = cfg.checkpoint_interval
             if (every and update % every == 0) or finished:
-                payload = {
-                    "algo": spec.algo,
-                    "spec": data,
-                    "trainer": trainer.state_dict(),
-                    "loop": {"update": update, "env_steps": trainer.env_steps},
-                    "rng": global_rng_state(),
-                }
-                save_checkpoint(checkpoint_path(rundir, update), payload)
-                prune_checkpoints(rundir, cfg.keep_checkpoints)
+                save_run_checkpoint(rundir, spec.algo, data, trainer, update, cfg.keep_checkpoints)
         elapsed = time.perf_counter() - start_time
         done_steps = trainer.env_steps - start_steps
         sps = done_steps / max(elapsed, 1e-9)
@@ -285,6 +277,22 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     finally:
         logger.close()
     return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation)
+
+
+def save_run_checkpoint(
+    rundir: Path, algo: str, spec_data: dict[str, Any], trainer: Any, update: int, keep: int
+) -> None:
+    """Save ``RUNDIR/checkpoints/ckpt-<update>.pt`` atomically (trainer state, spec, loop
+    counters, global RNG states) and prune all but the ``keep`` newest."""
+    payload = {
+        "algo": algo,
+        "spec": spec_data,
+        "trainer": trainer.state_dict(),
+        "loop": {"update": update, "env_steps": trainer.env_steps},
+        "rng": global_rng_state(),
+    }
+    save_checkpoint(checkpoint_path(rundir, update), payload)
+    prune_checkpoints(rundir, keep)
 
 
 def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:
