@@ -21,6 +21,7 @@ from metaxm.align.pairs import render_pairs, select_rows
 from metaxm.envs import make_world
 from metaxm.envs.base import Scene
 from metaxm.nn.agent import Agent
+from metaxm.run.curve import save_run_figure
 from metaxm.run.logger import read_metrics
 
 MARKERS = "osD^vP*Xh<>"
@@ -138,9 +139,4 @@ def plot_pretrain_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
     for ax in axes:
         ax.set_xlabel("paired states")
         ax.grid(alpha=0.3)
-    fig.suptitle(Path(rundir).name)
-    fig.tight_layout()
-    path = Path(out) if out is not None else Path(rundir) / "curve.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_run_figure(fig, rundir, out)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metaxm.run.logger import read_metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Path | None:
@@ -31,6 +35,14 @@ def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
         ax.set_xlabel("environment steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    return save_run_figure(fig, rundir, out)
+
+
+def save_run_figure(fig: Figure, rundir: str | Path, out: str | Path | None = None) -> Path:
+    """Title ``fig`` with the run's name, save it to ``out`` (default ``RUNDIR/curve.png``)
+    and close it."""
+    import matplotlib.pyplot as plt
+
     fig.suptitle(Path(rundir).name)
     fig.tight_layout()
     path = Path(out) if out is not None else Path(rundir) / "curve.png"
