@@ -112,6 +112,10 @@ class TaskEnv:
         self.episode_return[env_ids] = 0.0
         self.episode_length[env_ids] = 0
 
+    def variant_ids(self) -> Tensor:
+        """The variant seed of each environment now, (B,) long on the env's device."""
+        return torch.tensor(self.variants, dtype=torch.long, device=self.device)
+
     def _params(self, seed: int) -> VariantParams:
         if seed not in self._variant_cache:
             self._variant_cache[seed] = self.family.variant(seed, self.world.scene_info)

@@ -41,11 +41,17 @@ def target_env(spec: Spec, family: str, variant: int, n: int, seed: int) -> Task
     return TaskEnv(world, family, variant, seed=seed)
 
 
-def policy(agent: Agent, family: str, params: Params | None = None) -> Callable[[Tensor], Tensor]:
-    """obs -> policy distribution parameters, with ``params`` (a subset) swapped in if given."""
+def policy(
+    agent: Agent, family: str, params: Params | None = None, variants: Tensor | None = None
+) -> Callable[[Tensor], Tensor]:
+    """obs -> policy distribution parameters, with ``params`` (a subset) swapped in if given.
+
+    ``variants`` (B,): the rows' variant seeds; an agent with per-variant adapters uses its own
+    adapter for a training variant (held-out variants go through the family adapter)."""
+    kwargs = {"variants": variants}
     if params is None:
-        return lambda obs: agent(obs, family)[0]
-    return lambda obs: functional_call(agent, dict(params), (obs, family))[0]
+        return lambda obs: agent(obs, family, **kwargs)[0]
+    return lambda obs: functional_call(agent, dict(params), (obs, family), kwargs)[0]
 
 
 @torch.no_grad()
@@ -65,7 +71,7 @@ def measure(
     agent at different budgets are paired.
     """
     env = target_env(spec, family, variant, episodes, seed)
-    pi = policy(agent, family, params)
+    pi = policy(agent, family, params, env.variant_ids())
     obs = env.reset()
     finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
     out = {k: torch.zeros(episodes, device=env.device) for k in METRICS}

@@ -199,6 +199,9 @@ class Align(Strategy):
         spec = agents.spec
         subset = "adapter+encoder" if _new_family(agents, family) else "adapter"
         source = default_source(spec)
+        va = agent.variant_adapters  # the source variant's own adapter, when it has one
+        known = va is not None and source[0] in va and source[1] in va.seeds(source[0])
+        source_params = va.params(*source) if known else None
         curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
         for k in budgets:
             params, steps = None, 0
@@ -207,7 +210,7 @@ class Align(Strategy):
                 gen = torch.Generator(spec.device).manual_seed(seed + 22)
                 scene = visited_scenes(agent, env, family, gen)
                 pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
-                params = fit_adapter(agent, pairs, spec.align, subset, seed).params
+                params = fit_adapter(agent, pairs, spec.align, subset, seed, source_params).params
                 steps = scene.batch_size
             r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
             for m in METRICS:

@@ -16,7 +16,11 @@ buffers, inputs) with the family chosen by a Python string, so MAML runs it as
 Adapters: the agent keeps one adapter per *family*, the shared (meta-learned) initialisation.
 Adapting to a particular *variant* of a family is functional: copy
 ``agent.named_params("adapter", family)``, adapt the copy, call the agent with it; the agent's
-own parameters stay the initialisation for the next variant.
+own parameters stay the initialisation for the next variant. With ``adapters: variant`` the
+agent also holds one adapter per *training* variant (``variant_adapters.*``,
+:mod:`metaxm.nn.variant_adapters`), used for the rows whose variant seeds the caller passes
+(``agent(obs, family, variants=...)``); every other row, and every call without ``variants``,
+goes through the family adapter.
 
 Recurrent agents (``core: gru``, for RL^2) take the previous action, previous reward and done
 flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) trial chunk.
@@ -24,7 +28,7 @@ flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -38,6 +42,7 @@ from metaxm.nn.distributions import ActionHead, action_head
 from metaxm.nn.encoders import make_encoder
 from metaxm.nn.layers import Activation, init_weights
 from metaxm.nn.tokens import SetTokenEncoder
+from metaxm.nn.variant_adapters import VariantAdapters
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -62,6 +67,10 @@ class AgentConfig:
         token_layers: transformer blocks of the transformer encoders.
         pool_queries: learned queries of attention pooling (outputs are concatenated).
         adapter_rank: the rank of the adapter's low-rank residual (0: FiLM only).
+        adapters: ``family``: one adapter per family, shared by its variants; ``variant``: also
+            one per training variant (:mod:`metaxm.nn.variant_adapters`), so a memoryless
+            agent need not tell the variants apart from one observation. The family adapter
+            is then kept at their mean, where adapting to a new variant starts.
         core: ``mlp`` (feed-forward policy and value) or ``gru`` (recurrent, for RL^2).
         hidden: the width of the core's hidden layers (the GRU state width for ``gru``).
         layers: hidden layers of the policy and value MLPs of the ``mlp`` core.
@@ -79,6 +88,7 @@ class AgentConfig:
     token_layers: int = 1
     pool_queries: int = 4
     adapter_rank: int = 4
+    adapters: Literal["family", "variant"] = "family"
     core: Literal["mlp", "gru"] = "mlp"
     hidden: int = 64
     layers: int = 2
@@ -108,6 +118,8 @@ class Agent(nn.Module):
         observation_spaces: ``{family: observation space}`` for every family the agent reads.
         action_space: the world's action space (``Discrete``: categorical; ``Box``: Gaussian).
         seed: seeds the initial weights (the global RNG is left untouched).
+        variant_pool: ``{family: variant seeds}`` that get their own adapter; required with
+            ``config.adapters == "variant"`` (:func:`build_agent` passes the train split).
     """
 
     def __init__(
@@ -116,6 +128,7 @@ class Agent(nn.Module):
         observation_spaces: Mapping[str, gym.Space],
         action_space: gym.Space,
         seed: int = 0,
+        variant_pool: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -140,6 +153,11 @@ class Agent(nn.Module):
                     config.init_log_std,
                 )  # fmt: skip
         self.reset_parameters(torch.Generator().manual_seed(seed))
+        self.variant_adapters: VariantAdapters | None = None
+        if config.adapters == "variant":
+            if not variant_pool:
+                raise ValueError("adapters: variant needs the pool of variants to adapt per row")
+            self.variant_adapters = VariantAdapters(self.adapters, variant_pool)
 
     # ------------------------------------------------------------------ construction
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -205,13 +223,21 @@ class Agent(nn.Module):
         return {n: params[n] for n in self.param_names(subset, family)}
 
     # ------------------------------------------------------------------ forward
-    def encode(self, obs: Tensor, family: str) -> Tensor:
-        """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim)."""
+    def features(self, obs: Tensor, family: str) -> Tensor:
+        """obs (N, *obs_shape) -> the encoder's output e (N, latent_dim), before the adapter."""
         if self.token_encoder is not None:
-            e = self.token_encoder(*self.encoders[family](obs))
-        else:
-            e = self.encoders[family](obs)
-        return self.adapters[family](e)
+            return self.token_encoder(*self.encoders[family](obs))
+        return self.encoders[family](obs)
+
+    def encode(self, obs: Tensor, family: str, variants: Tensor | None = None) -> Tensor:
+        """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim); with ``variants`` (N,)
+        the rows of pooled variants go through their own adapters (see the module)."""
+        e = self.features(obs, family)
+        z = self.adapters[family](e)
+        va = self.variant_adapters
+        if variants is not None and va is not None and family in va:
+            z = va.mix(e, family, variants, z)
+        return z
 
     def forward(
         self,
@@ -222,6 +248,7 @@ class Agent(nn.Module):
         done: Tensor | None = None,
         hidden: Tensor | None = None,
         sequence: bool = False,
+        variants: Tensor | None = None,
     ) -> tuple[Tensor, ...]:
         """The policy's distribution parameters and the value.
 
@@ -229,9 +256,10 @@ class Agent(nn.Module):
         Recurrent core: also pass ``prev_action``, ``prev_reward``, ``done`` and ``hidden``;
         returns ``(pd, value, hidden)``; with ``sequence=True`` the inputs carry a leading time
         dimension, (T, B, ...), and ``hidden`` is the state before the first step.
+        ``variants`` (N,): the rows' variant seeds, for ``adapters: variant`` (feed-forward).
         """
         if not self.recurrent:
-            return self.core(self.encode(obs, family))
+            return self.core(self.encode(obs, family, variants))
         if prev_action is None or prev_reward is None or done is None or hidden is None:
             raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
         if sequence:
@@ -288,9 +316,15 @@ def build_agent(spec: Spec, seed: int | None = None) -> Agent:
     from metaxm.envs import make_world
 
     world = make_world(spec.world, num_envs=1, seed=spec.seed)
+    pool = None
+    if spec.agent.adapters == "variant":
+        from metaxm.sampler import TaskSampler
+
+        pool = TaskSampler(spec).splits["train"]
     return Agent(
         spec.agent,
         observation_spaces(spec),
         world.action_space,
         spec.seed if seed is None else seed,
+        pool,
     )

@@ -66,7 +66,7 @@ def policy_act(
     """The agent's policy as an :data:`ActFn`: its mode, or a sample drawn from ``generator``."""
 
     def act(env: TaskEnv, obs: Tensor) -> Tensor:
-        pd = agent(obs, family)[0]
+        pd = agent(obs, family, variants=env.variant_ids())[0]
         return agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
 
     return act

@@ -98,6 +98,7 @@ class Batch:
     values: Tensor
     advantages: Tensor
     returns: Tensor
+    variants: Tensor | None = None
 
     @classmethod
     def from_rollout(cls, rollout: Rollout, advantages: Tensor, returns: Tensor) -> Batch:
@@ -108,13 +109,19 @@ class Batch:
             values=rollout.values.flatten(0, 1),
             advantages=advantages.flatten(),
             returns=returns.flatten(),
+            variants=rollout.variants.flatten(0, 1),
         )
 
     def __len__(self) -> int:
         return self.advantages.shape[0]
 
     def index(self, idx: Tensor) -> Batch:
-        return Batch(*(getattr(self, k)[idx] for k in self.__dataclass_fields__))
+        return Batch(
+            *(
+                None if (v := getattr(self, k)) is None else v[idx]
+                for k in self.__dataclass_fields__
+            )
+        )
 
 
 def ppo_loss(
@@ -125,7 +132,7 @@ def ppo_loss(
     Returns:
         the loss and detached diagnostics (see :func:`ppo_objective`).
     """
-    pd, value = agent(mb.obs, family)
+    pd, value = agent(mb.obs, family, variants=mb.variants)
     return ppo_objective(
         agent.head, pd, value, mb.actions, mb.logprobs, mb.values, mb.advantages, mb.returns,
         config,

@@ -30,6 +30,8 @@ class Rollout:
         terminated: the step reached a terminal state.
         done: the step ended the episode (terminated or truncated).
         next_values: the value of the state each step reached (see :func:`compute_gae`).
+        variants: the variant seed of each environment at the step (the agent's per-variant
+            adapters read it; tasks and variants change when episodes are resampled).
     """
 
     obs: Tensor
@@ -40,6 +42,7 @@ class Rollout:
     terminated: Tensor
     done: Tensor
     next_values: Tensor
+    variants: Tensor
 
 
 @dataclass
@@ -101,11 +104,13 @@ def collect(
     head = agent.head
     buf: dict[str, list[Tensor]] = {k: [] for k in Rollout.__dataclass_fields__}
     for _ in range(steps):
-        pd, value = agent(obs, family)
+        variants = env.variant_ids()
+        pd, value = agent(obs, family, variants=variants)
         action = head.sample(pd, generator)
         next_obs, reward, terminated, truncated, info = env.step(action)
         done = terminated | truncated
         buf["obs"].append(obs)
+        buf["variants"].append(variants)
         buf["actions"].append(action)
         buf["logprobs"].append(head.log_prob(pd, action))
         buf["values"].append(value)
@@ -116,11 +121,11 @@ def collect(
         if "final_obs" in info and bool(truncated.any()):
             # V(last observation) for truncated episodes; computed for the whole batch to keep
             # shapes fixed, used only where truncated
-            final_value = agent(info["final_obs"], family)[1]
+            final_value = agent(info["final_obs"], family, variants=variants)[1]
         buf["next_values"].append(torch.where(truncated, final_value, 0.0))
         stats.add(done, info)
         obs = next_obs
-    last_value = agent(obs, family)[1]
+    last_value = agent(obs, family, variants=env.variant_ids())[1]
     out = {k: torch.stack(v) for k, v in buf.items()}
     # next_values: V(s_{t+1}) while the episode continues, V(final obs) where truncated
     following = torch.cat((out["values"][1:], last_value[None]))

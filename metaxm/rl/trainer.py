@@ -133,6 +133,8 @@ class PPOTrainer:
         )
         if self.aligner is not None:  # the auxiliary alignment step (metaxm.align.aux)
             metrics.update(self.aligner.step(self.agent, self.optimizer, cfg.max_grad_norm))
+        if self.agent.variant_adapters is not None:  # a new variant starts from their mean
+            self.agent.variant_adapters.mean_into(self.agent.adapters)
         self.updates += 1
         self.env_steps = step
         metrics["lr"] = lr
