@@ -5,10 +5,13 @@
     metric, threshold            the performance measure and the fraction of source that counts
     budgets, scratch_budgets     episodes of target experience at which curves are measured
     seeds, seconds               repetitions per curve; wall-clock seconds of the evaluation
-    source                       {agent, return, success, steps, per_modality}: the pre-trained
-                                 agent on its training modalities
+    source                       {agent, return, success, steps, per_modality, per_family}: the
+                                 pre-trained agent on its training modalities
+    modalities.<id>.source       the level this modality's threshold is a fraction of: source
+                                 on the same family's training variants (held-out variant) or
+                                 on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
-    modalities.<family:variant>  {split, family, variant, strategies: {<name>: {
+    modalities.<family:variant>  {split, family, variant, source, strategies: {<name>: {
                                    budgets, curves: {return|success|steps|episodes: [seed][k]},
                                    iqm: {<metric>: {point, low, high}: [k]},
                                    metrics: TransferMetrics (metaxm.evaluate.metrics)}}}
@@ -164,7 +167,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"steps {src['steps']:.1f}."
         )
     lines += [
-        f"Metric: {metric}; threshold {report['threshold']:.0%} of source; "
+        f"Metric: {metric}; threshold {report['threshold']:.0%} of source (per modality: of "
+        "the same family's training variants; aggregate: of every training modality); "
         f"{report['seeds']} seeds per curve; IQM over seeds with 95% bootstrap intervals; "
         f"budgets {report['budgets']} episodes (scratch up to {report['scratch_budgets'][-1]}).",
         "",
@@ -176,7 +180,19 @@ def markdown(report: dict[str, Any]) -> str:
         "speed-up vs scratch | asymptote | negative transfer |"
     )
     for mid, entry in report["modalities"].items():
-        lines += [f"## {mid} ({entry['split'].replace('_', ' ')})", "", header, "|" + "---|" * 8]
+        lines += [f"## {mid} ({entry['split'].replace('_', ' ')})", ""]
+        if entry.get("source") is not None:
+            own = (
+                "its family's training variants"
+                if entry["split"] == "heldout_variants"
+                else ("every training modality")
+            )
+            lines += [
+                f"Source {metric} ({own}): {entry['source']:.3f}; threshold "
+                f"{report['threshold'] * entry['source']:.3f}.",
+                "",
+            ]
+        lines += [header, "|" + "---|" * 8]
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
             if m is None:

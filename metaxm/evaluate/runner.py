@@ -58,7 +58,21 @@ def source_performance(agents: Agents, seed: int) -> dict[str, Any]:
             agent, spec, family, variant, spec.evaluate.eval_episodes, seed + i
         )
     mean = {k: float(np.mean([r[k] for r in per.values()])) for k in METRICS}
-    return {"agent": kind, **mean, "per_modality": per}
+    families: dict[str, list[dict[str, float]]] = {}
+    for mid, r in per.items():
+        families.setdefault(mid.partition(":")[0], []).append(r)
+    per_family = {
+        f: {k: float(np.mean([r[k] for r in rs])) for k in METRICS} for f, rs in families.items()
+    }
+    return {"agent": kind, **mean, "per_modality": per, "per_family": per_family}
+
+
+def source_level(source: dict[str, Any], family: str, metric: str) -> float | None:
+    """The source performance a held-out modality is measured against: the agent on the
+    training variants of the same family (a held-out variant), or on every training modality
+    (a held-out family)."""
+    own = source.get("per_family", {}).get(family)
+    return own[metric] if own is not None else source.get(metric)
 
 
 def run_evaluation(
@@ -177,12 +191,14 @@ def _derive(
 ) -> dict[str, Any]:
     cfg = agents.spec.evaluate
     metric = cfg.metric
-    src = source.get(metric)
     modalities: dict[str, Any] = {}
     for split, family, variant in held:
         mid = f"{family}:{variant}"
+        src = source_level(source, family, metric)
         scratch = np.array([c[metric] for c in curves[mid]["scratch"]])
-        entry: dict[str, Any] = {"split": split, "family": family, "variant": variant}
+        entry: dict[str, Any] = {
+            "split": split, "family": family, "variant": variant, "source": src,
+        }  # fmt: skip
         strategies: dict[str, Any] = {}
         for name in names:
             runs = curves[mid][name]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from metaxm.cli import main
+from metaxm.evaluate.runner import source_level
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
 
@@ -63,8 +64,30 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
         al = entry["strategies"]["align"]["curves"]
         assert all(c[0] == 0 and c[1] >= 1 for c in al["paired_steps"])
     assert data["headline"]["text"]
+    # thresholds: a held-out variant against its family's training variants, a held-out
+    # family against every training modality
+    src = data["source"]
+    per = src["per_modality"]
+    assert set(src["per_family"]) == {"vector"}
+    vec = sum(r["success"] for r in per.values()) / len(per)  # both training modalities: vector
+    assert src["per_family"]["vector"]["success"] == pytest.approx(vec)
+    by_split = {e["split"]: e["source"] for e in data["modalities"].values()}
+    assert by_split["heldout_variants"] == pytest.approx(vec)
+    assert by_split["heldout_families"] == pytest.approx(src["success"])
+
     lines = (root / "report" / "curves.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 4 * 2  # modalities x strategies x seeds, saved as they finish
+
+
+def test_source_level_is_the_family_for_a_variant_and_the_mean_for_a_new_family() -> None:
+    source = {
+        "success": 0.5,
+        "per_family": {"vector": {"success": 0.9}, "pixels": {"success": 0.1}},
+    }
+    assert source_level(source, "vector", "success") == 0.9
+    assert source_level(source, "pixels", "success") == 0.1
+    assert source_level(source, "audio", "success") == 0.5
+    assert source_level({"agent": None}, "audio", "success") is None
 
 
 def test_report_files(report) -> None:
