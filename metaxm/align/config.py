@@ -51,6 +51,9 @@ class AlignConfig:
         fit_lr: Adam learning rate of a few-shot fit.
         fit_mse: weight of the squared distance to the source latent in a few-shot fit
             (InfoNCE only fixes directions; the policy reads the latent itself).
+        fit_prior: weight of the squared distance of the fitted parameters to where the fit
+            started (the agent's), divided by the number of paired states: a prior that holds
+            a fit on one short episode near the starting adapter and fades as pairs accumulate.
         fit_envs: parallel environments the paired steps of a few-shot fit are collected in.
         init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
             adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
@@ -74,12 +77,13 @@ class AlignConfig:
     fit_iters: int = 300
     fit_lr: float = 3e-3
     fit_mse: float = 1.0
+    fit_prior: float = 0.0
     fit_envs: int = 8
     init_from: str | None = None
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.vae_beta < 0 or self.fit_mse < 0:
-            raise ValueError("weight, vae_beta and fit_mse must be >= 0")
+        if min(self.weight, self.vae_beta, self.fit_mse, self.fit_prior) < 0:
+            raise ValueError("weight, vae_beta, fit_mse and fit_prior must be >= 0")
         if self.temperature <= 0 or self.lr <= 0 or self.fit_lr <= 0 or self.max_grad_norm <= 0:
             raise ValueError("temperature, lr, fit_lr and max_grad_norm must be > 0")
         if self.batch_size < 2 or self.eval_states < 2:

@@ -11,11 +11,12 @@ episodes they touched, which is what an episode budget should be charged.
 **The fit.** The source latents ``z_s`` come from the agent as it is, and are fixed. Copies of
 the target family's parameters are trained with Adam for ``align.fit_iters`` steps to minimise
 
-    InfoNCE(z_t, z_s) + fit_mse * mean((z_t - z_s)^2)
+    InfoNCE(z_t, z_s) + fit_mse * mean((z_t - z_s)^2) + fit_prior / n * |theta - theta_0|^2
 
 InfoNCE (:func:`~metaxm.align.losses.info_nce`) makes each target latent pick out its own
 state; the squared distance puts it on the *same point* as the source latent, because the
-policy above reads the latent itself, not only its direction. The parameters fitted are the
+policy above reads the latent itself, not only its direction; the last term (off by default)
+keeps a fit on a handful of pairs ``n`` near the starting parameters ``theta_0``. The parameters fitted are the
 adapter (``subset="adapter"``) for a training family, whose encoder already reads the family,
 and the adapter and encoder (``"adapter+encoder"``) for a family never trained on; a family the
 agent has no encoder for at all is added with :meth:`~metaxm.nn.agent.Agent.add_family`.
@@ -184,10 +185,8 @@ def fit_adapter(
         sources = [
             encode(agent, o, f, source_params) for o, f in zip(pairs.obs[1:], pairs.families[1:])
         ]
-    params = {
-        k: v.detach().clone().requires_grad_(True)
-        for k, v in agent.named_params(subset, family).items()
-    }
+    start = {k: v.detach().clone() for k, v in agent.named_params(subset, family).items()}
+    params = {k: v.clone().requires_grad_(True) for k, v in start.items()}
     optimizer = torch.optim.Adam(params.values(), lr=config.fit_lr)
     n = pairs.batch_size
     size = min(n, config.batch_size)
@@ -202,6 +201,9 @@ def fit_adapter(
             + config.fit_mse * (z - zs[idx]).pow(2).mean()
             for zs in sources
         ) / len(sources)
+        if config.fit_prior > 0:
+            drift = sum((params[k] - start[k]).pow(2).sum() for k in params)
+            loss = loss + config.fit_prior / n * drift
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

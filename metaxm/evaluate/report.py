@@ -5,6 +5,8 @@
     metric, threshold            the performance measure and the fraction of source that counts
     budgets, scratch_budgets     episodes of target experience at which curves are measured
     seeds, seconds               repetitions per curve; wall-clock seconds of the evaluation
+    seconds_by_strategy          per strategy, the seconds its curves took (summed over
+                                 modalities and seeds, across worker processes)
     source                       {agent, return, success, steps, per_modality, per_family}: the
                                  pre-trained agent on its training modalities
     modalities.<id>.source       the level this modality's threshold is a fraction of: source
@@ -12,7 +14,8 @@
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
     modalities.<family:variant>  {split, family, variant, source, strategies: {<name>: {
-                                   budgets, curves: {return|success|steps|episodes: [seed][k]},
+                                   budgets, curves: {return|success|steps|episodes: [seed][k],
+                                   seconds: [seed][1] (the curve's time)},
                                    iqm: {<metric>: {point, low, high}: [k]},
                                    metrics: TransferMetrics (metaxm.evaluate.metrics)}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
@@ -173,6 +176,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"budgets {report['budgets']} episodes (scratch up to {report['scratch_budgets'][-1]}).",
         "",
     ]
+    if report.get("seconds_by_strategy"):
+        spent = ", ".join(f"{n} {t:.0f} s" for n, t in report["seconds_by_strategy"].items())
+        lines += [f"Evaluation: {report['seconds']:.0f} s wall clock; curve time {spent}.", ""]
     if report.get("skipped_strategies"):
         lines += [f"Skipped (no trained agent): {', '.join(report['skipped_strategies'])}.", ""]
     header = (

@@ -140,6 +140,10 @@ def run_evaluation(
     report = _derive(agents, held, names, ordered, budgets, sbudgets, source)
     report["skipped_strategies"] = skipped
     report["seconds"] = time.perf_counter() - started
+    report["seconds_by_strategy"] = {
+        name: float(sum(c["seconds"][0] for by in ordered.values() for c in by[name]))
+        for name in names
+    }
     report["seeds"] = n_seeds
     report["workers"] = n_workers
     return report
@@ -161,7 +165,10 @@ def _one(job: Job, budgets: list[int], sbudgets: list[int], agents: Agents | Non
     family, variant = parse_modality_id(mid)
     agents = agents if agents is not None else _WORKER_AGENTS
     b = sbudgets if name == "scratch" else budgets
-    return STRATEGIES[name].curve(agents, family, variant, b, seed)
+    started = time.perf_counter()
+    curve = STRATEGIES[name].curve(agents, family, variant, b, seed)
+    curve["seconds"] = [time.perf_counter() - started]  # one entry: the whole curve's time
+    return curve
 
 
 def _run_jobs(

@@ -68,6 +68,18 @@ def test_fit_adapter_only_touches_the_subset(make_spec) -> None:
     assert any(not torch.equal(v, own[k]) for k, v in fit.params.items())
 
 
+def test_fit_prior_holds_a_fit_on_few_pairs_near_its_start(make_spec) -> None:
+    drift = {}
+    for prior in (0.0, 1e4):
+        spec = make_spec(align={"fit_iters": 20, "fit_prior": prior})
+        agent = build_agent(spec)
+        paired = collect_paired_steps(agent, spec, ("vector", 5), steps=8, source=("vector", 6))
+        fit = fit_adapter(agent, paired.batch, spec.align, subset="adapter")
+        own = dict(agent.named_parameters())
+        drift[prior] = sum(float((v - own[k]).pow(2).sum()) for k, v in fit.params.items())
+    assert drift[0.0] > 0 and drift[1e4] < 0.01 * drift[0.0], drift
+
+
 def test_fewshot_study_scores_each_budget(make_spec) -> None:
     from metaxm.align.study import fewshot_study, format_study
 
