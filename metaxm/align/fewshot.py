@@ -16,10 +16,11 @@ the target family's parameters are trained with Adam for ``align.fit_iters`` ste
 InfoNCE (:func:`~metaxm.align.losses.info_nce`) makes each target latent pick out its own
 state; the squared distance puts it on the *same point* as the source latent, because the
 policy above reads the latent itself, not only its direction; the last term (off by default)
-keeps a fit on a handful of pairs ``n`` near the starting parameters ``theta_0``. The parameters fitted are the
-adapter (``subset="adapter"``) for a training family, whose encoder already reads the family,
-and the adapter and encoder (``"adapter+encoder"``) for a family never trained on; a family the
-agent has no encoder for at all is added with :meth:`~metaxm.nn.agent.Agent.add_family`.
+keeps a fit on a handful of pairs ``n`` near the starting parameters ``theta_0``. The
+parameters fitted are the adapter (``subset="adapter"``) for a training family, whose encoder
+already reads the family, and the adapter and encoder (``"adapter+encoder"``) for a family
+never trained on; a family the agent has no encoder for at all is added with
+:meth:`~metaxm.nn.agent.Agent.add_family`.
 
 The agent's own parameters are never changed (except by ``add_family``): the result is a dict
 of parameters to run the agent with, ``torch.func.functional_call(agent, params, (obs,

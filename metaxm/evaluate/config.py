@@ -24,6 +24,8 @@ class EvalConfig:
         metric: the performance the transfer metrics and the threshold are computed on.
         threshold: the fraction of source-modality performance that counts as adapted.
         workers: processes that measure curves in parallel (each with one torch thread).
+        finetune_lr: the Adam learning rate of ``finetune`` (null: ``ppo.lr``, the rate the
+            agent was trained with, which on a few episodes can undo what it learned).
     """
 
     seeds: int = 5
@@ -34,6 +36,7 @@ class EvalConfig:
     metric: Metric = "success"
     threshold: float = 0.8
     workers: int = 1
+    finetune_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.eval_episodes < 1 or self.workers < 1:
@@ -49,5 +52,7 @@ class EvalConfig:
                 f"scratch_cap ({self.scratch_cap}) must be >= the largest budget "
                 f"({self.budgets[-1]})"
             )
+        if self.finetune_lr is not None and self.finetune_lr <= 0:
+            raise ValueError(f"finetune_lr must be > 0 or null, got {self.finetune_lr}")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")

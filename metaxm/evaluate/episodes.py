@@ -162,6 +162,7 @@ def ppo_on_budget(
     seed: int,
     eval_episodes: int,
     max_batch: int = 64,
+    lr: float | None = None,
 ) -> Curve:
     """PPO on ``family:variant`` measured after each budget of episodes (the agent is copied).
 
@@ -174,6 +175,7 @@ def ppo_on_budget(
         seed: seeds the experience, the actions and the measurements.
         eval_episodes: fresh episodes per measurement.
         max_batch: the most episodes in one PPO update.
+        lr: the Adam learning rate (default ``spec.ppo.lr``).
 
     Returns:
         ``{"return": [...], "success": [...], "steps": [...], "episodes": [...]}``, one entry
@@ -181,7 +183,8 @@ def ppo_on_budget(
     """
     agent = copy.deepcopy(agent)
     cfg = spec.ppo
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    lr = cfg.lr if lr is None else lr
+    optimizer = torch.optim.Adam(agent.parameters(), lr=lr, eps=cfg.adam_eps)
     gen = torch.Generator(spec.device).manual_seed(seed + 1)
     shuffle = torch.Generator().manual_seed(seed + 2)
     curve: Curve = {k: [] for k in (*METRICS, "episodes")}

@@ -96,7 +96,7 @@ class FineTune(Strategy):
         spec = agents.spec
         return ppo_on_budget(
             agents.by_kind["ppo"], spec, family, variant, budgets, seed,
-            spec.evaluate.eval_episodes,
+            spec.evaluate.eval_episodes, lr=spec.evaluate.finetune_lr,
         )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from metaxm.cli import main
+from metaxm.errors import ConfigError
 from metaxm.evaluate.runner import source_level
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
@@ -143,3 +144,22 @@ def test_worker_processes_give_the_same_curves(report) -> None:
                 entry["strategies"][name]["curves"]
                 == (data["modalities"][mid]["strategies"][name]["curves"])
             )
+
+
+def test_finetune_lr_sets_the_rate_of_the_ppo_updates() -> None:
+    from metaxm.evaluate.episodes import ppo_on_budget
+    from metaxm.nn.agent import build_agent
+
+    spec = spec_from_dict(SPEC)
+    agent = build_agent(spec)
+    curves = {
+        lr: ppo_on_budget(agent, spec, "vector", 5, [0, 2, 4], seed=3, eval_episodes=8, lr=lr)
+        for lr in (1e-12, 1e-2)
+    }
+    frozen, moved = curves[1e-12]["return"], curves[1e-2]["return"]
+    assert frozen[0] == moved[0]  # the same start, measured on the same episodes
+    assert frozen == [frozen[0]] * 3  # a vanishing rate leaves the policy as it was
+    assert moved != frozen
+    bad = {**SPEC, "evaluate": {**SPEC["evaluate"], "finetune_lr": 0}}
+    with pytest.raises(ConfigError, match="finetune_lr must be > 0"):
+        spec_from_dict(bad)
