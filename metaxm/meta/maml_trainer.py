@@ -46,6 +46,7 @@ from metaxm.meta.policy_gradient import Episodes, collect_episodes
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.evaluate import oracle_act, run_episodes
 from metaxm.rl.trainer import derive_seed, env_state, load_env_state
+from metaxm.run import distributed
 from metaxm.sampler import Task, TaskSampler, batch_params
 
 if TYPE_CHECKING:
@@ -97,13 +98,18 @@ class MAMLTrainer:
         self.aux = self._alignment(spec)
         self.support_envs: dict[str, TaskEnv] = {}
         self.query_envs: dict[str, TaskEnv] = {}
-        for f, n in self.tasks_per_family.items():
+        # under torchrun this rank adapts only its share of the family groups
+        # (metaxm.run.distributed); every family has its own action stream, so the ranks
+        # together draw what one process draws
+        self.action_generators: dict[str, torch.Generator] = {}
+        for f in distributed.local_families(self.families):
+            n = self.tasks_per_family[f]
             self.support_envs[f] = self._env(f, n * cfg.support_episodes, "support")
             self.query_envs[f] = self._env(f, n * cfg.query_episodes, "query")
+            self.action_generators[f] = torch.Generator(self.device).manual_seed(
+                derive_seed(spec.seed, "actions", f)
+            )
         self.task_generator = torch.Generator().manual_seed(derive_seed(spec.seed, "maml-tasks"))
-        self.action_generator = torch.Generator(self.device).manual_seed(
-            derive_seed(spec.seed, "actions")
-        )
         self.env_steps = 0
         self.episodes = 0
         self.updates = 0
@@ -134,17 +140,18 @@ class MAMLTrainer:
         start, cpu_start = time.perf_counter(), time.process_time()
         groups: dict[str, tuple[Adaptation, Episodes]] = {}
         for family, n in self.tasks_per_family.items():
+            # every rank draws every family's tasks, so the task stream stays in step
             tasks = self.sampler.sample("train", n, [family], self.task_generator)
+            if family not in self.support_envs:
+                continue  # another rank's family
             sup, qry = self.support_envs[family], self.query_envs[family]
+            gen = self.action_generators[family]
             _assign(sup, tasks, cfg.support_episodes)
             _assign(qry, tasks, cfg.query_episodes)
             adaptation = adapt_in_env(
-                self.agent, sup, family, n, cfg, self.action_generator,
-                learned_lrs=self.inner_lrs,
-            )  # fmt: skip
-            query = collect_episodes(
-                self.agent, qry, family, n, adaptation.params, self.action_generator, cfg
+                self.agent, sup, family, n, cfg, gen, learned_lrs=self.inner_lrs
             )
+            query = collect_episodes(self.agent, qry, family, n, adaptation.params, gen, cfg)
             groups[family] = (adaptation, query)
         collected = time.perf_counter()
         metrics = self._outer(groups)
@@ -153,10 +160,12 @@ class MAMLTrainer:
         eps = sum(
             q.num_episodes + sum(s.num_episodes for s in a.supports) for a, q in groups.values()
         )
+        counts = distributed.all_reduce_sum({"steps": steps, "episodes": eps})
+        steps, eps = int(counts["steps"]), int(counts["episodes"])
         self.updates += 1
         self.env_steps += steps
         self.episodes += eps
-        metrics.update(_adaptation_metrics(groups))
+        metrics.update(_adaptation_metrics(groups, per_family=len(self.families) > 1))
         metrics.update(
             {
                 "iteration_env_steps": float(steps),
@@ -169,7 +178,7 @@ class MAMLTrainer:
         if self.inner_lrs:
             flat = torch.cat([lr.detach().flatten() for lr in self.inner_lrs.values()])
             metrics["inner_lr_mean"] = float(flat.mean())
-        return metrics
+        return distributed.merge_metrics(distributed.all_gather(metrics))
 
     def _outer(self, groups: dict[str, tuple[Adaptation, Episodes]]) -> dict[str, float]:
         """``outer_epochs`` Adam steps on the post-adaptation loss of every family group."""
@@ -204,6 +213,7 @@ class MAMLTrainer:
                     {k if k.startswith("align") else f"align_{k}": v for k, v in aux_stats.items()}
                 )
             stats["loss"] = float(loss.detach())  # type: ignore[union-attr]
+            stats = distributed.all_reduce_sum(stats)  # this rank's groups -> the meta-batch
             where = f"meta-iteration {self.updates + 1}, outer epoch {epoch + 1}"
             if not math.isfinite(stats["loss"]):
                 raise DivergenceError(f"{where}: the outer loss is {stats['loss']}")
@@ -211,6 +221,7 @@ class MAMLTrainer:
             if self.aux is not None and self.aux.optimizer is not None:
                 self.aux.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
+            distributed.all_reduce_gradients(params)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             if not math.isfinite(grad_norm):
                 raise DivergenceError(f"{where}: the meta-gradient norm is {grad_norm}")
@@ -242,6 +253,7 @@ class MAMLTrainer:
     def state_dict(self) -> dict[str, Any]:
         envs = {f"support/{f}": env_state(e) for f, e in self.support_envs.items()}
         envs.update({f"query/{f}": env_state(e) for f, e in self.query_envs.items()})
+        actions = {f: g.get_state() for f, g in self.action_generators.items()}
         return {
             "agent": self.agent.state_dict(),
             "inner_lrs": {n: lr.detach().clone() for n, lr in self.inner_lrs.items()},
@@ -253,9 +265,9 @@ class MAMLTrainer:
             },
             "generators": {
                 "tasks": self.task_generator.get_state(),
-                "actions": self.action_generator.get_state(),
+                "actions": distributed.gather_dict(actions),
             },
-            "envs": envs,
+            "envs": distributed.gather_dict(envs),
             "align": None if self.aux is None else self.aux.state_dict(),
         }
 
@@ -270,7 +282,11 @@ class MAMLTrainer:
         c = state["counters"]
         self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
         self.task_generator.set_state(state["generators"]["tasks"])
-        self.action_generator.set_state(state["generators"]["actions"])
+        actions = state["generators"]["actions"]
+        if not isinstance(actions, dict):
+            raise ConfigError("the checkpoint predates per-family action generators; start anew")
+        for f, gen in self.action_generators.items():
+            gen.set_state(actions[f])
         for key, env in [
             *((f"support/{f}", e) for f, e in self.support_envs.items()),
             *((f"query/{f}", e) for f, e in self.query_envs.items()),
@@ -310,23 +326,26 @@ def _fresh_env(spec: Spec, family: str, tasks: list[Task], per_task: int, seed: 
     return env
 
 
-def _adaptation_metrics(groups: dict[str, tuple[Adaptation, Episodes]]) -> dict[str, float]:
-    """pre_/post_ return and success, ``return``/``success``/``length`` (post), per family."""
+def _adaptation_metrics(
+    groups: dict[str, tuple[Adaptation, Episodes]], per_family: bool = True
+) -> dict[str, float]:
+    """pre_/post_ return and success, ``return``/``success``/``length`` (post), and with
+    ``per_family`` the same per family as ``<key>/<family>``."""
     out: dict[str, float] = {}
-    per_family: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, float]] = {}
     for family, (adaptation, query) in groups.items():
         pre = adaptation.supports[0] if adaptation.supports else query
         r = {**pre.summary("pre_"), **query.summary("post_"), **query.summary()}
         r["episodes"] = float(query.num_episodes)
-        per_family[family] = r
-    n = sum(r["episodes"] for r in per_family.values())
-    for key in next(iter(per_family.values())):
+        rows[family] = r
+    n = sum(r["episodes"] for r in rows.values())
+    for key in next(iter(rows.values())):
         if key == "episodes":
             out[key] = n
             continue
-        out[key] = sum(r[key] * r["episodes"] for r in per_family.values()) / n
-    if len(per_family) > 1:
-        for family, r in per_family.items():
+        out[key] = sum(r[key] * r["episodes"] for r in rows.values()) / n
+    if per_family:
+        for family, r in rows.items():
             out.update({f"{k}/{family}": v for k, v in r.items() if "length" not in k})
     return out
 

@@ -71,6 +71,7 @@ from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.evaluate import fresh_env, oracle_act, run_episodes
 from metaxm.rl.gae import compute_gae
 from metaxm.rl.ppo import PPOConfig, ppo_objective, ppo_update
+from metaxm.run import distributed
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -200,7 +201,9 @@ class RL2Trainer:
         self.envs: dict[str, TaskEnv] = {}
         self.tasks: dict[str, TrialTasks] = {}
         self.states: dict[str, TrialState] = {}
-        for family in self.families:
+        # under torchrun this rank runs only its share of the families (metaxm.run.distributed)
+        self.action_generators: dict[str, torch.Generator] = {}
+        for family in distributed.local_families(self.families):
             world = make_world(
                 spec.world, n, device=self.device, seed=derive_seed(spec.seed, "world", family)
             )
@@ -209,9 +212,9 @@ class RL2Trainer:
             env = TaskEnv(world, family, seed=derive_seed(spec.seed, "render", family))
             self.envs[family] = env
             self.states[family] = start_trials(self.agent, env, self.tasks[family])
-        self.action_generator = torch.Generator(self.device).manual_seed(
-            derive_seed(spec.seed, "actions")
-        )
+            self.action_generators[family] = torch.Generator(self.device).manual_seed(
+                derive_seed(spec.seed, "actions", family)
+            )
         self.minibatch_generator = torch.Generator().manual_seed(
             derive_seed(spec.seed, "minibatch")
         )
@@ -242,7 +245,7 @@ class RL2Trainer:
             stats[family] = TrialStats(n, self.device)
             rollout, self.states[family] = collect_trials(
                 self.agent, env, family, self.states[family], cfg.num_steps, n,
-                self.tasks[family], self.action_generator, stats[family],
+                self.tasks[family], self.action_generators[family], stats[family],
             )  # fmt: skip
             end = rollout.trial_end
             adv, ret = compute_gae(
@@ -255,8 +258,9 @@ class RL2Trainer:
         step = self.env_steps + self.steps_per_update
         where = f"update {self.updates + 1} (env step {step})"
         metrics = ppo_update(
-            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, rl2_loss
-        )
+            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, rl2_loss,
+            families=self.families,
+        )  # fmt: skip
         if self.aux is not None:
             metrics.update(self.aux.step(self.agent, self.optimizer))
         self.updates += 1
@@ -266,9 +270,10 @@ class RL2Trainer:
         total = TrialStats(n, self.device)
         for family, s in stats.items():
             total.merge(s)
-            if len(stats) > 1:
+            if len(self.families) > 1:
                 metrics.update(s.summary(f"/{family}"))
         metrics.update(total.summary())
+        metrics = distributed.merge_metrics(distributed.all_gather(metrics))
         self.episodes += int(metrics["episodes"])
         return metrics
 
@@ -334,6 +339,7 @@ class RL2Trainer:
     def state_dict(self) -> dict[str, Any]:
         from metaxm.rl.trainer import env_state
 
+        gather = distributed.gather_dict  # per-family state lives on the rank that steps it
         return {
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -343,31 +349,34 @@ class RL2Trainer:
                 "updates": self.updates,
             },
             "generators": {
-                "actions": self.action_generator.get_state(),
+                "actions": gather({f: g.get_state() for f, g in self.action_generators.items()}),
                 "minibatch": self.minibatch_generator.get_state(),
-                "trials": {f: t.generator.get_state() for f, t in self.tasks.items()},
+                "trials": gather({f: t.generator.get_state() for f, t in self.tasks.items()}),
             },
-            "envs": {f: env_state(env) for f, env in self.envs.items()},
-            "variants": {f: list(env.variants) for f, env in self.envs.items()},
-            "trials": {f: s.state_dict() for f, s in self.states.items()},
+            "envs": gather({f: env_state(env) for f, env in self.envs.items()}),
+            "variants": gather({f: list(env.variants) for f, env in self.envs.items()}),
+            "trials": gather({f: s.state_dict() for f, s in self.states.items()}),
             "align": None if self.aux is None else self.aux.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from metaxm.rl.trainer import load_env_state
 
-        if set(state["envs"]) != set(self.envs):
+        if set(state["envs"]) != set(self.families):
             raise ConfigError(
-                f"checkpoint trains families {sorted(state['envs'])}, the spec {sorted(self.envs)}"
+                f"checkpoint trains families {sorted(state['envs'])}, "
+                f"the spec {sorted(self.families)}"
             )
+        if not isinstance(state["generators"]["actions"], dict):
+            raise ConfigError("the checkpoint predates per-family action generators; start anew")
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
         c = state["counters"]
         self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
         gens = state["generators"]
-        self.action_generator.set_state(gens["actions"])
         self.minibatch_generator.set_state(gens["minibatch"])
         for family, env in self.envs.items():
+            self.action_generators[family].set_state(gens["actions"][family])
             self.tasks[family].generator.set_state(gens["trials"][family])
             load_env_state(env, state["envs"][family])
             env.set_tasks(variants=state["variants"][family])

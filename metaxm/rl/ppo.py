@@ -20,7 +20,7 @@ Departures from the paper:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from metaxm.errors import DivergenceError
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import ActionHead
 from metaxm.rl.rollout import Rollout
+from metaxm.run import distributed
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def ppo_update(
     generator: torch.Generator,
     where: str = "",
     loss_fn: LossFn = ppo_loss,
+    families: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Minibatch epochs of PPO over every family's batch (losses summed over families).
 
@@ -222,6 +224,11 @@ def ppo_update(
         generator: shuffles the minibatches (CPU).
         where: names the update in a divergence message (e.g. ``"update 12 (step 98304)"``).
         loss_fn: the loss of one family's minibatch (default :func:`ppo_loss`).
+        families: every training family, in order, when ``batches`` holds only this rank's
+            share under torchrun (:mod:`metaxm.run.distributed`): the minibatch permutations
+            are drawn for all of them, so the generator stays in step on every rank, and the
+            gradients and diagnostics are summed over the ranks before clipping. None: the
+            families of ``batches``.
 
     Returns:
         the diagnostics averaged over minibatches (and summed over families for the losses).
@@ -234,8 +241,9 @@ def ppo_update(
     totals: dict[str, float] = {}
     count = 0
     params = [p for p in agent.parameters() if p.requires_grad]
+    order = list(batches) if families is None else list(families)
     for _ in range(config.update_epochs):
-        perms = {f: torch.randperm(n, generator=generator) for f in batches}
+        perms = {f: torch.randperm(n, generator=generator) for f in order}
         kl_sum, kl_count = 0.0, 0
         for start in range(0, n - mb_size + 1, mb_size):
             loss: Tensor | float = 0.0
@@ -245,11 +253,12 @@ def ppo_update(
                 f_loss, f_stats = loss_fn(agent, family, batch.index(idx), config)
                 loss = loss + f_loss
                 for k, v in f_stats.items():
-                    mb_stats[k] = mb_stats.get(k, 0.0) + v / (1 if "loss" in k else len(batches))
-            values = {k: float(v) for k, v in mb_stats.items()}
+                    mb_stats[k] = mb_stats.get(k, 0.0) + v / (1 if "loss" in k else len(order))
+            values = distributed.all_reduce_sum({k: float(v) for k, v in mb_stats.items()})
             _check_finite(values, where)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.all_reduce_gradients(params)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             values["grad_norm"] = float(grad_norm)
             _check_finite({"grad_norm": values["grad_norm"]}, where)

@@ -9,7 +9,9 @@ update collects ``ppo.num_steps`` steps in every environment of every family and
 
 Everything random is drawn from generators seeded from ``spec.seed`` (worlds, renders, actions,
 minibatches) and :meth:`PPOTrainer.state_dict` captures all of them along with the world
-states, so a run resumed from a checkpoint continues exactly.
+states, so a run resumed from a checkpoint continues exactly. Every family has its own streams
+(actions included), so under torchrun a rank can step its share of the families
+(:mod:`metaxm.run.distributed`) and the ranks together draw what one process draws.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from metaxm.rl.evaluate import evaluate_agent
 from metaxm.rl.gae import compute_gae
 from metaxm.rl.ppo import Batch, ppo_update
 from metaxm.rl.rollout import EpisodeStats, collect
+from metaxm.run import distributed
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -75,7 +78,9 @@ class PPOTrainer:
         n = spec.train.num_envs
         self.envs: dict[str, TaskEnv] = {}
         self.obs: dict[str, Tensor] = {}
-        for family in self.families:
+        # under torchrun this rank steps only its share of the families (metaxm.run.distributed)
+        self.action_generators: dict[str, torch.Generator] = {}
+        for family in distributed.local_families(self.families):
             seeds = self.sampler.splits["train"][family]
             world = make_world(
                 spec.world, n, device=self.device, seed=derive_seed(spec.seed, "world", family)
@@ -90,9 +95,9 @@ class PPOTrainer:
             )
             self.envs[family] = env
             self.obs[family] = env.reset()
-        self.action_generator = torch.Generator(self.device).manual_seed(
-            derive_seed(spec.seed, "actions")
-        )
+            self.action_generators[family] = torch.Generator(self.device).manual_seed(
+                derive_seed(spec.seed, "actions", family)
+            )
         self.minibatch_generator = torch.Generator().manual_seed(
             derive_seed(spec.seed, "minibatch")
         )
@@ -118,7 +123,7 @@ class PPOTrainer:
             stats[family] = EpisodeStats.zeros(self.device)
             rollout, self.obs[family] = collect(
                 self.agent, env, family, self.obs[family], cfg.num_steps,
-                self.action_generator, stats[family],
+                self.action_generators[family], stats[family],
             )  # fmt: skip
             adv, ret = compute_gae(
                 rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
@@ -129,8 +134,9 @@ class PPOTrainer:
         step = self.env_steps + self.steps_per_update
         where = f"update {self.updates + 1} (env step {step})"
         metrics = ppo_update(
-            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where
-        )
+            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where,
+            families=self.families,
+        )  # fmt: skip
         if self.aligner is not None:  # the auxiliary alignment step (metaxm.align.aux)
             metrics.update(self.aligner.step(self.agent, self.optimizer, cfg.max_grad_norm))
         if self.agent.variant_adapters is not None:  # a new variant starts from their mean
@@ -143,9 +149,10 @@ class PPOTrainer:
         for family, s in stats.items():
             for k in ("count", "return_sum", "success_sum", "length_sum"):
                 setattr(total, k, getattr(total, k) + getattr(s, k))
-            if len(stats) > 1:
+            if len(self.families) > 1:
                 metrics.update({f"{k}/{family}": v for k, v in s.summary().items()})
         metrics.update(total.summary())
+        metrics = distributed.merge_metrics(distributed.all_gather(metrics))
         self.episodes += int(metrics["episodes"])
         return metrics
 
@@ -174,11 +181,13 @@ class PPOTrainer:
                 "updates": self.updates,
             },
             "generators": {
-                "actions": self.action_generator.get_state(),
+                "actions": distributed.gather_dict(
+                    {f: g.get_state() for f, g in self.action_generators.items()}
+                ),
                 "minibatch": self.minibatch_generator.get_state(),
             },
-            "envs": {f: env_state(env) for f, env in self.envs.items()},
-            "obs": dict(self.obs),
+            "envs": distributed.gather_dict({f: env_state(env) for f, env in self.envs.items()}),
+            "obs": distributed.gather_dict(dict(self.obs)),
             "align": None if self.aligner is None else self.aligner.state_dict(),
         }
 
@@ -187,15 +196,19 @@ class PPOTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         c = state["counters"]
         self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
-        self.action_generator.set_state(state["generators"]["actions"])
+        actions = state["generators"]["actions"]
+        if not isinstance(actions, dict):
+            raise ConfigError("the checkpoint predates per-family action generators; start anew")
         self.minibatch_generator.set_state(state["generators"]["minibatch"])
-        if set(state["envs"]) != set(self.envs):
+        if set(state["envs"]) != set(self.families):
             raise ConfigError(
-                f"checkpoint trains families {sorted(state['envs'])}, the spec {sorted(self.envs)}"
+                f"checkpoint trains families {sorted(state['envs'])}, "
+                f"the spec {sorted(self.families)}"
             )
         for family, env in self.envs.items():
             load_env_state(env, state["envs"][family])
             self.obs[family] = state["obs"][family].to(self.device)
+            self.action_generators[family].set_state(actions[family])
         if self.aligner is not None:
             self.aligner.load_state_dict(state["align"])
 

@@ -13,7 +13,10 @@ around it:
 * stops with :class:`~metaxm.errors.DivergenceError`, naming the update, step and quantity, at
   the first NaN or inf in a metric or a parameter, before anything is checkpointed;
 * at the end plots ``RUNDIR/curve.png`` and, if the trainer can, evaluates it on fresh episodes
-  into ``RUNDIR/eval.json``.
+  into ``RUNDIR/eval.json``;
+* under ``torchrun`` (``WORLD_SIZE`` > 1) joins the process group, lets the trainers share out
+  the training families and all-reduce gradients, and writes everything from rank 0
+  (:mod:`metaxm.run.distributed`).
 
 Trainers are chosen by the spec's ``algo`` through :data:`TRAINERS`, which maps a name to
 ``"module:Class"`` (imported only when used); ``Class(spec)`` builds the trainer.
@@ -38,6 +41,7 @@ import yaml
 from torch import Tensor
 
 from metaxm.errors import CheckpointError, ConfigError, DivergenceError
+from metaxm.run import distributed
 from metaxm.run.checkpoint import (
     checkpoint_path,
     global_rng_state,
@@ -213,11 +217,26 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         CheckpointError: the checkpoint to resume from cannot be loaded safely.
         DivergenceError: a NaN or inf appeared; the checkpoints on disk are the last good ones.
     """
+
+    context = distributed.setup(spec.device)
+    try:
+        return _train(spec, Path(rundir), resume)
+    finally:
+        distributed.teardown(context)
+
+
+def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
+    """:func:`train` on this process (one rank of several under torchrun: see
+    :mod:`metaxm.run.distributed`; rank 0 alone writes the run directory)."""
     from metaxm.spec import spec_to_dict
 
-    rundir = Path(rundir)
     data = spec_to_dict(spec)
-    checkpoint = _prepare_rundir(rundir, data, resume)
+    main = distributed.is_main()
+    if distributed.world_size() > 1:
+        from metaxm.sampler import TaskSampler
+
+        distributed.check_spec(spec, TaskSampler(spec).families("train"))
+    checkpoint = _prepare_rundir_on_main(rundir, data, resume)
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     _seed_globals(spec.seed)
@@ -232,11 +251,15 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         set_global_rng_state(state["rng"])
         update = int(state["loop"]["update"])
         log.info("resuming %s from update %d (step %d)", rundir, update, trainer.env_steps)
+    # every rank built the same agent from the same seed; rank 0's copy is the reference
+    distributed.broadcast_parameters(p for _, p in trainer.named_parameters())
     cfg = spec.train
-    logger = RunLogger(
-        rundir, spec.log, cfg.total_steps, data,
-        resume_update=update if resume else None, initial_step=trainer.env_steps,
-    )  # fmt: skip
+    logger: RunLogger | _SilentLogger = _SilentLogger()
+    if main:
+        logger = RunLogger(
+            rundir, spec.log, cfg.total_steps, data,
+            resume_update=update if resume else None, initial_step=trainer.env_steps,
+        )  # fmt: skip
     window = MetricWindow()
     start_steps, start_time, start_cpu = trainer.env_steps, time.perf_counter(), time.process_time()
     last: dict[str, Any] = {}
@@ -258,6 +281,8 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         done_steps = trainer.env_steps - start_steps
         sps = done_steps / max(elapsed, 1e-9)
         cpu_sps = done_steps / max(time.process_time() - start_cpu, 1e-9)
+        if not main:
+            return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last)
         from metaxm.run.curve import plot_learning_curve
 
         plot_learning_curve(rundir)
@@ -283,7 +308,11 @@ def save_run_checkpoint(
     rundir: Path, algo: str, spec_data: dict[str, Any], trainer: Any, update: int, keep: int
 ) -> None:
     """Save ``RUNDIR/checkpoints/ckpt-<update>.pt`` atomically (trainer state, spec, loop
-    counters, global RNG states) and prune all but the ``keep`` newest."""
+    counters, global RNG states) and prune all but the ``keep`` newest.
+
+    Under torchrun every rank calls this (``trainer.state_dict()`` gathers the ranks'
+    per-family state) and rank 0 writes.
+    """
     payload = {
         "algo": algo,
         "spec": spec_data,
@@ -291,8 +320,10 @@ def save_run_checkpoint(
         "loop": {"update": update, "env_steps": trainer.env_steps},
         "rng": global_rng_state(),
     }
-    save_checkpoint(checkpoint_path(rundir, update), payload)
-    prune_checkpoints(rundir, keep)
+    if distributed.is_main():
+        save_checkpoint(checkpoint_path(rundir, update), payload)
+        prune_checkpoints(rundir, keep)
+    distributed.barrier()
 
 
 def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:
@@ -321,6 +352,35 @@ def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:
         raise CheckpointError(f"{path}: no agent parameter matches this run's agent")
     agent.load_state_dict({k: weights[k] for k in names}, strict=False)
     return names
+
+
+class _SilentLogger:
+    """The logger of ranks other than 0: they log nothing."""
+
+    def log(self, record: dict[str, Any]) -> dict[str, float]:
+        return {}
+
+    def summary(self, values: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _prepare_rundir_on_main(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:
+    """:func:`_prepare_rundir` on rank 0; every rank gets its checkpoint or its error."""
+    if distributed.world_size() == 1:
+        return _prepare_rundir(rundir, data, resume)
+    error, found = None, None
+    if distributed.is_main():
+        try:
+            found = _prepare_rundir(rundir, data, resume)
+        except ConfigError as err:
+            error = str(err)
+    error, found = distributed.all_gather((error, None if found is None else str(found)))[0]
+    if error is not None:
+        raise ConfigError(error)
+    return None if found is None else Path(found)
 
 
 def _prepare_rundir(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:

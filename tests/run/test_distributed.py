@@ -1,0 +1,176 @@
+"""Distributed training (metaxm.run.distributed): 2 gloo ranks on CPU give the parameters of one
+process with the same total batch (MAML, RL^2 and PPO), resume included; the helpers are no-ops
+in one process; metrics from several ranks merge into the one-process record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from metaxm.errors import ConfigError
+from metaxm.run import distributed
+from metaxm.run.checkpoint import list_checkpoints, load_checkpoint
+from metaxm.run.loop import train
+from metaxm.spec import Spec, spec_from_dict
+
+WORLD = 2
+TIMEOUT_S = 120
+
+
+def tiny_spec(algo: str) -> Spec:
+    """GridNav 4x4 through two families, a tiny agent, two updates of each algorithm."""
+    data: dict[str, Any] = {
+        "seed": 1,
+        "world": {"name": "gridnav", "size": 4, "horizon": 8},
+        "modalities": {"train": {"vector": 2, "projected": 1}, "heldout_variants": {"vector": 1}},
+        "algo": algo,
+        "agent": {"latent_dim": 8, "encoder_width": 8, "hidden": 8, "token_dim": 4},
+        "ppo": {"num_steps": 8, "update_epochs": 2, "num_minibatches": 2},
+        "maml": {"meta_batch": 4, "support_episodes": 2, "query_episodes": 2, "outer_epochs": 2},
+        "train": {
+            "total_steps": 2 * 128 if algo == "maml" else 2 * 64,
+            "num_envs": 4,
+            "checkpoint_interval": 1,
+            "keep_checkpoints": 0,
+            "eval_episodes": 0,
+        },
+        "log": {"mode": "disabled", "progress": False},
+    }
+    return spec_from_dict(data)
+
+
+ALGOS = ("maml", "rl2", "ppo")
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    """One rank: each algorithm's run, then MAML resumed from its second checkpoint."""
+    torch.set_num_threads(1)
+    os.environ["WANDB_MODE"] = "disabled"
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        for algo in ALGOS:
+            train(tiny_spec(algo), Path(out) / algo)
+        # resume: drop the checkpoints after update 1 and continue the run from there
+        maml = Path(out) / "maml-resumed"
+        if rank == 0:
+            shutil.copytree(Path(out) / "maml", maml)
+            for ckpt in list_checkpoints(maml)[1:]:
+                ckpt.unlink()
+        dist.barrier()
+        train(tiny_spec("maml"), maml, resume=True)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _agent(rundir: Path) -> dict[str, Any]:
+    state = load_checkpoint(list_checkpoints(rundir)[-1])
+    return {
+        "agent": state["trainer"]["agent"],
+        "counters": state["trainer"]["counters"],
+        "update": state["loop"]["update"],
+    }
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runs of :func:`_worker` on 2 spawned gloo ranks (killed after ``TIMEOUT_S``)."""
+    out = tmp_path_factory.mktemp("dist")
+    # fork, after the heavy imports a run makes, so the ranks start in well under a second
+    # (spawn re-imports torch, torch._dynamo and matplotlib in each rank: ~10 s on 2 cores)
+    import matplotlib.pyplot  # noqa: F401
+    import torch._dynamo  # noqa: F401
+
+    ctx = mp.start_processes(
+        _worker, args=(_free_port(), str(out)), nprocs=WORLD, join=False, start_method="fork"
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the {WORLD} ranks did not finish within {TIMEOUT_S} s")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    return out
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_two_ranks_equal_one_process(two_ranks: Path, tmp_path: Path, algo: str) -> None:
+    one = _agent(train(tiny_spec(algo), tmp_path / "one").rundir)
+    two = _agent(two_ranks / algo)
+    assert two["update"] == one["update"] == 2
+    assert two["counters"] == one["counters"]  # env steps and episodes counted over all ranks
+    assert two["agent"].keys() == one["agent"].keys()
+    for name, value in one["agent"].items():
+        torch.testing.assert_close(two["agent"][name], value, rtol=0, atol=1e-5, msg=name)
+    moved = max(
+        float((v - load_checkpoint(list_checkpoints(tmp_path / "one")[0])["trainer"]["agent"][k])
+              .abs().max())
+        for k, v in one["agent"].items()
+    )  # fmt: skip
+    assert moved > 1e-4  # the runs did train, so equality is not trivial
+
+
+def test_two_ranks_resume_exactly(two_ranks: Path) -> None:
+    full, resumed = _agent(two_ranks / "maml"), _agent(two_ranks / "maml-resumed")
+    assert resumed["update"] == 2 and resumed["counters"] == full["counters"]
+    for name, value in full["agent"].items():
+        torch.testing.assert_close(resumed["agent"][name], value, rtol=0, atol=1e-6, msg=name)
+    records = (two_ranks / "maml-resumed" / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2  # rank 0 alone logged, once per update
+
+
+def test_helpers_are_no_ops_in_one_process() -> None:
+    assert not distributed.active()
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+    assert distributed.local_families(["a", "b", "c"]) == ["a", "b", "c"]
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.full((3,), 2.0)
+    distributed.all_reduce_gradients([p])
+    assert p.grad.tolist() == [2.0, 2.0, 2.0]
+    assert distributed.all_reduce_sum({"x": 1.5}) == {"x": 1.5}
+    assert distributed.gather_dict({"a": 1}) == {"a": 1}
+    assert distributed.setup("cpu") == distributed.DistContext(0, 1, False)
+
+
+def test_merge_metrics_sums_counts_and_weights_episode_means() -> None:
+    rank0 = {"episodes": 1.0, "return": 4.0, "episodes/a": 1.0, "return/a": 4.0, "loss": 0.5,
+             "post_return": 4.0, "collect_s": 1.0}  # fmt: skip
+    rank1 = {"episodes": 3.0, "return": 0.0, "episodes/b": 3.0, "return/b": 0.0, "loss": 0.5,
+             "post_return": 2.0, "collect_s": 3.0}  # fmt: skip
+    merged = distributed.merge_metrics([rank0, rank1])
+    assert merged == {
+        "episodes": 4.0, "return": 1.0, "episodes/a": 1.0, "return/a": 4.0, "episodes/b": 3.0,
+        "return/b": 0.0, "loss": 0.5, "post_return": 2.5, "collect_s": 2.0,
+    }  # fmt: skip
+    # a rank with no finished episode adds nothing to the means
+    assert distributed.merge_metrics([{"episodes": 0.0}, {"episodes": 2.0, "return": 1.0}]) == {
+        "episodes": 2.0,
+        "return": 1.0,
+    }
+
+
+def test_more_ranks_than_families_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    with pytest.raises(ConfigError, match=r"3 processes but only 2 training families"):
+        distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])  # fits
