@@ -4,6 +4,9 @@ Writes ``RUNDIR/config.yaml`` (the resolved spec), ``metrics.jsonl``, ``timing.j
 ``checkpoints/``, ``curve.png``, ``eval.json`` and ``summary.json`` (see
 :mod:`metaxm.run.loop`), then prints the final evaluation beside the world's oracle and the
 training throughput.
+
+Under ``torchrun --nproc_per_node=N -m metaxm train ...`` the ranks share out the training
+families and rank 0 writes and prints (:mod:`metaxm.run.distributed`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import os
 
     from metaxm.run.loop import train
     from metaxm.spec import load_spec
@@ -39,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     spec = load_spec(args.spec, args.overrides)
     result = train(spec, args.out, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     print(f"run: {result.rundir}  updates: {result.updates}  env steps: {result.env_steps}")
     print(
         f"training throughput: {result.sps:,.0f} env steps/s wall clock "

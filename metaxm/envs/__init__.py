@@ -35,9 +35,15 @@ def world_config_class(name: str) -> type:
 def make_world(
     config: Any, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
 ) -> World:
-    """Build the world described by ``config`` (a registered world's config dataclass)."""
+    """Build the world described by ``config`` (a registered world's config dataclass).
+
+    Raises:
+        ConfigError: ``device`` is not available here (e.g. ``cuda`` without CUDA).
+    """
+    from metaxm.run.device import resolve_device
+
     world_cls, _ = WORLDS[config.name]
-    return world_cls(config, num_envs, device=device, seed=seed)
+    return world_cls(config, num_envs, device=resolve_device(device), seed=seed)
 
 
 register_world("gridnav", GridNav, GridNavConfig)

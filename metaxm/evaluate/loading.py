@@ -32,8 +32,11 @@ def load_agent(
     Raises:
         CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
     """
+    from metaxm.run.device import resolve_device
     from metaxm.spec import spec_from_dict
 
+    if device is not None:
+        resolve_device(device)
     ckpt = resolve_checkpoint(path)
     state = load_checkpoint(ckpt, map_location=device or "cpu")
     try:
@@ -45,6 +48,7 @@ def load_agent(
         from metaxm.spec import replace
 
         spec = replace(spec, device=device)
+    resolve_device(spec.device)  # a run trained on a GPU, loaded where there is none
     algo = str(state.get("algo", spec.algo))
     if algo == "rl2":
         from metaxm.meta.rl2 import build_rl2_agent

@@ -51,6 +51,7 @@ from metaxm.run.checkpoint import (
     save_checkpoint,
     set_global_rng_state,
 )
+from metaxm.run.device import resolve_device
 from metaxm.run.logger import RunLogger
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         DivergenceError: a NaN or inf appeared; the checkpoints on disk are the last good ones.
     """
 
-    context = distributed.setup(spec.device)
+    context = distributed.setup(str(resolve_device(spec.device)))
     try:
         return _train(spec, Path(rundir), resume)
     finally:
@@ -231,6 +232,7 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
     from metaxm.spec import spec_to_dict
 
     data = spec_to_dict(spec)
+    resolve_device(spec.device)  # one line, before anything is written, if it is not here
     main = distributed.is_main()
     if distributed.world_size() > 1:
         from metaxm.sampler import TaskSampler
