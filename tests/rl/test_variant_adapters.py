@@ -46,7 +46,7 @@ def test_rollout_records_the_variant_of_every_step(make_spec) -> None:
     trainer = PPOTrainer(make_spec(**VARIANT))
     env = trainer.envs["vector"]
     rollout, _ = collect(
-        trainer.agent, env, "vector", trainer.obs["vector"], 8, trainer.action_generator,
+        trainer.agent, env, "vector", trainer.obs["vector"], 8, trainer.action_generators["vector"],
         EpisodeStats.zeros(),
     )  # fmt: skip
     assert rollout.variants.shape == rollout.rewards.shape

@@ -45,38 +45,38 @@ def tiny_spec(algo: str) -> Spec:
         },
         "log": {"mode": "disabled", "progress": False},
     }
+    if algo == "ppo":  # per-variant adapters: parameters that only one rank's family uses
+        data["agent"]["adapters"] = "variant"
     return spec_from_dict(data)
 
 
 ALGOS = ("maml", "rl2", "ppo")
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    """One rank: each algorithm's run, then MAML resumed from its second checkpoint."""
+def _worker(rank: int, ports: list[int], out: str, runs: list[tuple[str, str, bool]]) -> None:
+    """One rank, started the way torchrun starts it (its environment variables); each run joins
+    and leaves its own process group inside ``train`` (``distributed.setup``/``teardown``)."""
     torch.set_num_threads(1)
-    os.environ["WANDB_MODE"] = "disabled"
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+    os.environ.update(
+        {"WANDB_MODE": "disabled", "RANK": str(rank), "LOCAL_RANK": str(rank),
+         "WORLD_SIZE": str(WORLD), "MASTER_ADDR": "127.0.0.1"}
+    )  # fmt: skip
+    for port, (algo, name, resume) in zip(ports, runs, strict=True):
+        os.environ["MASTER_PORT"] = str(port)
+        train(tiny_spec(algo), Path(out) / name, resume=resume)
+        assert not dist.is_initialized()  # left by train
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all held open while choosing, so none repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
     try:
-        for algo in ALGOS:
-            train(tiny_spec(algo), Path(out) / algo)
-        # resume: drop the checkpoints after update 1 and continue the run from there
-        maml = Path(out) / "maml-resumed"
-        if rank == 0:
-            shutil.copytree(Path(out) / "maml", maml)
-            for ckpt in list_checkpoints(maml)[1:]:
-                ckpt.unlink()
-        dist.barrier()
-        train(tiny_spec("maml"), maml, resume=True)
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
     finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        for s in sockets:
+            s.close()
 
 
 def _agent(rundir: Path) -> dict[str, Any]:
@@ -88,17 +88,16 @@ def _agent(rundir: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The runs of :func:`_worker` on 2 spawned gloo ranks (killed after ``TIMEOUT_S``)."""
-    out = tmp_path_factory.mktemp("dist")
+def _ranks(out: Path, runs: list[tuple[str, str, bool]]) -> None:
+    """:func:`_worker` on ``WORLD`` forked ranks; they are killed after ``TIMEOUT_S``."""
     # fork, after the heavy imports a run makes, so the ranks start in well under a second
     # (spawn re-imports torch, torch._dynamo and matplotlib in each rank: ~10 s on 2 cores)
     import matplotlib.pyplot  # noqa: F401
     import torch._dynamo  # noqa: F401
 
+    ports = _free_ports(len(runs))
     ctx = mp.start_processes(
-        _worker, args=(_free_port(), str(out)), nprocs=WORLD, join=False, start_method="fork"
+        _worker, args=(ports, str(out), runs), nprocs=WORLD, join=False, start_method="fork"
     )
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -109,6 +108,17 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p in ctx.processes:
             if p.is_alive():
                 p.kill()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each algorithm's run on 2 ranks, then the MAML run resumed from its first checkpoint."""
+    out = tmp_path_factory.mktemp("dist")
+    _ranks(out, [(algo, algo, False) for algo in ALGOS])
+    shutil.copytree(out / "maml", out / "maml-resumed")
+    for ckpt in list_checkpoints(out / "maml-resumed")[1:]:
+        ckpt.unlink()
+    _ranks(out, [("maml", "maml-resumed", True)])
     return out
 
 
