@@ -184,3 +184,39 @@ def test_more_ranks_than_families_is_a_config_error(monkeypatch: pytest.MonkeyPa
         distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])  # fits
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_and_resumes(tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node=2 -m metaxm train`` end to end, then ``--resume``."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from metaxm.spec import spec_to_dict
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(spec_to_dict(tiny_spec("maml"))))
+    out = tmp_path / "run"
+
+    def torchrun(*extra: str) -> subprocess.CompletedProcess[str]:
+        port = str(_free_ports(1)[0])
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
+               f"--master_port={port}", "-m", "metaxm", "train", str(spec), "--out", str(out),
+               *extra]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+
+    done = torchrun()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run: ") == 1  # rank 0 reports
+    full = _agent(out)
+    for ckpt in list_checkpoints(out)[1:]:
+        ckpt.unlink()
+    again = torchrun("--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = _agent(out)
+    assert resumed["update"] == full["update"] == 2
+    for name, value in full["agent"].items():
+        torch.testing.assert_close(resumed["agent"][name], value, rtol=0, atol=1e-6, msg=name)
