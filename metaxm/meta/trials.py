@@ -72,7 +72,9 @@ class TrialTasks:
     def draw(self, k: int) -> tuple[TaskParams, list[int]]:
         """``k`` rows of task parameters and ``k`` variant seeds."""
         tasks = self.world.sample_tasks(k, self.generator)
-        idx = torch.randint(0, len(self.variants), (k,), generator=self.generator)
+        idx = torch.randint(
+            0, len(self.variants), (k,), generator=self.generator, device=self.generator.device
+        )  # on the generator's device: a CUDA generator cannot draw a CPU tensor
         return tasks, [self.variants[i] for i in idx.tolist()]
 
 
