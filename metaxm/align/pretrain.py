@@ -181,7 +181,8 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
     trainer = PretrainTrainer(spec)
     cfg, train_cfg = spec.align, spec.train
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=spec.device)
+        # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
+        state = load_checkpoint(checkpoint, map_location="cpu")
         if state.get("algo") != "pretrain":
             raise CheckpointError(f"{checkpoint}: not a pretraining checkpoint")
         trainer.load_state_dict(state["trainer"])

@@ -248,7 +248,8 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
         copied = init_agent_from(trainer.agent, spec.train.init_from)
         log.info("initialised %d parameters from %s", len(copied), spec.train.init_from)
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=spec.device)
+        # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
+        state = load_checkpoint(checkpoint, map_location="cpu")
         trainer.load_state_dict(state["trainer"])
         set_global_rng_state(state["rng"])
         update = int(state["loop"]["update"])

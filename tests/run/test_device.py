@@ -165,3 +165,24 @@ def test_tiny_train_and_evaluate_on_cuda(tmp_path: Path) -> None:
     assert next(agents.by_kind["ppo"].parameters()).device.type == "cuda"
     report = run_evaluation(agents, progress=False, workers=1)
     assert len(report["modalities"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("algo", "device"),
+    [("rl2", "cpu")]  # the others resume exactly on CPU in their own tests
+    + [pytest.param(a, "cuda", marks=pytest.mark.gpu) for a in ("ppo", "maml", "rl2")],
+)
+def test_resume_continues_the_run_on_its_device(algo: str, device: str, tmp_path: Path) -> None:
+    from metaxm.run.checkpoint import list_checkpoints, load_checkpoint
+
+    spec = tiny(
+        algo, device, total_steps=288, checkpoint_interval=1, keep_checkpoints=0, eval_episodes=0
+    )  # three updates
+    train(spec, tmp_path / "run")
+    full = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])["trainer"]["agent"]
+    for ckpt in list_checkpoints(tmp_path / "run")[1:]:
+        ckpt.unlink()
+    train(spec, tmp_path / "run", resume=True)  # generator states load as CPU byte tensors
+    resumed = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])["trainer"]["agent"]
+    for name, value in full.items():  # CUDA kernels may reorder sums: a loose tolerance
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-4, msg=name)
