@@ -66,7 +66,8 @@ def load_agent(
     agent.eval()
     extras = {}
     if "inner_lrs" in state["trainer"]:
-        extras["inner_lrs"] = state["trainer"]["inner_lrs"]
+        lrs = state["trainer"]["inner_lrs"]  # beside the agent (loaded onto the CPU above)
+        extras["inner_lrs"] = {k: v.to(spec.device) for k, v in lrs.items()}
     return agent, spec, algo, extras
 
 

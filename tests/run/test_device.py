@@ -156,14 +156,22 @@ def test_world_steps_and_renders_the_same_on_cuda_and_cpu(world: str) -> None:
 
 @pytest.mark.gpu
 def test_tiny_train_and_evaluate_on_cuda(tmp_path: Path) -> None:
+    from dataclasses import replace
+
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.runner import run_evaluation
 
     result = train(tiny("ppo", "cuda", eval_episodes=8), tmp_path / "ppo")
     assert 0.0 <= result.evaluation["success"] <= 1.0
-    agents = load_agents(tmp_path, device="cuda")
-    assert next(agents.by_kind["ppo"].parameters()).device.type == "cuda"
-    report = run_evaluation(agents, progress=False, workers=1)
+    maml = tiny("maml", "cuda", eval_episodes=4, init_from=str(tmp_path / "ppo"))
+    maml = replace(maml, maml=replace(maml.maml, meta_sgd=True))  # learned rates travel too
+    train(maml, tmp_path / "maml")
+    agents = load_agents(tmp_path)  # onto the device the runs trained on
+    for kind, agent in agents.by_kind.items():
+        assert next(agent.parameters()).device.type == "cuda", kind
+    assert all(v.device.type == "cuda" for v in agents.extras["maml"]["inner_lrs"].values())
+    strategies = ["zeroshot", "maml", "finetune", "scratch"]
+    report = run_evaluation(agents, strategies, progress=False, workers=1)
     assert len(report["modalities"]) == 2
 
 
