@@ -34,12 +34,12 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path: Path) -> None:
+def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     book = nbformat.read(path, as_version=4)
-    env = {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
+    for key, value in {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(key, os.environ.get(key, value))  # the kernel inherits these
     client = nbclient.NotebookClient(
         book,
         timeout=TIMEOUT_S,
