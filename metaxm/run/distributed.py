@@ -12,9 +12,10 @@ the same update and a run on N processes equals the run on one up to the order o
 Rank 0 logs and checkpoints; per-family state (environments, generators) is gathered to it
 (:func:`gather_dict`), and every rank restores its own part on ``--resume``.
 
-What this does not split: one family's environments (a family is the unit), the outer epochs'
-arithmetic beyond a family's share, and evaluation (rank 0 alone). With a single process (no
-``WORLD_SIZE`` or ``WORLD_SIZE=1``) every helper here is a no-op.
+What is not split: one family's batch (a family is the unit, so there are at most as many
+ranks as training families, and the load is only as balanced as the families' costs) and the
+final evaluation (rank 0 alone). With a single process (no ``WORLD_SIZE`` or ``WORLD_SIZE=1``)
+every helper here is a no-op.
 """
 
 from __future__ import annotations
