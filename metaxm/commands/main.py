@@ -29,11 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import os
 
     from metaxm.pipeline import run_main
     from metaxm.spec import load_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from metaxm.errors import ConfigError
+
+        raise ConfigError(
+            "metaxm main does not run under torchrun (every rank would evaluate and write the "
+            "report); run its training steps with torchrun ... -m metaxm train, then "
+            "metaxm evaluate"
+        )
     spec = load_spec(args.spec, args.set)
     run_main(spec, args.out, echo=lambda line: print(f"metaxm main: {line}", flush=True))
     return 0

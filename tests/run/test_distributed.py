@@ -220,3 +220,14 @@ def test_torchrun_cli_trains_and_resumes(tmp_path: Path) -> None:
     assert resumed["update"] == full["update"] == 2
     for name, value in full["agent"].items():
         torch.testing.assert_close(resumed["agent"][name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def test_metaxm_main_under_torchrun_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from metaxm.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["main", "tasks/gridnav.yaml", "--out", str(tmp_path / "out")]) == 2
+    assert "does not run under torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
