@@ -175,9 +175,16 @@ def all_reduce_sum(values: dict[str, float]) -> dict[str, float]:
     if not active() or not values:
         return dict(values)
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return dict(zip(keys, t.tolist(), strict=True))
+
+
+def _comm_device() -> torch.device:
+    """Where a tensor must live to cross ranks: nccl moves only CUDA tensors."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())  # nccl: CUDA by definition
+    return torch.device("cpu")
 
 
 def all_gather(obj: T) -> list[T]:
