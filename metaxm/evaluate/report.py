@@ -14,8 +14,8 @@
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
     modalities.<family:variant>  {split, family, variant, source, strategies: {<name>: {
-                                   budgets, curves: {return|success|steps|episodes: [seed][k],
-                                   seconds: [seed][1] (the curve's time)},
+                                   budgets, curves: {return|success|steps|episodes: [seed][k]},
+                                   seconds: [seed] (each curve's wall-clock time),
                                    iqm: {<metric>: {point, low, high}: [k]},
                                    metrics: TransferMetrics (metaxm.evaluate.metrics)}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all

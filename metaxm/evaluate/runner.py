@@ -125,13 +125,18 @@ def run_evaluation(
     ]
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
     curves: dict[str, dict[str, dict[int, Curve]]] = {}
+    times: dict[str, dict[str, dict[int, float]]] = {}
     bar = tqdm(total=len(jobs), desc="evaluate", disable=not progress, dynamic_ncols=True)
     for (mid, name, k, _), curve in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
+        seconds = curve.pop("seconds")[0]  # kept apart: the curves themselves are reproducible
         curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
+        times.setdefault(mid, {}).setdefault(name, {})[k] = seconds
         bar.set_postfix_str(f"{mid} {name} seed {k}")
         bar.update()
         if on_curve is not None:
-            on_curve({"modality": mid, "strategy": name, "seed": k, "curve": curve})
+            on_curve(
+                {"modality": mid, "strategy": name, "seed": k, "curve": curve, "seconds": seconds}
+            )
     bar.close()
     ordered = {
         mid: {name: [runs[k] for k in range(n_seeds)] for name, runs in by_name.items()}
@@ -140,9 +145,12 @@ def run_evaluation(
     report = _derive(agents, held, names, ordered, budgets, sbudgets, source)
     report["skipped_strategies"] = skipped
     report["seconds"] = time.perf_counter() - started
+    for mid, by_name in times.items():
+        for name, per_seed in by_name.items():
+            record = report["modalities"][mid]["strategies"][name]
+            record["seconds"] = [per_seed[k] for k in range(n_seeds)]
     report["seconds_by_strategy"] = {
-        name: float(sum(c["seconds"][0] for by in ordered.values() for c in by[name]))
-        for name in names
+        name: float(sum(sum(by[name].values()) for by in times.values())) for name in names
     }
     report["seeds"] = n_seeds
     report["workers"] = n_workers
