@@ -13,7 +13,8 @@
                                  on the same family's training variants (held-out variant) or
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
-    modalities.<family:variant>  {split, family, variant, source, strategies: {<name>: {
+    modalities.<family:variant>  {split, family, variant, source, measurable (false when a
+                                 fresh agent already reaches the threshold), strategies: {<name>: {
                                    budgets, curves: {return|success|steps|episodes: [seed][k]},
                                    seconds: [seed] (each curve's wall-clock time),
                                    iqm: {<metric>: {point, low, high}: [k]},
@@ -193,11 +194,15 @@ def markdown(report: dict[str, Any]) -> str:
                 if entry["split"] == "heldout_variants"
                 else ("every training modality")
             )
-            lines += [
-                f"Source {metric} ({own}): {entry['source']:.3f}; threshold "
-                f"{report['threshold'] * entry['source']:.3f}.",
-                "",
-            ]
+            level = report["threshold"] * entry["source"]
+            lines += [f"Source {metric} ({own}): {entry['source']:.3f}; threshold {level:.3f}."]
+            if not entry.get("measurable", True):
+                lines += [
+                    f"**Not measurable**: a fresh agent (scratch before any experience) already "
+                    f"reaches {level:.3f}; the source agent is no better than chance on this "
+                    "family, so the episodes to threshold below measure nothing.",
+                ]
+            lines += [""]
         lines += [header, "|" + "---|" * 8]
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
