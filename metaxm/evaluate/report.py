@@ -13,8 +13,9 @@
                                  on the same family's training variants (held-out variant) or
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
-    modalities.<family:variant>  {split, family, variant, source, measurable (false when a
-                                 fresh agent already reaches the threshold), strategies: {<name>: {
+    modalities.<family:variant>  {split, family, variant, source, measurable (false when the
+                                 threshold lies within the 95% interval of a fresh agent,
+                                 scratch at k = 0), strategies: {<name>: {
                                    budgets, curves: {return|success|steps|episodes: [seed][k]},
                                    seconds: [seed] (each curve's wall-clock time),
                                    iqm: {<metric>: {point, low, high}: [k]},
@@ -64,7 +65,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         return {"target_met": False, "text": "no source-modality agent: no threshold to reach"}
     level = report["threshold"] * src
     scratch_summary = report["summary"].get("scratch")
-    untrained = scratch_summary["by_budget"][0]["point"] if scratch_summary else None
+    untrained = scratch_summary["by_budget"][0]["high"] if scratch_summary else None
     if untrained is not None and level <= untrained:
         return {
             "level": level,
@@ -198,9 +199,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines += [f"Source {metric} ({own}): {entry['source']:.3f}; threshold {level:.3f}."]
             if not entry.get("measurable", True):
                 lines += [
-                    f"**Not measurable**: a fresh agent (scratch before any experience) already "
-                    f"reaches {level:.3f}; the source agent is no better than chance on this "
-                    "family, so the episodes to threshold below measure nothing.",
+                    f"**Not measurable**: a fresh agent (scratch before any experience) can "
+                    f"reach {level:.3f} (it lies within its 95% interval); the source agent is "
+                    "no better than chance on this family, so the episodes to threshold below "
+                    "measure nothing.",
                 ]
             lines += [""]
         lines += [header, "|" + "---|" * 8]

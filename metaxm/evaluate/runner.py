@@ -232,9 +232,10 @@ def _derive(
                 record["metrics"] = tm.to_dict()
             strategies[name] = record
         entry["strategies"] = strategies
-        # a threshold that a fresh agent already reaches (scratch before any experience)
-        # measures nothing: the source agent is no better than chance on this family
-        fresh = strategies["scratch"]["iqm"][metric]["point"][0]
+        # a threshold within what a fresh agent reaches (the upper end of the 95% interval of
+        # scratch before any experience) measures nothing: the source agent is no better than
+        # chance on this family
+        fresh = strategies["scratch"]["iqm"][metric]["high"][0]
         entry["measurable"] = src is not None and cfg.threshold * src > fresh
         modalities[mid] = entry
     return {
