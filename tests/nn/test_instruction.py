@@ -116,6 +116,23 @@ def test_instruction_agent_runs_under_vmap_like_maml() -> None:
         torch.testing.assert_close(got[3 * task : 3 * task + 3], want)
 
 
+def test_minilm_agent_runs_under_vmap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pretrained encoder's table lookup is tensor-only, so MAML's vmap runs it (a stand-in
+    sentence model here; the real one is tested below)."""
+    import metaxm.nn.sentence as sentence
+
+    monkeypatch.setattr(sentence, "_EMBEDDER", SentenceEmbedder(CountingModel(), dim=12))
+    agent, world = lang_agent(AgentConfig(**{**SMALL.__dict__, "instruction": "minilm"}))
+    obs = TaskEnv(world, "vector", 1).observe()
+    base = agent.named_params("adapter", "vector")
+    stacked = {n: torch.stack([p, p + 0.1]) for n, p in base.items()}
+    got = policy_pd(agent, "vector", obs, 2, stacked)
+    for task in range(2):
+        params = {n: stacked[n][task] for n in base}
+        want = functional_call(agent, params, (obs[3 * task : 3 * task + 3], "vector"))[0]
+        torch.testing.assert_close(got[3 * task : 3 * task + 3], want)
+
+
 def test_sentence_cache_encodes_each_sentence_once() -> None:
     model = CountingModel()
     embed = SentenceEmbedder(model, dim=12)
