@@ -85,6 +85,8 @@ class AgentConfig:
             word embeddings or the frozen pretrained ``minilm`` sentence encoder (the optional
             ``text`` extra); ignored on other worlds.
         instruction_dim: the width of the instruction embedding.
+        text_encoder: the ``text`` family's encoder: the ``learned`` token transformer, or the
+            frozen ``minilm`` sentence encoder on the decoded words (the ``text`` extra).
     """
 
     latent_dim: int = 64
@@ -105,6 +107,7 @@ class AgentConfig:
     init_log_std: float = -0.5
     instruction: InstructionEncoderKind = "learned"
     instruction_dim: int = 32
+    text_encoder: InstructionEncoderKind = "learned"
 
     def __post_init__(self) -> None:
         for name in (

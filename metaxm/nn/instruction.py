@@ -153,3 +153,44 @@ class InstructionConditioner(nn.Module):
         """z (N, latent), ids (N, L) -> the conditioned latent (N, latent)."""
         gamma, beta = self.film(self.encoder(ids)).chunk(2, -1)
         return z * (1.0 + gamma) + beta
+
+
+class SentenceTextEncoder(nn.Module):
+    """The ``text`` family read by the frozen sentence encoder (``agent.text_encoder: minilm``).
+
+    Token ids are decoded back to words with the text family's vocabulary, each distinct
+    sentence is embedded once (the process-wide cache of :mod:`metaxm.nn.sentence`), and a
+    trained linear layer maps the embedding to the latent, normalised as every encoder's is.
+    The encoder cannot see a variant's cipher, so it reads ids as plain words: a ciphered
+    variant is read as a consistent word substitution (distinct states stay distinct, but the
+    words lose their meaning). Decoding needs Python, so this encoder does not run under
+    ``vmap`` (MAML adapting it); every state's sentence is new to the cache until visited.
+
+    Args:
+        space: the family's observation space (``MultiDiscrete`` token ids).
+        config: the agent's config (``latent_dim``).
+        embedder: sentences -> (N, E); default the process-wide MiniLM.
+    """
+
+    def __init__(
+        self,
+        space: object,
+        config: AgentConfig,
+        embedder: Callable[[list[str]], Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        from metaxm.nn.sentence import EMBEDDING_DIM, sentence_embedder
+
+        self._embedder = embedder if embedder is not None else sentence_embedder()
+        width = int(getattr(self._embedder, "dim", EMBEDDING_DIM))
+        self.fc = nn.Linear(width, config.latent_dim)
+        self.norm = nn.LayerNorm(config.latent_dim, elementwise_affine=False)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """obs: (N, L) token ids -> (N, latent_dim)."""
+        from metaxm.modalities.text import VOCAB
+
+        rows = obs.long().cpu().tolist()
+        sentences = [" ".join(VOCAB[i] for i in row if i != 0) for row in rows]
+        e = self._embedder(sentences).to(self.fc.weight)
+        return self.norm(self.fc(e))

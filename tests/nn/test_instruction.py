@@ -218,3 +218,29 @@ def test_minilm_paraphrases_agree_and_goals_differ(minilm: SentenceEmbedder) -> 
     same = colour[:, None] == colour[None, :]
     off = ~torch.eye(flat.shape[0], dtype=torch.bool)
     assert float(sim[same & off].mean()) - float(sim[~same].mean()) >= 0.08
+
+
+def test_text_family_sentence_encoder_reads_decoded_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``agent.text_encoder: minilm``: the text family's tokens are decoded to the sentence the
+    text family wrote (plain ids, no cipher) and that sentence is embedded once."""
+    import metaxm.nn.sentence as sentence
+    from metaxm.modalities.base import expand_params
+    from metaxm.modalities.text import decode
+    from metaxm.nn.instruction import SentenceTextEncoder
+
+    model = CountingModel()
+    monkeypatch.setattr(sentence, "_EMBEDDER", SentenceEmbedder(model, dim=12))
+    agent, world = lang_agent(AgentConfig(**{**SMALL.__dict__, "text_encoder": "minilm"}))
+    assert isinstance(agent.encoders["text"], SentenceTextEncoder)
+    text = get_family("text")
+    params = text.variant(0, world.scene_info)
+    params = {**params, "cipher": torch.arange(params["cipher"].shape[0])}  # no cipher
+    tokens = text.render(world.scene(), expand_params(params, 6, "cpu"), torch.Generator())
+    seen = model.sentences
+    z = agent.encoders["text"](tokens)
+    assert z.shape == (6, SMALL.latent_dim)
+    expected = decode(tokens, params)
+    assert set(expected) <= set(sentence._EMBEDDER.cache)
+    assert model.sentences - seen == len(set(expected))
+    agent.encoders["text"](tokens)
+    assert model.sentences - seen == len(set(expected))  # cached
