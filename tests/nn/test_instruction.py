@@ -195,9 +195,11 @@ def test_minilm_paraphrases_agree_and_goals_differ(minilm: SentenceEmbedder) -> 
     so "go to the red square" is nearer "go to the blue square" (0.82) than "walk to the red
     tile" (0.57). What the agent can use is the goal direction: with the mean embedding of the
     training sentences removed, a colour's direction is the mean over the training templates.
-    Measured: a held-out paraphrase's cosine with its own colour's direction is 0.32 to 0.59,
-    with another colour's at most 0.03. The thresholds (own >= 0.2, others <= 0.12, own minus
-    best other >= 0.2) leave about 0.1 of margin on each side.
+    Measured (CPU, this package's weights): a held-out paraphrase's cosine with its own
+    colour's direction is 0.35 to 0.64, with any other colour's at most -0.06, so own minus
+    best other is at least 0.41; raw cosines average 0.61 between sentences of one goal and 0.44
+    between goals. Thresholds, each with 0.09 to 0.16 of margin: own >= 0.2, others <= 0.05,
+    own - best other >= 0.25, raw gap >= 0.08.
     """
     n = len(COLOR_NAMES)
     train = minilm([t.format(color=c) for t in TRAIN_TEMPLATES for c in COLOR_NAMES])
@@ -209,8 +211,8 @@ def test_minilm_paraphrases_agree_and_goals_differ(minilm: SentenceEmbedder) -> 
     own = cos.diagonal(dim1=1, dim2=2)  # (T, colours)
     others = cos.masked_fill(torch.eye(n, dtype=torch.bool), -1.0).amax(2)
     assert float(own.min()) >= 0.2, own
-    assert float(others.max()) <= 0.12, others
-    assert float((own - others).min()) >= 0.2
+    assert float(others.max()) <= 0.05, others
+    assert float((own - others).min()) >= 0.25
     # and on average, raw paraphrases of one goal are nearer than other goals in any frame
     flat = torch.nn.functional.normalize(torch.cat((train, held)).flatten(0, 1), dim=1)
     sim = flat @ flat.T
