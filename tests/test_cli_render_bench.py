@@ -11,6 +11,7 @@ import yaml
 from metaxm import cli
 from metaxm.bench import envs as bench_envs
 from metaxm.bench.envs import EnvBenchRecord, Timing
+from metaxm.envs import WORLDS
 from metaxm.modalities import FAMILIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -73,12 +74,8 @@ def test_bench_envs_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture
     args = ["bench", "envs", "--quick", "--json", str(out), "--families", "vector"]
     assert cli.main([*args, "--batches", "1", "3"]) == 0
     records = json.loads(out.read_text())
-    assert [(r["world"], r["batch"]) for r in records] == [
-        ("gridnav", 1),
-        ("gridnav", 3),
-        ("pointnav", 1),
-        ("pointnav", 3),
-    ]
+    # every registered world (gridnav, pointnav, gridnav_lang, ...), each at both batch sizes
+    assert [(r["world"], r["batch"]) for r in records] == [(w, b) for w in WORLDS for b in (1, 3)]
     for r in records:
         assert set(r) >= RECORD_KEYS and r["family"] == "vector" and r["threads"] == 1
         assert r["steps_per_s"] > 0 and r["gym_steps_per_s"] > 0

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from metaxm.envs import make_world
 from metaxm.envs.base import Layout, Scene, SceneInfo
+from metaxm.envs.instructions import with_instruction
 from metaxm.modalities.base import VariantParams, get_family, stack_params
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ class VariantTable:
 
     def render(self, scene: Scene, index: Tensor, generator: torch.Generator) -> Tensor:
         """Render ``scene`` with row ``i`` in pool variant ``index[i]``."""
-        return self.family.render(scene, self.params(index), generator)
+        obs = self.family.render(scene, self.params(index), generator)
+        return with_instruction(obs, scene)  # an instruction world's observations carry it
 
 
 def render_pairs(
@@ -135,26 +137,30 @@ def render_pairs(
 def select_rows(scene: Scene, index: Tensor | slice) -> Scene:
     """The rows ``index`` of a scene (features and layout alike)."""
     lay = scene.layout
+    instr = None if scene.instruction is None else scene.instruction[index]
     if lay is None:
-        return Scene(scene.features[index])
+        return Scene(scene.features[index], instruction=instr)
     goal = None if lay.goal is None else lay.goal[index]
     walls = None if lay.walls is None else lay.walls[index]
-    return Scene(scene.features[index], Layout(lay.size, lay.agent[index], goal, walls))
+    objects = None if lay.objects is None else lay.objects[index]
+    layout = Layout(lay.size, lay.agent[index], goal, walls, objects)
+    return Scene(scene.features[index], layout, instr)
 
 
 def concat_scenes(scenes: Sequence[Scene]) -> Scene:
     """Stack the rows of several scenes (of one world) into one scene."""
     first = scenes[0]
     features = torch.cat([s.features for s in scenes])
+    instr = None if first.instruction is None else torch.cat([s.instruction for s in scenes])
     if first.layout is None:
-        return Scene(features)
+        return Scene(features, instruction=instr)
 
     def cat(name: str) -> Tensor | None:
         parts = [getattr(s.layout, name) for s in scenes]
         return None if parts[0] is None else torch.cat(parts)
 
-    layout = Layout(first.layout.size, cat("agent"), cat("goal"), cat("walls"))
-    return Scene(features, layout)
+    layout = Layout(first.layout.size, cat("agent"), cat("goal"), cat("walls"), cat("objects"))
+    return Scene(features, layout, instr)
 
 
 class PairedSampler:

@@ -34,12 +34,15 @@ class Layout:
         agent: (B, 2) long, the agent's (row, col).
         goal: (B, 2) long, the goal's (row, col); None when the goal is hidden.
         walls: (B, G, G) bool; None when the world has no walls.
+        objects: (B, K, 2) long, the (row, col) of K coloured objects, object k in colour k of
+            :data:`metaxm.envs.instructions.COLORS`; None when the world has none.
     """
 
     size: int
     agent: Tensor
     goal: Tensor | None
     walls: Tensor | None
+    objects: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,13 @@ class Scene:
         features: (B, D) float32 in [-1, 1], the canonical state vector. Every family can render
             from it alone, which is how a modality applies to any gymnasium env.
         layout: the grid positions, when the state is a scene with an agent and a goal.
+        instruction: (B, L) long token ids of each environment's instruction (0 = padding) in
+            the vocabulary of :attr:`SceneInfo.instruction`; None when the world gives none.
     """
 
     features: Tensor
     layout: Layout | None = None
+    instruction: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -70,6 +76,8 @@ class SceneInfo:
         goal_visible: whether layouts include the goal.
         has_walls: whether layouts include walls.
         feature_names: a short name per feature (used by ``metaxm render``).
+        num_objects: K, the coloured objects of a layout (0: none).
+        instruction: the instruction channel's format when the world gives instructions.
     """
 
     feature_dim: int
@@ -77,6 +85,31 @@ class SceneInfo:
     goal_visible: bool = True
     has_walls: bool = False
     feature_names: tuple[str, ...] = ()
+    num_objects: int = 0
+    instruction: InstructionInfo | None = None
+
+
+@dataclass(frozen=True)
+class InstructionInfo:
+    """The format of a world's instructions (see :mod:`metaxm.envs.instructions`).
+
+    Attributes:
+        length: L, the token ids per instruction (padded with 0).
+        vocab: token id -> word; id 0 is padding. At most 256 words, so ids fit any dtype an
+            observation has (uint8 pixels included).
+        sentences: every instruction the world can give, so encoders can embed them up front.
+    """
+
+    length: int
+    vocab: tuple[str, ...]
+    sentences: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 < len(self.vocab) <= 256 or self.length < 1:
+            raise ValueError(
+                f"an instruction vocabulary needs 2 to 256 words and length >= 1, got "
+                f"{len(self.vocab)} words and length {self.length}"
+            )
 
 
 class World(ABC):

@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike
 
 from metaxm.config import from_dict
 from metaxm.envs import TaskParams, World, make_world, world_config_class
+from metaxm.envs.instructions import instructed_space, with_instruction
 
 if TYPE_CHECKING:
     from metaxm.modalities.base import Modality
@@ -44,7 +45,11 @@ if TYPE_CHECKING:
 # metaxm.modalities and metaxm.envs.task_env import metaxm.envs, which imports this module to
 # register the ids: they are imported where they are used, not here.
 
-GYM_IDS = {"gridnav": "metaxm/GridNav-v0", "pointnav": "metaxm/PointNav-v0"}
+GYM_IDS = {
+    "gridnav": "metaxm/GridNav-v0",
+    "pointnav": "metaxm/PointNav-v0",
+    "gridnav_lang": "metaxm/GridNavLang-v0",
+}
 """World name -> registered gymnasium id."""
 
 _SEED_HIGH = 2**62
@@ -142,7 +147,7 @@ class MetaxmEnv(gym.Env):
             family, variant = _family_and_variant(modality, variant)
             modality = Modality(family, variant, self.world.scene_info)
         self.modality = modality
-        self.observation_space = modality.observation_space
+        self.observation_space = instructed_space(modality.observation_space, self.world.scene_info)
         self.action_space = self.world.action_space
         self.render_mode = render_mode
         device = self.world.device
@@ -190,8 +195,9 @@ class MetaxmEnv(gym.Env):
         return {k: v[0].cpu().numpy() for k, v in self.world.task_params().items()}
 
     def _observe(self) -> np.ndarray:
-        obs = self.modality.family.render(self.world.scene(), self._params, self._render_generator)
-        return _to_numpy(obs[0], self.observation_space.dtype)
+        scene = self.world.scene()
+        obs = self.modality.family.render(scene, self._params, self._render_generator)
+        return _to_numpy(with_instruction(obs, scene)[0], self.observation_space.dtype)
 
     def render(self) -> None:
         return None
@@ -304,7 +310,7 @@ class MetaxmVectorEnv(gym.vector.VectorEnv):
 
 
 def register_gym_envs() -> None:
-    """Register ``metaxm/GridNav-v0`` and ``metaxm/PointNav-v0`` (idempotent)."""
+    """Register the ids of :data:`GYM_IDS` (idempotent)."""
     for world, env_id in GYM_IDS.items():
         if env_id in gym.registry:
             continue

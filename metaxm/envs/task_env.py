@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from metaxm.envs.base import TaskParams, World
+from metaxm.envs.instructions import instructed_space, with_instruction
 from metaxm.modalities.base import Family, VariantParams, get_family, stack_params
 
 
@@ -52,7 +53,10 @@ class TaskEnv:
         self.device = world.device
         self.final_obs = final_obs
         self.resample_tasks = resample_tasks
-        self.observation_space = self.family.observation_space(world.scene_info)
+        # an instruction world's observations carry the instruction (metaxm.envs.instructions)
+        self.observation_space = instructed_space(
+            self.family.observation_space(world.scene_info), world.scene_info
+        )
         self.action_space = world.action_space
         self.render_generator = torch.Generator(self.device).manual_seed(seed + 7919)
         self._variant_cache: dict[int, VariantParams] = {}
@@ -124,7 +128,9 @@ class TaskEnv:
     # ------------------------------------------------------------------ stepping
     def observe(self) -> Tensor:
         """Render the current states: (B, *observation_space.shape)."""
-        return self.family.render(self.world.scene(), self.params, self.render_generator)
+        scene = self.world.scene()
+        obs = self.family.render(scene, self.params, self.render_generator)
+        return with_instruction(obs, scene)
 
     def reset(self) -> Tensor:
         """Start new episodes everywhere; returns the first observations."""

@@ -151,7 +151,9 @@ def functional_policy(model: nn.Module, family: str, names: Iterable[str]) -> Fu
     from metaxm.nn.core import MLPCore
 
     names = list(names)
-    if not isinstance(model, Agent) or not isinstance(model.core, MLPCore):
+    # an agent with an instruction channel conditions z inside encode: run it whole
+    plain = isinstance(model, Agent) and getattr(model, "instruction", None) is None
+    if not plain or not isinstance(model.core, MLPCore):
 
         def whole(params: dict[str, Tensor], obs: Tensor) -> Tensor:
             return functional_call(model, params, (obs, family))[0]

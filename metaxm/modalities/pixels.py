@@ -1,7 +1,10 @@
 """The ``pixels`` family: a small RGB image of the scene, one tile per grid cell.
 
-Scenes with a layout are drawn on their G x G grid: every cell is background, wall, goal or
-agent (the agent is drawn over the goal). Scenes without a layout (a wrapped gymnasium env) are
+Scenes with a layout are drawn on their G x G grid: every cell is background, wall, goal,
+coloured object or agent (the agent is drawn over the goal and objects). Object k is drawn in
+the fixed colour ``COLORS[k]`` of :mod:`metaxm.envs.instructions` in every variant, so that "red"
+means red whatever the palette (the palette then keeps its distance from the object colours).
+Scenes without a layout (a wrapped gymnasium env) are
 drawn as a bar chart on a G x G grid with ``G = max(BAR_GRID, D)``: the grid's columns are
 shared out among the D features in order, and a feature's columns hold a bar whose top cell
 (drawn in the agent colour) sits at the feature's value quantised to G levels (-1 at the bottom
@@ -36,6 +39,7 @@ import torch
 from torch import Tensor
 
 from metaxm.envs.base import Scene, SceneInfo
+from metaxm.envs.instructions import COLORS
 from metaxm.modalities.base import Family, VariantParams
 
 TILE_PIXELS = 4
@@ -77,7 +81,8 @@ class PixelsFamily(Family):
     def variant_params(self, generator: torch.Generator, info: SceneInfo) -> VariantParams:
         g = grid_size(info)
         s = TILE_PIXELS * g
-        palette = _palette(generator)  # (NUM_CLASSES, 3) uint8
+        palette = _palette(generator, info.num_objects)  # (NUM_CLASSES + objects, 3) uint8
+        n = palette.shape[0]
         tile = TILE_SIZES[int(torch.randint(0, len(TILE_SIZES), (), generator=generator))]
         dihedral = int(torch.randint(0, 8, (), generator=generator))
         occluder, occlusion = _occluder(generator, g)
@@ -104,22 +109,22 @@ class PixelsFamily(Family):
         from_a = words == first[:, None]  # (W, 4) which pixels show the first cell
 
         # table[c, w, a, b]: the word for classes a (first cell) and b (last cell), channel c
-        col_a = palette.T[:, None, :, None, None].expand(3, s // 4, NUM_CLASSES, NUM_CLASSES, 4)
-        col_b = palette.T[:, None, None, :, None].expand(3, s // 4, NUM_CLASSES, NUM_CLASSES, 4)
+        col_a = palette.T[:, None, :, None, None].expand(3, s // 4, n, n, 4)
+        col_b = palette.T[:, None, None, :, None].expand(3, s // 4, n, n, 4)
         table = torch.where(from_a[None, :, None, None, :], col_a, col_b).contiguous()
         table = table.view(torch.int32).reshape(3, -1)  # 4 bytes -> one word
-        base = torch.arange(s // 4) * NUM_CLASSES * NUM_CLASSES  # (W,)
+        base = torch.arange(s // 4) * n * n  # (W,)
         return {
             "src_a": src_a.reshape(-1),  # (H * W,) with H = G + 1 image rows, W words
             "src_b": src_b.reshape(-1),
             "base": base.repeat(g + 1),  # (H * W,)
-            "table": table,  # (3, W * NUM_CLASSES**2) int32
+            "table": table,  # (3, W * n**2) int32, n = NUM_CLASSES + objects
             # (3 * S,) int32: the word row shown by image row y of channel c, c * H + row(y)
             "rows": (torch.arange(3)[:, None] * (g + 1) + axis).view(-1).int(),
             "occluder": occluder,  # (G * G + 1,) bool over source cells
             "occlusion": occlusion,  # () probability that the occluder shows in a frame
             # what the tables were made from, for display and tests
-            "palette": palette,  # (NUM_CLASSES, 3) uint8
+            "palette": palette,  # (n, 3) uint8
             "tile": torch.tensor(tile),
             "dihedral": torch.tensor(dihedral),  # rot90 by dihedral % 4, then flip columns if >= 4
         }
@@ -130,7 +135,8 @@ class PixelsFamily(Family):
         device = classes.device
         hide = torch.rand(b, generator=generator, device=device) < params["occlusion"]
         classes.masked_fill_(hide[:, None] & params["occluder"], OCCLUDER)
-        key = classes.gather(1, params["src_a"]).mul_(NUM_CLASSES)  # (B, H * W)
+        n = params["palette"].shape[1]  # classes, objects included
+        key = classes.gather(1, params["src_a"]).mul_(n)  # (B, H * W)
         key.add_(classes.gather(1, params["src_b"])).add_(params["base"])
         words = params["table"].gather(2, key[:, None, :].expand(b, 3, key.shape[1]))
         s = params["rows"].shape[1] // 3
@@ -156,6 +162,10 @@ def cell_classes(scene: Scene) -> Tensor:
     if layout.goal is not None:
         goal = layout.goal[:, 0] * g + layout.goal[:, 1]
         classes.scatter_(1, goal[:, None], GOAL)
+    if layout.objects is not None:  # object k in class NUM_CLASSES + k
+        cells = layout.objects[:, :, 0] * g + layout.objects[:, :, 1]  # (B, K)
+        kinds = torch.arange(NUM_CLASSES, NUM_CLASSES + cells.shape[1], device=cells.device)
+        classes.scatter_(1, cells, kinds.expand_as(cells))
     agent = layout.agent[:, 0] * g + layout.agent[:, 1]
     return classes.scatter_(1, agent[:, None], AGENT)
 
@@ -177,14 +187,21 @@ def _bar_classes(features: Tensor) -> Tensor:
     return torch.cat((classes, classes.new_full((b, 1), PADDING)), 1)
 
 
-def _palette(generator: torch.Generator) -> Tensor:
-    """NUM_CLASSES colours, pairwise at least MIN_COLOR_DISTANCE apart (rejection sampling)."""
+def _palette(generator: torch.Generator, objects: int = 0) -> Tensor:
+    """NUM_CLASSES colours, pairwise at least MIN_COLOR_DISTANCE apart (rejection sampling), then
+    the ``objects`` fixed object colours, which the drawn ones also keep that distance from.
+
+    Without objects the draws are those of a palette before objects existed, so every variant of
+    the other worlds is unchanged."""
+    fixed = torch.tensor([rgb for _, rgb in COLORS[:objects]], dtype=torch.float32).view(-1, 3)
     for _ in range(10_000):
         colors = torch.randint(0, 256, (NUM_CLASSES, 3), generator=generator)
         dist = torch.cdist(colors.float(), colors.float())
         dist.fill_diagonal_(float("inf"))
+        if objects:
+            dist = torch.cat((dist, torch.cdist(colors.float(), fixed)), 1)
         if float(dist.min()) >= MIN_COLOR_DISTANCE:
-            return colors.to(torch.uint8)
+            return torch.cat((colors.float(), fixed)).to(torch.uint8)
     raise RuntimeError("could not draw a palette of distinct colours")  # pragma: no cover
 
 

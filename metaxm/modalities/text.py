@@ -8,7 +8,11 @@ from one at the top left::
 
 The goal clause appears when the goal is visible; the wall clauses when the world has walls (a
 clause per blocked side, the grid's edge counting as a wall, as in GridNav's features, or a
-"no wall nearby" clause). Scenes without a layout (a wrapped gymnasium env) list their features,
+"no wall nearby" clause); an object clause per coloured object when the layout has objects
+(``the red square is at row two column four .``, after the other clauses, in a per-variant
+order). Object scenes use :data:`OBJECT_VOCAB_SIZE` ids (the colour words come last), every
+other scene :data:`VOCAB_SIZE`, so their variants are those of a vocabulary without colours.
+Scenes without a layout (a wrapped gymnasium env) list their features,
 each quantised to an integer in [-``LEVELS``, ``LEVELS``]: ``feature one is minus two .
 feature two is zero .`` (-1 reads "minus nine", 1 reads "nine").
 
@@ -37,6 +41,7 @@ import torch
 from torch import Tensor
 
 from metaxm.envs.base import Scene, SceneInfo
+from metaxm.envs.instructions import COLOR_NAMES
 from metaxm.modalities.base import Family, VariantParams
 
 LEVELS = 9
@@ -99,6 +104,12 @@ FEATURE_TEMPLATES = (
     "{feature.noun} {index} : {value} ,",
     "{feature.noun} {index} reads {value} .",
 )
+OBJECT_TEMPLATES = (
+    "the {color} square is at {axis.row} {or} {axis.col} {oc} .",
+    "{color} square : {axis.row} {or} , {axis.col} {oc} .",
+    "a {color} square is in {axis.col} {oc} and {axis.row} {or} .",
+)
+"""Object clauses (scenes with coloured objects); ``{color}`` is the object's colour name."""
 TEMPLATES: dict[str, tuple[str, ...] | tuple[tuple[str, str], ...]] = {
     "agent": AGENT_TEMPLATES,
     "goal": GOAL_TEMPLATES,
@@ -107,8 +118,10 @@ TEMPLATES: dict[str, tuple[str, ...] | tuple[tuple[str, str], ...]] = {
 }
 SIDES = ("n", "s", "w", "e")  # the order of GridNav's moves: up, down, left, right
 
-# per-scene value slots: two words per number (the second may be empty); slot 0 is always pad
+# per-scene value slots: two words per number (the second may be empty); slot 0 is always pad;
+# object k's row and column follow at _OBJECT_SLOTS + 4 k and _OBJECT_SLOTS + 4 k + 2
 _NUMBER_SLOTS = {"ar": 1, "ac": 3, "gr": 5, "gc": 7}
+_OBJECT_SLOTS = 9
 # conditions: 0 always, 1 + side for a blocked side, 5 for no blocked side
 _ALWAYS, _NO_WALL = 0, 5
 
@@ -125,9 +138,20 @@ def _vocabulary() -> tuple[str, ...]:
     return tuple(words)
 
 
-VOCAB = _vocabulary()
-"""Token id -> word; id 0 is padding."""
-VOCAB_SIZE = len(VOCAB)
+def _object_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    new: list[str] = []
+    for word in [*COLOR_NAMES, *(w for t in OBJECT_TEMPLATES for w in t.split())]:
+        if not word.startswith("{") and word not in words and word not in new:
+            new.append(word)
+    return tuple(new)
+
+
+VOCAB_SIZE = len(_vocabulary())
+"""The ids of scenes without objects."""
+VOCAB = _vocabulary() + _object_words(_vocabulary())
+"""Token id -> word; id 0 is padding; the words of object clauses come after VOCAB_SIZE."""
+OBJECT_VOCAB_SIZE = len(VOCAB)
+"""The ids of scenes with coloured objects."""
 _ID = {w: i for i, w in enumerate(VOCAB)}
 
 
@@ -157,7 +181,12 @@ def sequence_length(info: SceneInfo) -> int:
     if info.has_walls:
         length += len(SIDES) * _longest([t for t, _ in WALL_TEMPLATES])
         length += _longest([t for _, t in WALL_TEMPLATES])
-    return length
+    return length + info.num_objects * _longest(OBJECT_TEMPLATES)
+
+
+def vocab_size(info: SceneInfo) -> int:
+    """The token ids of scenes described by ``info``: colour words only where there are objects."""
+    return OBJECT_VOCAB_SIZE if info.num_objects else VOCAB_SIZE
 
 
 class TextFamily(Family):
@@ -173,7 +202,7 @@ class TextFamily(Family):
 
     def observation_space(self, info: SceneInfo) -> gym.Space:
         return gym.spaces.MultiDiscrete(
-            np.full(sequence_length(info), VOCAB_SIZE, dtype=np.int64), dtype=np.int64
+            np.full(sequence_length(info), vocab_size(info), dtype=np.int64), dtype=np.int64
         )
 
     def variant_params(self, generator: torch.Generator, info: SceneInfo) -> VariantParams:
@@ -191,7 +220,15 @@ class TextFamily(Family):
                 1 + torch.randperm(VOCAB_SIZE - 1, generator=generator),
             )
         )
-        return TextVariant(synonyms, templates, order, sides, cipher).compile(info)
+        objects: tuple[int, ...] = ()
+        object_template = 0
+        if info.num_objects:  # drawn last, so the draws above are those of any other world
+            extra = OBJECT_VOCAB_SIZE - VOCAB_SIZE
+            cipher = torch.cat((cipher, VOCAB_SIZE + torch.randperm(extra, generator=generator)))
+            object_template = pick(len(OBJECT_TEMPLATES))
+            objects = tuple(torch.randperm(info.num_objects, generator=generator).tolist())
+        variant = TextVariant(synonyms, templates, order, sides, cipher, object_template, objects)
+        return variant.compile(info)
 
     def render(self, scene: Scene, params: VariantParams, generator: torch.Generator) -> Tensor:
         values, conds = _scene_tables(scene)  # (B, K) long, (B, C) bool or None
@@ -221,7 +258,11 @@ class TextVariant:
         order: the order of the clauses: a permutation of the features (layout-less scenes),
             or of (agent, goal when visible, walls when present).
         sides: the order of the wall clauses, a permutation of (north, south, west, east).
-        cipher: (VOCAB_SIZE,) plain id -> observed id with 0 -> 0; None for no cipher.
+        cipher: (VOCAB_SIZE,) plain id -> observed id with 0 -> 0; None for no cipher. For
+            object scenes (OBJECT_VOCAB_SIZE,); a shorter one leaves the colour words as they are.
+        object_template: the template of the object clauses, an index into OBJECT_TEMPLATES.
+        objects: the order of the object clauses, a permutation of the objects (empty: in
+            colour order).
     """
 
     synonyms: dict[str, int]
@@ -229,6 +270,8 @@ class TextVariant:
     order: tuple[int, ...]
     sides: tuple[int, ...] = (0, 1, 2, 3)
     cipher: Tensor | None = None
+    object_template: int = 0
+    objects: tuple[int, ...] = ()
 
     def compile(self, info: SceneInfo) -> VariantParams:
         """The variant's slot tensors for scenes described by ``info``."""
@@ -252,9 +295,14 @@ class TextVariant:
                 f"order must be a permutation of range({len(units)}), got {self.order}"
             )
         slots = sum((units[i] for i in self.order), [])
+        template_o = OBJECT_TEMPLATES[self.object_template]
+        for k in self.objects or range(info.num_objects):
+            slots += _compile(template_o, words, {"object": k})
         slots += [(0, 0, _ALWAYS)] * (sequence_length(info) - len(slots))
         literal, value, cond = torch.tensor(slots, dtype=torch.long).T
-        cipher = torch.arange(VOCAB_SIZE) if self.cipher is None else self.cipher
+        size = vocab_size(info)
+        cipher = torch.arange(size) if self.cipher is None else self.cipher
+        cipher = torch.cat((cipher, torch.arange(cipher.shape[0], size)))  # colour words as is
         return {
             "literal": literal,  # (L,) word id, 0 where the slot takes a value
             "value": value,  # (L,) column of the per-scene value table (0: none)
@@ -276,7 +324,7 @@ def decode(tokens: Tensor, params: VariantParams) -> list[str]:
     """
     tokens = tokens.reshape(-1, tokens.shape[-1]).long().cpu()
     cipher = params["cipher"].cpu()
-    cipher = cipher.expand(tokens.shape[0], VOCAB_SIZE) if cipher.dim() == 1 else cipher
+    cipher = cipher.expand(tokens.shape[0], cipher.shape[-1]) if cipher.dim() == 1 else cipher
     plain = cipher.argsort(1).gather(1, tokens)  # observed id -> plain id
     return [" ".join(VOCAB[i] for i in row if i != 0) for row in plain.tolist()]
 
@@ -302,6 +350,10 @@ def _scene_tables(scene: Scene) -> tuple[Tensor, Tensor | None]:
     cells = torch.cat((layout.agent, goal), 1) + 1  # (B, 4): counted from one
     words = numbers.index_select(0, cells.view(-1)).view(b, 8)  # two slots per number
     values = torch.cat((words.new_zeros(b, 1), words), 1)  # (B, 9)
+    if layout.objects is not None:  # (B, K, 2) cells -> (B, 4 K) words after column 8
+        k = layout.objects.shape[1]
+        spoken = numbers.index_select(0, (layout.objects + 1).view(-1)).view(b, 4 * k)
+        values = torch.cat((values, spoken), 1)
     if layout.walls is None:
         return values, None
     g = layout.size
@@ -344,6 +396,11 @@ def _compile(
         name = token[1:-1]
         if name in _NUMBER_SLOTS:
             slots += [(0, _NUMBER_SLOTS[name], cond), (0, _NUMBER_SLOTS[name] + 1, cond)]
+        elif name in ("or", "oc"):
+            column = _OBJECT_SLOTS + 4 * fill["object"] + (2 if name == "oc" else 0)
+            slots += [(0, column, cond), (0, column + 1, cond)]
+        elif name == "color":
+            slots.append((_ID[COLOR_NAMES[fill["object"]]], 0, cond))
         elif name == "index":
             slots += [(_ID[w], 0, cond) for w in number_words(fill["index"] + 1)]
         elif name == "value":
@@ -362,8 +419,10 @@ def _longest(templates: list[str] | tuple[str, ...]) -> int:
         if not token.startswith("{"):
             return 1
         name = token[1:-1]
-        if name in _NUMBER_SLOTS or name in ("index", "value"):
+        if name in _NUMBER_SLOTS or name in ("index", "value", "or", "oc"):
             return 2
+        if name == "color":
+            return 1
         group, form = name.split(".")
         forms = SIDES if form == "side" else (form,)
         return max(len(e[f].split()) for e in SYNONYMS[group] for f in forms)

@@ -6,6 +6,8 @@ Parameter names are fixed by the structure, so subsets can be named as plain str
     token_encoder.*         the shared set encoder when ``encoder: tokens``
     adapters.<family>.*     the family's adapter (:mod:`metaxm.nn.adapter`)
     core.*                  policy and value (:mod:`metaxm.nn.core`)
+    instruction.*           the instruction channel, on worlds that give instructions
+                            (:mod:`metaxm.nn.instruction`)
 
 :meth:`Agent.param_names` / :meth:`Agent.named_params` return the subsets ``"adapter"``,
 ``"adapter+encoder"``, ``"core"`` and ``"all"``. The forward is a pure function of (parameters,
@@ -36,10 +38,13 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from metaxm.envs.base import InstructionInfo
+from metaxm.envs.instructions import split_instruction
 from metaxm.nn.adapter import Adapter
 from metaxm.nn.core import GRUCore, MLPCore
 from metaxm.nn.distributions import ActionHead, action_head
 from metaxm.nn.encoders import make_encoder
+from metaxm.nn.instruction import InstructionConditioner, InstructionEncoderKind
 from metaxm.nn.layers import Activation, init_weights
 from metaxm.nn.tokens import SetTokenEncoder
 from metaxm.nn.variant_adapters import VariantAdapters
@@ -76,6 +81,12 @@ class AgentConfig:
         layers: hidden layers of the policy and value MLPs of the ``mlp`` core.
         activation: the activation of the MLPs.
         init_log_std: the initial log standard deviation of a Gaussian policy.
+        instruction: the instruction encoder on worlds that give instructions: ``learned``
+            word embeddings or the frozen pretrained ``minilm`` sentence encoder (the optional
+            ``text`` extra); ignored on other worlds.
+        instruction_dim: the width of the instruction embedding.
+        text_encoder: the ``text`` family's encoder: the ``learned`` token transformer, or the
+            frozen ``minilm`` sentence encoder on the decoded words (the ``text`` extra).
     """
 
     latent_dim: int = 64
@@ -94,9 +105,19 @@ class AgentConfig:
     layers: int = 2
     activation: Activation = "tanh"
     init_log_std: float = -0.5
+    instruction: InstructionEncoderKind = "learned"
+    instruction_dim: int = 32
+    text_encoder: InstructionEncoderKind = "learned"
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "encoder_width", "conv_channels", "token_dim", "hidden"):
+        for name in (
+            "latent_dim",
+            "encoder_width",
+            "conv_channels",
+            "token_dim",
+            "hidden",
+            "instruction_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.token_dim % self.token_heads:
@@ -120,6 +141,8 @@ class Agent(nn.Module):
         seed: seeds the initial weights (the global RNG is left untouched).
         variant_pool: ``{family: variant seeds}`` that get their own adapter; required with
             ``config.adapters == "variant"`` (:func:`build_agent` passes the train split).
+        instruction: the world's instruction format (``scene_info.instruction``); None for
+            worlds without instructions (no instruction channel).
     """
 
     def __init__(
@@ -129,6 +152,7 @@ class Agent(nn.Module):
         action_space: gym.Space,
         seed: int = 0,
         variant_pool: Mapping[str, Sequence[int]] | None = None,
+        instruction: InstructionInfo | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -152,6 +176,9 @@ class Agent(nn.Module):
                     config.latent_dim, config.hidden, config.layers, config.activation, self.head,
                     config.init_log_std,
                 )  # fmt: skip
+            self.instruction = (
+                None if instruction is None else InstructionConditioner(config, instruction)
+            )
         self.reset_parameters(torch.Generator().manual_seed(seed))
         self.variant_adapters: VariantAdapters | None = None
         if config.adapters == "variant":
@@ -161,12 +188,14 @@ class Agent(nn.Module):
 
     # ------------------------------------------------------------------ construction
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Re-draw every weight from ``generator`` (encoders, adapters, core, in that order)."""
+        """Re-draw every weight from ``generator`` (encoders, adapters, core, instruction)."""
         for family in self.encoders:
             self._init_family(family, generator)
         if self.token_encoder is not None:
             init_weights(self.token_encoder, generator)
         self.core.reset_parameters(generator)
+        if self.instruction is not None:
+            self.instruction.reset_parameters(generator)
 
     def _init_family(self, family: str, generator: torch.Generator) -> None:
         init_weights(self.encoders[family], generator)
@@ -224,19 +253,30 @@ class Agent(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def features(self, obs: Tensor, family: str) -> Tensor:
-        """obs (N, *obs_shape) -> the encoder's output e (N, latent_dim), before the adapter."""
+        """obs (N, *obs_shape) -> the encoder's output e (N, latent_dim), before the adapter.
+
+        An instruction world's observations also carry the instruction ids; they are split off
+        here and condition ``z`` in :meth:`encode` (:mod:`metaxm.nn.instruction`).
+        """
+        if self.instruction is not None:
+            shape = self.observation_spaces[family].shape
+            obs = split_instruction(obs, shape, self.instruction.length)[0]
         if self.token_encoder is not None:
             return self.token_encoder(*self.encoders[family](obs))
         return self.encoders[family](obs)
 
     def encode(self, obs: Tensor, family: str, variants: Tensor | None = None) -> Tensor:
         """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim); with ``variants`` (N,)
-        the rows of pooled variants go through their own adapters (see the module)."""
+        the rows of pooled variants go through their own adapters (see the module); with an
+        instruction channel, z is conditioned on the observation's instruction ids."""
         e = self.features(obs, family)
         z = self.adapters[family](e)
         va = self.variant_adapters
         if variants is not None and va is not None and family in va:
             z = va.mix(e, family, variants, z)
+        if self.instruction is not None:
+            ids = obs[:, obs.shape[1] - self.instruction.length :].long()  # (N, L)
+            z = self.instruction(z, ids)
         return z
 
     def forward(
@@ -327,4 +367,5 @@ def build_agent(spec: Spec, seed: int | None = None) -> Agent:
         world.action_space,
         spec.seed if seed is None else seed,
         pool,
+        instruction=world.scene_info.instruction,
     )

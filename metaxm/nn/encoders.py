@@ -171,6 +171,10 @@ def make_encoder(family: str, space: gym.Space, config: AgentConfig) -> nn.Modul
         from metaxm.nn.tokens import FamilyTokenizer
 
         return FamilyTokenizer(space, config)
+    if family == "text" and config.text_encoder == "minilm":  # the frozen sentence encoder
+        from metaxm.nn.instruction import SentenceTextEncoder
+
+        return SentenceTextEncoder(space, config)
     if family in ENCODERS:
         return ENCODERS[family](space, config)
     return fallback_encoder(space, config)

@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 import torch
 
-from metaxm.envs import GridNav, GridNavConfig, PointNav, PointNavConfig
+from metaxm.envs import (
+    GridNav,
+    GridNavConfig,
+    GridNavLang,
+    GridNavLangConfig,
+    PointNav,
+    PointNavConfig,
+)
 from metaxm.envs.base import Layout, Scene, SceneInfo
 
 BATCH = 6
@@ -18,6 +25,13 @@ def _gridnav(**kwargs: object) -> Callable[[], tuple[Scene, SceneInfo]]:
         return world.scene(), world.scene_info
 
     return make
+
+
+def _gridnav_lang() -> tuple[Scene, SceneInfo]:
+    """Coloured objects and an instruction (the families draw the objects; the instruction is
+    not theirs to render)."""
+    world = GridNavLang(GridNavLangConfig(size=6, objects=4), BATCH, seed=3)
+    return world.scene(), world.scene_info
 
 
 def _pointnav() -> tuple[Scene, SceneInfo]:
@@ -47,6 +61,7 @@ SCENES: dict[str, Callable[[], tuple[Scene, SceneInfo]]] = {
     "gridnav_walls": _gridnav(walls=True),
     "gridnav_walls_hidden_goal": _gridnav(walls=True, goal_visible=False),
     "gridnav_9": _gridnav(size=9, walls=True, wall_fraction=0.3),
+    "gridnav_lang": _gridnav_lang,
     "pointnav": _pointnav,
     "pointnav_hidden_goal": _pointnav_hidden,
     "features": _features,
@@ -64,5 +79,12 @@ def row(scene: Scene, i: int) -> Scene:
 
     return Scene(
         features=scene.features[i : i + 1],
-        layout=Layout(layout.size, layout.agent[i : i + 1], pick(layout.goal), pick(layout.walls)),
+        layout=Layout(
+            layout.size,
+            layout.agent[i : i + 1],
+            pick(layout.goal),
+            pick(layout.walls),
+            pick(layout.objects),
+        ),  # fmt: skip
+        instruction=pick(scene.instruction),
     )
