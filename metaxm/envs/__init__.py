@@ -1,6 +1,7 @@
 """Batched worlds and their registry.
 
-Built in: ``gridnav`` (:class:`GridNav`) and ``pointnav`` (:class:`PointNav`). A new world is a
+Built in: ``gridnav`` (:class:`GridNav`), ``pointnav`` (:class:`PointNav`) and ``minigrid``
+(:class:`MiniGrid`, MiniGrid/BabyAI levels; needs the ``minigrid`` extra). A new world is a
 :class:`World` subclass plus a frozen config dataclass whose ``name`` field is a
 ``Literal["yourworld"]``, registered with :func:`register_world`.
 """
@@ -13,6 +14,7 @@ import torch
 
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 from metaxm.envs.gridnav import GridNav, GridNavConfig
+from metaxm.envs.minigrid import MiniGrid, MiniGridConfig
 from metaxm.envs.pointnav import PointNav, PointNavConfig
 
 WORLDS: dict[str, tuple[type[World], type]] = {}
@@ -48,12 +50,15 @@ def make_world(
 
 register_world("gridnav", GridNav, GridNavConfig)
 register_world("pointnav", PointNav, PointNavConfig)
+register_world("minigrid", MiniGrid, MiniGridConfig)  # needs the minigrid extra to build
 
 __all__ = [
     "WORLDS",
     "GridNav",
     "GridNavConfig",
     "Layout",
+    "MiniGrid",
+    "MiniGridConfig",
     "PointNav",
     "PointNavConfig",
     "Scene",

@@ -44,7 +44,11 @@ if TYPE_CHECKING:
 # metaxm.modalities and metaxm.envs.task_env import metaxm.envs, which imports this module to
 # register the ids: they are imported where they are used, not here.
 
-GYM_IDS = {"gridnav": "metaxm/GridNav-v0", "pointnav": "metaxm/PointNav-v0"}
+GYM_IDS = {
+    "gridnav": "metaxm/GridNav-v0",
+    "pointnav": "metaxm/PointNav-v0",
+    "minigrid": "metaxm/MiniGrid-v0",  # building one needs the minigrid extra
+}
 """World name -> registered gymnasium id."""
 
 _SEED_HIGH = 2**62
@@ -304,7 +308,7 @@ class MetaxmVectorEnv(gym.vector.VectorEnv):
 
 
 def register_gym_envs() -> None:
-    """Register ``metaxm/GridNav-v0`` and ``metaxm/PointNav-v0`` (idempotent)."""
+    """Register the ids of :data:`GYM_IDS` (idempotent)."""
     for world, env_id in GYM_IDS.items():
         if env_id in gym.registry:
             continue
