@@ -92,6 +92,9 @@ class World(ABC):
     """
 
     name: ClassVar[str]
+    python_loop: ClassVar[bool] = False
+    """True for a world that steps its environments one by one in Python (an adapter of an
+    unbatched env, such as MiniGrid); ``metaxm bench envs`` times such worlds only when named."""
     action_space: gym.Space
     scene_info: SceneInfo
     horizon: int

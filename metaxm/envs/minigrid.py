@@ -147,6 +147,7 @@ class MiniGrid(World):
     """
 
     name = "minigrid"
+    python_loop = True
 
     def __init__(
         self,
