@@ -50,6 +50,9 @@ class Scene:
         features: (B, D) float32 in [-1, 1], the canonical state vector. Every family can render
             from it alone, which is how a modality applies to any gymnasium env.
         layout: the grid positions, when the state is a scene with an agent and a goal.
+
+    A world may subclass it to carry more (B, ...) tensors for its own families (e.g.
+    :class:`metaxm.envs.minigrid.MiniGridScene`); code that selects or stacks rows keeps them.
     """
 
     features: Tensor
