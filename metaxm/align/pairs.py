@@ -20,6 +20,7 @@ retrieval counts a retrieved duplicate as correct.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -135,32 +136,41 @@ def render_pairs(
 
 
 def select_rows(scene: Scene, index: Tensor | slice) -> Scene:
-    """The rows ``index`` of a scene (features and layout alike)."""
+    """The rows ``index`` of a scene (features, layout and a subclass's extra tensors alike)."""
     lay = scene.layout
-    instr = None if scene.instruction is None else scene.instruction[index]
-    if lay is None:
-        return Scene(scene.features[index], instruction=instr)
-    goal = None if lay.goal is None else lay.goal[index]
-    walls = None if lay.walls is None else lay.walls[index]
-    objects = None if lay.objects is None else lay.objects[index]
-    layout = Layout(lay.size, lay.agent[index], goal, walls, objects)
-    return Scene(scene.features[index], layout, instr)
+    layout = None
+    if lay is not None:
+        goal = None if lay.goal is None else lay.goal[index]
+        walls = None if lay.walls is None else lay.walls[index]
+        objects = None if lay.objects is None else lay.objects[index]
+        layout = Layout(lay.size, lay.agent[index], goal, walls, objects)
+    extra = {k: None if v is None else v[index] for k, v in _extra_fields(scene).items()}
+    return dataclasses.replace(scene, features=scene.features[index], layout=layout, **extra)
 
 
 def concat_scenes(scenes: Sequence[Scene]) -> Scene:
     """Stack the rows of several scenes (of one world) into one scene."""
     first = scenes[0]
     features = torch.cat([s.features for s in scenes])
-    instr = None if first.instruction is None else torch.cat([s.instruction for s in scenes])
+    extra = {
+        k: None if v is None else torch.cat([getattr(s, k) for s in scenes])
+        for k, v in _extra_fields(first).items()
+    }
     if first.layout is None:
-        return Scene(features, instruction=instr)
+        return dataclasses.replace(first, features=features, layout=None, **extra)
 
     def cat(name: str) -> Tensor | None:
         parts = [getattr(s.layout, name) for s in scenes]
         return None if parts[0] is None else torch.cat(parts)
 
     layout = Layout(first.layout.size, cat("agent"), cat("goal"), cat("walls"), cat("objects"))
-    return Scene(features, layout, instr)
+    return dataclasses.replace(first, features=features, layout=layout, **extra)
+
+
+def _extra_fields(scene: Scene) -> dict[str, Tensor | None]:
+    """The (B, ...) tensors a Scene subclass adds (e.g. MiniGrid's ``view``)."""
+    base = {"features", "layout"}
+    return {f.name: getattr(scene, f.name) for f in dataclasses.fields(scene) if f.name not in base}
 
 
 class PairedSampler:

@@ -111,7 +111,8 @@ def bench_envs(
     """Time every world x family x batch size; see the module docstring.
 
     Args:
-        worlds: registered world names (all by default), each with its default config.
+        worlds: registered world names (by default every world without ``python_loop``),
+            each with its default config.
         families: registered family names (all by default).
         batches: the batch sizes B.
         quick: short runs (:data:`QUICK`) instead of :data:`FULL` ones.
@@ -123,7 +124,8 @@ def bench_envs(
     Raises:
         ValueError: an unknown world or family, or a batch size below 1.
     """
-    worlds = list(WORLDS) if worlds is None else list(worlds)
+    if worlds is None:  # the batched worlds; Python-loop adapters (MiniGrid) when named
+        worlds = [name for name, (cls, _) in WORLDS.items() if not cls.python_loop]
     families = list(FAMILIES) if families is None else list(families)
     for name in worlds:
         if name not in WORLDS:

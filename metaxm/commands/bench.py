@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads for every side (default: 1)"
     )
-    parser.add_argument("--worlds", nargs="+", metavar="WORLD", help="worlds (default: all)")
+    parser.add_argument(
+        "--worlds", nargs="+", metavar="WORLD", help="worlds (default: the batched ones)"
+    )
     parser.add_argument(
         "--families", nargs="+", metavar="FAMILY", help="modality families (default: all)"
     )

@@ -1,7 +1,8 @@
 """Batched worlds and their registry.
 
-Built in: ``gridnav`` (:class:`GridNav`), ``pointnav`` (:class:`PointNav`) and ``gridnav_lang``
-(:class:`GridNavLang`, the goal given by an instruction). A new world is a
+Built in: ``gridnav`` (:class:`GridNav`), ``pointnav`` (:class:`PointNav`), ``gridnav_lang``
+(:class:`GridNavLang`, the goal given by an instruction) and ``minigrid`` (:class:`MiniGrid`,
+MiniGrid/BabyAI levels; needs the ``minigrid`` extra). A new world is a
 :class:`World` subclass plus a frozen config dataclass whose ``name`` field is a
 ``Literal["yourworld"]``, registered with :func:`register_world`.
 """
@@ -15,6 +16,7 @@ import torch
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 from metaxm.envs.gridnav import GridNav, GridNavConfig
 from metaxm.envs.gridnav_lang import GridNavLang, GridNavLangConfig
+from metaxm.envs.minigrid import MiniGrid, MiniGridConfig
 from metaxm.envs.pointnav import PointNav, PointNavConfig
 
 WORLDS: dict[str, tuple[type[World], type]] = {}
@@ -51,6 +53,7 @@ def make_world(
 register_world("gridnav", GridNav, GridNavConfig)
 register_world("pointnav", PointNav, PointNavConfig)
 register_world("gridnav_lang", GridNavLang, GridNavLangConfig)
+register_world("minigrid", MiniGrid, MiniGridConfig)  # needs the minigrid extra to build
 
 __all__ = [
     "WORLDS",
@@ -59,6 +62,8 @@ __all__ = [
     "GridNavLang",
     "GridNavLangConfig",
     "Layout",
+    "MiniGrid",
+    "MiniGridConfig",
     "PointNav",
     "PointNavConfig",
     "Scene",

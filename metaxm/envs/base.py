@@ -55,6 +55,9 @@ class Scene:
         layout: the grid positions, when the state is a scene with an agent and a goal.
         instruction: (B, L) long token ids of each environment's instruction (0 = padding) in
             the vocabulary of :attr:`SceneInfo.instruction`; None when the world gives none.
+
+    A world may subclass it to carry more (B, ...) tensors for its own families (e.g.
+    :class:`metaxm.envs.minigrid.MiniGridScene`); code that selects or stacks rows keeps them.
     """
 
     features: Tensor
@@ -125,6 +128,9 @@ class World(ABC):
     """
 
     name: ClassVar[str]
+    python_loop: ClassVar[bool] = False
+    """True for a world that steps its environments one by one in Python (an adapter of an
+    unbatched env, such as MiniGrid); ``metaxm bench envs`` times such worlds only when named."""
     action_space: gym.Space
     scene_info: SceneInfo
     horizon: int

@@ -49,6 +49,7 @@ GYM_IDS = {
     "gridnav": "metaxm/GridNav-v0",
     "pointnav": "metaxm/PointNav-v0",
     "gridnav_lang": "metaxm/GridNavLang-v0",
+    "minigrid": "metaxm/MiniGrid-v0",  # building one needs the minigrid extra
 }
 """World name -> registered gymnasium id."""
 

@@ -18,6 +18,7 @@ from metaxm.modalities.base import (
     register_family,
     stack_params,
 )
+from metaxm.modalities.minigrid import MiniGridRGBFamily, MiniGridSymbolicFamily
 from metaxm.modalities.pixels import PixelsFamily
 from metaxm.modalities.projected import ProjectedFamily
 from metaxm.modalities.text import TextFamily
@@ -25,11 +26,15 @@ from metaxm.modalities.vector import VectorFamily
 
 for _family in (VectorFamily(), ProjectedFamily(), PixelsFamily(), TextFamily(), AudioFamily()):
     register_family(_family)
+for _family in (MiniGridSymbolicFamily(), MiniGridRGBFamily()):  # MiniGrid scenes only
+    register_family(_family)
 
 __all__ = [
     "FAMILIES",
     "AudioFamily",
     "Family",
+    "MiniGridRGBFamily",
+    "MiniGridSymbolicFamily",
     "Modality",
     "PixelsFamily",
     "ProjectedFamily",
