@@ -247,14 +247,18 @@ def _aggregate_table(report: dict[str, Any]) -> str:
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:
-    """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis."""
+    """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis,
+    with the modality's threshold dashed."""
     mods = list(report["modalities"].items())
     cols = min(4, len(mods))
     rows = math.ceil(len(mods) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     metric = report["metric"]
-    level = report.get("headline", {}).get("level")
+    overall = report.get("headline", {}).get("level")
     for ax, (mid, entry) in zip(axes.flat, mods):
+        # this modality's threshold: a fraction of its own source level (see report.json)
+        own = entry.get("source")
+        level = overall if own is None else report["threshold"] * own
         for name, rec in entry["strategies"].items():
             x = [math.log2(1 + k) for k in rec["budgets"]]
             band = rec["iqm"][metric]
@@ -264,7 +268,10 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
             ax.axhline(level, color="k", ls="--", lw=0.8)
         ticks = report["scratch_budgets"]
         ax.set_xticks([math.log2(1 + k) for k in ticks], [str(k) for k in ticks], fontsize=7)
-        ax.set_title(f"{mid} ({entry['split'].replace('heldout_', 'held-out ')})", fontsize=9)
+        title = f"{mid} ({entry['split'].replace('heldout_', 'held-out ')})"
+        if not entry.get("measurable", True):
+            title += "\nnot measurable: source at chance"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("episodes of target experience")
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(mods) :]:
