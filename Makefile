@@ -1,6 +1,7 @@
 # `make run`: set up .venv if needed and run the main job on the default task spec.
 # `make test`: set up .venv if needed and run the fast test tier.
-# The install is skipped when setup.cfg and pyproject.toml have not changed since the last one.
+# The install (torch, then the package with the dev, text and minigrid extras, so every test
+# runs) is skipped when setup.cfg, pyproject.toml and this file have not changed since the last.
 
 PYTHON ?= python3
 VENV := .venv
@@ -15,11 +16,11 @@ export WANDB_SILENT ?= true
 
 .PHONY: run test test-slow lint format bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,text,minigrid]"
 	touch $(STAMP)
 
 run: $(STAMP)
