@@ -76,7 +76,7 @@ def test_fit_prior_holds_a_fit_on_few_pairs_near_its_start(make_spec) -> None:
         paired = collect_paired_steps(agent, spec, ("vector", 5), steps=8, source=("vector", 6))
         fit = fit_adapter(agent, paired.batch, spec.align, subset="adapter")
         own = dict(agent.named_parameters())
-        drift[prior] = sum(float((v - own[k]).pow(2).sum()) for k, v in fit.params.items())
+        drift[prior] = sum(float((v - own[k].detach()).pow(2).sum()) for k, v in fit.params.items())
     assert drift[0.0] > 0 and drift[1e4] < 0.01 * drift[0.0], drift
 
 
