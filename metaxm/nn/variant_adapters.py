@@ -39,6 +39,7 @@ class VariantAdapters(nn.Module):
         super().__init__()
         self.stacks = nn.ModuleDict()
         self._seeds: dict[str, list[int]] = {}
+        self.rank = 0  # every family's adapter has the agent's one rank
         for family, seeds in pool.items():
             source = adapters[family]
             self.rank = source.rank
