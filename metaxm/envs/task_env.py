@@ -74,6 +74,7 @@ class TaskEnv:
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} variants for {self.num_envs} environments")
             self.variants = seeds
+            self._variant_ids = self._ids_tensor()
             if len(set(seeds)) == 1:
                 one = self._params(seeds[0])
                 self.params = {
@@ -107,6 +108,7 @@ class TaskEnv:
                 raise ValueError(f"got {len(variants)} variants for {len(ids)} environments")
             for i, s in zip(ids, variants):
                 self.variants[i] = int(s)
+            self._variant_ids = self._ids_tensor()  # a new tensor: rollouts keep the old one
             rows = stack_params([self._params(int(s)) for s in variants], self.device)
             for k, v in rows.items():
                 if self.params[k].stride(0) == 0:  # an expanded view of one variant: own it
@@ -117,7 +119,11 @@ class TaskEnv:
         self.episode_length[env_ids] = 0
 
     def variant_ids(self) -> Tensor:
-        """The variant seed of each environment now, (B,) long on the env's device."""
+        """The variant seed of each environment now, (B,) long on the env's device (built
+        when the variants change, not on every call; never modified in place)."""
+        return self._variant_ids
+
+    def _ids_tensor(self) -> Tensor:
         return torch.tensor(self.variants, dtype=torch.long, device=self.device)
 
     def _params(self, seed: int) -> VariantParams:

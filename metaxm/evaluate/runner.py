@@ -127,8 +127,7 @@ def run_evaluation(
     curves: dict[str, dict[str, dict[int, Curve]]] = {}
     times: dict[str, dict[str, dict[int, float]]] = {}
     bar = tqdm(total=len(jobs), desc="evaluate", disable=not progress, dynamic_ncols=True)
-    for (mid, name, k, _), curve in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
-        seconds = curve.pop("seconds")[0]  # kept apart: the curves themselves are reproducible
+    for (mid, name, k, _), curve, seconds in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
         curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
         times.setdefault(mid, {}).setdefault(name, {})[k] = seconds
         bar.set_postfix_str(f"{mid} {name} seed {k}")
@@ -168,31 +167,34 @@ def _init_worker(agents: Agents) -> None:
     _WORKER_AGENTS = agents
 
 
-def _one(job: Job, budgets: list[int], sbudgets: list[int], agents: Agents | None = None) -> Curve:
+def _one(
+    job: Job, budgets: list[int], sbudgets: list[int], agents: Agents | None = None
+) -> tuple[Curve, float]:
+    """The job's curve and the wall-clock seconds it took (kept apart from the curve, which is
+    reproducible)."""
     mid, name, _, seed = job
     family, variant = parse_modality_id(mid)
     agents = agents if agents is not None else _WORKER_AGENTS
     b = sbudgets if name == "scratch" else budgets
     started = time.perf_counter()
     curve = STRATEGIES[name].curve(agents, family, variant, b, seed)
-    curve["seconds"] = [time.perf_counter() - started]  # one entry: the whole curve's time
-    return curve
+    return curve, time.perf_counter() - started
 
 
 def _run_jobs(
     agents: Agents, jobs: list[Job], budgets: list[int], sbudgets: list[int], workers: int
-) -> Iterator[tuple[Job, Curve]]:
-    """Each job's curve, in completion order. Every job is seeded on its own, so the curves
-    do not depend on the number of workers or the order they finish in."""
+) -> Iterator[tuple[Job, Curve, float]]:
+    """Each job's curve and seconds, in completion order. Every job is seeded on its own, so
+    the curves do not depend on the number of workers or the order they finish in."""
     if workers <= 1:
         for job in jobs:
-            yield job, _one(job, budgets, sbudgets, agents)
+            yield job, *_one(job, budgets, sbudgets, agents)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
     with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(agents,)) as ex:
         futures = {ex.submit(_one, job, budgets, sbudgets): job for job in jobs}
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield futures[future], *future.result()
 
 
 def _derive(

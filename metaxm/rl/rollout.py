@@ -66,6 +66,11 @@ class EpisodeStats:
         self.success_sum += (info["success"].double() * d).sum()
         self.length_sum += (info["episode_length"].double() * d).sum()
 
+    def merge(self, other: EpisodeStats) -> None:
+        """Add another family's sums to these."""
+        for k in ("count", "return_sum", "success_sum", "length_sum"):
+            getattr(self, k).add_(getattr(other, k))
+
     def summary(self) -> dict[str, float]:
         """``episodes`` and, when any ended, mean ``return``, ``success`` and ``length``."""
         n = float(self.count)

@@ -147,8 +147,7 @@ class PPOTrainer:
         metrics["explained_variance"] = sum(explained.values()) / len(explained)
         total = EpisodeStats.zeros(self.device)
         for family, s in stats.items():
-            for k in ("count", "return_sum", "success_sum", "length_sum"):
-                setattr(total, k, getattr(total, k) + getattr(s, k))
+            total.merge(s)
             if len(self.families) > 1:
                 metrics.update({f"{k}/{family}": v for k, v in s.summary().items()})
         metrics.update(total.summary())

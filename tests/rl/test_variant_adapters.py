@@ -69,3 +69,15 @@ def test_ppo_trains_each_variant_adapter_and_keeps_the_family_adapter_at_their_m
         assert bool((moved > 0).all()), f"{name}: some variant's adapter did not train"
         family = getattr(trainer.agent.adapters["vector"], name)
         assert torch.allclose(family, value.mean(0), atol=1e-7)
+
+
+def test_variant_ids_follow_new_variants_and_never_change_a_returned_tensor(make_spec) -> None:
+    env = PPOTrainer(make_spec(**VARIANT)).envs["vector"]
+    before = env.variant_ids()
+    kept = before.clone()
+    env.set_env_tasks(torch.tensor([0, 2]), variants=[7, 9])
+    after = env.variant_ids()
+    assert after.tolist() == env.variants and after[[0, 2]].tolist() == [7, 9]
+    assert torch.equal(before, kept)  # a rollout's recorded variants stay as they were
+    env.set_tasks(variants=5)
+    assert env.variant_ids().tolist() == [5] * env.num_envs
