@@ -321,7 +321,7 @@ class RL2Trainer:
             for policy, by_family in results.items():
                 if not by_family:
                     continue
-                merged = _concat(list(by_family.values()))
+                merged = TrialResult.concat(list(by_family.values()))
                 out.update(merged.summary(f"{split}/{policy}/"))
                 if len(by_family) > 1:
                     for family, r in by_family.items():
@@ -383,9 +383,3 @@ class RL2Trainer:
             self.states[family] = TrialState.from_state_dict(state["trials"][family], self.device)
         if self.aux is not None:
             self.aux.load_state_dict(state["align"])
-
-
-def _concat(results: list[TrialResult]) -> TrialResult:
-    return TrialResult(
-        *(torch.cat([getattr(r, k) for r in results]) for k in TrialResult.__dataclass_fields__)
-    )

@@ -34,7 +34,7 @@ trial length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -366,6 +366,11 @@ class TrialResult:
         if bool((self.optimal >= 0).all()):
             out["optimal"] = self.optimal.double().mean(0).tolist()
         return out
+
+    @classmethod
+    def concat(cls, results: Sequence[TrialResult]) -> TrialResult:
+        """The trials of several results, one after the other."""
+        return cls(*(torch.cat([getattr(r, f.name) for r in results]) for f in fields(cls)))
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         """The curve flattened to ``{prefix + "<key>/ep<k>": mean}`` (k 1-based)."""

@@ -90,7 +90,9 @@ class ConvEncoder(nn.Module):
     latents that hardly vary between states, which PPO cannot get started from.
     """
 
-    def __init__(self, space: gym.Space, config: AgentConfig, patch: int = 4) -> None:
+    def __init__(
+        self, space: gym.Space, config: AgentConfig, patch: int | tuple[int, int] = 4
+    ) -> None:
         super().__init__()
         c, h, w = space.shape
         ch = config.conv_channels
@@ -142,7 +144,8 @@ class TokenTransformerEncoder(nn.Module):
 
 
 def _audio(space: gym.Space, config: AgentConfig) -> nn.Module:
-    return ConvEncoder(space, config, patch=4)
+    # (bins, frames) patches; a scene of fewer than 4 features has fewer than 4 frames
+    return ConvEncoder(space, config, patch=(4, min(4, space.shape[2])))
 
 
 def _pixels(space: gym.Space, config: AgentConfig) -> nn.Module:

@@ -63,6 +63,14 @@ def test_encoders_chosen_by_family_and_by_space() -> None:
     assert all(isinstance(e, FamilyTokenizer) for e in tokens.encoders.values())
 
 
+def test_audio_of_a_scene_with_fewer_than_four_features_is_encoded() -> None:
+    # GridNav with the goal hidden has 2 features: 2 time frames, narrower than a 4 x 4 patch
+    space = gym.spaces.Box(0, 1, (1, 32, 2), np.float32)
+    agent = Agent(SMALL, {"audio": space}, gym.spaces.Discrete(4), seed=0)
+    pd, _ = agent(torch.rand(3, 1, 32, 2), "audio")
+    assert pd.shape == (3, 4) and torch.isfinite(pd).all()
+
+
 def test_adapter_is_the_identity_at_initialisation() -> None:
     agent = _agent()
     obs = _obs("vector", 4)
