@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from metaxm.config import ConfigError
 from metaxm.sampler import TaskSampler, batch_params
-from metaxm.spec import spec_from_dict
+from metaxm.spec import load_spec, spec_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = {
     "seed": 3,
@@ -76,3 +80,12 @@ def test_spec_errors_are_one_line_and_name_the_key(data: dict, message: str) -> 
         spec_from_dict(data)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tasks").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_task_spec_loads_and_splits(path: Path) -> None:
+    spec = load_spec(path)
+    sampler = TaskSampler(spec)
+    assert sampler.splits["train"], "no training modalities"
+    for family, seeds in sampler.splits["heldout_variants"].items():
+        assert not set(seeds) & set(sampler.splits["train"].get(family, []))

@@ -139,14 +139,15 @@ def summarize_study(results: dict[str, dict[str, TrialResult]]) -> dict[str, dic
 
 
 def in_context_table(summary: dict[str, dict[str, Any]]) -> str:
-    """Markdown: one row per split and family; steps, success and return by episode, and the
-    later episodes' return minus the first's (± s.e., p)."""
+    """Markdown: one row per split and family; steps, success and return by episode, the later
+    episodes' return minus the first's (± s.e., p), and the return trip (steps of episodes 1
+    and 2 where both reached the goal; empty on worlds without a shortest path)."""
     k = len(next(iter(next(iter(summary.values())).values()))["episodes"])
     eps = " | ".join(f"ep {j + 1}" for j in range(k))
     lines = [
         f"| split | family | trials | steps: {eps} | success: {eps} | return: {eps} "
-        "| return - ep 1 (± s.e., p) |",
-        "|---|---|---|" + "---|" * (3 * k + 1),
+        "| return - ep 1 (± s.e., p) | goal found in ep 1 and 2: steps (trials) |",
+        "|---|---|---|" + "---|" * (3 * k + 2),
     ]
     for split, by_family in summary.items():
         for family, s in by_family.items():
@@ -160,8 +161,13 @@ def in_context_table(summary: dict[str, dict[str, Any]]) -> str:
                 f"(p {d['p_value']:.1g})"
                 for d in s["vs_first"]
             )
+            trip = s.get("return_trip")
+            both = "" if trip is None else (
+                f"{trip['length'][0]:.2f} -> {trip['length'][1]:.2f} ({trip['trials']})"
+            )  # fmt: skip
             lines.append(
-                f"| {split} | {family} | {s['trials']} | {steps} | {succ} | {rets} | {diffs} |"
+                f"| {split} | {family} | {s['trials']} | {steps} | {succ} | {rets} | {diffs} "
+                f"| {both} |"
             )
     return "\n".join(lines)
 

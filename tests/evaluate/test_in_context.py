@@ -85,6 +85,8 @@ def test_study_covers_the_splits_the_agent_reads_and_repeats_with_its_seed() -> 
     table = in_context_table(summary)
     assert table.count("\n| train | vector | 6 |") == 1
     assert "| heldout_variants | vector | 6 |" in table
+    # GridNav has a shortest path: every row ends with the return trip, "a -> b (n)"
+    assert all(" -> " in row for row in table.splitlines()[2:])
 
 
 def test_summary_pools_the_families_of_a_split() -> None:
