@@ -55,6 +55,9 @@ class AlignConfig:
             started (the agent's), divided by the number of paired states: a prior that holds
             a fit on one short episode near the starting adapter and fades as pairs accumulate.
         fit_envs: parallel environments the paired steps of a few-shot fit are collected in.
+        fit_subset: what a few-shot fit changes: ``adapter``, ``adapter+encoder``, or ``auto``
+            (the adapter for a variant of a training family, whose encoder already reads the
+            family; adapter and encoder for a family never trained on).
         init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
             adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
     """
@@ -79,6 +82,7 @@ class AlignConfig:
     fit_mse: float = 1.0
     fit_prior: float = 0.0
     fit_envs: int = 8
+    fit_subset: Literal["auto", "adapter", "adapter+encoder"] = "auto"
     init_from: str | None = None
 
     def __post_init__(self) -> None:

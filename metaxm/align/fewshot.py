@@ -17,10 +17,10 @@ InfoNCE (:func:`~metaxm.align.losses.info_nce`) makes each target latent pick ou
 state; the squared distance puts it on the *same point* as the source latent, because the
 policy above reads the latent itself, not only its direction; the last term (off by default)
 keeps a fit on a handful of pairs ``n`` near the starting parameters ``theta_0``. The
-parameters fitted are the adapter (``subset="adapter"``) for a training family, whose encoder
-already reads the family, and the adapter and encoder (``"adapter+encoder"``) for a family
-never trained on; a family the agent has no encoder for at all is added with
-:meth:`~metaxm.nn.agent.Agent.add_family`.
+parameters fitted (:func:`fit_subset`, ``align.fit_subset``) are by default the adapter
+(``subset="adapter"``) for a training family, whose encoder already reads the family, and the
+adapter and encoder (``"adapter+encoder"``) for a family never trained on; a family the agent
+has no encoder for at all is added with :meth:`~metaxm.nn.agent.Agent.add_family`.
 
 The agent's own parameters are never changed (except by ``add_family``): the result is a dict
 of parameters to run the agent with, ``torch.func.functional_call(agent, params, (obs,
@@ -233,6 +233,14 @@ def _target_latent(agent: Agent, obs: Tensor, family: str, subset: ParamSubset):
     return z
 
 
+def fit_subset(spec: Spec, family: str) -> ParamSubset:
+    """What a few-shot fit of ``family`` changes: ``align.fit_subset``, where ``auto`` is the
+    adapter for a training family and the adapter and encoder for any other."""
+    if spec.align.fit_subset != "auto":
+        return spec.align.fit_subset
+    return "adapter" if family in spec.modalities.train else "adapter+encoder"
+
+
 def few_shot_align(
     agent: Agent,
     spec: Spec,
@@ -253,8 +261,7 @@ def few_shot_align(
         steps: k paired steps; 0 returns the agent's own parameters unfitted.
         episodes: instead of ``steps``, the paired steps of k whole episodes (0: unfitted).
         source: the known modality (:func:`default_source`).
-        subset: what to fit; by default ``adapter`` for a training family, ``adapter+encoder``
-            for any other.
+        subset: what to fit; by default :func:`fit_subset`.
         seed: seeds collection and fit.
         source_params: parameters to encode the source modality with (see :func:`fit_adapter`).
     """
@@ -263,7 +270,7 @@ def few_shot_align(
         info = make_world(spec.world, 1).scene_info
         agent.add_family(family, get_family(family).observation_space(info), seed=seed)
     if subset is None:
-        subset = "adapter" if family in spec.modalities.train else "adapter+encoder"
+        subset = fit_subset(spec, family)
     if (steps is None) == (episodes is None):
         raise ValueError("give exactly one of steps and episodes")
     if (steps if steps is not None else episodes) == 0:

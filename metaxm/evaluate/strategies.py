@@ -181,9 +181,10 @@ class RL2(Strategy):
 
 
 class Align(Strategy):
-    """The adapter (and, for a new family, the encoder) fitted so target latents meet a known
-    modality's latents on the states of k whole episodes the agent played in the target
-    modality (every step a paired step), then the frozen policy."""
+    """The adapter (and, for a new family or with ``align.fit_subset: adapter+encoder``, the
+    encoder) fitted so target latents meet a known modality's latents on the states of k whole
+    episodes the agent played in the target modality (every step a paired step), then the
+    frozen policy."""
 
     name = "align"
     needs = "ppo"
@@ -191,13 +192,13 @@ class Align(Strategy):
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         import torch
 
-        from metaxm.align.fewshot import default_source, fit_adapter
+        from metaxm.align.fewshot import default_source, fit_adapter, fit_subset
         from metaxm.align.pairs import render_pairs
         from metaxm.evaluate.episodes import visited_scenes
 
         agent = agents.by_kind["ppo"]
         spec = agents.spec
-        subset = "adapter+encoder" if _new_family(agents, family) else "adapter"
+        subset = fit_subset(spec, family)
         source = default_source(spec)
         va = agent.variant_adapters  # the source variant's own adapter, when it has one
         known = va is not None and source[0] in va and source[1] in va.seeds(source[0])

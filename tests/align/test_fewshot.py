@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metaxm.align.fewshot import collect_paired_steps, few_shot_align, fit_adapter
+from metaxm.align.fewshot import collect_paired_steps, few_shot_align, fit_adapter, fit_subset
 from metaxm.align.losses import encode
 from metaxm.align.metrics import retrieval_accuracy
 from metaxm.align.pairs import PairedSampler, render_pairs
+from metaxm.config import ConfigError
 from metaxm.nn.agent import build_agent
 
 
@@ -66,6 +67,20 @@ def test_fit_adapter_only_touches_the_subset(make_spec) -> None:
     assert set(fit.params) == set(agent.param_names("adapter", "vector"))
     own = dict(agent.named_parameters())
     assert any(not torch.equal(v, own[k]) for k, v in fit.params.items())
+
+
+def test_fit_subset_auto_fits_the_encoder_only_for_a_new_family(make_spec) -> None:
+    auto = make_spec()
+    assert fit_subset(auto, "vector") == "adapter"
+    assert fit_subset(auto, "audio") == "adapter+encoder"
+    chosen = make_spec(align={"fit_subset": "adapter+encoder", "fit_iters": 2})
+    assert fit_subset(chosen, "vector") == "adapter+encoder"
+    agent = build_agent(chosen)
+    fit = few_shot_align(agent, chosen, ("vector", 5), steps=8, source=("vector", 6))
+    assert fit.subset == "adapter+encoder"
+    assert set(fit.params) == set(agent.param_names("adapter+encoder", "vector"))
+    with pytest.raises(ConfigError, match="fit_subset"):
+        make_spec(align={"fit_subset": "encoder"})
 
 
 def test_fit_prior_holds_a_fit_on_few_pairs_near_its_start(make_spec) -> None:
