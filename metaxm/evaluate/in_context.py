@@ -158,7 +158,7 @@ def in_context_table(summary: dict[str, dict[str, Any]]) -> str:
             rets = " | ".join(f"{e['return'][0]:+.3f}" for e in s["episodes"])
             diffs = "; ".join(
                 f"ep {d['episode']}: {d['return_diff'][0]:+.3f} ± {d['return_diff'][1]:.3f} "
-                f"(p {d['p_value']:.1g})"
+                f"(p {d['p_value']:.2g})"
                 for d in s["vs_first"]
             )
             trip = s.get("return_trip")
