@@ -38,6 +38,8 @@ def main() -> int:
     try:
         if args.trials < 2:
             raise ConfigError(f"--trials must be >= 2, got {args.trials}")
+        if args.episodes is not None and args.episodes < 1:
+            raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
         agent, spec, algo, _ = load_agent(args.run)
         if algo != "rl2":
             raise ConfigError(f"{args.run}: an {algo} run; in-context trials need an rl2 run")

@@ -57,7 +57,9 @@ def in_context_study(
     """
     from metaxm.sampler import TaskSampler
 
-    k = episodes or spec.rl2.eval_episodes
+    k = spec.rl2.eval_episodes if episodes is None else episodes
+    if k < 1 or trials < 1:
+        raise ValueError(f"need at least one trial and one episode, got {trials} and {k}")
     out: dict[str, dict[str, TrialResult]] = {}
     for split, pool in TaskSampler(spec).splits.items():
         for family, seeds in pool.items():

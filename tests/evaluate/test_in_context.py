@@ -79,6 +79,8 @@ def test_study_covers_the_splits_the_agent_reads_and_repeats_with_its_seed() -> 
         (r,) = by_family.values()
         assert r.returns.shape == r.length.shape == (6, 3)
         assert bool((r.length >= 1).all() and (r.length <= 6).all())
+    with pytest.raises(ValueError, match="one episode"):
+        in_context_study(agent, spec, trials=6, episodes=0)
     again = in_context_study(agent, spec, trials=6, episodes=3, seed=7)
     assert torch.equal(again["train"]["vector"].returns, results["train"]["vector"].returns)
     summary = summarize_study(results)
