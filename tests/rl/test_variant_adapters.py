@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.func import functional_call
 
@@ -56,10 +57,19 @@ def test_rollout_records_the_variant_of_every_step(make_spec) -> None:
     assert torch.equal(rollout.variants, expected.expand(8, -1))
 
 
+# an instruction world (the goal named in a sentence, FiLM-conditioned agent) goes through the
+# same per-variant routing
+INSTRUCTED = {
+    "world": {"name": "gridnav_lang", "size": 4, "objects": 2, "horizon": 8},
+    "agent": {"adapters": "variant", "instruction": "learned", "instruction_dim": 8},
+}
+
+
+@pytest.mark.parametrize("extra", [{}, INSTRUCTED], ids=["gridnav", "gridnav_lang"])
 def test_ppo_trains_each_variant_adapter_and_keeps_the_family_adapter_at_their_mean(
-    make_spec,
+    make_spec, extra: dict
 ) -> None:
-    trainer = PPOTrainer(make_spec(**VARIANT))
+    trainer = PPOTrainer(make_spec(**{**VARIANT, **extra}))
     va = trainer.agent.variant_adapters
     before = {k: v.detach().clone() for k, v in va.named_parameters()}
     trainer.update()
