@@ -60,6 +60,9 @@ class TaskEnv:
         self.action_space = world.action_space
         self.render_generator = torch.Generator(self.device).manual_seed(seed + 7919)
         self._variant_cache: dict[int, VariantParams] = {}
+        # defined before the first reset, so that a TaskEnv's state can be saved at any time
+        self.episode_return = torch.zeros(self.num_envs, device=self.device)
+        self.episode_length = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.set_tasks(tasks, variants)
 
     # ------------------------------------------------------------------ tasks and variants

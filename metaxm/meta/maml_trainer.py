@@ -45,7 +45,15 @@ from metaxm.meta.maml import (
 from metaxm.meta.policy_gradient import Episodes, collect_episodes
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.evaluate import oracle_act, run_episodes
-from metaxm.rl.trainer import derive_seed, env_state, load_env_state
+from metaxm.rl.trainer import (
+    action_states,
+    check_families,
+    counters,
+    derive_seed,
+    env_state,
+    load_counters,
+    load_env_state,
+)
 from metaxm.run import distributed
 from metaxm.sampler import Task, TaskSampler, batch_params
 
@@ -258,11 +266,7 @@ class MAMLTrainer:
             "agent": self.agent.state_dict(),
             "inner_lrs": {n: lr.detach().clone() for n, lr in self.inner_lrs.items()},
             "optimizer": self.optimizer.state_dict(),
-            "counters": {
-                "env_steps": self.env_steps,
-                "episodes": self.episodes,
-                "updates": self.updates,
-            },
+            "counters": counters(self),
             "generators": {
                 "tasks": self.task_generator.get_state(),
                 "actions": distributed.gather_dict(actions),
@@ -272,6 +276,8 @@ class MAMLTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_families({key.partition("/")[2] for key in state["envs"]}, self.families)
+        actions = action_states(state)
         self.agent.load_state_dict(state["agent"])
         if set(state["inner_lrs"]) != set(self.inner_lrs):
             raise ConfigError("the checkpoint's Meta-SGD learning rates do not match maml.*")
@@ -279,12 +285,8 @@ class MAMLTrainer:
             for n, lr in self.inner_lrs.items():
                 lr.copy_(state["inner_lrs"][n])
         self.optimizer.load_state_dict(state["optimizer"])
-        c = state["counters"]
-        self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
+        load_counters(self, state)
         self.task_generator.set_state(state["generators"]["tasks"])
-        actions = state["generators"]["actions"]
-        if not isinstance(actions, dict):
-            raise ConfigError("the checkpoint predates per-family action generators; start anew")
         for f, gen in self.action_generators.items():
             gen.set_state(actions[f])
         for key, env in [

@@ -54,7 +54,6 @@ from torch import Tensor
 
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
-from metaxm.errors import ConfigError
 from metaxm.meta.trials import (
     TrialResult,
     TrialRollout,
@@ -337,17 +336,13 @@ class RL2Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        from metaxm.rl.trainer import env_state
+        from metaxm.rl.trainer import counters, env_state
 
         gather = distributed.gather_dict  # per-family state lives on the rank that steps it
         return {
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "counters": {
-                "env_steps": self.env_steps,
-                "episodes": self.episodes,
-                "updates": self.updates,
-            },
+            "counters": counters(self),
             "generators": {
                 "actions": gather({f: g.get_state() for f, g in self.action_generators.items()}),
                 "minibatch": self.minibatch_generator.get_state(),
@@ -360,23 +355,17 @@ class RL2Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from metaxm.rl.trainer import load_env_state
+        from metaxm.rl.trainer import action_states, check_families, load_counters, load_env_state
 
-        if set(state["envs"]) != set(self.families):
-            raise ConfigError(
-                f"checkpoint trains families {sorted(state['envs'])}, "
-                f"the spec {sorted(self.families)}"
-            )
-        if not isinstance(state["generators"]["actions"], dict):
-            raise ConfigError("the checkpoint predates per-family action generators; start anew")
+        check_families(state["envs"], self.families)
+        actions = action_states(state)
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
-        c = state["counters"]
-        self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
+        load_counters(self, state)
         gens = state["generators"]
         self.minibatch_generator.set_state(gens["minibatch"])
         for family, env in self.envs.items():
-            self.action_generators[family].set_state(gens["actions"][family])
+            self.action_generators[family].set_state(actions[family])
             self.tasks[family].generator.set_state(gens["trials"][family])
             load_env_state(env, state["envs"][family])
             env.set_tasks(variants=state["variants"][family])

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -174,11 +174,7 @@ class PPOTrainer:
         return {
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "counters": {
-                "env_steps": self.env_steps,
-                "episodes": self.episodes,
-                "updates": self.updates,
-            },
+            "counters": counters(self),
             "generators": {
                 "actions": distributed.gather_dict(
                     {f: g.get_state() for f, g in self.action_generators.items()}
@@ -191,25 +187,58 @@ class PPOTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_families(state["envs"], self.families)
+        actions = action_states(state)
         self.agent.load_state_dict(state["agent"])
         self.optimizer.load_state_dict(state["optimizer"])
-        c = state["counters"]
-        self.env_steps, self.episodes, self.updates = c["env_steps"], c["episodes"], c["updates"]
-        actions = state["generators"]["actions"]
-        if not isinstance(actions, dict):
-            raise ConfigError("the checkpoint predates per-family action generators; start anew")
+        load_counters(self, state)
         self.minibatch_generator.set_state(state["generators"]["minibatch"])
-        if set(state["envs"]) != set(self.families):
-            raise ConfigError(
-                f"checkpoint trains families {sorted(state['envs'])}, "
-                f"the spec {sorted(self.families)}"
-            )
         for family, env in self.envs.items():
             load_env_state(env, state["envs"][family])
             self.obs[family] = state["obs"][family].to(self.device)
             self.action_generators[family].set_state(actions[family])
         if self.aligner is not None:
             self.aligner.load_state_dict(state["align"])
+
+
+# ---------------------------------------------------------------------- checkpoint helpers
+# what the PPO, MAML and RL^2 trainers' state_dict / load_state_dict share
+
+
+COUNTERS = ("env_steps", "episodes", "updates")
+
+
+class _Counted(Protocol):
+    env_steps: int
+    episodes: int
+    updates: int
+
+
+def counters(trainer: _Counted) -> dict[str, int]:
+    """A trainer's progress counters, as its checkpoint's ``counters``."""
+    return {k: getattr(trainer, k) for k in COUNTERS}
+
+
+def load_counters(trainer: _Counted, state: dict[str, Any]) -> None:
+    """Restore what :func:`counters` saved under ``state["counters"]``."""
+    for k in COUNTERS:
+        setattr(trainer, k, state["counters"][k])
+
+
+def action_states(state: dict[str, Any]) -> dict[str, Tensor]:
+    """A checkpoint's per-family action-generator states (refused from older checkpoints)."""
+    actions = state["generators"]["actions"]
+    if not isinstance(actions, dict):
+        raise ConfigError("the checkpoint predates per-family action generators; start anew")
+    return actions
+
+
+def check_families(saved: Iterable[str], families: Iterable[str]) -> None:
+    """A checkpoint's training families must be the spec's."""
+    if set(saved) != set(families):
+        raise ConfigError(
+            f"checkpoint trains families {sorted(saved)}, the spec {sorted(families)}"
+        )
 
 
 def env_state(env: TaskEnv) -> dict[str, Any]:
