@@ -52,8 +52,10 @@ def in_context_study(
         deterministic: act with the policy's mode instead of sampling it.
 
     Returns:
-        ``{split: {family: TrialResult}}``; a split none of whose families the agent reads is
-        left out (an RL^2 agent has no encoder for a held-out family).
+        ``{split: {family: TrialResult}}``; families the agent has no encoder for are left
+        out, and a split without any. (An RL^2 agent built from its spec has an encoder for
+        every family of it, a held-out family's never trained: its trials show in-context
+        adaptation through a random encoder.)
     """
     from metaxm.sampler import TaskSampler
 
