@@ -90,24 +90,28 @@ class ConvEncoder(nn.Module):
     latents that hardly vary between states, which PPO cannot get started from.
     """
 
-    def __init__(
-        self, space: gym.Space, config: AgentConfig, patch: int | tuple[int, int] = 4
-    ) -> None:
+    def __init__(self, space: gym.Space, config: AgentConfig, patch: int = 4) -> None:
         super().__init__()
         c, h, w = space.shape
+        # zeros (the mean, after standardisation) pad H and W up to whole patches, so that no
+        # row or column is cut off (a spectrogram of 6 features has 6 time frames)
+        self.pad = (0, -w % patch, 0, -h % patch)
         ch = config.conv_channels
         layers: list[nn.Module] = [nn.Conv2d(c, ch, patch, stride=patch), nn.ReLU()]
         for _ in range(config.conv_layers):
             layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU()]
         self.body = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            flat = self.body(torch.zeros(1, c, h, w)).shape[1]
+            flat = self.body(torch.zeros(1, c, h + self.pad[3], w + self.pad[1])).shape[1]
         self.fc = mlp([flat, config.encoder_width], "relu", out_act=True)
         self.out = _out(config.encoder_width, config.latent_dim)
 
     def forward(self, obs: Tensor) -> Tensor:
         """obs: (N, C, H, W) -> (N, latent_dim)."""
-        return self.out(self.fc(self.body(standardize_image(obs))))
+        x = standardize_image(obs)
+        if any(self.pad):
+            x = nn.functional.pad(x, self.pad)
+        return self.out(self.fc(self.body(x)))
 
 
 class TokenTransformerEncoder(nn.Module):
@@ -144,8 +148,7 @@ class TokenTransformerEncoder(nn.Module):
 
 
 def _audio(space: gym.Space, config: AgentConfig) -> nn.Module:
-    # (bins, frames) patches; a scene of fewer than 4 features has fewer than 4 frames
-    return ConvEncoder(space, config, patch=(4, min(4, space.shape[2])))
+    return ConvEncoder(space, config, patch=4)
 
 
 def _pixels(space: gym.Space, config: AgentConfig) -> nn.Module:

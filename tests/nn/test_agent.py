@@ -63,12 +63,20 @@ def test_encoders_chosen_by_family_and_by_space() -> None:
     assert all(isinstance(e, FamilyTokenizer) for e in tokens.encoders.values())
 
 
-def test_audio_of_a_scene_with_fewer_than_four_features_is_encoded() -> None:
-    # GridNav with the goal hidden has 2 features: 2 time frames, narrower than a 4 x 4 patch
-    space = gym.spaces.Box(0, 1, (1, 32, 2), np.float32)
-    agent = Agent(SMALL, {"audio": space}, gym.spaces.Discrete(4), seed=0)
-    pd, _ = agent(torch.rand(3, 1, 32, 2), "audio")
-    assert pd.shape == (3, 4) and torch.isfinite(pd).all()
+@pytest.mark.parametrize("frames", [2, 6])
+def test_audio_encoder_reads_every_frame_of_any_scene_width(frames: int) -> None:
+    # GridNav with the goal hidden has 2 features (2 time frames, narrower than a 4 x 4 patch),
+    # GridNavLang 6 (frames 5 and 6 beyond the last whole patch)
+    encoder = ConvEncoder(gym.spaces.Box(0, 1, (1, 32, frames), np.float32), SMALL)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.rand(3, 1, 32, frames, generator=g)
+    z = encoder(obs)
+    assert z.shape == (3, SMALL.latent_dim) and torch.isfinite(z).all()
+    # swap two bins of the last frame: the image's mean and spread stay the same, so the
+    # output moves only if the convolution sees that frame
+    swapped = obs.clone()
+    swapped[:, 0, [0, 1], -1] = obs[:, 0, [1, 0], -1]
+    assert not torch.allclose(encoder(swapped), z)
 
 
 def test_adapter_is_the_identity_at_initialisation() -> None:
