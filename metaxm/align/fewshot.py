@@ -42,6 +42,7 @@ from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch, concat_scenes, render_pairs, select_rows
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
+from metaxm.errors import ConfigError
 from metaxm.modalities import get_family
 from metaxm.nn.agent import Agent, ParamSubset
 
@@ -235,10 +236,20 @@ def _target_latent(agent: Agent, obs: Tensor, family: str, subset: ParamSubset):
 
 def fit_subset(spec: Spec, family: str) -> ParamSubset:
     """What a few-shot fit of ``family`` changes: ``align.fit_subset``, where ``auto`` is the
-    adapter for a training family and the adapter and encoder for any other."""
+    adapter for a training family and the adapter and encoder for any other.
+
+    Raises:
+        ConfigError: ``adapter`` for a family never trained on (its encoder is random).
+    """
+    trained = family in spec.modalities.train
+    if spec.align.fit_subset == "adapter" and not trained:
+        raise ConfigError(
+            f"align.fit_subset: adapter would keep the untrained encoder of {family!r}, a family "
+            "no training run saw; use auto or adapter+encoder"
+        )
     if spec.align.fit_subset != "auto":
         return spec.align.fit_subset
-    return "adapter" if family in spec.modalities.train else "adapter+encoder"
+    return "adapter" if trained else "adapter+encoder"
 
 
 def few_shot_align(

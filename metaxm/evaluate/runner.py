@@ -111,6 +111,11 @@ def run_evaluation(
     names = [n for n in names if n not in skipped]
     n_seeds = seeds or cfg.seeds
     held = list(modalities or heldout_modalities(agents))
+    if "align" in names:  # refuse a fit setting that cannot work before any curve is measured
+        from metaxm.align.fewshot import fit_subset
+
+        for _, family, _ in held:
+            fit_subset(spec, family)
     budgets = list(cfg.budgets)
     sbudgets = scratch_budgets(budgets, cfg.scratch_cap)
     root = derive_seed(spec.seed, "evaluate") % (2**31)

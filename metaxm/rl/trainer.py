@@ -235,10 +235,9 @@ def action_states(state: dict[str, Any]) -> dict[str, Tensor]:
 
 def check_families(saved: Iterable[str], families: Iterable[str]) -> None:
     """A checkpoint's training families must be the spec's."""
-    if set(saved) != set(families):
-        raise ConfigError(
-            f"checkpoint trains families {sorted(saved)}, the spec {sorted(families)}"
-        )
+    saved, families = sorted(saved), sorted(families)
+    if saved != families:
+        raise ConfigError(f"checkpoint trains families {saved}, the spec {families}")
 
 
 def env_state(env: TaskEnv) -> dict[str, Any]:

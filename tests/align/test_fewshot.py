@@ -81,6 +81,8 @@ def test_fit_subset_auto_fits_the_encoder_only_for_a_new_family(make_spec) -> No
     assert set(fit.params) == set(agent.param_names("adapter+encoder", "vector"))
     with pytest.raises(ConfigError, match="fit_subset"):
         make_spec(align={"fit_subset": "encoder"})
+    with pytest.raises(ConfigError, match="untrained encoder of 'audio'"):
+        fit_subset(make_spec(align={"fit_subset": "adapter"}), "audio")
 
 
 def test_fit_prior_holds_a_fit_on_few_pairs_near_its_start(make_spec) -> None:

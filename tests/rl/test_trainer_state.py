@@ -25,8 +25,12 @@ def test_a_checkpoint_of_other_families_is_refused(make_spec, algo: str) -> None
     state = make_trainer(make_spec(algo=algo)).state_dict()
     families = {"train": {"vector": 1, "projected": 1}}
     other = make_trainer(make_spec(algo=algo, modalities=families, maml={"meta_batch": 2}))
+    before = {k: v.clone() for k, v in other.agent.state_dict().items()}
     with pytest.raises(ConfigError, match=r"checkpoint trains families \['vector'\], the spec"):
         other.load_state_dict(state)
+    # refused before anything was loaded: the trainer is as it was
+    assert all(torch.equal(v, before[k]) for k, v in other.agent.state_dict().items())
+    assert other.env_steps == 0
 
 
 @pytest.mark.parametrize("algo", ["ppo", "rl2", "maml"])
@@ -34,5 +38,27 @@ def test_a_checkpoint_with_one_action_generator_is_refused(make_spec, algo: str)
     trainer = make_trainer(make_spec(algo=algo))
     state = trainer.state_dict()
     state["generators"]["actions"] = torch.Generator().get_state()  # the old layout
+    state["counters"]["env_steps"] = 99
+    fresh = make_trainer(make_spec(algo=algo))
     with pytest.raises(ConfigError, match="predates per-family action generators"):
-        make_trainer(make_spec(algo=algo)).load_state_dict(state)
+        fresh.load_state_dict(state)
+    assert fresh.env_steps == 0  # refused before the counters were restored
+
+
+def test_a_task_env_can_be_saved_before_its_first_reset() -> None:
+    from metaxm.envs import make_world
+    from metaxm.envs.task_env import TaskEnv
+    from metaxm.rl.trainer import env_state, load_env_state
+    from metaxm.spec import spec_from_dict
+
+    world = spec_from_dict({"world": {"name": "gridnav", "size": 4}}).world
+    env = TaskEnv(make_world(world, 3, seed=1), "vector", seed=2)  # never reset
+    state = env_state(env)
+    assert torch.equal(state["episode_return"], torch.zeros(3))
+    assert torch.equal(state["episode_length"], torch.zeros(3, dtype=torch.long))
+    other = TaskEnv(make_world(world, 3, seed=5), "vector", seed=6)
+    other.reset()
+    other.step(torch.zeros(3, dtype=torch.long))
+    load_env_state(other, state)
+    assert torch.equal(other.episode_length, torch.zeros(3, dtype=torch.long))
+    assert torch.equal(other.world.goal, env.world.goal)
