@@ -106,8 +106,8 @@ def in_context_study(
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
-    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-    return float(x.mean()), se
+    """The mean and its standard error (``scipy.stats.sem``; NaN for a single value)."""
+    return float(x.mean()), float(stats.sem(x)) if len(x) > 1 else math.nan
 
 
 def _t_p(x: np.ndarray) -> float:
