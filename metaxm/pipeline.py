@@ -1,9 +1,14 @@
 """The main job (``metaxm main``, ``make run``): meta-train every algorithm, then evaluate.
 
-For a spec it (1) draws one state in every modality (``OUT/render.png``), (2) trains one run
-per entry of ``main.runs`` (``OUT/<name>/``, e.g. PPO pre-training with alignment, MAML, RL^2),
-each with the spec plus that entry's overrides, (3) evaluates all of them on the held-out
-modalities (``OUT/report/``) and, optionally, (4) benchmarks the batched worlds.
+For a spec it (1) draws one state in every modality (``OUT/render.png``), (2) runs one stage
+per entry of ``main.runs`` (``OUT/<name>/``), each with the spec plus that entry's overrides,
+in order, every stage starting from the one before through ``{out}`` links, (3) evaluates
+the trained agents on the held-out modalities (``OUT/report/``) and, optionally, (4)
+benchmarks the batched worlds. The default spec's stages::
+
+    pretrain   alignment of the training families' encoders and per-variant adapters
+    ppo        the source policy on that latent (align.init_from: {out}/pretrain)
+    maml, rl2  meta-learners started from the source agent (train.init_from: {out}/ppo)
 
 A finished run (one with ``summary.json``) is kept, and an interrupted one is resumed from its
 last checkpoint, so running the job again after a kill continues where it stopped.
@@ -27,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RUN_NAMES = ("pretrain", "ppo", "maml", "rl2")
+"""The stages ``main.runs`` may name: ``pretrain`` is alignment pretraining
+(:func:`metaxm.align.pretrain.pretrain`), the others ``metaxm train`` with that ``algo``."""
+
 
 @dataclass(frozen=True)
 class MainConfig:
@@ -34,9 +43,12 @@ class MainConfig:
 
     Attributes:
         runs: ``{run name: {dotted key: value}}``; each run trains the spec with these
-            overrides (typically ``algo`` and ``train.total_steps``) into ``OUT/<run name>``,
-            in this order; ``{out}`` in a value stands for OUT. The evaluator finds the agents
-            by the runs' ``algo``.
+            overrides (typically ``train.total_steps``) into ``OUT/<run name>``, in this
+            order; ``{out}`` in a value stands for OUT, so a later stage starts from an
+            earlier one (``align.init_from: "{out}/pretrain"``, ``train.init_from:
+            "{out}/ppo"``). The names are the stages of :data:`RUN_NAMES`: ``pretrain``
+            (alignment pretraining, ``metaxm pretrain``), ``ppo``, ``maml``, ``rl2``
+            (``metaxm train`` with that ``algo``). The evaluator finds the agents by name.
         evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
         bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
         render: draw one state in every modality into ``OUT/render.png``.
@@ -50,9 +62,24 @@ class MainConfig:
     render: bool = True
 
     def __post_init__(self) -> None:
-        for name, overrides in self.runs.items():
-            if name not in ("ppo", "maml", "rl2"):
-                raise ValueError(f"runs.{name}: run names are ppo, maml or rl2 (one per algo)")
+        order = list(self.runs)
+        for i, (name, overrides) in enumerate(self.runs.items()):
+            for key, value in overrides.items():
+                for later in order[i:]:
+                    if isinstance(value, str) and f"{{out}}/{later}" in value:
+                        raise ValueError(
+                            f"runs.{name}: {key} starts from {{out}}/{later}, which runs "
+                            f"{'as this stage' if later == name else 'after it'}; list "
+                            f"{later} before {name}"
+                        )
+            if name not in RUN_NAMES:
+                raise ValueError(
+                    f"runs.{name}: run names are {', '.join(RUN_NAMES)} (one per stage)"
+                )
+            if name == "pretrain":
+                if "algo" in overrides:
+                    raise ValueError("runs.pretrain: alignment pretraining takes no algo")
+                continue
             if overrides.get("algo", name) != name:
                 raise ValueError(f"runs.{name}: algo must be {name!r}, got {overrides['algo']!r}")
 
@@ -63,9 +90,10 @@ def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
     "{out}/ppo"`` starts a run from the PPO run's agent)."""
     from metaxm.spec import spec_from_dict, spec_to_dict
 
+    own = spec.main.runs[name]
     overrides = {
         k: v.replace("{out}", str(out)) if isinstance(v, str) else v
-        for k, v in {"algo": name, **spec.main.runs[name]}.items()
+        for k, v in (own if name == "pretrain" else {"algo": name, **own}).items()
     }
     items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     try:
@@ -103,8 +131,19 @@ def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info
             echo(f"{name}: finished run kept ({rundir})")
             continue
         resume = (rundir / "checkpoints").is_dir()
-        echo(f"{name}: {'resuming' if resume else 'training'} {rspec.train.total_steps:,} "
-             f"env steps into {rundir}")  # fmt: skip
+        verb = "resuming" if resume else "training"
+        if name == "pretrain":
+            from metaxm.align.pretrain import pretrain
+
+            echo(f"{name}: {verb} {rspec.align.pretrain_updates:,} alignment updates into "
+                 f"{rundir}")  # fmt: skip
+            result = pretrain(rspec, rundir, resume=resume)
+            timings[name] = time.perf_counter() - t
+            ev = result.evaluation
+            echo(f"{name}: retrieval top-1 worst {ev['top1_min']:.3f}, probe R^2 worst "
+                 f"{ev['probe_r2_min']:.3f}, {timings[name]:.0f} s")  # fmt: skip
+            continue
+        echo(f"{name}: {verb} {rspec.train.total_steps:,} env steps into {rundir}")
         result = train(rspec, rundir, resume=resume)
         timings[name] = time.perf_counter() - t
         echo(f"{name}: {result.env_steps:,} env steps, {result.sps:,.0f} steps/s, "

@@ -10,6 +10,7 @@ import yaml
 
 from metaxm.cli import main
 from metaxm.config import ConfigError
+from metaxm.nn.agent import build_agent
 from metaxm.spec import spec_from_dict
 
 TINY = {
@@ -50,8 +51,13 @@ def test_main_job_trains_evaluates_and_continues(tmp_path: Path, capsys) -> None
 @pytest.mark.parametrize(
     ("runs", "message"),
     [
-        ({"dqn": {}}, "main: runs.dqn: run names are ppo, maml or rl2"),
+        ({"dqn": {}}, "main: runs.dqn: run names are pretrain, ppo, maml, rl2"),
+        ({"pretrain": {"algo": "ppo"}}, "main: runs.pretrain: alignment pretraining takes no"),
         ({"ppo": {"algo": "maml"}}, "main: runs.ppo: algo must be 'ppo'"),
+        (
+            {"maml": {"train.init_from": "{out}/ppo"}, "ppo": {}},
+            r"main: runs.maml: train.init_from starts from \{out\}/ppo, which runs after it",
+        ),
     ],
 )
 def test_main_section_errors(runs: dict, message: str) -> None:
@@ -76,3 +82,104 @@ def test_out_in_a_run_override_is_the_output_folder() -> None:
     rl2 = run_spec(spec, "rl2", "/data/job")
     assert rl2.algo == "rl2" and rl2.train.init_from == "/data/job/ppo"
     assert rl2.train.total_steps == 64 and run_spec(spec, "ppo", "x").train.init_from is None
+
+
+STAGES = {
+    **TINY,
+    "world": {"name": "gridnav", "size": 3, "horizon": 6},
+    "modalities": {
+        "train": {"vector": 2, "projected": 2},
+        "heldout_variants": {"vector": 1},
+        "heldout_families": {"audio": 1},
+    },
+    "agent": {"latent_dim": 16, "encoder_width": 32, "hidden": 16, "adapter_rank": 2},
+    "align": {"batch_size": 16, "eval_states": 32, "pretrain_updates": 3, "fit_iters": 2},
+    "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
+    "rl2": {"episodes_per_trial": 2},
+    "evaluate": {**TINY["evaluate"], "strategies": ["zeroshot", "align", "maml", "rl2"]},
+    "main": {
+        "render": False,
+        "runs": {
+            "pretrain": {"align.pretrain_updates": 2},
+            "ppo": {
+                "agent.adapters": "variant",
+                "align.init_from": "{out}/pretrain",
+                "train.freeze": "latent",
+            },
+            "maml": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
+            "rl2": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
+        },
+    },
+}
+
+
+def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) -> None:
+    """pretrain -> source PPO on the frozen aligned latent -> MAML and RL^2 -> evaluation."""
+    import torch
+
+    from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(STAGES, sort_keys=False))  # the stages' order matters
+    out = tmp_path / "out"
+    assert main(["main", str(spec), "--out", str(out)]) == 0
+    pre = json.loads((out / "pretrain" / "summary.json").read_text())
+    assert pre["updates"] == 2  # the stage's own override of align.pretrain_updates
+    assert not (out / "pretrain" / "init.json").exists()
+    inits = {n: json.loads((out / n / "init.json").read_text()) for n in ("ppo", "maml", "rl2")}
+    ppo_init = inits["ppo"]["align.init_from"]
+    assert ppo_init["source"] == str(out / "pretrain")
+    # encoders, family adapters, and the 2 + 2 variants' adapters (4 fields each family)
+    assert sum(n.startswith("variant_adapters.stacks.") for n in ppo_init["names"]) == 8
+    for name in ("maml", "rl2"):
+        assert inits[name]["train.init_from"]["source"] == str(out / "ppo")
+        assert any(n.startswith("encoders.") for n in inits[name]["train.init_from"]["names"])
+    # the source policy trained on the frozen latent: its encoders and per-variant adapters
+    # are exactly pretraining's, and its core is not
+    weights = {
+        n: load_checkpoint(resolve_checkpoint(out / n))["trainer"] for n in ("pretrain", "ppo")
+    }
+    pretrained, source = weights["pretrain"]["agent"], weights["ppo"]["agent"]
+    for k, v in pretrained.items():
+        if k.startswith("encoders."):
+            assert torch.equal(source[k], v), k
+    for k, v in weights["pretrain"]["variants"].items():
+        assert torch.equal(source[f"variant_adapters.{k}"], v), k
+    fresh_ppo = build_agent(run_spec_of(spec, out, "ppo"))
+    assert not torch.equal(source["core.pi.0.weight"], fresh_ppo.state_dict()["core.pi.0.weight"])
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["strategies"] == ["zeroshot", "align", "maml", "rl2", "scratch"]
+    assert report["source"]["oracle"]["success"] > 0.5  # a 3x3 grid in 6 steps
+    seconds = json.loads((out / "main.json").read_text())["seconds"]
+    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "evaluate"}
+
+
+def run_spec_of(spec_path: Path, out: Path, name: str):
+    from metaxm.pipeline import run_spec
+    from metaxm.spec import load_spec
+
+    return run_spec(load_spec(spec_path), name, out)
+
+
+def test_a_killed_pretraining_stage_resumes(tmp_path: Path, capsys) -> None:
+    """The main job killed inside its pretraining stage continues that stage exactly."""
+    from metaxm.run.checkpoint import list_checkpoints
+
+    data = {
+        **STAGES,
+        "train": {**TINY["train"], "checkpoint_interval": 1, "keep_checkpoints": 0},
+        "main": {"render": False, "evaluate": False, "runs": {"pretrain": {}}},
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["main", str(spec), "--out", str(whole)]) == 0
+    assert main(["main", str(spec), "--out", str(cut)]) == 0
+    # as if killed after update 2 of 3: the last checkpoint and the summary never written
+    (cut / "pretrain" / "summary.json").unlink()
+    list_checkpoints(cut / "pretrain")[-1].unlink()
+    capsys.readouterr()
+    assert main(["main", str(spec), "--out", str(cut)]) == 0
+    assert "pretrain: resuming" in capsys.readouterr().out
+    metrics = [(d / "pretrain" / "metrics.jsonl").read_text() for d in (whole, cut)]
+    assert metrics[0] == metrics[1]

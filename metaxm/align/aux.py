@@ -17,10 +17,10 @@ variants (its own seeded generators), the :class:`~metaxm.align.losses.Alignment
   (Cobbe et al. 2021, "Phasic Policy Gradient", arXiv:2009.04416, runs its auxiliary objective
   in separate steps too).
 
-:func:`prepare_alignment` is the one call a trainer makes at construction: it initialises the
-agent from a pretraining run when ``align.init_from`` is set, and returns the
+:func:`prepare_alignment` is the one call a trainer makes at construction: it returns the
 :class:`AuxAlignment` when ``align.weight`` > 0 (None otherwise, so a trainer with the default
-spec runs exactly as without alignment).
+spec runs exactly as without alignment). Starting from a pretraining run (``align.init_from``)
+is the run loop's job, for every trainer alike (:func:`metaxm.run.loop.initialise_agent`).
 
 The loss module's own parameters (a learned temperature, the VAE's decoders) get their own
 Adam at ``align.lr``; :meth:`state_dict` holds them, that optimizer and the sampler's
@@ -106,12 +106,21 @@ class AuxAlignment:
 
 
 def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment | None:
-    """Apply ``align.init_from`` to ``agent`` and build the auxiliary loss if ``align.weight``
-    is > 0 (see the module docstring)."""
-    if spec.align.init_from:
-        from metaxm.align.pretrain import load_pretrained
-
-        load_pretrained(agent, spec.align.init_from)
+    """The auxiliary loss if ``align.weight`` is > 0 (see the module docstring). The run loop,
+    not the trainer, applies ``align.init_from`` (:func:`metaxm.run.loop.initialise_agent`)."""
+    check_frozen(spec)
     if spec.align.weight <= 0:
         return None
     return AuxAlignment.from_spec(spec, agent, seed)
+
+
+def check_frozen(spec: Spec) -> None:
+    """``train.freeze: latent`` and an auxiliary alignment loss exclude each other: the loss
+    would train the very encoders and adapters that are frozen."""
+    if spec.train.freeze == "latent" and spec.align.weight > 0:
+        from metaxm.errors import ConfigError
+
+        raise ConfigError(
+            "train.freeze: latent keeps the encoders and adapters fixed, so align.weight "
+            f"({spec.align.weight}) would train nothing; set one of them off"
+        )

@@ -244,7 +244,9 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
 
     Returns:
         the names of the parameters copied (``encoders.*``, ``token_encoder.*``,
-        ``adapters.*`` present in both).
+        ``adapters.*`` present in both, and ``variant_adapters.*``: an ``adapters: variant``
+        agent takes the run's per-variant adapters of every family whose training variants are
+        the same, and its family adapters become their mean).
     """
     path = resolve_checkpoint(source)
     device = next(agent.parameters()).device
@@ -262,7 +264,33 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
                 f"{tuple(own[k].shape)}; pretrain with the same agent settings"
             )
     agent.load_state_dict({k: weights[k] for k in names}, strict=False)
+    names += _load_agent_variant_adapters(agent, state.get("trainer", {}).get("variants"))
     return names
+
+
+def _load_agent_variant_adapters(agent: Agent, saved: dict[str, Tensor] | None) -> list[str]:
+    """Copy a pretraining run's per-variant adapters into an ``adapters: variant`` agent, for
+    every family whose variant seeds are the same in both, and set each such family's adapter
+    to their mean (where a held-out variant starts). Without this the agent's variant adapters
+    would start as the identity, not where pretraining put each variant on the shared latent.
+    """
+    va = agent.variant_adapters
+    if va is None or not saved:
+        return []
+    own = va.state_dict()
+    copied = []
+    for family in va.stacks:
+        key = f"seeds_{family}"
+        if key not in saved or saved[key].tolist() != own[key].tolist():
+            continue  # another pool of variants: their adapters do not correspond
+        prefix = f"stacks.{family}."
+        part = {k: v for k, v in saved.items() if k.startswith(prefix) and k in own}
+        if any(own[k].shape != v.shape for k, v in part.items()):
+            continue
+        va.load_state_dict(part, strict=False)
+        copied += [f"variant_adapters.{k}" for k in part]
+    va.mean_into(agent.adapters)
+    return copied
 
 
 def load_variant_adapters(agent: Agent, source: str | Path) -> VariantAdapters | None:

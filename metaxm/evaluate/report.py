@@ -7,8 +7,9 @@
     seeds, seconds               repetitions per curve; wall-clock seconds of the evaluation
     seconds_by_strategy          per strategy, the seconds its curves took (summed over
                                  modalities and seeds, across worker processes)
-    source                       {agent, return, success, steps, per_modality, per_family}: the
-                                 pre-trained agent on its training modalities
+    source                       {agent, return, success, steps, per_modality, per_family,
+                                 oracle}: the pre-trained agent on its training modalities, and
+                                 the world's oracle (true-state policy) on fresh episodes
     modalities.<id>.source       the level this modality's threshold is a fraction of: source
                                  on the same family's training variants (held-out variant) or
                                  on every training modality (held-out family)
@@ -19,7 +20,9 @@
                                    budgets, curves: {return|success|steps|episodes: [seed][k]},
                                    seconds: [seed] (each curve's wall-clock time),
                                    iqm: {<metric>: {point, low, high}: [k]},
-                                   metrics: TransferMetrics (metaxm.evaluate.metrics)}}}
+                                   metrics: TransferMetrics (metaxm.evaluate.metrics),
+                                   oracle_metrics: {episodes_to_threshold, censored, seeds}
+                                     against threshold x the oracle's level}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
                                  held-out modalities, stratified bootstrap),
                                  episodes_to_threshold: {<modality>: episodes | null}}
@@ -183,9 +186,18 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"Evaluation: {report['seconds']:.0f} s wall clock; curve time {spent}.", ""]
     if report.get("skipped_strategies"):
         lines += [f"Skipped (no trained agent): {', '.join(report['skipped_strategies'])}.", ""]
+    oracle = src.get("oracle")
+    if oracle:
+        lines += [
+            f"Oracle (the world's reference policy, on the true state): {metric} "
+            f"{oracle[metric]:.3f}; the column 'to oracle threshold' counts episodes to "
+            f"{report['threshold']:.0%} of it ({report['threshold'] * oracle[metric]:.3f}), a "
+            "level that does not fall when the source agent is weak.",
+            "",
+        ]
     header = (
         "| strategy | jumpstart | AUC | transfer ratio | episodes to threshold | "
-        "speed-up vs scratch | asymptote | negative transfer |"
+        "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"
     )
     for mid, entry in report["modalities"].items():
         lines += [f"## {mid} ({entry['split'].replace('_', ' ')})", ""]
@@ -205,25 +217,22 @@ def markdown(report: dict[str, Any]) -> str:
                     "measure nothing.",
                 ]
             lines += [""]
-        lines += [header, "|" + "---|" * 8]
+        lines += [header, "|" + "---|" * 9]
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
             if m is None:
-                lines.append(f"| {name} | " + " | ".join(["–"] * 7) + " |")
+                lines.append(f"| {name} | " + " | ".join(["–"] * 8) + " |")
                 continue
-            censored = m["censored"]
-            if censored * 2 > m["seeds"]:  # the IQM would be the cap, not a measurement
-                ett = f"> {rec['budgets'][-1]}"
-            else:
-                ett = _ci(m["episodes_to_threshold"], 0)
-            if censored:
-                ett += f" ({censored}/{m['seeds']} censored)"
+            ett = _episodes(m, rec["budgets"])
+            om = rec.get("oracle_metrics")
+            ett_oracle = "–" if om is None else _episodes(om, rec["budgets"])
             speed = _fmt(m["speedup"], 1)
             if m["speedup"] is not None and m["speedup_is_lower_bound"]:
                 speed = ">= " + speed
             lines.append(
                 f"| {name} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
-                f"{_fmt(m['transfer_ratio'])} | {ett} | {speed} | {_ci(m['asymptote'])} | "
+                f"{_fmt(m['transfer_ratio'])} | {ett} | {ett_oracle} | {speed} | "
+                f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
             )
         lines.append("")
@@ -232,6 +241,16 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Latent on held-out modalities", "", "```", json.dumps(
             report["representation"], indent=1), "```", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _episodes(m: dict[str, Any], budgets: list[int]) -> str:
+    """Episodes to threshold with its interval, or '> K' where most seeds never reach it."""
+    censored = m["censored"]
+    # where most seeds are censored, the IQM would be the cap, not a measurement
+    text = f"> {budgets[-1]}" if censored * 2 > m["seeds"] else _ci(m["episodes_to_threshold"], 0)
+    if censored:
+        text += f" ({censored}/{m['seeds']} censored)"
+    return text
 
 
 def _aggregate_table(report: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
 from metaxm.rl.trainer import derive_seed
 from metaxm.sampler import TaskSampler
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,25 @@ def source_performance(agents: Agents, seed: int) -> dict[str, Any]:
     per_family = {
         f: {k: float(np.mean([r[k] for r in rs])) for k in METRICS} for f, rs in families.items()
     }
-    return {"agent": kind, **mean, "per_modality": per, "per_family": per_family}
+    oracle = oracle_performance(spec, seed)
+    return {"agent": kind, **mean, "per_modality": per, "per_family": per_family, "oracle": oracle}
+
+
+def oracle_performance(spec: Spec, seed: int) -> dict[str, float]:
+    """The world's oracle (it acts on the true state, so one number serves every modality) on
+    ``evaluate.eval_episodes`` fresh episodes: the level an oracle-relative threshold is a
+    fraction of, which, unlike the source agent's, does not fall when the source agent is weak.
+    """
+    from metaxm.rl.evaluate import fresh_env, oracle_act, run_episodes
+
+    family, seeds = next(iter(TaskSampler(spec).splits["train"].items()))
+    n = spec.evaluate.eval_episodes
+    out = run_episodes(fresh_env(spec, family, [seeds[0]] * n, seed), oracle_act)
+    return {
+        "return": float(out["return"].double().mean()),
+        "success": float(out["success"].double().mean()),
+        "steps": float(out["length"].double().mean()),
+    }
 
 
 def source_level(source: dict[str, Any], family: str, metric: str) -> float | None:
@@ -213,6 +234,7 @@ def _derive(
 ) -> dict[str, Any]:
     cfg = agents.spec.evaluate
     metric = cfg.metric
+    oracle = source.get("oracle", {}).get(metric)
     modalities: dict[str, Any] = {}
     for split, family, variant in held:
         mid = f"{family}:{variant}"
@@ -237,6 +259,13 @@ def _derive(
                     seed=variant,
                 )  # fmt: skip
                 record["metrics"] = tm.to_dict()
+            if oracle is not None:  # the same threshold as a fraction of the oracle's level
+                tm = transfer_metrics(
+                    b, values, sbudgets, scratch, oracle, cfg.threshold, seed=variant
+                )
+                record["oracle_metrics"] = {
+                    k: tm.to_dict()[k] for k in ("episodes_to_threshold", "censored", "seeds")
+                }
             strategies[name] = record
         entry["strategies"] = strategies
         # a threshold within what a fresh agent reaches (the upper end of the 95% interval of

@@ -79,6 +79,10 @@ class MAMLTrainer:
     def __init__(self, spec: Spec) -> None:
         if spec.agent.core != "mlp":
             raise ConfigError("agent.core: MAML adapts a feed-forward agent; use core: mlp")
+        if spec.train.freeze != "none":
+            raise ConfigError(
+                "train.freeze: MAML meta-learns the adapter its inner loop adapts; use none"
+            )
         self.spec = spec
         self.config = cfg = spec.maml
         self.device = torch.device(spec.device)

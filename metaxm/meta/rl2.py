@@ -193,8 +193,10 @@ class RL2Trainer:
         self.sampler = TaskSampler(spec)
         self.families = self.sampler.families("train")
         self.agent: Agent = build_rl2_agent(spec).to(self.device)
+        if spec.train.freeze == "latent":
+            self.agent.freeze_latent()
         self.optimizer = torch.optim.Adam(
-            self.agent.parameters(), lr=self.ppo.lr, eps=self.ppo.adam_eps
+            self.agent.trainable(), lr=self.ppo.lr, eps=self.ppo.adam_eps
         )
         n = spec.train.num_envs
         self.envs: dict[str, TaskEnv] = {}
@@ -219,7 +221,9 @@ class RL2Trainer:
         )
         self.aux = None
         if spec.align.weight > 0:
-            from metaxm.align.aux import AuxAlignment
+            from metaxm.align.aux import AuxAlignment, check_frozen
+
+            check_frozen(spec)
 
             self.aux = AuxAlignment.from_spec(
                 spec, self.agent, seed=derive_seed(spec.seed, "align") % (2**31)

@@ -244,6 +244,25 @@ class Agent(nn.Module):
             )
         return [n for n in names if n.startswith(tuple(prefixes))]
 
+    def freeze_latent(self) -> list[str]:
+        """Stop training everything below the shared latent: the encoders, the token encoder,
+        the family adapters and the per-variant adapters. What reads the latent (the core,
+        and the instruction channel that conditions z) stays trainable. A policy trained on a
+        frozen, pre-aligned latent keeps every modality on the same point of it, so a few-shot
+        fit of a new modality aims at exactly what the policy reads. Returns the frozen names.
+        """
+        below = ("encoders.", "token_encoder.", "adapters.", "variant_adapters.")
+        frozen = []
+        for name, p in self.named_parameters():
+            if name.startswith(below):
+                p.requires_grad_(False)
+                frozen.append(name)
+        return frozen
+
+    def trainable(self) -> list[Tensor]:
+        """The parameters an optimizer should hold (those not frozen)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def named_params(
         self, subset: ParamSubset = "all", family: str | None = None
     ) -> dict[str, Tensor]:

@@ -72,8 +72,10 @@ class PPOTrainer:
         self.families = self.sampler.families("train")
         self.agent: Agent = build_agent(spec).to(self.device)
         self.aligner = prepare_alignment(spec, self.agent, derive_seed(spec.seed, "align"))
+        if spec.train.freeze == "latent":
+            self.agent.freeze_latent()
         self.optimizer = torch.optim.Adam(
-            self.agent.parameters(), lr=self.config.lr, eps=self.config.adam_eps
+            self.agent.trainable(), lr=self.config.lr, eps=self.config.adam_eps
         )
         n = spec.train.num_envs
         self.envs: dict[str, TaskEnv] = {}

@@ -14,6 +14,8 @@ around it:
   the first NaN or inf in a metric or a parameter, before anything is checkpointed;
 * at the end plots ``RUNDIR/curve.png`` and, if the trainer can, evaluates it on fresh episodes
   into ``RUNDIR/eval.json``;
+* before a fresh run's first update, starts its agent from earlier runs (``align.init_from``,
+  ``train.init_from``) and records what it copied in ``RUNDIR/init.json``;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) joins the process group, lets the trainers share out
   the training families and all-reduce gradients, and writes everything from rank 0
   (:mod:`metaxm.run.distributed`).
@@ -33,7 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -91,6 +93,11 @@ class TrainConfig:
             parameters all match in name and shape is copied before the first update (e.g. MAML
             or RL^2 starting from a PPO pre-training run; RL^2's GRU core does not match an MLP
             core and stays fresh). Ignored when resuming: the checkpoint holds the weights.
+        freeze: ``latent`` trains only what reads the shared latent (the core): the encoders
+            and adapters keep the weights the run started from (``align.init_from`` or
+            ``init_from``), so every modality stays where alignment put it
+            (:meth:`metaxm.nn.agent.Agent.freeze_latent`); ``none`` trains every weight. PPO
+            and RL^2 only: MAML's inner loop adapts the adapter itself.
     """
 
     total_steps: int = 200_000
@@ -101,6 +108,7 @@ class TrainConfig:
     eval_episodes: int = 512
     threads: int = 1
     init_from: str | None = None
+    freeze: Literal["none", "latent"] = "none"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
@@ -244,9 +252,10 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
     _seed_globals(spec.seed)
     trainer = make_trainer(spec)
     update = 0
-    if checkpoint is None and spec.train.init_from:
-        copied = init_agent_from(trainer.agent, spec.train.init_from)
-        log.info("initialised %d parameters from %s", len(copied), spec.train.init_from)
+    if checkpoint is None and (spec.align.init_from or spec.train.init_from):
+        init = initialise_agent(trainer.agent, spec)
+        if init and main:
+            (rundir / "init.json").write_text(json.dumps(init, indent=2) + "\n")
     if checkpoint is not None:
         # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
         state = load_checkpoint(checkpoint, map_location="cpu")
@@ -327,6 +336,30 @@ def save_run_checkpoint(
         save_checkpoint(checkpoint_path(rundir, update), payload)
         prune_checkpoints(rundir, keep)
     distributed.barrier()
+
+
+def initialise_agent(agent: Any, spec: Spec) -> dict[str, dict[str, Any]]:
+    """Start a fresh run's agent from earlier runs: ``align.init_from`` (a pretraining run's
+    encoders and adapters, :func:`metaxm.align.pretrain.load_pretrained`), then
+    ``train.init_from`` (any run's matching parts, :func:`init_agent_from`).
+
+    Returns:
+        per setting used, ``{"source": path, "parameters": count, "names": [...]}``: what
+        ``RUNDIR/init.json`` records, so a run says which stage it started from.
+    """
+    done: dict[str, dict[str, Any]] = {}
+    if spec.align.init_from:
+        from metaxm.align.pretrain import load_pretrained
+
+        names = load_pretrained(agent, spec.align.init_from)
+        done["align.init_from"] = {"source": str(spec.align.init_from), "names": names}
+    if spec.train.init_from:
+        names = init_agent_from(agent, spec.train.init_from)
+        done["train.init_from"] = {"source": str(spec.train.init_from), "names": names}
+    for key, record in done.items():
+        record["parameters"] = len(record["names"])
+        log.info("%s: %d parameters from %s", key, record["parameters"], record["source"])
+    return done
 
 
 def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:

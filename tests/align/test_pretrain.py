@@ -10,10 +10,10 @@ import shutil
 import pytest
 import torch
 
-from metaxm.align.aux import prepare_alignment
 from metaxm.align.pretrain import PretrainTrainer, load_pretrained, load_variant_adapters, pretrain
 from metaxm.nn.agent import build_agent
 from metaxm.run.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
+from metaxm.run.loop import initialise_agent
 from metaxm.spec import replace
 
 SMALL = {"pretrain_updates": 4, "batch_size": 16, "eval_states": 32, "eval_interval": 2}
@@ -91,10 +91,11 @@ def test_pretrained_weights_initialise_a_training_run(make_spec, tmp_path) -> No
     v = trained.pool["vector"][1]
     for k, p in adapters.params("vector", v).items():
         assert torch.equal(p, trained.variants.params("vector", v)[k])
-    # align.init_from does the same inside any trainer
+    # align.init_from does the same for any trainer's agent, at the start of a fresh run
     fresh = build_agent(spec, seed=123)
     init = dataclasses.replace(spec.align, init_from=str(tmp_path))
-    assert prepare_alignment(replace(spec, align=init), fresh) is None
+    record = initialise_agent(fresh, replace(spec, align=init))
+    assert record["align.init_from"]["parameters"] == len(names)
     assert torch.equal(fresh.encoders["vector"].out[0].weight, own["encoders.vector.out.0.weight"])
 
 
