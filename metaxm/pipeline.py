@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_NAMES = ("pretrain", "ppo", "maml", "rl2")
+RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit")
 """The stages ``main.runs`` may name: ``pretrain`` is alignment pretraining
 (:func:`metaxm.align.pretrain.pretrain`), the others ``metaxm train`` with that ``algo``."""
 

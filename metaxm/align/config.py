@@ -51,6 +51,10 @@ class AlignConfig:
         fit_lr: Adam learning rate of a few-shot fit.
         fit_mse: weight of the squared distance to the source latent in a few-shot fit
             (InfoNCE only fixes directions; the policy reads the latent itself).
+        fit_policy: weight of the policy's KL divergence, KL(pi(z_s) || pi(z_t)), in a few-shot
+            fit: what the frozen policy does on the source latent is what it should do on the
+            target latent, which weighs the latent's directions by how much they move the
+            policy (0: latents only).
         fit_prior: weight of the squared distance of the fitted parameters to where the fit
             started (the agent's), divided by the number of paired states: a prior that holds
             a fit on one short episode near the starting adapter and fades as pairs accumulate.
@@ -60,6 +64,15 @@ class AlignConfig:
             family; adapter and encoder for a family never trained on).
         init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
             adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
+        meta_steps: inner gradient steps of the meta-learned paired fit (``algo: metafit``,
+            :mod:`metaxm.align.metafit`), in meta-training and when it adapts.
+        meta_inner_lr: the initial per-parameter inner learning rate (Meta-SGD's alpha).
+        meta_lr: Adam learning rate of the outer loop (theta_0 and alpha).
+        meta_batch: new variants per training family in one meta-update.
+        meta_episodes: the support budgets k a meta-training task draws from (whole episodes
+            of the source agent in the variant, as the evaluator's fits get).
+        meta_query_episodes: episodes of the same variant the outer loss is measured on.
+        meta_first_order: drop the second-order terms of the meta-gradient.
     """
 
     weight: float = 0.0
@@ -80,14 +93,28 @@ class AlignConfig:
     fit_iters: int = 300
     fit_lr: float = 3e-3
     fit_mse: float = 1.0
+    fit_policy: float = 0.0
     fit_prior: float = 0.0
     fit_envs: int = 8
     fit_subset: Literal["auto", "adapter", "adapter+encoder"] = "auto"
     init_from: str | None = None
+    meta_steps: int = 5
+    meta_inner_lr: float = 0.1
+    meta_lr: float = 1e-3
+    meta_batch: int = 2
+    meta_episodes: tuple[int, ...] = (1, 2, 4)
+    meta_query_episodes: int = 8
+    meta_first_order: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.weight, self.vae_beta, self.fit_mse, self.fit_prior) < 0:
-            raise ValueError("weight, vae_beta, fit_mse and fit_prior must be >= 0")
+        if self.meta_steps < 1 or self.meta_batch < 1 or self.meta_query_episodes < 1:
+            raise ValueError("meta_steps, meta_batch and meta_query_episodes must be >= 1")
+        if not self.meta_episodes or min(self.meta_episodes) < 1:
+            raise ValueError(f"meta_episodes must be budgets >= 1, got {self.meta_episodes}")
+        if not (self.meta_inner_lr > 0 and self.meta_lr > 0):
+            raise ValueError("meta_inner_lr and meta_lr must be > 0")
+        if min(self.weight, self.vae_beta, self.fit_mse, self.fit_prior, self.fit_policy) < 0:
+            raise ValueError("weight, vae_beta, fit_mse, fit_policy and fit_prior must be >= 0")
         if self.temperature <= 0 or self.lr <= 0 or self.fit_lr <= 0 or self.max_grad_norm <= 0:
             raise ValueError("temperature, lr, fit_lr and max_grad_norm must be > 0")
         if self.batch_size < 2 or self.eval_states < 2:

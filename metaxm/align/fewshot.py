@@ -11,11 +11,14 @@ episodes they touched, which is what an episode budget should be charged.
 **The fit.** The source latents ``z_s`` come from the agent as it is, and are fixed. Copies of
 the target family's parameters are trained with Adam for ``align.fit_iters`` steps to minimise
 
-    InfoNCE(z_t, z_s) + fit_mse * mean((z_t - z_s)^2) + fit_prior / n * |theta - theta_0|^2
+    InfoNCE(z_t, z_s) + fit_mse * mean((z_t - z_s)^2) + fit_policy * KL(pi(z_s) || pi(z_t))
+        + fit_prior / n * |theta - theta_0|^2
 
 InfoNCE (:func:`~metaxm.align.losses.info_nce`) makes each target latent pick out its own
 state; the squared distance puts it on the *same point* as the source latent, because the
-policy above reads the latent itself, not only its direction; the last term (off by default)
+policy above reads the latent itself, not only its direction; the KL term (off by default)
+asks the frozen policy to act on the target latent as it acts on the source one, which
+weighs the latent's directions by how much they matter to acting; the last term (off by default)
 keeps a fit on a handful of pairs ``n`` near the starting parameters ``theta_0``. The
 parameters fitted (:func:`fit_subset`, ``align.fit_subset``) are by default the adapter
 (``subset="adapter"``) for a training family, whose encoder already reads the family, and the
@@ -194,6 +197,10 @@ def fit_adapter(
     size = min(n, config.batch_size)
     g = torch.Generator().manual_seed(seed)
     target = _target_latent(agent, pairs.obs[0], family, subset)
+    policy = config.fit_policy > 0 and not agent.recurrent
+    if policy:
+        with torch.no_grad():
+            pds = [agent.core(zs)[0] for zs in sources]
     losses = []
     for _ in range(config.fit_iters):
         idx = torch.randperm(n, generator=g)[:size].to(pairs.state_ids.device)
@@ -203,6 +210,10 @@ def fit_adapter(
             + config.fit_mse * (z - zs[idx]).pow(2).mean()
             for zs in sources
         ) / len(sources)
+        if policy:
+            pd = agent.core(z)[0]
+            kl = sum(agent.head.kl(p[idx], pd).mean() for p in pds) / len(pds)
+            loss = loss + config.fit_policy * kl
         if config.fit_prior > 0:
             drift = sum((params[k] - start[k]).pow(2).sum() for k in params)
             loss = loss + config.fit_prior / n * drift

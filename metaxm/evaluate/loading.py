@@ -20,14 +20,14 @@ from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-KINDS = ("ppo", "maml", "rl2")
+KINDS = ("ppo", "maml", "rl2", "metafit")
 
 
 def load_agent(
     path: str | Path, device: str | None = None
 ) -> tuple[Agent, Spec, str, dict[str, Any]]:
     """The trained agent of a checkpoint (or run directory), its spec, its ``algo``, and the
-    trainer's other learned state (MAML's ``inner_lrs``).
+    trainer's other learned state (MAML's ``inner_lrs``, the meta-learned fit's ``metafit``).
 
     Raises:
         CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
@@ -65,6 +65,8 @@ def load_agent(
         ) from None
     agent.eval()
     extras = {}
+    if "metafit" in state["trainer"]:  # the learned start and rates (metaxm.align.metafit)
+        extras["metafit"] = state["trainer"]["metafit"]
     if "inner_lrs" in state["trainer"]:
         lrs = state["trainer"]["inner_lrs"]  # beside the agent (loaded onto the CPU above)
         extras["inner_lrs"] = {k: v.to(spec.device) for k, v in lrs.items()}

@@ -14,6 +14,8 @@
                                  on the same family's training variants (held-out variant) or
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those without an agent
+    data.<name>                  what the strategy consumes of its k episodes: observations,
+                                 rewards, paired (source renders of every target step)
     modalities.<family:variant>  {split, family, variant, source, measurable (false when the
                                  threshold lies within the 95% interval of a fresh agent,
                                  scratch at k = 0), strategies: {<name>: {
@@ -195,8 +197,16 @@ def markdown(report: dict[str, Any]) -> str:
             "level that does not fall when the source agent is weak.",
             "",
         ]
+    needs = report.get("data", {})
+    if needs:
+        lines += [
+            "Data each strategy consumes of its k episodes: "
+            + "; ".join(f"{n}: {_data(d)}" for n, d in needs.items())
+            + ".",
+            "",
+        ]
     header = (
-        "| strategy | jumpstart | AUC | transfer ratio | episodes to threshold | "
+        "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"
     )
     for mid, entry in report["modalities"].items():
@@ -217,11 +227,12 @@ def markdown(report: dict[str, Any]) -> str:
                     "measure nothing.",
                 ]
             lines += [""]
-        lines += [header, "|" + "---|" * 9]
+        lines += [header, "|" + "---|" * 10]
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
+            data = _data(needs.get(name, []), short=True)
             if m is None:
-                lines.append(f"| {name} | " + " | ".join(["–"] * 8) + " |")
+                lines.append(f"| {name} | {data} | " + " | ".join(["–"] * 8) + " |")
                 continue
             ett = _episodes(m, rec["budgets"])
             om = rec.get("oracle_metrics")
@@ -230,7 +241,7 @@ def markdown(report: dict[str, Any]) -> str:
             if m["speedup"] is not None and m["speedup_is_lower_bound"]:
                 speed = ">= " + speed
             lines.append(
-                f"| {name} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
+                f"| {name} | {data} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
                 f"{_fmt(m['transfer_ratio'])} | {ett} | {ett_oracle} | {speed} | "
                 f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
@@ -241,6 +252,20 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Latent on held-out modalities", "", "```", json.dumps(
             report["representation"], indent=1), "```", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+DATA_WORDS = {
+    "observations": ("target observations", "obs"),
+    "rewards": ("target rewards", "rew"),
+    "paired": ("paired source renders", "pairs"),
+}
+
+
+def _data(needs: list[str], short: bool = False) -> str:
+    """What a strategy consumes, in words (``short``: for a table cell)."""
+    if not needs:
+        return "none" if short else "nothing (no adaptation)"
+    return (" + " if short else ", ").join(DATA_WORDS[n][short] for n in needs)
 
 
 def _episodes(m: dict[str, Any], budgets: list[int]) -> str:

@@ -16,13 +16,18 @@ maml        maml agent     ``maml.inner_steps`` policy-gradient steps on the k e
 rl2         rl2 agent      k episodes played in context (hidden state carried), then measured
 align       ppo agent      the adapter (and, for a new family, the encoder) fitted to paired
                            renders of the states of k episodes, then the frozen policy
+metafit     metafit run    the meta-learned paired fit (learned start and per-parameter rates)
+                           on the same pairs, then the frozen policy
 ==========  =============  =====================================================================
+
+Each strategy's ``data`` names what it consumes of the k episodes; the report prints it.
 
 A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +39,7 @@ from metaxm.nn.agent import Agent, build_agent
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-AgentKind = Literal["ppo", "maml", "rl2"]
+AgentKind = Literal["ppo", "maml", "rl2", "metafit"]
 
 
 @dataclass
@@ -55,10 +60,17 @@ class Agents:
 
 
 class Strategy(ABC):
-    """One way of adapting to a target modality; see the module docstring."""
+    """One way of adapting to a target modality; see the module docstring.
+
+    ``data`` says what of the k episodes the strategy consumes (the report prints it beside
+    every number, so a fair comparison can be told from an unfair one): ``observations``
+    (target-modality observations), ``rewards``, ``paired`` (the source modality's render of
+    every target step).
+    """
 
     name: ClassVar[str]
     needs: ClassVar[AgentKind | None]
+    data: ClassVar[tuple[str, ...]]
 
     def applicable(self, agents: Agents) -> bool:
         return self.needs is None or self.needs in agents.by_kind
@@ -80,6 +92,7 @@ def _flat(result: dict[str, float], budgets: Sequence[int]) -> Curve:
 class ZeroShot(Strategy):
     name = "zeroshot"
     needs = "ppo"
+    data = ()
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
@@ -91,6 +104,7 @@ class ZeroShot(Strategy):
 class FineTune(Strategy):
     name = "finetune"
     needs = "ppo"
+    data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
@@ -103,6 +117,7 @@ class FineTune(Strategy):
 class Scratch(Strategy):
     name = "scratch"
     needs = None
+    data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
@@ -123,6 +138,7 @@ class MAML(Strategy):
 
     name = "maml"
     needs = "maml"
+    data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         import dataclasses
@@ -164,6 +180,7 @@ class RL2(Strategy):
 
     name = "rl2"
     needs = "rl2"
+    data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         from metaxm.meta.trials import run_trial
@@ -188,6 +205,7 @@ class Align(Strategy):
 
     name = "align"
     needs = "ppo"
+    data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         import torch
@@ -221,8 +239,55 @@ class Align(Strategy):
         return curve
 
 
+class MetaFitStrategy(Strategy):
+    """The meta-learned paired fit (:mod:`metaxm.align.metafit`): from the learned start,
+    ``align.meta_steps`` steps at the learned per-parameter rates on the paired renders of k
+    whole episodes, then the frozen policy. A family the meta-training never saw (a held-out
+    family) has no learned start: its curve is ``align``'s hand-set fit, on the same agent."""
+
+    name = "metafit"
+    needs = "metafit"
+    data = ("observations", "paired")
+
+    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        import torch
+
+        from metaxm.align.fewshot import default_source
+        from metaxm.align.metafit import MetaFit
+        from metaxm.align.pairs import render_pairs
+        from metaxm.evaluate.episodes import visited_scenes
+
+        agent = agents.by_kind["metafit"]
+        run_spec = agents.configs.get("metafit", agents.spec)
+        fit = MetaFit.from_state(agents.extras["metafit"]["metafit"], run_spec.align)
+        spec = agents.spec
+        if family not in fit.init:  # no learned start: the hand-set fit (see the docstring)
+            with_agent = dataclasses.replace(agents, by_kind={**agents.by_kind, "ppo": agent})
+            return STRATEGIES["align"].curve(with_agent, family, variant, budgets, seed)
+        source = default_source(spec)
+        va = agent.variant_adapters
+        source_params = va.params(*source) if va is not None else None
+        curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
+        for k in budgets:
+            params, steps = None, 0
+            if k > 0:  # the same episodes and pairs as align's (seed + 21, seed + 22)
+                env = target_env(spec, family, variant, k, seed + 21)
+                gen = torch.Generator(spec.device).manual_seed(seed + 22)
+                scene = visited_scenes(agent, env, family, gen)
+                pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
+                params = fit.fit(agent, pairs, source_params)
+                steps = scene.batch_size
+            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+            for m in METRICS:
+                curve[m].append(r[m])
+            curve["episodes"].append(float(k))
+            curve["paired_steps"].append(float(steps))
+        return curve
+
+
 STRATEGIES: dict[str, Strategy] = {
-    s.name: s for s in (ZeroShot(), MAML(), RL2(), Align(), FineTune(), Scratch())
+    s.name: s
+    for s in (ZeroShot(), MAML(), RL2(), Align(), MetaFitStrategy(), FineTune(), Scratch())
 }
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""
 

@@ -51,6 +51,10 @@ class ActionHead(ABC):
     def encode(self, action: Tensor) -> Tensor:
         """A float encoding of ``action`` (..., encoding_dim), e.g. one-hot for discrete."""
 
+    @abstractmethod
+    def kl(self, p: Tensor, q: Tensor) -> Tensor:
+        """KL(pi_p || pi_q) per row, (...): how far the policy ``q`` acts from ``p``."""
+
 
 class CategoricalHead(ActionHead):
     """A categorical policy over ``n`` actions; ``pd`` are the logits (..., n)."""
@@ -78,6 +82,10 @@ class CategoricalHead(ActionHead):
 
     def encode(self, action: Tensor) -> Tensor:
         return F.one_hot(action.long(), self.n).float()
+
+    def kl(self, p: Tensor, q: Tensor) -> Tensor:
+        logp, logq = F.log_softmax(p, -1), F.log_softmax(q, -1)
+        return (logp.exp() * (logp - logq)).sum(-1)
 
 
 class GaussianHead(ActionHead):
@@ -122,6 +130,11 @@ class GaussianHead(ActionHead):
 
     def encode(self, action: Tensor) -> Tensor:
         return action.float() / self.scale
+
+    def kl(self, p: Tensor, q: Tensor) -> Tensor:
+        (mp, lp), (mq, lq) = p.chunk(2, -1), q.chunk(2, -1)
+        ratio = ((mp - mq).pow(2) + (2 * lp).exp()) / (2 * (2 * lq).exp())
+        return (lq - lp + ratio - 0.5).sum(-1)
 
 
 def action_head(space: gym.Space) -> ActionHead:

@@ -65,6 +65,7 @@ TRAINERS: dict[str, str] = {
     "ppo": "metaxm.rl.trainer:PPOTrainer",
     "rl2": "metaxm.meta.rl2:RL2Trainer",
     "maml": "metaxm.meta.maml_trainer:MAMLTrainer",
+    "metafit": "metaxm.align.metafit_trainer:MetaFitTrainer",
 }
 """``algo`` name -> ``"module:Class"`` of its trainer; later algorithms add themselves here."""
 
