@@ -39,6 +39,9 @@ class AlignConfig:
             ``variant``, one adapter per training variant (:mod:`metaxm.align.variants`), so
             the encoders need not tell variants apart from one observation; ``family``, the
             agent's family adapters shared by all variants (variant-invariant encoders).
+        pretrain_variants: variants per training family that pretraining aligns besides the
+            training variants, drawn outside every split (:func:`metaxm.align.pretrain.
+            pretrain_pool`); 0: the training variants only.
         lr: Adam learning rate of ``metaxm pretrain`` (and of the loss module's own parameters
             in the auxiliary use).
         anneal_lr: decay the pretraining learning rate linearly to 0 over the run.
@@ -84,6 +87,7 @@ class AlignConfig:
     random_steps: int = 0
     vae_beta: float = 1e-3
     pretrain_adapters: Literal["variant", "family"] = "variant"
+    pretrain_variants: int = 0
     lr: float = 3e-3
     anneal_lr: bool = True
     max_grad_norm: float = 1.0
@@ -124,7 +128,13 @@ class AlignConfig:
             )
         if self.views == 1 or self.views < 0:
             raise ValueError(f"views must be 0 (all families) or >= 2, got {self.views}")
-        for name in ("random_steps", "pretrain_updates", "eval_interval", "fit_iters"):
+        for name in (
+            "random_steps",
+            "pretrain_updates",
+            "eval_interval",
+            "fit_iters",
+            "pretrain_variants",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.fit_envs < 1:

@@ -63,6 +63,26 @@ def derive_seed(root: int, *names: str | int) -> int:
     return zlib.crc32(repr((int(root), "align", *names)).encode()) % (2**31)
 
 
+def pretrain_pool(spec: Spec) -> dict[str, list[int]]:
+    """The variants pretraining aligns: every training variant, and ``align.pretrain_variants``
+    more per training family, with seeds above the sampler's pool, so that no split (and no
+    validation variant drawn from the pool) ever holds them. More variants ask more of the
+    encoders: each variant's own adapter must reach the shared latent from what the family's
+    encoder makes of it, so the encoder cannot specialise to a handful of variants.
+    """
+    from metaxm.sampler import VARIANT_POOL
+
+    pool = {f: list(seeds) for f, seeds in TaskSampler(spec).splits["train"].items()}
+    n = spec.align.pretrain_variants
+    if n:
+        for family in pool:
+            g = torch.Generator().manual_seed(derive_seed(spec.seed, "extra variants", family))
+            pool[family] += [
+                VARIANT_POOL + int(i) for i in torch.randperm(VARIANT_POOL, generator=g)[:n]
+            ]
+    return pool
+
+
 class PretrainTrainer:
     """Alignment pretraining as a run-loop trainer (:class:`metaxm.run.loop.Trainer`).
 
@@ -82,8 +102,11 @@ class PretrainTrainer:
         self.config = spec.align
         self.device = torch.device(spec.device)
         self.agent: Agent = build_agent(spec).to(self.device)
-        self.pool = TaskSampler(spec).splits["train"]
-        self.sampler = PairedSampler.from_spec(spec, seed=derive_seed(spec.seed, "pairs"))
+        self.pool = pretrain_pool(spec)
+        self.sampler = PairedSampler(
+            spec.world, self.pool, self.config.batch_size, self.config.views,
+            self.config.random_steps, derive_seed(spec.seed, "pairs"), spec.device,
+        )  # fmt: skip
         self.loss = AlignmentLoss(self.config, self.agent, derive_seed(spec.seed, "loss"))
         self.loss.to(self.device)
         self.variants: VariantAdapters | None = None
@@ -270,25 +293,27 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
 
 def _load_agent_variant_adapters(agent: Agent, saved: dict[str, Tensor] | None) -> list[str]:
     """Copy a pretraining run's per-variant adapters into an ``adapters: variant`` agent, for
-    every family whose variant seeds are the same in both, and set each such family's adapter
-    to their mean (where a held-out variant starts). Without this the agent's variant adapters
+    every family whose variants pretraining aligned (it may have aligned more:
+    ``align.pretrain_variants``), and set each family's adapter to their mean (where a held-out
+    variant starts). Without this the agent's variant adapters
     would start as the identity, not where pretraining put each variant on the shared latent.
     """
     va = agent.variant_adapters
     if va is None or not saved:
         return []
-    own = va.state_dict()
     copied = []
-    for family in va.stacks:
-        key = f"seeds_{family}"
-        if key not in saved or saved[key].tolist() != own[key].tolist():
-            continue  # another pool of variants: their adapters do not correspond
-        prefix = f"stacks.{family}."
-        part = {k: v for k, v in saved.items() if k.startswith(prefix) and k in own}
-        if any(own[k].shape != v.shape for k, v in part.items()):
-            continue
-        va.load_state_dict(part, strict=False)
-        copied += [f"variant_adapters.{k}" for k in part]
+    for family, stack in va.stacks.items():
+        seeds = saved.get(f"seeds_{family}")
+        if seeds is None or not set(va.seeds(family)) <= set(seeds.tolist()):
+            continue  # pretraining did not align every one of this agent's variants
+        rows = torch.tensor([seeds.tolist().index(v) for v in va.seeds(family)])
+        for name, param in stack.items():
+            value = saved[f"stacks.{family}.{name}"]
+            if value.shape[1:] != param.shape[1:]:
+                continue
+            with torch.no_grad():
+                param.copy_(value[rows.to(value.device)])
+            copied.append(f"variant_adapters.stacks.{family}.{name}")
     va.mean_into(agent.adapters)
     return copied
 

@@ -108,3 +108,31 @@ def test_vae_option_trains(make_spec, loss: str) -> None:
     for _ in range(5):
         last = trainer.update()
     assert last["vae_recon"] < first["vae_recon"]
+
+
+def test_extra_pretraining_variants_lie_outside_every_split_and_load_by_seed(
+    make_spec, tmp_path
+) -> None:
+    from metaxm.align.pretrain import pretrain_pool
+    from metaxm.sampler import VARIANT_POOL, TaskSampler
+
+    spec = make_spec(modalities=TWO, align={"batch_size": 16, "pretrain_variants": 3})
+    pool, splits = pretrain_pool(spec), TaskSampler(spec).splits
+    for family, seeds in pool.items():
+        assert seeds[:2] == splits["train"][family]  # the training variants come first
+        extra = seeds[2:]
+        assert len(extra) == 3 and min(extra) >= VARIANT_POOL  # no split draws from there
+    trained = PretrainTrainer(spec)
+    trained.update()
+    save_checkpoint(
+        checkpoint_path(tmp_path, 1), {"algo": "pretrain", "trainer": trained.state_dict()}
+    )
+    agent = build_agent(replace(spec, agent=dataclasses.replace(spec.agent, adapters="variant")))
+    names = load_pretrained(agent, tmp_path)
+    assert "variant_adapters.stacks.projected.gamma" in names
+    for family in ("vector", "projected"):
+        for v in splits["train"][family]:
+            for k, p in agent.variant_adapters.params(family, v).items():
+                assert torch.equal(p, trained.variants.params(family, v)[k]), (family, v, k)
+        mean = agent.variant_adapters.stacks[family]["beta"].mean(0)
+        assert torch.allclose(agent.adapters[family].beta, mean)  # where a new variant starts

@@ -86,6 +86,34 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
     assert len(lines) == 2 * 4 * 2  # modalities x strategies x seeds, saved as they finish
 
 
+def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> None:
+    from metaxm.evaluate.metrics import transfer_metrics
+
+    root, data = report
+    assert data["data"] == {
+        "zeroshot": [],
+        "align": ["observations", "paired"],
+        "finetune": ["observations", "rewards"],
+        "scratch": ["observations", "rewards"],
+    }
+    md = (root / "report" / "report.md").read_text()
+    assert "| align | obs + pairs |" in md and "| zeroshot | none |" in md
+    assert "finetune: target observations, target rewards" in md
+    oracle = data["source"]["oracle"]["success"]
+    assert 0.9 <= oracle <= 1.0  # GridNav 4x4 in 8 steps: the oracle's shortest paths
+    for entry in data["modalities"].values():
+        scratch = [c for c in entry["strategies"]["scratch"]["curves"]["success"]]
+        for rec in entry["strategies"].values():
+            # the oracle column is the same metric against threshold x the oracle's level
+            expected = transfer_metrics(
+                rec["budgets"], rec["curves"]["success"], data["scratch_budgets"], scratch,
+                oracle, 0.8, seed=entry["variant"],
+            ).to_dict()  # fmt: skip
+            got = rec["oracle_metrics"]
+            assert got["censored"] == expected["censored"]
+            assert got["episodes_to_threshold"] == expected["episodes_to_threshold"]
+
+
 def test_source_level_is_the_family_for_a_variant_and_the_mean_for_a_new_family() -> None:
     source = {
         "success": 0.5,

@@ -62,3 +62,24 @@ def test_a_task_env_can_be_saved_before_its_first_reset() -> None:
     load_env_state(other, state)
     assert torch.equal(other.episode_length, torch.zeros(3, dtype=torch.long))
     assert torch.equal(other.world.goal, env.world.goal)
+
+
+def test_a_frozen_latent_trains_only_the_core(make_spec) -> None:
+    """train.freeze: latent keeps every encoder and adapter weight; the core still learns."""
+    from metaxm.meta.maml_trainer import MAMLTrainer
+    from metaxm.rl.trainer import PPOTrainer
+
+    spec = make_spec(train={"freeze": "latent"}, agent={"adapters": "variant"})
+    trainer = PPOTrainer(spec)
+    before = {n: p.detach().clone() for n, p in trainer.agent.named_parameters()}
+    held = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    for _ in range(2):
+        trainer.update()
+    for name, p in trainer.agent.named_parameters():
+        below = name.startswith(("encoders.", "adapters.", "variant_adapters."))
+        assert (id(p) in held) != below, name
+        assert torch.equal(p, before[name]) == below, name
+    with pytest.raises(ConfigError, match="train.freeze: latent keeps the encoders"):
+        PPOTrainer(make_spec(train={"freeze": "latent"}, align={"weight": 0.1}))
+    with pytest.raises(ConfigError, match="train.freeze: MAML meta-learns the adapter"):
+        MAMLTrainer(make_spec(algo="maml", train={"freeze": "latent"}))
