@@ -10,7 +10,13 @@ import shutil
 import pytest
 import torch
 
-from metaxm.align.pretrain import PretrainTrainer, load_pretrained, load_variant_adapters, pretrain
+from metaxm.align.pretrain import (
+    PretrainTrainer,
+    derive_seed,
+    load_pretrained,
+    load_variant_adapters,
+    pretrain,
+)
 from metaxm.nn.agent import build_agent
 from metaxm.run.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
 from metaxm.run.loop import initialise_agent
@@ -136,3 +142,48 @@ def test_extra_pretraining_variants_lie_outside_every_split_and_load_by_seed(
                 assert torch.equal(p, trained.variants.params(family, v)[k]), (family, v, k)
         mean = agent.variant_adapters.stacks[family]["beta"].mean(0)
         assert torch.allclose(agent.adapters[family].beta, mean)  # where a new variant starts
+
+
+@pytest.mark.parametrize("freeze", ["latent", "none"])
+def test_a_source_policy_from_pretraining_keeps_the_latent_shared(
+    make_spec, tmp_path, freeze: str
+) -> None:
+    """PPO started from an alignment run (align.init_from) keeps cross-modal retrieval above
+    a floor after RL: exactly pretraining's with the latent frozen, close to it without."""
+    from metaxm.align.report import representation_report
+    from metaxm.align.variants import VariantAdapters
+    from metaxm.rl.trainer import PPOTrainer
+
+    spec = make_spec(
+        modalities=TWO,
+        world={"size": 3},
+        align={"batch_size": 32, "eval_states": 48, "lr": 0.01, "views": 2},
+    )
+    pre = PretrainTrainer(spec)
+    for _ in range(30):
+        pre.update()
+    save_checkpoint(
+        checkpoint_path(tmp_path, 30), {"algo": "pretrain", "trainer": pre.state_dict()}
+    )
+    floor = pre.evaluate(cluster=False)["top1_mean"]
+    assert floor > 0.5  # pretraining aligned the two families
+    ppo_spec = replace(
+        spec,
+        agent=dataclasses.replace(spec.agent, adapters="variant"),
+        align=dataclasses.replace(spec.align, init_from=str(tmp_path)),
+        train=dataclasses.replace(spec.train, freeze=freeze),
+    )
+    ppo = PPOTrainer(ppo_spec)
+    initialise_agent(ppo.agent, ppo_spec)
+    for _ in range(5):
+        ppo.update()
+    adapters = VariantAdapters(ppo.agent, pre.pool)
+    adapters.load_state_dict(ppo.agent.variant_adapters.state_dict())
+    after = representation_report(
+        ppo.agent, spec.world, pre.pool, 48, probe_states=192,
+        seed=derive_seed(spec.seed, "evaluation"), adapters=adapters, cluster=False,
+    )["top1_mean"]  # fmt: skip
+    if freeze == "latent":
+        assert after == floor
+    else:
+        assert after >= floor - 0.2
