@@ -197,6 +197,44 @@ class RL2(Strategy):
         return curve
 
 
+def _source(agent: Agent, spec: Spec) -> tuple[tuple[str, int], dict | None]:
+    """The known modality paired fits aim at, and its own adapter when the agent has one."""
+    from metaxm.align.fewshot import default_source
+
+    source = default_source(spec)
+    va = agent.variant_adapters
+    known = va is not None and source[0] in va and source[1] in va.seeds(source[0])
+    return source, (va.params(*source) if known else None)
+
+
+def _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit) -> Curve:
+    """The curve of a paired fit: after k whole episodes the agent played in the target
+    modality (every step rendered in the source modality too), ``fit(pairs)`` gives the
+    parameters the frozen policy is measured with."""
+    import torch
+
+    from metaxm.align.pairs import render_pairs
+    from metaxm.evaluate.episodes import visited_scenes
+
+    source, _ = _source(agent, spec)
+    curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
+    for k in budgets:
+        params, steps = None, 0
+        if k > 0:
+            env = target_env(spec, family, variant, k, seed + 21)
+            gen = torch.Generator(spec.device).manual_seed(seed + 22)
+            scene = visited_scenes(agent, env, family, gen)
+            pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
+            params = fit(pairs)
+            steps = scene.batch_size
+        r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+        for m in METRICS:
+            curve[m].append(r[m])
+        curve["episodes"].append(float(k))
+        curve["paired_steps"].append(float(steps))
+    return curve
+
+
 class Align(Strategy):
     """The adapter (and, for a new family or with ``align.fit_subset: adapter+encoder``, the
     encoder) fitted so target latents meet a known modality's latents on the states of k whole
@@ -208,81 +246,44 @@ class Align(Strategy):
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        import torch
+        from metaxm.align.fewshot import fit_adapter, fit_subset
 
-        from metaxm.align.fewshot import default_source, fit_adapter, fit_subset
-        from metaxm.align.pairs import render_pairs
-        from metaxm.evaluate.episodes import visited_scenes
-
-        agent = agents.by_kind["ppo"]
-        spec = agents.spec
+        agent, spec = agents.by_kind["ppo"], agents.spec
         subset = fit_subset(spec, family)
-        source = default_source(spec)
-        va = agent.variant_adapters  # the source variant's own adapter, when it has one
-        known = va is not None and source[0] in va and source[1] in va.seeds(source[0])
-        source_params = va.params(*source) if known else None
-        curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
-        for k in budgets:
-            params, steps = None, 0
-            if k > 0:
-                env = target_env(spec, family, variant, k, seed + 21)
-                gen = torch.Generator(spec.device).manual_seed(seed + 22)
-                scene = visited_scenes(agent, env, family, gen)
-                pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
-                params = fit_adapter(agent, pairs, spec.align, subset, seed, source_params).params
-                steps = scene.batch_size
-            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
-            for m in METRICS:
-                curve[m].append(r[m])
-            curve["episodes"].append(float(k))
-            curve["paired_steps"].append(float(steps))
-        return curve
+        _, source_params = _source(agent, spec)
+
+        def fit(pairs):
+            return fit_adapter(agent, pairs, spec.align, subset, seed, source_params).params
+
+        return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
 
 
 class MetaFitStrategy(Strategy):
     """The meta-learned paired fit (:mod:`metaxm.align.metafit`): from the learned start,
     ``align.meta_steps`` steps at the learned per-parameter rates on the paired renders of k
-    whole episodes, then the frozen policy. A family the meta-training never saw (a held-out
-    family) has no learned start: its curve is ``align``'s hand-set fit, on the same agent."""
+    whole episodes (the same episodes and pairs as ``align``'s), then the frozen policy. A
+    family the meta-training never saw (a held-out family) has no learned start: its curve is
+    ``align``'s hand-set fit, on the same agent."""
 
     name = "metafit"
     needs = "metafit"
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        import torch
-
-        from metaxm.align.fewshot import default_source
         from metaxm.align.metafit import MetaFit
-        from metaxm.align.pairs import render_pairs
-        from metaxm.evaluate.episodes import visited_scenes
 
-        agent = agents.by_kind["metafit"]
-        run_spec = agents.configs.get("metafit", agents.spec)
-        fit = MetaFit.from_state(agents.extras["metafit"]["metafit"], run_spec.align)
-        spec = agents.spec
-        if family not in fit.init:  # no learned start: the hand-set fit (see the docstring)
+        agent, spec = agents.by_kind["metafit"], agents.spec
+        run_spec = agents.configs.get("metafit", spec)
+        learned = MetaFit.from_state(agents.extras["metafit"]["metafit"], run_spec.align)
+        if family not in learned.init:  # no learned start: the hand-set fit (see the docstring)
             with_agent = dataclasses.replace(agents, by_kind={**agents.by_kind, "ppo": agent})
             return STRATEGIES["align"].curve(with_agent, family, variant, budgets, seed)
-        source = default_source(spec)
-        va = agent.variant_adapters
-        source_params = va.params(*source) if va is not None else None
-        curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
-        for k in budgets:
-            params, steps = None, 0
-            if k > 0:  # the same episodes and pairs as align's (seed + 21, seed + 22)
-                env = target_env(spec, family, variant, k, seed + 21)
-                gen = torch.Generator(spec.device).manual_seed(seed + 22)
-                scene = visited_scenes(agent, env, family, gen)
-                pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
-                params = fit.fit(agent, pairs, source_params)
-                steps = scene.batch_size
-            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
-            for m in METRICS:
-                curve[m].append(r[m])
-            curve["episodes"].append(float(k))
-            curve["paired_steps"].append(float(steps))
-        return curve
+        _, source_params = _source(agent, spec)
+
+        def fit(pairs):
+            return learned.fit(agent, pairs, source_params)
+
+        return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
 
 
 STRATEGIES: dict[str, Strategy] = {
