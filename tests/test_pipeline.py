@@ -96,7 +96,10 @@ STAGES = {
     "align": {"batch_size": 16, "eval_states": 32, "pretrain_updates": 3, "fit_iters": 2},
     "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
     "rl2": {"episodes_per_trial": 2},
-    "evaluate": {**TINY["evaluate"], "strategies": ["zeroshot", "align", "maml", "rl2"]},
+    "evaluate": {
+        **TINY["evaluate"],
+        "strategies": ["zeroshot", "align", "maml", "rl2", "metafit"],
+    },
     "main": {
         "render": False,
         "runs": {
@@ -108,6 +111,14 @@ STAGES = {
             },
             "maml": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
             "rl2": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
+            "metafit": {
+                "agent.adapters": "variant",
+                "train.init_from": "{out}/ppo",
+                "train.total_steps": 40,
+                "align.meta_batch": 1,
+                "align.meta_episodes": [1],
+                "align.meta_query_episodes": 2,
+            },
         },
     },
 }
@@ -126,12 +137,15 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     pre = json.loads((out / "pretrain" / "summary.json").read_text())
     assert pre["updates"] == 2  # the stage's own override of align.pretrain_updates
     assert not (out / "pretrain" / "init.json").exists()
-    inits = {n: json.loads((out / n / "init.json").read_text()) for n in ("ppo", "maml", "rl2")}
+    inits = {
+        n: json.loads((out / n / "init.json").read_text())
+        for n in ("ppo", "maml", "rl2", "metafit")
+    }
     ppo_init = inits["ppo"]["align.init_from"]
     assert ppo_init["source"] == str(out / "pretrain")
     # encoders, family adapters, and the 2 + 2 variants' adapters (4 fields each family)
     assert sum(n.startswith("variant_adapters.stacks.") for n in ppo_init["names"]) == 8
-    for name in ("maml", "rl2"):
+    for name in ("maml", "rl2", "metafit"):
         assert inits[name]["train.init_from"]["source"] == str(out / "ppo")
         assert any(n.startswith("encoders.") for n in inits[name]["train.init_from"]["names"])
     # the source policy trained on the frozen latent: its encoders and per-variant adapters
@@ -148,10 +162,16 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     fresh_ppo = build_agent(run_spec_of(spec, out, "ppo"))
     assert not torch.equal(source["core.pi.0.weight"], fresh_ppo.state_dict()["core.pi.0.weight"])
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report["strategies"] == ["zeroshot", "align", "maml", "rl2", "scratch"]
+    assert report["strategies"] == ["zeroshot", "align", "maml", "rl2", "metafit", "scratch"]
+    curves = {m: e["strategies"] for m, e in report["modalities"].items()}
+    audio = next(m for m in curves if m.startswith("audio:"))
+    # no learned start for a family meta-training never saw: align's fit, on the same agent
+    assert curves[audio]["metafit"]["curves"] == curves[audio]["align"]["curves"]
+    vector = next(m for m in curves if m.startswith("vector:"))
+    assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
     assert report["source"]["oracle"]["success"] > 0.5  # a 3x3 grid in 6 steps
     seconds = json.loads((out / "main.json").read_text())["seconds"]
-    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "evaluate"}
+    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "metafit", "evaluate"}
 
 
 def run_spec_of(spec_path: Path, out: Path, name: str):
