@@ -46,9 +46,10 @@ class MainConfig:
             overrides (typically ``train.total_steps``) into ``OUT/<run name>``, in this
             order; ``{out}`` in a value stands for OUT, so a later stage starts from an
             earlier one (``align.init_from: "{out}/pretrain"``, ``train.init_from:
-            "{out}/ppo"``). The names are the stages of :data:`RUN_NAMES`: ``pretrain``
-            (alignment pretraining, ``metaxm pretrain``), ``ppo``, ``maml``, ``rl2``
-            (``metaxm train`` with that ``algo``). The evaluator finds the agents by name.
+            "{out}/ppo"``); a link to a stage listed later is refused. The names are the stages
+            of :data:`RUN_NAMES`: ``pretrain`` (alignment pretraining, ``metaxm pretrain``),
+            ``ppo``, ``maml``, ``rl2``, ``metafit`` (``metaxm train`` with that ``algo``). The
+            evaluator finds the agents by name.
         evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
         bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
         render: draw one state in every modality into ``OUT/render.png``.

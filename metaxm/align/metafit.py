@@ -38,7 +38,6 @@ import torch
 from torch import Tensor
 
 from metaxm.align.config import AlignConfig
-from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch
 from metaxm.nn.agent import Agent
@@ -128,19 +127,3 @@ class MetaFit:
             {f: dict(p) for f, p in state["lrs"].items()},
             config,
         )
-
-
-def task_pairs(
-    agent: Agent,
-    spec,
-    family: str,
-    variant: int,
-    episodes: int,
-    source: tuple[str, int],
-    seed: int,
-) -> PairedBatch:
-    """The paired steps of ``episodes`` whole episodes of the agent in ``family:variant``
-    (the data a fit gets in evaluation)."""
-    return collect_paired_steps(
-        agent, spec, (family, variant), source=source, seed=seed, episodes=episodes
-    ).batch

@@ -24,6 +24,7 @@ from metaxm.align.losses import encode
 from metaxm.align.metafit import MetaFit, inner_fit, meta_variant_seed, pair_loss
 from metaxm.errors import ConfigError
 from metaxm.nn.agent import Agent, build_agent
+from metaxm.rl.trainer import derive_seed
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class MetaFitTrainer:
         self.agent.requires_grad_(False)
         self.families = TaskSampler(spec).families("train")
         self.source = default_source(spec)
-        self.generator = torch.Generator().manual_seed(spec.seed * 7919 + 17)
+        self.generator = torch.Generator().manual_seed(derive_seed(spec.seed, "metafit"))
         self.metafit: MetaFit | None = None
         self.optimizer: torch.optim.Adam | None = None
         self.env_steps = 0
