@@ -294,9 +294,9 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
 def _load_agent_variant_adapters(agent: Agent, saved: dict[str, Tensor] | None) -> list[str]:
     """Copy a pretraining run's per-variant adapters into an ``adapters: variant`` agent, for
     every family whose variants pretraining aligned (it may have aligned more:
-    ``align.pretrain_variants``), and set each family's adapter to their mean (where a held-out
-    variant starts). Without this the agent's variant adapters
-    would start as the identity, not where pretraining put each variant on the shared latent.
+    ``align.pretrain_variants``), and set each such family's adapter to their mean (where a
+    held-out variant starts). Without this the agent's variant adapters would start as the
+    identity, not where pretraining put each variant on the shared latent.
     """
     va = agent.variant_adapters
     if va is None or not saved:
@@ -313,8 +313,8 @@ def _load_agent_variant_adapters(agent: Agent, saved: dict[str, Tensor] | None) 
                 continue
             with torch.no_grad():
                 param.copy_(value[rows.to(value.device)])
+                getattr(agent.adapters[family], name).copy_(param.mean(0))
             copied.append(f"variant_adapters.stacks.{family}.{name}")
-    va.mean_into(agent.adapters)
     return copied
 
 
