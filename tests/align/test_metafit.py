@@ -150,3 +150,13 @@ def test_trainer_resumes_exactly(make_spec, tmp_path) -> None:
     b.load_state_dict(state)
     assert b.update() == expected
     assert b.env_steps == a.env_steps > 0
+
+
+def test_trainer_refuses_what_it_cannot_adapt(make_spec) -> None:
+    from metaxm.align.metafit_trainer import MetaFitTrainer
+    from metaxm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="algo: metafit adapts a PPO source agent"):
+        MetaFitTrainer(make_spec(algo="metafit", train={"init_from": "x"}))
+    with pytest.raises(ConfigError, match="algo: metafit needs train.init_from"):
+        MetaFitTrainer(make_spec(algo="metafit", agent={"adapters": "variant"}))
