@@ -247,11 +247,13 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
         from metaxm.sampler import TaskSampler
 
         distributed.check_spec(spec, TaskSampler(spec).families("train"))
-    checkpoint = _prepare_rundir_on_main(rundir, data, resume)
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     _seed_globals(spec.seed)
+    # the trainer first: a spec it refuses (a family that cannot render this world, an agent
+    # it cannot train) then leaves no run folder behind to block the corrected retry
     trainer = make_trainer(spec)
+    checkpoint = _prepare_rundir_on_main(rundir, data, resume)
     update = 0
     if checkpoint is None and (spec.align.init_from or spec.train.init_from):
         init = initialise_agent(trainer.agent, spec)

@@ -58,6 +58,19 @@ def test_bad_override_exits_2_with_one_line(
     assert not (tmp_path / "r").exists()
 
 
+def test_a_spec_the_trainer_refuses_leaves_no_run_folder_behind(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal is one line, and the corrected command then runs in the same folder (a
+    half-made run folder used to block it: "already holds a run")."""
+    out = tmp_path / "r"
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "agent.core=gru"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PPO trains a feed-forward agent" in err
+    assert not out.exists()
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
+
+
 def _metrics(rundir: Path) -> bytes:
     return (rundir / "metrics.jsonl").read_bytes()
 
