@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
     parser.add_argument("--modality", required=True, help="FAMILY:VARIANT, e.g. audio:7")
     parser.add_argument(
-        "--strategy", required=True, help="zeroshot, maml, rl2, align, finetune, scratch"
+        "--strategy", required=True, help="zeroshot, maml, rl2, align, metafit, finetune, scratch"
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
