@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,20 +67,29 @@ class MainConfig:
         order = list(self.runs)
         for i, (name, overrides) in enumerate(self.runs.items()):
             for key, value in overrides.items():
-                for later in order[i:]:
-                    if isinstance(value, str) and f"{{out}}/{later}" in value:
-                        raise ValueError(
-                            f"runs.{name}: {key} starts from {{out}}/{later}, which runs "
-                            f"{'as this stage' if later == name else 'after it'}; list "
-                            f"{later} before {name}"
-                        )
+                link = re.search(r"\{out\}/([^/\s]+)", value) if isinstance(value, str) else None
+                if link and link.group(1) not in order[:i]:
+                    stage = link.group(1)
+                    where = "after it" if stage in order[i + 1 :] else "not at all"
+                    if stage == name:
+                        where = "as this stage"
+                    raise ValueError(
+                        f"runs.{name}: {key} starts from {{out}}/{stage}, a stage that runs "
+                        f"{where}; list {stage} before {name}"
+                    )
             if name not in RUN_NAMES:
                 raise ValueError(
                     f"runs.{name}: run names are {', '.join(RUN_NAMES)} (one per stage)"
                 )
             if name == "pretrain":
-                if "algo" in overrides:
-                    raise ValueError("runs.pretrain: alignment pretraining takes no algo")
+                taken = [
+                    k for k in ("algo", "align.init_from", "train.init_from") if k in overrides
+                ]
+                if taken:
+                    raise ValueError(
+                        f"runs.pretrain: alignment pretraining starts afresh and takes no "
+                        f"{taken[0]}"
+                    )
                 continue
             if overrides.get("algo", name) != name:
                 raise ValueError(f"runs.{name}: algo must be {name!r}, got {overrides['algo']!r}")

@@ -52,12 +52,17 @@ def test_main_job_trains_evaluates_and_continues(tmp_path: Path, capsys) -> None
     ("runs", "message"),
     [
         ({"dqn": {}}, "main: runs.dqn: run names are pretrain, ppo, maml, rl2"),
-        ({"pretrain": {"algo": "ppo"}}, "main: runs.pretrain: alignment pretraining takes no"),
+        ({"pretrain": {"algo": "ppo"}}, "main: runs.pretrain: alignment pretraining starts"),
         ({"ppo": {"algo": "maml"}}, "main: runs.ppo: algo must be 'ppo'"),
         (
             {"maml": {"train.init_from": "{out}/ppo"}, "ppo": {}},
-            r"main: runs.maml: train.init_from starts from \{out\}/ppo, which runs after it",
+            r"main: runs.maml: train.init_from starts from \{out\}/ppo, a stage that runs after",
         ),
+        (
+            {"maml": {"train.init_from": "{out}/ppo/checkpoints"}},
+            r"main: runs.maml: train.init_from starts from \{out\}/ppo, a stage that runs not at",
+        ),
+        ({"pretrain": {"align.init_from": "x"}}, "runs.pretrain: alignment pretraining starts"),
     ],
 )
 def test_main_section_errors(runs: dict, message: str) -> None:
@@ -169,6 +174,13 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert curves[audio]["metafit"]["curves"] == curves[audio]["align"]["curves"]
     vector = next(m for m in curves if m.startswith("vector:"))
     assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
+    learned = load_checkpoint(resolve_checkpoint(out / "metafit"))["trainer"]["metafit"]
+    moved = [
+        not torch.equal(v, source[k]) for k, v in learned["init"]["vector"].items()
+    ]  # meta-training changed the start it fits from, and its rates
+    assert any(moved) and any(
+        not torch.allclose(v, torch.full_like(v, 0.1)) for v in learned["lrs"]["vector"].values()
+    )
     assert report["source"]["oracle"]["success"] > 0.5  # a 3x3 grid in 6 steps
     seconds = json.loads((out / "main.json").read_text())["seconds"]
     assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "metafit", "evaluate"}

@@ -20,7 +20,7 @@ variants (its own seeded generators), the :class:`~metaxm.align.losses.Alignment
 :func:`prepare_alignment` is the one call a trainer makes at construction: it returns the
 :class:`AuxAlignment` when ``align.weight`` > 0 (None otherwise, so a trainer with the default
 spec runs exactly as without alignment). Starting from a pretraining run (``align.init_from``)
-is the run loop's job, for every trainer alike (:func:`metaxm.run.loop.initialise_agent`).
+is the run loop's job, for every trainer alike (:func:`metaxm.run.init.initialise_agent`).
 
 The loss module's own parameters (a learned temperature, the VAE's decoders) get their own
 Adam at ``align.lr``; :meth:`state_dict` holds them, that optimizer and the sampler's
@@ -107,7 +107,7 @@ class AuxAlignment:
 
 def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment | None:
     """The auxiliary loss if ``align.weight`` is > 0 (see the module docstring). The run loop,
-    not the trainer, applies ``align.init_from`` (:func:`metaxm.run.loop.initialise_agent`)."""
+    not the trainer, applies ``align.init_from`` (:func:`metaxm.run.init.initialise_agent`)."""
     check_frozen(spec)
     if spec.align.weight <= 0:
         return None
@@ -115,12 +115,20 @@ def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment |
 
 
 def check_frozen(spec: Spec) -> None:
-    """``train.freeze: latent`` and an auxiliary alignment loss exclude each other: the loss
-    would train the very encoders and adapters that are frozen."""
-    if spec.train.freeze == "latent" and spec.align.weight > 0:
-        from metaxm.errors import ConfigError
+    """``train.freeze: latent`` needs a latent to keep (``align.init_from`` or
+    ``train.init_from``; frozen random encoders are a mistake, not a baseline), and excludes an
+    auxiliary alignment loss, which would train the very encoders and adapters it freezes."""
+    from metaxm.errors import ConfigError
 
+    if spec.train.freeze != "latent":
+        return
+    if spec.align.weight > 0:
         raise ConfigError(
             "train.freeze: latent keeps the encoders and adapters fixed, so align.weight "
             f"({spec.align.weight}) would train nothing; set one of them off"
+        )
+    if not (spec.align.init_from or spec.train.init_from):
+        raise ConfigError(
+            "train.freeze: latent would keep randomly initialised encoders; start the run from "
+            "a pretraining run (align.init_from) or another run (train.init_from)"
         )

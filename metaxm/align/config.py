@@ -57,7 +57,8 @@ class AlignConfig:
         fit_policy: weight of the policy's KL divergence, KL(pi(z_s) || pi(z_t)), in a few-shot
             fit: what the frozen policy does on the source latent is what it should do on the
             target latent, which weighs the latent's directions by how much they move the
-            policy (0: latents only).
+            policy (0: latents only). Feed-forward agents only: a recurrent core's policy
+            depends on the trial so far, and the term is left out for it.
         fit_prior: weight of the squared distance of the fitted parameters to where the fit
             started (the agent's), divided by the number of paired states: a prior that holds
             a fit on one short episode near the starting adapter and fades as pairs accumulate.

@@ -198,7 +198,8 @@ def fit_adapter(
     g = torch.Generator().manual_seed(seed)
     target = _target_latent(agent, pairs.obs[0], family, subset)
     policy = config.fit_policy > 0 and not agent.recurrent
-    if policy:
+    if policy:  # the policy is a fixed function here: its weights take no gradient
+        core = {k: v.detach() for k, v in agent.core.named_parameters()}
         with torch.no_grad():
             pds = [agent.core(zs)[0] for zs in sources]
     losses = []
@@ -211,7 +212,7 @@ def fit_adapter(
             for zs in sources
         ) / len(sources)
         if policy:
-            pd = agent.core(z)[0]
+            pd = torch.func.functional_call(agent.core, core, (z,))[0]
             kl = sum(agent.head.kl(p[idx], pd).mean() for p in pds) / len(pds)
             loss = loss + config.fit_policy * kl
         if config.fit_prior > 0:

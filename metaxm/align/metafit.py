@@ -121,9 +121,15 @@ class MetaFit:
         return {"init": self.init, "lrs": self.lrs}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Mapping[str, Params]], config: AlignConfig) -> MetaFit:
-        return cls(
-            {f: dict(p) for f, p in state["init"].items()},
-            {f: dict(p) for f, p in state["lrs"].items()},
-            config,
-        )
+    def from_state(
+        cls,
+        state: Mapping[str, Mapping[str, Params]],
+        config: AlignConfig,
+        device: torch.device | str | None = None,
+    ) -> MetaFit:
+        """What :meth:`state_dict` saved, on ``device`` (default: where it is)."""
+
+        def table(kind: str) -> dict[str, Params]:
+            return {f: {k: v.to(device) for k, v in p.items()} for f, p in state[kind].items()}
+
+        return cls(table("init"), table("lrs"), config)

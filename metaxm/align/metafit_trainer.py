@@ -79,8 +79,8 @@ class MetaFitTrainer:
             lr = self.config.meta_inner_lr
             lrs = {f: {k: torch.full_like(v, lr) for k, v in p.items()} for f, p in init.items()}
             self.metafit = MetaFit(init, lrs, self.config)
-        else:
-            self.metafit = MetaFit.from_state(state, self.config)
+        else:  # checkpoints are loaded onto the CPU
+            self.metafit = MetaFit.from_state(state, self.config, self.device)
         leaves = [*self._leaves()]
         for p in leaves:
             p.requires_grad_(True)

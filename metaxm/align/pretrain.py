@@ -286,26 +286,46 @@ def load_pretrained(agent: Agent, source: str | Path) -> list[str]:
                 f"{path}: {k} has shape {tuple(weights[k].shape)}, the agent's "
                 f"{tuple(own[k].shape)}; pretrain with the same agent settings"
             )
+    if not names:
+        raise CheckpointError(f"{path}: no encoder or adapter of it matches this agent's families")
     agent.load_state_dict({k: weights[k] for k in names}, strict=False)
-    names += _load_agent_variant_adapters(agent, state.get("trainer", {}).get("variants"))
+    names += _load_agent_variant_adapters(agent, state["trainer"].get("variants"), path)
     return names
 
 
-def _load_agent_variant_adapters(agent: Agent, saved: dict[str, Tensor] | None) -> list[str]:
-    """Copy a pretraining run's per-variant adapters into an ``adapters: variant`` agent, for
-    every family whose variants pretraining aligned (it may have aligned more:
-    ``align.pretrain_variants``), and set each such family's adapter to their mean (where a
-    held-out variant starts). Without this the agent's variant adapters would start as the
-    identity, not where pretraining put each variant on the shared latent.
+def _load_agent_variant_adapters(
+    agent: Agent, saved: dict[str, Tensor] | None, path: Path
+) -> list[str]:
+    """Give an ``adapters: variant`` agent the pretraining run's adapter of each of its
+    training variants and set each family's adapter to their mean (where a held-out variant
+    starts); without this the agent's variant adapters would start as the identity, not where
+    pretraining put each variant on the shared latent. A run that pretrained per-variant
+    adapters must have aligned every one of the agent's variants (it may have aligned more:
+    ``align.pretrain_variants``); a run that pretrained family adapters gives each variant its
+    family's.
+
+    Raises:
+        CheckpointError: the run aligned per-variant adapters, but not of all these variants.
     """
     va = agent.variant_adapters
-    if va is None or not saved:
+    if va is None:
         return []
     copied = []
     for family, stack in va.stacks.items():
+        if not saved:  # family adapters were pretrained: every variant starts from its family's
+            own = agent.adapters[family]
+            with torch.no_grad():
+                for name, param in stack.items():
+                    param.copy_(getattr(own, name).unsqueeze(0).expand_as(param))
+            copied += [f"variant_adapters.stacks.{family}.{name}" for name in stack]
+            continue
         seeds = saved.get(f"seeds_{family}")
-        if seeds is None or not set(va.seeds(family)) <= set(seeds.tolist()):
-            continue  # pretraining did not align every one of this agent's variants
+        missing = sorted(set(va.seeds(family)) - set([] if seeds is None else seeds.tolist()))
+        if seeds is None or missing:
+            raise CheckpointError(
+                f"{path}: pretraining aligned no adapter for {family} variants {missing}; "
+                "pretrain with the same modalities.train"
+            )
         rows = torch.tensor([seeds.tolist().index(v) for v in va.seeds(family)])
         for name, param in stack.items():
             value = saved[f"stacks.{family}.{name}"]

@@ -66,7 +66,10 @@ def load_agent(
     agent.eval()
     extras = {}
     if "metafit" in state["trainer"]:  # the learned start and rates (metaxm.align.metafit)
-        extras["metafit"] = state["trainer"]["metafit"]
+        extras["metafit"] = {
+            kind: {f: {k: v.to(spec.device) for k, v in p.items()} for f, p in table.items()}
+            for kind, table in state["trainer"]["metafit"].items()
+        }
     if "inner_lrs" in state["trainer"]:
         lrs = state["trainer"]["inner_lrs"]  # beside the agent (loaded onto the CPU above)
         extras["inner_lrs"] = {k: v.to(spec.device) for k, v in lrs.items()}

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from metaxm.spec import Spec
 
 AgentKind = Literal["ppo", "maml", "rl2", "metafit"]
+DataNeed = Literal["observations", "rewards", "paired"]
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     needs: ClassVar[AgentKind | None]
-    data: ClassVar[tuple[str, ...]]
+    data: ClassVar[tuple[DataNeed, ...]]
 
     def applicable(self, agents: Agents) -> bool:
         return self.needs is None or self.needs in agents.by_kind

@@ -194,6 +194,9 @@ class RL2Trainer:
         self.families = self.sampler.families("train")
         self.agent: Agent = build_rl2_agent(spec).to(self.device)
         if spec.train.freeze == "latent":
+            from metaxm.align.aux import check_frozen
+
+            check_frozen(spec)
             self.agent.freeze_latent()
         self.optimizer = torch.optim.Adam(
             self.agent.trainable(), lr=self.ppo.lr, eps=self.ppo.adam_eps

@@ -114,3 +114,21 @@ def test_fewshot_study_scores_each_budget(make_spec) -> None:
         study["rows"][0]["chance_top1"]
     )  # the same states for every budget
     assert "probe R^2" in format_study(study)
+
+
+def test_a_policy_term_fit_leaves_the_agent_untouched(make_spec) -> None:
+    """align.fit_policy adds the frozen policy's KL; the policy takes no gradient from it."""
+    import dataclasses
+
+    spec = make_spec()
+    agent = build_agent(spec)
+    before = {k: v.detach().clone() for k, v in agent.named_parameters()}
+    pairs = collect_paired_steps(agent, spec, ("vector", 7), steps=24).batch
+    config = dataclasses.replace(spec.align, fit_policy=5.0, fit_iters=5)
+    with_kl = fit_adapter(agent, pairs, config, "adapter+encoder")
+    without = fit_adapter(
+        agent, pairs, spec.align.__class__(**{**vars(config), "fit_policy": 0.0}), "adapter+encoder"
+    )
+    assert with_kl.loss_first > without.loss_first  # the KL term is in the loss
+    for k, v in agent.named_parameters():
+        assert v.grad is None and torch.equal(v, before[k]), k

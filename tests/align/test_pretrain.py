@@ -19,7 +19,7 @@ from metaxm.align.pretrain import (
 )
 from metaxm.nn.agent import build_agent
 from metaxm.run.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
-from metaxm.run.loop import initialise_agent
+from metaxm.run.init import initialise_agent
 from metaxm.spec import replace
 
 SMALL = {"pretrain_updates": 4, "batch_size": 16, "eval_states": 32, "eval_interval": 2}
@@ -187,3 +187,54 @@ def test_a_source_policy_from_pretraining_keeps_the_latent_shared(
         assert after == floor
     else:
         assert after >= floor - 0.2
+
+
+def test_variant_agents_load_family_pretraining_and_refuse_missing_variants(
+    make_spec, tmp_path
+) -> None:
+    from metaxm.errors import CheckpointError
+
+    variant_agent = {"adapters": "variant"}
+    fam = make_spec(modalities=TWO, align={"batch_size": 16, "pretrain_adapters": "family"})
+    trained = PretrainTrainer(fam)
+    trained.update()
+    state = {"algo": "pretrain", "trainer": trained.state_dict()}
+    save_checkpoint(checkpoint_path(tmp_path / "family", 1), state)
+    agent = build_agent(replace(fam, agent=dataclasses.replace(fam.agent, **variant_agent)))
+    load_pretrained(agent, tmp_path / "family")
+    for family in ("vector", "projected"):  # every variant starts from its family's adapter
+        for name, stack in agent.variant_adapters.stacks[family].items():
+            want = getattr(trained.agent.adapters[family], name)
+            assert all(torch.equal(row, want) for row in stack), (family, name)
+    # a run that aligned other variants than this agent trains: refused in one line
+    other = make_spec(modalities=TWO, seed=5, align={"batch_size": 16})
+    state = {"algo": "pretrain", "trainer": PretrainTrainer(other).state_dict()}
+    save_checkpoint(checkpoint_path(tmp_path / "other", 1), state)
+    agent = build_agent(replace(fam, agent=dataclasses.replace(fam.agent, **variant_agent)))
+    with pytest.raises(CheckpointError, match="pretraining aligned no adapter for vector"):
+        load_pretrained(agent, tmp_path / "other")
+
+
+@pytest.mark.parametrize("algo", ["maml", "rl2"])
+def test_align_init_from_starts_every_trainer(make_spec, tmp_path, algo: str) -> None:
+    from metaxm.run.loop import make_trainer
+
+    spec = make_spec(modalities=TWO, align={"batch_size": 16})
+    trained = PretrainTrainer(spec)
+    trained.update()
+    save_checkpoint(
+        checkpoint_path(tmp_path, 1), {"algo": "pretrain", "trainer": trained.state_dict()}
+    )
+    run = replace(
+        spec,
+        algo=algo,
+        agent=dataclasses.replace(spec.agent, core="gru" if algo == "rl2" else "mlp"),
+        align=dataclasses.replace(spec.align, init_from=str(tmp_path)),
+    )
+    trainer = make_trainer(run)
+    record = initialise_agent(trainer.agent, run)
+    assert record["align.init_from"]["parameters"] > 0
+    own = dict(trainer.agent.named_parameters())
+    for k, v in trained.agent.named_parameters():
+        if k.startswith("encoders."):
+            assert torch.equal(own[k], v), k

@@ -64,12 +64,19 @@ def test_a_task_env_can_be_saved_before_its_first_reset() -> None:
     assert torch.equal(other.world.goal, env.world.goal)
 
 
-def test_a_frozen_latent_trains_only_the_core(make_spec) -> None:
+def test_a_frozen_latent_trains_only_the_core(make_spec, tmp_path) -> None:
     """train.freeze: latent keeps every encoder and adapter weight; the core still learns."""
     from metaxm.meta.maml_trainer import MAMLTrainer
+    from metaxm.meta.rl2 import RL2Trainer
+    from metaxm.nn.agent import build_agent
     from metaxm.rl.trainer import PPOTrainer
+    from metaxm.run.checkpoint import checkpoint_path, save_checkpoint
 
-    spec = make_spec(train={"freeze": "latent"}, agent={"adapters": "variant"})
+    start = {"freeze": "latent", "init_from": str(tmp_path)}
+    spec = make_spec(train=start, agent={"adapters": "variant"})
+    save_checkpoint(
+        checkpoint_path(tmp_path, 1), {"trainer": {"agent": build_agent(spec).state_dict()}}
+    )
     trainer = PPOTrainer(spec)
     before = {n: p.detach().clone() for n, p in trainer.agent.named_parameters()}
     held = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
@@ -80,6 +87,11 @@ def test_a_frozen_latent_trains_only_the_core(make_spec) -> None:
         assert (id(p) in held) != below, name
         assert torch.equal(p, before[name]) == below, name
     with pytest.raises(ConfigError, match="train.freeze: latent keeps the encoders"):
-        PPOTrainer(make_spec(train={"freeze": "latent"}, align={"weight": 0.1}))
+        PPOTrainer(make_spec(train=start, align={"weight": 0.1}))
+    for trainer_class in (PPOTrainer, RL2Trainer):  # nothing to keep: random encoders
+        algo = {PPOTrainer: "ppo", RL2Trainer: "rl2"}[trainer_class]
+        core = {"core": "gru"} if algo == "rl2" else {}
+        with pytest.raises(ConfigError, match="would keep randomly initialised encoders"):
+            trainer_class(make_spec(algo=algo, train={"freeze": "latent"}, agent=core))
     with pytest.raises(ConfigError, match="train.freeze: MAML meta-learns the adapter"):
-        MAMLTrainer(make_spec(algo="maml", train={"freeze": "latent"}))
+        MAMLTrainer(make_spec(algo="maml", train=start))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from metaxm.errors import CheckpointError
-from metaxm.run.loop import init_agent_from, make_trainer, train
+from metaxm.run.init import init_agent_from
+from metaxm.run.loop import make_trainer, train
 from metaxm.spec import spec_from_dict
 
 BASE = {
