@@ -70,9 +70,12 @@ class MainConfig:
                 link = re.search(r"\{out\}/([^/\s]+)", value) if isinstance(value, str) else None
                 if link and link.group(1) not in order[:i]:
                     stage = link.group(1)
-                    where = "after it" if stage in order[i + 1 :] else "not at all"
                     if stage == name:
                         where = "as this stage"
+                    elif stage in order:
+                        where = "after it"
+                    else:
+                        where = "not at all"
                     raise ValueError(
                         f"runs.{name}: {key} starts from {{out}}/{stage}, a stage that runs "
                         f"{where}; list {stage} before {name}"

@@ -108,7 +108,6 @@ class AuxAlignment:
 def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment | None:
     """The auxiliary loss if ``align.weight`` is > 0 (see the module docstring). The run loop,
     not the trainer, applies ``align.init_from`` (:func:`metaxm.run.init.initialise_agent`)."""
-    check_frozen(spec)
     if spec.align.weight <= 0:
         return None
     return AuxAlignment.from_spec(spec, agent, seed)

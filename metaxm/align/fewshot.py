@@ -100,6 +100,14 @@ def default_source(spec: Spec) -> tuple[str, int]:
     return family, seeds[0]
 
 
+def source_params(agent: Agent, source: tuple[str, int]) -> dict[str, Tensor] | None:
+    """The source variant's own adapter when the agent has one (``adapters: variant`` and the
+    variant in its pool), under the family adapter's names; None: the family adapter."""
+    va = agent.variant_adapters
+    known = va is not None and source[0] in va and source[1] in va.seeds(source[0])
+    return va.params(*source) if known else None
+
+
 @torch.no_grad()
 def collect_paired_steps(
     agent: Agent,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from metaxm.align.fewshot import collect_paired_steps, default_source
+from metaxm.align.fewshot import collect_paired_steps, default_source, source_params
 from metaxm.align.losses import encode
 from metaxm.align.metafit import MetaFit, inner_fit, meta_variant_seed, pair_loss
 from metaxm.errors import ConfigError
@@ -58,6 +58,7 @@ class MetaFitTrainer:
         self.agent.requires_grad_(False)
         self.families = TaskSampler(spec).families("train")
         self.source = default_source(spec)
+        self.source_params = source_params(self.agent, self.source)  # follows the loaded agent
         self.generator = torch.Generator().manual_seed(derive_seed(spec.seed, "metafit"))
         self.metafit: MetaFit | None = None
         self.optimizer: torch.optim.Adam | None = None
@@ -100,10 +101,8 @@ class MetaFitTrainer:
                 yield from ((f"{kind}.{k}", v) for k, v in params.items())
 
     def _source_latents(self, obs: Tensor) -> Tensor:
-        va = self.agent.variant_adapters
-        params = va.params(*self.source) if va is not None else None
         with torch.no_grad():
-            return encode(self.agent, obs, self.source[0], params)
+            return encode(self.agent, obs, self.source[0], self.source_params)
 
     def update(self) -> dict[str, float]:
         """One meta-update over ``meta_batch`` fresh variants of every training family."""

@@ -167,6 +167,27 @@ class TransferMetrics:
         return asdict(self)
 
 
+def _capped(hits: Sequence[int | None], cap: int) -> np.ndarray:
+    """Per-seed episodes to threshold with censored seeds counted as the cap."""
+    return np.array([cap if h is None else h for h in hits], float)
+
+
+def episodes_to_level(
+    budgets: Sequence[int], curves: np.ndarray, level: float, seed: int = 0
+) -> dict:
+    """Only the episodes-to-threshold part of :func:`transfer_metrics`, against an absolute
+    ``level`` (e.g. a fraction of the oracle's): ``{episodes_to_threshold: {point, low,
+    high}, censored, seeds}``, with the same IQM, cap and bootstrap."""
+    budgets = np.asarray(budgets)
+    hits = episodes_to_threshold(budgets, np.atleast_2d(curves).astype(float), level)
+    interval = iqm_interval(_capped(hits, int(budgets.max())), seed=seed)
+    return {
+        "episodes_to_threshold": interval.to_dict(),
+        "censored": sum(h is None for h in hits),
+        "seeds": len(hits),
+    }
+
+
 def transfer_metrics(
     budgets: Sequence[int],
     curves: np.ndarray,
@@ -205,8 +226,8 @@ def transfer_metrics(
     hits = episodes_to_threshold(budgets, curves, threshold)
     scratch_hits = episodes_to_threshold(sb, scratch, threshold)
     cap, scratch_cap = k_max, int(sb.max())
-    hit_values = np.array([cap if h is None else h for h in hits], float)
-    scratch_values = np.array([scratch_cap if h is None else h for h in scratch_hits], float)
+    hit_values = _capped(hits, cap)
+    scratch_values = _capped(scratch_hits, scratch_cap)
     censored = sum(h is None for h in hits)
     speedup: float | None = None
     if censored <= len(hits) // 2:  # the IQM of the strategy's episodes is a real number

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from metaxm.errors import ConfigError
 from metaxm.evaluate.episodes import METRICS, Curve, measure
-from metaxm.evaluate.metrics import iqm_interval, transfer_metrics
+from metaxm.evaluate.metrics import episodes_to_level, iqm_interval, transfer_metrics
 from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
 from metaxm.rl.trainer import derive_seed
@@ -261,12 +261,8 @@ def _derive(
                 )  # fmt: skip
                 record["metrics"] = tm.to_dict()
             if oracle is not None:  # the same threshold as a fraction of the oracle's level
-                tm = transfer_metrics(
-                    b, values, sbudgets, scratch, oracle, cfg.threshold, seed=variant
-                )
-                record["oracle_metrics"] = {
-                    k: tm.to_dict()[k] for k in ("episodes_to_threshold", "censored", "seeds")
-                }
+                level = cfg.threshold * oracle
+                record["oracle_metrics"] = episodes_to_level(b, values, level, seed=variant)
             strategies[name] = record
         entry["strategies"] = strategies
         # a threshold within what a fresh agent reaches (the upper end of the 95% interval of

@@ -198,26 +198,17 @@ class RL2(Strategy):
         return curve
 
 
-def _source(agent: Agent, spec: Spec) -> tuple[tuple[str, int], dict | None]:
-    """The known modality paired fits aim at, and its own adapter when the agent has one."""
-    from metaxm.align.fewshot import default_source
-
-    source = default_source(spec)
-    va = agent.variant_adapters
-    known = va is not None and source[0] in va and source[1] in va.seeds(source[0])
-    return source, (va.params(*source) if known else None)
-
-
 def _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit) -> Curve:
     """The curve of a paired fit: after k whole episodes the agent played in the target
     modality (every step rendered in the source modality too), ``fit(pairs)`` gives the
     parameters the frozen policy is measured with."""
     import torch
 
+    from metaxm.align.fewshot import default_source
     from metaxm.align.pairs import render_pairs
     from metaxm.evaluate.episodes import visited_scenes
 
-    source, _ = _source(agent, spec)
+    source = default_source(spec)
     curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
     for k in budgets:
         params, steps = None, 0
@@ -247,14 +238,14 @@ class Align(Strategy):
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        from metaxm.align.fewshot import fit_adapter, fit_subset
+        from metaxm.align.fewshot import default_source, fit_adapter, fit_subset, source_params
 
         agent, spec = agents.by_kind["ppo"], agents.spec
         subset = fit_subset(spec, family)
-        _, source_params = _source(agent, spec)
+        own = source_params(agent, default_source(spec))
 
         def fit(pairs):
-            return fit_adapter(agent, pairs, spec.align, subset, seed, source_params).params
+            return fit_adapter(agent, pairs, spec.align, subset, seed, own).params
 
         return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
 
@@ -271,6 +262,7 @@ class MetaFitStrategy(Strategy):
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        from metaxm.align.fewshot import default_source, source_params
         from metaxm.align.metafit import MetaFit
 
         agent, spec = agents.by_kind["metafit"], agents.spec
@@ -279,10 +271,10 @@ class MetaFitStrategy(Strategy):
         if family not in learned.init:  # no learned start: the hand-set fit (see the docstring)
             with_agent = dataclasses.replace(agents, by_kind={**agents.by_kind, "ppo": agent})
             return STRATEGIES["align"].curve(with_agent, family, variant, budgets, seed)
-        _, source_params = _source(agent, spec)
+        own = source_params(agent, default_source(spec))
 
         def fit(pairs):
-            return learned.fit(agent, pairs, source_params)
+            return learned.fit(agent, pairs, own)
 
         return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
 

@@ -224,9 +224,7 @@ class RL2Trainer:
         )
         self.aux = None
         if spec.align.weight > 0:
-            from metaxm.align.aux import AuxAlignment, check_frozen
-
-            check_frozen(spec)
+            from metaxm.align.aux import AuxAlignment
 
             self.aux = AuxAlignment.from_spec(
                 spec, self.agent, seed=derive_seed(spec.seed, "align") % (2**31)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from metaxm.align.aux import prepare_alignment
+from metaxm.align.aux import check_frozen, prepare_alignment
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
@@ -71,9 +71,10 @@ class PPOTrainer:
         self.sampler = TaskSampler(spec)
         self.families = self.sampler.families("train")
         self.agent: Agent = build_agent(spec).to(self.device)
-        self.aligner = prepare_alignment(spec, self.agent, derive_seed(spec.seed, "align"))
         if spec.train.freeze == "latent":
+            check_frozen(spec)
             self.agent.freeze_latent()
+        self.aligner = prepare_alignment(spec, self.agent, derive_seed(spec.seed, "align"))
         self.optimizer = torch.optim.Adam(
             self.agent.trainable(), lr=self.config.lr, eps=self.config.adam_eps
         )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from metaxm.errors import CheckpointError
-from metaxm.run.checkpoint import load_checkpoint
+from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -56,8 +56,6 @@ def init_agent_from(agent: torch.nn.Module, source: str | Path) -> list[str]:
     Raises:
         CheckpointError: no checkpoint, an unsafe or corrupt one, or nothing in it matches.
     """
-    from metaxm.run.checkpoint import resolve_checkpoint
-
     path = resolve_checkpoint(source)
     state = load_checkpoint(path, map_location=next(agent.parameters()).device)
     weights = state.get("trainer", {}).get("agent") or {}

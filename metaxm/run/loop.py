@@ -97,9 +97,10 @@ class TrainConfig:
             core and stays fresh). Ignored when resuming: the checkpoint holds the weights.
         freeze: ``latent`` trains only what reads the shared latent (the core): the encoders
             and adapters keep the weights the run started from (``align.init_from`` or
-            ``init_from``), so every modality stays where alignment put it
-            (:meth:`metaxm.nn.agent.Agent.freeze_latent`); ``none`` trains every weight. PPO
-            and RL^2 only: MAML's inner loop adapts the adapter itself.
+            ``init_from``, one of which it needs; not with ``align.weight`` > 0), so every
+            modality stays where alignment put it (:meth:`metaxm.nn.agent.Agent.freeze_latent`,
+            :func:`metaxm.align.aux.check_frozen`); ``none`` trains every weight. PPO and RL^2
+            only: MAML's inner loop adapts the adapter itself.
     """
 
     total_steps: int = 200_000
