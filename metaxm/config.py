@@ -13,14 +13,14 @@ same code path as the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-import yaml
-
 from metaxm.errors import ConfigError
+from metaxm.yaml_io import parse_override, read_yaml
 
 T = TypeVar("T")
 
@@ -92,12 +92,54 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}: {value} is too large for a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
     raise TypeError(f"config type {tp!r} at {key} is not supported by metaxm.config")
+
+
+def bounded(default: Any, lo: float, hi: float) -> Any:
+    """A config field with ``default`` whose numbers must lie in ``[lo, hi]``.
+
+    Used for every numeric field of every config::
+
+        num_envs: int = bounded(32, 1, 4096)
+
+    :func:`from_dict` checks the value (each item of a list or tuple, each value of a mapping)
+    and refuses one outside the range in one line naming the key and the range. Ranges are
+    sanity bounds (what a run on one machine can mean), not tuning advice; the resource
+    estimate (:mod:`metaxm.resources`) judges the sizes together.
+    """
+    return dataclasses.field(default=default, metadata={"range": (lo, hi)})
+
+
+def check_range(value: Any, bounds: tuple[float, float], key: str) -> None:
+    """Refuse a number (or a number inside a list, tuple or mapping) outside ``bounds``."""
+    lo, hi = bounds
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_range(v, bounds, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_range(v, bounds, f"{key}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not lo <= value <= hi:
+        raise ConfigError(f"{key}: {_short(value)} is out of range; allowed {lo:g} to {hi:g}")
+
+
+def _short(value: float) -> str:
+    try:
+        return f"{value:g}"
+    except OverflowError:  # an int beyond float range
+        text = str(value) if value.bit_length() < 4000 else "a huge integer"
+        return text if len(text) <= 24 else f"{text[:6]}...({len(text)} digits)"
 
 
 def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
@@ -133,6 +175,8 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
             kwargs[name] = (
                 parse(data[name], key) if parse else _convert(data[name], hints[name], key)
             )
+            if "range" in f.metadata:
+                check_range(kwargs[name], f.metadata["range"], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key {key!r}")
     try:
@@ -157,17 +201,16 @@ def to_dict(obj: Any) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings to plain config data; values are parsed as YAML.
 
-    Type checking happens afterwards, in :func:`from_dict`, exactly as for the file.
+    Values are read as strictly as a spec file (:func:`metaxm.yaml_io.parse_override`: no
+    anchors, ``1e6`` is a float, at most 64 KiB). Type checking happens afterwards, in
+    :func:`from_dict`, exactly as for the file.
     """
     data = _deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. ppo.lr=0.001")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+        value = parse_override(raw, key.strip())
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -182,16 +225,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with one-line errors for a missing or malformed file."""
+    """Read a YAML mapping strictly (:func:`metaxm.yaml_io.read_yaml`), with one-line errors.
+
+    Raises:
+        ConfigError: a missing, too large, non-UTF-8 or malformed file, an anchor, a duplicate
+            key, ... (see :func:`metaxm.yaml_io.parse_yaml`), or a top level that is not a
+            mapping.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
