@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, loaded safely, holding everything needed to resume exactly.
+"""Checkpoints: written atomically, verified by checksum, loaded safely, holding everything
+needed to resume exactly.
 
 A checkpoint is a ``torch.save`` of plain data only: tensors, numbers, strings, lists and dicts
 (model and optimizer state, generator states, counters, the resolved spec). That is what lets
@@ -8,10 +9,22 @@ payload is refused before anything in it runs.
 Writing goes to a temporary file in the same directory, is flushed to disk, then renamed over
 the final name (``os.replace`` is atomic on POSIX), so a run killed mid-write, even by SIGKILL,
 leaves the previous checkpoints intact and no half-written ``ckpt-*.pt``.
+
+Beside every ``ckpt-<update>.pt`` lies ``ckpt-<update>.pt.sha256``, the SHA-256 of the file in
+``sha256sum``'s format (``sha256sum -c`` checks it). It is written, atomically, after the
+checkpoint's temporary file is on disk and before that file takes its final name, so a
+checkpoint never exists without its checksum. :func:`load_checkpoint` refuses a file whose
+checksum does not match (it changed after it was written: a bad disk, a partial copy, an edit)
+or that has none, and names the newest earlier checkpoint that still verifies
+(:func:`last_good_checkpoint`); :func:`newest_checkpoint` can fall back to it on resume.
+:func:`check_resumable` then refuses a checkpoint of another algorithm or spec before any of
+its weights are loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import pickle
 import random
@@ -26,8 +39,14 @@ import torch
 
 from metaxm.errors import CheckpointError
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
+CHECKSUM_SUFFIX = ".sha256"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+RESUME_KEYS = ("algo", "spec", "trainer", "loop", "rng")
+"""The top-level keys of a checkpoint of ``metaxm train`` or ``metaxm pretrain``."""
+_NOT_WRITTEN_HERE = "it was not written by this metaxm version or was copied without it"
 
 
 def checkpoint_path(rundir: str | Path, update: int) -> Path:
@@ -35,8 +54,14 @@ def checkpoint_path(rundir: str | Path, update: int) -> Path:
     return Path(rundir) / "checkpoints" / f"ckpt-{update:08d}.pt"
 
 
+def checksum_path(path: str | Path) -> Path:
+    """The checksum file of a checkpoint: ``ckpt-<update>.pt.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
 def list_checkpoints(rundir: str | Path) -> list[Path]:
-    """The run's checkpoints, oldest first (temporary files are ignored)."""
+    """The run's checkpoints, oldest first (checksum and temporary files are ignored)."""
     folder = Path(rundir) / "checkpoints"
     if not folder.is_dir():
         return []
@@ -56,7 +81,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``payload`` to ``path`` atomically, with its checksum file beside it.
+
+    The order keeps a crash at any point harmless: the temporary file is written and fsynced,
+    hashed, the checksum file written atomically, and only then is the temporary file renamed
+    to ``path``. A crash before that last rename leaves at most a stray checksum file (or one
+    that names a newer write of the same update), never a checkpoint without its checksum.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format_version": FORMAT_VERSION, **payload}
@@ -66,44 +97,250 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             torch.save(data, f)
             f.flush()
             os.fsync(f.fileno())
+        _write_checksum(checksum_path(path), _sha256(Path(tmp)), path.name)
+        _fsync_dir(path.parent)  # the checksum's rename reaches the disk before the file's
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``.
+def write_checksum(path: str | Path) -> Path:
+    """(Re)write the checksum file of an existing checkpoint file; returns its path.
+
+    :func:`save_checkpoint` does this itself. This is for tools (and tests) that make a
+    checkpoint by other means and vouch for its contents; it does not make a file safe to load:
+    :func:`load_checkpoint` still refuses code and foreign data.
+    """
+    path = Path(path)
+    return _write_checksum(checksum_path(path), _sha256(path), path.name)
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", verify: bool = True
+) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``, after checking its checksum.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where its tensors go.
+        verify: check the file against its checksum file first (and refuse it without one);
+            ``False`` is for tools reading files made elsewhere.
 
     Raises:
-        CheckpointError: the file is missing, truncated, corrupt, not a metaxm checkpoint, or
-            carries objects other than tensors and plain data (a possible code payload, which is
-            never executed).
+        CheckpointError: the file is missing, has no checksum file or does not match it,
+            is truncated, corrupt, not a metaxm checkpoint, or carries objects other than
+            tensors and plain data (a possible code payload, which is never executed). The
+            message names the run's newest earlier checkpoint that verifies.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    corrupt = (
-        "truncated or corrupt checkpoint ({}); earlier checkpoints in the folder are untouched"
-    )
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
-        raise CheckpointError(f"{path}: " + corrupt.format("not a complete torch archive"))
+    problem = _problem(path, verify)
+    if problem is not None:
+        raise CheckpointError(f"{path}: {problem}{_last_good_note(path)}")
+    corrupt = "truncated or corrupt checkpoint ({})"
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
         if "Unsupported global" not in text and "GLOBAL" not in text:
-            raise CheckpointError(f"{path}: " + corrupt.format(_first_line(err))) from None
+            note = _last_good_note(path)
+            raise CheckpointError(f"{path}: {corrupt.format(_first_line(err))}{note}") from None
         raise CheckpointError(
             f"{path}: refused to load: it holds objects other than tensors and plain data, "
             f"possibly code ({_first_line(err)}); nothing in it was run"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: " + corrupt.format(_first_line(err))) from None
+        note = _last_good_note(path)
+        raise CheckpointError(f"{path}: {corrupt.format(_first_line(err))}{note}") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a metaxm checkpoint (format {FORMAT_VERSION})")
     return data
+
+
+def last_good_checkpoint(rundir: str | Path, before: Path | None = None) -> Path | None:
+    """The run's newest checkpoint (older than ``before``, if given) that verifies: its
+    checksum file matches and its archive index is readable. None if none does."""
+    found = list_checkpoints(rundir)
+    if before is not None and (m := _NAME.match(Path(before).name)):
+        found = [p for p in found if _update(p) < int(m.group(1))]
+    return next((p for p in reversed(found) if _problem(p) is None), None)
+
+
+def newest_checkpoint(rundir: str | Path, fallback: bool = False) -> Path | None:
+    """The checkpoint to resume ``rundir`` from: its newest, checked (None if it has none).
+
+    Args:
+        rundir: the run directory.
+        fallback: when the newest checkpoint does not verify, resume from the newest that does,
+            with a warning naming those skipped (``--resume-last-good``).
+
+    Raises:
+        CheckpointError: the newest checkpoint does not verify (naming the last good one) and
+            ``fallback`` is false; or none does.
+    """
+    found = list_checkpoints(rundir)
+    if not found:
+        return None
+    newest = found[-1]
+    problem = _problem(newest)
+    if problem is None:
+        return newest
+    good = last_good_checkpoint(rundir, before=newest)
+    if good is None:
+        raise CheckpointError(f"{newest}: {problem}; no earlier checkpoint verifies")
+    if not fallback:
+        raise CheckpointError(f"{newest}: {problem}; pass --resume-last-good to resume from {good}")
+    skipped = [p.name for p in found if _update(p) > _update(good)]
+    log.warning(
+        "%s: skipping %s (the newest does not verify: %s); resuming from %s",
+        rundir, ", ".join(skipped), problem, good.name,
+    )  # fmt: skip
+    return good
+
+
+def check_resumable(
+    state: dict[str, Any], path: str | Path, algo: str, spec_data: dict[str, Any]
+) -> None:
+    """Refuse, before any weight is loaded, a checkpoint that ``--resume`` cannot continue.
+
+    Args:
+        state: what :func:`load_checkpoint` returned.
+        path: its file (for the message).
+        algo: what this run trains (the spec's ``algo``), or ``"pretrain"`` for
+            ``metaxm pretrain``.
+        spec_data: this run's resolved spec as plain data
+            (:func:`metaxm.spec.spec_to_dict`).
+
+    Raises:
+        CheckpointError: the checkpoint lacks a run's state (another tool wrote it), comes
+            from another algorithm (a pretraining checkpoint in a training run, a MAML one in a
+            PPO run, ...), or from a run of another spec (naming the first differing key).
+    """
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing or not isinstance(state["trainer"], dict) or not isinstance(state["spec"], dict):
+        what = f"{', '.join(missing)} missing" if missing else "its trainer or spec is no dict"
+        raise CheckpointError(
+            f"{path}: holds no run state to resume ({what}); it was not written by "
+            "metaxm train or pretrain"
+        )
+    theirs = str(state["algo"])
+    if theirs != algo:
+        mine = "this run pretrains" if algo == "pretrain" else f"this run trains {algo}"
+        hint = ""
+        if algo != "pretrain":
+            start = "align.init_from" if theirs == "pretrain" else "train.init_from"
+            hint = f" (to start a new run from its weights, use {start})"
+        raise CheckpointError(f"{path}: {_kind(theirs)} checkpoint; {mine}{hint}")
+    if state["spec"] != spec_data:
+        raise CheckpointError(
+            f"{path}: written by a run of another spec (first difference at "
+            f"{first_difference(state['spec'], spec_data)}); resume with the spec and --set "
+            "values it was written with"
+        )
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> str:
+    """The dotted key of the first difference between two nested dicts (``train.total_steps``),
+    ``the top level`` when they are not both dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k) != b.get(k):
+                return first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+    return key or "the top level"
+
+
+def prune_checkpoints(rundir: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints and their checksum files (``keep`` <= 0
+    keeps everything)."""
+    if keep <= 0:
+        return
+    for old in list_checkpoints(rundir)[:-keep]:
+        old.unlink(missing_ok=True)
+        checksum_path(old).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- integrity helpers
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a checkpoint may not fit in memory twice)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_checksum(sidecar: Path, digest: str, name: str) -> Path:
+    """Write ``sidecar`` atomically (temporary file, fsync, rename), as ``sha256sum`` does."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".tmp", dir=sidecar.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{digest}  {name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, sidecar)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sidecar
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (POSIX; a no-op where directories cannot be
+    opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _problem(path: Path, verify: bool = True) -> str | None:
+    """Why ``path`` does not verify (no checksum file, a mismatch, no readable archive index),
+    or None."""
+    if verify:
+        sidecar = checksum_path(path)
+        try:
+            recorded = sidecar.read_text().split(maxsplit=1)
+        except FileNotFoundError:
+            return f"no checksum file {sidecar.name}; {_NOT_WRITTEN_HERE}"
+        except (OSError, UnicodeDecodeError):
+            recorded = []
+        if not recorded or recorded[0].lower() != _sha256(path):
+            return "checksum mismatch (the file changed after it was written)"
+    try:  # torch.save writes a zip archive; a cut one has no index
+        with zipfile.ZipFile(path):
+            pass
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return "truncated or corrupt checkpoint (not a complete torch archive)"
+    return None
+
+
+def _last_good_note(path: Path) -> str:
+    """``; the last good checkpoint is ...`` for a checkpoint inside a run's ``checkpoints/``
+    folder (``; no earlier checkpoint verifies`` when none does); empty for a loose file."""
+    if path.parent.name != "checkpoints" or not _NAME.match(path.name):
+        return ""
+    good = last_good_checkpoint(path.parent.parent, before=path)
+    return (
+        "; no earlier checkpoint verifies"
+        if good is None
+        else f"; the last good checkpoint is {good}"
+    )
+
+
+def _update(path: Path) -> int:
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def _kind(algo: str) -> str:
+    return "a pretraining" if algo == "pretrain" else f"a {algo}"
 
 
 def _first_line(err: BaseException) -> str:
@@ -111,14 +348,6 @@ def _first_line(err: BaseException) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     pick = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), None)
     return (pick or (lines[0] if lines else type(err).__name__))[:160]
-
-
-def prune_checkpoints(rundir: str | Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0 keeps everything)."""
-    if keep <= 0:
-        return
-    for old in list_checkpoints(rundir)[:-keep]:
-        old.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- global RNG state

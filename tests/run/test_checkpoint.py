@@ -1,4 +1,7 @@
-"""Checkpoints: atomic writes, safe loads (corrupt, truncated, malicious), RNG capture."""
+"""Checkpoints: atomic writes, safe loads (corrupt, truncated, malicious), RNG capture.
+
+Checksums, the last good checkpoint and resume checks: ``test_checkpoint_integrity.py``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from metaxm.run.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
     set_global_rng_state,
+    write_checksum,
 )
 
 
@@ -62,7 +66,8 @@ def test_failed_write_leaves_previous_checkpoint_and_no_partial_file(
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(checkpoint_path(tmp_path, 2), _payload())
     monkeypatch.undo()
-    assert list(p.name for p in (tmp_path / "checkpoints").iterdir()) == [good.name]
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == [good.name, f"{good.name}.sha256"]  # no temporary file, no stray checksum
     assert load_checkpoint(good)["counters"] == {"update": 4}
 
 
@@ -71,18 +76,26 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     path = save_checkpoint(checkpoint_path(tmp_path, 2), _payload())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="checksum mismatch") as caught:
         load_checkpoint(path)
+    assert str(caught.value).endswith(f"the last good checkpoint is {earlier}")
+    write_checksum(path)  # cut before its checksum was taken: the archive check still refuses it
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as caught:
+        load_checkpoint(path)
+    assert str(caught.value).endswith(f"the last good checkpoint is {earlier}")
+    assert "\n" not in str(caught.value)
     assert earlier.is_file() and load_checkpoint(earlier)["name"] == "x"
 
 
 def test_corrupt_and_foreign_files_are_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(bytes(range(256)) * 4)
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        load_checkpoint(junk)
+    write_checksum(junk)  # an intact checksum: what is tested here is the loader's own refusal
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt checkpoint \(.*\)$"):
+        load_checkpoint(junk)  # a loose file: no run folder, so no last good checkpoint named
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
+    write_checksum(foreign)
     with pytest.raises(CheckpointError, match="not a metaxm checkpoint"):
         load_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
@@ -93,8 +106,11 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"format_version": 1, "trainer": _Payload(marker)}, path)
+    write_checksum(path)  # a valid checksum vouches for the bytes, not for their safety
     with pytest.raises(CheckpointError, match="refused to load"):
         load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path, verify=False)
     assert not marker.exists()
 
 
