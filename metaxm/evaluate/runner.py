@@ -25,6 +25,7 @@ from metaxm.evaluate.metrics import episodes_to_level, iqm_interval, transfer_me
 from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
 from metaxm.rl.trainer import derive_seed
+from metaxm.run.children import die_with_parent
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -188,8 +189,18 @@ Job = tuple[str, str, int, int]  # (modality id, strategy, seed index, seed)
 _WORKER_AGENTS: Agents | None = None
 
 
+def worker_pool(agents: Agents, workers: int) -> ProcessPoolExecutor:
+    """The pool that measures curves: ``workers`` spawned processes, each holding ``agents``
+    and running one torch thread. A worker dies with this process, SIGKILL included (see
+    :func:`~metaxm.run.children.die_with_parent`), so submit to the pool from the thread that
+    shuts it down: a worker is started by the submitting thread, and dies with it."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
+    return ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(agents,))
+
+
 def _init_worker(agents: Agents) -> None:
     global _WORKER_AGENTS
+    die_with_parent()  # else a SIGKILLed evaluation leaves its workers waiting forever
     torch.set_num_threads(1)
     _WORKER_AGENTS = agents
 
@@ -217,8 +228,7 @@ def _run_jobs(
         for job in jobs:
             yield job, *_one(job, budgets, sbudgets, agents)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
-    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(agents,)) as ex:
+    with worker_pool(agents, workers) as ex:
         futures = {ex.submit(_one, job, budgets, sbudgets): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], *future.result()
