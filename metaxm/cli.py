@@ -2,8 +2,10 @@
 
 Each subcommand lives in ``metaxm/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``; those modules import the heavy parts of metaxm inside ``run`` so that
-``metaxm --help`` stays instant. User errors (:class:`~metaxm.errors.ConfigError`) print one
-line and exit with status 2; other :class:`~metaxm.errors.MetaxmError` exit with status 1.
+``metaxm --help`` stays instant. User errors (a bad spec, flag, path or checkpoint:
+:class:`~metaxm.errors.ConfigError`, :class:`~metaxm.errors.CheckpointError`) print one line
+and exit with status 2; other :class:`~metaxm.errors.MetaxmError` (a run that diverged) exit
+with status 1.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from metaxm import __version__
-from metaxm.errors import ConfigError, MetaxmError
+from metaxm.errors import CheckpointError, ConfigError, MetaxmError
 
 # subcommand name -> module under metaxm.commands
 COMMANDS = ("main", "train", "pretrain", "adapt", "evaluate", "render", "bench")
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except ConfigError as err:
+    except (ConfigError, CheckpointError) as err:  # the user's input or files
         print(f"metaxm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except MetaxmError as err:

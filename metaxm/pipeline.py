@@ -124,14 +124,37 @@ def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info
         out: the output folder.
         echo: where progress lines go (the CLI prints them).
     """
-    from metaxm.run.loop import train
+    from metaxm.run.rundir import OutputLock
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    specs = {name: run_spec(spec, name, out) for name in spec.main.runs}  # errors before work
+    _check_main_out(out, specs)
+    with OutputLock(out):  # one main job per folder; its runs lock their own folders
+        return _run_main(spec, out, specs, echo)
+
+
+def _check_main_out(out: Path, specs: dict[str, Spec]) -> None:
+    """Refuse an output folder holding files but none of a main job's."""
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()} - {".metaxm.lock"}
+    ours = {"main.json", "render.png", "report", "bench_envs.json", *specs}
+    if names and not names & ours:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(
+            f"--out {out} holds files but no main job ({shown}); choose a new or empty folder"
+        )
+
+
+def _run_main(
+    spec: Spec, out: Path, specs: dict[str, Spec], echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """:func:`run_main` once it holds ``out``."""
+    from metaxm.run.loop import train
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
     cfg = spec.main
-    specs = {name: run_spec(spec, name, out) for name in cfg.runs}  # all errors before any work
     if cfg.render:
         from metaxm.render import render_spec
 

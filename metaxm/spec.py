@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from metaxm.align.config import AlignConfig
-from metaxm.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from metaxm.config import ConfigError, apply_overrides, bounded, from_dict, load_yaml, to_dict
 from metaxm.envs import GridNavConfig, world_config_class
 from metaxm.evaluate.config import EvalConfig
 from metaxm.meta.maml import MAMLConfig
@@ -39,6 +39,9 @@ Split = Literal["train", "heldout_variants", "heldout_families"]
 SPLITS: tuple[Split, ...] = ("train", "heldout_variants", "heldout_families")
 
 
+VARIANTS = {"range": (1, 1000)}  # variants of one family in one split
+
+
 @dataclass(frozen=True)
 class ModalitySplits:
     """Which modality variants each split holds, as ``{family: number of variants}``.
@@ -49,9 +52,9 @@ class ModalitySplits:
         heldout_families: families never seen in training at all.
     """
 
-    train: dict[str, int] = field(default_factory=lambda: {"vector": 1})
-    heldout_variants: dict[str, int] = field(default_factory=dict)
-    heldout_families: dict[str, int] = field(default_factory=dict)
+    train: dict[str, int] = field(default_factory=lambda: {"vector": 1}, metadata=VARIANTS)
+    heldout_variants: dict[str, int] = field(default_factory=dict, metadata=VARIANTS)
+    heldout_families: dict[str, int] = field(default_factory=dict, metadata=VARIANTS)
 
     def __post_init__(self) -> None:
         for split in SPLITS:
@@ -113,7 +116,7 @@ class Spec:
             (:class:`metaxm.align.config.AlignConfig`).
     """
 
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**62)
     device: str = "cpu"
     world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
@@ -130,11 +133,34 @@ class Spec:
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Load a task spec from YAML, applying ``--set key=value`` overrides first."""
+    """Load a task spec from YAML, applying ``--set key=value`` overrides first, and check it
+    whole before anything runs: every run of ``main.runs`` is built too, and each is checked
+    against its world and the machine (:func:`metaxm.resources.check_spec`).
+
+    Raises:
+        ConfigError: one line naming the key (``main.runs.<name>.<key>`` inside a run).
+    """
     data = load_yaml(path)
     if overrides:
         data = apply_overrides(data, overrides)
-    return spec_from_dict(data)
+    return check_spec(spec_from_dict(data))
+
+
+def check_spec(spec: Spec) -> Spec:
+    """``spec`` after checking it and each run of its ``main.runs`` against their world and
+    the machine (:func:`metaxm.resources.check_spec`); a refused run is named."""
+    from metaxm.pipeline import run_spec
+    from metaxm.resources import check_spec as check_resources
+
+    check_resources(spec)
+    for name in spec.main.runs:
+        try:
+            check_resources(run_spec(spec, name, "{out}"))
+        except ConfigError as err:
+            message = str(err)
+            prefix = f"main.runs.{name}: "
+            raise ConfigError(message if message.startswith(prefix) else prefix + message) from None
+    return spec
 
 
 def spec_from_dict(data: dict[str, Any]) -> Spec:

@@ -59,13 +59,13 @@ def test_sampling_a_split_without_that_family_is_an_error() -> None:
         ({"world": {"name": "maze"}}, "world.name: unknown world 'maze'; registered: "),
         ({"world": {"name": "gridnav", "sise": 7}}, "unknown key 'world.sise'"),
         ({"world": {"size": "big"}}, "world.size: expected an integer, got 'big'"),
-        ({"world": {"size": 1}}, "world: size must be >= 2, got 1"),
+        ({"world": {"size": 1}}, "world.size: 1 is out of range; allowed 2 to 64"),
         ({"world": {"name": "pointnav", "walls": True}}, "unknown key 'world.walls'"),
         (
             {"modalities": {"train": {"smell": 2}}},
             "modalities.train.smell: unknown modality family",
         ),
-        ({"modalities": {"train": {"vector": 0}}}, "need >= 1 variant, got 0"),
+        ({"modalities": {"train": {"vector": 0}}}, "modalities.train.vector: 0 is out of range"),
         ({"modalities": {"train": {}}}, "modalities.train: name at least one family"),
         (
             {"modalities": {"train": {"vector": 1}, "heldout_families": {"vector": 1}}},

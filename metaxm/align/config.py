@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from metaxm.config import bounded
+
 AlignLossName = Literal["infonce", "vae"]
 
 
@@ -79,36 +81,36 @@ class AlignConfig:
         meta_first_order: drop the second-order terms of the meta-gradient.
     """
 
-    weight: float = 0.0
+    weight: float = bounded(0.0, 0, 10000.0)
     loss: AlignLossName = "infonce"
-    temperature: float = 0.1
+    temperature: float = bounded(0.1, 0.0001, 1000.0)
     learn_temperature: bool = True
-    batch_size: int = 128
-    views: int = 0
-    random_steps: int = 0
-    vae_beta: float = 1e-3
+    batch_size: int = bounded(128, 1, 65536)
+    views: int = bounded(0, 0, 64)
+    random_steps: int = bounded(0, 0, 10**6)
+    vae_beta: float = bounded(1e-3, 0, 10000.0)
     pretrain_adapters: Literal["variant", "family"] = "variant"
-    pretrain_variants: int = 0
-    lr: float = 3e-3
+    pretrain_variants: int = bounded(0, 0, 10000)
+    lr: float = bounded(3e-3, 1e-10, 1)
     anneal_lr: bool = True
-    max_grad_norm: float = 1.0
-    pretrain_updates: int = 2500
-    eval_states: int = 256
-    eval_interval: int = 250
-    fit_iters: int = 300
-    fit_lr: float = 3e-3
-    fit_mse: float = 1.0
-    fit_policy: float = 0.0
-    fit_prior: float = 0.0
-    fit_envs: int = 8
+    max_grad_norm: float = bounded(1.0, 0, 1000000.0)
+    pretrain_updates: int = bounded(2500, 0, 10**7)
+    eval_states: int = bounded(256, 1, 10**6)
+    eval_interval: int = bounded(250, 1, 10**7)
+    fit_iters: int = bounded(300, 0, 10**6)
+    fit_lr: float = bounded(3e-3, 1e-10, 1)
+    fit_mse: float = bounded(1.0, 0, 1000000.0)
+    fit_policy: float = bounded(0.0, 0, 1000000.0)
+    fit_prior: float = bounded(0.0, 0, 1000000.0)
+    fit_envs: int = bounded(8, 1, 4096)
     fit_subset: Literal["auto", "adapter", "adapter+encoder"] = "auto"
     init_from: str | None = None
-    meta_steps: int = 5
-    meta_inner_lr: float = 0.1
-    meta_lr: float = 1e-3
-    meta_batch: int = 2
-    meta_episodes: tuple[int, ...] = (1, 2, 4)
-    meta_query_episodes: int = 8
+    meta_steps: int = bounded(5, 0, 1000)
+    meta_inner_lr: float = bounded(0.1, 0, 100)
+    meta_lr: float = bounded(1e-3, 1e-10, 1)
+    meta_batch: int = bounded(2, 1, 4096)
+    meta_episodes: tuple[int, ...] = bounded((1, 2, 4), 1, 4096)
+    meta_query_episodes: int = bounded(8, 1, 10000)
     meta_first_order: bool = False
 
     def __post_init__(self) -> None:

@@ -36,7 +36,9 @@ from metaxm.align.report import representation_report
 from metaxm.align.variants import VariantAdapters
 from metaxm.errors import CheckpointError
 from metaxm.nn.agent import Agent, build_agent
+from metaxm.resources import check_spec as check_resources
 from metaxm.run.checkpoint import (
+    check_resumable,
     load_checkpoint,
     resolve_checkpoint,
     set_global_rng_state,
@@ -46,10 +48,11 @@ from metaxm.run.loop import (
     MetricWindow,
     RunResult,
     _check_finite,
-    _prepare_rundir,
     _seed_globals,
+    check_losses,
     save_run_checkpoint,
 )
+from metaxm.run.rundir import OutputLock, open_rundir, write_config
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -181,7 +184,9 @@ class PretrainTrainer:
         self.updates = state["counters"]["updates"]
 
 
-def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
+def pretrain(
+    spec: Spec, rundir: str | Path, resume: bool = False, last_good: bool = False
+) -> RunResult:
     """Run (or, with ``resume``, continue) alignment pretraining of ``spec`` in ``rundir``.
 
     Returns:
@@ -192,22 +197,42 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         CheckpointError: the checkpoint to resume from cannot be loaded safely.
         DivergenceError: a NaN or inf appeared in the loss or a parameter.
     """
-    from metaxm.align.plot import plot_latent_pca, plot_pretrain_curve
     from metaxm.spec import spec_to_dict
 
     rundir = Path(rundir)
     data = spec_to_dict(spec)
-    checkpoint = _prepare_rundir(rundir, data, resume)
+    check_resources(spec)
+    lock = OutputLock(rundir)  # checks the path; takes nothing yet
     _seed_globals(spec.seed)
     if spec.train.threads:  # as metaxm train does (see TrainConfig.threads)
         torch.set_num_threads(spec.train.threads)
-    trainer = PretrainTrainer(spec)
+    trainer = PretrainTrainer(spec)  # refuses what it cannot train before anything is written
+    lock.acquire()
+    try:
+        checkpoint = open_rundir(rundir, data, resume, last_good)
+        if not resume:
+            write_config(rundir, data)
+        return _pretrain(spec, rundir, data, trainer, checkpoint, resume)
+    finally:
+        lock.release(remove_created=True)
+
+
+def _pretrain(
+    spec: Spec,
+    rundir: Path,
+    data: dict[str, Any],
+    trainer: PretrainTrainer,
+    checkpoint: Path | None,
+    resume: bool,
+) -> RunResult:
+    """:func:`pretrain` once it holds the run folder."""
+    from metaxm.align.plot import plot_latent_pca, plot_pretrain_curve
+
     cfg, train_cfg = spec.align, spec.train
     if checkpoint is not None:
         # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
         state = load_checkpoint(checkpoint, map_location="cpu")
-        if state.get("algo") != "pretrain":
-            raise CheckpointError(f"{checkpoint}: not a pretraining checkpoint")
+        check_resumable(state, checkpoint, "pretrain", data)
         trainer.load_state_dict(state["trainer"])
         set_global_rng_state(state["rng"])
         log.info("resuming %s from update %d", rundir, trainer.updates)
@@ -217,6 +242,7 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
         resume_update=trainer.updates if resume else None, initial_step=trainer.env_steps,
     )  # fmt: skip
     window = MetricWindow()
+    exploded = False
     record: dict[str, Any] = {}
     start_steps, start_time = trainer.env_steps, time.perf_counter()
     try:
@@ -224,6 +250,7 @@ def pretrain(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
             metrics = trainer.update()
             update = trainer.updates
             _check_finite(trainer, metrics, update)  # type: ignore[arg-type]
+            exploded = check_losses(metrics, train_cfg, f"update {update}", exploded)
             window.add(metrics)
             finished = update >= total
             if update % train_cfg.log_interval == 0 or finished:

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.strategies import STRATEGIES
     from metaxm.modalities import parse_modality_id
+    from metaxm.run.rundir import check_result_path
 
     try:
         family, variant = parse_modality_id(args.modality)
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.episodes < 0:
         raise ConfigError(f"--episodes: need K >= 0, got {args.episodes}")
+    out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
+    check_result_path(out)  # before the adaptation runs, so its work is never lost
     agents = load_agents(args.checkpoint, device=args.device)
     strategy = STRATEGIES[args.strategy]
     if not strategy.applicable(agents):
@@ -64,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint), "modality": f"{family}:{variant}",
         "strategy": args.strategy, "budgets": budgets, **curve,
     }  # fmt: skip
-    out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{args.strategy} on {family}:{variant} ({args.episodes} episodes of experience)")
     print(f"  {'episodes':>8}{'return':>10}{'success':>10}{'steps':>8}")

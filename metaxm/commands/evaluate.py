@@ -46,10 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.report import write_report
     from metaxm.evaluate.runner import run_evaluation
+    from metaxm.run.rundir import OutputLock, check_out_path
     from metaxm.spec import load_spec
 
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds: need at least 1, got {args.seeds}")
+    if args.out is not None:
+        check_out_path(args.out)
     spec = load_spec(args.spec, args.overrides) if args.spec else None
     agents = load_agents(args.rundir, spec, device=args.device)
     if spec is None and args.overrides:
@@ -58,16 +61,16 @@ def run(args: argparse.Namespace) -> int:
 
         agents.spec = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
     out = Path(args.out) if args.out else Path(args.rundir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / "curves.jsonl"
-    partial.unlink(missing_ok=True)
+    with OutputLock(out):  # one writer per report folder
+        partial = out / "curves.jsonl"
+        partial.unlink(missing_ok=True)
 
-    def save(record: dict) -> None:  # every finished curve is on disk at once
-        with partial.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        def save(record: dict) -> None:  # every finished curve is on disk at once
+            with partial.open("a") as f:
+                f.write(json.dumps(record) + "\n")
 
-    report = run_evaluation(agents, args.strategies, args.seeds, on_curve=save)
-    paths = write_report(report, out)
+        report = run_evaluation(agents, args.strategies, args.seeds, on_curve=save)
+        paths = write_report(report, out)
     print(report["headline"]["text"])
     print(
         f"report: {paths['md']}  data: {paths['json']}  plots: {paths['curves']}, "

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
             "report); run its training steps with torchrun ... -m metaxm train, then "
             "metaxm evaluate"
         )
+    from metaxm.run.rundir import check_out_path
+
+    check_out_path(args.out)
     spec = load_spec(args.spec, args.set)
     run_main(spec, args.out, echo=lambda line: print(f"metaxm main: {line}", flush=True))
     return 0

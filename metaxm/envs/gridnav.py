@@ -18,6 +18,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 
 # up, down, left, right as (d_row, d_col)
@@ -40,12 +41,12 @@ class GridNavConfig:
     """
 
     name: Literal["gridnav"] = "gridnav"
-    size: int = 7
+    size: int = bounded(7, 2, 64)
     walls: bool = False
-    wall_fraction: float = 0.15
+    wall_fraction: float = bounded(0.15, 0, 0.9)
     goal_visible: bool = True
-    horizon: int = 30
-    step_cost: float = 0.01
+    horizon: int = bounded(30, 1, 10000)
+    step_cost: float = bounded(0.01, 0, 1)
 
     def __post_init__(self) -> None:
         if self.size < 2:

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams
 from metaxm.envs.gridnav import GridNav, GridNavConfig
 from metaxm.envs.instructions import COLOR_NAMES, decode, instruction_info, sentence_table
@@ -46,11 +47,11 @@ class GridNavLangConfig:
     """
 
     name: Literal["gridnav_lang"] = "gridnav_lang"
-    size: int = 5
-    objects: int = 4
+    size: int = bounded(5, 2, 64)
+    objects: int = bounded(4, 1, 64)
     paraphrases: Literal["train", "heldout", "all"] = "train"
-    horizon: int = 20
-    step_cost: float = 0.01
+    horizon: int = bounded(20, 1, 10000)
+    step_cost: float = bounded(0.01, 0, 1)
 
     def __post_init__(self) -> None:
         if not 2 <= self.objects <= len(COLOR_NAMES):

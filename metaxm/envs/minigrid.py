@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 
 ActionName = Literal["left", "right", "forward", "pickup", "drop", "toggle", "done"]
@@ -104,7 +105,7 @@ class MiniGridConfig:
     name: Literal["minigrid"] = "minigrid"
     env_id: str = "BabyAI-GoToObjS6-v1"
     actions: tuple[ActionName, ...] = ("left", "right", "forward")
-    max_steps: int | None = None
+    max_steps: int | None = bounded(None, 1, 100000)
     layout: Literal["per_episode", "per_task"] = "per_episode"
 
     def __post_init__(self) -> None:

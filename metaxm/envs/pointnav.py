@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 
 
@@ -40,11 +41,11 @@ class PointNavConfig:
 
     name: Literal["pointnav"] = "pointnav"
     goal_visible: bool = True
-    horizon: int = 100
-    max_action: float = 0.1
-    goal_range: float = 0.5
-    success_radius: float = 0.01
-    layout_size: int = 11
+    horizon: int = bounded(100, 1, 10000)
+    max_action: float = bounded(0.1, 1e-06, 10)
+    goal_range: float = bounded(0.5, 0, 100)
+    success_radius: float = bounded(0.01, 1e-06, 100)
+    layout_size: int = bounded(11, 2, 256)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.goal_range <= 1.0:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from metaxm.config import bounded
+
 Metric = Literal["success", "return"]
 
 
@@ -28,15 +30,15 @@ class EvalConfig:
             agent was trained with, which on a few episodes can undo what it learned).
     """
 
-    seeds: int = 5
-    budgets: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)
-    scratch_cap: int = 1024
-    eval_episodes: int = 64
+    seeds: int = bounded(5, 1, 1000)
+    budgets: tuple[int, ...] = bounded((0, 1, 2, 4, 8, 16, 32), 0, 4096)
+    scratch_cap: int = bounded(1024, 1, 10**6)
+    eval_episodes: int = bounded(64, 1, 10**6)
     strategies: tuple[str, ...] = ("zeroshot", "maml", "rl2", "align", "finetune", "scratch")
     metric: Metric = "success"
-    threshold: float = 0.8
-    workers: int = 1
-    finetune_lr: float | None = None
+    threshold: float = bounded(0.8, 0, 1)
+    workers: int = bounded(1, 1, 256)
+    finetune_lr: float | None = bounded(None, 1e-10, 1)
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.eval_episodes < 1 or self.workers < 1:

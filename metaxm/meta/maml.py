@@ -58,6 +58,7 @@ from torch.func import grad, vmap
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from metaxm.config import bounded
 from metaxm.meta.policy_gradient import (
     Episodes,
     FunctionalPolicy,
@@ -114,26 +115,26 @@ class MAMLConfig:
             exceeds this; null never stops early.
     """
 
-    meta_batch: int = 20
-    support_episodes: int = 20
-    query_episodes: int = 20
-    inner_steps: int = 1
-    inner_lr: float = 0.1
+    meta_batch: int = bounded(20, 1, 4096)
+    support_episodes: int = bounded(20, 1, 10000)
+    query_episodes: int = bounded(20, 1, 10000)
+    inner_steps: int = bounded(1, 1, 100)
+    inner_lr: float = bounded(0.1, 0, 100)
     adapt: AdaptSubset = "adapter"
     first_order: bool = False
     meta_sgd: bool = False
     baseline: Literal["latent", "time", "value", "none"] = "latent"
-    baseline_reg: float = 1e-2
+    baseline_reg: float = bounded(1e-2, 0, 1000000.0)
     normalize: Literal["task", "batch", "none"] = "task"
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    outer_lr: float = 1e-3
-    outer_epochs: int = 4
-    clip_coef: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 1.0
-    target_kl: float | None = None
+    gamma: float = bounded(0.99, 0, 1)
+    gae_lambda: float = bounded(1.0, 0, 1)
+    outer_lr: float = bounded(1e-3, 1e-10, 1)
+    outer_epochs: int = bounded(4, 1, 1000)
+    clip_coef: float = bounded(0.2, 0, 10)
+    ent_coef: float = bounded(0.0, 0, 100)
+    vf_coef: float = bounded(0.5, 0, 1000)
+    max_grad_norm: float = bounded(1.0, 0, 1000000.0)
+    target_kl: float | None = bounded(None, 0, 100)
 
     def __post_init__(self) -> None:
         for name in ("meta_batch", "support_episodes", "query_episodes", "outer_epochs"):

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.meta.trials import (
@@ -105,8 +106,8 @@ class RL2Config:
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
 
-    episodes_per_trial: int = 2
-    eval_episodes_per_trial: int | None = None
+    episodes_per_trial: int = bounded(2, 1, 1000)
+    eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
 
     def __post_init__(self) -> None:
         if self.episodes_per_trial < 1:

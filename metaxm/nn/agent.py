@@ -38,6 +38,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from metaxm.config import bounded
 from metaxm.envs.base import InstructionInfo
 from metaxm.envs.instructions import split_instruction
 from metaxm.nn.adapter import Adapter
@@ -89,24 +90,24 @@ class AgentConfig:
             frozen ``minilm`` sentence encoder on the decoded words (the ``text`` extra).
     """
 
-    latent_dim: int = 64
+    latent_dim: int = bounded(64, 1, 4096)
     encoder: Literal["family", "tokens"] = "family"
-    encoder_width: int = 128
-    conv_channels: int = 16
-    conv_layers: int = 1
-    token_dim: int = 32
-    token_heads: int = 2
-    token_layers: int = 1
-    pool_queries: int = 4
-    adapter_rank: int = 4
+    encoder_width: int = bounded(128, 1, 8192)
+    conv_channels: int = bounded(16, 1, 512)
+    conv_layers: int = bounded(1, 0, 8)
+    token_dim: int = bounded(32, 1, 1024)
+    token_heads: int = bounded(2, 1, 64)
+    token_layers: int = bounded(1, 0, 24)
+    pool_queries: int = bounded(4, 1, 64)
+    adapter_rank: int = bounded(4, 0, 1024)
     adapters: Literal["family", "variant"] = "family"
     core: Literal["mlp", "gru"] = "mlp"
-    hidden: int = 64
-    layers: int = 2
+    hidden: int = bounded(64, 1, 8192)
+    layers: int = bounded(2, 0, 32)
     activation: Activation = "tanh"
-    init_log_std: float = -0.5
+    init_log_std: float = bounded(-0.5, -10, 5)
     instruction: InstructionEncoderKind = "learned"
-    instruction_dim: int = 32
+    instruction_dim: int = bounded(32, 1, 1024)
     text_encoder: InstructionEncoderKind = "learned"
 
     def __post_init__(self) -> None:

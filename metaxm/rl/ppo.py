@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from metaxm.config import bounded
 from metaxm.errors import DivergenceError
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import ActionHead
@@ -57,21 +58,21 @@ class PPOConfig:
             null never stops early.
     """
 
-    lr: float = 2.5e-4
+    lr: float = bounded(2.5e-4, 1e-10, 1)
     anneal_lr: bool = True
-    adam_eps: float = 1e-5
-    num_steps: int = 128
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    update_epochs: int = 4
-    num_minibatches: int = 4
-    clip_coef: float = 0.2
+    adam_eps: float = bounded(1e-5, 1e-12, 1)
+    num_steps: int = bounded(128, 1, 100000)
+    gamma: float = bounded(0.99, 0, 1)
+    gae_lambda: float = bounded(0.95, 0, 1)
+    update_epochs: int = bounded(4, 1, 1000)
+    num_minibatches: int = bounded(4, 1, 65536)
+    clip_coef: float = bounded(0.2, 0, 10)
     clip_vloss: bool = True
-    vf_coef: float = 0.5
-    ent_coef: float = 0.01
-    max_grad_norm: float = 0.5
+    vf_coef: float = bounded(0.5, 0, 1000)
+    ent_coef: float = bounded(0.01, 0, 100)
+    max_grad_norm: float = bounded(0.5, 0, 1000000.0)
     norm_adv: bool = True
-    target_kl: float | None = None
+    target_kl: float | None = bounded(None, 0, 100)
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.adam_eps <= 0:

@@ -2,9 +2,10 @@
 
 ``RUNDIR/metrics.jsonl`` holds one JSON object per log step and nothing that depends on the
 wall clock, so a resumed run reproduces an uninterrupted one line for line; wall-clock figures
-(elapsed seconds, environment steps per second) go to ``RUNDIR/timing.jsonl``, to wandb and to
-the progress bar. wandb writes under ``RUNDIR/wandb`` and never touches the network unless
-``log.mode`` is ``online``.
+(elapsed seconds, environment steps per second, and any metric a trainer names ``*_s``, such
+as MAML's ``iteration_s``) go to ``RUNDIR/timing.jsonl``, to wandb and to the progress bar.
+wandb writes under ``RUNDIR/wandb`` and never touches the network unless ``log.mode`` is
+``online``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
+
+WALL_CLOCK_SUFFIX = "_s"
+"""A metric whose name ends so is seconds of wall clock or CPU: logged to ``timing.jsonl``."""
 
 WandbMode = Literal["offline", "online", "disabled"]
 
@@ -98,7 +102,9 @@ class RunLogger:
         Returns:
             the wall-clock figures logged beside it (``elapsed``, ``sps``).
         """
-        self._metrics.write(json.dumps(record) + "\n")
+        clock = {k: v for k, v in record.items() if k.endswith(WALL_CLOCK_SUFFIX)}
+        seeded = {k: v for k, v in record.items() if k not in clock}
+        self._metrics.write(json.dumps(seeded) + "\n")
         self._metrics.flush()
         elapsed = time.perf_counter() - self._start
         timing = {
@@ -106,6 +112,7 @@ class RunLogger:
             "step": record["step"],
             "elapsed": round(elapsed, 3),
             "sps": round((record["step"] - self._start_step) / max(elapsed, 1e-9), 1),
+            **clock,
         }
         self._timing.write(json.dumps(timing) + "\n")
         self._timing.flush()

@@ -39,15 +39,16 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
 
-from metaxm.errors import ConfigError, DivergenceError
+from metaxm.config import bounded
+from metaxm.errors import ConfigError, DivergenceError, MetaxmError
+from metaxm.resources import check_spec as check_resources
 from metaxm.run import distributed
 from metaxm.run.checkpoint import (
+    check_resumable,
     checkpoint_path,
     global_rng_state,
-    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -56,6 +57,7 @@ from metaxm.run.checkpoint import (
 from metaxm.run.device import resolve_device
 from metaxm.run.init import initialise_agent
 from metaxm.run.logger import RunLogger
+from metaxm.run.rundir import OutputLock, open_rundir, write_config
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -101,17 +103,24 @@ class TrainConfig:
             modality stays where alignment put it (:meth:`metaxm.nn.agent.Agent.freeze_latent`,
             :func:`metaxm.align.aux.check_frozen`); ``none`` trains every weight. PPO and RL^2
             only: MAML's inner loop adapts the adapter itself.
+        loss_limit: a logged loss (a metric named ``*loss*``) whose size passes this has
+            exploded without going NaN (e.g. ``ppo.lr`` far too large): the run warns once,
+            naming the update and the loss.
+        stop_on_divergence: stop there instead, with :class:`~metaxm.errors.DivergenceError`
+            (the checkpoints on disk are from before it).
     """
 
-    total_steps: int = 200_000
-    num_envs: int = 32
-    log_interval: int = 1
-    checkpoint_interval: int = 10
-    keep_checkpoints: int = 3
-    eval_episodes: int = 512
-    threads: int = 1
+    total_steps: int = bounded(200_000, 1, 10**11)
+    num_envs: int = bounded(32, 1, 65536)
+    log_interval: int = bounded(1, 1, 10**7)
+    checkpoint_interval: int = bounded(10, 0, 10**7)
+    keep_checkpoints: int = bounded(3, 0, 10**6)
+    eval_episodes: int = bounded(512, 0, 10**6)
+    threads: int = bounded(1, 0, 1024)
     init_from: str | None = None
     freeze: Literal["none", "latent"] = "none"
+    loss_limit: float = bounded(1e6, 1.0, 1e30)
+    stop_on_divergence: bool = False
 
     def __post_init__(self) -> None:
         if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
@@ -220,24 +229,29 @@ class MetricWindow:
         return out
 
 
-def train(spec: Spec, rundir: str | Path, resume: bool = False) -> RunResult:
+def train(
+    spec: Spec, rundir: str | Path, resume: bool = False, last_good: bool = False
+) -> RunResult:
     """Run (or, with ``resume``, continue) the training run of ``spec`` in ``rundir``.
 
     Raises:
-        ConfigError: ``rundir`` already holds a run and ``resume`` is false, or the spec
-            differs from the one the run was started with.
-        CheckpointError: the checkpoint to resume from cannot be loaded safely.
+        ConfigError: ``rundir`` already holds a run (or other files) and ``resume`` is false,
+            the spec differs from the one the run was started with, or another process is
+            writing there (:mod:`metaxm.run.rundir`).
+        CheckpointError: the checkpoint to resume from cannot be loaded safely or is another
+            run's; with ``last_good`` a newest checkpoint that fails its checksum is skipped
+            for the newest that verifies.
         DivergenceError: a NaN or inf appeared; the checkpoints on disk are the last good ones.
     """
 
     context = distributed.setup(str(resolve_device(spec.device)))
     try:
-        return _train(spec, Path(rundir), resume)
+        return _train(spec, Path(rundir), resume, last_good)
     finally:
         distributed.teardown(context)
 
 
-def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
+def _train(spec: Spec, rundir: Path, resume: bool, last_good: bool) -> RunResult:
     """:func:`train` on this process (one rank of several under torchrun: see
     :mod:`metaxm.run.distributed`; rank 0 alone writes the run directory)."""
     from metaxm.spec import spec_to_dict
@@ -254,16 +268,38 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
     _seed_globals(spec.seed)
     # the trainer first: a spec it refuses (a family that cannot render this world, an agent
     # it cannot train) then leaves no run folder behind to block the corrected retry
+    check_resources(spec)
+    lock = OutputLock(rundir) if main else None  # checks the path; takes nothing yet
     trainer = make_trainer(spec)
-    checkpoint = _prepare_rundir_on_main(rundir, data, resume)
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train_locked(spec, rundir, resume, last_good, trainer, data)
+    finally:
+        if lock is not None:
+            lock.release(remove_created=True)
+
+
+def _train_locked(
+    spec: Spec, rundir: Path, resume: bool, last_good: bool, trainer: Any, data: dict[str, Any]
+) -> RunResult:
+    """:func:`_train` once this process holds the run folder (rank 0) or the spec is checked
+    (other ranks)."""
+    main = distributed.is_main()
+    checkpoint = _open_rundir_on_main(rundir, data, resume, last_good)
     update = 0
+    init: dict[str, Any] = {}
     if checkpoint is None and (spec.align.init_from or spec.train.init_from):
         init = initialise_agent(trainer.agent, spec)
-        if init and main:
+    if main:  # written only once every check has passed
+        if not resume:
+            write_config(rundir, data)
+        if init:
             (rundir / "init.json").write_text(json.dumps(init, indent=2) + "\n")
     if checkpoint is not None:
         # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
         state = load_checkpoint(checkpoint, map_location="cpu")
+        check_resumable(state, checkpoint, spec.algo, data)
         trainer.load_state_dict(state["trainer"])
         set_global_rng_state(state["rng"])
         update = int(state["loop"]["update"])
@@ -278,6 +314,7 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
             resume_update=update if resume else None, initial_step=trainer.env_steps,
         )  # fmt: skip
     window = MetricWindow()
+    exploded = False
     start_steps, start_time, start_cpu = trainer.env_steps, time.perf_counter(), time.process_time()
     last: dict[str, Any] = {}
     try:
@@ -285,6 +322,7 @@ def _train(spec: Spec, rundir: Path, resume: bool) -> RunResult:
             metrics = trainer.update()
             update += 1
             _check_finite(trainer, metrics, update)
+            exploded = check_losses(metrics, cfg, f"update {update}", exploded)
             window.add(metrics)
             finished = trainer.env_steps >= cfg.total_steps
             if update % cfg.log_interval == 0 or finished:
@@ -356,15 +394,18 @@ class _SilentLogger:
         pass
 
 
-def _prepare_rundir_on_main(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:
-    """:func:`_prepare_rundir` on rank 0; every rank gets its checkpoint or its error."""
+def _open_rundir_on_main(
+    rundir: Path, data: dict[str, Any], resume: bool, last_good: bool
+) -> Path | None:
+    """:func:`~metaxm.run.rundir.open_rundir` on rank 0; every rank gets its checkpoint or its
+    error."""
     if distributed.world_size() == 1:
-        return _prepare_rundir(rundir, data, resume)
+        return open_rundir(rundir, data, resume, last_good)
     error, found = None, None
     if distributed.is_main():
         try:
-            found = _prepare_rundir(rundir, data, resume)
-        except ConfigError as err:
+            found = open_rundir(rundir, data, resume, last_good)
+        except MetaxmError as err:
             error = str(err)
     error, found = distributed.all_gather((error, None if found is None else str(found)))[0]
     if error is not None:
@@ -372,49 +413,29 @@ def _prepare_rundir_on_main(rundir: Path, data: dict[str, Any], resume: bool) ->
     return None if found is None else Path(found)
 
 
-def _prepare_rundir(rundir: Path, data: dict[str, Any], resume: bool) -> Path | None:
-    """Check or create ``rundir``; write ``config.yaml``; the checkpoint to resume from."""
-    config_path = rundir / "config.yaml"
-    if resume:
-        if not config_path.is_file():
-            raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
-        stored = yaml.safe_load(config_path.read_text())
-        if stored != data:
-            raise ConfigError(
-                f"--resume: the spec differs from the one {rundir} was started with "
-                f"(first difference at {_first_difference(stored, data)}); resume with the "
-                "same spec and --set values"
-            )
-        found = list_checkpoints(rundir)
-        if not found:
-            log.warning("%s has no checkpoint yet; starting the run from the beginning", rundir)
-            return None
-        return found[-1]
-    if config_path.exists() or list_checkpoints(rundir):
-        raise ConfigError(
-            f"--out {rundir} already holds a run; pass --resume to continue it or choose "
-            "another directory"
-        )
-    rundir.mkdir(parents=True, exist_ok=True)
-    tmp = config_path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(config_path)
-    return None
-
-
-def _first_difference(a: Any, b: Any, key: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in list(a) + [k for k in b if k not in a]:
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
-    return key or "the top level"
-
-
 def _seed_globals(seed: int) -> None:
     """Seed the global generators at the start of a run (metaxm itself uses its own)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global state, for user code)
     random.seed(seed)
+
+
+def check_losses(metrics: dict[str, float], cfg: TrainConfig, where: str, warned: bool) -> bool:
+    """Warn (once: returns whether it has) or, with ``stop_on_divergence``, stop when a loss
+    passes ``train.loss_limit``."""
+    big = {k: v for k, v in metrics.items() if "loss" in k and abs(v) > cfg.loss_limit}
+    if not big:
+        return warned
+    key, value = max(big.items(), key=lambda kv: abs(kv[1]))
+    message = (
+        f"{where}: {key} is {value:.3g}, past train.loss_limit {cfg.loss_limit:g}; training "
+        "has probably diverged (a learning rate too large?)"
+    )
+    if cfg.stop_on_divergence:
+        raise DivergenceError(message + "; stopping (train.stop_on_divergence)")
+    if not warned:
+        log.warning("%s; set train.stop_on_divergence: true to stop at this point", message)
+    return True
 
 
 def _check_finite(trainer: Trainer, metrics: dict[str, float], update: int) -> None:

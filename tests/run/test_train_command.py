@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from metaxm.cli import main
+from metaxm.run.checkpoint import write_checksum
 from metaxm.spec import load_spec, spec_from_dict
 
 
@@ -40,7 +41,7 @@ def test_train_writes_the_run_directory(
     ("override", "message"),
     [
         ("ppo.lr=fast", "ppo.lr: expected a number, got 'fast'"),
-        ("train.num_envs=0", "train: total_steps, num_envs and log_interval must be >= 1"),
+        ("train.num_envs=0", "train.num_envs: 0 is out of range; allowed 1 to 65536"),
         ("ppo.nope=1", "unknown key 'ppo.nope'"),
         ("algo=sarsa", "algo: 'sarsa' is not allowed"),
         ("log.mode=loud", "log.mode: 'loud' is not allowed; choose one of 'offline'"),
@@ -112,6 +113,7 @@ def test_resume_refuses_unsafe_or_corrupt_checkpoint_and_runs_nothing(
 
     last = out / "checkpoints" / "ckpt-00000004.pt"
     torch.save({"format_version": 1, "trainer": Payload()}, last)
+    write_checksum(last)  # vouched for: the payload must be refused by the loader itself
     args = [
         "train",
         str(spec_file),
@@ -121,11 +123,17 @@ def test_resume_refuses_unsafe_or_corrupt_checkpoint_and_runs_nothing(
         "--set",
         "train.total_steps=512",
     ]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "refused to load" in capsys.readouterr().err
     assert not marker.exists() and _metrics(out) == before
     last.write_bytes(b"PK\x03\x04 cut short")
-    assert main(args) == 1
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and err.count("\n") == 1
+    assert "ckpt-00000002.pt" in err  # the last good checkpoint
+    write_checksum(last)  # cut short before its checksum was taken
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "truncated or corrupt" in err and err.count("\n") == 1
+    assert "ckpt-00000002.pt" in err
     assert (out / "checkpoints" / "ckpt-00000002.pt").is_file() and _metrics(out) == before
