@@ -34,7 +34,7 @@ from metaxm.align.losses import AlignmentLoss
 from metaxm.align.pairs import PairedSampler
 from metaxm.align.report import representation_report
 from metaxm.align.variants import VariantAdapters
-from metaxm.errors import CheckpointError
+from metaxm.errors import CheckpointError, ConfigError
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.resources import check_spec as check_resources
 from metaxm.run.checkpoint import (
@@ -106,6 +106,12 @@ class PretrainTrainer:
         self.device = torch.device(spec.device)
         self.agent: Agent = build_agent(spec).to(self.device)
         self.pool = pretrain_pool(spec)
+        if self.config.views == 0 and len(self.pool) < 2:
+            raise ConfigError(
+                f"align.views: 0 pairs every family of the pool, and it holds one "
+                f"({', '.join(self.pool)}); pretraining aligns at least two views: add a "
+                "training family or set align.views >= 2"
+            )
         self.sampler = PairedSampler(
             spec.world, self.pool, self.config.batch_size, self.config.views,
             self.config.random_steps, derive_seed(spec.seed, "pairs"), spec.device,

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint"
     )
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the spec (every field, the world, the memory estimate) and RUNDIR, then "
+        "exit; builds and writes nothing",
+    )
+    parser.add_argument(
         "--resume-last-good",
         action="store_true",
         help="with --resume: if the newest checkpoint fails its checksum, resume from the newest "
@@ -53,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
 
     from metaxm.align.pretrain import pretrain
     from metaxm.align.report import format_report
-    from metaxm.run.rundir import check_resume_flags
+    from metaxm.run.rundir import check_only, check_resume_flags
     from metaxm.spec import load_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_resume_flags(args)
     spec = load_spec(args.spec, args.overrides)
+    if args.check:
+        return check_only(spec, args.out, args.resume)
     result = pretrain(spec, args.out, resume=args.resume, last_good=args.resume_last_good)
     print(f"run: {result.rundir}  updates: {result.updates}  paired states: {result.env_steps}")
     print(f"throughput: {result.sps:,.0f} paired states/s")

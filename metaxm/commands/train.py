@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint"
     )
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the spec (every field, the world, the memory estimate) and RUNDIR, then "
+        "exit; builds and writes nothing",
+    )
+    parser.add_argument(
         "--resume-last-good",
         action="store_true",
         help="with --resume: if the newest checkpoint fails its checksum, resume from the newest "
@@ -44,12 +50,14 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from metaxm.run.loop import train
-    from metaxm.run.rundir import check_resume_flags
+    from metaxm.run.rundir import check_only, check_resume_flags
     from metaxm.spec import load_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_resume_flags(args)
     spec = load_spec(args.spec, args.overrides)
+    if args.check:
+        return check_only(spec, args.out, args.resume)
     result = train(spec, args.out, resume=args.resume, last_good=args.resume_last_good)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports

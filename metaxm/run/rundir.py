@@ -143,6 +143,21 @@ def check_resume_flags(args: Any) -> None:
     check_out_path(args.out)
 
 
+def check_only(spec: Any, out: str | Path, resume: bool) -> int:
+    """``--check``: the spec is loaded and checked; check ``out`` for this start too, print
+    one line and return 0. Builds and writes nothing."""
+    from metaxm.spec import spec_to_dict
+
+    path = check_out_path(out)
+    if path.is_dir():
+        open_rundir(path, spec_to_dict(spec), resume)
+    elif resume:
+        raise ConfigError(f"--resume: {path} holds no run (no such folder)")
+    action = "resume" if resume else "start"
+    print(f"spec and --out {path} are fine to {action} ({spec.algo} on {spec.world.name})")
+    return 0
+
+
 def open_rundir(
     rundir: Path, data: dict[str, Any], resume: bool, last_good: bool = False
 ) -> Path | None:
