@@ -4,8 +4,8 @@ Each subcommand lives in ``metaxm/commands/<name>.py`` with ``HELP``, ``add_argu
 and ``run(args) -> int``; those modules import the heavy parts of metaxm inside ``run`` so that
 ``metaxm --help`` stays instant. User errors (a bad spec, flag, path or checkpoint:
 :class:`~metaxm.errors.ConfigError`, :class:`~metaxm.errors.CheckpointError`) print one line
-and exit with status 2; other :class:`~metaxm.errors.MetaxmError` (a run that diverged) exit
-with status 1.
+and exit with status 2, as does an ``OSError`` (a path that cannot be read or written); other
+:class:`~metaxm.errors.MetaxmError` (a run that diverged) exit with status 1.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except (ConfigError, CheckpointError) as err:  # the user's input or files
         print(f"metaxm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the user named cannot be read or written (disk, rights)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"metaxm {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except MetaxmError as err:
         print(f"metaxm {args.command}: error: {err}", file=sys.stderr)

@@ -36,6 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
+    from metaxm.errors import ConfigError
+    from metaxm.run.rundir import check_result_path
+
+    if args.json is not None:
+        check_result_path(args.json, "--json")  # before the benchmark runs
+    if args.threads > 1024:
+        raise ConfigError(f"--threads: need at most 1024, got {args.threads}")
+    if not 0 <= args.variant < 2**31:
+        raise ConfigError(f"--variant: need 0 to 2**31 - 1, got {args.variant}")
+    if args.batches and not all(1 <= b <= 65536 for b in args.batches):
+        raise ConfigError(f"--batches: need 1 to 65536 each, got {args.batches}")
     if args.what == "maml":
         return run_maml(quick=args.quick, json_path=args.json, threads=args.threads)
     return run_envs(

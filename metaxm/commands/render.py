@@ -23,12 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
     from metaxm.errors import ConfigError
     from metaxm.render import render_spec
+    from metaxm.run.rundir import check_result_path
     from metaxm.spec import load_spec
 
-    if args.variants < 1:
-        raise ConfigError(f"--variants: need at least 1, got {args.variants}")
+    if not 1 <= args.variants <= 64:
+        raise ConfigError(f"--variants: need 1 to 64, got {args.variants}")
+    check_result_path(args.out)
     spec = load_spec(args.spec, args.set)
     path = render_spec(spec, args.out, variants=args.variants)
     print(f"metaxm render: wrote {path}")

@@ -51,17 +51,19 @@ def check_out_path(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def check_result_path(path: Path, flag: str = "--out") -> None:
-    """Refuse a result file path that cannot be written: empty, a folder, or in a folder that
-    does not exist (checked before the work that fills it)."""
+def check_result_path(path: str | Path, flag: str = "--out") -> None:
+    """Refuse a result file path that cannot be written: empty, a folder, under a file, or in
+    a folder that is not writable (checked before the work that fills it)."""
     if str(path).strip() == "":
         raise ConfigError(f"{flag}: empty path; name the file to write")
+    path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; name a file (e.g. {path}/result.json)")
-    if not path.parent.is_dir():
-        raise ConfigError(f"{flag} {path}: the folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"{flag} {path}: the folder {path.parent} is not writable")
+    parent = next(p for p in path.absolute().parents if p.exists())  # made if missing
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{flag} {path}: the folder {parent} is not writable")
 
 
 class OutputLock:
