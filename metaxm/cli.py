@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from metaxm.plugins import load_plugins
+
+    try:
+        load_plugins()  # installed packages' worlds and families, for every command
+    except ConfigError as err:
+        print(f"metaxm: error: {err}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

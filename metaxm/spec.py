@@ -31,6 +31,7 @@ from metaxm.meta.rl2 import RL2Config
 from metaxm.modalities import FAMILIES
 from metaxm.nn.agent import AgentConfig
 from metaxm.pipeline import MainConfig
+from metaxm.plugins import HOW_TO_REGISTER
 from metaxm.rl.ppo import PPOConfig
 from metaxm.run.logger import LogConfig
 from metaxm.run.loop import TrainConfig
@@ -62,7 +63,7 @@ class ModalitySplits:
                 if family not in FAMILIES:
                     raise ConfigError(
                         f"modalities.{split}.{family}: unknown modality family; "
-                        f"registered: {', '.join(sorted(FAMILIES))}"
+                        f"registered: {', '.join(sorted(FAMILIES))}; {HOW_TO_REGISTER}"
                     )
                 if n < 1:
                     raise ConfigError(f"modalities.{split}.{family}: need >= 1 variant, got {n}")
@@ -89,7 +90,7 @@ def _parse_world(value: Any, key: str) -> Any:
     try:
         cls = world_config_class(name)
     except ValueError as err:
-        raise ConfigError(f"{key}.name: {err}") from None
+        raise ConfigError(f"{key}.name: {err}; {HOW_TO_REGISTER}") from None
     return from_dict(cls, value, prefix=key)
 
 
@@ -98,6 +99,8 @@ class Spec:
     """A whole task spec.
 
     Attributes:
+        imports: modules to import before the rest of the spec is checked: plugins that
+            register the spec's world or families (:mod:`metaxm.plugins`).
         seed: the root seed of everything the run draws (tasks, variants, weights).
         device: where worlds, renders and training run.
         world: the world and its parameters (a registered world's config, chosen by ``name``).
@@ -116,6 +119,7 @@ class Spec:
             (:class:`metaxm.align.config.AlignConfig`).
     """
 
+    imports: tuple[str, ...] = ()
     seed: int = bounded(0, 0, 2**62)
     device: str = "cpu"
     world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
@@ -164,7 +168,13 @@ def check_spec(spec: Spec) -> Spec:
 
 
 def spec_from_dict(data: dict[str, Any]) -> Spec:
-    """Build a :class:`Spec` from plain data, strictly."""
+    """Build a :class:`Spec` from plain data, strictly, after loading the installed plugins
+    and importing the modules its ``imports:`` names (:mod:`metaxm.plugins`)."""
+    from metaxm.plugins import import_modules, load_plugins
+
+    load_plugins()
+    if isinstance(data, dict) and data.get("imports"):
+        import_modules(data["imports"])
     return from_dict(Spec, data)
 
 

@@ -1,0 +1,89 @@
+"""Plugins: a user's own worlds, modality families and strategies, seen by every command.
+
+A world or family is registered by running ``register_world(...)`` or ``register(...)``; a
+plugin is any module that does so when imported. metaxm imports plugins in two ways:
+
+* **``imports:`` in a spec**: ``imports: [my_pkg.worlds]`` names modules to import before the
+  rest of the spec is checked, so its ``world.name`` and families may be the plugin's. The list
+  is part of the spec, so ``config.yaml`` and every checkpoint carry it and ``evaluate``,
+  ``adapt`` and ``--resume`` import the same modules.
+* **the ``metaxm.plugins`` entry-point group** of an installed package::
+
+      [project.entry-points."metaxm.plugins"]
+      linenav = "metaxm_linenav"            # a module, imported
+      # or: linenav = "metaxm_linenav:register"   (a function, called)
+
+  Every command loads them at start (``metaxm ...``, ``python -m metaxm``, ``torchrun -m
+  metaxm``), and so does :func:`metaxm.spec.spec_from_dict` for library users.
+
+A plugin that fails to import is a one-line :class:`~metaxm.errors.ConfigError` naming it.
+``examples/linenav`` is a worked plugin package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+from collections.abc import Iterable
+
+from metaxm.errors import ConfigError
+
+GROUP = "metaxm.plugins"
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+HOW_TO_REGISTER = (
+    "register yours in a module named in the spec's imports: list or in a metaxm.plugins "
+    "entry point (see docs/plugins.md)"
+)
+
+_loaded: list[str] | None = None
+
+
+def load_plugins() -> list[str]:
+    """Import (or call) every ``metaxm.plugins`` entry point once; their names.
+
+    Raises:
+        ConfigError: a plugin failed to load (one line naming it and the error).
+    """
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    names = []
+    for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            target = ep.load()
+            if callable(target):
+                target()
+        except Exception as err:  # noqa: BLE001 (any failure of user code is one line)
+            raise ConfigError(
+                f"plugin {ep.name!r} ({ep.value}, entry point group {GROUP}) failed to load: "
+                f"{type(err).__name__}: {_first_line(err)}"
+            ) from None
+        names.append(ep.name)
+    _loaded = names
+    return names
+
+
+def import_modules(modules: Iterable[object], key: str = "imports") -> None:
+    """Import the modules a spec names (``imports:``); one-line errors naming the module."""
+    if isinstance(modules, (str, bytes)) or not isinstance(modules, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list of module names, got {modules!r}")
+    for i, name in enumerate(modules):
+        if not isinstance(name, str) or not MODULE.match(name):
+            raise ConfigError(f"{key}[{i}]: {name!r} is not a module name (e.g. my_pkg.worlds)")
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            raise ConfigError(
+                f"{key}: cannot import {name!r} ({_first_line(err)}); is it installed, or on "
+                "PYTHONPATH?"
+            ) from None
+        except Exception as err:  # noqa: BLE001 (any failure of user code is one line)
+            raise ConfigError(
+                f"{key}: importing {name!r} failed: {type(err).__name__}: {_first_line(err)}"
+            ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:200]

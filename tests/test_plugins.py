@@ -1,0 +1,92 @@
+"""Plugins (:mod:`metaxm.plugins`): the worked package ``examples/linenav`` installed and run
+through the plain CLI, a spec's ``imports:``, and one-line errors for missing or broken ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metaxm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "linenav"
+SPEC = EXAMPLE / "linenav.yaml"
+SHORT = ["--set", "train.total_steps=1024", "--set", "train.eval_episodes=8"]
+
+
+def _metaxm(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "metaxm", *args]
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``examples/linenav`` installed by pip into a folder of its own (its entry points live in
+    its ``.dist-info`` there, as in any site-packages)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert list(target.glob("metaxm_linenav-*.dist-info"))
+    return target
+
+
+def test_an_installed_plugin_trains_and_evaluates_through_the_plain_cli(
+    installed: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    done = _metaxm(["train", str(SPEC), "--out", str(run), *SHORT], installed, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "oracle" in done.stdout
+    report = tmp_path / "report"
+    args = ["evaluate", str(run), "--out", str(report), "--strategy", "zeroshot"]
+    done = _metaxm(args, installed, tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((report / "report.json").read_text())
+    families = {m["family"] for m in data["modalities"].values()}
+    assert "thermometer" in families  # the plugin's family, held out
+
+
+def test_without_the_plugin_the_error_says_how_to_register_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(SPEC), "--out", str(tmp_path / "r"), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown world 'linenav'" in err
+    assert "imports: list or in a metaxm.plugins entry point" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_spec_can_import_the_plugin_from_a_source_checkout(tmp_path: Path) -> None:
+    args = ["train", str(SPEC), "--out", str(tmp_path / "r"), "--check"]
+    done = _metaxm([*args, "--set", "imports=[metaxm_linenav]"], EXAMPLE, tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = _metaxm([*args, "--set", "imports=[metaxm_nowhere]"], EXAMPLE, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "metaxm train: error: imports: cannot import 'metaxm_nowhere' (No module named "
+        "'metaxm_nowhere'); is it installed, or on PYTHONPATH?"
+    )
+
+
+def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[metaxm.plugins]\nbroken = broken_plugin\n")
+    (site / "broken_plugin.py").write_text("raise RuntimeError('no licence file found')\n")
+    done = _metaxm(["render", "--help"], site, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "metaxm: error: plugin 'broken' (broken_plugin, entry point group metaxm.plugins) "
+        "failed to load: RuntimeError: no licence file found"
+    )
