@@ -8,3 +8,7 @@ agent adapts to modalities it never saw. See ``docs/architecture.md`` for the ma
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from metaxm.gym_ids import register_builtin as _register_gym_ids
+
+_register_gym_ids()  # gym.make("metaxm/GridNav-v0", ...) after `import metaxm` (torch not loaded)

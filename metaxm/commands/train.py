@@ -77,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
             ("oracle", "oracle_"),
         ]
         for name, prefix in rows:
+            if f"{prefix}return" not in ev:
+                continue  # a world without an oracle (a gymnasium env)
             r, s, ln = (ev[f"{prefix}{k}"] for k in ("return", "success", "length"))
             print(f"  {name:<28}{r:>10.3f}{s:>10.3f}{ln:>10.1f}")
-        if ev["oracle_return"] != 0:
+        if ev.get("oracle_return", 0) != 0:
             print(f"  return / oracle return: {ev['return'] / ev['oracle_return']:.3f}")
     return 0

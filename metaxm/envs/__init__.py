@@ -9,6 +9,7 @@ MiniGrid/BabyAI levels; needs the ``minigrid`` extra). A new world is a
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ import torch
 from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
 from metaxm.envs.gridnav import GridNav, GridNavConfig
 from metaxm.envs.gridnav_lang import GridNavLang, GridNavLangConfig
+from metaxm.envs.gym_world import GymWorld, GymWorldConfig
 from metaxm.envs.minigrid import MiniGrid, MiniGridConfig
 from metaxm.envs.pointnav import PointNav, PointNavConfig
 
@@ -23,10 +25,13 @@ WORLDS: dict[str, tuple[type[World], type]] = {}
 
 
 def register_world(name: str, world_cls: type[World], config_cls: type) -> None:
-    """Register a world class and its config dataclass under ``name``."""
+    """Register a world class and its config dataclass under ``name``, and its gymnasium id
+    (``metaxm/<ConfigName>-v0``, e.g. ``LineNavConfig`` -> ``metaxm/LineNav-v0``)."""
     if name in WORLDS:
         raise ValueError(f"world {name!r} is already registered")
     WORLDS[name] = (world_cls, config_cls)
+    if "metaxm.envs.gym_api" in sys.modules:  # else its import registers every world's id
+        sys.modules["metaxm.envs.gym_api"].register_gym_envs()
 
 
 def world_config_class(name: str) -> type:
@@ -34,6 +39,11 @@ def world_config_class(name: str) -> type:
     if name not in WORLDS:
         raise ValueError(f"unknown world {name!r}; registered: {', '.join(sorted(WORLDS))}")
     return WORLDS[name][1]
+
+
+def has_oracle(config: Any) -> bool:
+    """Whether the world of ``config`` has a reference policy (:attr:`World.has_oracle`)."""
+    return WORLDS[config.name][0].has_oracle
 
 
 def make_world(
@@ -54,6 +64,7 @@ register_world("gridnav", GridNav, GridNavConfig)
 register_world("pointnav", PointNav, PointNavConfig)
 register_world("gridnav_lang", GridNavLang, GridNavLangConfig)
 register_world("minigrid", MiniGrid, MiniGridConfig)  # needs the minigrid extra to build
+register_world("gym", GymWorld, GymWorldConfig)  # any gymnasium env, from YAML
 
 __all__ = [
     "WORLDS",
@@ -70,6 +81,9 @@ __all__ = [
     "SceneInfo",
     "TaskParams",
     "World",
+    "GymWorld",
+    "GymWorldConfig",
+    "has_oracle",
     "make_world",
     "register_world",
     "world_config_class",

@@ -131,6 +131,9 @@ class World(ABC):
     python_loop: ClassVar[bool] = False
     """True for a world that steps its environments one by one in Python (an adapter of an
     unbatched env, such as MiniGrid); ``metaxm bench envs`` times such worlds only when named."""
+    has_oracle: ClassVar[bool] = True
+    """False for a world without a reference policy (an arbitrary gymnasium env): reports then
+    show no oracle, and oracle-relative thresholds fall back to the source agent's."""
     action_space: gym.Space
     scene_info: SceneInfo
     horizon: int

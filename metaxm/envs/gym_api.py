@@ -38,20 +38,13 @@ from numpy.typing import ArrayLike
 from metaxm.config import from_dict
 from metaxm.envs import TaskParams, World, make_world, world_config_class
 from metaxm.envs.instructions import instructed_space, with_instruction
+from metaxm.gym_ids import GYM_IDS, register
 
 if TYPE_CHECKING:
     from metaxm.modalities.base import Modality
 
 # metaxm.modalities and metaxm.envs.task_env import metaxm.envs, which imports this module to
 # register the ids: they are imported where they are used, not here.
-
-GYM_IDS = {
-    "gridnav": "metaxm/GridNav-v0",
-    "pointnav": "metaxm/PointNav-v0",
-    "gridnav_lang": "metaxm/GridNavLang-v0",
-    "minigrid": "metaxm/MiniGrid-v0",  # building one needs the minigrid extra
-}
-"""World name -> registered gymnasium id."""
 
 _SEED_HIGH = 2**62
 _RESET_OPTIONS = frozenset({"task", "tasks"})
@@ -310,17 +303,20 @@ class MetaxmVectorEnv(gym.vector.VectorEnv):
         return None
 
 
+def gym_id(world: str) -> str:
+    """The gymnasium id of a registered world: :data:`GYM_IDS` for the built-in ones,
+    ``metaxm/<ConfigName>-v0`` for others (``LineNavConfig`` -> ``metaxm/LineNav-v0``)."""
+    if world in GYM_IDS:
+        return GYM_IDS[world]
+    return f"metaxm/{world_config_class(world).__name__.removesuffix('Config')}-v0"
+
+
 def register_gym_envs() -> None:
-    """Register the ids of :data:`GYM_IDS` (idempotent)."""
-    for world, env_id in GYM_IDS.items():
-        if env_id in gym.registry:
-            continue
-        gym.register(
-            id=env_id,
-            entry_point="metaxm.envs.gym_api:MetaxmEnv",
-            vector_entry_point="metaxm.envs.gym_api:MetaxmVectorEnv",
-            kwargs={"world": world},
-        )
+    """Register a gymnasium id for every registered world (idempotent)."""
+    from metaxm.envs import WORLDS
+
+    for world in WORLDS:
+        register(world, gym_id(world))
 
 
 register_gym_envs()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from metaxm.envs import has_oracle
 from metaxm.errors import ConfigError
 from metaxm.evaluate.episodes import METRICS, Curve, measure
 from metaxm.evaluate.metrics import episodes_to_level, iqm_interval, transfer_metrics
@@ -68,7 +69,7 @@ def source_performance(agents: Agents, seed: int) -> dict[str, Any]:
     per_family = {
         f: {k: float(np.mean([r[k] for r in rs])) for k in METRICS} for f, rs in families.items()
     }
-    oracle = oracle_performance(spec, seed)
+    oracle = oracle_performance(spec, seed) if has_oracle(spec.world) else None
     return {"agent": kind, **mean, "per_modality": per, "per_family": per_family, "oracle": oracle}
 
 
@@ -245,7 +246,7 @@ def _derive(
 ) -> dict[str, Any]:
     cfg = agents.spec.evaluate
     metric = cfg.metric
-    oracle = source.get("oracle", {}).get(metric)
+    oracle = (source.get("oracle") or {}).get(metric)
     modalities: dict[str, Any] = {}
     for split, family, variant in held:
         mid = f"{family}:{variant}"

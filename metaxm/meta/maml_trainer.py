@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from metaxm.envs import make_world
+from metaxm.envs import has_oracle, make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError, DivergenceError
 from metaxm.meta.maml import (
@@ -402,9 +402,10 @@ def evaluate_maml(
                     q = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2)
                     episodes_ = collect_episodes(agent, q, family, n_tasks, params, gen, cfg, det)
                     row.update(episodes_.summary(f"{name}_{mode}"))
-            oracle_env = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2)
-            oracle = run_episodes(oracle_env, oracle_act)
-            row.update({f"oracle_{k}": float(v.double().mean()) for k, v in oracle.items()})
+            if has_oracle(spec.world):
+                oracle_env = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2)
+                oracle = run_episodes(oracle_env, oracle_act)
+                row.update({f"oracle_{k}": float(v.double().mean()) for k, v in oracle.items()})
             per_family[family] = row
         if not per_family:
             continue
@@ -417,7 +418,8 @@ def evaluate_maml(
     for k in ("return", "success", "length"):
         result[k] = result[f"train/post_mode_{k}"]
         result[f"sampled_{k}"] = result[f"train/post_{k}"]
-        result[f"oracle_{k}"] = result[f"train/oracle_{k}"]
+        if f"train/oracle_{k}" in result:
+            result[f"oracle_{k}"] = result[f"train/oracle_{k}"]
     result["episodes"] = float(n_tasks * cfg.query_episodes)
     return result
 

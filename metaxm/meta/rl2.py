@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 
 from metaxm.config import bounded
-from metaxm.envs import make_world
+from metaxm.envs import has_oracle, make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.meta.trials import (
     TrialResult,
@@ -317,7 +317,7 @@ class RL2Trainer:
                         self.agent, self.spec.world, family, rows, episodes=k, seed=seed,
                         deterministic=policy == "mode",
                     )  # fmt: skip
-                if split == "train":
+                if split == "train" and has_oracle(self.spec.world):
                     oracle = run_episodes(fresh_env(self.spec, family, rows, seed), oracle_act)
                     results.setdefault("oracle", {})[family] = TrialResult(
                         oracle["return"][:, None], oracle["success"][:, None],

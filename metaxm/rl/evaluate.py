@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from metaxm.envs import make_world
+from metaxm.envs import has_oracle, make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 
@@ -121,7 +121,9 @@ def evaluate_agent(
                 "sampled_",
             )
         )
-        out.update(summarize(run_episodes(fresh_env(spec, family, rows, s), oracle_act), "oracle_"))
+        if has_oracle(spec.world):
+            oracle = run_episodes(fresh_env(spec, family, rows, s), oracle_act)
+            out.update(summarize(oracle, "oracle_"))
         per_family[family] = out
     agent.train(was_training)
     keys = next(iter(per_family.values())).keys()

@@ -7,7 +7,6 @@ Without installing, a spec can name the module instead: ``imports: [metaxm_linen
 
 from metaxm.envs import register_world
 from metaxm.modalities import register
-
 from metaxm_linenav.thermometer import render, space, variant
 from metaxm_linenav.world import LineNav, LineNavConfig
 

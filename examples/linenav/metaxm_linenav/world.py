@@ -37,7 +37,11 @@ class LineNav(World):
     name = "linenav"
 
     def __init__(
-        self, config: LineNavConfig, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+        self,
+        config: LineNavConfig,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
     ) -> None:
         super().__init__(num_envs, device, seed)
         self.config = config
