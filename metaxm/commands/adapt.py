@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K.json)"
     )
     parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
+    parser.add_argument(
+        "--add-family",
+        action="store_true",
+        help="the modality's family is not one the agent was trained with: give the agent a "
+        "fresh encoder for it (strategies that train the encoder: finetune, align, metafit, "
+        "scratch)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from metaxm.errors import ConfigError
-    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.loading import add_family, load_agents
     from metaxm.evaluate.strategies import STRATEGIES
     from metaxm.modalities import parse_modality_id
     from metaxm.run.rundir import check_result_path
@@ -57,10 +64,21 @@ def run(args: argparse.Namespace) -> int:
         )
     readers = next(iter(agents.by_kind.values())).families
     if family not in readers:
-        raise ConfigError(
-            f"--modality: the agent has no encoder for family {family!r}; it reads: "
-            f"{', '.join(readers)}"
-        )
+        able = [n for n, s in STRATEGIES.items() if s.trains_encoder]
+        if not args.add_family:
+            raise ConfigError(
+                f"--modality: the agent has no encoder for family {family!r}; it reads: "
+                f"{', '.join(readers)}; pass --add-family to give it a fresh one (strategies "
+                f"{', '.join(able)})"
+            )
+        if not strategy.trains_encoder:
+            raise ConfigError(
+                f"--add-family: {args.strategy} does not train an encoder, so it cannot read "
+                f"a new family; use one of {', '.join(able)}"
+            )
+        add_family(agents, family, seed=args.seed)
+    elif args.add_family:
+        raise ConfigError(f"--add-family: the agent already reads {family!r}")
     budgets = sorted({0, args.episodes})
     curve = strategy.curve(agents, family, variant, budgets, args.seed)
     result = {

@@ -28,6 +28,9 @@ class EvalConfig:
         workers: processes that measure curves in parallel (each with one torch thread).
         finetune_lr: the Adam learning rate of ``finetune`` (null: ``ppo.lr``, the rate the
             agent was trained with, which on a few episodes can undo what it learned).
+        target_episodes: the headline's target: the best strategy reaches the threshold within
+            this many episodes...
+        target_speedup: ...while scratch needs at least this many times more.
     """
 
     seeds: int = bounded(5, 1, 1000)
@@ -39,6 +42,8 @@ class EvalConfig:
     threshold: float = bounded(0.8, 0, 1)
     workers: int = bounded(1, 1, 256)
     finetune_lr: float | None = bounded(None, 1e-10, 1)
+    target_episodes: int = bounded(8, 0, 4096)
+    target_speedup: float = bounded(10.0, 1.0, 1e6)
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.eval_episodes < 1 or self.workers < 1:

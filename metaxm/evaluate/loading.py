@@ -23,6 +23,39 @@ if TYPE_CHECKING:
 KINDS = ("ppo", "maml", "rl2", "metafit")
 
 
+def add_family(agents: Agents, family: str, seed: int = 0) -> None:
+    """Let ``agents`` meet a family they were trained without: the spec (and each run's) gains
+    it as a held-out family, and every agent a fresh encoder and identity adapter for it.
+
+    Raises:
+        ConfigError: an unknown family, or one that cannot render the spec's world.
+    """
+    from dataclasses import replace
+
+    from metaxm.errors import ConfigError
+    from metaxm.modalities import get_family
+    from metaxm.resources import check_spec
+
+    try:
+        space_of = get_family(family).observation_space
+    except ValueError as err:
+        raise ConfigError(f"--add-family: {err}") from None
+
+    def widened(spec: Spec) -> Spec:
+        splits = spec.modalities
+        held = {**splits.heldout_families, family: splits.heldout_families.get(family, 1)}
+        return replace(spec, modalities=replace(splits, heldout_families=held))
+
+    agents.spec = widened(agents.spec)
+    check_spec(agents.spec)  # the family can render the world
+    agents.configs = {kind: widened(s) for kind, s in agents.configs.items()}
+    from metaxm.envs import make_world
+
+    info = make_world(agents.spec.world, 1).scene_info
+    for agent in agents.by_kind.values():
+        agent.add_family(family, space_of(info), seed=seed)
+
+
 def load_agent(
     path: str | Path, device: str | None = None
 ) -> tuple[Agent, Spec, str, dict[str, Any]]:

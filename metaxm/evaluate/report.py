@@ -47,7 +47,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-HEADLINE_BUDGET = 8
+HEADLINE_BUDGET = 8  # defaults for reports written before evaluate.target_* existed
 HEADLINE_FACTOR = 10
 
 
@@ -59,7 +59,8 @@ def _first_reaching(budgets: list[int], points: list[float], level: float) -> in
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """Does the best strategy reach the threshold within 8 episodes while scratch needs >= 10x?
+    """Does the best strategy reach the threshold within ``evaluate.target_episodes`` (8)
+    episodes while scratch needs ``evaluate.target_speedup`` (10) times more?
 
     Uses the summary curves (IQM over every held-out modality and seed): the first budget at
     which a strategy's aggregate reaches ``threshold`` x source performance. A threshold that a
@@ -72,16 +73,17 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     scratch_summary = report["summary"].get("scratch")
     untrained = scratch_summary["by_budget"][0]["high"] if scratch_summary else None
     if untrained is not None and level <= untrained:
+        from metaxm.evaluate.runner import unmeasurable_reason
+
+        why = unmeasurable_reason(src, report["threshold"], untrained, report["metric"])
         return {
             "level": level,
             "untrained": untrained,
             "target_met": False,
-            "text": (
-                f"Not measurable: {report['threshold']:.0%} of source {report['metric']} "
-                f"({level:.3f}) is no more than a fresh agent reaches ({untrained:.3f}); "
-                "the source agent is too weak for a transfer threshold."
-            ),
+            "text": f"Not measurable: {why}.",
         }
+    budget = report.get("target_episodes", HEADLINE_BUDGET)
+    factor = report.get("target_speedup", HEADLINE_FACTOR)
     reach = {
         name: _first_reaching(s["budgets"], [b["point"] for b in s["by_budget"]], level)
         for name, s in report["summary"].items()
@@ -95,11 +97,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         best = min(adapting, key=lambda n: adapting[n])
         best_k = adapting[best]
     scratch_k = scratch if scratch is not None else cap
-    met = (
-        best_k is not None
-        and best_k <= HEADLINE_BUDGET
-        and scratch_k >= HEADLINE_FACTOR * max(best_k, 1)
-    )
+    met = best_k is not None and best_k <= budget and scratch_k >= factor * max(best_k, 1)
     if best is None:
         text = (
             f"No adapting strategy reaches {report['threshold']:.0%} of source "
@@ -110,8 +108,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         text = (
             f"Best strategy: {best}, reaching {report['threshold']:.0%} of source "
             f"{report['metric']} ({level:.3f}) after {best_k} episodes; scratch needs "
-            f"{scratch_txt}. Target (<= {HEADLINE_BUDGET} episodes, scratch >= "
-            f"{HEADLINE_FACTOR}x): {'met' if met else 'NOT met'}."
+            f"{scratch_txt}. Target (<= {budget} episodes, scratch >= "
+            f"{factor:g}x): {'met' if met else 'NOT met'}."
         )
     return {
         "level": level,
@@ -220,11 +218,10 @@ def markdown(report: dict[str, Any]) -> str:
             level = report["threshold"] * entry["source"]
             lines += [f"Source {metric} ({own}): {entry['source']:.3f}; threshold {level:.3f}."]
             if not entry.get("measurable", True):
+                why = entry.get("unmeasurable", "a fresh agent reaches the threshold")
                 lines += [
-                    f"**Not measurable**: a fresh agent (scratch before any experience) can "
-                    f"reach {level:.3f} (it lies within its 95% interval); the source agent is "
-                    "no better than chance on this family, so the episodes to threshold below "
-                    "measure nothing.",
+                    f"**Not measurable**: {why} (scratch before any experience, the upper end "
+                    "of its 95% interval), so the episodes to threshold below measure nothing.",
                 ]
             lines += [""]
         lines += [header, "|" + "---|" * 10]
@@ -314,7 +311,12 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
         ax.set_xticks([math.log2(1 + k) for k in ticks], [str(k) for k in ticks], fontsize=7)
         title = f"{mid} ({entry['split'].replace('heldout_', 'held-out ')})"
         if not entry.get("measurable", True):
-            title += "\nnot measurable: source at chance"
+            fresh_at = (
+                "source at chance"
+                if "no better" in entry.get("unmeasurable", "")
+                else ("fresh agent at threshold")
+            )
+            title += f"\nnot measurable: {fresh_at}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("episodes of target experience")
         ax.set_ylabel(metric)

@@ -98,12 +98,44 @@ def source_level(source: dict[str, Any], family: str, metric: str) -> float | No
     return own[metric] if own is not None else source.get(metric)
 
 
+def check_readable(agents: Agents, held: Sequence[str]) -> None:
+    """Refuse, in one line, a spec whose families the trained agents have no encoder for (a
+    held-out family is read through an encoder built, untrained, with the agent)."""
+    readers = set(next(iter(agents.by_kind.values())).families)
+    spec = agents.spec
+    needed = [*spec.modalities.train, *held]
+    missing = [f for f in dict.fromkeys(needed) if f not in readers]
+    if missing:
+        raise ConfigError(
+            f"the agents have no encoder for {', '.join(map(repr, missing))} (they read "
+            f"{', '.join(sorted(readers))}): evaluate under the spec they were trained with, "
+            "or one whose families they read"
+        )
+
+
+def unmeasurable_reason(src: float | None, threshold: float, fresh: float, metric: str) -> str:
+    """Why a threshold of ``threshold`` x ``src`` measures nothing when a fresh agent reaches
+    ``fresh``: a weak source agent, or a fresh agent already at the threshold."""
+    if src is None:
+        return "no source agent to set a threshold"
+    level = threshold * src
+    if src <= fresh:
+        return (
+            f"the source agent is no better than a fresh one here (source {metric} {src:.3f}, "
+            f"a fresh agent up to {fresh:.3f})"
+        )
+    return (
+        f"a fresh agent already reaches the threshold ({fresh:.3f} >= {threshold:.0%} of source "
+        f"{metric} {src:.3f} = {level:.3f}), though the source agent is better"
+    )
+
+
 def run_evaluation(
     agents: Agents,
     strategies: Sequence[str] | None = None,
     seeds: int | None = None,
     modalities: Sequence[tuple[str, str, int]] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     on_curve: Callable[[dict[str, Any]], None] | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
@@ -115,7 +147,7 @@ def run_evaluation(
             whose agent is missing are skipped and listed in the result.
         seeds: seeds per curve (default ``evaluate.seeds``).
         modalities: ``(split, family, variant)`` to evaluate (default: all held-out ones).
-        progress: show a progress bar.
+        progress: show a progress bar (default ``log.progress``).
         on_curve: called with each finished curve record (for incremental saving).
         workers: processes measuring curves in parallel (default ``evaluate.workers``).
 
@@ -134,6 +166,12 @@ def run_evaluation(
     names = [n for n in names if n not in skipped]
     n_seeds = seeds or cfg.seeds
     held = list(modalities or heldout_modalities(agents))
+    if not held:
+        raise ConfigError(
+            "evaluate: the spec holds no held-out modality (modalities.heldout_variants and "
+            "heldout_families are empty); name some in the spec, or pass --spec with them"
+        )
+    check_readable(agents, [f for _, f, _ in held])
     if "align" in names:  # refuse a fit setting that cannot work before any curve is measured
         from metaxm.align.fewshot import fit_subset
 
@@ -154,7 +192,8 @@ def run_evaluation(
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
     curves: dict[str, dict[str, dict[int, Curve]]] = {}
     times: dict[str, dict[str, dict[int, float]]] = {}
-    bar = tqdm(total=len(jobs), desc="evaluate", disable=not progress, dynamic_ncols=True)
+    show = spec.log.progress if progress is None else progress
+    bar = tqdm(total=len(jobs), desc="evaluate", disable=not show, dynamic_ncols=True)
     for (mid, name, k, _), curve, seconds in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
         curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
         times.setdefault(mid, {}).setdefault(name, {})[k] = seconds
@@ -277,14 +316,19 @@ def _derive(
             strategies[name] = record
         entry["strategies"] = strategies
         # a threshold within what a fresh agent reaches (the upper end of the 95% interval of
-        # scratch before any experience) measures nothing: the source agent is no better than
-        # chance on this family
+        # scratch before any experience) measures nothing: either the source agent is no
+        # better than a fresh one, or a fresh one is already within the threshold of it
         fresh = strategies["scratch"]["iqm"][metric]["high"][0]
         entry["measurable"] = src is not None and cfg.threshold * src > fresh
+        entry["fresh"] = fresh
+        if not entry["measurable"]:
+            entry["unmeasurable"] = unmeasurable_reason(src, cfg.threshold, fresh, metric)
         modalities[mid] = entry
     return {
         "metric": metric,
         "threshold": cfg.threshold,
+        "target_episodes": cfg.target_episodes,
+        "target_speedup": cfg.target_speedup,
         "budgets": budgets,
         "scratch_budgets": sbudgets,
         "source": source,

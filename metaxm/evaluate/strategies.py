@@ -72,6 +72,9 @@ class Strategy(ABC):
     name: ClassVar[str]
     needs: ClassVar[AgentKind | None]
     data: ClassVar[tuple[DataNeed, ...]]
+    trains_encoder: ClassVar[bool] = False
+    """It trains the target family's encoder, so it can read a family the agent was built
+    without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
 
     def applicable(self, agents: Agents) -> bool:
         return self.needs is None or self.needs in agents.by_kind
@@ -105,6 +108,7 @@ class ZeroShot(Strategy):
 class FineTune(Strategy):
     name = "finetune"
     needs = "ppo"
+    trains_encoder = True
     data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
@@ -118,6 +122,7 @@ class FineTune(Strategy):
 class Scratch(Strategy):
     name = "scratch"
     needs = None
+    trains_encoder = True
     data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
@@ -235,6 +240,7 @@ class Align(Strategy):
 
     name = "align"
     needs = "ppo"
+    trains_encoder = True
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
@@ -259,6 +265,7 @@ class MetaFitStrategy(Strategy):
 
     name = "metafit"
     needs = "metafit"
+    trains_encoder = True
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102

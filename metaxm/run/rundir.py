@@ -134,8 +134,8 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.release(remove_created=exc_type is not None)  # a failed start leaves no folder
 
 
 def check_resume_flags(args: Any) -> None:

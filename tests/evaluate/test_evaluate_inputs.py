@@ -1,0 +1,92 @@
+"""What ``evaluate`` and ``adapt`` say about inputs they cannot use, the report's wording of an
+unmeasurable threshold, and the headline target as a setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metaxm.cli import main
+from metaxm.evaluate.report import headline
+from metaxm.evaluate.runner import unmeasurable_reason
+
+VECTOR_ONLY = {
+    "world": {"name": "gridnav", "size": 4, "horizon": 12},
+    "modalities": {"train": {"vector": 1}},
+    "agent": {"latent_dim": 8, "encoder_width": 16, "hidden": 16},
+    "ppo": {"num_steps": 16, "update_epochs": 1, "num_minibatches": 1},
+    "train": {"total_steps": 128, "num_envs": 4, "eval_episodes": 2},
+    "evaluate": {"seeds": 1, "budgets": [0, 1], "eval_episodes": 2, "scratch_cap": 2},
+    "log": {"mode": "disabled", "progress": False},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("vector-only")
+    spec = root / "spec.yaml"
+    spec.write_text(yaml.safe_dump(VECTOR_ONLY))
+    assert main(["train", str(spec), "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def test_evaluate_refuses_a_spec_without_held_out_modalities_or_with_unread_families(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no held-out modality" in err
+    assert not (run / "report").exists()  # nothing left behind
+    assert main(["evaluate", str(run), "--spec", "tasks/gridnav.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "the agents have no encoder for 'projected', 'pixels', 'text', 'audio'" in err
+
+
+def test_evaluate_honours_log_progress(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["evaluate", str(run), "--strategy", "zeroshot", "--set"]
+    assert main([*args, "modalities.heldout_variants={vector: 1}"]) == 0
+    assert "evaluate:" not in capsys.readouterr().err  # log.progress: false: no bar
+
+
+def test_adapt_adds_a_family_the_agent_was_not_trained_with_where_the_strategy_allows(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["adapt", str(run), "--modality", "projected:3", "--episodes", "1"]
+    assert main([*base, "--strategy", "finetune"]) == 2
+    assert "pass --add-family to give it a fresh one" in capsys.readouterr().err
+    assert main([*base, "--strategy", "zeroshot", "--add-family"]) == 2
+    assert "zeroshot does not train an encoder" in capsys.readouterr().err
+    out = tmp_path / "a.json"
+    assert main([*base, "--strategy", "finetune", "--add-family", "--out", str(out)]) == 0
+    assert out.is_file() and '"modality": "projected:3"' in out.read_text()
+
+
+def test_unmeasurable_names_its_real_cause() -> None:
+    weak = unmeasurable_reason(0.1, 0.8, 0.2, "success")
+    assert weak.startswith("the source agent is no better than a fresh one here")
+    near = unmeasurable_reason(0.875, 0.8, 0.75, "success")
+    assert near.startswith("a fresh agent already reaches the threshold (0.750 >= 80% of source")
+    assert "though the source agent is better" in near
+
+
+def _report(best: list[float], scratch: list[float], **settings: float) -> dict:
+    def summary(points: list[float], budgets: list[int]) -> dict:
+        return {"budgets": budgets, "by_budget": [{"point": p, "high": p} for p in points]}
+
+    return {
+        "metric": "success", "threshold": 0.8, "budgets": [0, 4, 16],
+        "scratch_budgets": [0, 4, 16, 64], "source": {"success": 1.0},
+        "summary": {"align": summary(best, [0, 4, 16]),
+                    "scratch": summary(scratch, [0, 4, 16, 64])},
+        **settings,
+    }  # fmt: skip
+
+
+def test_the_headline_target_is_a_setting() -> None:
+    report = _report([0.1, 0.5, 0.9], [0.1, 0.2, 0.3, 0.9])  # align at 16, scratch at 64
+    assert not headline(report)["target_met"]  # default: <= 8 episodes, 10x
+    loose = headline({**report, "target_episodes": 16, "target_speedup": 4.0})
+    assert loose["target_met"] and "Target (<= 16 episodes, scratch >= 4x): met" in loose["text"]
