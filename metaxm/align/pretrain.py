@@ -52,7 +52,7 @@ from metaxm.run.loop import (
     check_losses,
     save_run_checkpoint,
 )
-from metaxm.run.rundir import OutputLock, open_rundir, write_config
+from metaxm.run.rundir import OutputLock, discard_unstarted, open_rundir, write_config
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -214,11 +214,16 @@ def pretrain(
         torch.set_num_threads(spec.train.threads)
     trainer = PretrainTrainer(spec)  # refuses what it cannot train before anything is written
     lock.acquire()
+    fresh = not resume and not (rundir / "config.yaml").exists()
     try:
         checkpoint = open_rundir(rundir, data, resume, last_good)
         if not resume:
             write_config(rundir, data)
         return _pretrain(spec, rundir, data, trainer, checkpoint, resume)
+    except BaseException:
+        if fresh and (rundir / "config.yaml").exists():  # this start wrote it, then failed
+            discard_unstarted(rundir)  # before its first checkpoint: no trace
+        raise
     finally:
         lock.release(remove_created=True)
 

@@ -57,7 +57,7 @@ from metaxm.run.checkpoint import (
 from metaxm.run.device import resolve_device
 from metaxm.run.init import initialise_agent
 from metaxm.run.logger import RunLogger
-from metaxm.run.rundir import OutputLock, open_rundir, write_config
+from metaxm.run.rundir import OutputLock, discard_unstarted, open_rundir, write_config
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -273,8 +273,13 @@ def _train(spec: Spec, rundir: Path, resume: bool, last_good: bool) -> RunResult
     trainer = make_trainer(spec)
     if lock is not None:
         lock.acquire()
+    fresh = lock is not None and not resume and not (rundir / "config.yaml").exists()
     try:
         return _train_locked(spec, rundir, resume, last_good, trainer, data)
+    except BaseException:
+        if fresh and (rundir / "config.yaml").exists():  # this start wrote it, then failed
+            discard_unstarted(rundir)  # before its first checkpoint: no trace
+        raise
     finally:
         if lock is not None:
             lock.release(remove_created=True)

@@ -205,6 +205,28 @@ def open_rundir(
     return None
 
 
+STARTED_FILES = ("config.yaml", "init.json", "metrics.jsonl", "timing.jsonl", "wandb")
+
+
+def discard_unstarted(rundir: Path) -> None:
+    """Remove what a fresh run wrote before it failed, if it reached no checkpoint: a plain
+    retry then starts it afresh (instead of "already holds a run"). Anything else is kept."""
+    import shutil
+
+    from metaxm.run.checkpoint import list_checkpoints
+
+    if list_checkpoints(rundir):
+        return
+    for name in STARTED_FILES:
+        path = rundir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # only if empty
+        (rundir / "checkpoints").rmdir()
+
+
 def write_config(rundir: Path, data: dict[str, Any]) -> None:
     """Write ``RUNDIR/config.yaml`` (the resolved spec) atomically."""
     path = rundir / "config.yaml"

@@ -133,3 +133,39 @@ def test_a_lock_refuses_a_second_holder_in_process_and_a_refused_start_leaves_no
     with OutputLock(folder):  # re-taken at once
         pass
     assert time.monotonic() - t < 5
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_a_retry_trips_on(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad ``train.init_from`` fails after the trainer is built; the retry is accepted. A
+    refused fresh start into a folder holding another run's files deletes none of them."""
+    out = tmp_path / "run"
+    bad = ["--set", f"train.init_from={tmp_path / 'nowhere'}", "--set", "train.total_steps=128"]
+    assert main(["train", str(spec_file), "--out", str(out), *bad]) == 2
+    assert not out.exists()
+    capsys.readouterr()
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
+    halfway = tmp_path / "halfway"  # a run killed before its first checkpoint
+    halfway.mkdir()
+    for name in ("config.yaml", "metrics.jsonl"):
+        (halfway / name).write_text("kept\n")
+    assert main(["train", str(spec_file), "--out", str(halfway)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert sorted(p.name for p in halfway.iterdir()) == ["config.yaml", "metrics.jsonl"]
+
+
+def test_an_interrupted_fresh_run_without_a_checkpoint_is_discarded(
+    spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metaxm.rl.trainer import PPOTrainer
+
+    def interrupted(self: PPOTrainer) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PPOTrainer, "update", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", str(spec_file), "--out", str(out)]) == 130
+    assert not out.exists()  # config.yaml, metrics.jsonl and the folder: gone
+    monkeypatch.undo()
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
