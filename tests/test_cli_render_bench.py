@@ -126,7 +126,7 @@ def test_bad_specs_exit_2_with_one_line(
     [
         (["--families", "smell"], "unknown modality family 'smell'"),
         (["--worlds", "maze"], "unknown world 'maze'"),
-        (["--batches", "0"], "batch sizes must be >= 1"),
+        (["--batches", "0"], "--batches: need 1 to 65536 each, got [0]"),
         (["--threads", "0"], "--threads: need at least 1"),
     ],
 )
@@ -138,4 +138,4 @@ def test_bad_bench_arguments_exit_2(args: list[str], message: str, capsys) -> No
 
 def test_render_rejects_zero_variants(spec: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["render", str(spec), "--variants", "0"]) == 2
-    assert "--variants: need at least 1" in capsys.readouterr().err
+    assert "--variants: need 1 to 64, got 0" in capsys.readouterr().err
