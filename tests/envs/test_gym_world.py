@@ -131,17 +131,22 @@ def test_every_trainer_runs_on_the_env_from_yaml_alone(
     assert "oracle_success" not in result.evaluation  # a gymnasium env has no oracle
 
 
-def test_evaluate_runs_on_a_held_out_family_and_resume_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize("env_id", ENVS)
+def test_evaluate_runs_on_a_held_out_family_and_resume_continues(
+    env_id: str, tmp_path: Path
+) -> None:
     """Resuming restarts the episodes in progress (the envs are Python objects, not tensors);
     the counters, weights and generators continue from the checkpoint."""
+    from metaxm.evaluate.report import write_report
     from metaxm.run.checkpoint import checksum_path, list_checkpoints
 
-    spec = _spec("CartPole-v1", "ppo")
+    spec = _spec(env_id, "ppo")
     run = tmp_path / "run"
     full = train(spec, run)
-    report = run_evaluation(load_agents(run), ["zeroshot"], progress=False)
+    report = run_evaluation(load_agents(run), ["zeroshot", "finetune"], progress=False)
     assert report["source"]["oracle"] is None
     assert any(m["family"] == "audio" for m in report["modalities"].values())
+    assert write_report(report, tmp_path / "report")["md"].is_file()
     *_, before, last = list_checkpoints(run)
     last.unlink()
     checksum_path(last).unlink()
