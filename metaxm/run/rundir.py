@@ -145,7 +145,7 @@ def check_resume_flags(args: Any) -> None:
     check_out_path(args.out)
 
 
-def check_only(spec: Any, out: str | Path, resume: bool) -> int:
+def check_only(spec: Any, out: str | Path, resume: bool, what: str | None = None) -> int:
     """``--check``: the spec is loaded and checked; check ``out`` for this start too, print
     one line and return 0. Builds and writes nothing."""
     from metaxm.spec import spec_to_dict
@@ -156,7 +156,7 @@ def check_only(spec: Any, out: str | Path, resume: bool) -> int:
     elif resume:
         raise ConfigError(f"--resume: {path} holds no run (no such folder)")
     action = "resume" if resume else "start"
-    print(f"spec and --out {path} are fine to {action} ({spec.algo} on {spec.world.name})")
+    print(f"spec and --out {path} are fine to {action} ({what or spec.algo} on {spec.world.name})")
     return 0
 
 
