@@ -87,6 +87,8 @@ def _parse_world(value: Any, key: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping with a 'name', got {value!r}")
     name = value.get("name", "gridnav")
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name: expected the name of a world, got {name!r}")
     try:
         cls = world_config_class(name)
     except ValueError as err:

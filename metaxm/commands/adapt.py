@@ -51,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--strategy: unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}"
         )
-    if args.episodes < 0:
-        raise ConfigError(f"--episodes: need K >= 0, got {args.episodes}")
+    if not 0 <= args.episodes <= 4096:
+        raise ConfigError(f"--episodes: need K from 0 to 4096, got {args.episodes}")
+    if not 0 <= args.seed <= 2**62:
+        raise ConfigError(f"--seed: need 0 to 2**62, got {args.seed}")
+    if args.out is not None:
+        check_result_path(args.out)  # "" is refused, not taken for the default
     out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
     check_result_path(out)  # before the adaptation runs, so its work is never lost
     agents = load_agents(args.checkpoint, device=args.device)

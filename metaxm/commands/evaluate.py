@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.report import write_report
     from metaxm.evaluate.runner import run_evaluation
-    from metaxm.run.rundir import OutputLock, check_out_path
+    from metaxm.run.rundir import OutputLock, check_out_path, check_report_out
     from metaxm.spec import load_spec
 
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds: need at least 1, got {args.seeds}")
+    if args.seeds is not None and not 1 <= args.seeds <= 1000:
+        raise ConfigError(f"--seeds: need 1 to 1000, got {args.seeds}")
     if args.out is not None:
-        check_out_path(args.out)
+        check_report_out(check_out_path(args.out))
     spec = load_spec(args.spec, args.overrides) if args.spec else None
     agents = load_agents(args.rundir, spec, device=args.device)
     if spec is None and args.overrides:

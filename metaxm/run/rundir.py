@@ -66,6 +66,22 @@ def check_result_path(path: str | Path, flag: str = "--out") -> None:
         raise ConfigError(f"{flag} {path}: the folder {parent} is not writable")
 
 
+REPORT_FILES = {"report.json", "report.md", "curves.png", "speedup.png", "curves.jsonl"}
+
+
+def check_report_out(folder: Path) -> None:
+    """Refuse a report folder holding files other than a report's (they are never touched)."""
+    if not folder.is_dir():
+        return
+    others = sorted(p.name for p in folder.iterdir() if p.name not in REPORT_FILES | {LOCK_NAME})
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise ConfigError(
+            f"--out {folder} holds files that are not a report ({shown}); choose a new or "
+            "empty folder"
+        )
+
+
 class OutputLock:
     """An exclusive lock on an output folder (see the module docstring).
 
