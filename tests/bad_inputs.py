@@ -37,7 +37,7 @@ TINY: dict[str, Any] = {
     "ppo": {"num_steps": 16, "update_epochs": 2, "num_minibatches": 2},
     "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
     "train": {
-        "total_steps": 256,
+        "total_steps": 512,
         "num_envs": 8,
         "log_interval": 1,
         "checkpoint_interval": 1,
@@ -50,7 +50,8 @@ TINY: dict[str, Any] = {
     "main": {"runs": {"ppo": {}, "maml": {"train.init_from": "{out}/ppo"}}},
 }
 """The TINY spec of ``tests/run/conftest.py`` with two training families (pretraining pairs
-them) and held-out splits (evaluation has something to measure): each run takes seconds."""
+them) and held-out splits (evaluation has something to measure): two updates, two checkpoints,
+a few seconds."""
 
 
 # --------------------------------------------------------------------------------- spec keys
@@ -91,7 +92,9 @@ def spec_keys() -> list[Key]:
     stage), sorted by key."""
     keys = [k for k in _walk(Spec, "") if k.key != "world"]
     for name in sorted(WORLDS):
-        keys += [k for k in _walk(world_config_class(name), "world.", name) if k.key != "world.name"]
+        keys += [
+            k for k in _walk(world_config_class(name), "world.", name) if k.key != "world.name"
+        ]
     keys += [Key(f"main.runs.{stage}", dict[str, Any]) for stage in RUN_NAMES]
     return sorted(keys, key=lambda k: (k.key, k.world or ""))
 
@@ -101,12 +104,14 @@ def run_keys() -> list[str]:
     return sorted({k.key for k in spec_keys() if not k.key.startswith("main.")} | {"algo"})
 
 
+# fmt: off
 UNKNOWN_KEYS = (
     "garbage", "ppo.garbage", "world.garbage", "main.garbage", "main.runs.garbage",
-    "modalities.garbage", "modalities.train.garbage", "ppo.lr.x", "seed.x", "", ".", "..",
-    "ppo.", ".ppo", "ppo..lr", "PPO.LR", "ppo.lr ", " ppo.lr", "ppo.lr=1", "\u00e9t\u00e9",
-    "world.name.x", "main.runs.ppo.train.total_steps", "evaluate.strategies.0",
-)  # fmt: skip
+    "modalities.garbage", "modalities.train.garbage", "ppo.lr.x", "seed.x", "", ".", "..", "ppo.",
+    ".ppo", "ppo..lr", "PPO.LR", "ppo.lr ", " ppo.lr", "ppo.lr=1", "\u00e9t\u00e9", "world.name.x",
+    "main.runs.ppo.train.total_steps", "evaluate.strategies.0",
+)
+# fmt: on
 
 
 def numeric_kind(hint: Any) -> type | None:
@@ -126,8 +131,11 @@ def numeric_kind(hint: Any) -> type | None:
     return None
 
 
-SPLIT_PROBES = ("modalities.train.vector", "modalities.heldout_variants.vector",
-                "modalities.heldout_families.audio")  # fmt: skip
+SPLIT_PROBES = (
+    "modalities.train.vector",
+    "modalities.heldout_variants.vector",
+    "modalities.heldout_families.audio",
+)
 
 
 def numeric_keys() -> list[Key]:
@@ -172,21 +180,27 @@ def probe_text(key: Key, probe: str) -> str:
     return f"[{text}]" if is_sequence(key.hint) else text
 
 
-LARGE_OK = {"seed", "train.total_steps", "train.loss_limit", "train.log_interval",
-            "train.checkpoint_interval", "align.eval_interval"}  # fmt: skip
+# fmt: off
+LARGE_OK = {
+    "seed", "train.total_steps", "train.loss_limit", "train.log_interval",
+    "train.checkpoint_interval", "align.eval_interval",
+}
+# fmt: on
 """Fields where 1e9 is a big but meaningful value (a seed, a long run, a limit, an interval)."""
 
+# fmt: off
 ZERO_OK = {
     "seed", "agent.conv_layers", "agent.token_layers", "agent.adapter_rank", "agent.layers",
     "ppo.gamma", "ppo.gae_lambda", "ppo.vf_coef", "ppo.ent_coef", "maml.inner_lr",
     "maml.baseline_reg", "maml.gamma", "maml.gae_lambda", "maml.ent_coef", "maml.vf_coef",
-    "train.checkpoint_interval", "train.keep_checkpoints", "train.eval_episodes",
-    "train.threads", "align.weight", "align.views", "align.random_steps", "align.vae_beta",
+    "train.checkpoint_interval", "train.keep_checkpoints", "train.eval_episodes", "train.threads",
+    "align.weight", "align.views", "align.random_steps", "align.vae_beta",
     "align.pretrain_variants", "align.pretrain_updates", "align.fit_iters", "align.fit_mse",
     "align.fit_policy", "align.fit_prior", "align.meta_steps", "align.meta_inner_lr",
     "evaluate.budgets", "evaluate.threshold", "world.wall_fraction", "world.step_cost",
     "world.goal_range",
-}  # fmt: skip
+}
+# fmt: on
 """Fields where 0 means something (no layers, no discount, off, every family, never)."""
 
 
@@ -205,20 +219,21 @@ def is_absurd(key: str, probe: str) -> bool:
     return key not in ZERO_OK
 
 
+# fmt: off
 ODD_VALUES = (
-    "0", "-1", "1", "2147483648", "9223372036854775808", str(10**30), str(-(10**30)),
-    "1e6", "1E6", "1e-3", "1.0e+6", "-1e6", "1e308", "1e309", "-1e309", "5e-324", "1e-400",
-    ".nan", ".NaN", ".inf", "-.inf", "nan", "inf", "NaN", "Infinity", "0x10", "0o17", "0b11",
-    "1_000", "+1", "+.5", "1.", ".5", "-0", "-0.0", "0.1", "0.5", "1.5",
-    "", " ", "~", "null", "Null", "true", "false", "yes", "no", "on", "off", "y",
-    "'1e6'", '"nan"', "''", "abc", "\u00e9", "\u0663", "\u00b2", "\u202e", "\U0001f600", "ppo",
-    "vector", "cpu", "cuda", "meta", "gridnav", "{}", "[]", "[1, 2]", "[0, 1, 2]", "[[1]]",
-    "{a: 1}", "{name: pointnav}", "{vector: 1}", "{vector: 0}", "[.nan]", "[-1]",
-    "2024-01-01", "2024-13-45", "12:30:00", "!!int x", "!!float x", "!!binary AAAA",
-    "!!str 1", "!!set {a}", "!!omap [a: 1]", "!!timestamp 2024-01-01", "{", "[", "]", "}",
-    ": :", "- a", "a: b: c", "*a", "&a 1", "!foo 1", "%YAML 1.2", "---", "...", "@", "`", "|",
-    ">", "#", "x\ny", "\t", "\x7f", "\ufeff1",
-)  # fmt: skip
+    "0", "-1", "1", "2147483648", "9223372036854775808", str(10**30), str(-(10**30)), "1e6", "1E6",
+    "1e-3", "1.0e+6", "-1e6", "1e308", "1e309", "-1e309", "5e-324", "1e-400", ".nan", ".NaN",
+    ".inf", "-.inf", "nan", "inf", "NaN", "Infinity", "0x10", "0o17", "0b11", "1_000", "+1", "+.5",
+    "1.", ".5", "-0", "-0.0", "0.1", "0.5", "1.5", "", " ", "~", "null", "Null", "true", "false",
+    "yes", "no", "on", "off", "y", "'1e6'", '"nan"', "''", "abc", "\u00e9", "\u0663", "\u00b2",
+    "\u202e", "\U0001f600", "ppo", "vector", "cpu", "cuda", "meta", "gridnav", "{}", "[]",
+    "[1, 2]", "[0, 1, 2]", "[[1]]", "{a: 1}", "{name: pointnav}", "{vector: 1}", "{vector: 0}",
+    "[.nan]", "[-1]", "2024-01-01", "2024-13-45", "12:30:00", "!!int x", "!!float x",
+    "!!binary AAAA", "!!str 1", "!!set {a}", "!!omap [a: 1]", "!!timestamp 2024-01-01", "{", "[",
+    "]", "}", ": :", "- a", "a: b: c", "*a", "&a 1", "!foo 1", "%YAML 1.2", "---", "...", "@", "`",
+    "|", ">", "#", "x\ny", "\t", "\x7f", "\ufeff1",
+)
+# fmt: on
 """``--set`` value texts: numbers at and past every edge, the YAML 1.1/1.2 gaps, strings,
 unicode, collections, tags, and syntax that is not YAML."""
 
@@ -251,8 +266,12 @@ def yaml_attacks(marker: Path, base: str) -> dict[str, bytes]:
 
     Args:
         marker: a path the Python-tag payloads would create if they ran.
-        base: a valid spec's text, to hide an attack inside.
+        base: a valid spec's text, to hide an attack inside (its ``main`` section is dropped,
+            so that only the attack is wrong).
     """
+    data = yaml.safe_load(base)
+    data.pop("main", None)
+    base = yaml.safe_dump(data, sort_keys=False)
     laughs = billion_laughs()
     runs = "main:\n  runs:\n    ppo: &r {train.total_steps: 1}\n    maml: *r\n"
     touch = f'!!python/object/apply:os.system ["touch {marker}"]'
@@ -361,27 +380,35 @@ def garbage_checkpoint(path: Path, data: bytes = b"not a checkpoint\n" * 64) -> 
 
 
 # -------------------------------------------------------------------------------- --out paths
-def out_paths(root: Path) -> dict[str, str]:
-    """``--out`` values that a run must refuse, made under ``root``: name -> path."""
+OUT_PATHS = {
+    "empty": "",
+    "blank": " ",
+    "root": "/",
+    "current folder": ".",
+    "existing file": "{root}/a_file.txt",
+    "nested under a file": "{root}/a_file.txt/run",
+    "deeply under a file": "{root}/a_file.txt/a/b",
+    "folder with metrics.jsonl": "{root}/foreign",
+    "folder of other files": "{root}/notes",
+    "/dev/null": "/dev/null",
+    "/proc": "/proc/self",
+}
+"""``--out`` values a run must refuse, by name; ``{root}`` is where :func:`make_out_paths`
+makes the files they need. Give ``root`` (``/``) only to commands that write a file: a folder
+output that wrongly accepted it would write into ``/``."""
+
+
+def out_paths(root: Path | str) -> dict[str, str]:
+    """:data:`OUT_PATHS` under ``root`` (nothing is made)."""
+    return {name: path.replace("{root}", str(root)) for name, path in OUT_PATHS.items()}
+
+
+def make_out_paths(root: Path) -> dict[str, str]:
+    """Make the files :data:`OUT_PATHS` needs under ``root``; returns :func:`out_paths`."""
     root.mkdir(parents=True, exist_ok=True)
-    a_file = root / "a_file.txt"
-    a_file.write_text("keep me\n")
-    foreign = root / "foreign"
-    foreign.mkdir(exist_ok=True)
-    (foreign / "metrics.jsonl").write_text('{"step": 1, "mine": true}\n')
-    notes = root / "notes"
-    notes.mkdir(exist_ok=True)
-    (notes / "notes.txt").write_text("keep me\n")
-    return {
-        "empty": "",
-        "blank": " ",
-        "root": "/",
-        "current folder": ".",
-        "existing file": str(a_file),
-        "nested under a file": str(a_file / "run"),
-        "deeply under a file": str(a_file / "a" / "b"),
-        "folder with metrics.jsonl": str(foreign),
-        "folder of other files": str(notes),
-        "/dev/null": "/dev/null",
-        "/proc": "/proc/self",
-    }
+    (root / "a_file.txt").write_text("keep me\n")
+    (root / "foreign").mkdir(exist_ok=True)
+    (root / "foreign" / "metrics.jsonl").write_text('{"step": 1, "mine": true}\n')
+    (root / "notes").mkdir(exist_ok=True)
+    (root / "notes" / "notes.txt").write_text("keep me\n")
+    return out_paths(root)
