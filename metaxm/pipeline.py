@@ -109,7 +109,10 @@ def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
         k: v.replace("{out}", str(out)) if isinstance(v, str) else v
         for k, v in (own if name == "pretrain" else {"algo": name, **own}).items()
     }
-    items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    try:
+        items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    except (TypeError, ValueError) as err:  # a date, bytes, a set: not a spec value
+        raise ConfigError(f"main.runs.{name}: a value is not plain data ({err})") from None
     try:
         return spec_from_dict(apply_overrides(spec_to_dict(spec), items))
     except ConfigError as err:

@@ -57,6 +57,13 @@ def modality_rows(spec: Spec, variants: int) -> list[tuple[str, list[tuple[str, 
     return out
 
 
+def plot_formats() -> set[str]:
+    """The image file suffixes matplotlib can write here (``png``, ``pdf``, ``svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
 def render_spec(spec: Spec, out: str | Path, variants: int = 3, dpi: int = 110) -> Path:
     """Draw the figure for ``spec`` and save it as a PNG at ``out``; returns the path.
 

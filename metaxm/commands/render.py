@@ -23,15 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
     from metaxm.errors import ConfigError
-    from metaxm.render import render_spec
+    from metaxm.render import plot_formats, render_spec
     from metaxm.run.rundir import check_result_path
     from metaxm.spec import load_spec
 
     if not 1 <= args.variants <= 64:
         raise ConfigError(f"--variants: need 1 to 64, got {args.variants}")
     check_result_path(args.out)
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    formats = plot_formats()
+    if suffix not in formats:
+        raise ConfigError(
+            f"--out {args.out}: an image needs one of the suffixes {', '.join(sorted(formats))}"
+        )
     spec = load_spec(args.spec, args.set)
     path = render_spec(spec, args.out, variants=args.variants)
     print(f"metaxm render: wrote {path}")
