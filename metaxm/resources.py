@@ -58,8 +58,11 @@ def _world_info(spec: Spec) -> tuple[SceneInfo, int]:
 
     try:
         world = make_world(spec.world, 1, "cpu", seed=spec.seed)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"world: cannot build {spec.world.name}: {err}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 (a user's or a library's world: any failure, one line)
+        text = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ConfigError(f"world: cannot build {spec.world.name}: {text}") from None
     return world.scene_info, int(world.horizon)
 
 

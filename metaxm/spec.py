@@ -155,9 +155,16 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
 def check_spec(spec: Spec) -> Spec:
     """``spec`` after checking it and each run of its ``main.runs`` against their world and
     the machine (:func:`metaxm.resources.check_spec`); a refused run is named."""
+    from metaxm.evaluate.strategies import STRATEGIES
     from metaxm.pipeline import run_spec
     from metaxm.resources import check_spec as check_resources
 
+    unknown = [s for s in spec.evaluate.strategies if s not in STRATEGIES]
+    if unknown:
+        raise ConfigError(
+            f"evaluate.strategies: unknown strategy {unknown[0]!r}; choose from "
+            f"{', '.join(STRATEGIES)}"
+        )
     check_resources(spec)
     for name in spec.main.runs:
         try:

@@ -83,6 +83,11 @@ def load_agent(
         spec = replace(spec, device=device)
     resolve_device(spec.device)  # a run trained on a GPU, loaded where there is none
     algo = str(state.get("algo", spec.algo))
+    if algo not in KINDS:
+        raise CheckpointError(
+            f"{ckpt}: a {algo} checkpoint holds no policy to evaluate; evaluate the runs "
+            "trained from it (align.init_from)"
+        )
     if algo == "rl2":
         from metaxm.meta.rl2 import build_rl2_agent
 

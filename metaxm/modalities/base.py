@@ -179,4 +179,6 @@ def parse_modality_id(text: str) -> tuple[str, int]:
     if not sep or not seed.strip().lstrip("-").isdigit():
         raise ValueError(f"modality {text!r}: expected FAMILY:VARIANT, e.g. audio:7")
     get_family(family)
+    if not 0 <= int(seed) < 2**62:
+        raise ValueError(f"modality {text!r}: the variant must lie in 0 to 2**62 - 1")
     return family, int(seed)
