@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     check_result_path(args.out)
     suffix = Path(args.out).suffix.lower().lstrip(".")
     formats = plot_formats()
-    if suffix not in formats:
+    if suffix and suffix not in formats:  # no suffix: matplotlib writes a png
         raise ConfigError(
             f"--out {args.out}: an image needs one of the suffixes {', '.join(sorted(formats))}"
         )
