@@ -198,7 +198,7 @@ ZERO_OK = {
     "align.pretrain_variants", "align.pretrain_updates", "align.fit_iters", "align.fit_mse",
     "align.fit_policy", "align.fit_prior", "align.meta_steps", "align.meta_inner_lr",
     "evaluate.budgets", "evaluate.threshold", "world.wall_fraction", "world.step_cost",
-    "world.goal_range",
+    "world.goal_range", "agent.init_log_std", "evaluate.target_episodes",
 }
 # fmt: on
 """Fields where 0 means something (no layers, no discount, off, every family, never)."""
