@@ -22,19 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from metaxm.align.config import AlignConfig
 from metaxm.config import ConfigError, apply_overrides, bounded, from_dict, load_yaml, to_dict
-from metaxm.envs import GridNavConfig, world_config_class
-from metaxm.evaluate.config import EvalConfig
-from metaxm.meta.maml import MAMLConfig
-from metaxm.meta.rl2 import RL2Config
-from metaxm.modalities import FAMILIES
-from metaxm.nn.agent import AgentConfig
-from metaxm.pipeline import MainConfig
+from metaxm.config.agent import AgentConfig
+from metaxm.config.align import AlignConfig
+from metaxm.config.evaluate import EvalConfig
+from metaxm.config.log import LogConfig
+from metaxm.config.main import MainConfig
+from metaxm.config.maml import MAMLConfig
+from metaxm.config.ppo import PPOConfig
+from metaxm.config.rl2 import RL2Config
+from metaxm.config.train import TrainConfig
 from metaxm.plugins import HOW_TO_REGISTER
-from metaxm.rl.ppo import PPOConfig
-from metaxm.run.logger import LogConfig
-from metaxm.run.loop import TrainConfig
 
 Split = Literal["train", "heldout_variants", "heldout_families"]
 SPLITS: tuple[Split, ...] = ("train", "heldout_variants", "heldout_families")
@@ -58,6 +56,8 @@ class ModalitySplits:
     heldout_families: dict[str, int] = field(default_factory=dict, metadata=VARIANTS)
 
     def __post_init__(self) -> None:
+        from metaxm.modalities import FAMILIES  # the families register on import
+
         for split in SPLITS:
             for family, n in getattr(self, split).items():
                 if family not in FAMILIES:
@@ -83,12 +83,20 @@ class ModalitySplits:
                 )
 
 
+def _default_world() -> Any:
+    from metaxm.envs import GridNavConfig
+
+    return GridNavConfig()
+
+
 def _parse_world(value: Any, key: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping with a 'name', got {value!r}")
     name = value.get("name", "gridnav")
     if not isinstance(name, str):
         raise ConfigError(f"{key}.name: expected the name of a world, got {name!r}")
+    from metaxm.envs import world_config_class  # the worlds register on import
+
     try:
         cls = world_config_class(name)
     except ValueError as err:
@@ -107,7 +115,7 @@ class Spec:
         device: where worlds, renders and training run.
         world: the world and its parameters (a registered world's config, chosen by ``name``).
         modalities: the families and variant counts of each split.
-        algo: the training algorithm ``metaxm train`` runs (see :data:`metaxm.run.loop.TRAINERS`).
+        algo: the training algorithm ``metaxm train`` runs (see :data:`metaxm.build.TRAINERS`).
         agent: the agent's architecture (:class:`metaxm.nn.agent.AgentConfig`).
         ppo: PPO's hyper-parameters (:class:`metaxm.rl.ppo.PPOConfig`).
         rl2: RL^2's trial settings (:class:`metaxm.meta.rl2.RL2Config`).
@@ -115,16 +123,16 @@ class Spec:
         train: run length, environments, log and checkpoint intervals
             (:class:`metaxm.run.loop.TrainConfig`).
         log: wandb mode and project, progress bar (:class:`metaxm.run.logger.LogConfig`).
-        evaluate: the transfer evaluation (:class:`metaxm.evaluate.config.EvalConfig`).
+        evaluate: the transfer evaluation (:class:`metaxm.config.evaluate.EvalConfig`).
         main: what the main job runs (:class:`metaxm.pipeline.MainConfig`).
         align: cross-modal alignment: pretraining, the auxiliary loss and few-shot fits
-            (:class:`metaxm.align.config.AlignConfig`).
+            (:class:`metaxm.config.align.AlignConfig`).
     """
 
     imports: tuple[str, ...] = ()
     seed: int = bounded(0, 0, 2**62)
     device: str = "cpu"
-    world: Any = field(default_factory=GridNavConfig, metadata={"parse": _parse_world})
+    world: Any = field(default_factory=_default_world, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
     algo: Literal["ppo", "rl2", "maml", "metafit"] = "ppo"
     agent: AgentConfig = field(default_factory=AgentConfig)

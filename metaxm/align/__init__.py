@@ -18,9 +18,9 @@ The representation metrics (retrieval, NMI/AMI of k-means clusters, a linear pro
 
 from __future__ import annotations
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.losses import AlignmentLoss, info_nce, multi_view_info_nce, paired_infonce
 from metaxm.align.pairs import PairedBatch, PairedSampler, render_pairs, state_ids
+from metaxm.config.align import AlignConfig
 
 __all__ = [
     "AlignConfig",

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.losses import AlignmentLoss
 from metaxm.align.pairs import PairedSampler
+from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import Agent
 
 if TYPE_CHECKING:

@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch, concat_scenes, render_pairs, select_rows
+from metaxm.build import make_env
+from metaxm.config.align import AlignConfig
 from metaxm.envs import make_world
-from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
 from metaxm.modalities import get_family
 from metaxm.nn.agent import Agent, ParamSubset
@@ -144,8 +144,8 @@ def collect_paired_steps(
     source = default_source(spec) if source is None else source
     device = next(agent.parameters()).device
     n = min(spec.align.fit_envs, budget) if episodes is None else episodes
-    world = make_world(spec.world, n, device=device, seed=seed)
-    env = TaskEnv(world, target[0], target[1], seed=seed, resample_tasks=True)
+    env = make_env(spec, *target, num_envs=n, seed=seed, device=device, resample_tasks=True)
+    world = env.world
     g = torch.Generator(device).manual_seed(seed + 1)
     obs = env.reset()
     actor = _Actor(agent, target[0], n, params)

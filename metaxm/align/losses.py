@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.pairs import PairedBatch
+from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import Agent
 
 if TYPE_CHECKING:

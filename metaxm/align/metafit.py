@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch
+from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import Agent
 
 Params = dict[str, Tensor]

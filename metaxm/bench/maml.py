@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metaxm.build import make_env
 from metaxm.meta.maml import (
     MAMLConfig,
     adapt_in_env,
@@ -206,7 +207,6 @@ def task_batch(
 ) -> tuple[nn.Module, MAMLConfig, list[PGBatch], PGBatch, Any]:
     """The agent of a spec and one real task batch of it: support episodes collected with the
     initialisation, query episodes with the adapted parameters."""
-    from metaxm.envs import make_world
     from metaxm.envs.task_env import TaskEnv
     from metaxm.nn.agent import build_agent
     from metaxm.sampler import TaskSampler, batch_params
@@ -219,9 +219,9 @@ def task_batch(
     gen = torch.Generator().manual_seed(seed)
 
     def env(per_task: int) -> TaskEnv:
-        world = make_world(spec.world, len(tasks) * per_task, seed=seed)
         variants = [t.variant for t in tasks for _ in range(per_task)]
-        return TaskEnv(world, family, variants, tasks=batch_params(tasks, per_task), seed=seed)
+        tasks_ = batch_params(tasks, per_task)
+        return make_env(spec, family, variants, seed=seed, device="cpu", tasks=tasks_)
 
     n = len(tasks)
     adaptation = adapt_in_env(agent, env(cfg.support_episodes), family, n, cfg, gen)

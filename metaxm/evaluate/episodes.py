@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from metaxm.align.pairs import concat_scenes, select_rows
-from metaxm.envs import make_world
+from metaxm.build import make_env
 from metaxm.envs.base import Scene
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
@@ -37,8 +37,7 @@ METRICS = ("return", "success", "steps")
 def target_env(spec: Spec, family: str, variant: int, n: int, seed: int) -> TaskEnv:
     """``n`` environments of the spec's world, all showing modality ``family:variant``, with
     tasks drawn from ``seed``."""
-    world = make_world(spec.world, n, device=spec.device, seed=seed)
-    return TaskEnv(world, family, variant, seed=seed)
+    return make_env(spec, family, variant, num_envs=n, seed=seed)
 
 
 def policy(

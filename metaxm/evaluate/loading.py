@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from metaxm.errors import CheckpointError
 from metaxm.evaluate.strategies import Agents
+from metaxm.learners import Learner
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -54,6 +55,8 @@ def add_family(agents: Agents, family: str, seed: int = 0) -> None:
     info = make_world(agents.spec.world, 1).scene_info
     for agent in agents.by_kind.values():
         agent.add_family(family, space_of(info), seed=seed)
+    for learner in agents.learners.values():
+        learner.spec = agents.spec
 
 
 def load_agent(
@@ -128,17 +131,39 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
     if not runs:
         runs = [path]
     agents = Agents(spec=spec)  # type: ignore[arg-type]
+    learned: dict[str, dict[str, Any]] = {}
     for run in runs:
-        agent, run_spec, algo, extras = load_agent(run, device)
+        agent, run_spec, algo, learned[algo] = load_agent(run, device)
         if algo in agents.by_kind:
             raise CheckpointError(f"{path}: two runs of algo {algo!r}")
         agents.by_kind[algo] = agent
         agents.configs[algo] = run_spec
-        agents.extras[algo] = extras
         if agents.spec is None:
             agents.spec = run_spec
     if device is not None:
         from metaxm.spec import replace
 
         agents.spec = replace(agents.spec, device=device)
+    agents.learners = learners(agents, learned)
     return agents
+
+
+def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
+    """The learner of every loaded agent that has one, under the evaluation spec, holding the
+    state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
+    from metaxm.align.metafit import MetaFit as LearnedFit
+    from metaxm.learners import MAML, RL2, Align, MetaFit
+
+    out: dict[str, Learner] = {}
+    spec, by_kind = agents.spec, agents.by_kind
+    if "ppo" in by_kind:
+        out["align"] = Align(by_kind["ppo"], spec)
+    if "maml" in by_kind:
+        config = agents.configs["maml"].maml
+        out["maml"] = MAML(by_kind["maml"], spec, config, learned["maml"].get("inner_lrs"))
+    if "rl2" in by_kind:
+        out["rl2"] = RL2(by_kind["rl2"], spec)
+    if "metafit" in by_kind:
+        fit = LearnedFit.from_state(learned["metafit"]["metafit"], agents.configs["metafit"].align)
+        out["metafit"] = MetaFit(by_kind["metafit"], spec, fit)
+    return out

@@ -27,20 +27,19 @@ A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from metaxm.evaluate.episodes import METRICS, Curve, measure, ppo_on_budget, target_env
+from metaxm.learners import DataNeed, Learner
 from metaxm.nn.agent import Agent, build_agent
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
 AgentKind = Literal["ppo", "maml", "rl2", "metafit"]
-DataNeed = Literal["observations", "rewards", "paired"]
 
 
 @dataclass
@@ -51,13 +50,16 @@ class Agents:
         spec: the task spec (world, splits, ``ppo`` and ``evaluate`` settings).
         by_kind: ``{"ppo": agent, "maml": agent, "rl2": agent}``, whichever exist.
         configs: per kind, the trained run's spec (holds e.g. its ``maml`` section).
-        extras: per kind, other trained state (MAML's learned inner rates ``inner_lrs``).
+        learners: per learner name, the learner of the agent it adapts, holding what was
+            learned about adapting (MAML's inner rates, the meta-learned fit's start):
+            ``align`` (the ``ppo`` agent), ``maml``, ``rl2``, ``metafit``
+            (:mod:`metaxm.learners`).
     """
 
     spec: Spec
     by_kind: dict[str, Agent] = field(default_factory=dict)
     configs: dict[str, Spec] = field(default_factory=dict)
-    extras: dict[str, dict] = field(default_factory=dict)
+    learners: dict[str, Learner] = field(default_factory=dict)
 
 
 class Strategy(ABC):
@@ -133,46 +135,27 @@ class Scratch(Strategy):
         )
 
 
-def _new_family(agents: Agents, family: str) -> bool:
-    return family not in agents.spec.modalities.train
-
-
 class MAML(Strategy):
-    """``maml.inner_steps`` policy-gradient steps from the meta-learned initialisation; budget
-    k is split evenly over the steps (each on fresh episodes of random tasks in the target
-    modality). A family never trained on adapts its encoder too (``adapter+encoder``)."""
+    """The :class:`metaxm.learners.MAML` learner on the ``maml`` run's agent: ``maml.inner_steps``
+    policy-gradient steps from the meta-learned initialisation; budget k is split evenly over
+    the steps (each on fresh episodes of random tasks in the target modality)."""
 
     name = "maml"
     needs = "maml"
     data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        import dataclasses
-
-        import torch
-
-        from metaxm.meta.maml import adapt_in_env
-
-        agent = agents.by_kind["maml"]
-        run_spec = agents.configs.get("maml", agents.spec)
-        cfg = run_spec.maml
-        if _new_family(agents, family) and cfg.adapt == "adapter":
-            cfg = dataclasses.replace(cfg, adapt="adapter+encoder")
-        lrs = agents.extras.get("maml", {}).get("inner_lrs")
-        spec = agents.spec
+        learner, spec = agents.learners["maml"], agents.spec
         curve: Curve = {k: [] for k in (*METRICS, "episodes")}
         for k in budgets:
-            params = None
-            used = 0
+            params, used = None, 0
             if k > 0:
-                steps = min(cfg.inner_steps, k)
-                per_step = k // steps
-                env = target_env(spec, family, variant, per_step, seed + 11)
-                gen = torch.Generator(spec.device).manual_seed(seed + 12)
-                adapted = adapt_in_env(agent, env, family, 1, cfg, gen, steps, lrs)
-                params = {n: v[0] for n, v in adapted.params.items()}
-                used = steps * per_step
-            r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+                steps = min(learner.config_for(family).inner_steps, k)
+                env = target_env(spec, family, variant, k // steps, seed + 11)
+                policy = learner.adapt(env, steps * (k // steps), seed + 12)
+                params, used = policy.params, policy.episodes
+            r = measure(learner.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
+                        params)  # fmt: skip
             for m in METRICS:
                 curve[m].append(r[m])
             curve["episodes"].append(float(used))
@@ -180,22 +163,17 @@ class MAML(Strategy):
 
 
 class RL2(Strategy):
-    """One trial of ``max(budgets) + 1`` episodes per evaluation environment, hidden state
-    carried: performance after k episodes is that of episode k + 1 (sampled actions, since the
-    agent explores in context)."""
+    """The :class:`metaxm.learners.RL2` learner: one trial of ``max(budgets) + 1`` episodes per
+    evaluation environment, hidden state carried: performance after k episodes is that of
+    episode k + 1 (sampled actions, since the agent explores in context)."""
 
     name = "rl2"
     needs = "rl2"
     data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        from metaxm.meta.trials import run_trial
-
-        spec = agents.spec
-        res = run_trial(
-            agents.by_kind["rl2"], spec.world, family, variant,
-            episodes=max(budgets) + 1, num_trials=spec.evaluate.eval_episodes, seed=seed,
-        )  # fmt: skip
+        n = agents.spec.evaluate.eval_episodes
+        res = agents.learners["rl2"].trial(family, variant, max(budgets) + 1, n, seed)
         per_episode = res.curve()
         per_episode["steps"] = per_episode.pop("length")
         curve: Curve = {m: [per_episode[m][k] for k in budgets] for m in METRICS}
@@ -203,28 +181,20 @@ class RL2(Strategy):
         return curve
 
 
-def _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit) -> Curve:
-    """The curve of a paired fit: after k whole episodes the agent played in the target
-    modality (every step rendered in the source modality too), ``fit(pairs)`` gives the
-    parameters the frozen policy is measured with."""
-    import torch
-
-    from metaxm.align.fewshot import default_source
-    from metaxm.align.pairs import render_pairs
-    from metaxm.evaluate.episodes import visited_scenes
-
-    source = default_source(spec)
+def _paired_fit_curve(learner, spec, family, variant, budgets, seed) -> Curve:
+    """The curve of a paired-fit learner: after k whole episodes the agent played in the target
+    modality (every step rendered in the source modality too), the frozen policy with the
+    fitted parameters."""
     curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
     for k in budgets:
         params, steps = None, 0
         if k > 0:
             env = target_env(spec, family, variant, k, seed + 21)
-            gen = torch.Generator(spec.device).manual_seed(seed + 22)
-            scene = visited_scenes(agent, env, family, gen)
-            pairs = render_pairs(scene, [(family, variant), source], env.world.scene_info, gen)
-            params = fit(pairs)
-            steps = scene.batch_size
-        r = measure(agent, spec, family, variant, spec.evaluate.eval_episodes, seed, params)
+            pairs = learner.pairs(env, 1, seed + 22)
+            params = learner.fit(pairs, seed)
+            steps = pairs.batch_size
+        r = measure(learner.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
+                    params)  # fmt: skip
         for m in METRICS:
             curve[m].append(r[m])
         curve["episodes"].append(float(k))
@@ -233,10 +203,10 @@ def _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit) -> Curve
 
 
 class Align(Strategy):
-    """The adapter (and, for a new family or with ``align.fit_subset: adapter+encoder``, the
-    encoder) fitted so target latents meet a known modality's latents on the states of k whole
-    episodes the agent played in the target modality (every step a paired step), then the
-    frozen policy."""
+    """The :class:`metaxm.learners.Align` learner on the ``ppo`` agent: the adapter (and, for a
+    new family or with ``align.fit_subset: adapter+encoder``, the encoder) fitted so target
+    latents meet a known modality's latents on the states of k whole episodes the agent played
+    in the target modality (every step a paired step), then the frozen policy."""
 
     name = "align"
     needs = "ppo"
@@ -244,23 +214,15 @@ class Align(Strategy):
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        from metaxm.align.fewshot import default_source, fit_adapter, fit_subset, source_params
-
-        agent, spec = agents.by_kind["ppo"], agents.spec
-        subset = fit_subset(spec, family)
-        own = source_params(agent, default_source(spec))
-
-        def fit(pairs):
-            return fit_adapter(agent, pairs, spec.align, subset, seed, own).params
-
-        return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
+        learner = agents.learners["align"]
+        return _paired_fit_curve(learner, agents.spec, family, variant, budgets, seed)
 
 
 class MetaFitStrategy(Strategy):
-    """The meta-learned paired fit (:mod:`metaxm.align.metafit`): from the learned start,
+    """The :class:`metaxm.learners.MetaFit` learner: from the learned start,
     ``align.meta_steps`` steps at the learned per-parameter rates on the paired renders of k
     whole episodes (the same episodes and pairs as ``align``'s), then the frozen policy. A
-    family the meta-training never saw (a held-out family) has no learned start: its curve is
+    family the meta-training never saw (a held-out family) has no learned start: it gets
     ``align``'s hand-set fit, on the same agent."""
 
     name = "metafit"
@@ -269,21 +231,8 @@ class MetaFitStrategy(Strategy):
     data = ("observations", "paired")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        from metaxm.align.fewshot import default_source, source_params
-        from metaxm.align.metafit import MetaFit
-
-        agent, spec = agents.by_kind["metafit"], agents.spec
-        run_spec = agents.configs.get("metafit", spec)
-        learned = MetaFit.from_state(agents.extras["metafit"]["metafit"], run_spec.align)
-        if family not in learned.init:  # no learned start: the hand-set fit (see the docstring)
-            with_agent = dataclasses.replace(agents, by_kind={**agents.by_kind, "ppo": agent})
-            return STRATEGIES["align"].curve(with_agent, family, variant, budgets, seed)
-        own = source_params(agent, default_source(spec))
-
-        def fit(pairs):
-            return learned.fit(agent, pairs, own)
-
-        return _paired_fit_curve(agent, spec, family, variant, budgets, seed, fit)
+        learner = agents.learners["metafit"]
+        return _paired_fit_curve(learner, agents.spec, family, variant, budgets, seed)
 
 
 STRATEGIES: dict[str, Strategy] = {

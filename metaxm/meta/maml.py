@@ -50,7 +50,7 @@ import contextlib
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,8 @@ from torch.func import grad, vmap
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from metaxm.config import bounded
+from metaxm.build import make_env
+from metaxm.config.maml import AdaptSubset, MAMLConfig
 from metaxm.meta.policy_gradient import (
     Episodes,
     FunctionalPolicy,
@@ -73,83 +74,10 @@ if TYPE_CHECKING:
     from metaxm.nn.agent import Agent
     from metaxm.spec import Spec
 
-AdaptSubset = Literal["adapter", "adapter+encoder", "all"]
 Params = dict[str, Tensor]
 InnerLRs = Mapping[str, "Tensor | float"]
 """Inner learning rate per adapted parameter name: a float, or a tensor of the parameter's
 shape (Meta-SGD)."""
-
-
-@dataclass(frozen=True)
-class MAMLConfig:
-    """MAML hyper-parameters (the ``maml:`` section of a spec).
-
-    Attributes:
-        meta_batch: tasks per meta-iteration, dealt evenly over the training families.
-        support_episodes: episodes per task per inner step (the inner loop's data).
-        query_episodes: episodes per task collected after adaptation (the outer loss's data).
-        inner_steps: policy-gradient steps of the inner loop (each on fresh support episodes).
-        inner_lr: the inner step size alpha (Meta-SGD's initial value with ``meta_sgd``).
-        adapt: the subset the inner loop changes: ``adapter`` (the family's adapter),
-            ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
-        first_order: drop the second-order terms of the meta-gradient (FOMAML).
-        meta_sgd: learn a per-parameter inner learning rate in the outer loop (Meta-SGD).
-        baseline: the inner and outer advantages' baseline: a linear fit per task on
-            ``latent`` (rllab's features on the agent's latent) or ``time`` (a time
-            polynomial) features, the agent's ``value`` head (trained in the outer loop with
-            ``vf_coef``), or ``none`` (normalised returns).
-        baseline_reg: the baseline's ridge penalty per valid step.
-        normalize: normalise the advantages within each ``task`` (pytorch-maml-rl), over the
-            whole ``batch`` of tasks (better for sparse rewards), or ``none``.
-        gamma: discount factor.
-        gae_lambda: GAE lambda on the baseline (1: Monte-Carlo returns minus baseline).
-        outer_lr: Adam learning rate of the meta-update.
-        outer_epochs: PPO epochs (Adam steps) per meta-iteration on the same episodes.
-        clip_coef: the outer surrogate's clipping epsilon.
-        ent_coef: weight of the post-adaptation entropy bonus in the outer loss.
-        vf_coef: weight of the value head's regression loss on the query episodes'
-            returns-to-go in the outer loss (only with ``baseline: value``; the value head is
-            not adapted).
-        max_grad_norm: global norm clip of the meta-gradient.
-        target_kl: stop the outer epochs once the mean approximate KL of the adapted policies
-            exceeds this; null never stops early.
-    """
-
-    meta_batch: int = bounded(20, 1, 4096)
-    support_episodes: int = bounded(20, 1, 10000)
-    query_episodes: int = bounded(20, 1, 10000)
-    inner_steps: int = bounded(1, 1, 100)
-    inner_lr: float = bounded(0.1, 0, 100)
-    adapt: AdaptSubset = "adapter"
-    first_order: bool = False
-    meta_sgd: bool = False
-    baseline: Literal["latent", "time", "value", "none"] = "latent"
-    baseline_reg: float = bounded(1e-2, 0, 1000000.0)
-    normalize: Literal["task", "batch", "none"] = "task"
-    gamma: float = bounded(0.99, 0, 1)
-    gae_lambda: float = bounded(1.0, 0, 1)
-    outer_lr: float = bounded(1e-3, 1e-10, 1)
-    outer_epochs: int = bounded(4, 1, 1000)
-    clip_coef: float = bounded(0.2, 0, 10)
-    ent_coef: float = bounded(0.0, 0, 100)
-    vf_coef: float = bounded(0.5, 0, 1000)
-    max_grad_norm: float = bounded(1.0, 0, 1000000.0)
-    target_kl: float | None = bounded(None, 0, 100)
-
-    def __post_init__(self) -> None:
-        for name in ("meta_batch", "support_episodes", "query_episodes", "outer_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.inner_steps < 0:
-            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
-        if self.outer_lr <= 0 or self.clip_coef <= 0 or self.max_grad_norm <= 0:
-            raise ValueError("outer_lr, clip_coef and max_grad_norm must be > 0")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError("gamma and gae_lambda must lie in [0, 1]")
-        if self.baseline_reg < 0 or self.ent_coef < 0 or self.vf_coef < 0:
-            raise ValueError("baseline_reg, ent_coef and vf_coef must be >= 0")
-        if self.target_kl is not None and self.target_kl <= 0:
-            raise ValueError(f"target_kl must be > 0 or null, got {self.target_kl}")
 
 
 # ---------------------------------------------------------------------- parameter subsets
@@ -478,15 +406,12 @@ def adapt(
         ``{name: tensor}`` of the adapted subset; run the adapted policy with
         ``torch.func.functional_call(agent, params, (obs, family))``.
     """
-    from metaxm.envs import make_world
-    from metaxm.envs.task_env import TaskEnv
 
     cfg = config or spec.maml
     device = next(agent.parameters()).device
-    world = make_world(spec.world, episodes, device=device, seed=seed)
     tasks = {k: torch.as_tensor(v, device=device).unsqueeze(0) for k, v in task_params.items()}
     tasks = {k: v.expand(episodes, *v.shape[1:]).clone() for k, v in tasks.items()}
-    env = TaskEnv(world, family, variant, tasks=tasks, seed=seed)
+    env = make_env(spec, family, variant, num_envs=episodes, seed=seed, device=device, tasks=tasks)
     generator = torch.Generator(device).manual_seed(seed + 1)
     result = adapt_in_env(agent, env, family, 1, cfg, generator, steps, learned_lrs)
     return {k: v[0] for k, v in result.params.items()}

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from metaxm.envs import has_oracle, make_world
+from metaxm.build import make_env
+from metaxm.envs import has_oracle
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError, DivergenceError
 from metaxm.meta.maml import (
@@ -127,10 +128,14 @@ class MAMLTrainer:
         self.updates = 0
 
     def _env(self, family: str, num_envs: int, role: str) -> TaskEnv:
-        seed = derive_seed(self.spec.seed, "world", role, family)
-        world = make_world(self.spec.world, num_envs, device=self.device, seed=seed)
-        render_seed = derive_seed(self.spec.seed, "render", role, family)
-        return TaskEnv(world, family, 0, seed=render_seed)
+        return make_env(
+            self.spec,
+            family,
+            num_envs=num_envs,
+            world_seed=derive_seed(self.spec.seed, "world", role, family),
+            seed=derive_seed(self.spec.seed, "render", role, family),
+            device=self.device,
+        )
 
     def _alignment(self, spec: Spec) -> Any:
         """The auxiliary alignment loss when ``align.weight > 0`` (:mod:`metaxm.align`)."""
@@ -326,8 +331,7 @@ def _assign(env: TaskEnv, tasks: list[Task], episodes: int) -> None:
 def _fresh_env(spec: Spec, family: str, tasks: list[Task], per_task: int, seed: int) -> TaskEnv:
     """A new TaskEnv of ``per_task`` environments per task, seeded: the same seed gives the same
     tasks, start states and observation noise."""
-    world = make_world(spec.world, len(tasks) * per_task, device=spec.device, seed=seed)
-    env = TaskEnv(world, family, 0, seed=seed)
+    env = make_env(spec, family, num_envs=len(tasks) * per_task, seed=seed)
     _assign(env, tasks, per_task)
     return env
 

@@ -34,7 +34,7 @@ trial length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -349,12 +349,16 @@ class TrialResult:
         length: its steps (the horizon where it was cut).
         optimal: the world's shortest number of steps to the goal from the episode's start
             (``World.optimal_steps``), or -1 where the world has none.
+        final_state: each trial's carried inputs (``hidden``, ``prev_action``,
+            ``prev_reward``, ``first``) at the end of its K-th episode, (B, ...) each; what an
+            adapted RL^2 policy continues from (:class:`metaxm.learners.RL2`).
     """
 
     returns: Tensor
     success: Tensor
     length: Tensor
     optimal: Tensor
+    final_state: dict[str, Tensor] | None = None
 
     def curve(self) -> dict[str, list[float]]:
         """Means over trials per episode index: ``{"return": [K], "success": [K], ...}``."""
@@ -370,7 +374,8 @@ class TrialResult:
     @classmethod
     def concat(cls, results: Sequence[TrialResult]) -> TrialResult:
         """The trials of several results, one after the other."""
-        return cls(*(torch.cat([getattr(r, f.name) for r in results]) for f in fields(cls)))
+        per_episode = ("returns", "success", "length", "optimal")
+        return cls(*(torch.cat([getattr(r, name) for r in results]) for name in per_episode))
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         """The curve flattened to ``{prefix + "<key>/ep<k>": mean}`` (k 1-based)."""
@@ -417,6 +422,8 @@ def run_trials(
         state.obs, state.prev_action, state.prev_reward, state.first, state.hidden,
     )  # fmt: skip
     episode = torch.zeros(b, dtype=torch.long, device=dev)
+    final = {"hidden": hidden, "prev_action": prev_action, "prev_reward": prev_reward}
+    final["first"] = first
     for _ in range(episodes * env.world.horizon):
         pd, _, hidden = agent.step(obs, family, prev_action, prev_reward, first, hidden)
         action = agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
@@ -433,9 +440,13 @@ def run_trials(
             col = episode.clamp(max=episodes - 1)
             optimal[rows, col] = torch.where(starts, optimal_steps(), optimal[rows, col])
         prev_action, prev_reward, first = action, reward, done
+        ended = rec & (episode == episodes)  # the trial's K-th episode ended at this step
+        now = {"hidden": hidden, "prev_action": action, "prev_reward": reward, "first": done}
+        for key, value in now.items():
+            final[key] = torch.where(_rows(ended, value), value, final[key])
         if bool((episode >= episodes).all()):
             break
-    return TrialResult(ret, success, length, optimal)
+    return TrialResult(ret, success, length, optimal, final)
 
 
 def run_trial(

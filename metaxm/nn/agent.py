@@ -31,22 +31,21 @@ flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from metaxm.config import bounded
+from metaxm.config.agent import AgentConfig
 from metaxm.envs.base import InstructionInfo
 from metaxm.envs.instructions import split_instruction
 from metaxm.nn.adapter import Adapter
 from metaxm.nn.core import GRUCore, MLPCore
 from metaxm.nn.distributions import ActionHead, action_head
 from metaxm.nn.encoders import make_encoder
-from metaxm.nn.instruction import InstructionConditioner, InstructionEncoderKind
-from metaxm.nn.layers import Activation, init_weights
+from metaxm.nn.instruction import InstructionConditioner
+from metaxm.nn.layers import init_weights
 from metaxm.nn.tokens import SetTokenEncoder
 from metaxm.nn.variant_adapters import VariantAdapters
 
@@ -54,82 +53,6 @@ if TYPE_CHECKING:
     from metaxm.spec import Spec
 
 ParamSubset = Literal["adapter", "adapter+encoder", "core", "all"]
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """The agent's architecture (the ``agent:`` section of a spec).
-
-    Attributes:
-        latent_dim: the width of the shared latent z every encoder projects into.
-        encoder: ``family`` gives each family its own encoder (MLP, CNN, token transformer,
-            spectrogram conv); ``tokens`` reads every family with one modality-agnostic set
-            encoder (:mod:`metaxm.nn.tokens`).
-        encoder_width: the hidden width of the encoders' last layers.
-        conv_channels: channels of the convolutions (pixels, audio).
-        conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
-        token_dim: the token width of the transformer encoders.
-        token_heads: attention heads of the transformer encoders.
-        token_layers: transformer blocks of the transformer encoders.
-        pool_queries: learned queries of attention pooling (outputs are concatenated).
-        adapter_rank: the rank of the adapter's low-rank residual (0: FiLM only).
-        adapters: ``family``: one adapter per family, shared by its variants; ``variant``: also
-            one per training variant (:mod:`metaxm.nn.variant_adapters`), so a memoryless
-            agent need not tell the variants apart from one observation. The family adapter
-            is then kept at their mean, where adapting to a new variant starts.
-        core: ``mlp`` (feed-forward policy and value) or ``gru`` (recurrent, for RL^2).
-        hidden: the width of the core's hidden layers (the GRU state width for ``gru``).
-        layers: hidden layers of the policy and value MLPs of the ``mlp`` core.
-        activation: the activation of the MLPs.
-        init_log_std: the initial log standard deviation of a Gaussian policy.
-        instruction: the instruction encoder on worlds that give instructions: ``learned``
-            word embeddings or the frozen pretrained ``minilm`` sentence encoder (the optional
-            ``text`` extra); ignored on other worlds.
-        instruction_dim: the width of the instruction embedding.
-        text_encoder: the ``text`` family's encoder: the ``learned`` token transformer, or the
-            frozen ``minilm`` sentence encoder on the decoded words (the ``text`` extra).
-    """
-
-    latent_dim: int = bounded(64, 1, 4096)
-    encoder: Literal["family", "tokens"] = "family"
-    encoder_width: int = bounded(128, 1, 8192)
-    conv_channels: int = bounded(16, 1, 512)
-    conv_layers: int = bounded(1, 0, 8)
-    token_dim: int = bounded(32, 1, 1024)
-    token_heads: int = bounded(2, 1, 64)
-    token_layers: int = bounded(1, 0, 24)
-    pool_queries: int = bounded(4, 1, 64)
-    adapter_rank: int = bounded(4, 0, 1024)
-    adapters: Literal["family", "variant"] = "family"
-    core: Literal["mlp", "gru"] = "mlp"
-    hidden: int = bounded(64, 1, 8192)
-    layers: int = bounded(2, 0, 32)
-    activation: Activation = "tanh"
-    init_log_std: float = bounded(-0.5, -10, 5)
-    instruction: InstructionEncoderKind = "learned"
-    instruction_dim: int = bounded(32, 1, 1024)
-    text_encoder: InstructionEncoderKind = "learned"
-
-    def __post_init__(self) -> None:
-        for name in (
-            "latent_dim",
-            "encoder_width",
-            "conv_channels",
-            "token_dim",
-            "hidden",
-            "instruction_dim",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.token_dim % self.token_heads:
-            raise ValueError(
-                f"token_dim ({self.token_dim}) must be divisible by token_heads "
-                f"({self.token_heads})"
-            )
-        if min(self.token_layers, self.layers, self.adapter_rank, self.conv_layers) < 0:
-            raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
-        if self.pool_queries < 1:
-            raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
 
 
 class Agent(nn.Module):

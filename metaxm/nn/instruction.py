@@ -23,7 +23,7 @@ Two encoders (``agent.instruction``):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -32,9 +32,7 @@ from metaxm.envs.base import InstructionInfo
 from metaxm.nn.layers import init_weights
 
 if TYPE_CHECKING:
-    from metaxm.nn.agent import AgentConfig
-
-InstructionEncoderKind = Literal["learned", "minilm"]
+    from metaxm.config.agent import AgentConfig
 
 
 class LearnedInstructionEncoder(nn.Module):

@@ -8,12 +8,11 @@ no Python branching on tensor values (padding masks are applied with ``masked_fi
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-Activation = Literal["tanh", "relu"]
+from metaxm.config.agent import Activation
 
 _NEG = -1e9  # a finite "minus infinity": a row of only masked keys stays finite under softmax
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from metaxm.envs import has_oracle, make_world
+from metaxm.build import make_env
+from metaxm.envs import has_oracle
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 
@@ -26,17 +27,20 @@ ActFn = Callable[[TaskEnv, Tensor], Tensor]
 
 def fresh_env(spec: Spec, family: str, variants: Sequence[int], seed: int) -> TaskEnv:
     """``len(variants)`` environments of the spec's world with fresh tasks drawn from ``seed``."""
-    world = make_world(spec.world, len(variants), device=spec.device, seed=seed)
-    return TaskEnv(world, family, list(variants), seed=seed)
+    return make_env(spec, family, variants, seed=seed)
 
 
 @torch.no_grad()
-def run_episodes(env: TaskEnv, act: ActFn) -> dict[str, Tensor]:
+def run_episodes(
+    env: TaskEnv, act: ActFn, observe: Callable[[Tensor, Tensor, Tensor], None] | None = None
+) -> dict[str, Tensor]:
     """Play one episode in every environment of ``env``.
 
     Args:
         env: the environments (reset here).
         act: ``act(env, obs) -> actions`` for the whole batch.
+        observe: ``observe(actions, rewards, dones)`` after every step, for a policy that
+            carries state from step to step (a recurrent one).
 
     Returns:
         per-environment ``return`` (B,), ``success`` (B,) bool and ``length`` (B,) of the first
@@ -49,7 +53,10 @@ def run_episodes(env: TaskEnv, act: ActFn) -> dict[str, Tensor]:
     success = torch.zeros(b, dtype=torch.bool, device=env.device)
     length = torch.zeros(b, dtype=torch.long, device=env.device)
     for _ in range(env.world.horizon):
-        obs, _, terminated, truncated, info = env.step(act(env, obs))
+        action = act(env, obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        if observe is not None:
+            observe(action, reward, terminated | truncated)
         new = (terminated | truncated) & ~finished
         ret = torch.where(new, info["episode_return"], ret)
         success = torch.where(new, info["success"], success)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from metaxm.align.aux import check_frozen, prepare_alignment
-from metaxm.envs import make_world
+from metaxm.build import make_env
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
 from metaxm.nn.agent import Agent, build_agent
@@ -85,14 +85,13 @@ class PPOTrainer:
         self.action_generators: dict[str, torch.Generator] = {}
         for family in distributed.local_families(self.families):
             seeds = self.sampler.splits["train"][family]
-            world = make_world(
-                spec.world, n, device=self.device, seed=derive_seed(spec.seed, "world", family)
-            )
-            env = TaskEnv(
-                world,
+            env = make_env(
+                spec,
                 family,
                 [seeds[i % len(seeds)] for i in range(n)],
+                world_seed=derive_seed(spec.seed, "world", family),
                 seed=derive_seed(spec.seed, "render", family),
+                device=self.device,
                 final_obs=True,
                 resample_tasks=True,
             )

@@ -15,39 +15,17 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tqdm import tqdm
+
+from metaxm.config.log import LogConfig
 
 log = logging.getLogger(__name__)
 
 WALL_CLOCK_SUFFIX = "_s"
 """A metric whose name ends so is seconds of wall clock or CPU: logged to ``timing.jsonl``."""
-
-WandbMode = Literal["offline", "online", "disabled"]
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    """Where a run reports (the ``log:`` section of a spec).
-
-    Attributes:
-        mode: wandb mode: ``offline`` writes a local run under ``RUNDIR/wandb`` that
-            ``wandb sync`` can upload later; ``online`` streams to the wandb server;
-            ``disabled`` does not import wandb at all. JSONL is written in every mode.
-        project: the wandb project name.
-        progress: show a tqdm progress bar (step, return, success) on stderr.
-    """
-
-    mode: WandbMode = "offline"
-    project: str = "metaxm"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.project:
-            raise ValueError("project must be a non-empty string")
 
 
 class RunLogger:

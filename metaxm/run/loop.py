@@ -20,13 +20,11 @@ around it:
   the training families and all-reduce gradients, and writes everything from rank 0
   (:mod:`metaxm.run.distributed`).
 
-Trainers are chosen by the spec's ``algo`` through :data:`TRAINERS`, which maps a name to
-``"module:Class"`` (imported only when used); ``Class(spec)`` builds the trainer.
+The trainer of the spec's ``algo`` comes from :func:`metaxm.build.make_trainer`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -35,13 +33,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from metaxm.config import bounded
+from metaxm.config.train import TrainConfig
 from metaxm.errors import ConfigError, DivergenceError, MetaxmError
 from metaxm.resources import check_spec as check_resources
 from metaxm.run import distributed
@@ -64,79 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRAINERS: dict[str, str] = {
-    "ppo": "metaxm.rl.trainer:PPOTrainer",
-    "rl2": "metaxm.meta.rl2:RL2Trainer",
-    "maml": "metaxm.meta.maml_trainer:MAMLTrainer",
-    "metafit": "metaxm.align.metafit_trainer:MetaFitTrainer",
-}
-"""``algo`` name -> ``"module:Class"`` of its trainer; later algorithms add themselves here."""
 
 EPISODE_KEYS = ("return", "success", "length")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How long a run is and how often it reports (the ``train:`` section of a spec).
-
-    Attributes:
-        total_steps: environment steps to train for, summed over all environments and families
-            (the run stops at the first update that reaches it).
-        num_envs: parallel environments per training family.
-        log_interval: updates between two records in ``metrics.jsonl``.
-        checkpoint_interval: updates between two checkpoints (a multiple of ``log_interval``,
-            so a checkpoint always falls on a log step); 0 saves only at the end.
-        keep_checkpoints: how many of the newest checkpoints to keep (0 keeps all).
-        eval_episodes: fresh episodes per training family for the final evaluation (0 skips).
-        threads: torch's intra-op CPU threads for the run (0 keeps torch's default, one per
-            core). metaxm's agents are small, so their cost is per-op overhead that extra
-            threads only add synchronisation to; on a machine shared with other jobs, spinning
-            threads can cost ten times the CPU time. Raise it for large encoders on idle cores.
-        init_from: a run directory or checkpoint whose agent starts this run: every part
-            (a family's encoder, a family's adapter, the token encoder, the core) whose
-            parameters all match in name and shape is copied before the first update (e.g. MAML
-            or RL^2 starting from a PPO pre-training run; RL^2's GRU core does not match an MLP
-            core and stays fresh). Ignored when resuming: the checkpoint holds the weights.
-        freeze: ``latent`` trains only what reads the shared latent (the core): the encoders
-            and adapters keep the weights the run started from (``align.init_from`` or
-            ``init_from``, one of which it needs; not with ``align.weight`` > 0), so every
-            modality stays where alignment put it (:meth:`metaxm.nn.agent.Agent.freeze_latent`,
-            :func:`metaxm.align.aux.check_frozen`); ``none`` trains every weight. PPO and RL^2
-            only: MAML's inner loop adapts the adapter itself.
-        loss_limit: a logged loss (a metric named ``*loss*``) whose size passes this has
-            exploded without going NaN (e.g. ``ppo.lr`` far too large): the run warns once,
-            naming the update and the loss.
-        stop_on_divergence: stop there instead, with :class:`~metaxm.errors.DivergenceError`
-            (the checkpoints on disk are from before it).
-    """
-
-    total_steps: int = bounded(200_000, 1, 10**11)
-    num_envs: int = bounded(32, 1, 65536)
-    log_interval: int = bounded(1, 1, 10**7)
-    checkpoint_interval: int = bounded(10, 0, 10**7)
-    keep_checkpoints: int = bounded(3, 0, 10**6)
-    eval_episodes: int = bounded(512, 0, 10**6)
-    threads: int = bounded(1, 0, 1024)
-    init_from: str | None = None
-    freeze: Literal["none", "latent"] = "none"
-    loss_limit: float = bounded(1e6, 1.0, 1e30)
-    stop_on_divergence: bool = False
-
-    def __post_init__(self) -> None:
-        if self.total_steps < 1 or self.num_envs < 1 or self.log_interval < 1:
-            raise ValueError("total_steps, num_envs and log_interval must be >= 1")
-        if (
-            min(self.checkpoint_interval, self.keep_checkpoints, self.eval_episodes, self.threads)
-            < 0
-        ):
-            raise ValueError(
-                "checkpoint_interval, keep_checkpoints, eval_episodes and threads must be >= 0"
-            )
-        if self.checkpoint_interval % self.log_interval:
-            raise ValueError(
-                f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
-                f"log_interval ({self.log_interval})"
-            )
 
 
 @runtime_checkable
@@ -193,14 +120,6 @@ class RunResult:
     cpu_sps: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
-
-
-def make_trainer(spec: Spec) -> Trainer:
-    """Build the trainer of ``spec.algo`` (see :data:`TRAINERS`)."""
-    if spec.algo not in TRAINERS:
-        raise ConfigError(f"algo: no trainer for {spec.algo!r}; known: {', '.join(TRAINERS)}")
-    module, _, name = TRAINERS[spec.algo].partition(":")
-    return getattr(importlib.import_module(module), name)(spec)
 
 
 class MetricWindow:
@@ -270,6 +189,8 @@ def _train(spec: Spec, rundir: Path, resume: bool, last_good: bool) -> RunResult
     # it cannot train) then leaves no run folder behind to block the corrected retry
     check_resources(spec)
     lock = OutputLock(rundir) if main else None  # checks the path; takes nothing yet
+    from metaxm.build import make_trainer
+
     trainer = make_trainer(spec)
     if lock is not None:
         lock.acquire()
@@ -458,11 +379,9 @@ def _check_finite(trainer: Trainer, metrics: dict[str, float], update: int) -> N
 
 
 __all__ = [
-    "TRAINERS",
     "MetricWindow",
     "RunResult",
     "TrainConfig",
     "Trainer",
-    "make_trainer",
     "train",
 ]

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from metaxm.align.config import AlignConfig
 from metaxm.align.losses import (
     AlignmentLoss,
     encode,
@@ -16,6 +15,7 @@ from metaxm.align.losses import (
     paired_infonce,
 )
 from metaxm.align.pairs import PairedSampler
+from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import build_agent
 
 

@@ -217,7 +217,7 @@ def test_variant_agents_load_family_pretraining_and_refuse_missing_variants(
 
 @pytest.mark.parametrize("algo", ["maml", "rl2"])
 def test_align_init_from_starts_every_trainer(make_spec, tmp_path, algo: str) -> None:
-    from metaxm.run.loop import make_trainer
+    from metaxm.build import make_trainer
 
     spec = make_spec(modalities=TWO, align={"batch_size": 16})
     trained = PretrainTrainer(spec)

@@ -14,12 +14,13 @@ import pytest
 import torch
 from torch import Tensor
 
+from metaxm.build import make_trainer
 from metaxm.envs import WORLDS, SceneInfo, TaskParams, World, make_world, register_world
 from metaxm.envs.base import Scene
 from metaxm.envs.task_env import TaskEnv
 from metaxm.meta.rl2 import RL2Config, RL2Trainer, build_rl2_agent, run_trial
 from metaxm.meta.trials import TrialStats, TrialTasks, collect_trials, replay, start_trials
-from metaxm.run.loop import make_trainer, train
+from metaxm.run.loop import train
 from metaxm.spec import Spec, spec_from_dict
 
 

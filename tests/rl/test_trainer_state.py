@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from metaxm.build import make_trainer
 from metaxm.errors import ConfigError
-from metaxm.run.loop import make_trainer
 
 
 @pytest.mark.parametrize("algo", ["ppo", "rl2", "maml"])

@@ -15,12 +15,13 @@ import yaml
 from torch import Tensor
 
 import metaxm
+from metaxm.build import make_trainer
 from metaxm.cli import main
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
 from metaxm.run.device import resolve_device
-from metaxm.run.loop import make_trainer, train
+from metaxm.run.loop import train
 from metaxm.spec import Spec, spec_from_dict
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -170,7 +171,7 @@ def test_tiny_train_and_evaluate_on_cuda(tmp_path: Path) -> None:
     agents = load_agents(tmp_path)  # onto the device the runs trained on
     for kind, agent in agents.by_kind.items():
         assert next(agent.parameters()).device.type == "cuda", kind
-    assert all(v.device.type == "cuda" for v in agents.extras["maml"]["inner_lrs"].values())
+    assert all(v.device.type == "cuda" for v in agents.learners["maml"].inner_lrs.values())
     strategies = ["zeroshot", "maml", "finetune", "scratch"]
     report = run_evaluation(agents, strategies, progress=False, workers=1)
     assert len(report["modalities"]) == 2

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from metaxm.build import make_trainer
 from metaxm.errors import CheckpointError
 from metaxm.run.init import init_agent_from
-from metaxm.run.loop import make_trainer, train
+from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
 
 BASE = {

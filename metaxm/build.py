@@ -1,0 +1,123 @@
+"""Objects from a spec: the one place that turns the names in a spec into code.
+
+:mod:`metaxm.spec` and :mod:`metaxm.config` are the leaf layer: they hold plain frozen
+dataclasses and load no algorithm code. This module is the layer above them, which every
+command and trainer builds through:
+
+* :func:`make_env`: a batch of environments of the spec's world seen through one modality
+  family (the world, then its :class:`~metaxm.envs.task_env.TaskEnv`);
+* :func:`make_agent`: the spec's agent (:func:`metaxm.nn.agent.build_agent`);
+* :func:`make_trainer`: the trainer of ``spec.algo`` (:data:`TRAINERS`).
+
+A new algorithm adds one line to :data:`TRAINERS` (a function that imports its trainer class,
+so that building a PPO run never imports MAML); see ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from metaxm.config import ConfigError
+from metaxm.envs import make_world
+from metaxm.envs.task_env import TaskEnv
+
+if TYPE_CHECKING:
+    from metaxm.envs.base import TaskParams
+    from metaxm.modalities.base import Family
+    from metaxm.nn.agent import Agent
+    from metaxm.run.loop import Trainer
+    from metaxm.spec import Spec
+
+
+def make_env(
+    spec: Spec,
+    family: str | Family,
+    variants: int | Sequence[int] = 0,
+    *,
+    num_envs: int | None = None,
+    seed: int = 0,
+    world_seed: int | None = None,
+    device: torch.device | str | None = None,
+    tasks: TaskParams | None = None,
+    **task_env: Any,
+) -> TaskEnv:
+    """``num_envs`` environments of the spec's world, shown as ``family`` (its ``variants``).
+
+    Args:
+        spec: the spec whose world (and device) to build.
+        family: the modality family, by name or as a family object.
+        variants: one variant for every environment, or one per environment.
+        num_envs: how many; default ``len(variants)`` for a sequence, else 1.
+        seed: the seed of the renders (and of the world unless ``world_seed`` is given).
+        world_seed: the world's own seed (start states, tasks), when it differs from ``seed``.
+        device: where to build them; default ``spec.device``.
+        tasks: task parameters to fix (one row per environment); default: drawn from the world.
+        **task_env: further :class:`~metaxm.envs.task_env.TaskEnv` options (``final_obs``,
+            ``resample_tasks``).
+    """
+    if num_envs is None:
+        num_envs = 1 if isinstance(variants, int) else len(variants)
+    world = make_world(
+        spec.world,
+        num_envs,
+        device=spec.device if device is None else device,
+        seed=seed if world_seed is None else world_seed,
+    )
+    if not isinstance(variants, int):
+        variants = list(variants)
+    return TaskEnv(world, family, variants, tasks=tasks, seed=seed, **task_env)
+
+
+def make_agent(spec: Spec, seed: int | None = None) -> Agent:
+    """The spec's agent: an encoder for every family of every split, ``spec.agent``'s
+    architecture, weights drawn from ``seed`` (default ``spec.seed``)."""
+    from metaxm.nn.agent import build_agent
+
+    return build_agent(spec, seed)
+
+
+def _ppo() -> type:
+    from metaxm.rl.trainer import PPOTrainer
+
+    return PPOTrainer
+
+
+def _rl2() -> type:
+    from metaxm.meta.rl2 import RL2Trainer
+
+    return RL2Trainer
+
+
+def _maml() -> type:
+    from metaxm.meta.maml_trainer import MAMLTrainer
+
+    return MAMLTrainer
+
+
+def _metafit() -> type:
+    from metaxm.align.metafit_trainer import MetaFitTrainer
+
+    return MetaFitTrainer
+
+
+TRAINERS: dict[str, Callable[[], type]] = {
+    "ppo": _ppo,
+    "rl2": _rl2,
+    "maml": _maml,
+    "metafit": _metafit,
+}
+"""``algo`` name -> a function returning its trainer class (imported only when chosen)."""
+
+
+def make_trainer(spec: Spec) -> Trainer:
+    """The trainer of ``spec.algo``, built on ``spec``.
+
+    Raises:
+        ConfigError: no trainer is registered under ``spec.algo``.
+    """
+    if spec.algo not in TRAINERS:
+        raise ConfigError(f"algo: no trainer for {spec.algo!r}; known: {', '.join(TRAINERS)}")
+    return TRAINERS[spec.algo]()(spec)

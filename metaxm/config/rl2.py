@@ -1,0 +1,38 @@
+"""RL2Config: the ``rl2:`` section of a spec (trial settings of :mod:`metaxm.meta.rl2`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metaxm.config import bounded
+
+
+@dataclass(frozen=True)
+class RL2Config:
+    """RL^2 settings (the ``rl2:`` section of a spec); PPO's come from ``ppo:``, where
+    ``ppo.num_steps`` is the rollout chunk and so the truncation length of backpropagation
+    through time, and ``ppo.num_minibatches`` splits the environments (whole sequences).
+
+    Attributes:
+        episodes_per_trial: n, episodes of one task and modality variant per trial; the hidden
+            state is carried across them and zeroed between trials.
+        eval_episodes_per_trial: K of the trials of the final evaluation (null: n); K > n
+            measures how far the in-context adaptation extends past the trained trial length.
+
+    The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
+    """
+
+    episodes_per_trial: int = bounded(2, 1, 1000)
+    eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_trial < 1:
+            raise ValueError(f"episodes_per_trial must be >= 1, got {self.episodes_per_trial}")
+        if self.eval_episodes_per_trial is not None and self.eval_episodes_per_trial < 1:
+            raise ValueError(
+                f"eval_episodes_per_trial must be >= 1 or null, got {self.eval_episodes_per_trial}"
+            )
+
+    @property
+    def eval_episodes(self) -> int:
+        return self.eval_episodes_per_trial or self.episodes_per_trial

@@ -1,0 +1,20 @@
+"""Learners: adapt a trained agent to a new modality with ``adapt(env, episodes=k)``.
+
+See :mod:`metaxm.learners.base` for the shape, and each learner for how it spends the k
+episodes: :class:`MAML` (policy-gradient steps from a meta-learned start), :class:`RL2` (in
+context), :class:`Align` (a paired fit of the modality's encoder and adapter) and
+:class:`MetaFit` (the meta-learned paired fit).
+"""
+
+from __future__ import annotations
+
+from metaxm.learners.align import Align, MetaFit
+from metaxm.learners.base import DataNeed, Learner
+from metaxm.learners.maml import MAML
+from metaxm.learners.policy import AdaptedPolicy
+from metaxm.learners.rl2 import RL2
+
+LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, RL2, Align, MetaFit)}
+"""Learner name -> class."""
+
+__all__ = ["LEARNERS", "AdaptedPolicy", "Align", "DataNeed", "Learner", "MAML", "MetaFit", "RL2"]

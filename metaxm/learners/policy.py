@@ -1,0 +1,179 @@
+"""AdaptedPolicy: what a learner's ``adapt`` returns, a policy that can act and be saved.
+
+A feed-forward policy is the trained agent with the adapted parameters swapped in (``params``,
+a subset of its weights, run through ``torch.func.functional_call``; the agent itself is not
+changed). A recurrent (RL^2) policy is the agent with the state it carried out of the k
+episodes: its hidden state and previous action, reward and done flag, one row per environment
+of the adaptation; :meth:`AdaptedPolicy.observe` carries it on after every step::
+
+    obs = env.reset()
+    for _ in range(env.world.horizon):
+        action = policy.act(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        policy.observe(action, reward, terminated | truncated)
+
+``save`` writes the spec, the agent with the adapted weights in place and the carried state
+to one file (with a checksum beside it); ``AdaptedPolicy.load`` builds it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from metaxm.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from metaxm.nn.agent import Agent
+    from metaxm.spec import Spec
+
+FORMAT = "metaxm-policy/1"
+
+
+class AdaptedPolicy:
+    """A policy adapted to one modality.
+
+    Attributes:
+        agent: the trained agent (not modified).
+        spec: its spec.
+        family: the modality family it was adapted to.
+        variant: the variant.
+        params: the adapted parameters (a subset of the agent's), or None for the agent's own.
+        episodes: the episodes of experience the adaptation actually used.
+        carry: a recurrent policy's state (``hidden``, ``prev_action``, ``prev_reward``,
+            ``first``), one row per environment; None for a feed-forward one.
+        learner: the name of the learner that made it.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        spec: Spec,
+        family: str,
+        variant: int,
+        params: Mapping[str, Tensor] | None = None,
+        episodes: int = 0,
+        carry: dict[str, Tensor] | None = None,
+        learner: str = "",
+    ) -> None:
+        self.agent = agent
+        self.spec = spec
+        self.family = family
+        self.variant = variant
+        self.params = None if params is None else dict(params)
+        self.episodes = episodes
+        self.carry = carry
+        self.learner = learner
+        self._last: Tensor | None = None
+
+    # ------------------------------------------------------------------ acting
+    def distribution(self, obs: Tensor) -> Tensor:
+        """The policy's distribution parameters for ``obs`` (B, ...); a recurrent policy also
+        advances its hidden state (call :meth:`observe` after stepping)."""
+        if self.carry is None:
+            if self.params is None:
+                return self.agent(obs, self.family)[0]
+            return functional_call(self.agent, self.params, (obs, self.family))[0]
+        c = self.carry
+        if c["hidden"].shape[0] != obs.shape[0]:
+            raise ValueError(
+                f"this recurrent policy carries {c['hidden'].shape[0]} environments' state; "
+                f"got {obs.shape[0]} observations"
+            )
+        pd, _, c["hidden"] = self.agent.step(
+            obs, self.family, c["prev_action"], c["prev_reward"], c["first"], c["hidden"]
+        )
+        return pd
+
+    @torch.no_grad()
+    def act(
+        self, obs: Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Actions for ``obs``: the policy's mode, or a sample drawn with ``generator``."""
+        pd = self.distribution(obs)
+        head = self.agent.head
+        action = head.mode(pd) if deterministic else head.sample(pd, generator)
+        self._last = action
+        return action
+
+    def observe(self, action: Tensor, reward: Tensor, done: Tensor) -> None:
+        """Carry a recurrent policy's inputs to the next step (a no-op for a feed-forward one)."""
+        if self.carry is not None:
+            self.carry.update(prev_action=action, prev_reward=reward, first=done)
+
+    @torch.no_grad()
+    def evaluate(self, env: Any, deterministic: bool = True) -> dict[str, float]:
+        """Mean ``return``, ``success`` and ``steps`` of one episode in every environment."""
+        from metaxm.rl.evaluate import run_episodes, summarize
+
+        def act(_env: Any, obs: Tensor) -> Tensor:
+            return self.act(obs, deterministic)
+
+        out = summarize(run_episodes(env, act, self.observe))
+        return {"return": out["return"], "success": out["success"], "steps": out["length"]}
+
+    # ------------------------------------------------------------------ saving
+    def weights(self) -> dict[str, Tensor]:
+        """The agent's state dict with the adapted parameters in place."""
+        state = {k: v.detach().clone() for k, v in self.agent.state_dict().items()}
+        for name, value in (self.params or {}).items():
+            state[name] = value.detach().clone()
+        return state
+
+    def save(self, path: str | Path) -> Path:
+        """Write the policy to ``path`` (atomically, with a checksum file beside it)."""
+        from metaxm.run.checkpoint import save_checkpoint
+        from metaxm.spec import replace, spec_to_dict
+
+        spec = replace(self.spec, agent=self.agent.config)  # an RL^2 agent's core is a GRU
+
+        payload = {
+            "format": FORMAT,
+            "learner": self.learner,
+            "family": self.family,
+            "variant": self.variant,
+            "episodes": self.episodes,
+            "spec": spec_to_dict(spec),
+            "agent": self.weights(),
+            "carry": None if self.carry is None else {k: v.clone() for k, v in self.carry.items()},
+        }
+        return save_checkpoint(path, payload)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> AdaptedPolicy:
+        """A policy :meth:`save` wrote.
+
+        Raises:
+            CheckpointError: not a saved policy, corrupt, or weights that do not fit its spec.
+        """
+        from metaxm.nn.agent import build_agent
+        from metaxm.run.checkpoint import load_checkpoint
+        from metaxm.spec import replace, spec_from_dict
+
+        state = load_checkpoint(path, map_location=device or "cpu")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not a saved policy (AdaptedPolicy.save writes one)")
+        spec = spec_from_dict(state["spec"])
+        if device is not None:
+            spec = replace(spec, device=device)
+        agent = build_agent(spec).to(spec.device)
+        try:
+            agent.load_state_dict(state["agent"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise CheckpointError(f"{path}: the weights do not fit the spec ({first})") from None
+        agent.eval()
+        return cls(
+            agent,
+            spec,
+            state["family"],
+            int(state["variant"]),
+            episodes=int(state["episodes"]),
+            carry=state["carry"],
+            learner=str(state["learner"]),
+        )

@@ -1,0 +1,135 @@
+"""The learner API: every learner built from a run, ``adapt(env, episodes=k)`` -> a policy that
+acts, is evaluated and saved; one-line refusals where a learner cannot adapt an agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import metaxm
+from metaxm.errors import CheckpointError
+from metaxm.learners import MAML, RL2, AdaptedPolicy, Align
+from metaxm.run.loop import train
+from metaxm.spec import spec_from_dict
+
+SPEC = {
+    "seed": 3,
+    "world": {"name": "gridnav", "size": 4, "horizon": 8},
+    "modalities": {
+        "train": {"vector": 2},
+        "heldout_variants": {"vector": 1},
+        "heldout_families": {"projected": 1},
+    },
+    "agent": {"hidden": 16, "latent_dim": 16, "encoder_width": 16},
+    "ppo": {"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
+    "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2, "outer_epochs": 1},
+    "rl2": {"episodes_per_trial": 2},
+    "train": {"total_steps": 256, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
+    "log": {"mode": "disabled", "progress": False},
+    "align": {"fit_iters": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("learners")
+    for algo in ("ppo", "maml", "rl2"):
+        train(spec_from_dict({**SPEC, "algo": algo}), root / algo)
+    return root
+
+
+def env_of(learner, family: str = "vector", variant: int = 1001, n: int = 4, seed: int = 5):
+    return metaxm.make_env(learner.spec, family, variant, num_envs=n, seed=seed)
+
+
+def own_weights(learner) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in learner.agent.state_dict().items()}
+
+
+@pytest.mark.parametrize(("cls", "run"), [(MAML, "maml"), (MAML, "ppo"), (Align, "ppo")])
+def test_feed_forward_learners_adapt_without_touching_the_agent(runs, cls, run, tmp_path) -> None:
+    learner = cls.from_run(runs / run)
+    before = own_weights(learner)
+    env = env_of(learner)
+    policy = learner.adapt(env, episodes=8, seed=1)
+    assert isinstance(policy, AdaptedPolicy)
+    assert policy.episodes > 0 and policy.family == "vector" and policy.variant == 1001
+    assert policy.params, "k > 0 adapts some parameters"
+    moved = [n for n, v in policy.params.items() if not torch.equal(v, before[n])]
+    assert moved, "the adaptation changed nothing"
+    after = own_weights(learner)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the agent is untouched
+    result = policy.evaluate(env)
+    assert set(result) == {"return", "success", "steps"}
+    assert 0.0 <= result["success"] <= 1.0 and 1 <= result["steps"] <= 8
+    # saved and loaded, the policy acts the same
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "policy.pt"))
+    obs = env.reset()
+    assert torch.equal(loaded.act(obs), policy.act(obs))
+    assert (loaded.family, loaded.variant, loaded.episodes) == ("vector", 1001, policy.episodes)
+
+
+def test_zero_episodes_is_the_agent_as_it_is(runs) -> None:
+    learner = Align.from_run(runs / "ppo")
+    env = env_of(learner)
+    policy = learner.adapt(env, episodes=0)
+    assert policy.params is None and policy.episodes == 0
+    obs = env.reset()
+    expected = learner.agent.head.mode(learner.agent(obs, "vector")[0])
+    assert torch.equal(policy.act(obs), expected)
+
+
+def test_rl2_carries_each_trials_state_out_of_its_episodes(runs, tmp_path) -> None:
+    learner = RL2.from_run(runs / "rl2")
+    env = env_of(learner)
+    policy = learner.adapt(env, episodes=2, seed=1)
+    carry = policy.carry
+    assert carry is not None and policy.params is None and policy.episodes == 2
+    assert bool(carry["first"].all())  # every trial stopped at the end of its 2nd episode
+    assert carry["hidden"].shape == (4, learner.agent.config.hidden)
+    assert float(carry["hidden"].abs().sum()) > 0  # the episodes left a trace
+    fresh = learner.adapt(env, episodes=0)
+    assert float(fresh.carry["hidden"].abs().sum()) == 0.0
+    result = policy.evaluate(env)
+    assert 0.0 <= result["success"] <= 1.0
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "rl2.pt"))
+    assert torch.equal(loaded.carry["hidden"], policy.carry["hidden"])
+    obs = env.reset()
+    assert torch.equal(loaded.act(obs), policy.act(obs))
+
+
+def test_learners_refuse_what_they_cannot_adapt_in_one_line(runs) -> None:
+    with pytest.raises(CheckpointError, match="maml adapts agents of algo maml or ppo; .* rl2"):
+        MAML.from_run(runs / "rl2")
+    ppo = Align.from_run(runs / "ppo")
+    with pytest.raises(ValueError, match="rl2 adapts a recurrent agent .*feed-forward"):
+        RL2(ppo.agent, ppo.spec)
+    rl2 = RL2.from_run(runs / "rl2")
+    with pytest.raises(ValueError, match="maml adapts a feed-forward agent .*recurrent"):
+        MAML(rl2.agent, rl2.spec)
+    with pytest.raises(ValueError, match="episodes=6 is not a multiple of env.num_envs=4"):
+        ppo.adapt(env_of(ppo), episodes=6)
+    mixed = metaxm.make_env(ppo.spec, "vector", [1001, 1002], seed=5)
+    with pytest.raises(ValueError, match="one modality at a time"):
+        ppo.adapt(mixed, episodes=2)
+    with pytest.raises(ValueError, match="no encoder for family 'pixels'"):
+        ppo.adapt(env_of(ppo, "pixels", 0), episodes=4)
+
+
+def test_a_saved_policy_refuses_a_foreign_file(tmp_path) -> None:
+    from metaxm.run.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "x.pt", {"format": "something else"})
+    with pytest.raises(CheckpointError, match="not a saved policy"):
+        AdaptedPolicy.load(path)
+
+
+def test_the_public_api_is_the_learners() -> None:
+    from metaxm import learners
+
+    assert metaxm.MAML is learners.MAML and metaxm.RL2 is learners.RL2
+    assert metaxm.Align is learners.Align and metaxm.AdaptedPolicy is learners.AdaptedPolicy
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = metaxm.nope
