@@ -45,6 +45,7 @@ from metaxm.align.pairs import PairedBatch, concat_scenes, render_pairs, select_
 from metaxm.build import make_env
 from metaxm.config.align import AlignConfig
 from metaxm.envs import make_world
+from metaxm.envs.play import play
 from metaxm.errors import ConfigError
 from metaxm.modalities import get_family
 from metaxm.nn.agent import Agent, ParamSubset
@@ -147,23 +148,14 @@ def collect_paired_steps(
     env = make_env(spec, *target, num_envs=n, seed=seed, device=device, resample_tasks=True)
     world = env.world
     g = torch.Generator(device).manual_seed(seed + 1)
-    obs = env.reset()
     actor = _Actor(agent, target[0], n, params)
-    episode = torch.zeros(n, dtype=torch.long, device=device)  # episode count of each env
-    scenes, episode_ids = [], []
-    rounds = math.ceil(budget / n) if episodes is None else world.horizon
-    for _ in range(rounds):
-        scenes.append(world.scene())
-        episode_ids.append(episode.clone())
-        action = actor.act(obs, g)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        done = terminated | truncated
-        actor.observe(action, reward, done)
-        episode += done.long()
-        if episodes is not None and bool((episode > 0).all()):
-            break
+    played = play(
+        env, lambda obs: actor.act(obs, g), steps=None if episodes else math.ceil(budget / n),
+        record=("scene", "count"), observe=actor.observe,
+    )  # fmt: skip
+    scenes = played.record["scene"]
     scene = concat_scenes(scenes)
-    ids = torch.stack(episode_ids).flatten()  # step-major rows, like the scene's
+    ids = played.record["count"].flatten()  # episode of each step, step-major like the scene
     rows = torch.arange(ids.shape[0], device=device)
     # steps: the last round is cut to the budget; episodes: every env's first episode, whole
     keep = rows[:budget] if episodes is None else rows[ids == 0]

@@ -21,6 +21,7 @@ from torch.func import functional_call
 from metaxm.align.pairs import concat_scenes, select_rows
 from metaxm.build import make_env
 from metaxm.envs.base import Scene
+from metaxm.envs.play import play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 from metaxm.rl.gae import compute_gae
@@ -71,19 +72,9 @@ def measure(
     """
     env = target_env(spec, family, variant, episodes, seed)
     pi = policy(agent, family, params, env.variant_ids())
-    obs = env.reset()
-    finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
-    out = {k: torch.zeros(episodes, device=env.device) for k in METRICS}
-    for _ in range(env.world.horizon):
-        obs, _, term, trunc, info = env.step(agent.head.mode(pi(obs)))
-        new = (term | trunc) & ~finished
-        out["return"] = torch.where(new, info["episode_return"], out["return"])
-        out["success"] = torch.where(new, info["success"].float(), out["success"])
-        out["steps"] = torch.where(new, info["episode_length"].float(), out["steps"])
-        finished |= new
-        if bool(finished.all()):
-            break
-    return {k: float(v.mean()) for k, v in out.items()}
+    played = play(env, lambda obs: agent.head.mode(pi(obs)))
+    out = {"return": played.returns, "success": played.success, "steps": played.length}
+    return {k: float(v[:, 0].float().mean()) for k, v in out.items()}
 
 
 @torch.no_grad()
@@ -100,29 +91,17 @@ def play_episodes(
         the PPO batch of every valid step and the episodes' mean ``return`` and ``success``.
     """
     head = agent.head
-    obs = env.reset()
-    b = env.num_envs
-    keys = ("obs", "actions", "logprobs", "values", "rewards", "done", "valid")
-    buf: dict[str, list[Tensor]] = {k: [] for k in keys}
-    alive = torch.ones(b, dtype=torch.bool, device=env.device)
-    ret = torch.zeros(b, device=env.device)
-    succ = torch.zeros(b, device=env.device)
-    for _ in range(env.world.horizon):
+
+    def act(obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pd, value = agent(obs, family)
         action = head.sample(pd, generator)
-        nxt, reward, term, trunc, info = env.step(action)
-        done = term | trunc
-        row = (obs, action, head.log_prob(pd, action), value, reward, done | ~alive, alive.clone())
-        for k, v in zip(keys, row):
-            buf[k].append(v)
-        ended = done & alive
-        ret = torch.where(ended, info["episode_return"], ret)
-        succ = torch.where(ended, info["success"].float(), succ)
-        alive &= ~done
-        obs = nxt
-        if not bool(alive.any()):
-            break
-    r = {k: torch.stack(v) for k, v in buf.items()}  # (T, B, ...)
+        return action, {"logprobs": head.log_prob(pd, action), "values": value}
+
+    played = play(env, act, record=("obs", "action", "logprobs", "values", "reward", "done",
+                                    "alive"))  # fmt: skip
+    r = dict(played.record)  # (T, B, ...)
+    r["actions"], r["rewards"], r["valid"] = r.pop("action"), r.pop("reward"), r.pop("alive")
+    r["done"] = r["done"] | ~r["valid"]
     next_values = torch.cat((r["values"][1:], torch.zeros_like(r["values"][:1])))
     adv, returns = compute_gae(
         r["rewards"], r["values"], next_values, r["done"], r["done"], gamma, lam
@@ -132,6 +111,7 @@ def play_episodes(
         obs=r["obs"][m], actions=r["actions"][m], logprobs=r["logprobs"][m],
         values=r["values"][m], advantages=adv[m], returns=returns[m],
     )  # fmt: skip
+    ret, succ = played.returns[:, 0], played.success[:, 0].float()
     return batch, {"return": float(ret.mean()), "success": float(succ.mean())}
 
 
@@ -139,16 +119,13 @@ def play_episodes(
 def visited_scenes(agent: Agent, env: TaskEnv, family: str, generator: torch.Generator) -> Scene:
     """The states of one episode of the agent's stochastic policy in every environment of
     ``env``, every step of every episode (and nothing after an episode's end), as one Scene."""
-    obs = env.reset()
-    alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
-    scenes = []
-    for _ in range(env.world.horizon):
-        scene = env.world.scene()
-        scenes.append(select_rows(scene, alive.nonzero().squeeze(1)))
-        obs, _, term, trunc, _ = env.step(agent.head.sample(agent(obs, family)[0], generator))
-        alive &= ~(term | trunc)
-        if not bool(alive.any()):
-            break
+    played = play(
+        env, lambda obs: agent.head.sample(agent(obs, family)[0], generator),
+        record=("scene", "alive"),
+    )  # fmt: skip
+    alive = played.record["alive"]
+    scenes = [select_rows(s, alive[t].nonzero().squeeze(1)) for t, s in enumerate(
+        played.record["scene"])]  # fmt: skip
     return concat_scenes(scenes)
 
 

@@ -60,6 +60,7 @@ from torch.overrides import TorchFunctionMode
 
 from metaxm.build import make_env
 from metaxm.config.maml import AdaptSubset, MAMLConfig
+from metaxm.meta.functional import sgd_step
 from metaxm.meta.policy_gradient import (
     Episodes,
     FunctionalPolicy,
@@ -124,9 +125,7 @@ def inner_step(
     """One inner step ``theta - alpha * grad L_in(theta)``; differentiable in ``params`` and the
     learning rates unless ``first_order`` (then the gradient is treated as a constant)."""
     grads = grad(inner_loss, argnums=1)(policy, params, batch)
-    if first_order:
-        grads = {k: g.detach() for k, g in grads.items()}
-    return {k: p - lrs[k] * grads[k] for k, p in params.items()}
+    return sgd_step(params, grads, lrs, first_order)  # the update rule of metaxm.meta.MAML
 
 
 def adapt_params(

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from metaxm.envs.play import play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.rl.gae import compute_gae
 
@@ -237,31 +238,19 @@ def collect_episodes(
         raise ValueError(f"{env.num_envs} environments do not split into {n_tasks} tasks")
     head = agent.head
     b = env.num_envs
-    obs = env.reset()
-    alive = torch.ones(b, dtype=torch.bool, device=env.device)
-    ret = torch.zeros(b, device=env.device)
-    success = torch.zeros(b, dtype=torch.bool, device=env.device)
-    length = torch.zeros(b, dtype=torch.long, device=env.device)
-    buf: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "logp", "rew", "term", "done")}
-    masks: list[Tensor] = []
-    for _ in range(env.world.horizon):
+
+    def act(obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pd = policy_pd(agent, family, obs, n_tasks, params)
         action = head.mode(pd) if deterministic else head.sample(pd, generator)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        done = terminated | truncated
-        for k, v in zip(buf, (obs, action, head.log_prob(pd, action), reward, terminated, done)):
-            buf[k].append(v)
-        masks.append(alive.clone())
-        new = done & alive
-        ret = torch.where(new, info["episode_return"], ret)
-        success = torch.where(new, info["success"], success)
-        length = torch.where(new, info["episode_length"], length)
-        alive &= ~done
-        obs = next_obs
-        if not bool(alive.any()):
-            break
-    steps = {k: torch.stack(v) for k, v in buf.items()}  # (L, B, ...)
-    mask = torch.stack(masks).float()  # (L, B)
+        return action, {"logp": head.log_prob(pd, action)}
+
+    played = play(env, act, record=("obs", "action", "logp", "reward", "terminated", "done",
+                                    "alive"))  # fmt: skip
+    r = played.record  # (L, B, ...)
+    steps = {"obs": r["obs"], "act": r["action"], "logp": r["logp"], "rew": r["reward"],
+             "term": r["terminated"], "done": r["done"]}  # fmt: skip
+    mask = r["alive"].float()  # (L, B)
+    ret, success, length = played.returns[:, 0], played.success[:, 0], played.length[:, 0]
     adv, rtg = advantages(agent, family, steps, mask, n_tasks, config)
     horizon_steps = mask.shape[0]
 

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from metaxm.envs import TaskParams, World, make_world
+from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import CategoricalHead
@@ -408,45 +409,42 @@ def run_trials(
         deterministic: act with the policy's mode instead of sampling it.
         generator: draws the actions when sampling.
     """
-    state = TrialState.start(agent, env.reset())
     b, dev = env.num_envs, env.device
-    ret = torch.zeros(b, episodes, device=dev)
-    success = torch.zeros(b, episodes, dtype=torch.bool, device=dev)
-    length = torch.zeros(b, episodes, dtype=torch.long, device=dev)
+    rows = torch.arange(b, device=dev)
     optimal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
     optimal_steps = getattr(env.world, "optimal_steps", None)
-    if optimal_steps is not None:
-        optimal[:, 0] = optimal_steps()
-    rows = torch.arange(b, device=dev)
-    obs, prev_action, prev_reward, first, hidden = (
-        state.obs, state.prev_action, state.prev_reward, state.first, state.hidden,
-    )  # fmt: skip
-    episode = torch.zeros(b, dtype=torch.long, device=dev)
-    final = {"hidden": hidden, "prev_action": prev_action, "prev_reward": prev_reward}
-    final["first"] = first
-    for _ in range(episodes * env.world.horizon):
-        pd, _, hidden = agent.step(obs, family, prev_action, prev_reward, first, hidden)
-        action = agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
-        obs, reward, terminated, truncated, info = env.step(action)
-        done = terminated | truncated
-        rec = done & (episode < episodes)
-        col = episode.clamp(max=episodes - 1)
-        ret[rows, col] = torch.where(rec, info["episode_return"], ret[rows, col])
-        success[rows, col] = torch.where(rec, info["success"], success[rows, col])
-        length[rows, col] = torch.where(rec, info["episode_length"], length[rows, col])
-        episode = episode + done.long()
+    carry: dict[str, Tensor] = {}  # the inputs of the next step; the first act sets them
+    final: dict[str, Tensor] = {}
+
+    def act(obs: Tensor) -> Tensor:
+        if not carry:  # a fresh trial, right after play's reset
+            start = TrialState.start(agent, obs)
+            carry.update(hidden=start.hidden, prev_action=start.prev_action,
+                         prev_reward=start.prev_reward, first=start.first)  # fmt: skip
+            final.update(carry)
+            if optimal_steps is not None:
+                optimal[:, 0] = optimal_steps()
+        pd, _, carry["hidden"] = agent.step(
+            obs, family, carry["prev_action"], carry["prev_reward"], carry["first"],
+            carry["hidden"],
+        )  # fmt: skip
+        return agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
+
+    def observe(action: Tensor, reward: Tensor, done: Tensor) -> None:
+        carry.update(prev_action=action, prev_reward=reward, first=done)
+
+    def after(step: Step) -> None:
+        episode = step.count
         if optimal_steps is not None:
-            starts = done & (episode < episodes)
+            starts = step.done & (episode < episodes)
             col = episode.clamp(max=episodes - 1)
             optimal[rows, col] = torch.where(starts, optimal_steps(), optimal[rows, col])
-        prev_action, prev_reward, first = action, reward, done
-        ended = rec & (episode == episodes)  # the trial's K-th episode ended at this step
-        now = {"hidden": hidden, "prev_action": action, "prev_reward": reward, "first": done}
-        for key, value in now.items():
+        ended = step.done & step.alive & (episode == episodes)  # the K-th episode ended
+        for key, value in carry.items():
             final[key] = torch.where(_rows(ended, value), value, final[key])
-        if bool((episode >= episodes).all()):
-            break
-    return TrialResult(ret, success, length, optimal, final)
+
+    played = play(env, act, episodes, observe=observe, after=after)
+    return TrialResult(played.returns, played.success, played.length, optimal, final)
 
 
 def run_trial(

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from metaxm.build import make_env
 from metaxm.envs import has_oracle
+from metaxm.envs.play import play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 
@@ -46,25 +47,9 @@ def run_episodes(
         per-environment ``return`` (B,), ``success`` (B,) bool and ``length`` (B,) of the first
         episode.
     """
-    obs = env.reset()
-    b = env.num_envs
-    finished = torch.zeros(b, dtype=torch.bool, device=env.device)
-    ret = torch.zeros(b, device=env.device)
-    success = torch.zeros(b, dtype=torch.bool, device=env.device)
-    length = torch.zeros(b, dtype=torch.long, device=env.device)
-    for _ in range(env.world.horizon):
-        action = act(env, obs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        if observe is not None:
-            observe(action, reward, terminated | truncated)
-        new = (terminated | truncated) & ~finished
-        ret = torch.where(new, info["episode_return"], ret)
-        success = torch.where(new, info["success"], success)
-        length = torch.where(new, info["episode_length"], length)
-        finished |= new
-        if bool(finished.all()):
-            break
-    return {"return": ret, "success": success, "length": length}
+    played = play(env, lambda obs: act(env, obs), observe=observe)
+    return {"return": played.returns[:, 0], "success": played.success[:, 0],
+            "length": played.length[:, 0]}  # fmt: skip
 
 
 def policy_act(
