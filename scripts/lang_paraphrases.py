@@ -2,7 +2,7 @@
 """Held-out paraphrases: the learned vs the pretrained (MiniLM) instruction encoder.
 
 Trains one PPO agent per encoder and seed on the same budget, then measures success with the
-training paraphrases and with held-out ones (metaxm.evaluate.paraphrases):
+training paraphrases and with held-out ones (studies.paraphrases):
 
 python scripts/lang_paraphrases.py tasks/lang-ppo.yaml --seeds 0 1 --out runs/lang-paraphrases
 """
@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 import torch
 
 from metaxm.errors import ConfigError, MetaxmError
-from metaxm.evaluate.paraphrases import paraphrase_study, paraphrase_table
 from metaxm.spec import load_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the studies package
+from studies.paraphrases import paraphrase_study, paraphrase_table  # noqa: E402
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 
 Runs fresh trials of K episodes (hidden state carried) on every split and family the agent
 reads (training variants, held-out variants), and tests each later episode's return against
-the first's in the same trials (metaxm.evaluate.in_context):
+the first's in the same trials (studies.in_context):
 
 python scripts/rl2_trials.py runs/rl2-hidden --trials 1000 --out runs/rl2-hidden
 """
@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
 from metaxm.errors import ConfigError, MetaxmError
-from metaxm.evaluate.in_context import (
+from metaxm.evaluate.loading import load_agent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the studies package
+from studies.in_context import (  # noqa: E402
     EVAL_SEED,
     in_context_study,
     in_context_table,
     summarize_study,
     write_study,
 )
-from metaxm.evaluate.loading import load_agent
 
 
 def main() -> int:

@@ -10,7 +10,6 @@ with ``--set align.init_from=RUNDIR``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 HELP = "pretrain encoders and adapters by cross-modal alignment of paired renders"
 
@@ -42,16 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --resume: if the newest checkpoint fails its checksum, resume from the newest "
         "one that verifies (otherwise the run stops and names it)",
     )
-    parser.add_argument(
-        "--fewshot",
-        nargs="+",
-        type=int,
-        default=[],
-        metavar="K",
-        help="afterwards, align each held-out family's variants with K paired steps (several K "
-        "allowed, e.g. --fewshot 16 64 256) and report retrieval and probe R^2 "
-        "(RUNDIR/fewshot.json, RUNDIR/fewshot_pca.png)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,38 +60,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"run: {result.rundir}  updates: {result.updates}  paired states: {result.env_steps}")
     print(f"throughput: {result.sps:,.0f} paired states/s")
     print(format_report(result.evaluation))
-    if args.fewshot:
-        _fewshot(spec, Path(args.out), [0, *args.fewshot])
     return 0
-
-
-def _fewshot(spec, rundir: Path, budgets: list[int]) -> None:
-    import json
-
-    from metaxm.align.fewshot import default_source, few_shot_align
-    from metaxm.align.plot import plot_latent_pca
-    from metaxm.align.pretrain import load_pretrained, load_variant_adapters
-    from metaxm.align.study import fewshot_study, format_study
-    from metaxm.nn.agent import build_agent
-    from metaxm.sampler import TaskSampler
-
-    agent = build_agent(spec).to(spec.device)
-    load_pretrained(agent, rundir)
-    adapters = load_variant_adapters(agent, rundir)
-    study = fewshot_study(agent, spec, budgets, adapters)
-    (rundir / "fewshot.json").write_text(json.dumps(study, indent=2) + "\n")
-    print(format_study(study))
-    # the figure: the training modalities and the first held-out one, fitted with the largest k
-    target = TaskSampler(spec).modalities("heldout_families")[0]
-    source = default_source(spec)
-    source_params = None if adapters is None else adapters.params(*source)
-    fit = few_shot_align(
-        agent, spec, target, steps=budgets[-1], source=source, source_params=source_params
-    )
-    shown = [(f, seeds[0]) for f, seeds in TaskSampler(spec).splits["train"].items()]
-    params = [None if adapters is None else adapters.params(f, v) for f, v in shown]
-    plot_latent_pca(
-        agent, spec.world, [*shown, target], rundir / "fewshot_pca.png",
-        params=[*params, fit.params],
-        title=f"latent PCA: {target[0]}:{target[1]} aligned from {budgets[-1]} paired steps",
-    )  # fmt: skip

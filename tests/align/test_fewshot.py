@@ -98,7 +98,7 @@ def test_fit_prior_holds_a_fit_on_few_pairs_near_its_start(make_spec) -> None:
 
 
 def test_fewshot_study_scores_each_budget(make_spec) -> None:
-    from metaxm.align.study import fewshot_study, format_study
+    from studies.align_fewshot import fewshot_study, format_study
 
     spec = make_spec(
         modalities={"train": {"vector": 1, "projected": 1}, "heldout_families": {"text": 1}},

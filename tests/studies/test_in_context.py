@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from metaxm.evaluate.in_context import (
+from metaxm.meta.rl2 import build_rl2_agent
+from metaxm.meta.trials import TrialResult
+from metaxm.run.loop import train
+from metaxm.spec import spec_from_dict
+from studies.in_context import (
     FamilyTrials,
     in_context_study,
     in_context_table,
@@ -20,10 +24,6 @@ from metaxm.evaluate.in_context import (
     summarize_trials,
     write_study,
 )
-from metaxm.meta.rl2 import build_rl2_agent
-from metaxm.meta.trials import TrialResult
-from metaxm.run.loop import train
-from metaxm.spec import spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {

@@ -12,6 +12,7 @@ averaged over the held-out variants and seeds; per-fit rows are kept too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,3 +132,37 @@ def format_study(study: dict[str, Any]) -> str:
         )
     lines.append("  (->: from the new modality to the training families; <-: back)")
     return "\n".join(lines)
+
+
+def run_study(spec: Spec, rundir: Path, budgets: list[int]) -> dict[str, Any]:
+    """The study on a pretraining run: ``RUNDIR/fewshot.json`` and ``RUNDIR/fewshot_pca.png``
+    (the training modalities and the first held-out family's variant, fitted with the largest
+    budget); returns the study."""
+    import json
+
+    from metaxm.align.fewshot import default_source, few_shot_align
+    from metaxm.align.plot import plot_latent_pca
+    from metaxm.align.pretrain import load_pretrained, load_variant_adapters
+    from metaxm.nn.agent import build_agent
+    from metaxm.sampler import TaskSampler
+
+    agent = build_agent(spec).to(spec.device)
+    load_pretrained(agent, rundir)
+    adapters = load_variant_adapters(agent, rundir)
+    study = fewshot_study(agent, spec, budgets, adapters)
+    (rundir / "fewshot.json").write_text(json.dumps(study, indent=2) + "\n")
+    # the figure: the training modalities and the first held-out one, fitted with the largest k
+    target = TaskSampler(spec).modalities("heldout_families")[0]
+    source = default_source(spec)
+    source_params = None if adapters is None else adapters.params(*source)
+    fit = few_shot_align(
+        agent, spec, target, steps=budgets[-1], source=source, source_params=source_params
+    )
+    shown = [(f, seeds[0]) for f, seeds in TaskSampler(spec).splits["train"].items()]
+    params = [None if adapters is None else adapters.params(f, v) for f, v in shown]
+    plot_latent_pca(
+        agent, spec.world, [*shown, target], rundir / "fewshot_pca.png",
+        params=[*params, fit.params],
+        title=f"latent PCA: {target[0]}:{target[1]} aligned from {budgets[-1]} paired steps",
+    )  # fmt: skip
+    return study
