@@ -1,5 +1,6 @@
 # `make run`: set up .venv if needed and run the main job on the default task spec.
 # `make test`: set up .venv if needed and run the fast test tier.
+# `make results`: regenerate the README's headline numbers (docs/main-report.md, docs/results/).
 # The install (torch, then the package with the dev, text and minigrid extras, so every test
 # runs) is skipped when setup.cfg, pyproject.toml and this file have not changed since the last.
 
@@ -14,7 +15,7 @@ PYTEST_ARGS ?=
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: run test test-slow lint format bench clean
+.PHONY: run test test-slow lint format bench results clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the README's headline numbers, each page naming its command and commit (about 30 minutes)
+results: $(STAMP)
+	$(BIN)/python scripts/results.py
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

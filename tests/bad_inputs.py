@@ -20,9 +20,9 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from metaxm.config.main import RUN_NAMES
 from metaxm.envs import WORLDS, world_config_class
 from metaxm.modalities import FAMILIES
-from metaxm.pipeline import RUN_NAMES
 from metaxm.spec import Spec
 
 TINY: dict[str, Any] = {

@@ -41,9 +41,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from metaxm import cli
+from metaxm.config.main import RUN_NAMES
 from metaxm.evaluate.strategies import STRATEGIES
 from metaxm.modalities import FAMILIES
-from metaxm.pipeline import RUN_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = sorted((REPO / "tasks").glob("*.yaml"))

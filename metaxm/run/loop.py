@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metaxm.build import make_trainer
 from metaxm.config.train import TrainConfig
 from metaxm.errors import ConfigError, DivergenceError, MetaxmError
 from metaxm.resources import check_spec as check_resources
@@ -189,8 +190,6 @@ def _train(spec: Spec, rundir: Path, resume: bool, last_good: bool) -> RunResult
     # it cannot train) then leaves no run folder behind to block the corrected retry
     check_resources(spec)
     lock = OutputLock(rundir) if main else None  # checks the path; takes nothing yet
-    from metaxm.build import make_trainer
-
     trainer = make_trainer(spec)
     if lock is not None:
         lock.acquire()
