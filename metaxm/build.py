@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def make_env(
-    spec: Spec,
+    spec: Spec | Any,
     family: str | Family,
     variants: int | Sequence[int] = 0,
     *,
@@ -47,7 +47,8 @@ def make_env(
     """``num_envs`` environments of the spec's world, shown as ``family`` (its ``variants``).
 
     Args:
-        spec: the spec whose world (and device) to build.
+        spec: the spec whose world (and device) to build, or a world's config itself (then the
+            device defaults to the CPU).
         family: the modality family, by name or as a family object.
         variants: one variant for every environment, or one per environment.
         num_envs: how many; default ``len(variants)`` for a sequence, else 1.
@@ -61,9 +62,9 @@ def make_env(
     if num_envs is None:
         num_envs = 1 if isinstance(variants, int) else len(variants)
     world = make_world(
-        spec.world,
+        getattr(spec, "world", spec),
         num_envs,
-        device=spec.device if device is None else device,
+        device=getattr(spec, "device", "cpu") if device is None else device,
         seed=seed if world_seed is None else world_seed,
     )
     if not isinstance(variants, int):

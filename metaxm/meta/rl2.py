@@ -52,8 +52,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from metaxm.build import make_env
 from metaxm.config.rl2 import RL2Config
-from metaxm.envs import has_oracle, make_world
+from metaxm.envs import has_oracle
 from metaxm.envs.task_env import TaskEnv
 from metaxm.meta.trials import (
     TrialResult,
@@ -178,12 +179,16 @@ class RL2Trainer:
         # under torchrun this rank runs only its share of the families (metaxm.run.distributed)
         self.action_generators: dict[str, torch.Generator] = {}
         for family in distributed.local_families(self.families):
-            world = make_world(
-                spec.world, n, device=self.device, seed=derive_seed(spec.seed, "world", family)
+            env = make_env(
+                spec,
+                family,
+                num_envs=n,
+                world_seed=derive_seed(spec.seed, "world", family),
+                seed=derive_seed(spec.seed, "render", family),
+                device=self.device,
             )
             gen = torch.Generator(self.device).manual_seed(derive_seed(spec.seed, "trials", family))
-            self.tasks[family] = TrialTasks(world, self.sampler.splits["train"][family], gen)
-            env = TaskEnv(world, family, seed=derive_seed(spec.seed, "render", family))
+            self.tasks[family] = TrialTasks(env.world, self.sampler.splits["train"][family], gen)
             self.envs[family] = env
             self.states[family] = start_trials(self.agent, env, self.tasks[family])
             self.action_generators[family] = torch.Generator(self.device).manual_seed(

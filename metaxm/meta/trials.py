@@ -40,7 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from metaxm.envs import TaskParams, World, make_world
+from metaxm.build import make_env
+from metaxm.envs import TaskParams, World
 from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
@@ -487,7 +488,8 @@ def run_trial(
         else:
             num_trials = 1
     device = next(agent.parameters()).device
-    w = make_world(world, num_trials, device=device, seed=seed)
-    env = TaskEnv(w, family, variant if isinstance(variant, int) else list(variant), tasks, seed)
+    env = make_env(
+        world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks
+    )
     gen = torch.Generator(device).manual_seed(seed + 1)
     return run_trials(agent, env, family, episodes, deterministic, gen)
