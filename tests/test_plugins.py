@@ -90,3 +90,23 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path) -> None:
         "metaxm: error: plugin 'broken' (broken_plugin, entry point group metaxm.plugins) "
         "failed to load: RuntimeError: no licence file found"
     )
+
+
+@pytest.mark.slow
+def test_torchrun_sees_an_installed_plugin(installed: Path, tmp_path: Path) -> None:
+    """``torchrun -m metaxm train`` on the plugin's world: every rank loads the entry point
+    (two ranks share out the spec's two training families)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={port}", "-m", "metaxm", "train", str(SPEC), "--out", str(run),
+           *SHORT]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(installed), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run: ") == 1  # rank 0 reports
+    assert (run / "summary.json").exists()
