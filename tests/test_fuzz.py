@@ -595,6 +595,11 @@ def adapt_case(fx: dict[str, Path], root: Path) -> st.SearchStrategy[tuple[list[
             prefix="--out",
         ),
         "device": flag(*BAD_DEVICES, prefix="--device"),
+        # zeroshot has no learner, so any --save-policy is refused, before anything runs
+        "save_policy": flag(
+            *_outs(root, "empty", "root", "nested under a file"), str(root / "p.pt"),
+            prefix="--save-policy",
+        ),  # fmt: skip
     }
     return spoilt(good, flags)
 

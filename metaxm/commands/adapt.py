@@ -2,7 +2,9 @@
 
 One few-shot adaptation: the agent of CHECKPOINT (a checkpoint file or a run directory; for
 ``--strategy`` needing another agent, a folder of runs) meets the modality, is measured before
-and after K episodes of it, and the result is printed and saved as JSON.
+and after K episodes of it, and the result is printed and saved as JSON. ``--save-policy FILE``
+also saves the adapted policy the measurement used (the strategies with a learner: maml, rl2,
+align, metafit), for ``metaxm.AdaptedPolicy.load``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K.json)"
     )
+    parser.add_argument(
+        "--save-policy",
+        metavar="FILE",
+        help="also save the adapted policy (strategies maml, rl2, align, metafit); load it with "
+        "metaxm.AdaptedPolicy.load(FILE)",
+    )
     parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
     parser.add_argument(
         "--add-family",
@@ -39,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from metaxm.errors import ConfigError
     from metaxm.evaluate.loading import add_family, load_agents
-    from metaxm.evaluate.strategies import STRATEGIES
+    from metaxm.evaluate.strategies import RL2, STRATEGIES, LearnerStrategy
     from metaxm.modalities import parse_modality_id
     from metaxm.run.rundir import check_result_path
 
@@ -59,8 +67,17 @@ def run(args: argparse.Namespace) -> int:
         check_result_path(args.out)  # "" is refused, not taken for the default
     out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
     check_result_path(out)  # before the adaptation runs, so its work is never lost
-    agents = load_agents(args.checkpoint, device=args.device)
     strategy = STRATEGIES[args.strategy]
+    if args.save_policy is not None:
+        if not isinstance(strategy, (LearnerStrategy, RL2)):
+            raise ConfigError(
+                f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
+                "use maml, rl2, align or metafit"
+            )
+        check_result_path(args.save_policy, "--save-policy")
+        if Path(args.save_policy).resolve() == out.resolve():
+            raise ConfigError("--save-policy: the same file as --out")
+    agents = load_agents(args.checkpoint, device=args.device)
     if not strategy.applicable(agents):
         raise ConfigError(
             f"--strategy {args.strategy}: needs a trained {strategy.needs} agent; "
@@ -90,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         "strategy": args.strategy, "budgets": budgets, **curve,
     }  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.save_policy is not None:
+        policy = strategy.policy(agents, family, variant, args.episodes, args.seed)
+        print(f"policy: {policy.save(args.save_policy)}")
     print(f"{args.strategy} on {family}:{variant} ({args.episodes} episodes of experience)")
     print(f"  {'episodes':>8}{'return':>10}{'success':>10}{'steps':>8}")
     for i, k in enumerate(budgets):

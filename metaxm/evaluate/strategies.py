@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from metaxm.evaluate.episodes import METRICS, Curve, measure, ppo_on_budget, target_env
-from metaxm.learners import DataNeed, Learner
+from metaxm.learners import AdaptedPolicy, DataNeed, Learner
 from metaxm.nn.agent import Agent, build_agent
 
 if TYPE_CHECKING:
@@ -88,6 +88,38 @@ class Strategy(ABC):
         """Performance after each budget: ``{"return": [...], "success": [...], "steps":
         [...], "episodes": [...]}`` (``episodes``: the experience actually used)."""
 
+    def policy(self, agents: Agents, family: str, variant: int, k: int, seed: int) -> AdaptedPolicy:
+        """The adapted policy the curve measures at budget ``k`` with ``seed`` (a learner's
+        strategies; ``metaxm adapt --save-policy`` saves it).
+
+        Raises:
+            ValueError: the strategy has no learner (``zeroshot``, ``finetune``, ``scratch``).
+        """
+        raise ValueError(f"{self.name} has no learner: it gives a curve, not a policy to save")
+
+
+class LearnerStrategy(Strategy):
+    """A learner's strategy: at every budget, :meth:`policy` (the learner's adaptation), then
+    the policy's mode measured on fresh episodes (:func:`measure`)."""
+
+    learner: ClassVar[str]
+    """The key of its learner in ``Agents.learners``."""
+
+    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
+        spec = agents.spec
+        extra = ("paired_steps",) if "paired" in self.data else ()
+        curve: Curve = {k: [] for k in (*METRICS, "episodes", *extra)}
+        for k in budgets:
+            policy = self.policy(agents, family, variant, k, seed)
+            r = measure(policy.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
+                        policy.params)  # fmt: skip
+            for m in METRICS:
+                curve[m].append(r[m])
+            curve["episodes"].append(float(policy.episodes))
+            if extra:
+                curve["paired_steps"].append(float(policy.paired_steps))
+        return curve
+
 
 def _flat(result: dict[str, float], budgets: Sequence[int]) -> Curve:
     curve: Curve = {k: [result[k]] * len(budgets) for k in METRICS}
@@ -135,37 +167,28 @@ class Scratch(Strategy):
         )
 
 
-class MAML(Strategy):
+class MAML(LearnerStrategy):
     """The :class:`metaxm.learners.MAML` learner on the ``maml`` run's agent: ``maml.inner_steps``
     policy-gradient steps from the meta-learned initialisation; budget k is split evenly over
     the steps (each on fresh episodes of random tasks in the target modality)."""
 
     name = "maml"
     needs = "maml"
+    learner = "maml"
     data = ("observations", "rewards")
 
-    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        learner, spec = agents.learners["maml"], agents.spec
-        curve: Curve = {k: [] for k in (*METRICS, "episodes")}
-        for k in budgets:
-            params, used = None, 0
-            if k > 0:
-                steps = min(learner.config_for(family).inner_steps, k)
-                env = target_env(spec, family, variant, k // steps, seed + 11)
-                policy = learner.adapt(env, steps * (k // steps), seed + 12)
-                params, used = policy.params, policy.episodes
-            r = measure(learner.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
-                        params)  # fmt: skip
-            for m in METRICS:
-                curve[m].append(r[m])
-            curve["episodes"].append(float(used))
-        return curve
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        learner = agents.learners["maml"]
+        steps = min(learner.config_for(family).inner_steps, k) or 1
+        env = target_env(agents.spec, family, variant, max(k // steps, 1), seed + 11)
+        return learner.adapt(env, steps * (k // steps), seed + 12)
 
 
 class RL2(Strategy):
     """The :class:`metaxm.learners.RL2` learner: one trial of ``max(budgets) + 1`` episodes per
     evaluation environment, hidden state carried: performance after k episodes is that of
-    episode k + 1 (sampled actions, since the agent explores in context)."""
+    episode k + 1 (sampled actions, since the agent explores in context). Its saved policy
+    (:meth:`policy`) is one trial's state after k episodes."""
 
     name = "rl2"
     needs = "rl2"
@@ -180,29 +203,12 @@ class RL2(Strategy):
         curve["episodes"] = [float(k) for k in budgets]
         return curve
 
-
-def _paired_fit_curve(learner, spec, family, variant, budgets, seed) -> Curve:
-    """The curve of a paired-fit learner: after k whole episodes the agent played in the target
-    modality (every step rendered in the source modality too), the frozen policy with the
-    fitted parameters."""
-    curve: Curve = {k: [] for k in (*METRICS, "episodes", "paired_steps")}
-    for k in budgets:
-        params, steps = None, 0
-        if k > 0:
-            env = target_env(spec, family, variant, k, seed + 21)
-            pairs = learner.pairs(env, 1, seed + 22)
-            params = learner.fit(pairs, seed)
-            steps = pairs.batch_size
-        r = measure(learner.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
-                    params)  # fmt: skip
-        for m in METRICS:
-            curve[m].append(r[m])
-        curve["episodes"].append(float(k))
-        curve["paired_steps"].append(float(steps))
-    return curve
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        env = target_env(agents.spec, family, variant, 1, seed)
+        return agents.learners["rl2"].adapt(env, k, seed + 1)
 
 
-class Align(Strategy):
+class Align(LearnerStrategy):
     """The :class:`metaxm.learners.Align` learner on the ``ppo`` agent: the adapter (and, for a
     new family or with ``align.fit_subset: adapter+encoder``, the encoder) fitted so target
     latents meet a known modality's latents on the states of k whole episodes the agent played
@@ -210,15 +216,19 @@ class Align(Strategy):
 
     name = "align"
     needs = "ppo"
+    learner = "align"
     trains_encoder = True
     data = ("observations", "paired")
 
-    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        learner = agents.learners["align"]
-        return _paired_fit_curve(learner, agents.spec, family, variant, budgets, seed)
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        learner = agents.learners[self.learner]
+        if k == 0:
+            return learner.adapt(target_env(agents.spec, family, variant, 1, seed), 0)
+        env = target_env(agents.spec, family, variant, k, seed + 21)
+        return learner.adapt(env, k, seed + 22, fit_seed=seed)
 
 
-class MetaFitStrategy(Strategy):
+class MetaFitStrategy(Align):
     """The :class:`metaxm.learners.MetaFit` learner: from the learned start,
     ``align.meta_steps`` steps at the learned per-parameter rates on the paired renders of k
     whole episodes (the same episodes and pairs as ``align``'s), then the frozen policy. A
@@ -227,12 +237,7 @@ class MetaFitStrategy(Strategy):
 
     name = "metafit"
     needs = "metafit"
-    trains_encoder = True
-    data = ("observations", "paired")
-
-    def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
-        learner = agents.learners["metafit"]
-        return _paired_fit_curve(learner, agents.spec, family, variant, budgets, seed)
+    learner = "metafit"
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -45,17 +45,25 @@ class Align(Learner):
     algos = ("ppo", "maml", "metafit")
     data = ("observations", "paired")
 
-    def adapt(self, env: TaskEnv, episodes: int, seed: int = 0) -> AdaptedPolicy:  # noqa: D102
+    def adapt(
+        self, env: TaskEnv, episodes: int, seed: int = 0, fit_seed: int | None = None
+    ) -> AdaptedPolicy:
+        """The policy after fitting to the pairs of ``episodes`` episodes in ``env``.
+
+        Args:
+            env: environments of one modality of the spec's world.
+            episodes: k, a multiple of ``env.num_envs`` (0: the agent as it is).
+            seed: seeds the actions and renders of the pairs.
+            fit_seed: seeds the fit (its minibatches); default ``seed``.
+        """
         family, variant = self.target(env)
         rounds = self.rounds(env, episodes)
-        params = None
+        policy = AdaptedPolicy(self.agent, self.spec, family, variant, learner=self.name)
         if rounds > 0:
             pairs = self.pairs(env, rounds, seed)
-            params = self.fit(pairs, seed)
-        return AdaptedPolicy(
-            self.agent, self.spec, family, variant, params, rounds * env.num_envs, None,
-            self.name,
-        )  # fmt: skip
+            policy.params = self.fit(pairs, seed if fit_seed is None else fit_seed)
+            policy.episodes, policy.paired_steps = rounds * env.num_envs, pairs.batch_size
+        return policy
 
     def pairs(self, env: TaskEnv, rounds: int, seed: int) -> PairedBatch:
         """Every state the agent's stochastic policy visits in ``rounds`` rounds of ``env``,

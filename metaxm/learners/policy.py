@@ -45,6 +45,7 @@ class AdaptedPolicy:
         variant: the variant.
         params: the adapted parameters (a subset of the agent's), or None for the agent's own.
         episodes: the episodes of experience the adaptation actually used.
+        paired_steps: the paired steps a paired fit used (0 for the other learners).
         carry: a recurrent policy's state (``hidden``, ``prev_action``, ``prev_reward``,
             ``first``), one row per environment; None for a feed-forward one.
         learner: the name of the learner that made it.
@@ -69,7 +70,7 @@ class AdaptedPolicy:
         self.episodes = episodes
         self.carry = carry
         self.learner = learner
-        self._last: Tensor | None = None
+        self.paired_steps = 0
 
     # ------------------------------------------------------------------ acting
     def distribution(self, obs: Tensor) -> Tensor:
@@ -97,9 +98,7 @@ class AdaptedPolicy:
         """Actions for ``obs``: the policy's mode, or a sample drawn with ``generator``."""
         pd = self.distribution(obs)
         head = self.agent.head
-        action = head.mode(pd) if deterministic else head.sample(pd, generator)
-        self._last = action
-        return action
+        return head.mode(pd) if deterministic else head.sample(pd, generator)
 
     def observe(self, action: Tensor, reward: Tensor, done: Tensor) -> None:
         """Carry a recurrent policy's inputs to the next step (a no-op for a feed-forward one)."""
@@ -140,6 +139,7 @@ class AdaptedPolicy:
             "episodes": self.episodes,
             "spec": spec_to_dict(spec),
             "agent": self.weights(),
+            "adapted": None if self.params is None else list(self.params),
             "carry": None if self.carry is None else {k: v.clone() for k, v in self.carry.items()},
         }
         return save_checkpoint(path, payload)
@@ -168,11 +168,14 @@ class AdaptedPolicy:
             first = str(err).splitlines()[0]
             raise CheckpointError(f"{path}: the weights do not fit the spec ({first})") from None
         agent.eval()
+        own = dict(agent.named_parameters())
+        adapted = state.get("adapted")
         return cls(
             agent,
             spec,
             state["family"],
             int(state["variant"]),
+            params=None if adapted is None else {n: own[n].detach() for n in adapted},
             episodes=int(state["episodes"]),
             carry=state["carry"],
             learner=str(state["learner"]),

@@ -203,3 +203,31 @@ def test_finetune_lr_sets_the_rate_of_the_ppo_updates() -> None:
     bad = {**SPEC, "evaluate": {**SPEC["evaluate"], "finetune_lr": 0}}
     with pytest.raises(ConfigError, match="evaluate.finetune_lr: 0 is out of range"):
         spec_from_dict(bad)
+
+
+def test_adapt_saves_the_policy_it_measured(report, tmp_path: Path, capsys) -> None:
+    import torch
+
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.strategies import STRATEGIES
+    from metaxm.learners import AdaptedPolicy
+
+    root, data = report
+    mid = next(m for m, e in data["modalities"].items() if e["split"] == "heldout_variants")
+    family, variant = mid.split(":")
+    saved = tmp_path / "policy.pt"
+    args = ["adapt", str(root), "--modality", mid, "--strategy", "align", "--episodes", "2",
+            "--out", str(tmp_path / "a.json"), "--save-policy", str(saved)]  # fmt: skip
+    assert main(args) == 0
+    policy = AdaptedPolicy.load(saved)
+    assert (policy.learner, policy.family, policy.episodes) == ("align", family, 2)
+    # it is the policy the curve measured: the same parameters as the strategy's own at k = 2
+    agents = load_agents(root)
+    again = STRATEGIES["align"].policy(agents, family, int(variant), 2, 0)
+    assert again.params.keys() == policy.params.keys()
+    for name, value in again.params.items():
+        torch.testing.assert_close(policy.params[name], value)
+    # a strategy with no learner has no policy to save: refused before anything runs
+    args[5] = "finetune"
+    assert main(args) == 2
+    assert "--save-policy: finetune has no learner" in capsys.readouterr().err

@@ -69,6 +69,9 @@ def test_feed_forward_learners_adapt_without_touching_the_agent(runs, cls, run, 
     obs = env.reset()
     assert torch.equal(loaded.act(obs), policy.act(obs))
     assert (loaded.family, loaded.variant, loaded.episodes) == ("vector", 1001, policy.episodes)
+    assert loaded.params.keys() == policy.params.keys()  # which parameters were adapted
+    for name, value in policy.params.items():
+        assert torch.equal(loaded.params[name], value)
 
 
 def test_zero_episodes_is_the_agent_as_it_is(runs) -> None:
