@@ -38,8 +38,12 @@ def check_spec(spec: Spec) -> None:
     """Refuse a spec whose families cannot render its world, or that would not fit in memory.
 
     Raises:
-        ConfigError: one line naming the family and world, or what was estimated and where.
+        ConfigError: one line naming the family and world, or what was estimated and where;
+            a device this machine does not have.
     """
+    from metaxm.run.device import resolve_device
+
+    resolve_device(spec.device)
     info, horizon = _world_info(spec)
     sizes = _observation_sizes(spec, info)
     parts = estimate(spec, sizes, horizon)

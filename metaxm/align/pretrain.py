@@ -86,6 +86,23 @@ def pretrain_pool(spec: Spec) -> dict[str, list[int]]:
     return pool
 
 
+def check_pool(spec: Spec) -> list:
+    """The pretraining pool of ``spec`` (:func:`pretrain_pool`), checked: ``align.views: 0``
+    pairs every family of it, so it needs two.
+
+    Raises:
+        ConfigError: one family with ``align.views: 0``.
+    """
+    pool = pretrain_pool(spec)
+    if spec.align.views == 0 and len(pool) < 2:
+        raise ConfigError(
+            f"align.views: 0 pairs every family of the pool, and it holds one "
+            f"({', '.join(pool)}); pretraining aligns at least two views: add a "
+            "training family or set align.views >= 2"
+        )
+    return pool
+
+
 class PretrainTrainer:
     """Alignment pretraining as a run-loop trainer (:class:`metaxm.run.loop.Trainer`).
 
@@ -105,13 +122,7 @@ class PretrainTrainer:
         self.config = spec.align
         self.device = torch.device(spec.device)
         self.agent: Agent = build_agent(spec).to(self.device)
-        self.pool = pretrain_pool(spec)
-        if self.config.views == 0 and len(self.pool) < 2:
-            raise ConfigError(
-                f"align.views: 0 pairs every family of the pool, and it holds one "
-                f"({', '.join(self.pool)}); pretraining aligns at least two views: add a "
-                "training family or set align.views >= 2"
-            )
+        self.pool = check_pool(spec)
         self.sampler = PairedSampler(
             spec.world, self.pool, self.config.batch_size, self.config.views,
             self.config.random_steps, derive_seed(spec.seed, "pairs"), spec.device,

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     check_resume_flags(args)
     spec = load_spec(args.spec, args.overrides)
     if args.check:
+        from metaxm.align.pretrain import check_pool
+
+        check_pool(spec)  # what the trainer refuses when it is built
         return check_only(spec, args.out, args.resume, "alignment pretraining")
     result = pretrain(spec, args.out, resume=args.resume, last_good=args.resume_last_good)
     print(f"run: {result.rundir}  updates: {result.updates}  paired states: {result.env_steps}")

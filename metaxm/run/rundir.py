@@ -171,9 +171,30 @@ def check_only(spec: Any, out: str | Path, resume: bool, what: str | None = None
         open_rundir(path, spec_to_dict(spec), resume)
     elif resume:
         raise ConfigError(f"--resume: {path} holds no run (no such folder)")
+    if not resume:  # a fresh run starts its agent from these (metaxm.run.init)
+        check_init_sources(spec)
     action = "resume" if resume else "start"
     print(f"spec and --out {path} are fine to {action} ({what or spec.algo} on {spec.world.name})")
     return 0
+
+
+def check_init_sources(spec: Any) -> None:
+    """Refuse an ``align.init_from`` or ``train.init_from`` that names no run or checkpoint.
+
+    Raises:
+        ConfigError: the path does not exist.
+        CheckpointError: a folder without checkpoints, or a checkpoint that does not verify.
+    """
+    from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
+
+    for key, source in (
+        ("align.init_from", spec.align.init_from), ("train.init_from", spec.train.init_from),
+    ):  # fmt: skip
+        if not source:
+            continue
+        if not Path(source).exists():
+            raise ConfigError(f"{key}: {source} does not exist; name a run folder or checkpoint")
+        load_checkpoint(resolve_checkpoint(source))  # checksum and format, one line if bad
 
 
 def open_rundir(

@@ -169,3 +169,31 @@ def test_an_interrupted_fresh_run_without_a_checkpoint_is_discarded(
     assert not out.exists()  # config.yaml, metrics.jsonl and the folder: gone
     monkeypatch.undo()
     assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("device=garbage", "device: 'garbage' is not a torch device"),
+        ("device=meta", "device: 'meta': metaxm runs on cpu or cuda"),
+        ("train.init_from=/nowhere/run", "train.init_from: /nowhere/run does not exist"),
+        ("align.init_from=/nowhere/run", "align.init_from: /nowhere/run does not exist"),
+    ],
+)
+def test_check_refuses_what_the_run_would_refuse(
+    spec_file: Path, tmp_path: Path, capsys, override: str, message: str
+) -> None:
+    argv = ["train", str(spec_file), "--out", str(tmp_path / "run"), "--check", "--set", override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrain_check_refuses_a_pool_of_one_family(
+    spec_file: Path, tmp_path: Path, capsys
+) -> None:
+    argv = ["pretrain", str(spec_file), "--out", str(tmp_path / "run"), "--check",
+            "--set", "align.views=0"]  # fmt: skip
+    assert main(argv) == 2
+    assert "pretraining aligns at least two views" in capsys.readouterr().err
