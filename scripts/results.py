@@ -220,15 +220,43 @@ def rl2_hidden() -> Path:
         ["metaxm", "train", "tasks/rl2-gridnav-hidden.yaml", "--out", rel(out)],
         ["python", "scripts/rl2_trials.py", rel(out), "--trials", "1000", "--out", rel(out)],
     ]
-    return study_page("rl2-hidden", "RL^2 in context (hidden goal)", commands, lambda: "")
+
+    def headline() -> str:
+        study = json.loads((out / "in_context.json").read_text())["heldout_variants"]
+        rows = []
+        for family, entry in study.items():
+            first, second = entry["episodes"][0], entry["episodes"][1]
+            by_variant = entry["vs_first"][0]["by_variant"]
+            rows.append(
+                f"held-out {family} variants: steps to the hidden goal **{first['length'][0]:.2f} "
+                f"in episode 1, {second['length'][0]:.2f} in episode 2** of a trial "
+                f"({by_variant['improved']}/{by_variant['variants']} variants improve)."
+            )
+        return " ".join(rows)
+
+    return study_page("rl2-hidden", "RL^2 in context (hidden goal)", commands, headline)
 
 
 def language() -> Path:
     out = RUNS / "lang-paraphrases"
     command = ["python", "scripts/lang_paraphrases.py", "tasks/lang-ppo.yaml", "--seeds", "0",
                "1", "2", "3", "4", "--out", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads((out / "paraphrases.json").read_text())
+        cells = []
+        for encoder in dict.fromkeys(r["encoder"] for r in rows):
+            mine = [r for r in rows if r["encoder"] == encoder]
+            train = sum(r["train"]["success"] for r in mine) / len(mine)
+            held = sum(r["heldout"]["success"] for r in mine) / len(mine)
+            cells.append(f"{encoder} {train:.3f} -> **{held:.3f}**")
+        return (
+            "success on the training paraphrases -> on held-out ones, mean of "
+            f"{len(rows) // max(len(cells), 1)} seeds: " + ", ".join(cells) + "."
+        )
+
     return study_page("language", "Instruction encoders on held-out paraphrases", [command],
-                      lambda: "")  # fmt: skip
+                      headline)  # fmt: skip
 
 
 JOBS: dict[str, Callable[[], Path]] = {
