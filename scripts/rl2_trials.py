@@ -37,6 +37,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--mode", action="store_true", help="act with the policy's mode")
     parser.add_argument("--out", help="write in_context.{json,md,png} here")
+    parser.add_argument(
+        "--rewire",
+        choices=("between", "within"),
+        help="re-draw each trial's variant from its split's pool between episodes, or within "
+        "them at step --rewire-at (memory of the task vs reading the sensor)",
+    )
+    parser.add_argument("--rewire-at", type=int, default=3, help="the step of --rewire within")
     args = parser.parse_args()
     try:
         if args.trials < 2:
@@ -47,7 +54,12 @@ def main() -> int:
         if algo != "rl2":
             raise ConfigError(f"{args.run}: an {algo} run; in-context trials need an rl2 run")
         torch.set_num_threads(spec.train.threads)
-        results = in_context_study(agent, spec, args.trials, args.episodes, args.seed, args.mode)
+        if args.rewire_at < 1:
+            raise ConfigError(f"--rewire-at must be >= 1, got {args.rewire_at}")
+        results = in_context_study(
+            agent, spec, args.trials, args.episodes, args.seed, args.mode, args.rewire,
+            args.rewire_at,
+        )  # fmt: skip
     except MetaxmError as err:
         print(f"rl2_trials: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1

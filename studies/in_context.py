@@ -26,12 +26,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import stats
 
-from metaxm.meta.trials import TrialResult, run_trial
+from metaxm.meta.trials import Rewire, TrialResult, run_trial
 from metaxm.nn.agent import Agent
 
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def in_context_study(
     episodes: int | None = None,
     seed: int = EVAL_SEED,
     deterministic: bool = False,
+    rewire: Literal["between", "within"] | None = None,
+    rewire_at: int = 3,
 ) -> dict[str, dict[str, FamilyTrials]]:
     """Fresh trials of every split and family of ``spec`` that ``agent`` has an encoder for.
 
@@ -77,6 +79,10 @@ def in_context_study(
         episodes: K episodes per trial; default ``rl2.eval_episodes``.
         seed: seeds tasks, starts, observation noise and actions; the same for every split.
         deterministic: act with the policy's mode instead of sampling it.
+        rewire: re-draw each trial's variant from its split's pool of that family ``between``
+            episodes or ``within`` them, at step ``rewire_at``
+            (:class:`~metaxm.meta.trials.Rewire`): a gain that survives a new wiring between
+            episodes is memory of the task, read through a wiring the agent meets afresh.
 
     Returns:
         ``{split: {family: FamilyTrials}}``; families the agent has no encoder for are left
@@ -95,9 +101,12 @@ def in_context_study(
             if family not in agent.families:
                 continue
             rows = [seeds[i % len(seeds)] for i in range(trials)]
+            change = None
+            if rewire is not None:
+                change = Rewire(rewire, tuple(seeds), at=rewire_at, seed=seed + 1)
             result = run_trial(
                 agent, spec.world, family, rows, episodes=k, seed=seed,
-                deterministic=deterministic,
+                deterministic=deterministic, rewire=change,
             )  # fmt: skip
             out.setdefault(split, {})[family] = FamilyTrials(
                 result, [f"{family}:{v}" for v in rows]

@@ -21,7 +21,9 @@ recurrent policy's inputs; ``record`` names what to keep of every step, stacked 
   for paired renders).
 
 ``after(step)`` sees every step as it happens (:class:`Step`), for what a caller tracks
-itself (RL^2's shortest paths and the state it carries out of a trial).
+itself (RL^2's shortest paths and the state it carries out of a trial); if it changes the
+environments (a re-wired sensor), it returns their new observations, which the next step
+acts on.
 
 Training rollouts (:mod:`metaxm.rl.rollout`, :func:`metaxm.meta.trials.collect_trials`) run a
 fixed number of steps across episode boundaries with auto-reset; they are not episodes in this
@@ -96,7 +98,7 @@ def play(
     steps: int | None = None,
     record: Sequence[str] = (),
     observe: Callable[[Tensor, Tensor, Tensor], None] | None = None,
-    after: Callable[[Step], None] | None = None,
+    after: Callable[[Step], Tensor | None] | None = None,
 ) -> Played:
     """Play ``episodes`` episodes in every environment of ``env`` (see the module docstring).
 
@@ -107,7 +109,8 @@ def play(
         steps: play exactly this many steps instead (episodes past E are not counted).
         record: what to keep of every step (see the module docstring).
         observe: ``observe(actions, rewards, dones)`` after every step.
-        after: ``after(step)`` after every step.
+        after: ``after(step)`` after every step; what it returns, if not None, replaces the
+            next observations.
     """
     obs = env.reset()
     b, dev = env.num_envs, env.device
@@ -141,7 +144,8 @@ def play(
         count = count + done.long()
         taken += 1
         if after is not None:
-            after(Step(obs, action, reward, terminated, done, info, alive, count))
+            changed = after(Step(obs, action, reward, terminated, done, info, alive, count))
+            next_obs = next_obs if changed is None else changed
         obs = next_obs
         if steps is None and bool((count >= episodes).all()):
             break

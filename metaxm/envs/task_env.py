@@ -106,20 +106,30 @@ class TaskEnv:
         if tasks is not None:
             self.world.set_tasks(tasks, env_ids)
         if variants is not None:
-            ids = env_ids.tolist()
-            if len(variants) != len(ids):
-                raise ValueError(f"got {len(variants)} variants for {len(ids)} environments")
-            for i, s in zip(ids, variants):
-                self.variants[i] = int(s)
-            self._variant_ids = self._ids_tensor()  # a new tensor: rollouts keep the old one
-            rows = stack_params([self._params(int(s)) for s in variants], self.device)
-            for k, v in rows.items():
-                if self.params[k].stride(0) == 0:  # an expanded view of one variant: own it
-                    self.params[k] = self.params[k].contiguous()
-                self.params[k][env_ids] = v
+            self.set_env_variants(env_ids, variants)
         self.world.reset(env_ids)
         self.episode_return[env_ids] = 0.0
         self.episode_length[env_ids] = 0
+
+    def set_env_variants(self, env_ids: Tensor, variants: Sequence[int]) -> None:
+        """Show some environments through other variants from the next render on, without
+        touching their state (a sensor re-wired mid-episode); :meth:`observe` renders it.
+
+        Args:
+            env_ids: (K,) long, the environments.
+            variants: K variant seeds.
+        """
+        ids = env_ids.tolist()
+        if len(variants) != len(ids):
+            raise ValueError(f"got {len(variants)} variants for {len(ids)} environments")
+        for i, s in zip(ids, variants):
+            self.variants[i] = int(s)
+        self._variant_ids = self._ids_tensor()  # a new tensor: rollouts keep the old one
+        rows = stack_params([self._params(int(s)) for s in variants], self.device)
+        for k, v in rows.items():
+            if self.params[k].stride(0) == 0:  # an expanded view of one variant: own it
+                self.params[k] = self.params[k].contiguous()
+            self.params[k][env_ids] = v
 
     def variant_ids(self) -> Tensor:
         """The variant seed of each environment now, (B,) long on the env's device (built

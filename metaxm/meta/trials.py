@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -388,6 +388,47 @@ class TrialResult:
         }
 
 
+@dataclass(frozen=True)
+class Rewire:
+    """Re-wire the sensor during a trial: each environment's variant is re-drawn from
+    ``variants`` (the task is kept), so that reading the new wiring and remembering the task
+    can be told apart (``studies/in_context.py``, ``scripts/rl2_trials.py --rewire``).
+
+    Attributes:
+        when: ``between``: as every episode but the last ends, before the next one's first
+            observation; ``within``: at step ``at`` of every episode, mid-episode.
+        variants: the pool a new variant is drawn from (a draw may repeat the current one).
+        at: the step of ``within``.
+        seed: seeds the draws.
+    """
+
+    when: Literal["between", "within"]
+    variants: tuple[int, ...]
+    at: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise ValueError("Rewire needs a pool of variants to draw from")
+        if self.at < 1:
+            raise ValueError(f"Rewire.at must be >= 1, got {self.at}")
+
+    def switch(
+        self, env: TaskEnv, step: Step, episodes: int, gen: torch.Generator
+    ) -> Tensor | None:
+        """Re-wire the environments due at this step; their new observations, or None."""
+        if self.when == "between":
+            due = step.done & (step.count < episodes)
+        else:
+            due = ~step.done & (env.episode_length == self.at) & step.alive
+        ids = due.nonzero().squeeze(1)
+        if ids.numel() == 0:
+            return None
+        draw = torch.randint(len(self.variants), (ids.numel(),), generator=gen)
+        env.set_env_variants(ids, [self.variants[i] for i in draw.tolist()])
+        return env.observe()
+
+
 @torch.no_grad()
 def run_trials(
     agent: Agent,
@@ -396,6 +437,7 @@ def run_trials(
     episodes: int,
     deterministic: bool = False,
     generator: torch.Generator | None = None,
+    rewire: Rewire | None = None,
 ) -> TrialResult:
     """Run one trial of ``episodes`` episodes in every environment of ``env``, keeping tasks.
 
@@ -409,8 +451,10 @@ def run_trials(
         episodes: K, the episodes per trial.
         deterministic: act with the policy's mode instead of sampling it.
         generator: draws the actions when sampling.
+        rewire: change the trials' variants during them (:class:`Rewire`); None keeps them.
     """
     b, dev = env.num_envs, env.device
+    rewire_gen = None if rewire is None else torch.Generator().manual_seed(rewire.seed)
     rows = torch.arange(b, device=dev)
     optimal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
     optimal_steps = getattr(env.world, "optimal_steps", None)
@@ -434,7 +478,7 @@ def run_trials(
     def observe(action: Tensor, reward: Tensor, done: Tensor) -> None:
         carry.update(prev_action=action, prev_reward=reward, first=done)
 
-    def after(step: Step) -> None:
+    def after(step: Step) -> Tensor | None:
         episode = step.count
         if optimal_steps is not None:
             starts = step.done & (episode < episodes)
@@ -443,6 +487,7 @@ def run_trials(
         ended = step.done & step.alive & (episode == episodes)  # the K-th episode ended
         for key, value in carry.items():
             final[key] = torch.where(_rows(ended, value), value, final[key])
+        return None if rewire is None else rewire.switch(env, step, episodes, rewire_gen)
 
     played = play(env, act, episodes, observe=observe, after=after)
     return TrialResult(played.returns, played.success, played.length, optimal, final)
@@ -458,6 +503,7 @@ def run_trial(
     num_trials: int | None = None,
     seed: int = 0,
     deterministic: bool = False,
+    rewire: Rewire | None = None,
 ) -> TrialResult:
     """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
 
@@ -479,6 +525,7 @@ def run_trial(
         num_trials: B; default: the number of variants or task rows given, else 1.
         seed: seeds the world (tasks, starts), the observation noise and the actions.
         deterministic: act with the policy's mode instead of sampling it.
+        rewire: change the trials' variants during them (:class:`Rewire`).
     """
     if num_trials is None:
         if not isinstance(variant, int):
@@ -492,4 +539,4 @@ def run_trial(
         world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks
     )
     gen = torch.Generator(device).manual_seed(seed + 1)
-    return run_trials(agent, env, family, episodes, deterministic, gen)
+    return run_trials(agent, env, family, episodes, deterministic, gen, rewire)
