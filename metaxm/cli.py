@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: Python's ``MemoryError``, or torch's (CPU allocator, CUDA)."""
+    text = str(err)
+    return isinstance(err, MemoryError) or any(
+        s in text for s in ("can't allocate memory", "out of memory", "Cannot allocate memory")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from metaxm.plugins import load_plugins
 
@@ -59,6 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MetaxmError as err:
         print(f"metaxm {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as err:  # an allocation past what the estimate foresaw
+        if not _out_of_memory(err):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(
+            f"metaxm {args.command}: error: out of memory ({first}); lower the spec's sizes "
+            "(batch, environments, widths)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"metaxm {args.command}: interrupted", file=sys.stderr)
         return 130

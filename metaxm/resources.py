@@ -115,6 +115,9 @@ def estimate(spec: Spec, sizes: dict[str, int], horizon: int) -> dict[str, int]:
         f"{largest:,} floats per observation)": (
             spec.align.batch_size * max(spec.align.views, len(sizes)) * largest
         ),
+        # InfoNCE's similarity matrix of a pair of views, its softmax and its gradient
+        f"alignment's similarity matrices (align.batch_size {spec.align.batch_size} squared, "
+        "x 3)": 3 * spec.align.batch_size**2,
         "the agent's parameters, gradients and optimizer moments (agent.*)": (
             _agent_params(spec, sizes) * ADAM
         ),
@@ -133,7 +136,8 @@ def _agent_params(spec: Spec, sizes: dict[str, int]) -> int:
 
 
 def device_memory(device: str) -> int:
-    """Bytes of memory on ``device`` (the machine's RAM for the CPU); 0 if unknown."""
+    """Bytes of memory on ``device``: the machine's RAM for the CPU, or the process's address
+    space limit (``ulimit -v``) where that is lower; 0 if unknown."""
     if device.startswith("cuda"):
         import torch
 
@@ -142,9 +146,16 @@ def device_memory(device: str) -> int:
         index = int(device.partition(":")[2] or 0)
         return int(torch.cuda.get_device_properties(index).total_memory)
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not POSIX
         return 0
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        return have
+    return have if limit == resource.RLIM_INFINITY else min(have, limit)
 
 
 def _gb(n: float) -> str:

@@ -139,3 +139,24 @@ def test_bad_bench_arguments_exit_2(args: list[str], message: str, capsys) -> No
 def test_render_rejects_zero_variants(spec: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["render", str(spec), "--variants", "0"]) == 2
     assert "--variants: need 1 to 64, got 0" in capsys.readouterr().err
+
+
+def test_an_allocation_past_the_estimate_is_one_line_and_other_errors_are_not_hidden(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import metaxm.commands.render as render
+
+    def oom(args):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB")
+
+    monkeypatch.setattr(render, "run", oom)
+    assert cli.main(["render", "tasks/gridnav.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory (DefaultCPUAllocator" in err
+
+    def bug(args):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(render, "run", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["render", "tasks/gridnav.yaml"])

@@ -122,6 +122,30 @@ def test_resource_estimate_refuses_a_rollout_that_fits_no_machine(tmp_path) -> N
         load_spec(spec, ["ppo.num_steps=4096"])
 
 
+def test_resource_estimate_counts_infonce_similarity_matrices(tmp_path) -> None:
+    """A batch of 65,536 states is 0.6 GB of observations but 17 GB per similarity matrix."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("modalities: {train: {vector: 1, projected: 1}}\n")
+    with pytest.raises(ConfigError, match="for alignment's similarity matrices"):
+        load_spec(spec, ["align.batch_size=65536"])
+
+
+def test_the_memory_limit_of_the_process_counts_as_the_machine(tmp_path) -> None:
+    """Under ``ulimit -v`` the estimate compares with the limit, not the RAM."""
+    import subprocess
+    import sys
+
+    from metaxm.resources import device_memory
+
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+        "from metaxm.resources import device_memory; print(device_memory('cpu'))"
+    )
+    limited = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)  # fmt: skip
+    assert limited == min(6 << 30, device_memory("cpu"))
+
+
 def test_a_family_that_cannot_render_the_world_is_refused_at_load(tmp_path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text("modalities: {train: {vector: 1}, heldout_families: {minigrid_rgb: 1}}\n")
