@@ -84,6 +84,42 @@ def import_modules(modules: Iterable[object], key: str = "imports") -> None:
             ) from None
 
 
+def import_saved(modules: Iterable[object], key: str = "imports") -> None:
+    """:func:`import_modules` for a spec saved in a run or checkpoint (anyone's file): a module
+    not yet imported is imported only if it is found outside the current folder, since a module
+    dropped into the folder a command runs from (``python -m`` puts it on ``sys.path``) is
+    anyone's code. Install such a plugin (a ``metaxm.plugins`` entry point) instead.
+
+    Raises:
+        ConfigError: a module found in the current folder, or one that cannot be imported.
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if isinstance(modules, (list, tuple)):
+        here = Path.cwd().resolve()
+        for name in modules:
+            if not isinstance(name, str) or not MODULE.match(name) or name in sys.modules:
+                continue
+            top = name.split(".")[0]
+            try:
+                found = importlib.util.find_spec(top)  # locates; runs nothing of a top level
+            except (ImportError, ValueError):
+                found = None
+            places = [] if found is None else [found.origin or ""]
+            if found is not None and found.submodule_search_locations:
+                places += list(found.submodule_search_locations)
+            for place in places:
+                if place and Path(place).resolve().is_relative_to(here):
+                    raise ConfigError(
+                        f"{key}: the saved spec imports {name!r}, found in the current folder "
+                        f"({place}); a saved run's imports are not run from there (they could "
+                        "be anyone's code): install the plugin, or run from another folder"
+                    )
+    import_modules(modules, key)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__)[:200]

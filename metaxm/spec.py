@@ -184,14 +184,21 @@ def check_spec(spec: Spec) -> Spec:
     return spec
 
 
-def spec_from_dict(data: dict[str, Any]) -> Spec:
+def spec_from_dict(data: dict[str, Any], saved: bool = False) -> Spec:
     """Build a :class:`Spec` from plain data, strictly, after loading the installed plugins
-    and importing the modules its ``imports:`` names (:mod:`metaxm.plugins`)."""
-    from metaxm.plugins import import_modules, load_plugins
+    and importing the modules its ``imports:`` names (:mod:`metaxm.plugins`).
+
+    Args:
+        data: the spec as plain data.
+        saved: the spec comes from a run or checkpoint, not from the user: its ``imports`` are
+            imported only from outside the current folder (:func:`metaxm.plugins.
+            import_saved`), so a module dropped beside a run is never run by loading it.
+    """
+    from metaxm.plugins import import_modules, import_saved, load_plugins
 
     load_plugins()
     if isinstance(data, dict) and data.get("imports"):
-        import_modules(data["imports"])
+        (import_saved if saved else import_modules)(data["imports"])
     return from_dict(Spec, data)
 
 

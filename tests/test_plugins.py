@@ -110,3 +110,27 @@ def test_torchrun_sees_an_installed_plugin(installed: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run: ") == 1  # rank 0 reports
     assert (run / "summary.json").exists()
+
+
+def test_a_saved_runs_imports_are_not_run_from_the_current_folder(tmp_path: Path) -> None:
+    """A run folder could come with a module beside it that its spec imports: evaluating it
+    from there must not run that module (``python -m`` puts the current folder on the path)."""
+    marker = tmp_path / "PAYLOAD_RAN"
+    (tmp_path / "plug.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "imports: [plug]\nworld: {name: gridnav, size: 4, horizon: 8}\n"
+        "modalities: {train: {vector: 1}, heldout_variants: {vector: 1}}\n"
+        "train: {total_steps: 256, num_envs: 8, eval_episodes: 0}\n"
+        "ppo: {num_steps: 16, update_epochs: 1, num_minibatches: 1}\n"
+        "log: {mode: disabled, progress: false}\n"
+    )
+    done = _metaxm(["train", "spec.yaml", "--out", "run"], tmp_path, tmp_path)
+    assert done.returncode == 0, done.stderr  # the user's own spec: its imports are run
+    marker.unlink()
+    for argv in (["evaluate", "run"], ["adapt", "run", "--modality", "vector:1",
+                                      "--strategy", "zeroshot"]):  # fmt: skip
+        done = _metaxm(argv, tmp_path, tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "found in the current folder" in done.stderr
+        assert not marker.exists()

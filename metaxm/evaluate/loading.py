@@ -76,7 +76,7 @@ def load_agent(
     ckpt = resolve_checkpoint(path)
     state = load_checkpoint(ckpt, map_location=device or "cpu")
     try:
-        spec = spec_from_dict(state["spec"])
+        spec = spec_from_dict(state["spec"], saved=True)
         weights = state["trainer"]["agent"]
     except (KeyError, TypeError):
         raise CheckpointError(f"{ckpt}: holds no agent and spec") from None

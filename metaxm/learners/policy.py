@@ -158,7 +158,7 @@ class AdaptedPolicy:
         state = load_checkpoint(path, map_location=device or "cpu")
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not a saved policy (AdaptedPolicy.save writes one)")
-        spec = spec_from_dict(state["spec"])
+        spec = spec_from_dict(state["spec"], saved=True)
         if device is not None:
             spec = replace(spec, device=device)
         agent = build_agent(spec).to(spec.device)
