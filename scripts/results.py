@@ -14,6 +14,7 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``ppo-baseline``: ``metaxm train tasks/ppo-gridnav.yaml`` on vector, pixels and text;
 * ``rl2-hidden``: ``metaxm train tasks/rl2-gridnav-hidden.yaml`` and ``scripts/rl2_trials.py``
   (5M steps: about half an hour alone);
+* ``rl2-rewire``: ``scripts/rl2_trials.py --rewire between|within`` on that run;
 * ``language``: ``scripts/lang_paraphrases.py tasks/lang-ppo.yaml`` over 5 seeds.
 
 Each page holds its headline number and the command's own printed summary.
@@ -237,6 +238,31 @@ def rl2_hidden() -> Path:
     return study_page("rl2-hidden", "RL^2 in context (hidden goal)", commands, headline)
 
 
+def rl2_rewire() -> Path:
+    """The re-wiring ablation on the ``rl2-hidden`` run (trained first if it is not there)."""
+    out = RUNS / "rl2-hidden"
+    if not (out / "summary.json").exists():
+        rl2_hidden()
+    modes = ("between", "within")
+    commands = [
+        ["python", "scripts/rl2_trials.py", rel(out), "--trials", "1000", "--rewire", mode,
+         "--out", rel(RUNS / f"rl2-rewire-{mode}")]
+        for mode in modes
+    ]  # fmt: skip
+
+    def headline() -> str:
+        cells = []
+        for mode, folder in (("kept", out), *((m, RUNS / f"rl2-rewire-{m}") for m in modes)):
+            held = json.loads((folder / "in_context.json").read_text())["heldout_variants"]
+            for family, entry in held.items():
+                steps = [e["length"][0] for e in entry["episodes"]]
+                cells.append(f"{mode} ({family}): " + " -> ".join(f"{s:.2f}" for s in steps))
+        return "held-out variants, steps per episode of a trial, by wiring: " + "; ".join(cells)
+
+    return study_page("rl2-rewire", "RL^2: reading the sensor or remembering the task",
+                      commands, headline)  # fmt: skip
+
+
 def language() -> Path:
     out = RUNS / "lang-paraphrases"
     command = ["python", "scripts/lang_paraphrases.py", "tasks/lang-ppo.yaml", "--seeds", "0",
@@ -268,6 +294,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "alignment": alignment,
     "ppo-baseline": ppo_baseline,
     "rl2-hidden": rl2_hidden,
+    "rl2-rewire": rl2_rewire,
     "language": language,
 }
 """Job name -> the function that runs it and writes its page."""
