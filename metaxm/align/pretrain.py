@@ -86,7 +86,7 @@ def pretrain_pool(spec: Spec) -> dict[str, list[int]]:
     return pool
 
 
-def check_pool(spec: Spec) -> list:
+def check_pool(spec: Spec) -> dict[str, list[int]]:
     """The pretraining pool of ``spec`` (:func:`pretrain_pool`), checked: ``align.views: 0``
     pairs every family of it, so it needs two.
 

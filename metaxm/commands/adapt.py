@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from metaxm.errors import ConfigError
     from metaxm.evaluate.loading import add_family, load_agents
-    from metaxm.evaluate.strategies import RL2, STRATEGIES, LearnerStrategy
+    from metaxm.evaluate.strategies import STRATEGIES
     from metaxm.modalities import parse_modality_id
     from metaxm.run.rundir import check_result_path
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     check_result_path(out)  # before the adaptation runs, so its work is never lost
     strategy = STRATEGIES[args.strategy]
     if args.save_policy is not None:
-        if not isinstance(strategy, (LearnerStrategy, RL2)):
+        if strategy.learner is None:
             raise ConfigError(
                 f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
                 "use maml, rl2, align or metafit"

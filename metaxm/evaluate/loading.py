@@ -151,19 +151,13 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
     """The learner of every loaded agent that has one, under the evaluation spec, holding the
     state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
-    from metaxm.align.metafit import MetaFit as LearnedFit
     from metaxm.learners import MAML, RL2, Align, MetaFit
 
     out: dict[str, Learner] = {}
-    spec, by_kind = agents.spec, agents.by_kind
-    if "ppo" in by_kind:
-        out["align"] = Align(by_kind["ppo"], spec)
-    if "maml" in by_kind:
-        config = agents.configs["maml"].maml
-        out["maml"] = MAML(by_kind["maml"], spec, config, learned["maml"].get("inner_lrs"))
-    if "rl2" in by_kind:
-        out["rl2"] = RL2(by_kind["rl2"], spec)
-    if "metafit" in by_kind:
-        fit = LearnedFit.from_state(learned["metafit"]["metafit"], agents.configs["metafit"].align)
-        out["metafit"] = MetaFit(by_kind["metafit"], spec, fit)
+    for algo, cls in (("ppo", Align), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit)):
+        if algo in agents.by_kind:
+            # the run's own settings (maml, align), then the evaluation's spec
+            learner = cls.from_trained(agents.by_kind[algo], agents.configs[algo], learned[algo])
+            learner.spec = agents.spec
+            out[cls.name] = learner
     return out

@@ -74,6 +74,9 @@ class Strategy(ABC):
     name: ClassVar[str]
     needs: ClassVar[AgentKind | None]
     data: ClassVar[tuple[DataNeed, ...]]
+    learner: ClassVar[str | None] = None
+    """The key of its learner in ``Agents.learners``; None for the baselines, which give a
+    curve but no policy (:meth:`policy`)."""
     trains_encoder: ClassVar[bool] = False
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
@@ -102,8 +105,10 @@ class LearnerStrategy(Strategy):
     """A learner's strategy: at every budget, :meth:`policy` (the learner's adaptation), then
     the policy's mode measured on fresh episodes (:func:`measure`)."""
 
-    learner: ClassVar[str]
-    """The key of its learner in ``Agents.learners``."""
+    def unadapted(self, agents: Agents, family: str, variant: int) -> AdaptedPolicy:
+        """The policy at k = 0: the learner's agent as it is."""
+        env = target_env(agents.spec, family, variant, 1, 0)
+        return agents.learners[self.learner].adapt(env, 0)
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
@@ -178,9 +183,11 @@ class MAML(LearnerStrategy):
     data = ("observations", "rewards")
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        learner = agents.learners["maml"]
-        steps = min(learner.config_for(family).inner_steps, k) or 1
-        env = target_env(agents.spec, family, variant, max(k // steps, 1), seed + 11)
+        if k == 0:
+            return self.unadapted(agents, family, variant)
+        learner = agents.learners[self.learner]
+        steps = min(learner.config_for(family).inner_steps, k)
+        env = target_env(agents.spec, family, variant, k // steps, seed + 11)
         return learner.adapt(env, steps * (k // steps), seed + 12)
 
 
@@ -192,11 +199,12 @@ class RL2(Strategy):
 
     name = "rl2"
     needs = "rl2"
+    learner = "rl2"
     data = ("observations", "rewards")
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes
-        res = agents.learners["rl2"].trial(family, variant, max(budgets) + 1, n, seed)
+        res = agents.learners[self.learner].trial(family, variant, max(budgets) + 1, n, seed)
         per_episode = res.curve()
         per_episode["steps"] = per_episode.pop("length")
         curve: Curve = {m: [per_episode[m][k] for k in budgets] for m in METRICS}
@@ -205,7 +213,7 @@ class RL2(Strategy):
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         env = target_env(agents.spec, family, variant, 1, seed)
-        return agents.learners["rl2"].adapt(env, k, seed + 1)
+        return agents.learners[self.learner].adapt(env, k, seed + 1)
 
 
 class Align(LearnerStrategy):
@@ -221,11 +229,10 @@ class Align(LearnerStrategy):
     data = ("observations", "paired")
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        learner = agents.learners[self.learner]
         if k == 0:
-            return learner.adapt(target_env(agents.spec, family, variant, 1, seed), 0)
+            return self.unadapted(agents, family, variant)
         env = target_env(agents.spec, family, variant, k, seed + 21)
-        return learner.adapt(env, k, seed + 22, fit_seed=seed)
+        return agents.learners[self.learner].adapt(env, k, seed + 22, fit_seed=seed)
 
 
 class MetaFitStrategy(Align):

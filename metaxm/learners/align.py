@@ -96,7 +96,7 @@ class MetaFit(Align):
     Args:
         agent: the metafit run's agent.
         spec: the evaluation spec (the source modality, the hand-set fit's settings).
-        learned: the learned start and rates; None builds :class:`Align`'s behaviour only.
+        learned: the learned start and rates per family (:class:`metaxm.align.metafit.MetaFit`).
     """
 
     name = "metafit"
