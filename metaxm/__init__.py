@@ -33,6 +33,7 @@ _API = {
     "make_env": "metaxm.build",
     "make_agent": "metaxm.build",
     "make_trainer": "metaxm.build",
+    "make_learner": "metaxm.build",
     "load_spec": "metaxm.spec",
     "Spec": "metaxm.spec",
 }

@@ -7,7 +7,8 @@ command and trainer builds through:
 * :func:`make_env`: a batch of environments of the spec's world seen through one modality
   family (the world, then its :class:`~metaxm.envs.task_env.TaskEnv`);
 * :func:`make_agent`: the spec's agent (:func:`metaxm.nn.agent.build_agent`);
-* :func:`make_trainer`: the trainer of ``spec.algo`` (:data:`TRAINERS`).
+* :func:`make_trainer`: the trainer of ``spec.algo`` (:data:`TRAINERS`);
+* :func:`make_learner`: a learner by name, from a trained run (:data:`metaxm.learners.LEARNERS`).
 
 A new algorithm adds one line to :data:`TRAINERS` (a function that imports its trainer class,
 so that building a PPO run never imports MAML); see ``docs/architecture.md``.
@@ -25,7 +26,10 @@ from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from metaxm.envs.base import TaskParams
+    from metaxm.learners import Learner
     from metaxm.modalities.base import Family
     from metaxm.nn.agent import Agent
     from metaxm.run.loop import Trainer
@@ -122,3 +126,18 @@ def make_trainer(spec: Spec) -> Trainer:
     if spec.algo not in TRAINERS:
         raise ConfigError(f"algo: no trainer for {spec.algo!r}; known: {', '.join(TRAINERS)}")
     return TRAINERS[spec.algo]()(spec)
+
+
+def make_learner(name: str, run: str | Path, device: str | None = None) -> Learner:
+    """The learner ``name`` (``maml``, ``rl2``, ``align``, ``metafit``) of the agent a trained
+    run (or checkpoint) holds, with what that run learned about adapting.
+
+    Raises:
+        ConfigError: no learner of that name.
+        CheckpointError: no usable checkpoint, or a run of an ``algo`` the learner does not adapt.
+    """
+    from metaxm.learners import LEARNERS
+
+    if name not in LEARNERS:
+        raise ConfigError(f"no learner {name!r}; known: {', '.join(LEARNERS)}")
+    return LEARNERS[name].from_run(run, device)

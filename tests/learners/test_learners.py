@@ -136,3 +136,13 @@ def test_the_public_api_is_the_learners() -> None:
     assert metaxm.Align is learners.Align and metaxm.AdaptedPolicy is learners.AdaptedPolicy
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = metaxm.nope
+
+
+def test_make_learner_builds_a_learner_by_name_from_a_run(runs) -> None:
+    from metaxm.config import ConfigError
+
+    learner = metaxm.make_learner("maml", runs / "maml")
+    assert isinstance(learner, MAML) and learner.spec.algo == "maml"
+    assert isinstance(metaxm.make_learner("rl2", runs / "rl2"), RL2)
+    with pytest.raises(ConfigError, match="no learner 'reptile'; known: maml, rl2, align"):
+        metaxm.make_learner("reptile", runs / "ppo")
