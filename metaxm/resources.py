@@ -35,7 +35,8 @@ LIMIT = 0.9  # of the device's memory a single run may plan to use
 
 
 def check_spec(spec: Spec) -> None:
-    """Refuse a spec whose families cannot render its world, or that would not fit in memory.
+    """Refuse a spec whose families cannot render its world, that would not fit in memory, or
+    whose agent cannot be trained by its algorithm (a sensory encoder outside RL^2).
 
     Raises:
         ConfigError: one line naming the family and world, or what was estimated and where;
@@ -43,6 +44,11 @@ def check_spec(spec: Spec) -> None:
     """
     from metaxm.run.device import resolve_device
 
+    if spec.agent.encoder == "sensory" and spec.algo != "rl2":
+        raise ConfigError(
+            f"agent.encoder: sensory needs algo: rl2, not {spec.algo}: its neurons read each "
+            "channel's history, which only a recurrent agent carries"
+        )
     resolve_device(spec.device)
     info, horizon = _world_info(spec)
     sizes = _observation_sizes(spec, info)

@@ -22,11 +22,19 @@ class AgentConfig:
         latent_dim: the width of the shared latent z every encoder projects into.
         encoder: ``family`` gives each family its own encoder (MLP, CNN, token transformer,
             spectrogram conv); ``tokens`` reads every family with one modality-agnostic set
-            encoder (:mod:`metaxm.nn.tokens`).
+            encoder (:mod:`metaxm.nn.tokens`); ``sensory`` reads every channel-structured
+            family (a box of at most 256 entries: vector, projected, audio, a gymnasium env's
+            state) with shared sensory neurons over each channel's recent history and the
+            previous actions, pooled by attention, so the order of the channels does not
+            matter (:mod:`metaxm.nn.sensory`; recurrent agents only, ``algo: rl2``); the
+            other families keep their own encoders.
+        sensory_window: K, the steps of history each sensory neuron sees (its channel's
+            values and the previous actions).
         encoder_width: the hidden width of the encoders' last layers.
         conv_channels: channels of the convolutions (pixels, audio).
         conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
-        token_dim: the token width of the transformer encoders.
+        token_dim: the token width of the transformer encoders (and the sensory neurons'
+            width).
         token_heads: attention heads of the transformer encoders.
         token_layers: transformer blocks of the transformer encoders.
         pool_queries: learned queries of attention pooling (outputs are concatenated).
@@ -49,7 +57,8 @@ class AgentConfig:
     """
 
     latent_dim: int = bounded(64, 1, 4096)
-    encoder: Literal["family", "tokens"] = "family"
+    encoder: Literal["family", "tokens", "sensory"] = "family"
+    sensory_window: int = bounded(8, 1, 64)
     encoder_width: int = bounded(128, 1, 8192)
     conv_channels: int = bounded(16, 1, 512)
     conv_layers: int = bounded(1, 0, 8)

@@ -26,6 +26,9 @@ goes through the family adapter.
 
 Recurrent agents (``core: gru``, for RL^2) take the previous action, previous reward and done
 flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) trial chunk.
+Their state is the GRU's, followed by the *memory* of the sensory encoders (``encoder:
+sensory``, :mod:`metaxm.nn.sensory`): the last steps of each channel and the previous actions,
+as wide as the widest of them (:attr:`Agent.memory_dim`; 0 with no sensory encoder).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from metaxm.nn.distributions import ActionHead, action_head
 from metaxm.nn.encoders import make_encoder
 from metaxm.nn.instruction import InstructionConditioner
 from metaxm.nn.layers import init_weights
+from metaxm.nn.sensory import SensoryEncoder
 from metaxm.nn.tokens import SetTokenEncoder
 from metaxm.nn.variant_adapters import VariantAdapters
 
@@ -79,12 +83,20 @@ class Agent(nn.Module):
         instruction: InstructionInfo | None = None,
     ) -> None:
         super().__init__()
+        if config.encoder == "sensory" and config.core != "gru":
+            raise ValueError(
+                "agent.encoder: sensory needs a recurrent agent (algo: rl2): its neurons read "
+                "each channel's history, which the recurrent state carries"
+            )
         self.config = config
         self.head: ActionHead = action_head(action_space)
         self.observation_spaces = dict(observation_spaces)
         with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG
             self.encoders = nn.ModuleDict(
-                {f: make_encoder(f, s, config) for f, s in observation_spaces.items()}
+                {
+                    f: make_encoder(f, s, config, self.head.encoding_dim)
+                    for f, s in observation_spaces.items()
+                }
             )
             self.token_encoder = SetTokenEncoder(config) if config.encoder == "tokens" else None
             self.adapters = nn.ModuleDict(
@@ -131,7 +143,7 @@ class Agent(nn.Module):
             raise ValueError(f"the agent already reads family {family!r}")
         device = next(self.parameters()).device
         with torch.random.fork_rng(devices=[]):
-            self.encoders[family] = make_encoder(family, space, self.config)
+            self.encoders[family] = make_encoder(family, space, self.config, self.head.encoding_dim)
             self.adapters[family] = Adapter(self.config.latent_dim, self.config.adapter_rank)
         self.observation_spaces[family] = space
         self._init_family(family, torch.Generator().manual_seed(seed))
@@ -145,6 +157,16 @@ class Agent(nn.Module):
     @property
     def recurrent(self) -> bool:
         return self.config.core == "gru"
+
+    @property
+    def memory_dim(self) -> int:
+        """The width of the sensory encoders' memory in the recurrent state (0: none)."""
+        widths = [e.memory_dim for e in self.encoders.values() if isinstance(e, SensoryEncoder)]
+        return max(widths, default=0)
+
+    def sensory(self, family: str) -> bool:
+        """The family is read by a sensory encoder (which needs the recurrent state)."""
+        return isinstance(self.encoders[family], SensoryEncoder)
 
     # ------------------------------------------------------------------ parameter subsets
     def param_names(self, subset: ParamSubset = "all", family: str | None = None) -> list[str]:
@@ -201,18 +223,32 @@ class Agent(nn.Module):
         An instruction world's observations also carry the instruction ids; they are split off
         here and condition ``z`` in :meth:`encode` (:mod:`metaxm.nn.instruction`).
         """
-        if self.instruction is not None:
-            shape = self.observation_spaces[family].shape
-            obs = split_instruction(obs, shape, self.instruction.length)[0]
+        if self.sensory(family):
+            raise ValueError(
+                f"family {family!r} is read by a sensory encoder, which needs its history: "
+                "call Agent.step or Agent.sequence with the recurrent state"
+            )
+        obs = self._observation(obs, family)
         if self.token_encoder is not None:
             return self.token_encoder(*self.encoders[family](obs))
         return self.encoders[family](obs)
+
+    def _observation(self, obs: Tensor, family: str) -> Tensor:
+        """The family's own observation: an instruction world's ids split off."""
+        if self.instruction is None:
+            return obs
+        shape = self.observation_spaces[family].shape
+        return split_instruction(obs, shape, self.instruction.length)[0]
 
     def encode(self, obs: Tensor, family: str, variants: Tensor | None = None) -> Tensor:
         """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim); with ``variants`` (N,)
         the rows of pooled variants go through their own adapters (see the module); with an
         instruction channel, z is conditioned on the observation's instruction ids."""
-        e = self.features(obs, family)
+        return self.adapt(self.features(obs, family), obs, family, variants)
+
+    def adapt(self, e: Tensor, obs: Tensor, family: str, variants: Tensor | None = None) -> Tensor:
+        """The encoder's output e (N, latent_dim) of ``obs`` (N, ...) -> the latent z: the
+        family's adapter, the rows' variant adapters, the instruction (see :meth:`encode`)."""
         z = self.adapters[family](e)
         va = self.variant_adapters
         if variants is not None and va is not None and family in va:
@@ -245,11 +281,50 @@ class Agent(nn.Module):
             return self.core(self.encode(obs, family, variants))
         if prev_action is None or prev_reward is None or done is None or hidden is None:
             raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
+        h, memory = hidden[..., : self.core.hidden_dim], hidden[..., self.core.hidden_dim :]
         if sequence:
-            t, b = obs.shape[:2]
-            z = self.encode(obs.flatten(0, 1), family).unflatten(0, (t, b))  # (T, B, latent)
-            return self.core.sequence(z, prev_action, prev_reward, done, hidden)
-        return self.core.step(self.encode(obs, family), prev_action, prev_reward, done, hidden)
+            reset = torch.zeros(obs.shape[:2], dtype=torch.bool, device=obs.device)
+            z, memory = self.latents(obs, family, prev_action, reset, memory)
+            pd, value, h = self.core.sequence(z, prev_action, prev_reward, done, h)
+        else:
+            z, memory = self.latents(obs[None], family, prev_action[None], None, memory)
+            pd, value, h = self.core.step(z[0], prev_action, prev_reward, done, h)
+        return pd, value, torch.cat((h, memory), -1)
+
+    def latents(
+        self,
+        obs: Tensor,
+        family: str,
+        prev_action: Tensor,
+        reset: Tensor | None,
+        memory: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """The latents of a recurrent agent's (T, B) steps and the memory after them.
+
+        Args:
+            obs: (T, B, *obs_shape).
+            family: the observations' family.
+            prev_action: (T, B) or (T, B, A), the action before each step.
+            reset: (T, B) bool, the memory is zeroed before this step (a trial starts); None
+                for no resets.
+            memory: (B, memory_dim) the sensory memory before the first step.
+
+        Returns:
+            z (T, B, latent_dim) and the memory after the last step (B, memory_dim); a family
+            without a sensory encoder leaves the memory as it is.
+        """
+        t, b = obs.shape[:2]
+        flat = obs.flatten(0, 1)
+        if not self.sensory(family):
+            return self.encode(flat, family).unflatten(0, (t, b)), memory
+        own = self._observation(flat, family).unflatten(0, (t, b))
+        if reset is None:
+            reset = torch.zeros(t, b, dtype=torch.bool, device=obs.device)
+        encoder = self.encoders[family]
+        e, after = encoder.sequence(own, self.head.encode(prev_action), reset, memory)
+        z = self.adapt(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
+        after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
+        return z, after
 
     def step(
         self,
@@ -276,10 +351,11 @@ class Agent(nn.Module):
         return self(obs, family, prev_action, prev_reward, done, hidden, sequence=True)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
-        """The recurrent state at the start of a trial: zeros (batch, hidden)."""
+        """The recurrent state at the start of a trial: zeros (batch, hidden + memory_dim)."""
         if not self.recurrent:
             raise ValueError("a feed-forward agent (core: mlp) has no recurrent state")
-        return self.core.initial_state(batch, device)
+        h = self.core.initial_state(batch, device)
+        return torch.cat((h, h.new_zeros(batch, self.memory_dim)), 1)
 
 
 def observation_spaces(spec: Spec, families: list[str] | None = None) -> dict[str, gym.Space]:

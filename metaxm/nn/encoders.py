@@ -171,8 +171,21 @@ def register_encoder(family: str, builder: EncoderBuilder, overwrite: bool = Fal
     ENCODERS[family] = builder
 
 
-def make_encoder(family: str, space: gym.Space, config: AgentConfig) -> nn.Module:
-    """The encoder for ``family``: its registered one, else one chosen from ``space``."""
+def make_encoder(
+    family: str, space: gym.Space, config: AgentConfig, action_dim: int = 0
+) -> nn.Module:
+    """The encoder for ``family``: its registered one, else one chosen from ``space``.
+
+    With ``config.encoder == "sensory"`` a channel-structured family (a box of at most
+    :data:`~metaxm.nn.sensory.MAX_CHANNELS` entries) gets a
+    :class:`~metaxm.nn.sensory.SensoryEncoder` that also reads the previous actions, encoded
+    ``action_dim`` wide.
+    """
+    if config.encoder == "sensory":
+        from metaxm.nn.sensory import SensoryEncoder, sensory_channels
+
+        if sensory_channels(space) is not None:
+            return SensoryEncoder(space, config, action_dim)
     if config.encoder == "tokens":
         from metaxm.nn.tokens import FamilyTokenizer
 

@@ -108,9 +108,11 @@ def bandit_spec(**sections: Any) -> Spec:
 
 
 # ---------------------------------------------------------------------------- trial bookkeeping
-def _collect(steps: int = 40, n: int = 3, horizon: int = 3) -> dict[str, Any]:
+def _collect(
+    steps: int = 40, n: int = 3, horizon: int = 3, encoder: str = "family"
+) -> dict[str, Any]:
     """A rollout on bandit episodes of 1 to ``horizon`` pulls, recording what the core saw."""
-    spec = bandit_spec(world={"horizon": horizon})
+    spec = bandit_spec(world={"horizon": horizon}, agent={"encoder": encoder, "sensory_window": 4})
     agent = build_rl2_agent(spec)
     world = make_world(spec.world, 6, seed=1)
     env = TaskEnv(world, "vector", seed=2)
@@ -137,8 +139,9 @@ def _collect(steps: int = 40, n: int = 3, horizon: int = 3) -> dict[str, Any]:
     return {"agent": agent, "rollout": rollout, "stats": stats, **seen}
 
 
-def test_hidden_state_carried_across_episodes_and_zeroed_between_trials() -> None:
-    c = _collect()
+@pytest.mark.parametrize("encoder", ["family", "sensory"])
+def test_hidden_state_carried_across_episodes_and_zeroed_between_trials(encoder: str) -> None:
+    c = _collect(encoder=encoder)
     ro, h_in, h_out = c["rollout"], c["h_in"], c["h_out"]
     steps, b = ro.actions.shape
     # count episode ends independently of the trainer: the done flag of step t is first[t + 1]
@@ -174,8 +177,11 @@ def test_trial_keeps_its_task_and_variant_and_the_next_trial_draws_new_ones() ->
     assert torch.equal(ro.prev_actions[1:][inside], ro.actions[:-1][inside])
 
 
-def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials() -> None:
-    c = _collect()
+@pytest.mark.parametrize("encoder", ["family", "sensory"])
+def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials(
+    encoder: str,
+) -> None:
+    c = _collect(encoder=encoder)
     ro = c["rollout"]
     with torch.no_grad():
         pd, value = replay(c["agent"], "vector", ro)
@@ -189,8 +195,9 @@ def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials() -
     assert torch.equal(ro.next_values[ro.trial_end], torch.zeros(int(ro.trial_end.sum())))
 
 
-def test_replay_gradients_equal_a_step_by_step_loop() -> None:
-    c = _collect(steps=24)
+@pytest.mark.parametrize("encoder", ["family", "sensory"])
+def test_replay_gradients_equal_a_step_by_step_loop(encoder: str) -> None:
+    c = _collect(steps=24, encoder=encoder)
     agent, ro = c["agent"], c["rollout"]
 
     def loop() -> tuple[Tensor, Tensor]:  # the reference: agent.step with resets, one t at a time
@@ -211,6 +218,7 @@ def test_replay_gradients_equal_a_step_by_step_loop() -> None:
         (agent.head.log_prob(pd, ro.actions).sum() + value.pow(2).sum()).backward()
         grads.append({n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and any(k.startswith("core.hh") for k in grads[0])
+    assert (encoder == "sensory") == any(".neuron." in k for k in grads[0])
     for name, g in grads[0].items():
         assert float((g - grads[1][name]).abs().max()) < 1e-5 * (1 + float(g.abs().max())), name
 

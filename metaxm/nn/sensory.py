@@ -1,0 +1,147 @@
+"""The sensory encoder: every input channel through one shared sensory neuron, pooled by attention.
+
+Selected with ``agent.encoder: sensory`` on a recurrent agent (``algo: rl2``). After Tang & Ha
+(2021, "The Sensory Neuron as a Transformer: Permutation-Invariant Neural Networks for
+Reinforcement Learning", the AttentionNeuron): a channel-structured observation (a 1-D vector
+of ``C`` channels, or any box of at most :data:`MAX_CHANNELS` entries, flattened) is read one
+channel at a time by the same small network, the *sensory neuron*. Neuron ``i`` sees
+
+* its own channel's last ``agent.sensory_window`` values ``x_i(t-K+1), ..., x_i(t)``, and
+* the previous actions ``a(t-K), ..., a(t-1)`` (the action head's encoding; shared by all
+  neurons),
+
+so it can work out from the window what its channel measures: how it moves, and how it answers
+the agent's actions (a re-signed channel answers a push the other way; a re-scaled one by more).
+Attention pooling with learned queries (:class:`~metaxm.nn.layers.AttentionPool`) then sums the
+neurons into a fixed-size vector, which a linear layer maps to the shared latent. Nothing
+depends on the order of the channels: permuting them permutes the neurons, and the pooled sum
+does not see the order.
+
+The window is the encoder's *memory*: the last ``K - 1`` steps' values and actions, carried in
+the agent's recurrent state next to the GRU's (:meth:`Agent.initial_state`) and zeroed with it
+at a trial's start. :meth:`SensoryEncoder.step` advances it by one step;
+:meth:`SensoryEncoder.sequence` builds all windows of a (T, B) rollout at once (no loop over
+time), which is what the RL^2 replay uses.
+
+Departures from Tang & Ha: the neuron is an MLP over a fixed window instead of an LSTM over the
+whole history (a window is exact to replay in parallel, and PPO trains it by backpropagation
+rather than evolution strategies); the queries are learned instead of fixed positional codes;
+the values are the neurons' outputs instead of the raw channel values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from metaxm.nn.encoders import _out, _scale
+from metaxm.nn.layers import AttentionPool, mlp
+
+if TYPE_CHECKING:
+    from metaxm.config.agent import AgentConfig
+
+MAX_CHANNELS = 256
+"""The most channels a sensory encoder reads; larger observations (pixels) keep their own."""
+
+
+def sensory_channels(space: gym.Space) -> int | None:
+    """The number of channels a sensory encoder would read from ``space``; None if it cannot
+    (not a box, or more than :data:`MAX_CHANNELS` entries)."""
+    if not isinstance(space, gym.spaces.Box):
+        return None
+    c = int(np.prod(space.shape))
+    return c if 0 < c <= MAX_CHANNELS else None
+
+
+class SensoryEncoder(nn.Module):
+    """Shared sensory neurons over a window of each channel, attention-pooled to the latent.
+
+    Args:
+        space: the family's observation space (a box of at most :data:`MAX_CHANNELS` entries).
+        config: the agent's architecture: ``sensory_window`` (K), ``token_dim`` (the neuron's
+            width), ``pool_queries``, ``encoder_width``, ``latent_dim``, ``activation``.
+        action_dim: the width of the previous-action encoding (the action head's
+            ``encoding_dim``).
+    """
+
+    def __init__(self, space: gym.Space, config: AgentConfig, action_dim: int) -> None:
+        super().__init__()
+        channels = sensory_channels(space)
+        if channels is None:
+            raise ValueError(
+                f"the sensory encoder reads boxes of 1 to {MAX_CHANNELS} entries, not {space}"
+            )
+        self.channels = channels
+        self.window = config.sensory_window
+        self.action_dim = action_dim
+        self.scale = _scale(space)
+        d = config.token_dim
+        self.neuron = mlp([self.window * (1 + action_dim), d, d], config.activation, out_act=True)
+        self.pool = AttentionPool(d, config.pool_queries)
+        self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
+        self.out = _out(config.encoder_width, config.latent_dim)
+
+    @property
+    def step_width(self) -> int:
+        """What one step adds to the memory: the channels' values and the previous action."""
+        return self.channels + self.action_dim
+
+    @property
+    def memory_dim(self) -> int:
+        """The width of the carried memory: the last ``K - 1`` steps."""
+        return (self.window - 1) * self.step_width
+
+    def read(self, windows: Tensor) -> Tensor:
+        """windows (N, K, C + A), oldest step first -> the latent (N, latent_dim)."""
+        n, k, c = windows.shape[0], self.window, self.channels
+        values = windows[..., :c].transpose(1, 2)  # (N, C, K)
+        actions = windows[..., c:].flatten(1)  # (N, K * A), the same for every neuron
+        inputs = torch.cat((values, actions[:, None].expand(n, c, k * self.action_dim)), 2)
+        return self.out(self.fc(self.pool(self.neuron(inputs))))
+
+    def _current(self, values: Tensor, prev_action: Tensor) -> Tensor:
+        """values (..., C) flattened observations, prev_action (..., A) -> one step of memory
+        (..., C + A)."""
+        if values.shape[-1] != self.channels:
+            raise ValueError(
+                f"the sensory encoder reads {self.channels} channels, got {values.shape[-1]}"
+            )
+        return torch.cat((values.float() * self.scale, prev_action.float()), -1)
+
+    def step(self, obs: Tensor, prev_action: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim) -> the
+        latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
+        n = obs.shape[0]
+        past = memory[:, : self.memory_dim].reshape(n, self.window - 1, self.step_width)
+        windows = torch.cat((past, self._current(obs.reshape(n, -1), prev_action)[:, None]), 1)
+        return self.read(windows), windows[:, 1:].flatten(1)
+
+    def sequence(
+        self, obs: Tensor, prev_action: Tensor, reset: Tensor, memory: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """T steps at once: obs (T, B, *shape), prev_action (T, B, A), reset (T, B) bool (the
+        memory is zeroed before this step: a trial starts), memory (B, >= memory_dim) before
+        the first step -> latents (T, B, latent_dim) and the memory after the last step.
+
+        The same function as T calls of :meth:`step` with the memory zeroed at resets.
+        """
+        t, b = obs.shape[:2]
+        k = self.window
+        current = self._current(obs.reshape(t, b, -1), prev_action)  # (T, B, F)
+        past = memory[:, : self.memory_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
+        steps = torch.cat((past, current), 0)  # (K - 1 + T, B, F)
+        windows = steps.unfold(0, k, 1).permute(0, 1, 3, 2)  # (T, B, K, F), oldest first
+        # an entry of step t's window is stale if a trial started after it: the last reset at
+        # or before t (-k - 1 when none: then the carried memory is valid)
+        time = torch.arange(t, device=obs.device)
+        none = torch.full_like(time, -k - 1)
+        last_reset = torch.cummax(torch.where(reset, time[:, None], none[:, None]), 0).values
+        entry_time = time[:, None] - (k - 1) + torch.arange(k, device=obs.device)  # (T, K)
+        valid = entry_time[:, None, :] >= last_reset[:, :, None]  # (T, B, K)
+        windows = windows * valid[..., None]
+        z = self.read(windows.flatten(0, 1)).unflatten(0, (t, b))
+        return z, windows[-1, :, 1:].flatten(1)

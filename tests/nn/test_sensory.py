@@ -1,0 +1,146 @@
+"""The sensory encoder: permutation invariance with history, what its window tells apart, its
+memory in the recurrent state, and the errors that name a misuse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gymnasium as gym
+import pytest
+import torch
+
+from metaxm.config.agent import AgentConfig
+from metaxm.errors import ConfigError
+from metaxm.meta.trials import zero_actions
+from metaxm.nn.agent import Agent
+from metaxm.nn.layers import init_weights
+from metaxm.nn.sensory import SensoryEncoder
+from metaxm.spec import check_spec, spec_from_dict
+
+C, K, A = 7, 4, 3  # channels, window, action encoding width
+
+
+@pytest.fixture(autouse=True)
+def _no_grad() -> Iterator[None]:
+    with torch.no_grad():
+        yield
+
+
+def _encoder(window: int = K) -> SensoryEncoder:
+    config = AgentConfig(encoder="sensory", core="gru", sensory_window=window, latent_dim=16)
+    enc = SensoryEncoder(gym.spaces.Box(-2.0, 2.0, (C,)), config, action_dim=A)
+    init_weights(enc, torch.Generator().manual_seed(0))
+    return enc.double()
+
+
+def _history(t: int = 9, b: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    obs = torch.rand(t, b, C, generator=g, dtype=torch.float64) * 4 - 2
+    actions = torch.nn.functional.one_hot(torch.randint(0, A, (t, b), generator=g), A).double()
+    return obs, actions
+
+
+def _run(enc: SensoryEncoder, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The latents of every step, by stepping the encoder from an empty memory."""
+    memory = obs.new_zeros(obs.shape[1], enc.memory_dim)
+    out = []
+    for t in range(obs.shape[0]):
+        z, memory = enc.step(obs[t], actions[t], memory)
+        out.append(z)
+    return torch.stack(out)
+
+
+def test_the_same_latent_for_any_channel_order_with_history_included() -> None:
+    enc = _encoder()
+    obs, actions = _history()
+    z = _run(enc, obs, actions)
+    for seed in range(5):
+        perm = torch.randperm(C, generator=torch.Generator().manual_seed(seed))
+        zp = _run(enc, obs[..., perm], actions)
+        assert float((z - zp).abs().max()) < 1e-6
+    # the history matters: the same last observation after another past gives another latent
+    other = obs.clone()
+    other[:-1] = obs[:-1].flip(0)
+    assert float((_run(enc, other, actions)[-1] - z[-1]).abs().max()) > 1e-3
+
+
+def test_a_rescaled_and_a_resigned_channel_are_told_apart_within_the_window() -> None:
+    enc = _encoder()
+    obs, actions = _history()
+    x = obs[..., 0].clone()  # one moving channel; the rest are held still
+    base = torch.zeros_like(obs)
+    scaled, signed = base.clone(), base.clone()
+    scaled[..., 0], signed[..., 0] = 0.5 * x, -x
+    zs, zn = _run(enc, scaled, actions), _run(enc, signed, actions)
+    assert float((zs[-1] - zn[-1]).norm(dim=-1).min()) > 1e-3
+    # what lies before the window is forgotten: two channels that agree on the last K steps
+    # give the same latent, whatever came before
+    late = scaled.clone()
+    late[:-K, :, 0] = signed[:-K, :, 0]
+    assert float((_run(enc, late, actions)[-1] - zs[-1]).abs().max()) < 1e-12
+    late[-K, :, 0] += 0.3  # one step inside the window differs: another latent
+    assert float((_run(enc, late, actions)[-1] - zs[-1]).norm(dim=-1).min()) > 1e-4
+
+
+def test_sequence_equals_stepping_with_resets() -> None:
+    enc = _encoder()
+    obs, actions = _history(t=11, b=4)
+    reset = torch.zeros(11, 4, dtype=torch.bool)
+    reset[3, 0] = reset[7, 1] = reset[0, 2] = True
+    memory = torch.rand(4, enc.memory_dim, generator=torch.Generator().manual_seed(2)).double()
+    z_seq, last_seq = enc.sequence(obs, actions, reset, memory)
+    m, out = memory, []
+    for t in range(11):
+        m = torch.where(reset[t, :, None], 0.0, m)
+        z, m = enc.step(obs[t], actions[t], m)
+        out.append(z)
+    assert float((z_seq - torch.stack(out)).abs().max()) < 1e-12
+    assert torch.allclose(last_seq, m)
+
+
+def _agent() -> Agent:
+    config = AgentConfig(encoder="sensory", core="gru", latent_dim=16, hidden=8)
+    spaces = {
+        "vector": gym.spaces.Box(-2.0, 2.0, (C,)),
+        "audio": gym.spaces.Box(0.0, 1.0, (1, 4, 5)),  # 20 channels
+        "pixels": gym.spaces.Box(0, 255, (3, 28, 28), dtype="uint8"),
+    }
+    return Agent(config, spaces, gym.spaces.Discrete(A))
+
+
+def test_agent_carries_the_widest_memory_beside_the_gru_state() -> None:
+    agent = _agent()
+    assert agent.sensory("vector") and agent.sensory("audio") and not agent.sensory("pixels")
+    assert agent.memory_dim == (agent.config.sensory_window - 1) * (20 + A)
+    h = agent.initial_state(2)
+    assert h.shape == (2, agent.config.hidden + agent.memory_dim)
+    obs = torch.rand(2, C)
+    a, r, d = zero_actions(agent, 2, "cpu"), torch.zeros(2), torch.ones(2, dtype=torch.bool)
+    _, _, h1 = agent.step(obs, "vector", a, r, d, h)
+    assert h1.shape == h.shape
+    memory = h1[:, agent.config.hidden :]
+    step_width = C + A  # the newest step sits at the end of the vector family's memory
+    own = agent.encoders["vector"].memory_dim  # the vector family's part, at the front
+    newest = memory[:, own - step_width : own]
+    assert torch.equal(memory[:, own:], torch.zeros(2, agent.memory_dim - own))
+    assert torch.allclose(newest[:, :C], obs / 2.0)  # scaled to O(1) by the box's bound, 2
+    assert torch.equal(newest[:, C:], agent.head.encode(a))
+    with pytest.raises(ValueError, match="sensory encoder, which needs its history"):
+        agent.encode(obs, "vector")
+    agent.encode(torch.zeros(2, 3, 28, 28, dtype=torch.uint8), "pixels")  # its own encoder
+
+
+def test_a_sensory_encoder_outside_rl2_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match="needs a recurrent agent"):
+        Agent(AgentConfig(encoder="sensory"), {"vector": gym.spaces.Box(-1, 1, (3,))},
+              gym.spaces.Discrete(2))  # fmt: skip
+    data = {
+        "world": {"name": "gridnav", "size": 5},
+        "modalities": {"train": {"vector": 2}},
+        "agent": {"encoder": "sensory"},
+    }
+    with pytest.raises(ConfigError, match="agent.encoder: sensory needs algo: rl2, not ppo"):
+        check_spec(spec_from_dict(data))
+    with pytest.raises(ConfigError, match="main.runs.ppo: agent.encoder: sensory needs algo"):
+        check_spec(spec_from_dict({**data, "algo": "rl2"}))  # the default main job trains ppo
+    check_spec(spec_from_dict({**data, "algo": "rl2", "main": {"runs": {"rl2": {}}}}))
