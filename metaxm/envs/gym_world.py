@@ -79,7 +79,8 @@ class GymWorld(World):
     ) -> None:
         super().__init__(num_envs, device, seed)
         self.config = config
-        self.envs = [_make(config) for _ in range(num_envs)]
+        made = [_make(config) for _ in range(num_envs)]
+        self.envs = [env.unwrapped for env in made]
         first = self.envs[0]
         self.action_space = first.action_space
         if not isinstance(self.action_space, gym.spaces.Discrete) and not (
@@ -93,7 +94,7 @@ class GymWorld(World):
         dim = sum(p.width for p in self._parts)
         if dim == 0:
             raise ValueError(f"{config.env_id}: its observations hold no numbers to render")
-        spec = first.spec
+        spec = made[0].spec  # the registered one: the bare env's has no max_episode_steps
         self.horizon = int(config.max_steps or (spec and spec.max_episode_steps) or 1000)
         self.threshold = spec.reward_threshold if spec is not None else None
         if config.success == "threshold" and self.threshold is None:
@@ -256,5 +257,6 @@ def _make(config: GymWorldConfig) -> gym.Env:
     except Exception as err:  # noqa: BLE001 (an unknown id, a missing package, a bad kwarg)
         text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ValueError(f"world.env_id {config.env_id!r}: {text}") from None
-    # the bare env: its TimeLimit would truncate behind the world's back (the horizon is ours)
-    return env.unwrapped
+    # the world steps the bare env (env.unwrapped): its TimeLimit would truncate behind the
+    # world's back (the horizon is ours)
+    return env

@@ -154,3 +154,10 @@ def test_evaluate_runs_on_a_held_out_family_and_resume_continues(
     assert resumed.env_steps == full.env_steps and resumed.updates == full.updates
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == full.updates  # the log was cut back to the checkpoint, then continued
+
+
+def test_the_horizon_is_the_registered_time_limit() -> None:
+    # the world steps the bare env, whose own spec has no max_episode_steps: the registered
+    # one (CartPole-v1: 500) must still be the horizon, not the 1000 of an env without one
+    assert _world("CartPole-v1", 1).horizon == 500
+    assert _world("CartPole-v1", 1, max_steps=7).horizon == 7
