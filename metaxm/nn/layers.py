@@ -71,10 +71,12 @@ class AttentionPool(nn.Module):
     Args:
         dim: token width.
         queries: the number of learned queries; the output is their concatenation.
+        query_std: the standard deviation of the queries' initial values (:func:`init_weights`).
     """
 
-    def __init__(self, dim: int, queries: int) -> None:
+    def __init__(self, dim: int, queries: int, query_std: float = 0.02) -> None:
         super().__init__()
+        self.query_std = query_std
         self.query = nn.Parameter(torch.zeros(queries, dim))
         self.key = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
@@ -94,8 +96,8 @@ def init_weights(module: nn.Module, generator: torch.Generator, gain: float = ma
     """Re-initialise every parameter below ``module`` from ``generator``.
 
     Orthogonal weights with ``gain`` and zero biases for linear and convolution layers, as in
-    the PPO implementation details of Huang et al. (2022); N(0, 0.02) for embeddings and learned
-    queries; LayerNorm keeps ones and zeros.
+    the PPO implementation details of Huang et al. (2022); N(0, 0.02) for embeddings, and for
+    learned queries unless their pool asks otherwise; LayerNorm keeps ones and zeros.
     """
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
@@ -105,4 +107,4 @@ def init_weights(module: nn.Module, generator: torch.Generator, gain: float = ma
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
         elif isinstance(m, AttentionPool):
-            nn.init.normal_(m.query, 0.0, 0.02, generator=generator)
+            nn.init.normal_(m.query, 0.0, m.query_std, generator=generator)

@@ -6,7 +6,9 @@ Reinforcement Learning", the AttentionNeuron): a channel-structured observation 
 of ``C`` channels, or any box of at most :data:`MAX_CHANNELS` entries, flattened) is read one
 channel at a time by the same small network, the *sensory neuron*. Neuron ``i`` sees
 
-* its own channel's last ``agent.sensory_window`` values ``x_i(t-K+1), ..., x_i(t)``, and
+* its own channel's last ``agent.sensory_window`` values ``x_i(t-K+1), ..., x_i(t)``, and the
+  changes between them divided by their root mean square (so that how a channel answers an
+  action is of order 1 whatever its scale; the values keep the scale), and
 * the previous actions ``a(t-K), ..., a(t-1)`` (the action head's encoding; shared by all
   neurons),
 
@@ -44,6 +46,11 @@ from metaxm.nn.layers import AttentionPool, mlp
 if TYPE_CHECKING:
     from metaxm.config.agent import AgentConfig
 
+RMS_FLOOR = 1e-3
+"""Added to the RMS of a window's changes before dividing by it (a still channel stays 0)."""
+QUERY_STD = 1.0
+"""The queries start large, so each attends to a few channels from the start: small ones would
+average all channels alike and hide which value came from which."""
 MAX_CHANNELS = 256
 """The most channels a sensory encoder reads; larger observations (pixels) keep their own."""
 
@@ -80,8 +87,9 @@ class SensoryEncoder(nn.Module):
         self.action_dim = action_dim
         self.scale = _scale(space)
         d = config.token_dim
-        self.neuron = mlp([self.window * (1 + action_dim), d, d], config.activation, out_act=True)
-        self.pool = AttentionPool(d, config.pool_queries)
+        inputs = 2 * self.window - 1 + (self.window + 1) * action_dim
+        self.neuron = mlp([inputs, d, d], config.activation, out_act=True)
+        self.pool = AttentionPool(d, config.pool_queries, query_std=QUERY_STD)
         self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
         self.out = _out(config.encoder_width, config.latent_dim)
 
@@ -99,8 +107,16 @@ class SensoryEncoder(nn.Module):
         """windows (N, K, C + A), oldest step first -> the latent (N, latent_dim)."""
         n, k, c = windows.shape[0], self.window, self.channels
         values = windows[..., :c].transpose(1, 2)  # (N, C, K)
-        actions = windows[..., c:].flatten(1)  # (N, K * A), the same for every neuron
-        inputs = torch.cat((values, actions[:, None].expand(n, c, k * self.action_dim)), 2)
+        steps = values.diff(dim=2)  # (N, C, K - 1)
+        rms = steps.pow(2).mean(2, keepdim=True).sqrt()
+        steps = steps / (rms + RMS_FLOOR)
+        acts = windows[..., c:]  # (N, K, A), the same for every neuron
+        # how the channel answers each action: its change after it, against the action's
+        # deviation from its mean over the window (a covariance, (N, C, A))
+        after = acts[:, 1:] - acts[:, 1:].mean(1, keepdim=True)
+        answer = torch.einsum("nct,nta->nca", steps, after) / max(k - 1, 1)
+        shared = acts.flatten(1)[:, None].expand(n, c, k * self.action_dim)
+        inputs = torch.cat((values, steps, answer, shared), 2)
         return self.out(self.fc(self.pool(self.neuron(inputs))))
 
     def _current(self, values: Tensor, prev_action: Tensor) -> Tensor:
