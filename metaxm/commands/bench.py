@@ -1,7 +1,10 @@
-"""``metaxm bench envs [--quick] [--json FILE]``: how fast metaxm's batched worlds step.
+"""``metaxm bench envs|maml|sensory [--quick] [--json FILE]``: side-by-side timings.
 
 ``envs`` times the batched TaskEnv against gymnasium's ``SyncVectorEnv`` over single envs for
-every world x registered family (see :mod:`metaxm.bench.envs` for exactly what is timed).
+every world x registered family (see :mod:`metaxm.bench.envs` for exactly what is timed);
+``maml`` the vmapped meta-gradient against higher (:mod:`metaxm.bench.maml`); ``sensory`` an
+RL^2 training update with the sensory encoder against the MLP encoder
+(:mod:`metaxm.bench.sensory`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import argparse
 
 HELP = (
     "benchmarks: 'envs' times batched worlds against gymnasium's SyncVectorEnv; 'maml' times "
-    "the vmapped MAML meta-gradient against higher and a per-task loop"
+    "the vmapped MAML meta-gradient against higher and a per-task loop; 'sensory' times "
+    "training with the sensory encoder against the MLP encoder"
 )
-WHAT = ("envs", "maml")
+WHAT = ("envs", "maml", "sensory")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batches: need 1 to 65536 each, got {args.batches}")
     if args.what == "maml":
         return run_maml(quick=args.quick, json_path=args.json, threads=args.threads)
+    if args.what == "sensory":
+        return run_sensory(quick=args.quick, json_path=args.json, threads=args.threads)
     return run_envs(
         quick=args.quick,
         json_path=args.json,
@@ -146,6 +152,39 @@ def run_maml(quick: bool = False, json_path: str | None = None, threads: int = 1
         "(CPU): the same in process CPU time; max |dg|: vmap vs higher meta-gradient; "
         "load: 1-minute load average"
     )
+    if json_path:
+        print(f"wrote {bench.write_json(records, json_path)}")
+    return 0
+
+
+def run_sensory(quick: bool = False, json_path: str | None = None, threads: int = 1) -> int:
+    """Run ``bench sensory`` (see :mod:`metaxm.bench.sensory`), printing rows as they arrive."""
+    import torch
+
+    from metaxm.bench import sensory as bench
+    from metaxm.errors import ConfigError
+
+    if threads < 1:
+        raise ConfigError(f"--threads: need at least 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    print(
+        f"bench sensory ({'quick' if quick else 'full'}): env steps/s of RL^2 training updates, "
+        f"MLP vs sensory encoder on the same spec; torch threads = {torch.get_num_threads()}"
+    )
+    print(bench.HEADER, flush=True)
+    try:
+        records = bench.bench_sensory(
+            quick, on_record=lambda r: print(bench.format_row(r), flush=True)
+        )
+    finally:
+        torch.set_num_threads(previous)
+    print(
+        "cost: MLP-encoder steps/s over sensory-encoder steps/s (median update, wall clock); "
+        "(CPU): the same in process CPU time; load: 1-minute load average"
+    )
+    for miss in bench.missed_targets(records):
+        print(f"target missed: {miss}")
     if json_path:
         print(f"wrote {bench.write_json(records, json_path)}")
     return 0
