@@ -3,10 +3,18 @@ task and the world's state kept, only the variant the observations go through ch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
 import pytest
 import torch
+from torch import Tensor
 
 from metaxm.build import make_env
+from metaxm.envs import WORLDS, SceneInfo, TaskParams, World, register_world
+from metaxm.envs.base import Scene
 from metaxm.meta.rl2 import build_rl2_agent
 from metaxm.meta.trials import Rewire, run_trial, run_trials
 from metaxm.spec import spec_from_dict
@@ -66,3 +74,94 @@ def test_rewire_refuses_an_empty_pool_and_a_step_before_the_first() -> None:
         Rewire("between", ())
     with pytest.raises(ValueError, match="at must be >= 1"):
         Rewire("within", (1,), at=0)
+
+
+# ---------------------------------------------------------------------------- on a fake world
+@dataclass(frozen=True)
+class ClockConfig:
+    """A world whose only feature is the step count within the episode, t / horizon.
+
+    Attributes:
+        name: the registry name.
+        horizon: steps per episode (it never ends earlier).
+    """
+
+    name: Literal["clock"] = "clock"
+    horizon: int = 6
+
+
+class Clock(World):
+    name = "clock"
+
+    def __init__(self, config: ClockConfig, num_envs: int, device: Any = "cpu", seed: int = 0):
+        super().__init__(num_envs, device, seed)
+        self.horizon = config.horizon
+        self.action_space = gym.spaces.Discrete(2)
+        self.scene_info = SceneInfo(feature_dim=1, feature_names=("clock",))
+
+    def sample_tasks(self, n: int, generator: torch.Generator | None = None) -> TaskParams:
+        return {"unused": torch.zeros(n)}
+
+    def set_tasks(self, params: TaskParams, env_ids: Tensor | None = None) -> None:
+        pass
+
+    def task_params(self) -> TaskParams:
+        return {"unused": torch.zeros(self.num_envs)}
+
+    def reset(self, env_ids: Tensor | None = None) -> None:
+        self.t[self.all_ids() if env_ids is None else env_ids] = 0
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        self.t += 1
+        no = torch.zeros(self.num_envs, dtype=torch.bool)
+        return torch.zeros(self.num_envs), no, no
+
+    def scene(self) -> Scene:
+        return Scene(features=(self.t.float() / self.horizon)[:, None])
+
+    def oracle_action(self) -> Tensor:
+        return torch.zeros(self.num_envs, dtype=torch.long)
+
+
+@pytest.fixture
+def clock_world() -> Iterator[None]:
+    register_world("clock", Clock, ClockConfig)
+    yield
+    WORLDS.pop("clock")
+
+
+@pytest.mark.usefixtures("clock_world")
+@pytest.mark.parametrize("when", ["between", "within"])
+def test_the_wiring_switches_exactly_where_asked_on_a_fake_world(when: str) -> None:
+    """Every observation the agent saw is the clock rendered through the variant it should be
+    in at that step: the first until the switch, the other after it."""
+    spec = spec_from_dict(
+        {
+            "world": {"name": "clock", "horizon": 6},
+            "modalities": {"train": {"vector": 2}},
+            "algo": "rl2",
+            "agent": {"latent_dim": 8, "encoder_width": 8, "hidden": 8},
+        }
+    )
+    agent = build_rl2_agent(spec)
+    first, other = 11, 12
+    env = make_env(spec, "vector", first, num_envs=4, seed=0)
+    gain = {v: float(env.family.variant(v, env.world.scene_info)["gain"][0]) for v in (11, 12)}
+    assert abs(gain[first] - gain[other]) > 0.05  # the two wirings read the clock differently
+    seen, step = [], agent.step
+
+    def spy(obs: Tensor, *rest: Any) -> Any:
+        seen.append(obs[:, 0].clone())  # the clock's channel (the rest is noise)
+        return step(obs, *rest)
+
+    agent.step = spy  # type: ignore[method-assign]
+    rewire = Rewire(when, (other,), at=2)
+    run_trials(agent, env, "vector", 2, generator=torch.Generator().manual_seed(0), rewire=rewire)
+    del agent.step
+    obs = torch.stack(seen)  # (2 episodes x 6 steps, 4)
+    assert obs.shape == (12, 4)
+    for i in range(12):
+        episode, t = divmod(i, 6)
+        switched = episode == 1 if when == "between" else (episode == 1 or t >= 2)
+        expected = max(-2.0, min(2.0, t / 6 * gain[other if switched else first]))
+        assert torch.allclose(obs[i], torch.full((4,), expected)), (i, when)
