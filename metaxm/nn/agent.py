@@ -4,6 +4,7 @@ Parameter names are fixed by the structure, so subsets can be named as plain str
 
     encoders.<family>.*     the family's encoder (:mod:`metaxm.nn.encoders`)
     token_encoder.*         the shared set encoder when ``encoder: tokens``
+    sensory_encoder.*       the shared sensory neurons when ``encoder: sensory``
     adapters.<family>.*     the family's adapter (:mod:`metaxm.nn.adapter`)
     core.*                  policy and value (:mod:`metaxm.nn.core`)
     instruction.*           the instruction channel, on worlds that give instructions
@@ -26,9 +27,9 @@ goes through the family adapter.
 
 Recurrent agents (``core: gru``, for RL^2) take the previous action, previous reward and done
 flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) trial chunk.
-Their state is the GRU's, followed by the *memory* of the sensory encoders (``encoder:
+Their state is the GRU's, followed by the *memory* of the sensory encoder (``encoder:
 sensory``, :mod:`metaxm.nn.sensory`): the last steps of each channel and the previous actions,
-as wide as the widest of them (:attr:`Agent.memory_dim`; 0 with no sensory encoder).
+as wide as the widest family's (:attr:`Agent.memory_dim`; 0 with no sensory encoder).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from metaxm.nn.distributions import ActionHead, action_head
 from metaxm.nn.encoders import make_encoder
 from metaxm.nn.instruction import InstructionConditioner
 from metaxm.nn.layers import init_weights
-from metaxm.nn.sensory import SensoryEncoder
+from metaxm.nn.sensory import SensoryChannels, SensoryEncoder
 from metaxm.nn.tokens import SetTokenEncoder
 from metaxm.nn.variant_adapters import VariantAdapters
 
@@ -99,6 +100,11 @@ class Agent(nn.Module):
                 }
             )
             self.token_encoder = SetTokenEncoder(config) if config.encoder == "tokens" else None
+            self.sensory_encoder = (
+                SensoryEncoder(config, self.head.encoding_dim)
+                if config.encoder == "sensory"
+                else None
+            )
             self.adapters = nn.ModuleDict(
                 {f: Adapter(config.latent_dim, config.adapter_rank) for f in observation_spaces}
             )
@@ -127,8 +133,9 @@ class Agent(nn.Module):
         """Re-draw every weight from ``generator`` (encoders, adapters, core, instruction)."""
         for family in self.encoders:
             self._init_family(family, generator)
-        if self.token_encoder is not None:
-            init_weights(self.token_encoder, generator)
+        for shared in (self.token_encoder, self.sensory_encoder):
+            if shared is not None:
+                init_weights(shared, generator)
         self.core.reset_parameters(generator)
         if self.instruction is not None:
             self.instruction.reset_parameters(generator)
@@ -160,13 +167,13 @@ class Agent(nn.Module):
 
     @property
     def memory_dim(self) -> int:
-        """The width of the sensory encoders' memory in the recurrent state (0: none)."""
-        widths = [e.memory_dim for e in self.encoders.values() if isinstance(e, SensoryEncoder)]
+        """The width of the sensory encoder's memory in the recurrent state (0: none)."""
+        widths = [e.memory_dim for e in self.encoders.values() if isinstance(e, SensoryChannels)]
         return max(widths, default=0)
 
     def sensory(self, family: str) -> bool:
         """The family is read by a sensory encoder (which needs the recurrent state)."""
-        return isinstance(self.encoders[family], SensoryEncoder)
+        return isinstance(self.encoders[family], SensoryChannels)
 
     # ------------------------------------------------------------------ parameter subsets
     def param_names(self, subset: ParamSubset = "all", family: str | None = None) -> list[str]:
@@ -183,7 +190,7 @@ class Agent(nn.Module):
             )
         prefixes = [f"adapters.{family}."]
         if subset == "adapter+encoder":
-            prefixes += [f"encoders.{family}.", "token_encoder."]
+            prefixes += [f"encoders.{family}.", "token_encoder.", "sensory_encoder."]
         elif subset != "adapter":
             raise ValueError(
                 f"unknown parameter subset {subset!r}; choose adapter, adapter+encoder, core, all"
@@ -197,7 +204,13 @@ class Agent(nn.Module):
         frozen, pre-aligned latent keeps every modality on the same point of it, so a few-shot
         fit of a new modality aims at exactly what the policy reads. Returns the frozen names.
         """
-        below = ("encoders.", "token_encoder.", "adapters.", "variant_adapters.")
+        below = (
+            "encoders.",
+            "token_encoder.",
+            "sensory_encoder.",
+            "adapters.",
+            "variant_adapters.",
+        )
         frozen = []
         for name, p in self.named_parameters():
             if name.startswith(below):
@@ -320,8 +333,11 @@ class Agent(nn.Module):
         own = self._observation(flat, family).unflatten(0, (t, b))
         if reset is None:
             reset = torch.zeros(t, b, dtype=torch.bool, device=obs.device)
-        encoder = self.encoders[family]
-        e, after = encoder.sequence(own, self.head.encode(prev_action), reset, memory)
+        assert self.sensory_encoder is not None
+        channels = self.encoders[family]
+        e, after = self.sensory_encoder.sequence(
+            channels, own, self.head.encode(prev_action), reset, memory
+        )
         z = self.adapt(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
         after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
         return z, after

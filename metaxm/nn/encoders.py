@@ -177,15 +177,15 @@ def make_encoder(
     """The encoder for ``family``: its registered one, else one chosen from ``space``.
 
     With ``config.encoder == "sensory"`` a channel-structured family (a box of at most
-    :data:`~metaxm.nn.sensory.MAX_CHANNELS` entries) gets a
-    :class:`~metaxm.nn.sensory.SensoryEncoder` that also reads the previous actions, encoded
-    ``action_dim`` wide.
+    :data:`~metaxm.nn.sensory.MAX_CHANNELS` entries) gets a parameter-free
+    :class:`~metaxm.nn.sensory.SensoryChannels` for the agent's shared sensory encoder, which
+    also reads the previous actions, encoded ``action_dim`` wide.
     """
     if config.encoder == "sensory":
-        from metaxm.nn.sensory import SensoryEncoder, sensory_channels
+        from metaxm.nn.sensory import SensoryChannels, sensory_channels
 
         if sensory_channels(space) is not None:
-            return SensoryEncoder(space, config, action_dim)
+            return SensoryChannels(space, config.sensory_window, action_dim)
     if config.encoder == "tokens":
         from metaxm.nn.tokens import FamilyTokenizer
 

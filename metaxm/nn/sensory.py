@@ -19,11 +19,16 @@ neurons into a fixed-size vector, which a linear layer maps to the shared latent
 depends on the order of the channels: permuting them permutes the neurons, and the pooled sum
 does not see the order.
 
+One :class:`SensoryEncoder` (the neurons, the pooling, the map to the latent) serves every
+channel-structured family of the agent; each family only has a parameter-free
+:class:`SensoryChannels` that knows its channel count and scale and cuts its windows. So a
+family the agent never trained on (``audio`` held out) is read by the trained neurons as it is,
+zero-shot; only its adapter is new.
+
 The window is the encoder's *memory*: the last ``K - 1`` steps' values and actions, carried in
 the agent's recurrent state next to the GRU's (:meth:`Agent.initial_state`) and zeroed with it
-at a trial's start. :meth:`SensoryEncoder.step` advances it by one step;
-:meth:`SensoryEncoder.sequence` builds all windows of a (T, B) rollout at once (no loop over
-time), which is what the RL^2 replay uses.
+at a trial's start. :meth:`SensoryChannels.windows` builds all windows of a (T, B) rollout at
+once (no loop over time), which is what acting (T = 1) and the RL^2 replay both use.
 
 Departures from Tang & Ha: the neuron is an MLP over a fixed window instead of an LSTM over the
 whole history (a window is exact to replay in parallel, and PPO trains it by backpropagation
@@ -64,18 +69,19 @@ def sensory_channels(space: gym.Space) -> int | None:
     return c if 0 < c <= MAX_CHANNELS else None
 
 
-class SensoryEncoder(nn.Module):
-    """Shared sensory neurons over a window of each channel, attention-pooled to the latent.
+class SensoryChannels(nn.Module):
+    """One family's channels for the shared :class:`SensoryEncoder`: how many, their scale, and
+    the memory of their last steps. It has no parameters: a family it was not trained on is read
+    with no new weights.
 
     Args:
         space: the family's observation space (a box of at most :data:`MAX_CHANNELS` entries).
-        config: the agent's architecture: ``sensory_window`` (K), ``token_dim`` (the neuron's
-            width), ``pool_queries``, ``encoder_width``, ``latent_dim``, ``activation``.
+        window: K, the steps each neuron sees (``agent.sensory_window``).
         action_dim: the width of the previous-action encoding (the action head's
             ``encoding_dim``).
     """
 
-    def __init__(self, space: gym.Space, config: AgentConfig, action_dim: int) -> None:
+    def __init__(self, space: gym.Space, window: int, action_dim: int) -> None:
         super().__init__()
         channels = sensory_channels(space)
         if channels is None:
@@ -83,15 +89,9 @@ class SensoryEncoder(nn.Module):
                 f"the sensory encoder reads boxes of 1 to {MAX_CHANNELS} entries, not {space}"
             )
         self.channels = channels
-        self.window = config.sensory_window
+        self.window = window
         self.action_dim = action_dim
         self.scale = _scale(space)
-        d = config.token_dim
-        inputs = 2 * self.window - 1 + (self.window + 1) * action_dim
-        self.neuron = mlp([inputs, d, d], config.activation, out_act=True)
-        self.pool = AttentionPool(d, config.pool_queries, query_std=QUERY_STD)
-        self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
-        self.out = _out(config.encoder_width, config.latent_dim)
 
     @property
     def step_width(self) -> int:
@@ -103,51 +103,25 @@ class SensoryEncoder(nn.Module):
         """The width of the carried memory: the last ``K - 1`` steps."""
         return (self.window - 1) * self.step_width
 
-    def read(self, windows: Tensor) -> Tensor:
-        """windows (N, K, C + A), oldest step first -> the latent (N, latent_dim)."""
-        n, k, c = windows.shape[0], self.window, self.channels
-        values = windows[..., :c].transpose(1, 2)  # (N, C, K)
-        steps = values.diff(dim=2)  # (N, C, K - 1)
-        rms = steps.pow(2).mean(2, keepdim=True).sqrt()
-        steps = steps / (rms + RMS_FLOOR)
-        acts = windows[..., c:]  # (N, K, A), the same for every neuron
-        # how the channel answers each action: its change after it, against the action's
-        # deviation from its mean over the window (a covariance, (N, C, A))
-        after = acts[:, 1:] - acts[:, 1:].mean(1, keepdim=True)
-        answer = torch.einsum("nct,nta->nca", steps, after) / max(k - 1, 1)
-        shared = acts.flatten(1)[:, None].expand(n, c, k * self.action_dim)
-        inputs = torch.cat((values, steps, answer, shared), 2)
-        return self.out(self.fc(self.pool(self.neuron(inputs))))
+    def windows(
+        self, obs: Tensor, prev_action: Tensor, reset: Tensor, memory: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Every step's window, all at once: obs (T, B, *shape), prev_action (T, B, A), reset
+        (T, B) bool (the memory is zeroed before this step: a trial starts), memory (B, >=
+        memory_dim) before the first step -> windows (T, B, K, C + A), oldest step first, and
+        the memory after the last step (B, memory_dim).
 
-    def _current(self, values: Tensor, prev_action: Tensor) -> Tensor:
-        """values (..., C) flattened observations, prev_action (..., A) -> one step of memory
-        (..., C + A)."""
+        The same as T steps that each append one step to the memory and drop the oldest, with
+        the memory zeroed at resets.
+        """
+        t, b = obs.shape[:2]
+        k = self.window
+        values = obs.reshape(t, b, -1)
         if values.shape[-1] != self.channels:
             raise ValueError(
                 f"the sensory encoder reads {self.channels} channels, got {values.shape[-1]}"
             )
-        return torch.cat((values.float() * self.scale, prev_action.float()), -1)
-
-    def step(self, obs: Tensor, prev_action: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
-        """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim) -> the
-        latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
-        n = obs.shape[0]
-        past = memory[:, : self.memory_dim].reshape(n, self.window - 1, self.step_width)
-        windows = torch.cat((past, self._current(obs.reshape(n, -1), prev_action)[:, None]), 1)
-        return self.read(windows), windows[:, 1:].flatten(1)
-
-    def sequence(
-        self, obs: Tensor, prev_action: Tensor, reset: Tensor, memory: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """T steps at once: obs (T, B, *shape), prev_action (T, B, A), reset (T, B) bool (the
-        memory is zeroed before this step: a trial starts), memory (B, >= memory_dim) before
-        the first step -> latents (T, B, latent_dim) and the memory after the last step.
-
-        The same function as T calls of :meth:`step` with the memory zeroed at resets.
-        """
-        t, b = obs.shape[:2]
-        k = self.window
-        current = self._current(obs.reshape(t, b, -1), prev_action)  # (T, B, F)
+        current = torch.cat((values.float() * self.scale, prev_action.float()), -1)  # (T, B, F)
         past = memory[:, : self.memory_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
         steps = torch.cat((past, current), 0)  # (K - 1 + T, B, F)
         windows = steps.unfold(0, k, 1).permute(0, 1, 3, 2)  # (T, B, K, F), oldest first
@@ -159,5 +133,67 @@ class SensoryEncoder(nn.Module):
         entry_time = time[:, None] - (k - 1) + torch.arange(k, device=obs.device)  # (T, K)
         valid = entry_time[:, None, :] >= last_reset[:, :, None]  # (T, B, K)
         windows = windows * valid[..., None]
-        z = self.read(windows.flatten(0, 1)).unflatten(0, (t, b))
-        return z, windows[-1, :, 1:].flatten(1)
+        return windows, windows[-1, :, 1:].flatten(1)
+
+
+class SensoryEncoder(nn.Module):
+    """The sensory neurons and their attention pooling, shared by every channel of every
+    channel-structured family (each family's :class:`SensoryChannels` cuts its windows).
+
+    Args:
+        config: the agent's architecture: ``sensory_window`` (K), ``token_dim`` (the neuron's
+            width), ``pool_queries``, ``encoder_width``, ``latent_dim``, ``activation``.
+        action_dim: the width of the previous-action encoding (the action head's
+            ``encoding_dim``).
+    """
+
+    def __init__(self, config: AgentConfig, action_dim: int) -> None:
+        super().__init__()
+        self.window = k = config.sensory_window
+        self.action_dim = action_dim
+        d = config.token_dim
+        inputs = 2 * k - 1 + (k + 1) * action_dim
+        self.neuron = mlp([inputs, d, d], config.activation, out_act=True)
+        self.pool = AttentionPool(d, config.pool_queries, query_std=QUERY_STD)
+        self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
+        self.out = _out(config.encoder_width, config.latent_dim)
+
+    def read(self, windows: Tensor) -> Tensor:
+        """windows (N, K, C + A), oldest step first, any number C of channels -> the latent
+        (N, latent_dim)."""
+        n, k, a = windows.shape[0], self.window, self.action_dim
+        c = windows.shape[2] - a
+        values = windows[..., :c].transpose(1, 2)  # (N, C, K)
+        steps = values.diff(dim=2)  # (N, C, K - 1)
+        rms = steps.pow(2).mean(2, keepdim=True).sqrt()
+        steps = steps / (rms + RMS_FLOOR)
+        acts = windows[..., c:]  # (N, K, A), the same for every neuron
+        # how the channel answers each action: its change after it, against the action's
+        # deviation from its mean over the window (a covariance, (N, C, A))
+        after = acts[:, 1:] - acts[:, 1:].mean(1, keepdim=True)
+        answer = torch.einsum("nct,nta->nca", steps, after) / max(k - 1, 1)
+        shared = acts.flatten(1)[:, None].expand(n, c, k * a)
+        inputs = torch.cat((values, steps, answer, shared), 2)
+        return self.out(self.fc(self.pool(self.neuron(inputs))))
+
+    def sequence(
+        self,
+        channels: SensoryChannels,
+        obs: Tensor,
+        prev_action: Tensor,
+        reset: Tensor,
+        memory: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """T steps of one family at once (see :meth:`SensoryChannels.windows` for the shapes)
+        -> latents (T, B, latent_dim) and the memory after the last step."""
+        windows, after = channels.windows(obs, prev_action, reset, memory)
+        return self.read(windows.flatten(0, 1)).unflatten(0, obs.shape[:2]), after
+
+    def step(
+        self, channels: SensoryChannels, obs: Tensor, prev_action: Tensor, memory: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim) -> the
+        latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
+        reset = torch.zeros(1, obs.shape[0], dtype=torch.bool, device=obs.device)
+        z, after = self.sequence(channels, obs[None], prev_action[None], reset, memory)
+        return z[0], after

@@ -14,7 +14,7 @@ from metaxm.errors import ConfigError
 from metaxm.meta.trials import zero_actions
 from metaxm.nn.agent import Agent
 from metaxm.nn.layers import init_weights
-from metaxm.nn.sensory import SensoryEncoder
+from metaxm.nn.sensory import SensoryChannels, SensoryEncoder
 from metaxm.spec import check_spec, spec_from_dict
 
 C, K, A = 7, 4, 3  # channels, window, action encoding width
@@ -26,11 +26,11 @@ def _no_grad() -> Iterator[None]:
         yield
 
 
-def _encoder(window: int = K) -> SensoryEncoder:
+def _encoder(window: int = K) -> tuple[SensoryEncoder, SensoryChannels]:
     config = AgentConfig(encoder="sensory", core="gru", sensory_window=window, latent_dim=16)
-    enc = SensoryEncoder(gym.spaces.Box(-2.0, 2.0, (C,)), config, action_dim=A)
+    enc = SensoryEncoder(config, action_dim=A)
     init_weights(enc, torch.Generator().manual_seed(0))
-    return enc.double()
+    return enc.double(), SensoryChannels(gym.spaces.Box(-2.0, 2.0, (C,)), window, A)
 
 
 def _history(t: int = 9, b: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,12 +40,15 @@ def _history(t: int = 9, b: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     return obs, actions
 
 
-def _run(enc: SensoryEncoder, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+def _run(
+    enc: tuple[SensoryEncoder, SensoryChannels], obs: torch.Tensor, actions: torch.Tensor
+) -> torch.Tensor:
     """The latents of every step, by stepping the encoder from an empty memory."""
-    memory = obs.new_zeros(obs.shape[1], enc.memory_dim)
+    encoder, channels = enc
+    memory = obs.new_zeros(obs.shape[1], channels.memory_dim)
     out = []
     for t in range(obs.shape[0]):
-        z, memory = enc.step(obs[t], actions[t], memory)
+        z, memory = encoder.step(channels, obs[t], actions[t], memory)
         out.append(z)
     return torch.stack(out)
 
@@ -83,16 +86,17 @@ def test_a_rescaled_and_a_resigned_channel_are_told_apart_within_the_window() ->
 
 
 def test_sequence_equals_stepping_with_resets() -> None:
-    enc = _encoder()
+    enc, channels = _encoder()
     obs, actions = _history(t=11, b=4)
     reset = torch.zeros(11, 4, dtype=torch.bool)
     reset[3, 0] = reset[7, 1] = reset[0, 2] = True
-    memory = torch.rand(4, enc.memory_dim, generator=torch.Generator().manual_seed(2)).double()
-    z_seq, last_seq = enc.sequence(obs, actions, reset, memory)
+    g = torch.Generator().manual_seed(2)
+    memory = torch.rand(4, channels.memory_dim, generator=g).double()
+    z_seq, last_seq = enc.sequence(channels, obs, actions, reset, memory)
     m, out = memory, []
     for t in range(11):
         m = torch.where(reset[t, :, None], 0.0, m)
-        z, m = enc.step(obs[t], actions[t], m)
+        z, m = enc.step(channels, obs[t], actions[t], m)
         out.append(z)
     assert float((z_seq - torch.stack(out)).abs().max()) < 1e-12
     assert torch.allclose(last_seq, m)
@@ -111,6 +115,11 @@ def _agent() -> Agent:
 def test_agent_carries_the_widest_memory_beside_the_gru_state() -> None:
     agent = _agent()
     assert agent.sensory("vector") and agent.sensory("audio") and not agent.sensory("pixels")
+    # one set of sensory neurons for every channel family; the families' parts have no weights
+    names = [n for n, _ in agent.named_parameters()]
+    assert any(n.startswith("sensory_encoder.") for n in names)
+    assert not any(n.startswith(("encoders.vector.", "encoders.audio.")) for n in names)
+    assert "sensory_encoder.neuron.0.weight" in agent.param_names("adapter+encoder", "audio")
     assert agent.memory_dim == (agent.config.sensory_window - 1) * (20 + A)
     h = agent.initial_state(2)
     assert h.shape == (2, agent.config.hidden + agent.memory_dim)
@@ -144,3 +153,16 @@ def test_a_sensory_encoder_outside_rl2_is_refused_in_one_line() -> None:
     with pytest.raises(ConfigError, match="main.runs.ppo: agent.encoder: sensory needs algo"):
         check_spec(spec_from_dict({**data, "algo": "rl2"}))  # the default main job trains ppo
     check_spec(spec_from_dict({**data, "algo": "rl2", "main": {"runs": {"rl2": {}}}}))
+
+
+def test_a_new_channel_family_is_read_by_the_trained_neurons_with_no_new_encoder_weights() -> None:
+    agent = _agent()
+    before = {n for n, _ in agent.named_parameters()}
+    agent.add_family("projected", gym.spaces.Box(-1.0, 1.0, (32,)))
+    added = {n for n, _ in agent.named_parameters()} - before
+    assert added and all(n.startswith("adapters.projected.") for n in added)
+    h = agent.initial_state(3)  # the memory widens to the new family's 32 channels
+    assert agent.memory_dim == (agent.config.sensory_window - 1) * (32 + A)
+    a, r, d = zero_actions(agent, 3, "cpu"), torch.zeros(3), torch.ones(3, dtype=torch.bool)
+    pd, value, h1 = agent.step(torch.rand(3, 32) * 2 - 1, "projected", a, r, d, h)
+    assert pd.shape == (3, A) and h1.shape == h.shape and bool(torch.isfinite(value).all())
