@@ -15,7 +15,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``rl2-hidden``: ``metaxm train tasks/rl2-gridnav-hidden.yaml`` and ``scripts/rl2_trials.py``
   (5M steps: about half an hour alone);
 * ``rl2-rewire``: ``scripts/rl2_trials.py --rewire between|within`` on that run;
-* ``language``: ``scripts/lang_paraphrases.py tasks/lang-ppo.yaml`` over 5 seeds.
+* ``language``: ``scripts/lang_paraphrases.py tasks/lang-ppo.yaml`` over 5 seeds;
+* ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (3M steps: about 20
+  minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
+* ``bench-sensory``: ``metaxm bench sensory``.
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -285,6 +288,45 @@ def language() -> Path:
                       headline)  # fmt: skip
 
 
+def sensory_cartpole() -> Path:
+    out = RUNS / "sensory-cartpole"
+    commands = [
+        ["metaxm", "train", "tasks/sensory-cartpole.yaml", "--out", rel(out)],
+        ["python", "scripts/sensory_cartpole.py", rel(out), "--episodes", "100", "--out",
+         rel(out)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads((out / "sensory_cartpole.json").read_text())["conditions"]
+        cells = [
+            f"{name} {v['mean_return']:.1f} ({100 * v['ratio_to_unpermuted']:.0f}%)"
+            for name, v in rows.items()
+        ]
+        return (
+            "CartPole-v1 through the sensory encoder, mean return of the policy's mode over 100 "
+            "episodes (of unpermuted): " + ", ".join(cells) + "."
+        )
+
+    return study_page("sensory-cartpole", "The sensory encoder on re-wired CartPole", commands,
+                      headline)  # fmt: skip
+
+
+def bench_sensory() -> Path:
+    out = RUNS / "bench-sensory.json"
+    RUNS.mkdir(parents=True, exist_ok=True)
+
+    def headline() -> str:
+        rows = json.loads(out.read_text())["cases"]
+        cells = [f"{r['case']} **{r['cost_cpu']:.2f}x**" for r in rows]
+        return (
+            "what the sensory encoder costs in RL^2 training, MLP-encoder steps/s over "
+            "sensory-encoder steps/s in CPU time (target <= 3x): " + ", ".join(cells) + "."
+        )
+
+    command = ["metaxm", "bench", "sensory", "--json", rel(out)]
+    return study_page("bench-sensory", "Sensory encoder speed", [command], headline)
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -296,6 +338,8 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-hidden": rl2_hidden,
     "rl2-rewire": rl2_rewire,
     "language": language,
+    "sensory-cartpole": sensory_cartpole,
+    "bench-sensory": bench_sensory,
 }
 """Job name -> the function that runs it and writes its page."""
 
