@@ -18,6 +18,8 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``language``: ``scripts/lang_paraphrases.py tasks/lang-ppo.yaml`` over 5 seeds;
 * ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (3M steps: about 20
   minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
+* ``sensory-gridnav``: ``metaxm train tasks/sensory-gridnav.yaml`` with the sensory and with
+  the MLP encoders, and ``scripts/rl2_trials.py`` on both;
 * ``bench-sensory``: ``metaxm bench sensory``.
 
 Each page holds its headline number and the command's own printed summary.
@@ -311,6 +313,34 @@ def sensory_cartpole() -> Path:
                       headline)  # fmt: skip
 
 
+def sensory_gridnav() -> Path:
+    runs = {e: RUNS / f"sensory-gridnav-{e}" for e in ("sensory", "family")}
+    commands = []
+    for encoder, out in runs.items():
+        commands += [
+            ["metaxm", "train", "tasks/sensory-gridnav.yaml", "--set", f"agent.encoder={encoder}",
+             "--out", rel(out)],
+            ["python", "scripts/rl2_trials.py", rel(out), "--trials", "200", "--episodes", "3",
+             "--out", rel(out)],
+        ]  # fmt: skip
+
+    def headline() -> str:
+        cells = []
+        for encoder, out in runs.items():
+            study = json.loads((out / "in_context.json").read_text())
+            parts = []
+            for split in ("train", "heldout_variants", "heldout_families"):
+                for family, entry in study[split].items():
+                    if family != "all":
+                        first = entry["episodes"][0]["success"][0]
+                        parts.append(f"{split} {family} {first:.2f}")
+            cells.append(f"{encoder} encoder: " + ", ".join(parts))
+        return "success in a trial's first episode (zero-shot): " + "; ".join(cells) + "."
+
+    return study_page("sensory-gridnav", "The sensory encoder on GridNav's re-wired sensors",
+                      commands, headline)  # fmt: skip
+
+
 def bench_sensory() -> Path:
     out = RUNS / "bench-sensory.json"
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -339,6 +369,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-rewire": rl2_rewire,
     "language": language,
     "sensory-cartpole": sensory_cartpole,
+    "sensory-gridnav": sensory_gridnav,
     "bench-sensory": bench_sensory,
 }
 """Job name -> the function that runs it and writes its page."""
