@@ -332,7 +332,7 @@ def sensory_gridnav() -> Path:
             for split in ("train", "heldout_variants", "heldout_families"):
                 for family, entry in study[split].items():
                     if family != "all":
-                        first = entry["episodes"][0]["success"][0]
+                        first = entry["episodes"][0]["success"]
                         parts.append(f"{split} {family} {first:.2f}")
             cells.append(f"{encoder} encoder: " + ", ".join(parts))
         return "success in a trial's first episode (zero-shot): " + "; ".join(cells) + "."
