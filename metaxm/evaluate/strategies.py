@@ -12,6 +12,8 @@ strategy    needs          what k episodes buy
 zeroshot    ppo agent      nothing: the pre-trained agent as it is (a flat curve)
 finetune    ppo agent      PPO updates of every weight on the k episodes (``episodes.py``)
 scratch     (nothing)      the same PPO from a freshly initialised agent, measured up to a cap
+                           (a feed-forward one: with ``agent.encoder: sensory``, whose memory
+                           PPO cannot carry, it reads through the per-family encoders)
 maml        maml agent     ``maml.inner_steps`` policy-gradient steps on the k episodes
 rl2         rl2 agent      k episodes played in context (hidden state carried), then measured
 align       ppo agent      the adapter (and, for a new family, the encoder) fitted to paired
@@ -27,6 +29,7 @@ A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -166,6 +169,10 @@ class Scratch(Strategy):
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
+        if spec.agent.encoder == "sensory":  # PPO trains feed-forward agents only
+            from metaxm.spec import replace
+
+            spec = replace(spec, agent=dataclasses.replace(spec.agent, encoder="family"))
         fresh = build_agent(spec, seed=seed).to(spec.device)
         return ppo_on_budget(
             fresh, spec, family, variant, budgets, seed, spec.evaluate.eval_episodes

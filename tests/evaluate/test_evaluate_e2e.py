@@ -231,3 +231,21 @@ def test_adapt_saves_the_policy_it_measured(report, tmp_path: Path, capsys) -> N
     args[5] = "finetune"
     assert main(args) == 2
     assert "--save-policy: finetune has no learner" in capsys.readouterr().err
+
+
+def test_a_sensory_rl2_run_is_evaluated_with_a_feed_forward_scratch_baseline(tmp_path) -> None:
+    """RL^2 on the sensory encoder reads the held-out family with the trained neurons; the
+    scratch baseline (PPO, which cannot carry the sensory memory) reads with MLP encoders."""
+    data = {
+        **SPEC,
+        "algo": "rl2",
+        "agent": {"encoder": "sensory", "latent_dim": 8, "hidden": 8, "token_dim": 8},
+        "main": {"runs": {"rl2": {}}},
+        "evaluate": {**SPEC["evaluate"], "seeds": 1, "strategies": ["rl2", "scratch"]},
+    }
+    train(spec_from_dict(data), tmp_path / "rl2")
+    assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    for entry in report["modalities"].values():
+        assert set(entry["strategies"]) == {"rl2", "scratch"}
+        assert all(len(c) == 3 for c in entry["strategies"]["rl2"]["curves"]["success"])
