@@ -16,7 +16,7 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   (5M steps: about half an hour alone);
 * ``rl2-rewire``: ``scripts/rl2_trials.py --rewire between|within`` on that run;
 * ``language``: ``scripts/lang_paraphrases.py tasks/lang-ppo.yaml`` over 5 seeds;
-* ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (3M steps: about 20
+* ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (5M steps: about 35
   minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
 * ``sensory-gridnav``: ``metaxm train tasks/sensory-gridnav.yaml`` with the sensory and with
   the MLP encoders, and ``scripts/rl2_trials.py`` on both;

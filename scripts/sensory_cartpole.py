@@ -4,9 +4,11 @@
 Plays N episodes (one per trial: the recurrent state starts empty) of the same N start states
 in four conditions, and compares mean returns (95% bootstrap intervals):
 
-* ``unpermuted``: the state features in their own order, signs and scales, no noise in the
-  extra channels (the identity of the ``vector`` family);
-* ``shuffled``: the same values, in a random order drawn per episode (Tang & Ha's test);
+* ``unpermuted``: the state features in their own order, signs and scales, the four extra
+  channels' noise as in ``rewired`` (drawn from the same seed), so the two differ only in
+  the wiring; ``unpermuted, extra channels silent``: the same with the noise at 0, the bare
+  state (an amplitude of exactly 0 is at the edge of what training draws);
+* ``shuffled``: the unpermuted values in a random order drawn per episode (Tang & Ha's test);
 * ``rewired``: a fresh ``vector`` variant per episode (order, signs, scales, noise), drawn from
   seeds outside the run's training split;
 * ``rewired mid-episode``: as ``rewired``, and at step ``--switch-at`` the variant changes to
@@ -37,23 +39,29 @@ FRESH = 1_000_000  # variant seeds from here on: outside any split the sampler d
 
 
 class Unpermuted(VectorFamily):
-    """The vector family's identity variant: features as they are, the extra channels 0."""
+    """The features in their own order, signs and scales; the extra channels' noise amplitude
+    as the ``rewired`` variant of the same seed draws it (so the two differ only in the
+    wiring), or silent with ``silent=True``."""
+
+    def __init__(self, silent: bool = False) -> None:
+        self.silent = silent
 
     def variant_params(self, generator, info):  # type: ignore[no-untyped-def]
+        params = super().variant_params(generator, info)
         d = info.feature_dim
-        return {"perm": torch.arange(d), "gain": torch.ones(d), "noise": torch.zeros(())}
+        params.update(perm=torch.arange(d), gain=torch.ones(d))
+        if self.silent:
+            params["noise"] = torch.zeros(())
+        return params
 
 
 class Shuffled(VectorFamily):
-    """Only the order of the features changes (gains 1, no noise): Tang & Ha's shuffle."""
+    """Only the order of the features differs from ``unpermuted`` (Tang & Ha's shuffle)."""
 
     def variant_params(self, generator, info):  # type: ignore[no-untyped-def]
-        d = info.feature_dim
-        return {
-            "perm": torch.randperm(d, generator=generator),
-            "gain": torch.ones(d),
-            "noise": torch.zeros(()),
-        }
+        params = super().variant_params(generator, info)
+        params["gain"] = torch.ones(info.feature_dim)
+        return params
 
 
 def _interval(x: np.ndarray) -> list[float]:
@@ -83,6 +91,7 @@ def main() -> int:
         assert not train.intersection(fresh)
         conditions = {
             "unpermuted": (Unpermuted(), fresh[:n], None),
+            "unpermuted, extra channels silent": (Unpermuted(silent=True), fresh[:n], None),
             "shuffled": (Shuffled(), fresh[:n], None),
             "rewired": ("vector", fresh[:n], None),
             "rewired mid-episode": (
@@ -99,7 +108,7 @@ def main() -> int:
                 generator=torch.Generator().manual_seed(args.seed), rewire=rewire,
             )  # fmt: skip
             returns[name] = res.returns[:, 0].double().cpu().numpy()
-            print(f"{name:>20}: mean return {returns[name].mean():7.1f}", flush=True)
+            print(f"{name:>34}: mean return {returns[name].mean():7.1f}", flush=True)
     except MetaxmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
