@@ -8,7 +8,9 @@ channel at a time by the same small network, the *sensory neuron*. Neuron ``i`` 
 
 * its own channel's last ``agent.sensory_window`` values ``x_i(t-K+1), ..., x_i(t)``, and the
   changes between them divided by their root mean square (so that how a channel answers an
-  action is of order 1 whatever its scale; the values keep the scale), and
+  action is of order 1 whatever its scale; the values keep the scale),
+* how those changes co-vary with each action over the window (a re-signed channel answers
+  the other way), and
 * the previous actions ``a(t-K), ..., a(t-1)`` (the action head's encoding; shared by all
   neurons),
 
