@@ -69,6 +69,20 @@ def _interval(x: np.ndarray) -> list[float]:
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
+def _ratio_interval(x: np.ndarray, base: np.ndarray) -> list[float]:
+    """95% interval of mean(x) / mean(base), episodes resampled in pairs (same start state)."""
+    if np.array_equal(x, base):  # every resample gives exactly 1
+        return [1.0, 1.0]
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return a.mean(axis) / b.mean(axis)
+
+    res = stats.bootstrap(
+        (x, base), ratio, paired=True, vectorized=True, n_resamples=2000, random_state=0
+    )
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="an RL^2 run (agent.encoder: sensory) on CartPole-v1")
@@ -123,6 +137,7 @@ def main() -> int:
                 "mean_return": float(v.mean()),
                 "ci95": _interval(v),
                 "ratio_to_unpermuted": float(v.mean() / base) if base else None,
+                "ratio_ci95": _ratio_interval(v, returns["unpermuted"]) if base else None,
             }
             for k, v in returns.items()
         },
@@ -131,16 +146,17 @@ def main() -> int:
         f"CartPole-v1, {n} episodes per condition (the same start states), "
         f"{'sampled actions' if args.sample else 'the policy mode'}; run `{args.run}`.",
         "",
-        "| observation | mean return [95% CI] | of unpermuted |",
+        "| observation | mean return [95% CI] | of unpermuted [95% CI, paired] |",
         "|---|---|---|",
     ]
     for k, v in summary["conditions"].items():
         lo, hi = v["ci95"]
         ratio = v["ratio_to_unpermuted"]
-        lines.append(
-            f"| {k} | {v['mean_return']:.1f} [{lo:.1f}, {hi:.1f}] | "
-            f"{'–' if ratio is None else f'{100 * ratio:.1f}%'} |"
-        )
+        share = "–"
+        if ratio is not None:
+            rlo, rhi = v["ratio_ci95"]
+            share = f"{100 * ratio:.1f}% [{100 * rlo:.1f}, {100 * rhi:.1f}]"
+        lines.append(f"| {k} | {v['mean_return']:.1f} [{lo:.1f}, {hi:.1f}] | {share} |")
     print("\n".join(lines))
     if args.out:
         out = Path(args.out)
