@@ -257,9 +257,11 @@ class Agent(nn.Module):
         """obs (N, *obs_shape) -> the adapted latent z (N, latent_dim); with ``variants`` (N,)
         the rows of pooled variants go through their own adapters (see the module); with an
         instruction channel, z is conditioned on the observation's instruction ids."""
-        return self.adapt(self.features(obs, family), obs, family, variants)
+        return self.apply_adapters(self.features(obs, family), obs, family, variants)
 
-    def adapt(self, e: Tensor, obs: Tensor, family: str, variants: Tensor | None = None) -> Tensor:
+    def apply_adapters(
+        self, e: Tensor, obs: Tensor, family: str, variants: Tensor | None = None
+    ) -> Tensor:
         """The encoder's output e (N, latent_dim) of ``obs`` (N, ...) -> the latent z: the
         family's adapter, the rows' variant adapters, the instruction (see :meth:`encode`)."""
         z = self.adapters[family](e)
@@ -296,8 +298,7 @@ class Agent(nn.Module):
             raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
         h, memory = hidden[..., : self.core.hidden_dim], hidden[..., self.core.hidden_dim :]
         if sequence:
-            reset = torch.zeros(obs.shape[:2], dtype=torch.bool, device=obs.device)
-            z, memory = self.latents(obs, family, prev_action, reset, memory)
+            z, memory = self.latents(obs, family, prev_action, None, memory)
             pd, value, h = self.core.sequence(z, prev_action, prev_reward, done, h)
         else:
             z, memory = self.latents(obs[None], family, prev_action[None], None, memory)
@@ -338,7 +339,7 @@ class Agent(nn.Module):
         e, after = self.sensory_encoder.sequence(
             channels, own, self.head.encode(prev_action), reset, memory
         )
-        z = self.adapt(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
+        z = self.apply_adapters(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
         after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
         return z, after
 
