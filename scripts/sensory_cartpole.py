@@ -33,9 +33,11 @@ from metaxm.errors import ConfigError, MetaxmError
 from metaxm.evaluate.loading import load_agent
 from metaxm.meta.trials import Rewire, run_trials
 from metaxm.modalities.vector import VectorFamily
-from metaxm.sampler import TaskSampler
+from metaxm.sampler import VARIANT_POOL
 
-FRESH = 1_000_000  # variant seeds from here on: outside any split the sampler draws
+FRESH = 1_000_000
+"""Variant seeds from here on are outside every split: the sampler draws its splits from
+seeds 0 to ``VARIANT_POOL - 1``."""
 
 
 class Unpermuted(VectorFamily):
@@ -99,10 +101,11 @@ def main() -> int:
         if algo != "rl2" or not agent.sensory("vector"):
             raise ConfigError(f"{args.run}: needs an rl2 run whose vector family is sensory")
         torch.set_num_threads(spec.train.threads)
-        train = set(TaskSampler(spec).splits["train"]["vector"])
         n = args.episodes
-        fresh = [FRESH + args.seed + i for i in range(2 * n)]
-        assert not train.intersection(fresh)
+        if args.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+        fresh = [FRESH + args.seed + i for i in range(2 * n)]  # never a training variant
+        assert FRESH >= VARIANT_POOL
         conditions = {
             "unpermuted": (Unpermuted(), fresh[:n], None),
             "unpermuted, extra channels silent": (Unpermuted(silent=True), fresh[:n], None),
