@@ -67,6 +67,8 @@ class Shuffled(VectorFamily):
 
 
 def _interval(x: np.ndarray) -> list[float]:
+    if np.all(x == x[0]):  # every resample gives the same mean
+        return [float(x[0]), float(x[0])]
     res = stats.bootstrap((x,), np.mean, n_resamples=2000, random_state=0)
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
