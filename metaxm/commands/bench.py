@@ -10,6 +10,8 @@ RL^2 training update with the sensory encoder against the MLP encoder
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 HELP = (
     "benchmarks: 'envs' times batched worlds against gymnasium's SyncVectorEnv; 'maml' times "
@@ -67,6 +69,23 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (checked first), restored afterwards."""
+    import torch
+
+    from metaxm.errors import ConfigError
+
+    if threads < 1:
+        raise ConfigError(f"--threads: need at least 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_envs(
     quick: bool = False,
     json_path: str | None = None,
@@ -84,32 +103,29 @@ def run_envs(
     from metaxm.bench import envs as bench
     from metaxm.errors import ConfigError
 
-    if threads < 1:
-        raise ConfigError(f"--threads: need at least 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    mode = "quick" if quick else "full"
-    print(
-        f"bench envs ({mode}): env steps/s; torch threads = {torch.get_num_threads()} for the "
-        "TaskEnv, the gymnasium VectorEnv and SyncVectorEnv alike"
-    )
-    if hasattr(os, "getloadavg"):
-        load, cores = os.getloadavg()[0], os.cpu_count()
-        print(f"load average {load:.1f} on {cores} cores: wall-clock rates drop when it is high")
-    print(bench.HEADER, flush=True)
-    try:
-        records = bench.bench_envs(
-            worlds=worlds,
-            families=families,
-            batches=batches or bench.DEFAULT_BATCHES,
-            quick=quick,
-            variant=variant,
-            on_record=lambda r: print(bench.format_row(r), flush=True),
+    with torch_threads(threads):
+        mode = "quick" if quick else "full"
+        print(
+            f"bench envs ({mode}): env steps/s; torch threads = {torch.get_num_threads()} for "
+            "the TaskEnv, the gymnasium VectorEnv and SyncVectorEnv alike"
         )
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    finally:
-        torch.set_num_threads(previous)
+        if hasattr(os, "getloadavg"):
+            load, cores = os.getloadavg()[0], os.cpu_count()
+            print(
+                f"load average {load:.1f} on {cores} cores: wall-clock rates drop when it is high"
+            )
+        print(bench.HEADER, flush=True)
+        try:
+            records = bench.bench_envs(
+                worlds=worlds,
+                families=families,
+                batches=batches or bench.DEFAULT_BATCHES,
+                quick=quick,
+                variant=variant,
+                on_record=lambda r: print(bench.format_row(r), flush=True),
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     print(
         "TaskEnv: batched torch env; VectorEnv: the same behind gymnasium's vector API (numpy); "
         "SyncVecEnv: gymnasium.vector.SyncVectorEnv over B MetaxmEnv; ratio = TaskEnv / "
@@ -128,24 +144,17 @@ def run_maml(quick: bool = False, json_path: str | None = None, threads: int = 1
     import torch
 
     from metaxm.bench import maml as bench
-    from metaxm.errors import ConfigError
 
-    if threads < 1:
-        raise ConfigError(f"--threads: need at least 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    print(
-        f"bench maml ({'quick' if quick else 'full'}): seconds per meta-gradient of a task batch; "
-        f"torch threads = {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}) "
-        "for vmap, loop and higher alike"
-    )
-    print(bench.HEADER, flush=True)
-    try:
+    with torch_threads(threads):
+        print(
+            f"bench maml ({'quick' if quick else 'full'}): seconds per meta-gradient of a task "
+            f"batch; torch threads = {torch.get_num_threads()} (interop "
+            f"{torch.get_num_interop_threads()}) for vmap, loop and higher alike"
+        )
+        print(bench.HEADER, flush=True)
         records = bench.bench_maml(
             quick, on_record=lambda r: print(bench.format_row(r), flush=True)
         )
-    finally:
-        torch.set_num_threads(previous)
     print(
         "vmap: torch.func, tasks under one vmap; loop: the same per task; higher: "
         "higher.innerloop_ctx per task; vs higher / vs loop: wall-clock speed-up of vmap, "
@@ -162,23 +171,17 @@ def run_sensory(quick: bool = False, json_path: str | None = None, threads: int 
     import torch
 
     from metaxm.bench import sensory as bench
-    from metaxm.errors import ConfigError
 
-    if threads < 1:
-        raise ConfigError(f"--threads: need at least 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    print(
-        f"bench sensory ({'quick' if quick else 'full'}): env steps/s of RL^2 training updates, "
-        f"MLP vs sensory encoder on the same spec; torch threads = {torch.get_num_threads()}"
-    )
-    print(bench.HEADER, flush=True)
-    try:
+    with torch_threads(threads):
+        print(
+            f"bench sensory ({'quick' if quick else 'full'}): env steps/s of RL^2 training "
+            "updates, MLP vs sensory encoder on the same spec; torch threads = "
+            f"{torch.get_num_threads()}"
+        )
+        print(bench.HEADER, flush=True)
         records = bench.bench_sensory(
             quick, on_record=lambda r: print(bench.format_row(r), flush=True)
         )
-    finally:
-        torch.set_num_threads(previous)
     print(
         "cost: MLP-encoder steps/s over sensory-encoder steps/s (median update, wall clock); "
         "(CPU): the same in process CPU time; load: 1-minute load average"
