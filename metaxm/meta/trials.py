@@ -309,7 +309,7 @@ def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Te
     """
     core = agent.core
     t, b = rollout.obs.shape[:2]
-    memory = rollout.hidden[:, core.hidden_dim :]  # the sensory encoders' (B, memory_dim)
+    hidden, memory = agent.split_state(rollout.hidden)  # the GRU's, the sensory encoder's
     z = agent.latents(rollout.obs, family, rollout.prev_actions, rollout.reset, memory)[0]
     extra = torch.stack((rollout.prev_rewards.float(), rollout.first.float()), -1)
     x = torch.cat((z, agent.head.encode(rollout.prev_actions), extra), -1)  # (T, B, in), as core
@@ -323,9 +323,7 @@ def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Te
     padded = x.new_zeros(int(pos.max()) + 1, first_step.shape[0], x.shape[-1])  # (L, S, in)
     padded[pos, seg] = x.transpose(0, 1).reshape(b * t, -1)
     h0 = x.new_zeros(first_step.shape[0], core.hidden_dim)
-    h0[seg[torch.arange(b, device=x.device) * t]] = rollout.hidden[:, : core.hidden_dim] * (
-        ~rollout.reset[0, :, None]
-    )
+    h0[seg[torch.arange(b, device=x.device) * t]] = hidden * (~rollout.reset[0, :, None])
     weights = [core.ih.weight, core.hh.weight, core.ih.bias, core.hh.bias]
     out, _ = torch.gru(padded, h0[None], weights, True, 1, 0.0, False, False, False)
     h = out[pos, seg].reshape(b, t, -1).transpose(0, 1)  # (T, B, H)

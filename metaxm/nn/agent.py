@@ -296,7 +296,7 @@ class Agent(nn.Module):
             return self.core(self.encode(obs, family, variants))
         if prev_action is None or prev_reward is None or done is None or hidden is None:
             raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
-        h, memory = hidden[..., : self.core.hidden_dim], hidden[..., self.core.hidden_dim :]
+        h, memory = self.split_state(hidden)
         if sequence:
             z, memory = self.latents(obs, family, prev_action, None, memory)
             pd, value, h = self.core.sequence(z, prev_action, prev_reward, done, h)
@@ -332,8 +332,6 @@ class Agent(nn.Module):
         if not self.sensory(family):
             return self.encode(flat, family).unflatten(0, (t, b)), memory
         own = self._observation(flat, family).unflatten(0, (t, b))
-        if reset is None:
-            reset = torch.zeros(t, b, dtype=torch.bool, device=obs.device)
         assert self.sensory_encoder is not None
         channels = self.encoders[family]
         e, after = self.sensory_encoder.sequence(
@@ -366,6 +364,11 @@ class Agent(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """A recurrent chunk: obs (T, B, ...) -> (pd (T, B, .), value (T, B), last hidden)."""
         return self(obs, family, prev_action, prev_reward, done, hidden, sequence=True)
+
+    def split_state(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """A recurrent state (..., hidden + memory_dim) -> the GRU's state and the sensory
+        memory (:meth:`initial_state` lays them out)."""
+        return hidden[..., : self.core.hidden_dim], hidden[..., self.core.hidden_dim :]
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
         """The recurrent state at the start of a trial: zeros (batch, hidden + memory_dim)."""

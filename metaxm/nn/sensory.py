@@ -106,10 +106,11 @@ class SensoryChannels(nn.Module):
         return (self.window - 1) * self.step_width
 
     def windows(
-        self, obs: Tensor, prev_action: Tensor, reset: Tensor, memory: Tensor
+        self, obs: Tensor, prev_action: Tensor, reset: Tensor | None, memory: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Every step's window, all at once: obs (T, B, *shape), prev_action (T, B, A), reset
-        (T, B) bool (the memory is zeroed before this step: a trial starts), memory (B, >=
+        (T, B) bool (the memory is zeroed before this step: a trial starts; None: nowhere),
+        memory (B, >=
         memory_dim) before the first step -> windows (T, B, K, C + A), oldest step first, and
         the memory after the last step (B, memory_dim).
 
@@ -127,14 +128,15 @@ class SensoryChannels(nn.Module):
         past = memory[:, : self.memory_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
         steps = torch.cat((past, current), 0)  # (K - 1 + T, B, F)
         windows = steps.unfold(0, k, 1).permute(0, 1, 3, 2)  # (T, B, K, F), oldest first
-        # an entry of step t's window is stale if a trial started after it: the last reset at
-        # or before t (-k - 1 when none: then the carried memory is valid)
-        time = torch.arange(t, device=obs.device)
-        none = torch.full_like(time, -k - 1)
-        last_reset = torch.cummax(torch.where(reset, time[:, None], none[:, None]), 0).values
-        entry_time = time[:, None] - (k - 1) + torch.arange(k, device=obs.device)  # (T, K)
-        valid = entry_time[:, None, :] >= last_reset[:, :, None]  # (T, B, K)
-        windows = windows * valid[..., None]
+        if reset is not None:
+            # an entry of step t's window is stale if a trial started after it: the last reset
+            # at or before t (-k - 1 when none: then the carried memory is valid)
+            time = torch.arange(t, device=obs.device)
+            none = torch.full_like(time, -k - 1)
+            last_reset = torch.cummax(torch.where(reset, time[:, None], none[:, None]), 0).values
+            entry_time = time[:, None] - (k - 1) + torch.arange(k, device=obs.device)  # (T, K)
+            valid = entry_time[:, None, :] >= last_reset[:, :, None]  # (T, B, K)
+            windows = windows * valid[..., None]
         return windows, windows[-1, :, 1:].flatten(1)
 
 
@@ -183,7 +185,7 @@ class SensoryEncoder(nn.Module):
         channels: SensoryChannels,
         obs: Tensor,
         prev_action: Tensor,
-        reset: Tensor,
+        reset: Tensor | None,
         memory: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """T steps of one family at once (see :meth:`SensoryChannels.windows` for the shapes)
@@ -196,6 +198,5 @@ class SensoryEncoder(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim) -> the
         latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
-        reset = torch.zeros(1, obs.shape[0], dtype=torch.bool, device=obs.device)
-        z, after = self.sequence(channels, obs[None], prev_action[None], reset, memory)
+        z, after = self.sequence(channels, obs[None], prev_action[None], None, memory)
         return z[0], after
