@@ -89,8 +89,9 @@ def bench_case(case: str, repeats: int) -> SensoryBenchRecord:
     """Time ``repeats`` updates of each encoder's trainer on ``case``, interleaved."""
     import torch
 
-    trainers = {e: make_trainer(_spec(case, e)) for e in ("family", "sensory")}
-    spec = _spec(case, "sensory")
+    specs = {e: _spec(case, e) for e in ("family", "sensory")}
+    trainers = {e: make_trainer(spec) for e, spec in specs.items()}
+    spec = specs["sensory"]
     families = list(spec.modalities.train)
     steps = spec.train.num_envs * spec.ppo.num_steps * len(families)
     wall: dict[str, list[float]] = {e: [] for e in trainers}
