@@ -108,11 +108,18 @@ def _metafit() -> type:
     return MetaFitTrainer
 
 
+def _selffit() -> type:
+    from metaxm.align.selffit_trainer import SelfFitTrainer
+
+    return SelfFitTrainer
+
+
 TRAINERS: dict[str, Callable[[], type]] = {
     "ppo": _ppo,
     "rl2": _rl2,
     "maml": _maml,
     "metafit": _metafit,
+    "selffit": _selffit,
 }
 """``algo`` name -> a function returning its trainer class (imported only when chosen)."""
 
@@ -129,7 +136,8 @@ def make_trainer(spec: Spec) -> Trainer:
 
 
 def make_learner(name: str, run: str | Path, device: str | None = None) -> Learner:
-    """The learner ``name`` (``maml``, ``rl2``, ``align``, ``metafit``) of the agent a trained
+    """The learner ``name`` (``maml``, ``rl2``, ``align``, ``metafit``,
+    ``selffit``) of the agent a trained
     run (or checkpoint) holds, with what that run learned about adapting.
 
     Raises:

@@ -74,5 +74,8 @@ def test_building_a_ppo_trainer_imports_no_other_trainer() -> None:
         "make_trainer(spec_from_dict(data))"
     )
     assert "metaxm.rl.trainer" in modules
-    for other in ("metaxm.meta.maml_trainer", "metaxm.meta.rl2", "metaxm.align.metafit_trainer"):
+    for other in (
+        "metaxm.meta.maml_trainer", "metaxm.meta.rl2", "metaxm.align.metafit_trainer",
+        "metaxm.align.selffit_trainer",
+    ):  # fmt: skip
         assert other not in modules

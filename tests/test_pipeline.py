@@ -103,7 +103,7 @@ STAGES = {
     "rl2": {"episodes_per_trial": 2},
     "evaluate": {
         **TINY["evaluate"],
-        "strategies": ["zeroshot", "align", "maml", "rl2", "metafit"],
+        "strategies": ["zeroshot", "align", "maml", "rl2", "metafit", "selffit"],
     },
     "main": {
         "render": False,
@@ -117,6 +117,14 @@ STAGES = {
             "maml": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
             "rl2": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
             "metafit": {
+                "agent.adapters": "variant",
+                "train.init_from": "{out}/ppo",
+                "train.total_steps": 40,
+                "align.meta_batch": 1,
+                "align.meta_episodes": [1],
+                "align.meta_query_episodes": 2,
+            },
+            "selffit": {
                 "agent.adapters": "variant",
                 "train.init_from": "{out}/ppo",
                 "train.total_steps": 40,
@@ -144,13 +152,13 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert not (out / "pretrain" / "init.json").exists()
     inits = {
         n: json.loads((out / n / "init.json").read_text())
-        for n in ("ppo", "maml", "rl2", "metafit")
+        for n in ("ppo", "maml", "rl2", "metafit", "selffit")
     }
     ppo_init = inits["ppo"]["align.init_from"]
     assert ppo_init["source"] == str(out / "pretrain")
     # encoders, family adapters, and the 2 + 2 variants' adapters (4 fields each family)
     assert sum(n.startswith("variant_adapters.stacks.") for n in ppo_init["names"]) == 8
-    for name in ("maml", "rl2", "metafit"):
+    for name in ("maml", "rl2", "metafit", "selffit"):
         assert inits[name]["train.init_from"]["source"] == str(out / "ppo")
         assert any(n.startswith("encoders.") for n in inits[name]["train.init_from"]["names"])
     # the source policy trained on the frozen latent: its encoders and per-variant adapters
@@ -167,7 +175,10 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     fresh_ppo = build_agent(run_spec_of(spec, out, "ppo"))
     assert not torch.equal(source["core.pi.0.weight"], fresh_ppo.state_dict()["core.pi.0.weight"])
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report["strategies"] == ["zeroshot", "align", "maml", "rl2", "metafit", "scratch"]
+    assert report["strategies"] == [
+        "zeroshot", "align", "maml", "rl2", "metafit", "selffit", "scratch"
+    ]  # fmt: skip
+    assert report["data"]["selffit"] == ["observations"]  # no rewards, no pairs
     curves = {m: e["strategies"] for m, e in report["modalities"].items()}
     audio = next(m for m in curves if m.startswith("audio:"))
     # no learned start for a family meta-training never saw: align's fit, on the same agent
@@ -181,9 +192,13 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert any(moved) and any(
         not torch.allclose(v, torch.full_like(v, 0.1)) for v in learned["lrs"]["vector"].values()
     )
+    selffit = load_checkpoint(resolve_checkpoint(out / "selffit"))["trainer"]["selffit"]
+    assert set(selffit) == {"init", "lrs", "head"}
+    assert any(not torch.equal(v, source[k]) for k, v in selffit["init"]["vector"].items())
+    assert curves[vector]["selffit"]["curves"]["episodes"][0][1] > 0
     assert report["source"]["oracle"]["success"] > 0.5  # a 3x3 grid in 6 steps
     seconds = json.loads((out / "main.json").read_text())["seconds"]
-    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "metafit", "evaluate"}
+    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "metafit", "selffit", "evaluate"}
 
 
 def run_spec_of(spec_path: Path, out: Path, name: str):

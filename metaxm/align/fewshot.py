@@ -45,7 +45,7 @@ from metaxm.align.pairs import PairedBatch, concat_scenes, render_pairs, select_
 from metaxm.build import make_env
 from metaxm.config.align import AlignConfig
 from metaxm.envs import make_world
-from metaxm.envs.play import play
+from metaxm.envs.play import play, transitions
 from metaxm.errors import ConfigError
 from metaxm.modalities import get_family
 from metaxm.nn.agent import Agent, ParamSubset
@@ -62,11 +62,16 @@ class PairedSteps:
         batch: the visited states rendered in the target (view 0) and source (view 1).
         steps: the number of paired steps (environment steps in the target modality).
         episodes: the episodes those steps touched (begun, finished or not).
+        actions: (N,) the action the agent took in each of the N states, in ``batch``'s order.
+        transitions: ``(first, second)``, (M,) rows of ``batch`` each: state ``second`` came
+            right after state ``first`` in one episode (:func:`metaxm.envs.play.transitions`).
     """
 
     batch: PairedBatch
     steps: int
     episodes: int
+    actions: Tensor
+    transitions: tuple[Tensor, Tensor]
 
 
 @dataclass(frozen=True)
@@ -151,11 +156,12 @@ def collect_paired_steps(
     actor = _Actor(agent, target[0], n, params)
     played = play(
         env, lambda obs: actor.act(obs, g), steps=None if episodes else math.ceil(budget / n),
-        record=("scene", "count"), observe=actor.observe,
+        record=("scene", "count", "action"), observe=actor.observe,
     )  # fmt: skip
     scenes = played.record["scene"]
     scene = concat_scenes(scenes)
-    ids = played.record["count"].flatten()  # episode of each step, step-major like the scene
+    count = played.record["count"]  # (T, n) episode of each step
+    ids = count.flatten()  # step-major like the scene
     rows = torch.arange(ids.shape[0], device=device)
     # steps: the last round is cut to the budget; episodes: every env's first episode, whole
     keep = rows[:budget] if episodes is None else rows[ids == 0]
@@ -163,7 +169,9 @@ def collect_paired_steps(
     env_of = torch.arange(n, device=device).repeat(len(scenes))[keep]
     touched = torch.unique(env_of * (world.horizon + 1) + ids[keep]).numel()
     batch = render_pairs(scene, [target, source], world.scene_info, g)
-    return PairedSteps(batch, scene.batch_size, touched)
+    kept = torch.zeros_like(ids, dtype=torch.bool).index_fill_(0, keep, True).view_as(count)
+    actions = played.record["action"].flatten(0, 1)[keep]
+    return PairedSteps(batch, scene.batch_size, touched, actions, transitions(kept, count))
 
 
 def fit_adapter(

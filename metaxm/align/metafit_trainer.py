@@ -43,14 +43,17 @@ class MetaFitTrainer:
             loaded, or restored from a checkpoint).
     """
 
+    key = "metafit"
+    """The ``algo``, and the checkpoint entry that holds the learned fit."""
+
     def __init__(self, spec: Spec) -> None:
         if spec.agent.core != "mlp" or spec.agent.adapters != "variant":
             raise ConfigError(
-                "algo: metafit adapts a PPO source agent: set agent.adapters: variant and "
+                f"algo: {self.key} adapts a PPO source agent: set agent.adapters: variant and "
                 "agent.core: mlp, and train.init_from: its run"
             )
         if not spec.train.init_from:
-            raise ConfigError("algo: metafit needs train.init_from: the source agent's run")
+            raise ConfigError(f"algo: {self.key} needs train.init_from: the source agent's run")
         self.spec = spec
         self.config = spec.align
         self.device = torch.device(spec.device)
@@ -67,42 +70,67 @@ class MetaFitTrainer:
         self.updates = 0
 
     def _start(self, state: dict[str, Any] | None = None) -> None:
-        """theta_0 := the agent's family encoder and adapter (the variants' mean adapter),
-        alpha := ``meta_inner_lr``; or both from a checkpoint's ``state``."""
-        if state is None:
-            init = {
-                f: {
-                    k: v.detach().clone()
-                    for k, v in self.agent.named_params("adapter+encoder", f).items()
-                }  # fmt: skip
-                for f in self.families
-            }
-            lr = self.config.meta_inner_lr
-            lrs = {f: {k: torch.full_like(v, lr) for k, v in p.items()} for f, p in init.items()}
-            self.metafit = MetaFit(init, lrs, self.config)
-        else:  # checkpoints are loaded onto the CPU
-            self.metafit = MetaFit.from_state(state, self.config, self.device)
+        """The learned fit, fresh (:meth:`_fresh`) or from a checkpoint's ``state``, and the
+        outer optimizer over its tensors."""
+        self.metafit = self._fresh() if state is None else self._restore(state)
         leaves = [*self._leaves()]
         for p in leaves:
             p.requires_grad_(True)
         self.optimizer = torch.optim.Adam(leaves, lr=self.config.meta_lr)
 
-    def _leaves(self) -> Iterator[Tensor]:
-        assert self.metafit is not None
-        for table in (self.metafit.init, self.metafit.lrs):
-            for params in table.values():
-                yield from params.values()
+    def _fresh_start(self) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
+        """theta_0 := the agent's family encoder and adapter (the variants' mean adapter),
+        alpha := ``meta_inner_lr``, per training family."""
+        own = {f: self.agent.named_params("adapter+encoder", f) for f in self.families}
+        init = {f: {k: v.detach().clone() for k, v in p.items()} for f, p in own.items()}
+        lr = self.config.meta_inner_lr
+        return init, {f: {k: torch.full_like(v, lr) for k, v in p.items()} for f, p in init.items()}
+
+    def _fresh(self) -> MetaFit:
+        return MetaFit(*self._fresh_start(), self.config)
+
+    def _restore(self, state: dict[str, Any]) -> MetaFit:
+        return MetaFit.from_state(state, self.config, self.device)  # checkpoints load on CPU
 
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        """The learned fit's tensors as ``<kind>.<name>`` (kind: init, lrs, ...)."""
         if self.metafit is None:
             return
-        for kind, table in (("init", self.metafit.init), ("lrs", self.metafit.lrs)):
+        for kind, table in self.metafit.state_dict().items():
             for params in table.values():
                 yield from ((f"{kind}.{k}", v) for k, v in params.items())
+
+    def _leaves(self) -> Iterator[Tensor]:
+        return (v for _, v in self.named_parameters())
 
     def _source_latents(self, obs: Tensor) -> Tensor:
         with torch.no_grad():
             return encode(self.agent, obs, self.source[0], self.source_params)
+
+    def task(self, family: str, variant: int, k: int, seed: int) -> tuple[Tensor, float, int]:
+        """One meta-training task: a support of ``k`` episodes of ``family:variant``, the inner
+        fit on it, and the query loss after it (with the graph to the meta-parameters), the
+        query loss at the learned start, and the environment steps played."""
+        assert self.metafit is not None
+        cfg = self.config
+        collected = [
+            collect_paired_steps(
+                self.agent, self.spec, (family, variant), source=self.source, seed=s, episodes=n
+            )
+            for s, n in ((seed, k), (seed + 1, cfg.meta_query_episodes))
+        ]
+        support, query = (c.batch for c in collected)
+        self.episodes += sum(c.episodes for c in collected)
+        z_sup = self._source_latents(support.obs[1])
+        z_q = self._source_latents(query.obs[1])
+        params = inner_fit(
+            self.agent, family, self.metafit.init[family], self.metafit.lrs[family],
+            support, z_sup, cfg, create_graph=not cfg.meta_first_order,
+        )  # fmt: skip
+        loss = pair_loss(self.agent, family, params, query, z_q, cfg)
+        with torch.no_grad():
+            start = pair_loss(self.agent, family, self.metafit.init[family], query, z_q, cfg)
+        return loss, float(start), sum(c.steps for c in collected)
 
     def update(self) -> dict[str, float]:
         """One meta-update over ``meta_batch`` fresh variants of every training family."""
@@ -118,32 +146,10 @@ class MetaFitTrainer:
                 variant = meta_variant_seed(g)
                 k = cfg.meta_episodes[int(torch.randint(len(cfg.meta_episodes), (), generator=g))]
                 seed = int(torch.randint(0, 2**31 - 2, (), generator=g))
-                collected = [
-                    collect_paired_steps(
-                        self.agent,
-                        self.spec,
-                        (family, variant),
-                        source=self.source,
-                        seed=s,
-                        episodes=n,
-                    )  # fmt: skip
-                    for s, n in ((seed, k), (seed + 1, cfg.meta_query_episodes))
-                ]
-                support, query = (c.batch for c in collected)
-                steps += sum(c.steps for c in collected)
-                self.episodes += sum(c.episodes for c in collected)
-                z_sup = self._source_latents(support.obs[1])
-                z_q = self._source_latents(query.obs[1])
-                params = inner_fit(
-                    self.agent, family, self.metafit.init[family], self.metafit.lrs[family],
-                    support, z_sup, cfg, create_graph=not cfg.meta_first_order,
-                )  # fmt: skip
-                losses[family].append(pair_loss(self.agent, family, params, query, z_q, cfg))
-                with torch.no_grad():
-                    start = pair_loss(
-                        self.agent, family, self.metafit.init[family], query, z_q, cfg
-                    )
-                before[family].append(float(start))
+                loss, start, played = self.task(family, variant, k, seed)
+                losses[family].append(loss)
+                before[family].append(start)
+                steps += played
         total = sum(sum(v) for v in losses.values()) / sum(len(v) for v in losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -166,7 +172,7 @@ class MetaFitTrainer:
         assert self.metafit is not None and self.optimizer is not None
         return {
             "agent": self.agent.state_dict(),
-            "metafit": {
+            self.key: {
                 kind: {f: {k: v.detach() for k, v in p.items()} for f, p in table.items()}
                 for kind, table in self.metafit.state_dict().items()
             },
@@ -179,7 +185,7 @@ class MetaFitTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
-        self._start(state["metafit"])
+        self._start(state[self.key])
         assert self.optimizer is not None
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

@@ -4,7 +4,7 @@ One few-shot adaptation: the agent of CHECKPOINT (a checkpoint file or a run dir
 ``--strategy`` needing another agent, a folder of runs) meets the modality, is measured before
 and after K episodes of it, and the result is printed and saved as JSON. ``--save-policy FILE``
 also saves the adapted policy the measurement used (the strategies with a learner: maml, rl2,
-align, metafit), for ``metaxm.AdaptedPolicy.load``.
+align, metafit, selffit), for ``metaxm.AdaptedPolicy.load``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
     parser.add_argument("--modality", required=True, help="FAMILY:VARIANT, e.g. audio:7")
     parser.add_argument(
-        "--strategy", required=True, help="zeroshot, maml, rl2, align, metafit, finetune, scratch"
+        "--strategy",
+        required=True,
+        help="zeroshot, maml, rl2, align, metafit, selffit, finetune, scratch",
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
@@ -28,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-policy",
         metavar="FILE",
-        help="also save the adapted policy (strategies maml, rl2, align, metafit); load it with "
+        help="also save the adapted policy (strategies maml, rl2, align, metafit, selffit); load "
+        "it with "
         "metaxm.AdaptedPolicy.load(FILE)",
     )
     parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the modality's family is not one the agent was trained with: give the agent a "
         "fresh encoder for it (strategies that train the encoder: finetune, align, metafit, "
-        "scratch)",
+        "selffit, scratch)",
     )
 
 
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if strategy.learner is None:
             raise ConfigError(
                 f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
-                "use maml, rl2, align or metafit"
+                "use maml, rl2, align, metafit or selffit"
             )
         check_result_path(args.save_policy, "--save-policy")
         if Path(args.save_policy).resolve() == out.resolve():

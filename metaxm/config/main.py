@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit")
+RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit", "selffit")
 """The stages ``main.runs`` may name: ``pretrain`` is alignment pretraining
 (:func:`metaxm.align.pretrain.pretrain`), the others ``metaxm train`` with that ``algo``."""
 
@@ -22,8 +22,8 @@ class MainConfig:
             earlier one (``align.init_from: "{out}/pretrain"``, ``train.init_from:
             "{out}/ppo"``); a link to a stage listed later is refused. The names are the stages
             of :data:`RUN_NAMES`: ``pretrain`` (alignment pretraining, ``metaxm pretrain``),
-            ``ppo``, ``maml``, ``rl2``, ``metafit`` (``metaxm train`` with that ``algo``). The
-            evaluator finds the agents by name.
+            ``ppo``, ``maml``, ``rl2``, ``metafit``, ``selffit`` (``metaxm train`` with that
+            ``algo``). The evaluator finds the agents by name.
         evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
         bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
         render: draw one state in every modality into ``OUT/render.png``.

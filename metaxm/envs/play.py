@@ -151,3 +151,17 @@ def play(
             break
     stacked = {k: v if k == "scene" else torch.stack(v) for k, v in kept.items()}
     return Played(returns, success, length, taken, stacked)
+
+
+def transitions(kept: Tensor, count: Tensor) -> tuple[Tensor, Tensor]:
+    """The one-step transitions among the kept steps of a play: ``(first, second)`` (M,) each,
+    positions in the kept steps flattened step-major (as ``x[kept]`` orders them), where step
+    ``second`` follows step ``first`` in the same environment and the same episode.
+
+    Args:
+        kept: (T, B) bool, the steps kept (e.g. ``alive``).
+        count: (T, B) long, the episodes each environment had finished before the step.
+    """
+    position = kept.flatten().cumsum(0).view_as(kept) - 1  # (T, B)
+    linked = kept[:-1] & kept[1:] & (count[:-1] == count[1:])  # (T - 1, B)
+    return position[:-1][linked], position[1:][linked]

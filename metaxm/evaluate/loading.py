@@ -21,7 +21,7 @@ from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-KINDS = ("ppo", "maml", "rl2", "metafit")
+KINDS = ("ppo", "maml", "rl2", "metafit", "selffit")
 
 
 def add_family(agents: Agents, family: str, seed: int = 0) -> None:
@@ -106,11 +106,12 @@ def load_agent(
         ) from None
     agent.eval()
     extras = {}
-    if "metafit" in state["trainer"]:  # the learned start and rates (metaxm.align.metafit)
-        extras["metafit"] = {
-            kind: {f: {k: v.to(spec.device) for k, v in p.items()} for f, p in table.items()}
-            for kind, table in state["trainer"]["metafit"].items()
-        }
+    for fit in ("metafit", "selffit"):  # a learned fit (metaxm.align.metafit, .selffit)
+        if fit in state["trainer"]:
+            extras[fit] = {
+                kind: {f: {k: v.to(spec.device) for k, v in p.items()} for f, p in table.items()}
+                for kind, table in state["trainer"][fit].items()
+            }
     if "inner_lrs" in state["trainer"]:
         lrs = state["trainer"]["inner_lrs"]  # beside the agent (loaded onto the CPU above)
         extras["inner_lrs"] = {k: v.to(spec.device) for k, v in lrs.items()}
@@ -151,10 +152,11 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
     """The learner of every loaded agent that has one, under the evaluation spec, holding the
     state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
-    from metaxm.learners import MAML, RL2, Align, MetaFit
+    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit
 
     out: dict[str, Learner] = {}
-    for algo, cls in (("ppo", Align), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit)):
+    kinds = (("ppo", Align), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit))
+    for algo, cls in (*kinds, ("selffit", SelfFit)):
         if algo in agents.by_kind:
             # the run's own settings (maml, align), then the evaluation's spec
             learner = cls.from_trained(agents.by_kind[algo], agents.configs[algo], learned[algo])

@@ -20,6 +20,8 @@ align       ppo agent      the adapter (and, for a new family, the encoder) fitt
                            renders of the states of k episodes, then the frozen policy
 metafit     metafit run    the meta-learned paired fit (learned start and per-parameter rates)
                            on the same pairs, then the frozen policy
+selffit     selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
+                           observations and the agent's actions alone, then the frozen policy
 ==========  =============  =====================================================================
 
 Each strategy's ``data`` names what it consumes of the k episodes; the report prints it.
@@ -42,7 +44,7 @@ from metaxm.nn.agent import Agent, build_agent
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-AgentKind = Literal["ppo", "maml", "rl2", "metafit"]
+AgentKind = Literal["ppo", "maml", "rl2", "metafit", "selffit"]
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Agents:
         configs: per kind, the trained run's spec (holds e.g. its ``maml`` section).
         learners: per learner name, the learner of the agent it adapts, holding what was
             learned about adapting (MAML's inner rates, the meta-learned fit's start):
-            ``align`` (the ``ppo`` agent), ``maml``, ``rl2``, ``metafit``
+            ``align`` (the ``ppo`` agent), ``maml``, ``rl2``, ``metafit``, ``selffit``
             (:mod:`metaxm.learners`).
     """
 
@@ -254,10 +256,31 @@ class MetaFitStrategy(Align):
     learner = "metafit"
 
 
+class SelfFit(LearnerStrategy):
+    """The :class:`metaxm.learners.SelfFit` learner: from the learned start, ``align.meta_steps``
+    steps of inverse dynamics at the learned rates on the observations and actions of k whole
+    episodes the agent played in the target modality, then the frozen policy. A family the
+    meta-training never saw gets a hand-set fit of the same loss (its encoder is new)."""
+
+    name = "selffit"
+    needs = "selffit"
+    learner = "selffit"
+    trains_encoder = True
+    data = ("observations",)
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        if k == 0:
+            return self.unadapted(agents, family, variant)
+        env = target_env(agents.spec, family, variant, k, seed + 21)
+        return agents.learners[self.learner].adapt(env, k, seed + 22)
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
-    for s in (ZeroShot(), MAML(), RL2(), Align(), MetaFitStrategy(), FineTune(), Scratch())
-}
+    for s in (
+        ZeroShot(), MAML(), RL2(), Align(), MetaFitStrategy(), SelfFit(), FineTune(), Scratch()
+    )
+}  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""
 
 

@@ -2,8 +2,9 @@
 
 See :mod:`metaxm.learners.base` for the shape, and each learner for how it spends the k
 episodes: :class:`MAML` (policy-gradient steps from a meta-learned start), :class:`RL2` (in
-context), :class:`Align` (a paired fit of the modality's encoder and adapter) and
-:class:`MetaFit` (the meta-learned paired fit).
+context), :class:`Align` (a paired fit of the modality's encoder and adapter),
+:class:`MetaFit` (the meta-learned paired fit) and :class:`SelfFit` (the meta-learned reward-free,
+pair-free fit).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from metaxm.learners.base import DataNeed, Learner
 from metaxm.learners.maml import MAML
 from metaxm.learners.policy import AdaptedPolicy
 from metaxm.learners.rl2 import RL2
+from metaxm.learners.selffit import SelfFit
 
-LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, RL2, Align, MetaFit)}
+LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, RL2, Align, MetaFit, SelfFit)}
 """Learner name -> class."""
 
-__all__ = ["LEARNERS", "AdaptedPolicy", "Align", "DataNeed", "Learner", "MAML", "MetaFit", "RL2"]
+__all__ = [
+    "LEARNERS", "AdaptedPolicy", "Align", "DataNeed", "Learner", "MAML", "MetaFit", "RL2",
+    "SelfFit",
+]  # fmt: skip

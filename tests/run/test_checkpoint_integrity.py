@@ -278,7 +278,7 @@ def _state(algo: str, spec_data: dict[str, Any]) -> dict[str, Any]:
             "loop": {"update": 2, "env_steps": 64}, "rng": {}}  # fmt: skip
 
 
-@pytest.mark.parametrize("algo", ["ppo", "maml", "rl2", "metafit", "pretrain"])
+@pytest.mark.parametrize("algo", ["ppo", "maml", "rl2", "metafit", "selffit", "pretrain"])
 def test_a_matching_checkpoint_is_resumable(tmp_path: Path, algo: str) -> None:
     data = _spec_data()
     path = save_checkpoint(checkpoint_path(tmp_path, 2), _state(algo, data))
@@ -295,6 +295,7 @@ def test_a_matching_checkpoint_is_resumable(tmp_path: Path, algo: str) -> None:
         ("pretrain", "rl2", "a pretraining checkpoint; this run trains rl2"),
         ("ppo", "pretrain", "a ppo checkpoint; this run pretrains"),
         ("metafit", "maml", "a metafit checkpoint; this run trains maml"),
+        ("selffit", "metafit", "a selffit checkpoint; this run trains metafit"),
     ],
 )  # fmt: skip
 def test_another_algorithms_checkpoint_is_refused(theirs: str, ours: str, message: str) -> None:
