@@ -20,7 +20,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
 * ``sensory-gridnav``: ``metaxm train tasks/sensory-gridnav.yaml`` with the sensory and with
   the MLP encoders, and ``scripts/rl2_trials.py`` on both;
-* ``bench-sensory``: ``metaxm bench sensory``.
+* ``bench-sensory``: ``metaxm bench sensory``;
+* ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
+  (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
+  ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -357,6 +360,42 @@ def bench_sensory() -> Path:
     return study_page("bench-sensory", "Sensory encoder speed", [command], headline)
 
 
+def selffit() -> Path:
+    main = RUNS / "main"
+    if not (main / "ppo").is_dir():
+        raise SystemExit("selffit: run the main job first (--only main): it adapts its ppo agent")
+    out, report = main / "selffit", RUNS / "selffit-report"
+    compared = report / "selffit_vs_zeroshot.json"
+    commands = [
+        ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=selffit", "--set",
+         "agent.adapters=variant", "--set", f"train.init_from={rel(main / 'ppo')}", "--set",
+         "train.total_steps=300000", "--out", rel(out),
+         *(["--resume"] if (out / "config.yaml").exists() else [])],
+        ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "align",
+         "--strategy", "selffit", "--out", rel(report)],
+        ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selffit",
+         "zeroshot", "--json", rel(compared)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads(compared.read_text())
+        cells = [
+            f"{m} {r['mean']['point']:+.2f} [{r['mean']['low']:+.2f}, {r['mean']['high']:+.2f}]"
+            for m, r in rows.items()
+        ]
+        above = sum(r["mean"]["low"] > 0 for r in rows.values())
+        return (
+            "reward-free, pair-free adaptation (`selffit`) against no adaptation (`zeroshot`) on "
+            "the main job's held-out modalities: success difference averaged over k >= 1 "
+            "episodes, IQM over seeds [95% bootstrap interval]: "
+            + ", ".join(cells)
+            + f"; above zeroshot on {above} of {len(rows)}. The curves are in "
+            f"`{rel(report / 'report.md')}`."
+        )
+
+    return study_page("selffit", "Reward-free adaptation (selffit)", commands, headline)
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -371,6 +410,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "sensory-cartpole": sensory_cartpole,
     "sensory-gridnav": sensory_gridnav,
     "bench-sensory": bench_sensory,
+    "selffit": selffit,
 }
 """Job name -> the function that runs it and writes its page."""
 
