@@ -49,6 +49,7 @@ from metaxm.envs.play import play, transitions
 from metaxm.errors import ConfigError
 from metaxm.modalities import get_family
 from metaxm.nn.agent import Agent, ParamSubset
+from metaxm.nn.distributions import explore
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -153,7 +154,7 @@ def collect_paired_steps(
     env = make_env(spec, *target, num_envs=n, seed=seed, device=device, resample_tasks=True)
     world = env.world
     g = torch.Generator(device).manual_seed(seed + 1)
-    actor = _Actor(agent, target[0], n, params)
+    actor = _Actor(agent, target[0], n, params, spec.align.explore)
     played = play(
         env, lambda obs: actor.act(obs, g), steps=None if episodes else math.ceil(budget / n),
         record=("scene", "count", "action"), observe=actor.observe,
@@ -315,12 +316,18 @@ def few_shot_align(
 
 
 class _Actor:
-    """The agent's stochastic policy on one family (recurrent state kept for a GRU core)."""
+    """The agent's stochastic policy on one family (recurrent state kept for a GRU core), each
+    action a uniformly random one with probability ``explore``."""
 
     def __init__(
-        self, agent: Agent, family: str, n: int, params: Mapping[str, Tensor] | None
+        self,
+        agent: Agent,
+        family: str,
+        n: int,
+        params: Mapping[str, Tensor] | None,
+        explore: float = 0.0,
     ) -> None:
-        self.agent, self.family, self.params = agent, family, params
+        self.agent, self.family, self.params, self.explore = agent, family, params, explore
         device = next(agent.parameters()).device
         if agent.recurrent:  # the state at the start of a trial: no previous action or reward
             self.hidden = agent.initial_state(n, device)
@@ -339,7 +346,8 @@ class _Actor:
             )
         else:
             pd, _ = call(obs, self.family)
-        return self.agent.head.sample(pd, generator)
+        action = self.agent.head.sample(pd, generator)
+        return explore(self.agent.head, action, self.explore, generator)
 
     def _functional(self, *args: object) -> tuple[Tensor, ...]:
         return torch.func.functional_call(self.agent, dict(self.params), args, strict=False)

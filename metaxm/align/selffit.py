@@ -47,6 +47,7 @@ from metaxm.align.losses import encode
 from metaxm.config.align import AlignConfig
 from metaxm.envs.play import play, transitions
 from metaxm.nn.agent import Agent
+from metaxm.nn.distributions import explore as explore_actions
 
 Params = dict[str, Tensor]
 
@@ -110,13 +111,18 @@ class Transitions:
 
 
 @torch.no_grad()
-def collect_transitions(agent: Agent, env, family: str, generator: torch.Generator) -> Transitions:
+def collect_transitions(
+    agent: Agent, env, family: str, generator: torch.Generator, explore: float = 0.0
+) -> Transitions:
     """One episode of the agent's stochastic policy in every environment of ``env`` (a
-    feed-forward agent), with its observations and actions; nothing else is recorded."""
-    played = play(
-        env, lambda obs: agent.head.sample(agent(obs, family)[0], generator),
-        record=("obs", "action", "alive", "count"),
-    )  # fmt: skip
+    feed-forward agent; each action a uniformly random one with probability ``explore``), with
+    its observations and actions; nothing else is recorded."""
+
+    def act(obs: Tensor) -> Tensor:
+        action = agent.head.sample(agent(obs, family)[0], generator)
+        return explore_actions(agent.head, action, explore, generator)
+
+    played = play(env, act, record=("obs", "action", "alive", "count"))
     alive, count = played.record["alive"], played.record["count"]
     first, second = transitions(alive, count)
     keep = alive.flatten()

@@ -75,7 +75,7 @@ class SelfFitTrainer(MetaFitTrainer):
             resample_tasks=True,
         )  # fmt: skip
         g = torch.Generator(self.device).manual_seed(seed + 1)
-        support = collect_transitions(self.agent, env, family, g)
+        support = collect_transitions(self.agent, env, family, g, cfg.explore)
         query = collect_paired_steps(
             self.agent, self.spec, (family, variant), source=self.source, seed=seed + 2,
             episodes=cfg.meta_query_episodes,

@@ -65,6 +65,11 @@ class AlignConfig:
             started (the agent's), divided by the number of paired states: a prior that holds
             a fit on one short episode near the starting adapter and fades as pairs accumulate.
         fit_envs: parallel environments the paired steps of a few-shot fit are collected in.
+        explore: while the few-shot fits (``align``, ``metafit``, ``selffit``, and their
+            meta-training) collect their k episodes, the probability of a uniformly random
+            action in place of the policy's at each step. In a new modality the unadapted
+            policy tends to repeat one action, so its episodes show the fit few states; a random
+            walk shows more (:func:`metaxm.nn.distributions.explore`).
         fit_subset: what a few-shot fit changes: ``adapter``, ``adapter+encoder``, or ``auto``
             (the adapter for a variant of a training family, whose encoder already reads the
             family; adapter and encoder for a family never trained on).
@@ -103,6 +108,7 @@ class AlignConfig:
     fit_policy: float = bounded(0.0, 0, 1000000.0)
     fit_prior: float = bounded(0.0, 0, 1000000.0)
     fit_envs: int = bounded(8, 1, 4096)
+    explore: float = bounded(0.0, 0, 1)
     fit_subset: Literal["auto", "adapter", "adapter+encoder"] = "auto"
     init_from: str | None = None
     meta_steps: int = bounded(5, 0, 1000)

@@ -24,6 +24,7 @@ from metaxm.envs.base import Scene
 from metaxm.envs.play import play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
+from metaxm.nn.distributions import explore as explore_actions
 from metaxm.rl.gae import compute_gae
 from metaxm.rl.ppo import Batch, ppo_update
 
@@ -116,13 +117,18 @@ def play_episodes(
 
 
 @torch.no_grad()
-def visited_scenes(agent: Agent, env: TaskEnv, family: str, generator: torch.Generator) -> Scene:
+def visited_scenes(
+    agent: Agent, env: TaskEnv, family: str, generator: torch.Generator, explore: float = 0.0
+) -> Scene:
     """The states of one episode of the agent's stochastic policy in every environment of
-    ``env``, every step of every episode (and nothing after an episode's end), as one Scene."""
-    played = play(
-        env, lambda obs: agent.head.sample(agent(obs, family)[0], generator),
-        record=("scene", "alive"),
-    )  # fmt: skip
+    ``env``, every step of every episode (and nothing after an episode's end), as one Scene;
+    with ``explore``, each action is a uniformly random one with that probability."""
+
+    def act(obs: Tensor) -> Tensor:
+        action = agent.head.sample(agent(obs, family)[0], generator)
+        return explore_actions(agent.head, action, explore, generator)
+
+    played = play(env, act, record=("scene", "alive"))
     alive = played.record["alive"]
     scenes = [select_rows(s, alive[t].nonzero().squeeze(1)) for t, s in enumerate(
         played.record["scene"])]  # fmt: skip

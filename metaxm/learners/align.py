@@ -75,7 +75,8 @@ class Align(Learner):
 
         family, variant = env.family.name, int(env.variants[0])
         gen = self.generator(env, seed)
-        scenes = [visited_scenes(self.agent, env, family, gen) for _ in range(rounds)]
+        explore = self.spec.align.explore
+        scenes = [visited_scenes(self.agent, env, family, gen, explore) for _ in range(rounds)]
         scene = scenes[0] if rounds == 1 else concat_scenes(scenes)
         target = (family, variant)
         return render_pairs(scene, [target, default_source(self.spec)], env.world.scene_info, gen)

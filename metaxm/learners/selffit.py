@@ -64,7 +64,10 @@ class SelfFit(Learner):
         policy = AdaptedPolicy(self.agent, self.spec, family, variant, learner=self.name)
         if rounds > 0:
             gen = self.generator(env, seed)
-            parts = [collect_transitions(self.agent, env, family, gen) for _ in range(rounds)]
+            explore = self.spec.align.explore
+            parts = [
+                collect_transitions(self.agent, env, family, gen, explore) for _ in range(rounds)
+            ]
             policy.params = self.learned.fit(self.agent, Transitions.concat(parts))
             policy.episodes = rounds * env.num_envs
         return policy

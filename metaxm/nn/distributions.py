@@ -40,6 +40,15 @@ class ActionHead(ABC):
         """The most likely action (the deterministic policy)."""
 
     @abstractmethod
+    def uniform(
+        self,
+        rows: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+    ) -> Tensor:
+        """``rows`` actions drawn uniformly from the action space (a random walk's)."""
+
+    @abstractmethod
     def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
         """log pi(action), shape ``pd.shape[:-1]``."""
 
@@ -72,6 +81,9 @@ class CategoricalHead(ActionHead):
 
     def mode(self, pd: Tensor) -> Tensor:
         return pd.argmax(-1)
+
+    def uniform(self, rows, generator=None, device=None):  # noqa: D102
+        return torch.randint(0, self.n, (rows,), generator=generator, device=device)
 
     def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
         return F.log_softmax(pd, -1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
@@ -119,6 +131,10 @@ class GaussianHead(ActionHead):
     def mode(self, pd: Tensor) -> Tensor:
         return pd.chunk(2, -1)[0] * self.scale
 
+    def uniform(self, rows, generator=None, device=None):  # noqa: D102
+        u = torch.rand(rows, self.dim, generator=generator, device=device)
+        return (u * 2.0 - 1.0) * self.scale
+
     def log_prob(self, pd: Tensor, action: Tensor) -> Tensor:
         mean, log_std = pd.chunk(2, -1)
         z = (action / self.scale - mean) / log_std.exp()
@@ -145,3 +161,17 @@ def action_head(space: gym.Space) -> ActionHead:
         bound = float(abs(space.high).max())
         return GaussianHead(int(space.shape[0]), bound if bound > 0 else 1.0)
     raise ValueError(f"no policy head for action space {space}: use Discrete or a 1-D Box")
+
+
+def explore(
+    head: ActionHead, action: Tensor, rate: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """``action`` (B, ...) with each row replaced, with probability ``rate``, by a uniformly
+    random action (:meth:`ActionHead.uniform`). ``rate`` 0 returns ``action`` and draws
+    nothing, so a caller's random stream is the same as without it."""
+    if rate <= 0:
+        return action
+    rows = action.shape[0]
+    swap = torch.rand(rows, generator=generator, device=action.device) < rate
+    other = head.uniform(rows, generator, action.device).to(action.dtype)
+    return torch.where(swap.view(rows, *[1] * (action.dim() - 1)), other, action)

@@ -223,3 +223,38 @@ def test_trainer_refuses_what_it_cannot_adapt(make_spec, tmp_path) -> None:
     spec = spec_from_dict(data)
     with pytest.raises(ConfigError, match="needs a discrete action space"):
         SelfFitTrainer(spec)
+
+
+def _stubborn(spec):
+    """An agent whose policy takes action 0 in every state."""
+    agent = build_agent(spec)
+    with torch.no_grad():
+        agent.core.pi[4].weight.zero_()
+        agent.core.pi[4].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+    return agent
+
+
+def test_every_few_shot_collection_explores_at_align_explore(make_spec) -> None:
+    """align.explore reaches the paired steps (metafit), the transitions (selffit) and the
+    align learner's pairs: a policy that always takes action 0 walks into one wall alone."""
+    from metaxm.learners import Align
+
+    seen = {}
+    for rate in (0.0, 1.0):
+        spec = make_spec(align={"explore": rate})
+        agent = _stubborn(spec)
+        paired = collect_paired_steps(agent, spec, ("vector", 5), seed=1, episodes=4)
+        env = make_env(spec, "vector", 5, num_envs=4, seed=2, resample_tasks=True)
+        data = collect_transitions(agent, env, "vector", torch.Generator().manual_seed(0), rate)
+        for actions in (paired.actions, data.actions):
+            assert set(actions.tolist()) == ({0} if rate == 0 else {0, 1, 2, 3})
+        # action 0 moves the agent one way only, until a wall stops it
+        first, second = paired.transitions
+        features = paired.batch.scene.features
+        moved = features[second, :2] - features[first, :2]
+        ways = {tuple(m.sign().int().tolist()) for m in moved if m.abs().sum() > 0}
+        assert len(ways) <= 1 if rate == 0 else len(ways) == 4
+        env = make_env(spec, "vector", 5, num_envs=4, seed=2, resample_tasks=True)
+        pairs = Align(agent, spec).pairs(env, 2, seed=3)
+        seen[rate] = torch.unique(pairs.scene.features[:, :2], dim=0).shape[0]
+    assert seen[1.0] > seen[0.0]  # the random walk shows the fit more agent positions

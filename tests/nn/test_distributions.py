@@ -56,3 +56,24 @@ def test_action_head_from_space() -> None:
     assert isinstance(head, GaussianHead) and head.pd_dim == 4 and head.scale == pytest.approx(0.1)
     with pytest.raises(ValueError, match="no policy head"):
         action_head(gym.spaces.MultiBinary(3))
+
+
+def test_explore_swaps_rows_for_uniform_actions_at_its_rate() -> None:
+    from metaxm.nn.distributions import CategoricalHead, GaussianHead, explore
+
+    head = CategoricalHead(4)
+    action = torch.zeros(20_000, dtype=torch.long)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert explore(head, action, 0.0, g) is action
+    assert torch.equal(g.get_state(), state)  # rate 0 draws nothing
+    swapped = explore(head, action, 0.5, g)
+    # half the rows drawn afresh, a quarter of those land on action 0 again
+    assert abs(float((swapped != 0).float().mean()) - 0.5 * 0.75) < 0.02
+    every = explore(head, action, 1.0, g)
+    counts = torch.bincount(every, minlength=4).float() / every.numel()
+    assert torch.allclose(counts, torch.full((4,), 0.25), atol=0.02)
+    gauss = GaussianHead(2, scale=3.0)
+    cont = explore(gauss, torch.zeros(5000, 2), 1.0, g)
+    assert cont.shape == (5000, 2) and float(cont.abs().max()) <= 3.0
+    assert float(cont.std()) > 1.5  # uniform on [-3, 3]: std sqrt(3)
