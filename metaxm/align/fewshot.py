@@ -126,8 +126,9 @@ def collect_paired_steps(
     params: Mapping[str, Tensor] | None = None,
     episodes: int | None = None,
 ) -> PairedSteps:
-    """Run the agent's stochastic policy in the target modality and render every visited
-    state in the target and the source modality (see the module docstring).
+    """Run the agent's stochastic policy (with ``align.explore``) in the target modality and
+    render every visited state in the target and the source modality (see the module
+    docstring).
 
     Give exactly one budget: ``steps`` (k environment steps over ``align.fit_envs`` parallel
     environments) or ``episodes`` (k whole episodes, played side by side, whose steps are all

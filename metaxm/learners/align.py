@@ -1,9 +1,10 @@
 """The paired-fit learners: align a new modality's latent with a known one's, policy frozen.
 
-Both play k episodes in the target modality with the agent's stochastic policy, render every
-visited state in a known (source) modality too, and fit what reads the target (its adapter,
-and its encoder where :func:`metaxm.align.fewshot.fit_subset` says so) so that the target's
-latents meet the source's; the policy above the latent is never trained.
+Both play k episodes in the target modality with the agent's stochastic policy (each action a
+uniformly random one with probability ``align.explore``), render every visited state in a
+known (source) modality too, and fit what reads the target (its adapter, and its encoder where
+:func:`metaxm.align.fewshot.fit_subset` says so) so that the target's latents meet the
+source's; the policy above the latent is never trained.
 
 * :class:`Align`: a hand-set fit (``align.fit_*``: Adam steps held near the start).
 * :class:`MetaFit`: the meta-learned fit of a ``metafit`` run (:mod:`metaxm.align.metafit`):
@@ -66,9 +67,9 @@ class Align(Learner):
         return policy
 
     def pairs(self, env: TaskEnv, rounds: int, seed: int) -> PairedBatch:
-        """Every state the agent's stochastic policy visits in ``rounds`` rounds of ``env``,
-        rendered in the target modality and in the source modality (actions drawn from
-        ``seed``, which also draws the renders)."""
+        """Every state the agent's stochastic policy (with ``align.explore``) visits in
+        ``rounds`` rounds of ``env``, rendered in the target modality and in the source
+        modality (actions drawn from ``seed``, which also draws the renders)."""
         from metaxm.align.fewshot import default_source
         from metaxm.align.pairs import concat_scenes, render_pairs
         from metaxm.evaluate.episodes import visited_scenes

@@ -1,12 +1,12 @@
 """The reward-free, pair-free learner: the meta-learned self-supervised fit of a ``selffit`` run.
 
-It plays k episodes in the target modality with the agent's stochastic policy, keeps only what
-the target gives (its observations) and the agent's own actions, and adapts the target's
-encoder and adapter by inverse dynamics through the latent, from the learned start at the
-learned rates with the learned head (:mod:`metaxm.align.selffit`); the policy above the latent
-is never trained. No reward is read and no other modality is rendered. A family the
-meta-training never saw gets a hand-set fit of the same loss from the agent's own (new)
-encoder.
+It plays k episodes in the target modality with the agent's stochastic policy (each action a
+uniformly random one with probability ``align.explore``), keeps only what the target gives
+(its observations) and the agent's own actions, and adapts the target's encoder and adapter by
+inverse dynamics through the latent, from the learned start at the learned rates with the
+learned head (:mod:`metaxm.align.selffit`); the policy above the latent is never trained. No
+reward is read and no other modality is rendered. A family the meta-training never saw gets a
+hand-set fit of the same loss from the agent's own (new) encoder.
 """
 
 from __future__ import annotations
