@@ -597,7 +597,8 @@ def adapt_case(fx: dict[str, Path], root: Path) -> st.SearchStrategy[tuple[list[
         "device": flag(*BAD_DEVICES, prefix="--device"),
         # zeroshot has no learner, so any --save-policy is refused, before anything runs
         "save_policy": flag(
-            *_outs(root, "empty", "root", "nested under a file"), str(root / "p.pt"),
+            *_outs(root, "empty", "root", "nested under a file"),
+            str(root / "p.pt"),
             prefix="--save-policy",
         ),  # fmt: skip
     }

@@ -89,6 +89,19 @@ def test_out_in_a_run_override_is_the_output_folder() -> None:
     assert rl2.train.total_steps == 64 and run_spec(spec, "ppo", "x").train.init_from is None
 
 
+def meta_fit() -> dict:
+    """A tiny stage of either meta-learned fit (paired, reward-free); a fresh dict each time,
+    since a spec may not hold YAML aliases."""
+    return {
+        "agent.adapters": "variant",
+        "train.init_from": "{out}/ppo",
+        "train.total_steps": 40,
+        "align.meta_batch": 1,
+        "align.meta_episodes": [1],
+        "align.meta_query_episodes": 2,
+    }
+
+
 STAGES = {
     **TINY,
     "world": {"name": "gridnav", "size": 3, "horizon": 6},
@@ -116,22 +129,8 @@ STAGES = {
             },
             "maml": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
             "rl2": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
-            "metafit": {
-                "agent.adapters": "variant",
-                "train.init_from": "{out}/ppo",
-                "train.total_steps": 40,
-                "align.meta_batch": 1,
-                "align.meta_episodes": [1],
-                "align.meta_query_episodes": 2,
-            },
-            "selffit": {
-                "agent.adapters": "variant",
-                "train.init_from": "{out}/ppo",
-                "train.total_steps": 40,
-                "align.meta_batch": 1,
-                "align.meta_episodes": [1],
-                "align.meta_query_episodes": 2,
-            },
+            "metafit": meta_fit(),
+            "selffit": meta_fit(),
         },
     },
 }

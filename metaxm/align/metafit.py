@@ -85,6 +85,16 @@ def inner_fit(
     return params
 
 
+def load_tables(
+    state: Mapping[str, Mapping[str, Params]], device: torch.device | str | None = None
+) -> dict[str, dict[str, Params]]:
+    """A saved learned fit's ``{kind: {family (or name): {param: tensor}}}``, on ``device``."""
+    return {
+        kind: {f: {k: v.to(device) for k, v in p.items()} for f, p in table.items()}
+        for kind, table in state.items()
+    }
+
+
 @dataclass
 class MetaFit:
     """A meta-learned paired fit: per training family, ``theta_0`` and ``alpha``.
@@ -128,8 +138,5 @@ class MetaFit:
         device: torch.device | str | None = None,
     ) -> MetaFit:
         """What :meth:`state_dict` saved, on ``device`` (default: where it is)."""
-
-        def table(kind: str) -> dict[str, Params]:
-            return {f: {k: v.to(device) for k, v in p.items()} for f, p in state[kind].items()}
-
-        return cls(table("init"), table("lrs"), config)
+        tables = load_tables(state, device)
+        return cls(tables["init"], tables["lrs"], config)

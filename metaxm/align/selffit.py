@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metaxm.align.losses import encode
+from metaxm.align.metafit import load_tables
 from metaxm.config.align import AlignConfig
 from metaxm.envs.play import play, transitions
 from metaxm.nn.agent import Agent
@@ -236,8 +237,5 @@ class SelfFit:
         device: torch.device | str | None = None,
     ) -> SelfFit:
         """What :meth:`state_dict` saved, on ``device`` (default: where it is)."""
-
-        def table(kind: str) -> dict[str, Params]:
-            return {f: {k: v.to(device) for k, v in p.items()} for f, p in state[kind].items()}
-
-        return cls(table("init"), table("lrs"), table("head")[HEAD], config)
+        tables = load_tables(state, device)
+        return cls(tables["init"], tables["lrs"], tables["head"][HEAD], config)

@@ -108,10 +108,9 @@ def load_agent(
     extras = {}
     for fit in ("metafit", "selffit"):  # a learned fit (metaxm.align.metafit, .selffit)
         if fit in state["trainer"]:
-            extras[fit] = {
-                kind: {f: {k: v.to(spec.device) for k, v in p.items()} for f, p in table.items()}
-                for kind, table in state["trainer"][fit].items()
-            }
+            from metaxm.align.metafit import load_tables
+
+            extras[fit] = load_tables(state["trainer"][fit], spec.device)
     if "inner_lrs" in state["trainer"]:
         lrs = state["trainer"]["inner_lrs"]  # beside the agent (loaded onto the CPU above)
         extras["inner_lrs"] = {k: v.to(spec.device) for k, v in lrs.items()}
