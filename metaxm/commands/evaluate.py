@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     agents = load_agents(args.rundir, spec, device=args.device)
     if spec is None and args.overrides:
         from metaxm.config import apply_overrides
+        from metaxm.evaluate.loading import use_spec
         from metaxm.spec import spec_from_dict, spec_to_dict
 
-        agents.spec = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
+        overridden = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
+        use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
     out = Path(args.out) if args.out else Path(args.rundir) / "report"
     with OutputLock(out):  # one writer per report folder
         partial = out / "curves.jsonl"

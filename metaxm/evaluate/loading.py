@@ -47,16 +47,23 @@ def add_family(agents: Agents, family: str, seed: int = 0) -> None:
         held = {**splits.heldout_families, family: splits.heldout_families.get(family, 1)}
         return replace(spec, modalities=replace(splits, heldout_families=held))
 
-    agents.spec = widened(agents.spec)
-    check_spec(agents.spec)  # the family can render the world
+    spec = widened(agents.spec)
+    check_spec(spec)  # the family can render the world
     agents.configs = {kind: widened(s) for kind, s in agents.configs.items()}
     from metaxm.envs import make_world
 
-    info = make_world(agents.spec.world, 1).scene_info
+    info = make_world(spec.world, 1).scene_info
     for agent in agents.by_kind.values():
         agent.add_family(family, space_of(info), seed=seed)
+    use_spec(agents, spec)
+
+
+def use_spec(agents: Agents, spec: Spec) -> None:
+    """Evaluate ``agents`` under ``spec``: the strategies and every learner (the settings its
+    adaptation reads, e.g. ``align.*``) both see it."""
+    agents.spec = spec
     for learner in agents.learners.values():
-        learner.spec = agents.spec
+        learner.spec = spec
 
 
 def load_agent(

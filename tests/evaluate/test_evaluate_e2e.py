@@ -249,3 +249,19 @@ def test_a_sensory_rl2_run_is_evaluated_with_a_feed_forward_scratch_baseline(tmp
     for entry in report["modalities"].values():
         assert set(entry["strategies"]) == {"rl2", "scratch"}
         assert all(len(c) == 3 for c in entry["strategies"]["rl2"]["curves"]["success"])
+
+
+def test_set_reaches_the_learners_fits(report, tmp_path: Path) -> None:
+    """``--set align.*`` changes how the align learner adapts, not only the report's spec."""
+    root, data = report
+    out = tmp_path / "explored"
+    args = ["evaluate", str(root), "--out", str(out), "--strategy", "align"]
+    assert main([*args, "--set", "align.explore=1.0"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    # a random walk plays other episodes: other paired steps, before any fit is compared
+    steps = {
+        mid: (e["strategies"]["align"]["curves"]["paired_steps"],
+              data["modalities"][mid]["strategies"]["align"]["curves"]["paired_steps"])
+        for mid, e in again["modalities"].items()
+    }  # fmt: skip
+    assert any(new != old for new, old in steps.values()), steps
