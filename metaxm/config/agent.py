@@ -33,6 +33,9 @@ class AgentConfig:
         encoder_width: the hidden width of the encoders' last layers.
         conv_channels: channels of the convolutions (pixels, audio).
         conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
+        audio_encoder: the ``audio`` family's encoder: ``conv`` (4 x 4 patches over frequency
+            and time, :class:`~metaxm.nn.encoders.ConvEncoder`) or ``frames`` (one shared
+            network reads every time frame, :class:`~metaxm.nn.encoders.FrameEncoder`).
         token_dim: the token width of the transformer encoders (and the sensory neurons'
             width).
         token_heads: attention heads of the transformer encoders.
@@ -62,6 +65,7 @@ class AgentConfig:
     encoder_width: int = bounded(128, 1, 8192)
     conv_channels: int = bounded(16, 1, 512)
     conv_layers: int = bounded(1, 0, 8)
+    audio_encoder: Literal["conv", "frames"] = "conv"
     token_dim: int = bounded(32, 1, 1024)
     token_heads: int = bounded(2, 1, 64)
     token_layers: int = bounded(1, 0, 24)

@@ -7,7 +7,9 @@ vector      float (D,)                                 :class:`MLPEncoder`
 projected   float (32,)                                :class:`MLPEncoder`
 pixels      uint8 (3, S, S)                            :class:`ConvEncoder` (patchify + conv)
 text        int64 token ids (L,), 0 = padding          :class:`TokenTransformerEncoder`
-audio       float (1, F, T) spectrogram                :class:`ConvEncoder` over freq x time
+audio       float (1, F, T) spectrogram                :class:`ConvEncoder` over freq x time, or
+                                                       :class:`FrameEncoder` (one network per
+                                                       time frame, shared)
 ==========  =========================================  ==========================================
 
 A family without an entry in :data:`ENCODERS` gets one chosen from its observation space
@@ -147,7 +149,36 @@ class TokenTransformerEncoder(nn.Module):
         return self.out(self.fc(self.pool(x, pad)))
 
 
+class FrameEncoder(nn.Module):
+    """A spectrogram (C, F, T) read one time frame at a time by one shared network, then the
+    frames' readings together (``agent.audio_encoder: frames``).
+
+    Every frame of an ``audio`` render is one feature played as a tone by the same variant
+    (base pitch, pitch scale, harmonics), so one network that reads a frame's C x F spectrum
+    serves every frame. A few-shot fit of a new audio variant then learns how to hear a value
+    from the frames that change in an episode (the agent's position) and reads the frames that
+    do not (the goal's) with it; :class:`ConvEncoder`'s 4 x 4 patches mix the frames and learn
+    each one apart. The spectrogram is standardised as in :class:`ConvEncoder`.
+    """
+
+    def __init__(self, space: gym.Space, config: AgentConfig) -> None:
+        super().__init__()
+        c, f, t = space.shape
+        width = 2 * config.conv_channels
+        self.frame = mlp([c * f, config.encoder_width, width], "relu", out_act=True)
+        self.fc = mlp([t * width, config.encoder_width], "relu", out_act=True)
+        self.out = _out(config.encoder_width, config.latent_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """obs: (N, C, F, T) -> (N, latent_dim)."""
+        x = standardize_image(obs)  # (N, C, F, T)
+        frames = x.permute(0, 3, 1, 2).flatten(2)  # (N, T, C * F)
+        return self.out(self.fc(self.frame(frames).flatten(1)))
+
+
 def _audio(space: gym.Space, config: AgentConfig) -> nn.Module:
+    if config.audio_encoder == "frames":
+        return FrameEncoder(space, config)
     return ConvEncoder(space, config, patch=4)
 
 

@@ -9,7 +9,12 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from metaxm.nn import Agent, AgentConfig
-from metaxm.nn.encoders import ConvEncoder, MLPEncoder, TokenTransformerEncoder
+from metaxm.nn.encoders import (
+    ConvEncoder,
+    MLPEncoder,
+    TokenTransformerEncoder,
+    standardize_image,
+)
 from metaxm.nn.tokens import FamilyTokenizer, TokenEncoderFallback
 
 SPACES = {
@@ -203,3 +208,21 @@ def test_conv_encoder_standardises_each_image() -> None:
         assert torch.allclose(z, z2, atol=1e-4)
     tokens = _agent(AgentConfig(**{**SMALL.__dict__, "encoder": "tokens"}))
     assert torch.allclose(tokens.encode(x, "pixels"), tokens.encode(shifted, "pixels"), atol=1e-4)
+
+
+def test_frame_encoder_reads_every_frame_with_one_network() -> None:
+    from metaxm.nn.encoders import FrameEncoder
+
+    agent = _agent(AgentConfig(**{**SMALL.__dict__, "audio_encoder": "frames"}))
+    encoder = agent.encoders["audio"]
+    assert isinstance(encoder, FrameEncoder) and isinstance(_agent().encoders["audio"], ConvEncoder)
+    obs = _obs("audio", 3)  # (3, 1, 32, 8): 8 frames
+    assert encoder(obs).shape == (3, SMALL.latent_dim)
+    # one network per frame: frame i's reading of a spectrum is frame j's reading of it
+    x = obs.clone()
+    x[:, 0, :, 3] = obs[:, 0, :, 0]
+    frames = encoder.frame(standardize_image(x).permute(0, 3, 1, 2).flatten(2))  # (3, 8, w)
+    assert torch.allclose(frames[:, 0], frames[:, 3])
+    # and the frames stay apart after it: swapping two frames moves the latent
+    swapped = obs[..., [1, 0, 2, 3, 4, 5, 6, 7]]
+    assert not torch.allclose(encoder(swapped), encoder(obs))
