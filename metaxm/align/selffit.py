@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,9 @@ from metaxm.config.align import AlignConfig
 from metaxm.envs.play import play, transitions
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import explore as explore_actions
+
+if TYPE_CHECKING:
+    from metaxm.envs.task_env import TaskEnv
 
 Params = dict[str, Tensor]
 
@@ -113,7 +117,7 @@ class Transitions:
 
 @torch.no_grad()
 def collect_transitions(
-    agent: Agent, env, family: str, generator: torch.Generator, explore: float = 0.0
+    agent: Agent, env: TaskEnv, family: str, generator: torch.Generator, explore: float = 0.0
 ) -> Transitions:
     """One episode of the agent's stochastic policy in every environment of ``env`` (a
     feed-forward agent; each action a uniformly random one with probability ``explore``), with
@@ -193,10 +197,12 @@ class SelfFit:
     config: AlignConfig
 
     def module(self, agent: Agent) -> InverseDynamics:
-        """An :class:`InverseDynamics` of the agent's sizes (its parameters are ``head``)."""
-        return InverseDynamics(
-            agent.config.latent_dim, self.head["net.0.weight"].shape[0], agent.head.n
-        )
+        """An :class:`InverseDynamics` of the agent's sizes, to run ``head`` through (its own
+        initial weights are never used, and drawing them leaves the global RNG as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            return InverseDynamics(
+                agent.config.latent_dim, self.head["net.0.weight"].shape[0], agent.head.n
+            )
 
     def fit(self, agent: Agent, data: Transitions) -> Params:
         """Adapt the target family's encoder and adapter to ``data``; detached parameters."""
