@@ -155,7 +155,7 @@ def collect_paired_steps(
     env = make_env(spec, *target, num_envs=n, seed=seed, device=device, resample_tasks=True)
     world = env.world
     g = torch.Generator(device).manual_seed(seed + 1)
-    actor = _Actor(agent, target[0], n, params, spec.align.explore)
+    actor = Actor(agent, target[0], n, params, spec.align.explore)
     played = play(
         env, lambda obs: actor.act(obs, g), steps=None if episodes else math.ceil(budget / n),
         record=("scene", "count", "action"), observe=actor.observe,
@@ -316,16 +316,18 @@ def few_shot_align(
     )
 
 
-class _Actor:
+class Actor:
     """The agent's stochastic policy on one family (recurrent state kept for a GRU core), each
-    action a uniformly random one with probability ``explore``."""
+    action a uniformly random one with probability ``explore``: how every few-shot collection
+    plays its episodes (``act`` as :func:`~metaxm.envs.play.play`'s ``act`` with a generator,
+    ``observe`` as its ``observe``)."""
 
     def __init__(
         self,
         agent: Agent,
         family: str,
         n: int,
-        params: Mapping[str, Tensor] | None,
+        params: Mapping[str, Tensor] | None = None,
         explore: float = 0.0,
     ) -> None:
         self.agent, self.family, self.params, self.explore = agent, family, params, explore

@@ -44,12 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metaxm.align.fewshot import Actor
 from metaxm.align.losses import encode
 from metaxm.align.metafit import load_tables
 from metaxm.config.align import AlignConfig
 from metaxm.envs.play import play, transitions
 from metaxm.nn.agent import Agent
-from metaxm.nn.distributions import explore as explore_actions
 
 if TYPE_CHECKING:
     from metaxm.envs.task_env import TaskEnv
@@ -122,12 +122,10 @@ def collect_transitions(
     """One episode of the agent's stochastic policy in every environment of ``env`` (a
     feed-forward agent; each action a uniformly random one with probability ``explore``), with
     its observations and actions; nothing else is recorded."""
-
-    def act(obs: Tensor) -> Tensor:
-        action = agent.head.sample(agent(obs, family)[0], generator)
-        return explore_actions(agent.head, action, explore, generator)
-
-    played = play(env, act, record=("obs", "action", "alive", "count"))
+    actor = Actor(agent, family, env.num_envs, explore=explore)
+    played = play(
+        env, lambda obs: actor.act(obs, generator), record=("obs", "action", "alive", "count")
+    )
     alive, count = played.record["alive"], played.record["count"]
     first, second = transitions(alive, count)
     keep = alive.flatten()

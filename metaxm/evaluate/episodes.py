@@ -18,13 +18,13 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from metaxm.align.fewshot import Actor
 from metaxm.align.pairs import concat_scenes, select_rows
 from metaxm.build import make_env
 from metaxm.envs.base import Scene
 from metaxm.envs.play import play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
-from metaxm.nn.distributions import explore as explore_actions
 from metaxm.rl.gae import compute_gae
 from metaxm.rl.ppo import Batch, ppo_update
 
@@ -123,12 +123,11 @@ def visited_scenes(
     """The states of one episode of the agent's stochastic policy in every environment of
     ``env``, every step of every episode (and nothing after an episode's end), as one Scene;
     with ``explore``, each action is a uniformly random one with that probability."""
-
-    def act(obs: Tensor) -> Tensor:
-        action = agent.head.sample(agent(obs, family)[0], generator)
-        return explore_actions(agent.head, action, explore, generator)
-
-    played = play(env, act, record=("scene", "alive"))
+    actor = Actor(agent, family, env.num_envs, explore=explore)
+    played = play(
+        env, lambda obs: actor.act(obs, generator), record=("scene", "alive"),
+        observe=actor.observe,
+    )  # fmt: skip
     alive = played.record["alive"]
     scenes = [select_rows(s, alive[t].nonzero().squeeze(1)) for t, s in enumerate(
         played.record["scene"])]  # fmt: skip
