@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
 
 from metaxm.spec import Spec, spec_from_dict
 
@@ -30,3 +31,20 @@ def tiny_spec(**sections: Any) -> Spec:
 def make_spec() -> Callable[..., Spec]:
     """:func:`tiny_spec`, with sections merged over its defaults."""
     return tiny_spec
+
+
+class TextEncode(torch.nn.Module):
+    """An agent's text encoding as a module's forward (what ``higher`` patches)."""
+
+    def __init__(self, agent: torch.nn.Module) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.agent.encode(obs, "text")
+
+
+@pytest.fixture
+def text_encode() -> type[TextEncode]:
+    """:class:`TextEncode`, for the meta-gradient tests against ``higher``."""
+    return TextEncode

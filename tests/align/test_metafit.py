@@ -31,18 +31,7 @@ def _problem(make_spec):
     return spec, agent, support, query, z_sup, z_q
 
 
-class _Encode(torch.nn.Module):
-    """The agent's text encoding as a module's forward (what higher patches)."""
-
-    def __init__(self, agent) -> None:
-        super().__init__()
-        self.agent = agent
-
-    def forward(self, obs):
-        return self.agent.encode(obs, "text")
-
-
-def _higher(agent, spec, names, lrs, support, query, z_sup, z_q, first_order):
+def _higher(text_encode, agent, spec, names, lrs, support, query, z_sup, z_q, first_order):
     """The same meta-gradient with ``higher``'s differentiable SGD (rates as overrides)."""
     import higher
 
@@ -62,7 +51,7 @@ def _higher(agent, spec, names, lrs, support, query, z_sup, z_q, first_order):
 
     override = {"lr": [lrs[n] for n in names]}
     with higher.innerloop_ctx(
-        _Encode(agent), opt, copy_initial_weights=False, override=override
+        text_encode(agent), opt, copy_initial_weights=False, override=override
     ) as (
         fmodel,
         diffopt,
@@ -77,7 +66,7 @@ def _higher(agent, spec, names, lrs, support, query, z_sup, z_q, first_order):
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_meta_gradient_matches_higher(make_spec, first_order: bool) -> None:
+def test_meta_gradient_matches_higher(make_spec, text_encode, first_order: bool) -> None:
     pytest.importorskip("higher")
     spec, agent, support, query, z_sup, z_q = _problem(make_spec)
     own = dict(agent.named_parameters())
@@ -95,7 +84,7 @@ def test_meta_gradient_matches_higher(make_spec, first_order: bool) -> None:
         pair_loss(agent, "text", params, query, z_q, spec.align),
         [init[n] for n in names] + [lrs[n] for n in names],
     )
-    ref = _higher(agent, spec, names, lrs, support, query, z_sup, z_q, first_order)
+    ref = _higher(text_encode, agent, spec, names, lrs, support, query, z_sup, z_q, first_order)
     assert len(ours) == len(ref) == 2 * len(names)
     for a, b in zip(ours, ref):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-6), (a - b).abs().max()

@@ -77,24 +77,13 @@ def _problem(make_spec):
     return spec, agent, head, support, query, z_q
 
 
-class _Encode(torch.nn.Module):
-    """The agent's text encoding as a module's forward (what higher patches)."""
-
-    def __init__(self, agent) -> None:
-        super().__init__()
-        self.agent = agent
-
-    def forward(self, obs):
-        return self.agent.encode(obs, "text")
-
-
 def _outer(z, query, z_q, cfg, head, phi):
     pair = info_nce(z, z_q, cfg.temperature, query.batch.state_ids)
     pair = pair + cfg.fit_mse * (z - z_q).pow(2).mean()
     return pair + inverse_loss(head, phi, z_q, query.actions, *query.transitions)
 
 
-def _higher(agent, spec, head, phi, names, lrs, support, query, z_q, first_order):
+def _higher(text_encode, agent, spec, head, phi, names, lrs, support, query, z_q, first_order):
     """The same meta-gradient with ``higher``'s differentiable SGD (rates as overrides)."""
     import higher
 
@@ -111,7 +100,7 @@ def _higher(agent, spec, head, phi, names, lrs, support, query, z_q, first_order
 
     override = {"lr": [lrs[n] for n in names]}
     with higher.innerloop_ctx(
-        _Encode(agent), opt, copy_initial_weights=False, override=override
+        text_encode(agent), opt, copy_initial_weights=False, override=override
     ) as (fmodel, diffopt):
         for _ in range(cfg.meta_steps):
             diffopt.step(inner(fmodel), grad_callback=detach if first_order else None)
@@ -121,7 +110,7 @@ def _higher(agent, spec, head, phi, names, lrs, support, query, z_q, first_order
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_meta_gradient_matches_higher(make_spec, first_order: bool) -> None:
+def test_meta_gradient_matches_higher(make_spec, text_encode, first_order: bool) -> None:
     pytest.importorskip("higher")
     spec, agent, head, support, query, z_q = _problem(make_spec)
     own = dict(agent.named_parameters())
@@ -138,7 +127,7 @@ def test_meta_gradient_matches_higher(make_spec, first_order: bool) -> None:
     grounding = inverse_loss(head, phi, z_q, query.actions, *query.transitions)
     leaves = [init[n] for n in names] + [lrs[n] for n in names] + list(phi.values())
     ours = torch.autograd.grad(z + grounding, leaves, retain_graph=True)
-    ref = _higher(agent, spec, head, phi, names, lrs, support, query, z_q, first_order)
+    ref = _higher(text_encode, agent, spec, head, phi, names, lrs, support, query, z_q, first_order)
     assert len(ours) == len(ref) == 2 * len(names) + len(phi)
     for a, b in zip(ours, ref):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-6), (a - b).abs().max()
