@@ -73,6 +73,10 @@ class AlignConfig:
         fit_subset: what a few-shot fit changes: ``adapter``, ``adapter+encoder``, or ``auto``
             (the adapter for a variant of a training family, whose encoder already reads the
             family; adapter and encoder for a family never trained on).
+        translate_iters: Adam steps of a ``translate`` fit (:mod:`metaxm.align.translate`:
+            a translator from the new modality's observations to the source modality's).
+        translate_lr: the Adam learning rate of a ``translate`` fit.
+        translate_width: the hidden width of a translator's readers.
         init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
             adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
         meta_steps: inner gradient steps of the meta-learned paired fit (``algo: metafit``,
@@ -110,6 +114,9 @@ class AlignConfig:
     fit_envs: int = bounded(8, 1, 4096)
     explore: float = bounded(0.0, 0, 1)
     fit_subset: Literal["auto", "adapter", "adapter+encoder"] = "auto"
+    translate_iters: int = bounded(300, 0, 10**6)
+    translate_lr: float = bounded(0.01, 1e-10, 1)
+    translate_width: int = bounded(64, 4, 4096)
     init_from: str | None = None
     meta_steps: int = bounded(5, 0, 1000)
     meta_inner_lr: float = bounded(0.1, 0, 100)

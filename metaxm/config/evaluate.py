@@ -37,7 +37,9 @@ class EvalConfig:
     budgets: tuple[int, ...] = bounded((0, 1, 2, 4, 8, 16, 32), 0, 4096)
     scratch_cap: int = bounded(1024, 1, 10**6)
     eval_episodes: int = bounded(64, 1, 10**6)
-    strategies: tuple[str, ...] = ("zeroshot", "maml", "rl2", "align", "finetune", "scratch")
+    strategies: tuple[str, ...] = (
+        "zeroshot", "maml", "rl2", "align", "translate", "finetune", "scratch",
+    )  # fmt: skip
     metric: Metric = "success"
     threshold: float = bounded(0.8, 0, 1)
     workers: int = bounded(1, 1, 256)

@@ -64,15 +64,19 @@ def measure(
     episodes: int,
     seed: int,
     params: Params | None = None,
+    distribution: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """Mean return, success and steps of the policy's mode on ``episodes`` fresh episodes.
+
+    The policy is the agent with ``params`` swapped in, or ``distribution`` (obs -> the
+    policy's distribution parameters) where given, e.g. an adapted policy's own.
 
     ``steps`` is the episode length, the horizon for episodes that never reach the goal. The
     same ``seed`` gives the same tasks, starts and observation noise, so measurements of one
     agent at different budgets are paired.
     """
     env = target_env(spec, family, variant, episodes, seed)
-    pi = policy(agent, family, params, env.variant_ids())
+    pi = distribution or policy(agent, family, params, env.variant_ids())
     played = play(env, lambda obs: agent.head.mode(pi(obs)))
     out = {"return": played.returns, "success": played.success, "steps": played.length}
     return {k: float(v[:, 0].float().mean()) for k, v in out.items()}

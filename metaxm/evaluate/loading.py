@@ -158,10 +158,10 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
     """The learner of every loaded agent that has one, under the evaluation spec, holding the
     state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
-    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit
+    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit, Translate
 
     out: dict[str, Learner] = {}
-    kinds = (("ppo", Align), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit))
+    kinds = (("ppo", Align), ("ppo", Translate), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit))
     for algo, cls in (*kinds, ("selffit", SelfFit)):
         if algo in agents.by_kind:
             # the run's own settings (maml, align), then the evaluation's spec

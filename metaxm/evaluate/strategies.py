@@ -121,8 +121,9 @@ class LearnerStrategy(Strategy):
         curve: Curve = {k: [] for k in (*METRICS, "episodes", *extra)}
         for k in budgets:
             policy = self.policy(agents, family, variant, k, seed)
+            own = policy.distribution if policy.translator is not None else None
             r = measure(policy.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
-                        policy.params)  # fmt: skip
+                        policy.params, own)  # fmt: skip
             for m in METRICS:
                 curve[m].append(r[m])
             curve["episodes"].append(float(policy.episodes))
@@ -244,6 +245,16 @@ class Align(LearnerStrategy):
         return agents.learners[self.learner].adapt(env, k, seed + 22, fit_seed=seed)
 
 
+class Translate(Align):
+    """The :class:`metaxm.learners.Translate` learner on the ``ppo`` agent: on ``align``'s
+    episodes and pairs, a translator fitted from the target modality's observations to the
+    source modality's; the agent reads the translation with the source's encoder and adapter,
+    then the frozen policy."""
+
+    name = "translate"
+    learner = "translate"
+
+
 class MetaFitStrategy(Align):
     """The :class:`metaxm.learners.MetaFit` learner: from the learned start,
     ``align.meta_steps`` steps at the learned per-parameter rates on the paired renders of k
@@ -278,7 +289,8 @@ class SelfFit(LearnerStrategy):
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        ZeroShot(), MAML(), RL2(), Align(), MetaFitStrategy(), SelfFit(), FineTune(), Scratch()
+        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), SelfFit(), FineTune(),
+        Scratch(),
     )
 }  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""

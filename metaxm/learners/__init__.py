@@ -3,8 +3,9 @@
 See :mod:`metaxm.learners.base` for the shape, and each learner for how it spends the k
 episodes: :class:`MAML` (policy-gradient steps from a meta-learned start), :class:`RL2` (in
 context), :class:`Align` (a paired fit of the modality's encoder and adapter),
-:class:`MetaFit` (the meta-learned paired fit) and :class:`SelfFit` (the meta-learned reward-free,
-pair-free fit).
+:class:`Translate` (a translator from the new modality into the source modality, fitted on the
+same pairs), :class:`MetaFit` (the meta-learned paired fit) and :class:`SelfFit` (the
+meta-learned reward-free, pair-free fit).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from metaxm.learners.maml import MAML
 from metaxm.learners.policy import AdaptedPolicy
 from metaxm.learners.rl2 import RL2
 from metaxm.learners.selffit import SelfFit
+from metaxm.learners.translate import Translate
 
-LEARNERS: dict[str, type[Learner]] = {c.name: c for c in (MAML, RL2, Align, MetaFit, SelfFit)}
+LEARNERS: dict[str, type[Learner]] = {
+    c.name: c for c in (MAML, RL2, Align, Translate, MetaFit, SelfFit)
+}
 """Learner name -> class."""
 
 __all__ = [
     "LEARNERS", "AdaptedPolicy", "Align", "DataNeed", "Learner", "MAML", "MetaFit", "RL2",
-    "SelfFit",
+    "SelfFit", "Translate",
 ]  # fmt: skip

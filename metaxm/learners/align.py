@@ -62,9 +62,13 @@ class Align(Learner):
         policy = AdaptedPolicy(self.agent, self.spec, family, variant, learner=self.name)
         if rounds > 0:
             pairs = self.pairs(env, rounds, seed)
-            policy.params = self.fit(pairs, seed if fit_seed is None else fit_seed)
+            self.fit_into(policy, pairs, seed if fit_seed is None else fit_seed)
             policy.episodes, policy.paired_steps = rounds * env.num_envs, pairs.batch_size
         return policy
+
+    def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
+        """Fit to ``pairs`` and set what the fit gives on ``policy``: here its parameters."""
+        policy.params = self.fit(pairs, seed)
 
     def pairs(self, env: TaskEnv, rounds: int, seed: int) -> PairedBatch:
         """Every state the agent's stochastic policy (with ``align.explore``) visits in

@@ -49,6 +49,10 @@ class AdaptedPolicy:
         carry: a recurrent policy's state (``hidden``, ``prev_action``, ``prev_reward``,
             ``first``), one row per environment; None for a feed-forward one.
         learner: the name of the learner that made it.
+        translator: a ``translate`` policy's translator (:mod:`metaxm.align.translate`), which
+            turns an observation into one of family ``reads``, what the agent then reads (with
+            ``params``, the source variant's adapter); None for the other learners.
+        reads: the family the agent reads a translated observation as.
     """
 
     def __init__(
@@ -71,15 +75,20 @@ class AdaptedPolicy:
         self.carry = carry
         self.learner = learner
         self.paired_steps = 0
+        self.translator: torch.nn.Module | None = None
+        self.reads: str | None = None
 
     # ------------------------------------------------------------------ acting
     def distribution(self, obs: Tensor) -> Tensor:
         """The policy's distribution parameters for ``obs`` (B, ...); a recurrent policy also
         advances its hidden state (call :meth:`observe` after stepping)."""
         if self.carry is None:
+            family = self.family
+            if self.translator is not None and self.reads is not None:
+                obs, family = self.translator(obs), self.reads
             if self.params is None:
-                return self.agent(obs, self.family)[0]
-            return functional_call(self.agent, self.params, (obs, self.family))[0]
+                return self.agent(obs, family)[0]
+            return functional_call(self.agent, self.params, (obs, family))[0]
         c = self.carry
         if c["hidden"].shape[0] != obs.shape[0]:
             raise ValueError(
@@ -141,6 +150,9 @@ class AdaptedPolicy:
             "agent": self.weights(),
             "adapted": None if self.params is None else list(self.params),
             "carry": None if self.carry is None else {k: v.clone() for k, v in self.carry.items()},
+            "translator": None
+            if self.translator is None
+            else {"reads": self.reads, "state": self.translator.state_dict()},
         }
         return save_checkpoint(path, payload)
 
@@ -170,7 +182,7 @@ class AdaptedPolicy:
         agent.eval()
         own = dict(agent.named_parameters())
         adapted = state.get("adapted")
-        return cls(
+        policy = cls(
             agent,
             spec,
             state["family"],
@@ -180,3 +192,27 @@ class AdaptedPolicy:
             carry=state["carry"],
             learner=str(state["learner"]),
         )
+        translated = state.get("translator")
+        if translated is not None:
+            policy.translator, policy.reads = _translator(path, spec, policy.family, translated)
+        return policy
+
+
+def _translator(
+    path: str | Path, spec: Spec, family: str, saved: dict[str, Any]
+) -> tuple[torch.nn.Module, str]:
+    """The translator a ``translate`` policy saved, built again for ``family``."""
+    from metaxm.align.translate import make_translator, source_width
+    from metaxm.nn.agent import observation_spaces
+
+    reads = str(saved["reads"])
+    spaces = observation_spaces(spec, [family, reads])
+    translator = make_translator(
+        family, spaces[family], source_width(reads, spaces[reads]), spec.align
+    ).to(spec.device)
+    try:
+        translator.load_state_dict(saved["state"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"{path}: the translator does not fit the spec ({first})") from None
+    return translator.eval(), reads

@@ -29,9 +29,9 @@ SPEC = {
         "budgets": [0, 1, 2],
         "scratch_cap": 4,
         "eval_episodes": 8,
-        "strategies": ["zeroshot", "align", "finetune", "scratch"],
+        "strategies": ["zeroshot", "align", "translate", "finetune", "scratch"],
     },
-    "align": {"fit_iters": 5},
+    "align": {"fit_iters": 5, "translate_iters": 5},
 }
 
 
@@ -50,7 +50,7 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
     assert splits == ["heldout_families", "heldout_variants"]
     assert data["skipped_strategies"] == []
     for entry in data["modalities"].values():
-        assert set(entry["strategies"]) == {"zeroshot", "align", "finetune", "scratch"}
+        assert set(entry["strategies"]) == {"zeroshot", "align", "translate", "finetune", "scratch"}
         for name, rec in entry["strategies"].items():
             budgets = [0, 1, 2, 4] if name == "scratch" else [0, 1, 2]
             assert rec["budgets"] == budgets
@@ -89,7 +89,7 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
         assert e["unmeasurable"] in md
 
     lines = (root / "report" / "curves.jsonl").read_text().splitlines()
-    assert len(lines) == 2 * 4 * 2  # modalities x strategies x seeds, saved as they finish
+    assert len(lines) == 2 * 5 * 2  # modalities x strategies x seeds, saved as they finish
 
 
 def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> None:
@@ -99,11 +99,13 @@ def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> No
     assert data["data"] == {
         "zeroshot": [],
         "align": ["observations", "paired"],
+        "translate": ["observations", "paired"],
         "finetune": ["observations", "rewards"],
         "scratch": ["observations", "rewards"],
     }
     md = (root / "report" / "report.md").read_text()
     assert "| align | obs + pairs |" in md and "| zeroshot | none |" in md
+    assert "| translate | obs + pairs |" in md
     assert "finetune: target observations, target rewards" in md
     oracle = data["source"]["oracle"]["success"]
     assert 0.9 <= oracle <= 1.0  # GridNav 4x4 in 8 steps: the oracle's shortest paths
@@ -231,6 +233,31 @@ def test_adapt_saves_the_policy_it_measured(report, tmp_path: Path, capsys) -> N
     args[5] = "finetune"
     assert main(args) == 2
     assert "--save-policy: finetune has no learner" in capsys.readouterr().err
+
+
+def test_adapt_saves_a_translate_policy_that_acts_as_the_one_measured(report, tmp_path) -> None:
+    import torch
+
+    from metaxm.evaluate.episodes import target_env
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.strategies import STRATEGIES
+    from metaxm.learners import AdaptedPolicy
+
+    root, data = report
+    mid = next(m for m, e in data["modalities"].items() if e["split"] == "heldout_families")
+    family, variant = mid.split(":")
+    saved = tmp_path / "policy.pt"
+    args = ["adapt", str(root), "--modality", mid, "--strategy", "translate", "--episodes", "2",
+            "--out", str(tmp_path / "t.json"), "--save-policy", str(saved)]  # fmt: skip
+    assert main(args) == 0
+    policy = AdaptedPolicy.load(saved)
+    assert (policy.learner, policy.family, policy.reads) == ("translate", family, "vector")
+    assert policy.translator is not None and not policy.translator.training
+    agents = load_agents(root)
+    again = STRATEGIES["translate"].policy(agents, family, int(variant), 2, 0)
+    obs = target_env(agents.spec, family, int(variant), 8, 3).reset()
+    assert torch.equal(policy.act(obs), again.act(obs))
+    torch.testing.assert_close(policy.distribution(obs), again.distribution(obs))
 
 
 def test_a_sensory_rl2_run_is_evaluated_with_a_feed_forward_scratch_baseline(tmp_path) -> None:

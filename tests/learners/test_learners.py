@@ -10,7 +10,7 @@ import torch
 
 import metaxm
 from metaxm.errors import CheckpointError
-from metaxm.learners import MAML, RL2, AdaptedPolicy, Align
+from metaxm.learners import MAML, RL2, AdaptedPolicy, Align, Translate
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
 
@@ -28,7 +28,7 @@ SPEC = {
     "rl2": {"episodes_per_trial": 2},
     "train": {"total_steps": 256, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
     "log": {"mode": "disabled", "progress": False},
-    "align": {"fit_iters": 5},
+    "align": {"fit_iters": 5, "translate_iters": 20},
 }
 
 
@@ -72,6 +72,28 @@ def test_feed_forward_learners_adapt_without_touching_the_agent(runs, cls, run, 
     assert loaded.params.keys() == policy.params.keys()  # which parameters were adapted
     for name, value in policy.params.items():
         assert torch.equal(loaded.params[name], value)
+
+
+def test_translate_reads_the_new_modality_through_the_source_encoder(runs, tmp_path) -> None:
+    """The held-out family (projected) translated into the source (vector): the policy runs the
+    agent on the translation as the source family, the agent untouched, saved and loaded."""
+    learner = Translate.from_run(runs / "ppo")
+    before = own_weights(learner)
+    env = env_of(learner, "projected", 2001)
+    policy = learner.adapt(env, episodes=8, seed=1)
+    assert policy.translator is not None and policy.reads == "vector"
+    assert policy.episodes == 8 and policy.paired_steps > 0
+    # this agent has family adapters, so the source is read with the vector family's own
+    assert policy.params is None
+    after = own_weights(learner)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    obs = env.reset()
+    with torch.no_grad():
+        direct = learner.agent.head.mode(learner.agent(policy.translator(obs), "vector")[0])
+    assert torch.equal(policy.act(obs), direct)
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "translate.pt"))
+    assert torch.equal(loaded.act(obs), policy.act(obs))
+    assert (loaded.reads, loaded.learner) == ("vector", "translate")
 
 
 def test_zero_episodes_is_the_agent_as_it_is(runs) -> None:

@@ -1,0 +1,218 @@
+"""Few-shot translation of a new modality into a known one (the ``translate`` learner).
+
+:mod:`metaxm.align.fewshot` fits the new modality's own encoder so that its latents meet the
+source modality's. Here a small *translator* is fitted instead, from the new modality's
+observation to the **source modality's observation** of the same state, and the agent reads
+the translation with the source's own encoder and adapter, which already know every state,
+goals included. This is sensory substitution read literally: the new sensor is turned into
+the old one.
+
+Why it needs fewer episodes. The goal is constant within an episode, so k episodes show k
+goals; a fitted encoder must learn how the latent moves with the goal from those k points.
+A translator only has to learn how the new sensor shows a value, and every translator
+here reads all the observation's parts with one shared reader (one MLP per time frame of a
+spectrogram, one per pixel of an image, one embedding per token), so what it learns from the
+agent's position, which moves at every step, reads the goal's parts too. What is left for
+the k goals is a linear routing from the reader's outputs to the source's channels.
+
+The translators, by the target's observation space (:func:`make_translator`; a family may
+register its own with :func:`register_translator`):
+
+* a vector (``Box`` of rank 1): an MLP;
+* a spectrogram (``audio``, ``(C, F, T)``): :class:`FrameTranslator`, one reader per frame;
+* an image (``pixels`` and any ``Box`` of rank 3): :class:`KeypointTranslator`, a per-pixel
+  colour reader whose maps are pooled by a spatial soft-argmax into coordinates (Levine et al.
+  2016, "End-to-End Training of Deep Visuomotor Policies"), which a rotation or flip of the
+  grid turns into a linear map of the coordinates;
+* token ids (``MultiDiscrete``): :class:`TokenTranslator`, embeddings, one attention block,
+  attention pooling.
+
+The fit (:func:`fit_translator`) is Adam on the squared error to the source observations,
+``align.translate_iters`` steps of ``align.batch_size`` rows at ``align.translate_lr``. The
+source modality must be a vector (``Box`` of rank 1); the default source, the first variant
+of the first training family, is one in every shipped spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from metaxm.config.align import AlignConfig
+from metaxm.errors import ConfigError
+from metaxm.nn.encoders import _scale, standardize_image
+from metaxm.nn.layers import AttentionPool, SelfAttentionBlock, mlp
+
+TranslatorBuilder = Callable[[gym.Space, int, AlignConfig], nn.Module]
+"""``(target observation space, source observation width, align config) -> module``."""
+
+KEYPOINTS = 8
+"""Keypoint maps of :class:`KeypointTranslator`."""
+READINGS = 4
+"""Values :class:`FrameTranslator`'s reader gives per time frame."""
+
+
+class VectorTranslator(nn.Module):
+    """A vector observation (D,) -> the source's (S,): an MLP with one ``tanh`` hidden layer."""
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__()
+        self.scale = _scale(space)
+        self.net = mlp([int(np.prod(space.shape)), config.translate_width, out_dim], "tanh")
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs.float().flatten(1) * self.scale)
+
+
+class FrameTranslator(nn.Module):
+    """A spectrogram (C, F, T) -> (S,): one reader for every time frame, then a linear routing.
+
+    The reader (an MLP of a frame's C x F spectrum to :data:`READINGS` values) is shared by
+    the frames, so how it hears a value is learned from every frame that changes.
+    """
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__()
+        c, f, t = space.shape
+        self.read = mlp([c * f, config.translate_width, READINGS], "relu")
+        self.route = nn.Linear(t * READINGS, out_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = standardize_image(obs)  # (N, C, F, T)
+        frames = x.permute(0, 3, 1, 2).flatten(2)  # (N, T, C * F)
+        return self.route(self.read(frames).flatten(1))
+
+
+class KeypointTranslator(nn.Module):
+    """An image (C, H, W) -> (S,): keypoints of a per-pixel reader, then a linear routing.
+
+    A 1 x 1 convolutional MLP reads each pixel's colour into :data:`KEYPOINTS` maps; each map's
+    softmax over the image gives the expected (x, y) of what it fires on (a spatial
+    soft-argmax), and the coordinates are routed linearly to the source's channels. A colour
+    learned anywhere in the image is read everywhere, so a goal shown at k places is found at
+    every place.
+    """
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__()
+        c, h, w = space.shape
+        width = config.translate_width // 4
+        self.maps = nn.Sequential(
+            nn.Conv2d(c, width, 1), nn.ReLU(), nn.Conv2d(width, KEYPOINTS, 1)
+        )  # fmt: skip
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("grid", torch.stack((xs.flatten(), ys.flatten()), 1), persistent=False)
+        self.route = nn.Linear(2 * KEYPOINTS, out_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        weights = self.maps(standardize_image(obs)).flatten(2).softmax(-1)  # (N, K, H * W)
+        return self.route((weights @ self.grid).flatten(1))  # (N, K, 2) -> (N, S)
+
+
+class TokenTranslator(nn.Module):
+    """Token ids (L,), 0 padding -> (S,): embeddings and positions, one attention block,
+    attention pooling with four queries, an MLP."""
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__()
+        nvec = np.asarray(space.nvec).ravel()
+        d = 32
+        self.embed = nn.Embedding(int(nvec.max()), d)
+        self.pos = nn.Parameter(torch.zeros(nvec.size, d))
+        self.block = SelfAttentionBlock(d, 2)
+        self.pool = AttentionPool(d, 4, query_std=1.0)
+        self.head = mlp([self.pool.out_dim, config.translate_width, out_dim], "tanh")
+
+    def forward(self, obs: Tensor) -> Tensor:
+        ids = obs.long()
+        pad = ids == 0
+        x = self.block(self.embed(ids) + self.pos, pad)
+        return self.head(self.pool(x, pad))
+
+
+TRANSLATORS: dict[str, TranslatorBuilder] = {
+    "audio": FrameTranslator,
+    "pixels": KeypointTranslator,
+}
+"""Family -> translator builder; families not here get one chosen from their space."""
+
+
+def register_translator(family: str, builder: TranslatorBuilder, overwrite: bool = False) -> None:
+    """Use ``builder(space, source_width, align_config)`` to translate ``family``."""
+    if family in TRANSLATORS and not overwrite:
+        raise ValueError(f"a translator for family {family!r} is already registered")
+    TRANSLATORS[family] = builder
+
+
+def make_translator(
+    family: str, space: gym.Space, out_dim: int, config: AlignConfig, seed: int = 0
+) -> nn.Module:
+    """The translator of ``family``'s observations (``space``) into ``out_dim`` source values,
+    its weights drawn from ``seed`` (the global RNG is left untouched).
+
+    Raises:
+        ConfigError: no translator fits ``space``.
+    """
+    if family in TRANSLATORS:
+        builder = TRANSLATORS[family]
+    elif isinstance(space, gym.spaces.MultiDiscrete):
+        builder = TokenTranslator
+    elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        builder = VectorTranslator
+    elif isinstance(space, gym.spaces.Box) and len(space.shape) == 3:
+        builder = KeypointTranslator
+    else:
+        raise ConfigError(
+            f"no translator reads family {family!r}'s observations ({space}); register one "
+            "with metaxm.align.translate.register_translator"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder(space, out_dim, config)
+
+
+def source_width(family: str, space: gym.Space) -> int:
+    """The number of values a translation into ``family`` (observation ``space``) has.
+
+    Raises:
+        ConfigError: the source modality is not a vector, so it cannot be regressed.
+    """
+    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+        raise ConfigError(
+            f"translate needs a vector source modality (a Box of rank 1) to translate into; "
+            f"the source family {family!r} observes {space} (the source is the first variant of "
+            "the first family in modalities.train: put a vector family first)"
+        )
+    return int(space.shape[0])
+
+
+def fit_translator(
+    translator: nn.Module, target: Tensor, source: Tensor, config: AlignConfig, seed: int = 0
+) -> list[float]:
+    """Train ``translator`` in place so that ``translator(target) ~ source``; the losses.
+
+    Args:
+        translator: from :func:`make_translator`.
+        target: (N, *target shape) the new modality's observations.
+        source: (N, S) the source modality's observations of the same states.
+        config: ``translate_iters``, ``translate_lr``, ``batch_size``.
+        seed: draws the minibatches.
+    """
+    source = source.float()
+    optimizer = torch.optim.Adam(translator.parameters(), lr=config.translate_lr)
+    g = torch.Generator().manual_seed(seed)
+    n = target.shape[0]
+    losses = []
+    for _ in range(config.translate_iters):
+        idx = torch.randperm(n, generator=g)[: config.batch_size].to(target.device)
+        loss = (translator(target[idx]) - source[idx]).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    translator.eval()
+    return losses

@@ -1,0 +1,49 @@
+"""The ``translate`` learner: a translator from the new modality into the source modality.
+
+It plays and pairs k episodes exactly as :class:`~metaxm.learners.align.Align` does (the same
+episodes, the same source renders, for the same seed), then fits a small translator from the
+target's observations to the source's (:mod:`metaxm.align.translate`). The adapted policy
+reads the translation as the source modality: the source family's encoder and the source
+variant's own adapter, then the frozen policy. No weight of the agent changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from metaxm.learners.align import Align
+
+if TYPE_CHECKING:
+    from metaxm.align.pairs import PairedBatch
+    from metaxm.learners.policy import AdaptedPolicy
+
+
+class Translate(Align):
+    """Few-shot translation: :class:`Align`'s pairs, a translator fitted to them, the agent
+    reading the translation as the source modality (see the module docstring).
+
+    Args:
+        agent: a feed-forward agent.
+        spec: gives the ``align.translate_*`` settings and the source modality, which must be
+            a vector family.
+    """
+
+    name = "translate"
+    algos = ("ppo", "maml")
+    data = ("observations", "paired")
+
+    def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
+        """Fit a translator from view 0 of ``pairs`` (the target) to view 1 (the source) and
+        give it to ``policy``, with the source variant's adapter as its parameters."""
+        from metaxm.align.fewshot import default_source, source_params
+        from metaxm.align.translate import fit_translator, make_translator, source_width
+
+        family = pairs.families[0]
+        source = default_source(self.spec)
+        spaces = self.agent.observation_spaces
+        width = source_width(source[0], spaces[source[0]])
+        translator = make_translator(family, spaces[family], width, self.spec.align, seed)
+        translator.to(pairs.obs[0].device)
+        fit_translator(translator, pairs.obs[0], pairs.obs[1], self.spec.align, seed)
+        policy.translator, policy.reads = translator, source[0]
+        policy.params = source_params(self.agent, source)
