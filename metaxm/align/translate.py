@@ -90,7 +90,7 @@ class FrameTranslator(nn.Module):
 class KeypointTranslator(nn.Module):
     """An image (C, H, W) -> (S,): keypoints of a per-pixel reader, then a linear routing.
 
-    A 1 x 1 convolutional MLP reads each pixel's colour into :data:`KEYPOINTS` maps; each map's
+    One MLP reads each pixel's colour into :data:`KEYPOINTS` maps (a 1 x 1 convolution); each map's
     softmax over the image gives the expected (x, y) of what it fires on (a spatial
     soft-argmax), and the coordinates are routed linearly to the source's channels. A colour
     learned anywhere in the image is read everywhere, so a goal shown at k places is found at
@@ -100,16 +100,14 @@ class KeypointTranslator(nn.Module):
     def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
         super().__init__()
         c, h, w = space.shape
-        width = config.translate_width // 4
-        self.maps = nn.Sequential(
-            nn.Conv2d(c, width, 1), nn.ReLU(), nn.Conv2d(width, KEYPOINTS, 1)
-        )  # fmt: skip
+        self.maps = mlp([c, config.translate_width // 4, KEYPOINTS], "relu")  # per pixel
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
         self.register_buffer("grid", torch.stack((xs.flatten(), ys.flatten()), 1), persistent=False)
         self.route = nn.Linear(2 * KEYPOINTS, out_dim)
 
     def forward(self, obs: Tensor) -> Tensor:
-        weights = self.maps(standardize_image(obs)).flatten(2).softmax(-1)  # (N, K, H * W)
+        pixels = standardize_image(obs).flatten(2).transpose(1, 2)  # (N, H * W, C)
+        weights = self.maps(pixels).transpose(1, 2).softmax(-1)  # (N, K, H * W)
         return self.route((weights @ self.grid).flatten(1))  # (N, K, 2) -> (N, S)
 
 
