@@ -111,12 +111,15 @@ STAGES = {
         "heldout_families": {"audio": 1},
     },
     "agent": {"latent_dim": 16, "encoder_width": 32, "hidden": 16, "adapter_rank": 2},
-    "align": {"batch_size": 16, "eval_states": 32, "pretrain_updates": 3, "fit_iters": 2},
+    "align": {
+        "batch_size": 16, "eval_states": 32, "pretrain_updates": 3, "fit_iters": 2,
+        "translate_iters": 3,
+    },  # fmt: skip
     "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
     "rl2": {"episodes_per_trial": 2},
     "evaluate": {
         **TINY["evaluate"],
-        "strategies": ["zeroshot", "align", "maml", "rl2", "metafit", "selffit"],
+        "strategies": ["zeroshot", "align", "translate", "maml", "rl2", "metafit", "selffit"],
     },
     "main": {
         "render": False,
@@ -175,7 +178,7 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert not torch.equal(source["core.pi.0.weight"], fresh_ppo.state_dict()["core.pi.0.weight"])
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["strategies"] == [
-        "zeroshot", "align", "maml", "rl2", "metafit", "selffit", "scratch"
+        "zeroshot", "align", "translate", "maml", "rl2", "metafit", "selffit", "scratch"
     ]  # fmt: skip
     assert report["data"]["selffit"] == ["observations"]  # no rewards, no pairs
     curves = {m: e["strategies"] for m, e in report["modalities"].items()}
@@ -184,6 +187,10 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert curves[audio]["metafit"]["curves"] == curves[audio]["align"]["curves"]
     vector = next(m for m in curves if m.startswith("vector:"))
     assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
+    for m in (audio, vector):  # translate fits on align's pairs, the same number of them
+        assert curves[m]["translate"]["curves"]["paired_steps"] == (
+            curves[m]["align"]["curves"]["paired_steps"]
+        )
     learned = load_checkpoint(resolve_checkpoint(out / "metafit"))["trainer"]["metafit"]
     moved = [
         not torch.equal(v, source[k]) for k, v in learned["init"]["vector"].items()

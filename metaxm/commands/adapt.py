@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--add-family",
         action="store_true",
         help="the modality's family is not one the agent was trained with: give the agent a "
-        "fresh encoder for it (strategies that train the encoder: finetune, align, metafit, "
-        "selffit, scratch)",
+        "fresh encoder for it (strategies that train it: finetune, align, metafit, selffit, "
+        "scratch; translate reads the family through its translator)",
     )
 
 

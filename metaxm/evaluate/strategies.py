@@ -253,6 +253,7 @@ class Translate(Align):
 
     name = "translate"
     learner = "translate"
+    trains_encoder = True  # it reads a family the agent was built without (by its translator)
 
 
 class MetaFitStrategy(Align):
