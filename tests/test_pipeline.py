@@ -112,7 +112,10 @@ STAGES = {
     },
     "agent": {"latent_dim": 16, "encoder_width": 32, "hidden": 16, "adapter_rank": 2},
     "align": {
-        "batch_size": 16, "eval_states": 32, "pretrain_updates": 3, "fit_iters": 2,
+        "batch_size": 16,
+        "eval_states": 32,
+        "pretrain_updates": 3,
+        "fit_iters": 2,
         "translate_iters": 3,
     },  # fmt: skip
     "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
@@ -188,8 +191,9 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     vector = next(m for m in curves if m.startswith("vector:"))
     assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
     for m in (audio, vector):  # translate fits on align's pairs, the same number of them
-        assert curves[m]["translate"]["curves"]["paired_steps"] == (
-            curves[m]["align"]["curves"]["paired_steps"]
+        assert (
+            curves[m]["translate"]["curves"]["paired_steps"]
+            == (curves[m]["align"]["curves"]["paired_steps"])
         )
     learned = load_checkpoint(resolve_checkpoint(out / "metafit"))["trainer"]["metafit"]
     moved = [
