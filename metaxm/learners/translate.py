@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from metaxm.errors import ConfigError
 from metaxm.learners.align import Align
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ class Translate(Align):
         from metaxm.align.fewshot import default_source, source_params
         from metaxm.align.translate import fit_translator, make_translator, source_width
 
+        if self.agent.instruction is not None:
+            raise ConfigError(
+                "translate cannot adapt an agent of an instruction world: its observations "
+                "carry the instruction beside the modality's own (use align)"
+            )
         family = pairs.families[0]
         source = default_source(self.spec)
         spaces = self.agent.observation_spaces

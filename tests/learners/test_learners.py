@@ -96,6 +96,22 @@ def test_translate_reads_the_new_modality_through_the_source_encoder(runs, tmp_p
     assert (loaded.reads, loaded.learner) == ("vector", "translate")
 
 
+def test_translate_refuses_an_instruction_world_in_one_line() -> None:
+    from metaxm.errors import ConfigError
+    from metaxm.nn.agent import build_agent
+
+    spec = spec_from_dict(
+        {
+            **SPEC,
+            "world": {"name": "gridnav_lang", "size": 4, "objects": 2, "horizon": 8},
+            "agent": {**SPEC["agent"], "instruction": "learned", "instruction_dim": 8},
+        }
+    )
+    learner = Translate(build_agent(spec), spec)
+    with pytest.raises(ConfigError, match="translate cannot adapt an agent of an instruction"):
+        learner.adapt(env_of(learner, n=2), episodes=2)
+
+
 def test_zero_episodes_is_the_agent_as_it_is(runs) -> None:
     learner = Align.from_run(runs / "ppo")
     env = env_of(learner)
