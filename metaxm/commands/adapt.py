@@ -81,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.save_policy).resolve() == out.resolve():
             raise ConfigError("--save-policy: the same file as --out")
     agents = load_agents(args.checkpoint, device=args.device)
-    if not strategy.applicable(agents):
+    why = strategy.unavailable(agents)
+    if why is not None:
         raise ConfigError(
-            f"--strategy {args.strategy}: needs a trained {strategy.needs} agent; "
-            f"{args.checkpoint} holds: {', '.join(agents.by_kind)}"
+            f"--strategy {args.strategy}: cannot run here: {why}; {args.checkpoint} holds: "
+            f"{', '.join(agents.by_kind)}"
         )
     readers = next(iter(agents.by_kind.values())).families
     if family not in readers:

@@ -13,7 +13,8 @@
     modalities.<id>.source       the level this modality's threshold is a fraction of: source
                                  on the same family's training variants (held-out variant) or
                                  on every training modality (held-out family)
-    strategies                   the strategies run; skipped_strategies: those without an agent
+    strategies                   the strategies run; skipped_strategies: those that cannot run
+                                 (skipped_because: why, e.g. no trained agent)
     data.<name>                  what the strategy consumes of its k episodes: observations,
                                  rewards, paired (source renders of every target step)
     modalities.<family:variant>  {split, family, variant, source, measurable (false when the
@@ -185,7 +186,10 @@ def markdown(report: dict[str, Any]) -> str:
         spent = ", ".join(f"{n} {t:.0f} s" for n, t in report["seconds_by_strategy"].items())
         lines += [f"Evaluation: {report['seconds']:.0f} s wall clock; curve time {spent}.", ""]
     if report.get("skipped_strategies"):
-        lines += [f"Skipped (no trained agent): {', '.join(report['skipped_strategies'])}.", ""]
+        why = report.get("skipped_because", {})
+        names = report["skipped_strategies"]
+        skipped = [f"{n} ({why.get(n) or 'no trained agent'})" for n in names]
+        lines += [f"Skipped: {', '.join(skipped)}.", ""]
     oracle = src.get("oracle")
     if oracle:
         lines += [

@@ -210,6 +210,7 @@ def run_evaluation(
     }
     report = _derive(agents, held, names, ordered, budgets, sbudgets, source)
     report["skipped_strategies"] = skipped
+    report["skipped_because"] = {n: STRATEGIES[n].unavailable(agents) for n in skipped}
     report["data"] = {name: list(STRATEGIES[name].data) for name in names}
     report["seconds"] = time.perf_counter() - started
     for mid, by_name in times.items():

@@ -87,7 +87,14 @@ class Strategy(ABC):
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
 
     def applicable(self, agents: Agents) -> bool:
-        return self.needs is None or self.needs in agents.by_kind
+        return self.unavailable(agents) is None
+
+    def unavailable(self, agents: Agents) -> str | None:
+        """Why the strategy cannot run on ``agents`` (the evaluator skips it and says so), or
+        None where it can."""
+        if self.needs is not None and self.needs not in agents.by_kind:
+            return f"no trained {self.needs} agent"
+        return None
 
     @abstractmethod
     def curve(
@@ -254,6 +261,21 @@ class Translate(Align):
     name = "translate"
     learner = "translate"
     trains_encoder = True  # it reads a family the agent was built without (by its translator)
+
+    def unavailable(self, agents: Agents) -> str | None:  # noqa: D102
+        why = super().unavailable(agents)
+        if why is not None:
+            return why
+        from metaxm.align.fewshot import default_source
+
+        family = default_source(agents.spec)[0]
+        agent = agents.by_kind[self.needs]
+        space = agent.observation_spaces.get(family)
+        if agent.instruction is not None:
+            return "an instruction world's observations carry the instruction"
+        if space is None or len(getattr(space, "shape", ()) or ()) != 1:
+            return f"the source modality, {family}, is not a vector"
+        return None
 
 
 class MetaFitStrategy(Align):

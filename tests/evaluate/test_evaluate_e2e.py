@@ -168,7 +168,7 @@ def test_adapt_command_and_its_errors(report, tmp_path: Path, capsys) -> None:
     assert main(["adapt", str(tmp_path / "none"), "--modality", mid, "--strategy", "finetune"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-3].startswith("metaxm adapt: error: --modality: unknown modality family 'smell'")
-    assert "needs a trained rl2 agent" in err[-2]
+    assert "--strategy rl2: cannot run here: no trained rl2 agent" in err[-2]
     assert "no such checkpoint" in err[-1]
 
 
@@ -258,6 +258,32 @@ def test_adapt_saves_a_translate_policy_that_acts_as_the_one_measured(report, tm
     obs = target_env(agents.spec, family, int(variant), 8, 3).reset()
     assert torch.equal(policy.act(obs), again.act(obs))
     torch.testing.assert_close(policy.distribution(obs), again.distribution(obs))
+
+
+def test_translate_is_skipped_with_its_reason_where_the_source_is_no_vector(tmp_path) -> None:
+    """A spec whose first training family is pixels has no vector to translate into: the
+    default evaluation skips translate and says why; adapt refuses it in one line."""
+    data = {
+        **SPEC,
+        "world": {"name": "gridnav", "size": 4, "horizon": 8},
+        "modalities": {
+            "train": {"pixels": 1, "vector": 1},
+            "heldout_variants": {"vector": 1},
+            "heldout_families": {},
+        },
+        "evaluate": {**SPEC["evaluate"], "seeds": 1, "strategies": ["zeroshot", "translate"]},
+    }
+    train(spec_from_dict(data), tmp_path / "ppo")
+    assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["skipped_strategies"] == ["translate"]
+    why = "the source modality, pixels, is not a vector"
+    assert report["skipped_because"] == {"translate": why}
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Skipped: translate (the source modality, pixels, is not a vector)." in md
+    args = ["adapt", str(tmp_path), "--modality", next(iter(report["modalities"])),
+            "--strategy", "translate", "--episodes", "2"]  # fmt: skip
+    assert main(args) == 2
 
 
 def test_a_sensory_rl2_run_is_evaluated_with_a_feed_forward_scratch_baseline(tmp_path) -> None:
