@@ -36,6 +36,7 @@ of the first training family, is one in every shipped spec.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -44,8 +45,12 @@ from torch import Tensor, nn
 
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
-from metaxm.nn.encoders import _scale, standardize_image
+from metaxm.nn.encoders import _scale, standardize_image, time_frames
 from metaxm.nn.layers import AttentionPool, SelfAttentionBlock, mlp
+
+if TYPE_CHECKING:
+    from metaxm.nn.agent import Agent
+    from metaxm.spec import Spec
 
 TranslatorBuilder = Callable[[gym.Space, int, AlignConfig], nn.Module]
 """``(target observation space, source observation width, align config) -> module``."""
@@ -102,9 +107,7 @@ class FrameTranslator(nn.Module):
         self.route = nn.Linear(t * READINGS, out_dim)
 
     def forward(self, obs: Tensor) -> Tensor:
-        x = standardize_image(obs)  # (N, C, F, T)
-        frames = x.permute(0, 3, 1, 2).flatten(2)  # (N, T, C * F)
-        return self.route(self.read(frames).flatten(1))
+        return self.route(self.read(time_frames(obs)).flatten(1))  # frames (N, T, C * F)
 
 
 class KeypointTranslator(nn.Module):
@@ -193,13 +196,33 @@ def make_translator(
         return builder(space, out_dim, config)
 
 
+def is_vector(space: gym.Space | None) -> bool:
+    """``space`` is a vector (a ``Box`` of rank 1), what a translation can regress."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+
+def cannot_translate(agent: Agent, spec: Spec) -> str | None:
+    """Why ``translate`` cannot adapt ``agent`` under ``spec``, or None where it can."""
+    from metaxm.align.fewshot import default_source
+
+    if agent.instruction is not None:
+        return (
+            "an instruction world's observations carry the instruction beside the modality's "
+            "own (use align)"
+        )
+    family = default_source(spec)[0]
+    if not is_vector(agent.observation_spaces.get(family)):
+        return f"the source modality, {family}, is not a vector"
+    return None
+
+
 def source_width(family: str, space: gym.Space) -> int:
     """The number of values a translation into ``family`` (observation ``space``) has.
 
     Raises:
         ConfigError: the source modality is not a vector, so it cannot be regressed.
     """
-    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+    if not is_vector(space):
         raise ConfigError(
             f"translate needs a vector source modality (a Box of rank 1) to translate into; "
             f"the source family {family!r} observes {space} (the source is the first variant of "

@@ -266,16 +266,9 @@ class Translate(Align):
         why = super().unavailable(agents)
         if why is not None:
             return why
-        from metaxm.align.fewshot import default_source
+        from metaxm.align.translate import cannot_translate
 
-        family = default_source(agents.spec)[0]
-        agent = agents.by_kind[self.needs]
-        space = agent.observation_spaces.get(family)
-        if agent.instruction is not None:
-            return "an instruction world's observations carry the instruction"
-        if space is None or len(getattr(space, "shape", ()) or ()) != 1:
-            return f"the source modality, {family}, is not a vector"
-        return None
+        return cannot_translate(agents.by_kind[self.needs], agents.spec)
 
 
 class MetaFitStrategy(Align):

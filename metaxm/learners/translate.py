@@ -16,6 +16,7 @@ from metaxm.learners.align import Align
 
 if TYPE_CHECKING:
     from metaxm.align.pairs import PairedBatch
+    from metaxm.envs.task_env import TaskEnv
     from metaxm.learners.policy import AdaptedPolicy
 
 
@@ -33,17 +34,22 @@ class Translate(Align):
     algos = ("ppo", "maml")
     data = ("observations", "paired")
 
+    def target(self, env: TaskEnv) -> tuple[str, int]:
+        """:meth:`Align.target`, and refused before any episode is played where there is no
+        translating (:func:`metaxm.align.translate.cannot_translate`)."""
+        from metaxm.align.translate import cannot_translate
+
+        why = cannot_translate(self.agent, self.spec)
+        if why is not None:
+            raise ConfigError(f"translate cannot adapt this agent: {why}")
+        return super().target(env)
+
     def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
         """Fit a translator from view 0 of ``pairs`` (the target) to view 1 (the source) and
         give it to ``policy``, with the source variant's adapter as its parameters."""
         from metaxm.align.fewshot import default_source, source_params
         from metaxm.align.translate import fit_translator, make_translator, source_width
 
-        if self.agent.instruction is not None:
-            raise ConfigError(
-                "translate cannot adapt an agent of an instruction world: its observations "
-                "carry the instruction beside the modality's own (use align)"
-            )
         family = pairs.families[0]
         source = default_source(self.spec)
         spaces = self.agent.observation_spaces

@@ -60,6 +60,12 @@ def standardize_image(obs: Tensor) -> Tensor:
     return x / (x.pow(2).mean((1, 2, 3), keepdim=True).sqrt() + 1e-3)
 
 
+def time_frames(obs: Tensor) -> Tensor:
+    """A spectrogram (N, C, F, T) -> its time frames (N, T, C * F), standardised as an image
+    (:func:`standardize_image`)."""
+    return standardize_image(obs).permute(0, 3, 1, 2).flatten(2)
+
+
 class MLPEncoder(nn.Module):
     """Flatten, scale to O(1), two hidden layers. For state-like vectors."""
 
@@ -171,9 +177,7 @@ class FrameEncoder(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         """obs: (N, C, F, T) -> (N, latent_dim)."""
-        x = standardize_image(obs)  # (N, C, F, T)
-        frames = x.permute(0, 3, 1, 2).flatten(2)  # (N, T, C * F)
-        return self.out(self.fc(self.frame(frames).flatten(1)))
+        return self.out(self.fc(self.frame(time_frames(obs)).flatten(1)))
 
 
 def _audio(space: gym.Space, config: AgentConfig) -> nn.Module:

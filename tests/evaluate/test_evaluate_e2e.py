@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,21 +208,27 @@ def test_finetune_lr_sets_the_rate_of_the_ppo_updates() -> None:
         spec_from_dict(bad)
 
 
+def saved_policy(root: Path, mid: str, strategy: str, tmp_path: Path) -> tuple[list[str], Any]:
+    """``metaxm adapt ... --episodes 2 --save-policy``: its arguments and the policy it saved."""
+    from metaxm.learners import AdaptedPolicy
+
+    saved = tmp_path / "policy.pt"
+    args = ["adapt", str(root), "--modality", mid, "--strategy", strategy, "--episodes", "2",
+            "--out", str(tmp_path / f"{strategy}.json"), "--save-policy", str(saved)]  # fmt: skip
+    assert main(args) == 0
+    return args, AdaptedPolicy.load(saved)
+
+
 def test_adapt_saves_the_policy_it_measured(report, tmp_path: Path, capsys) -> None:
     import torch
 
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.strategies import STRATEGIES
-    from metaxm.learners import AdaptedPolicy
 
     root, data = report
     mid = next(m for m, e in data["modalities"].items() if e["split"] == "heldout_variants")
     family, variant = mid.split(":")
-    saved = tmp_path / "policy.pt"
-    args = ["adapt", str(root), "--modality", mid, "--strategy", "align", "--episodes", "2",
-            "--out", str(tmp_path / "a.json"), "--save-policy", str(saved)]  # fmt: skip
-    assert main(args) == 0
-    policy = AdaptedPolicy.load(saved)
+    args, policy = saved_policy(root, mid, "align", tmp_path)
     assert (policy.learner, policy.family, policy.episodes) == ("align", family, 2)
     # it is the policy the curve measured: the same parameters as the strategy's own at k = 2
     agents = load_agents(root)
@@ -241,16 +248,11 @@ def test_adapt_saves_a_translate_policy_that_acts_as_the_one_measured(report, tm
     from metaxm.evaluate.episodes import target_env
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.strategies import STRATEGIES
-    from metaxm.learners import AdaptedPolicy
 
     root, data = report
     mid = next(m for m, e in data["modalities"].items() if e["split"] == "heldout_families")
     family, variant = mid.split(":")
-    saved = tmp_path / "policy.pt"
-    args = ["adapt", str(root), "--modality", mid, "--strategy", "translate", "--episodes", "2",
-            "--out", str(tmp_path / "t.json"), "--save-policy", str(saved)]  # fmt: skip
-    assert main(args) == 0
-    policy = AdaptedPolicy.load(saved)
+    _, policy = saved_policy(root, mid, "translate", tmp_path)
     assert (policy.learner, policy.family, policy.reads) == ("translate", family, "vector")
     assert policy.translator is not None and not policy.translator.training
     agents = load_agents(root)

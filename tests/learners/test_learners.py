@@ -108,7 +108,7 @@ def test_translate_refuses_an_instruction_world_in_one_line() -> None:
         }
     )
     learner = Translate(build_agent(spec), spec)
-    with pytest.raises(ConfigError, match="translate cannot adapt an agent of an instruction"):
+    with pytest.raises(ConfigError, match="translate cannot adapt this agent: an instruction"):
         learner.adapt(env_of(learner, n=2), episodes=2)
 
 
