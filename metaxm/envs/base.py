@@ -176,7 +176,8 @@ class World(ABC):
 
     @abstractmethod
     def scene(self) -> Scene:
-        """The current states as a :class:`Scene`."""
+        """The current states as a :class:`Scene`: a snapshot, rendered perhaps much later, so
+        the world must not write into a tensor it hands out here (copy before writing)."""
 
     @abstractmethod
     def oracle_action(self) -> Tensor:

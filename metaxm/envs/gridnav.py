@@ -140,7 +140,8 @@ class GridNav(World):
         dist = _distances(walls, goal)
         if env_ids is None:
             self.goal, self.walls, self.dist = goal.clone(), walls.clone(), dist
-        else:
+        else:  # copied, not written in place: a scene taken before keeps its own task
+            self.goal, self.walls = self.goal.clone(), self.walls.clone()
             self.goal[env_ids], self.walls[env_ids], self.dist[env_ids] = goal, walls, dist
         # walls with a blocked border, for neighbour look-ups: (B, N + 2, N + 2)
         self._padded = torch.nn.functional.pad(self.walls, (1, 1, 1, 1), value=True)

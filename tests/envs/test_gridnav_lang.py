@@ -151,3 +151,19 @@ def test_gym_id_is_registered_and_tokenize_rejects_unknown_words() -> None:
     assert GYM_IDS["gridnav_lang"] == "metaxm/GridNavLang-v0"
     with pytest.raises(ValueError, match="'purple' not in VOCAB"):
         tokenize(["go to the purple square"])
+
+
+def test_recorded_scenes_keep_their_own_objects_and_instruction_when_tasks_are_resampled() -> None:
+    from metaxm.envs.play import play
+
+    env = TaskEnv(GridNavLang(GridNavLangConfig(), 4, seed=3), "text", 1, resample_tasks=True)
+    gen = torch.Generator().manual_seed(0)
+    played = play(
+        env, lambda obs: torch.randint(4, (4,), generator=gen), episodes=3, record=("scene",)
+    )
+    scale = (env.world.size - 1) / 2.0
+    for scene in played.record["scene"]:
+        objects = ((scene.features[:, 2:] + 1.0) * scale).round().long().view(4, -1, 2)
+        assert torch.equal(objects, scene.layout.objects)
+    first, last = played.record["scene"][0], played.record["scene"][-1]
+    assert not torch.equal(first.layout.objects, last.layout.objects)  # tasks did change

@@ -77,3 +77,18 @@ def test_the_same_seeds_give_the_same_episodes() -> None:
         runs.append(play(env, random_act(env, 9), episodes=2))
     assert torch.equal(runs[0].returns, runs[1].returns)
     assert torch.equal(runs[0].length, runs[1].length)
+
+
+def test_recorded_scenes_keep_their_own_task_when_tasks_are_resampled() -> None:
+    # a world writing a new task into the tensors a recorded scene still holds would show that
+    # scene's layout (what pixels and text render) another episode's goal than its features
+    env = make_env(SPEC, "text", num_envs=4, seed=2, resample_tasks=True)
+    played = play(env, random_act(env), episodes=4, record=("scene",))
+    scale = (env.world.size - 1) / 2.0
+    goals = set()
+    for scene in played.record["scene"]:
+        from_features = ((scene.features + 1.0) * scale).round().long()  # (B, 4): agent, goal
+        assert torch.equal(from_features[:, :2], scene.layout.agent)
+        assert torch.equal(from_features[:, 2:], scene.layout.goal)
+        goals.update(map(tuple, scene.layout.goal.tolist()))
+    assert len(goals) > 4  # tasks were resampled while the scenes were recorded
