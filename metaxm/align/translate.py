@@ -11,7 +11,7 @@ Why it needs fewer episodes. The goal is constant within an episode, so k episod
 goals; a fitted encoder must learn how the latent moves with the goal from those k points.
 A translator only has to learn how the new sensor shows a value, and every translator
 here reads all the observation's parts with one shared reader (one MLP per time frame of a
-spectrogram, one per pixel of an image, one embedding per token), so what it learns from the
+spectrogram, one per pixel of an image, one value per token id), so what it learns from the
 agent's position, which moves at every step, reads the goal's parts too. What is left for
 the k goals is a linear routing from the reader's outputs to the source's channels.
 
@@ -24,13 +24,15 @@ register its own with :func:`register_translator`):
   colour reader whose maps are pooled by a spatial soft-argmax into coordinates (Levine et al.
   2016, "End-to-End Training of Deep Visuomotor Policies"), which a rotation or flip of the
   grid turns into a linear map of the coordinates;
-* token ids (``MultiDiscrete``): :class:`TokenTranslator`, embeddings, one attention block,
-  attention pooling.
+* token ids (``MultiDiscrete``): :class:`~metaxm.align.token_values.TokenValueTranslator`, one
+  value per token id, shared by every place in the sentence, routed linearly, all fitted in
+  closed form.
 
 The fit (:func:`fit_translator`) is Adam on the squared error to the source observations,
-``align.translate_iters`` steps of ``align.batch_size`` rows at ``align.translate_lr``. The
-source modality must be a vector (``Box`` of rank 1); the default source, the first variant
-of the first training family, is one in every shipped spec.
+``align.translate_iters`` steps of ``align.batch_size`` rows at ``align.translate_lr``, after
+a translator's closed-form ``start`` where it has one (the token translator is all closed
+form). The source modality must be a vector (``Box`` of rank 1); the default source, the first
+variant of the first training family, is one in every shipped spec.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metaxm.align.token_values import TokenValueTranslator
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
 from metaxm.nn.encoders import _scale, standardize_image, time_frames
-from metaxm.nn.layers import AttentionPool, SelfAttentionBlock, mlp
+from metaxm.nn.layers import mlp
 
 if TYPE_CHECKING:
     from metaxm.nn.agent import Agent
@@ -134,27 +137,6 @@ class KeypointTranslator(nn.Module):
         return self.route((weights @ self.grid).flatten(1))  # (N, K, 2) -> (N, S)
 
 
-class TokenTranslator(nn.Module):
-    """Token ids (L,), 0 padding -> (S,): embeddings and positions, one attention block,
-    attention pooling with four queries, an MLP."""
-
-    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
-        super().__init__()
-        nvec = np.asarray(space.nvec).ravel()
-        d = 32
-        self.embed = nn.Embedding(int(nvec.max()), d)
-        self.pos = nn.Parameter(torch.zeros(nvec.size, d))
-        self.block = SelfAttentionBlock(d, 2)
-        self.pool = AttentionPool(d, 4, query_std=1.0)
-        self.head = mlp([self.pool.out_dim, config.translate_width, out_dim], "tanh")
-
-    def forward(self, obs: Tensor) -> Tensor:
-        ids = obs.long()
-        pad = ids == 0
-        x = self.block(self.embed(ids) + self.pos, pad)
-        return self.head(self.pool(x, pad))
-
-
 TRANSLATORS: dict[str, TranslatorBuilder] = {
     "audio": FrameTranslator,
     "pixels": KeypointTranslator,
@@ -181,7 +163,7 @@ def make_translator(
     if family in TRANSLATORS:
         builder = TRANSLATORS[family]
     elif isinstance(space, gym.spaces.MultiDiscrete):
-        builder = TokenTranslator
+        builder = TokenValueTranslator
     elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         builder = VectorTranslator
     elif isinstance(space, gym.spaces.Box) and len(space.shape) == 3:
@@ -237,7 +219,8 @@ def fit_translator(
     """Train ``translator`` in place so that ``translator(target) ~ source``; the losses.
 
     A translator with a ``start(target, source)`` method has it called first (the vector
-    translator's least-squares map).
+    translator's least-squares map); one without parameters is then fitted (the token
+    translator), and its loss on the pairs is the only one returned.
 
     Args:
         translator: from :func:`make_translator`.
@@ -250,7 +233,12 @@ def fit_translator(
     start = getattr(translator, "start", None)
     if callable(start):  # a closed-form part set from the pairs before the steps
         start(target, source)
-    optimizer = torch.optim.Adam(translator.parameters(), lr=config.translate_lr)
+    params = list(translator.parameters())
+    if not params:
+        translator.eval()
+        with torch.no_grad():
+            return [float((translator(target) - source).pow(2).mean())]
+    optimizer = torch.optim.Adam(params, lr=config.translate_lr)
     g = torch.Generator().manual_seed(seed)
     n = target.shape[0]
     losses = []

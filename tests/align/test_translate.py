@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from metaxm.align.token_values import TokenValueTranslator
 from metaxm.align.translate import (
     FrameTranslator,
     KeypointTranslator,
-    TokenTranslator,
     VectorTranslator,
     fit_translator,
     make_translator,
@@ -31,7 +31,7 @@ CONFIG = AlignConfig(translate_iters=400, translate_lr=0.01, batch_size=128)
         ("audio", gym.spaces.Box(0, 1, (1, 16, 6), np.float32), FrameTranslator),
         ("pixels", gym.spaces.Box(0, 255, (3, 16, 16), np.uint8), KeypointTranslator),
         ("mine", gym.spaces.Box(0, 255, (3, 8, 8), np.uint8), KeypointTranslator),
-        ("text", gym.spaces.MultiDiscrete([20] * 7), TokenTranslator),
+        ("text", gym.spaces.MultiDiscrete([20] * 7), TokenValueTranslator),
     ],
 )
 def test_each_space_gets_its_translator_and_the_source_width(family, space, cls) -> None:

@@ -1,0 +1,75 @@
+"""The token translator (``metaxm.align.token_values``): number words read from the agent's
+places, the goal's places routed from two goals, fitted in closed form."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+
+from metaxm.align.token_values import TokenValueTranslator, fit_values
+from metaxm.align.translate import fit_translator
+from metaxm.config.align import AlignConfig
+
+N = 7  # grid side: numbers 1..7, said with words whose ids a cipher draws
+VOCAB = 40
+
+
+def sentences(states: torch.Tensor, cipher: torch.Tensor) -> torch.Tensor:
+    """(B, 4) rows and columns of agent and goal, 1..N -> (B, 12) ids of
+    "w0 <ar> w1 <ac> w2 w3 w4 <gr> w5 <gc> w6 <pad>" under ``cipher``."""
+    b = states.shape[0]
+    fixed = cipher[N + 1 : N + 8]  # seven template words
+    row = torch.empty(b, 12, dtype=torch.long)
+    row[:, [0, 2, 4, 5, 6, 8, 10]] = fixed
+    row[:, [1, 3, 7, 9]] = cipher[states]  # number words
+    row[:, 11] = 0
+    return row
+
+
+def source_of(states: torch.Tensor, gain: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The source view: the centred features, permuted and scaled, beside 2 noise channels."""
+    features = (states.float() - 4.0) / 3.0  # in [-1, 1], the centre reads 0
+    noise = (torch.rand(states.shape[0], 2, generator=g) * 2 - 1) * 0.3
+    return torch.cat((features[:, [2, 0, 3, 1]] * gain, noise), 1)
+
+
+def walk(goal: tuple[int, int], steps: int, g: torch.Generator) -> torch.Tensor:
+    """One episode: an agent walking from a random cell, a fixed goal: (steps, 4)."""
+    pos = torch.randint(1, N + 1, (2,), generator=g)
+    rows = []
+    for _ in range(steps):
+        rows.append(torch.cat((pos, torch.tensor(goal))))
+        move = torch.tensor([[1, 0], [-1, 0], [0, 1], [0, -1]])[torch.randint(4, (), generator=g)]
+        pos = (pos + move).clamp(1, N)
+    return torch.stack(rows)
+
+
+def test_two_goals_and_a_walk_translate_new_goals_exactly() -> None:
+    g = torch.Generator().manual_seed(0)
+    cipher = torch.randperm(VOCAB - 1, generator=g) + 1  # ids 1.., 0 is padding
+    gain = torch.tensor([1.5, -0.7, 0.9, -1.8])
+    states = torch.cat((walk((2, 6), 40, g), walk((6, 3), 40, g)))
+    seen = set(states[:, :2].flatten().tolist())
+    translator = TokenValueTranslator(gym.spaces.MultiDiscrete([VOCAB] * 12), 6)
+    fit_translator(translator, sentences(states, cipher), source_of(states, gain, g), AlignConfig())
+    # fresh states whose numbers the walk said: the agent's and the goal's features exact
+    fresh = torch.randint(1, N + 1, (200, 4), generator=g)
+    fresh = fresh[torch.tensor([set(r.tolist()) <= seen for r in fresh])]
+    assert len(fresh) > 20
+    want = source_of(fresh, gain, g)[:, :4]
+    got = translator(sentences(fresh, cipher))[:, :4]
+    assert torch.allclose(got, want, atol=1e-3)
+    assert not list(translator.parameters())  # all closed form
+
+
+def test_fixed_words_and_unseen_numbers_read_nothing() -> None:
+    g = torch.Generator().manual_seed(1)
+    cipher = torch.randperm(VOCAB - 1, generator=g) + 1
+    states = walk((4, 4), 30, g)  # one episode; the goal sits at the centre
+    ids = sentences(states, cipher)
+    values, routing = fit_values(ids, source_of(states, torch.ones(4), g), VOCAB)
+    assert routing.shape == (12, 6)
+    assert values[ids[0, [0, 2, 4, 5, 6, 8, 10]]].eq(0).all()  # the template's words
+    unseen = set(range(1, N + 1)) - set(states[:, :2].flatten().tolist())
+    assert all(values[cipher[n]] == 0 for n in unseen)
+    assert values[0] == 0  # padding
