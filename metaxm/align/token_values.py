@@ -34,21 +34,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metaxm.align.least_squares import fit_routing
+
 READING_SHARE = 0.5
 """A (place, channel) pair sets values only if the place explains this share of the channel."""
 AGREEMENT = 0.1
 """A later reading must match the values already set to this relative error."""
-EXPLAINED = 0.5
-"""A channel the fit explains less of (the source's noise channels) is not fitted: it reads 0."""
-
-
-def ridge(x: Tensor, y: Tensor, lam: float = 1e-9) -> Tensor:
-    """Least squares of ``y`` on ``x`` with a ridge of ``lam`` times the mean diagonal of x'x
-    (so that a place reading 0 in every row gets no weight)."""
-    gram = x.T @ x
-    reg = lam * gram.diagonal().mean().clamp_min(1e-12)
-    eye = torch.eye(gram.shape[0], dtype=x.dtype, device=x.device)
-    return torch.linalg.solve(gram + reg * eye, x.T @ y)
 
 
 def read_values(onehot: Tensor, source: Tensor) -> Tensor:
@@ -104,14 +95,6 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
     return values
 
 
-def explains(x: Tensor, routing: Tensor, source: Tensor) -> Tensor:
-    """(S,) bool: the channels ``x @ routing`` explains :data:`EXPLAINED` of the variance of,
-    or that are constant (read as a scale of the places that are constant too)."""
-    variance = source.var(0, unbiased=False)
-    residual = (x @ routing - source).pow(2).mean(0)
-    return (residual < (1.0 - EXPLAINED) * variance) | (variance <= 1e-12)
-
-
 def fit_values(ids: Tensor, source: Tensor, vocab: int) -> tuple[Tensor, Tensor]:
     """Each token id's value and the routing from the places' values to the source.
 
@@ -134,9 +117,7 @@ def fit_values(ids: Tensor, source: Tensor, vocab: int) -> tuple[Tensor, Tensor]
         return values, torch.zeros(ids.shape[1], source.shape[1], dtype=torch.float64)
     onehot = nn.functional.one_hot(ids, vocab).double()[..., readable]  # (N, L, R)
     values[readable] = read_values(onehot, source)
-    x = values[ids]
-    routing = ridge(x, source)
-    return values, routing * explains(x, routing, source)
+    return values, fit_routing(values[ids], source)
 
 
 class TokenValueTranslator(nn.Module):

@@ -11,7 +11,7 @@ Why it needs fewer episodes. The goal is constant within an episode, so k episod
 goals; a fitted encoder must learn how the latent moves with the goal from those k points.
 A translator only has to learn how the new sensor shows a value, and every translator
 here reads all the observation's parts with one shared reader (one MLP per time frame of a
-spectrogram, one per pixel of an image, one value per token id), so what it learns from the
+spectrogram, one moment per colour of an image, one value per token id), so what it learns from the
 agent's position, which moves at every step, reads the goal's parts too. What is left for
 the k goals is a linear routing from the reader's outputs to the source's channels.
 
@@ -20,10 +20,13 @@ register its own with :func:`register_translator`):
 
 * a vector (``Box`` of rank 1): a linear map without intercept (least squares) plus an MLP;
 * a spectrogram (``audio``, ``(C, F, T)``): :class:`FrameTranslator`, one reader per frame;
-* an image (``pixels`` and any ``Box`` of rank 3): :class:`KeypointTranslator`, a per-pixel
-  colour reader whose maps are pooled by a spatial soft-argmax into coordinates (Levine et al.
-  2016, "End-to-End Training of Deep Visuomotor Policies"), which a rotation or flip of the
-  grid turns into a linear map of the coordinates;
+* the ``pixels`` family's palette images:
+  :class:`~metaxm.align.colour_moments.ColourMomentTranslator`, where each exact colour is (its
+  summed pixel coordinates), routed linearly, all fitted in closed form;
+* any other image (a ``Box`` of rank 3): :class:`KeypointTranslator`, a per-pixel colour reader
+  whose maps are pooled by a spatial soft-argmax into coordinates (Levine et al. 2016,
+  "End-to-End Training of Deep Visuomotor Policies"), which a rotation or flip of the grid
+  turns into a linear map of the coordinates;
 * token ids (``MultiDiscrete``): :class:`~metaxm.align.token_values.TokenValueTranslator`, one
   value per token id, shared by every place in the sentence, routed linearly, all fitted in
   closed form.
@@ -45,6 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metaxm.align.colour_moments import ColourMomentTranslator
 from metaxm.align.token_values import TokenValueTranslator
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
@@ -139,7 +143,7 @@ class KeypointTranslator(nn.Module):
 
 TRANSLATORS: dict[str, TranslatorBuilder] = {
     "audio": FrameTranslator,
-    "pixels": KeypointTranslator,
+    "pixels": ColourMomentTranslator,
 }
 """Family -> translator builder; families not here get one chosen from their space."""
 

@@ -1,0 +1,93 @@
+"""Reading a palette image by where each colour is: the ``translate`` learner's translator for
+the ``pixels`` family.
+
+A ``pixels`` observation (:mod:`metaxm.modalities.pixels`) paints every grid cell in one exact
+palette colour (background, wall, goal, agent, padding, occluder), with a variant's palette,
+tile size and one of the 8 rotations or flips of the grid. :class:`ColourMomentTranslator`
+reads it as
+
+    m_c = sum of the centred (x, y) of the pixels of colour c     two numbers per colour
+    source = m @ routing                                          a linear map, no intercept
+
+The colours are those of the pairs' images, most frequent first, without the most frequent (the
+background, which is what the others leave, so its moment would repeat theirs). A colour's
+moment is its pixel count times its centroid; for one cell of it, the tile's area times the
+cell's centre, which a rotation, a flip and the tile size move linearly, and which is 0 at the
+grid's centre, as the source's features are. So the agent's moment reads the agent's row and
+column exactly from the steps of a walk, and the goal's, constant in an episode, is pinned by
+two goals as a re-wired vector's channel is (the vector translator's least squares without
+intercept). The routing is fitted in closed form (:func:`~metaxm.align.least_squares.fit_routing`);
+there are no gradient steps.
+
+What it assumes, and the reason it is the ``pixels`` family's only: exact colours (a rendered
+photograph, with noise or anti-aliasing, would give every pixel its own colour). Other images
+get :class:`~metaxm.align.translate.KeypointTranslator`, which learns its colour reader.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from metaxm.align.least_squares import fit_routing
+
+MAX_COLOURS = 8
+"""Colours read (after the background); the rarer ones of a busier image read nothing."""
+
+
+class ColourMomentTranslator(nn.Module):
+    """An image (C, H, W) of exact colours -> (S,): each colour's first moment, routed linearly
+    (see the module docstring); :meth:`start` fits it, and it has no parameters for gradient
+    steps."""
+
+    def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
+        super().__init__()
+        c, h, w = space.shape
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        coords = torch.stack((xs.flatten(), ys.flatten()), 1) / max(h, w)  # (H * W, 2)
+        self.register_buffer("coords", coords, persistent=False)
+        self.register_buffer("centre", torch.zeros(2))
+        self.register_buffer("colours", torch.full((MAX_COLOURS, c), -1.0))  # -1: no colour
+        self.register_buffer("routing", torch.zeros(2 * MAX_COLOURS, out_dim))
+
+    def moments(self, obs: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 2 * MAX_COLOURS): each colour's summed centred coordinates."""
+        return (self._match(obs).transpose(1, 2) @ (self.coords - self.centre)).flatten(1)
+
+    def _match(self, obs: Tensor) -> Tensor:
+        pixels = obs.float().flatten(2).transpose(1, 2)  # (N, H * W, C)
+        return (pixels[:, :, None, :] == self.colours).all(-1).float()  # (N, H * W, K)
+
+    @torch.no_grad()
+    def start(self, target: Tensor, source: Tensor) -> None:
+        """Fit the colours and the routing to ``target`` (N, C, H, W) and ``source`` (N, S)."""
+        pixels = target.flatten(2).transpose(1, 2).float()  # (N, H * W, C)
+        colours, counts = pixels.flatten(0, 1).unique(dim=0, return_counts=True)
+        order = counts.argsort(descending=True)
+        # the grid's centre: the middle of where the background ever shows
+        ground = (pixels == colours[order[0]]).all(-1).any(0)  # (H * W,)
+        where = self.coords[ground]
+        self.centre.copy_((where.amin(0) + where.amax(0)) / 2)
+        order = order[1 : MAX_COLOURS + 1]  # the background left out
+        self.colours.fill_(-1.0)
+        self.colours[: order.numel()] = colours[order]
+        moments, counts = self.moments(target).view(len(target), -1, 2), self.counts(target)
+        centroids = moments / counts.clamp_min(1)[..., None]  # (N, K, 2)
+        shown = counts > 0
+        low = centroids.masked_fill(~shown[..., None], float("inf")).amin(0)
+        high = centroids.masked_fill(~shown[..., None], float("-inf")).amax(0)
+        static = ((high - low).abs() < 1e-6).all(1) | ~shown.any(0)  # (K,) never moves
+        self.colours[static] = -1.0
+        # rows where a colour shows more or less of itself than usual (the occluder painted
+        # over it, or the agent stands on the goal) do not follow the linear map: left out
+        modal = counts.mode(0).values  # (K,)
+        whole = ((counts == modal) | static).all(1)
+        self.routing.copy_(fit_routing(self.moments(target)[whole], source[whole]))
+
+    def counts(self, obs: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, MAX_COLOURS): each colour's pixel count."""
+        return self._match(obs).sum(1)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.moments(obs) @ self.routing
