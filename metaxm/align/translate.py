@@ -10,16 +10,21 @@ the old one.
 Why it needs fewer episodes. The goal is constant within an episode, so k episodes show k
 goals; a fitted encoder must learn how the latent moves with the goal from those k points.
 A translator only has to learn how the new sensor shows a value, and every translator
-here reads all the observation's parts with one shared reader (one MLP per time frame of a
-spectrogram, one moment per colour of an image, one value per token id), so what it learns from the
-agent's position, which moves at every step, reads the goal's parts too. What is left for
-the k goals is a linear routing from the reader's outputs to the source's channels.
+here reads all the observation's parts with one shared reader (one reader for every time
+frame of a spectrogram, one moment per colour of an image, one value per token id), so what it
+learns from the agent's position, which moves at every step, reads the goal's parts too. What
+is left for the k goals is a linear routing from the reader's outputs to the source's
+channels.
 
 The translators, by the target's observation space (:func:`make_translator`; a family may
 register its own with :func:`register_translator`):
 
 * a vector (``Box`` of rank 1): a linear map without intercept (least squares) plus an MLP;
-* a spectrogram (``audio``, ``(C, F, T)``): :class:`FrameTranslator`, one reader per frame;
+* the ``audio`` family's spectrograms (``(C, F, T)``):
+  :class:`~metaxm.align.frame_values.FrameValueTranslator`, one linear reader for every time
+  frame, routed linearly, all fitted in closed form; :class:`FrameTranslator`, an MLP reader
+  per frame fitted by Adam, is the alternative for features that take many values (a
+  gymnasium env's continuous state), which a family can register;
 * the ``pixels`` family's palette images:
   :class:`~metaxm.align.colour_moments.ColourMomentTranslator`, where each exact colour is (its
   summed pixel coordinates), routed linearly, all fitted in closed form;
@@ -49,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.colour_moments import ColourMomentTranslator
+from metaxm.align.frame_values import FrameValueTranslator
 from metaxm.align.token_values import TokenValueTranslator
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
@@ -142,7 +148,7 @@ class KeypointTranslator(nn.Module):
 
 
 TRANSLATORS: dict[str, TranslatorBuilder] = {
-    "audio": FrameTranslator,
+    "audio": FrameValueTranslator,
     "pixels": ColourMomentTranslator,
 }
 """Family -> translator builder; families not here get one chosen from their space."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from metaxm.align.colour_moments import ColourMomentTranslator
+from metaxm.align.frame_values import FrameValueTranslator
 from metaxm.align.token_values import TokenValueTranslator
 from metaxm.align.translate import (
     FrameTranslator,
@@ -29,7 +30,7 @@ CONFIG = AlignConfig(translate_iters=400, translate_lr=0.01, batch_size=128)
     ("family", "space", "cls"),
     [
         ("vector", gym.spaces.Box(-2, 2, (12,), np.float32), VectorTranslator),
-        ("audio", gym.spaces.Box(0, 1, (1, 16, 6), np.float32), FrameTranslator),
+        ("audio", gym.spaces.Box(0, 1, (1, 16, 6), np.float32), FrameValueTranslator),
         ("pixels", gym.spaces.Box(0, 255, (3, 16, 16), np.uint8), ColourMomentTranslator),
         ("mine", gym.spaces.Box(0, 255, (3, 8, 8), np.uint8), KeypointTranslator),
         ("text", gym.spaces.MultiDiscrete([20] * 7), TokenValueTranslator),
@@ -42,6 +43,13 @@ def test_each_space_gets_its_translator_and_the_source_width(family, space, cls)
     assert translator(obs).shape == (5, 9)
     again = make_translator(family, space, 9, CONFIG, seed=1)  # the seed draws the weights
     assert all(torch.equal(a, b) for a, b in zip(translator.parameters(), again.parameters()))
+
+
+def test_the_learned_frame_reader_is_there_for_a_family_to_register() -> None:
+    space = gym.spaces.Box(0, 1, (1, 16, 6), np.float32)
+    obs = torch.as_tensor(np.stack([space.sample() for _ in range(5)]))
+    assert FrameTranslator(space, 9, CONFIG)(obs).shape == (5, 9)
+    assert list(FrameTranslator(space, 9, CONFIG).parameters())  # fitted by Adam
 
 
 def test_what_cannot_be_translated_is_refused_in_one_line() -> None:
