@@ -14,6 +14,7 @@ from metaxm.align.token_values import TokenValueTranslator
 from metaxm.align.translate import (
     FrameTranslator,
     KeypointTranslator,
+    UnsquashTranslator,
     VectorTranslator,
     fit_translator,
     make_translator,
@@ -87,12 +88,27 @@ def test_the_mlp_fits_what_the_linear_map_leaves() -> None:
     target = torch.tanh(states @ weight + bias)
     errors = []
     for iters in (0, 400):
-        translator = make_translator("projected", gym.spaces.Box(-1, 1, (8,)), 4, CONFIG, seed=0)
+        translator = make_translator("mine", gym.spaces.Box(-1, 1, (8,)), 4, CONFIG, seed=0)
         config = AlignConfig(translate_iters=iters, translate_lr=0.01, batch_size=128)
         fit_translator(translator, target[:300], states[:300], config, seed=0)
         with torch.no_grad():
             errors.append(float((translator(target[300:]) - states[300:]).pow(2).mean()))
     assert errors[1] < 0.5 * errors[0]
+
+
+def test_projected_sensors_are_unsquashed_and_read_exactly() -> None:
+    """The same squashed, offset re-wiring: ``atanh`` and a map without intercept read new
+    states exactly, in closed form (the offset is one more direction the map sends to 0)."""
+    g = torch.Generator().manual_seed(2)
+    weight, bias = torch.randn(4, 8, generator=g) * 1.5, torch.rand(8, generator=g) - 0.5
+    states = torch.rand(600, 4, generator=g) * 2 - 1
+    target = torch.tanh(states @ weight + bias)
+    translator = make_translator("projected", gym.spaces.Box(-1, 1, (8,)), 4, CONFIG, seed=0)
+    assert isinstance(translator, UnsquashTranslator)
+    fit_translator(translator, target[:300], states[:300], CONFIG, seed=0)
+    assert not list(translator.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(translator(target[300:]), states[300:], atol=1e-3, rtol=0)
 
 
 def test_a_channel_constant_in_the_pairs_is_read_as_a_scale_not_an_offset() -> None:
