@@ -74,9 +74,11 @@ class AlignConfig:
             (the adapter for a variant of a training family, whose encoder already reads the
             family; adapter and encoder for a family never trained on).
         translate_iters: Adam steps of a ``translate`` fit (:mod:`metaxm.align.translate`:
-            a translator from the new modality's observations to the source modality's).
+            a translator from the new modality's observations to the source modality's), for
+            the translators that learn (a vector's MLP, the keypoint and frame readers); the
+            shipped families other than ``vector`` are translated in closed form.
         translate_lr: the Adam learning rate of a ``translate`` fit.
-        translate_width: the hidden width of a translator's readers.
+        translate_width: the hidden width of a learned translator's MLPs.
         init_from: a ``metaxm pretrain`` run directory (or checkpoint file) whose encoders and
             adapters initialise the agent of a training run (PPO, MAML, RL^2); null: none.
         meta_steps: inner gradient steps of the meta-learned paired fit (``algo: metafit``,
