@@ -22,9 +22,15 @@ and fits both from the pairs in closed form (:func:`fit_values`), with no gradie
 Why it reads the goal after two episodes: the goal's row and column are said with the same words
 as the agent's, whose values the walk has taught; what two episodes still have to teach is only
 the routing from the goal's two places, two numbers per source channel, which two goals pin
-(unless one of them is the grid's centre, which reads 0). On validation text variants 100-103
-(``docs/transfer-studies.md`` section 11) success at k = 2 / 4 rose from 0.06 / 0.11 (an
-attention translator fitted by Adam) to 0.64-0.80 / 1.00.
+(unless, measured from the grid's centre, they lie on one line through it). On validation
+text variants 100-103 (``docs/transfer-studies.md`` section 11) success at k = 2 / 4 rose from
+0.06 / 0.11 (an attention translator fitted by Adam) to 0.61 / 1.00.
+
+What it assumes: the numbers stand at the same places in every sentence. That holds for GridNav
+without walls; with walls, a variant that says its wall clause ("a block is up .", "no block
+around .", of different lengths) before a number shifts that number's place, and a layout-less
+world's values ("minus two" against "two") shift the features after them, so the same number
+is read at several places and the routing learns less from each (not measured).
 """
 
 from __future__ import annotations
