@@ -40,8 +40,9 @@ register its own with :func:`register_translator`):
 
 The fit (:func:`fit_translator`) is Adam on the squared error to the source observations,
 ``align.translate_iters`` steps of ``align.batch_size`` rows at ``align.translate_lr``, after
-a translator's closed-form ``start`` where it has one (the token translator is all closed
-form). The source modality must be a vector (``Box`` of rank 1); the default source, the first
+a translator's closed-form ``start`` where it has one; the projected, audio, pixels and token
+translators are all closed form and take no steps (``docs/transfer-studies.md`` section 11).
+The source modality must be a vector (``Box`` of rank 1); the default source, the first
 variant of the first training family, is one in every shipped spec.
 """
 
