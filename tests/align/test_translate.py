@@ -158,3 +158,25 @@ def test_keypoints_read_a_colour_everywhere_after_seeing_it_in_a_few_places() ->
         got = translator(images(new_agent, new_goal))
     # within half a cell of every coordinate, agent and goal
     assert (got - torch.cat((coords(new_agent), coords(new_goal)), 1)).abs().max() < 1 / (side - 1)
+
+
+@pytest.mark.parametrize(
+    ("family", "space"),
+    [
+        ("projected", gym.spaces.Box(-1, 1, (8,), np.float32)),
+        ("audio", gym.spaces.Box(0, 1, (1, 16, 6), np.float32)),
+        ("pixels", gym.spaces.Box(0, 255, (3, 16, 16), np.uint8)),
+        ("text", gym.spaces.MultiDiscrete([20] * 7)),
+    ],
+)
+def test_a_closed_form_fit_of_one_state_or_of_one_state_repeated_stays_finite(family, space):
+    """k = 1 of an agent that never moves: nothing varies, and the translation must still be a
+    number (0 where nothing could be read), not NaN."""
+    obs = torch.as_tensor(np.stack([space.sample()]))
+    for rows in (1, 12):
+        target, source = obs.expand(rows, *obs.shape[1:]), torch.ones(rows, 5)
+        translator = make_translator(family, space, 5, CONFIG, seed=0)
+        fit_translator(translator, target, source, CONFIG, seed=0)
+        with torch.no_grad():
+            out = translator(torch.as_tensor(np.stack([space.sample() for _ in range(3)])))
+        assert out.shape == (3, 5) and bool(out.isfinite().all())
