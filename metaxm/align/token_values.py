@@ -30,9 +30,9 @@ What it assumes: the numbers stand at the same places in every sentence. That ho
 without walls; with walls, a variant that says its wall clause ("a block is up .", "no block
 around .", of different lengths) before a number shifts that number's place, and a layout-less
 world's values ("minus two" against "two") shift the features after them, so the same number
-is read at several places and the routing learns less from each. On GridNav with walls,
-held-out text stalls at about half of its source level (``docs/transfer-studies.md`` section
-11).
+is read at several places and the routing learns less from each. Nor does it read what a
+sentence says by which clauses it has (the walls). On GridNav with walls, held-out text stalls
+at about half of its source level (``docs/transfer-studies.md`` section 11).
 """
 
 from __future__ import annotations
