@@ -48,3 +48,41 @@ class TextEncode(torch.nn.Module):
 def text_encode() -> type[TextEncode]:
     """:class:`TextEncode`, for the meta-gradient tests against ``higher``."""
     return TextEncode
+
+
+def gridnav_walk(goal: tuple[int, int], steps: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """One episode on GridNav 7x7: (steps, 2) cells of an agent walking at random from a random
+    cell, beside the fixed goal's (steps, 2)."""
+    pos, rows = torch.randint(0, 7, (2,), generator=g), []
+    for _ in range(steps):
+        rows.append(pos)
+        move = torch.tensor([[1, 0], [-1, 0], [0, 1], [0, -1]])[torch.randint(4, (), generator=g)]
+        pos = (pos + move).clamp(0, 6)
+    return torch.stack(rows), torch.tensor(goal).expand(steps, 2)
+
+
+def gridnav_pairs(
+    target: tuple[str, int], agent: torch.Tensor, goal: torch.Tensor, seed: int = 0
+) -> list[torch.Tensor]:
+    """GridNav 7x7 states (agent and goal cells, (B, 2) each) rendered in ``target`` and in the
+    source modality ``vector:0``: [target obs, source obs]."""
+    from metaxm.align.pairs import render_pairs
+    from metaxm.envs import GridNav, GridNavConfig
+
+    world = GridNav(GridNavConfig(size=7), len(agent))
+    world.set_tasks({"goal": goal})
+    world.pos = agent.clone()
+    g = torch.Generator().manual_seed(seed)
+    return render_pairs(world.scene(), [target, ("vector", 0)], world.scene_info, g).obs
+
+
+@pytest.fixture
+def walk() -> Callable[..., tuple[torch.Tensor, ...]]:
+    """:func:`gridnav_walk`."""
+    return gridnav_walk
+
+
+@pytest.fixture
+def pairs() -> Callable[..., list[torch.Tensor]]:
+    """:func:`gridnav_pairs`."""
+    return gridnav_pairs

@@ -6,35 +6,15 @@ from __future__ import annotations
 import torch
 
 from metaxm.align.colour_moments import ColourMomentTranslator
-from metaxm.align.pairs import render_pairs
 from metaxm.align.translate import fit_translator
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
 from metaxm.modalities import get_family
 
 VARIANT = 1  # a 3-pixel tile, an occluder of 4 cells on 64% of frames
-SOURCE = ("vector", 0)
 
 
-def pairs(agent: torch.Tensor, goal: torch.Tensor, seed: int = 0):
-    world = GridNav(GridNavConfig(size=7), len(agent))
-    world.set_tasks({"goal": goal})
-    world.pos = agent.clone()
-    g = torch.Generator().manual_seed(seed)
-    return render_pairs(world.scene(), [("pixels", VARIANT), SOURCE], world.scene_info, g).obs
-
-
-def walk(goal: tuple[int, int], steps: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-    pos, rows = torch.randint(0, 7, (2,), generator=g), []
-    for _ in range(steps):
-        rows.append(pos)
-        move = torch.tensor([[1, 0], [-1, 0], [0, 1], [0, -1]])[torch.randint(4, (), generator=g)]
-        pos = (pos + move).clamp(0, 6)
-    agent = torch.stack(rows)
-    return agent, torch.tensor(goal).expand(steps, 2)
-
-
-def test_two_goals_and_a_walk_translate_new_goals_exactly() -> None:
+def test_two_goals_and_a_walk_translate_new_goals_exactly(walk, pairs) -> None:
     info = GridNav(GridNavConfig(size=7), 1).scene_info
     params = get_family("pixels").variant(VARIANT, info)
     assert int(params["tile"]) == 3 and int(params["occluder"].sum()) == 4
@@ -42,7 +22,7 @@ def test_two_goals_and_a_walk_translate_new_goals_exactly() -> None:
     (a1, g1), (a2, g2) = walk((1, 5), 40, g), walk((5, 2), 40, g)
     agent, goal = torch.cat((a1, a2)), torch.cat((g1, g2))
     clash = (agent == goal).all(1)
-    target, source = pairs(agent[~clash], goal[~clash])
+    target, source = pairs(("pixels", VARIANT), agent[~clash], goal[~clash])
     translator = ColourMomentTranslator(get_family("pixels").observation_space(info), 8)
     fit_translator(translator, target, source, AlignConfig())
     assert not list(translator.parameters())  # all closed form
@@ -52,7 +32,7 @@ def test_two_goals_and_a_walk_translate_new_goals_exactly() -> None:
         torch.randint(0, 7, (300, 2), generator=g),
     )
     keep = ~(agent == goal).all(1)
-    target, source = pairs(agent[keep], goal[keep], seed=1)
+    target, source = pairs(("pixels", VARIANT), agent[keep], goal[keep], seed=1)
     with torch.no_grad():
         error = (translator(target)[:, :4] - source[:, :4]).abs().amax(1)  # the 4 features
     # exact wherever the occluder leaves the agent and the goal in view; it hides some of them

@@ -7,41 +7,21 @@ import pytest
 import torch
 
 from metaxm.align.frame_values import FrameValueTranslator, fit_reader
-from metaxm.align.pairs import render_pairs
 from metaxm.align.translate import fit_translator
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
 from metaxm.modalities import get_family
 
-SOURCE = ("vector", 0)
-
-
-def pairs(agent: torch.Tensor, goal: torch.Tensor, variant: int, seed: int = 0):
-    world = GridNav(GridNavConfig(size=7), len(agent))
-    world.set_tasks({"goal": goal})
-    world.pos = agent.clone()
-    g = torch.Generator().manual_seed(seed)
-    return render_pairs(world.scene(), [("audio", variant), SOURCE], world.scene_info, g).obs
-
-
-def walk(goal: tuple[int, int], steps: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-    pos, rows = torch.randint(0, 7, (2,), generator=g), []
-    for _ in range(steps):
-        rows.append(pos)
-        move = torch.tensor([[1, 0], [-1, 0], [0, 1], [0, -1]])[torch.randint(4, (), generator=g)]
-        pos = (pos + move).clamp(0, 6)
-    return torch.stack(rows), torch.tensor(goal).expand(steps, 2)
-
 
 @pytest.mark.parametrize(("variant", "share"), [(2, 0.95), (3, 0.7)])
-def test_two_goals_and_a_walk_translate_new_goals(variant: int, share: float) -> None:
+def test_two_goals_and_a_walk_translate_new_goals(variant: int, share: float, walk, pairs) -> None:
     """A walk past two goals, then fresh agents and goals anywhere: the share of states whose
     four features are all read to within half a grid cell (variant 2's noise level is 0.10,
     variant 3's 0.14, of at most 0.2; the noise is what the linear reader cannot undo)."""
     info = GridNav(GridNavConfig(size=7), 1).scene_info
     g = torch.Generator().manual_seed(0)
     (a1, g1), (a2, g2) = walk((1, 5), 40, g), walk((5, 2), 40, g)
-    target, source = pairs(torch.cat((a1, a2)), torch.cat((g1, g2)), variant)
+    target, source = pairs(("audio", variant), torch.cat((a1, a2)), torch.cat((g1, g2)))
     translator = FrameValueTranslator(get_family("audio").observation_space(info), 8)
     fit_translator(translator, target, source, AlignConfig())
     assert not list(translator.parameters())  # all closed form
@@ -49,7 +29,7 @@ def test_two_goals_and_a_walk_translate_new_goals(variant: int, share: float) ->
         torch.randint(0, 7, (300, 2), generator=g),
         torch.randint(0, 7, (300, 2), generator=g),
     )
-    target, source = pairs(agent, goal, variant, seed=1)
+    target, source = pairs(("audio", variant), agent, goal, seed=1)
     with torch.no_grad():
         got = translator(target)
     cell = source[:, :4].abs().amax(0) / 3  # a channel's value at the grid's edge is 3 cells
