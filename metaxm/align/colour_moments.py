@@ -72,22 +72,21 @@ class ColourMomentTranslator(nn.Module):
         order = order[1 : MAX_COLOURS + 1]  # the background left out
         self.colours.fill_(-1.0)
         self.colours[: order.numel()] = colours[order]
-        moments, counts = self.moments(target).view(len(target), -1, 2), self.counts(target)
-        centroids = moments / counts.clamp_min(1)[..., None]  # (N, K, 2)
+        match = self._match(target)  # (N, H * W, K)
+        moments = match.transpose(1, 2) @ (self.coords - self.centre)  # (N, K, 2)
+        counts = match.sum(1)  # (N, K) each colour's pixel count
+        centroids = moments / counts.clamp_min(1)[..., None]
         shown = counts > 0
         low = centroids.masked_fill(~shown[..., None], float("inf")).amin(0)
         high = centroids.masked_fill(~shown[..., None], float("-inf")).amax(0)
         static = ((high - low).abs() < 1e-6).all(1) | ~shown.any(0)  # (K,) never moves
-        self.colours[static] = -1.0
+        self.colours[static] = -1.0  # read as no colour from now on
+        moments[:, static] = 0.0
         # rows where a colour shows more or less of itself than usual (the occluder painted
         # over it, or the agent stands on the goal) do not follow the linear map: left out
         modal = counts.mode(0).values  # (K,)
         whole = ((counts == modal) | static).all(1)
-        self.routing.copy_(fit_routing(self.moments(target)[whole], source[whole]))
-
-    def counts(self, obs: Tensor) -> Tensor:
-        """(N, C, H, W) -> (N, MAX_COLOURS): each colour's pixel count."""
-        return self._match(obs).sum(1)
+        self.routing.copy_(fit_routing(moments.flatten(1)[whole], source[whole]))
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.moments(obs) @ self.routing
