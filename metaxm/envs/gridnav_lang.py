@@ -126,10 +126,8 @@ class GridNavLang(GridNav):
         if env_ids is None:
             self.objects, self.target, self.template = objects.clone(), target, template
             self.instruction_ids = ids
-        else:  # copied, not written in place: a scene taken before keeps its own task
-            self.objects, self.target, self.template, self.instruction_ids = (
-                t.clone() for t in (self.objects, self.target, self.template, self.instruction_ids)
-            )
+        else:  # what scenes hold is copied, not written in place: a scene keeps its own task
+            self.objects, self.instruction_ids = self.objects.clone(), self.instruction_ids.clone()
             self.objects[env_ids], self.target[env_ids] = objects, target
             self.template[env_ids], self.instruction_ids[env_ids] = template, ids
         walls = torch.zeros(goal.shape[0], self.size, self.size, dtype=torch.bool)
