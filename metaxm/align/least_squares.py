@@ -1,5 +1,7 @@
 """The least squares the closed-form translators share (:mod:`metaxm.align.token_values`,
-:mod:`metaxm.align.colour_moments`): a map without intercept, and which channels it explains."""
+:mod:`metaxm.align.colour_moments`, :mod:`metaxm.align.frame_values` and
+:class:`~metaxm.align.translate.UnsquashTranslator`): a map without intercept, and which
+channels it explains."""
 
 from __future__ import annotations
 

@@ -263,8 +263,9 @@ def fit_translator(
     """Train ``translator`` in place so that ``translator(target) ~ source``; the losses.
 
     A translator with a ``start(target, source)`` method has it called first (the vector
-    translator's least-squares map); one without parameters is then fitted (the token
-    translator), and its loss on the pairs is the only one returned.
+    translator's least-squares map); one without parameters is then fitted (the projected,
+    audio, pixels and token translators, all closed form), and its loss on the pairs is the
+    only one returned.
 
     Args:
         translator: from :func:`make_translator`.
