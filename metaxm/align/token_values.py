@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing
+from metaxm.align.translation_context import TranslationContext
 
 READING_SHARE = 0.5
 """A (place, channel) pair sets values only if the place explains this share of the channel."""
@@ -65,7 +66,8 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
         source: (N, S) the source observations.
 
     Returns:
-        (R,) values; ids no reading reaches are 0.
+        (R,) values, ids no reading reaches 0; (R,) bool, the ids a reading reached; and the
+        channel of the first reading, whose units the values are in (-1: no reading).
     """
     counts = onehot.sum(0)  # (L, R)
     sums = torch.einsum("nlr,ns->lrs", onehot, source)
@@ -74,16 +76,18 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
     total = (source - centre).pow(2).sum(0).clamp_min(1e-12)  # (S,)
     share = torch.einsum("lr,lrs->ls", counts, (means - centre).pow(2)) / total  # (L, S)
     shown = (counts > 0).sum(1)  # (L,) distinct ids at each place
+    taken = [len(source[:, c].unique()) for c in range(source.shape[1])]  # values per channel
     order = sorted(
         (
-            (int(shown[p]), float(share[p, c]), p, c)
+            (min(int(shown[p]), taken[c]), int(shown[p]), float(share[p, c]), p, c)
             for p, c in (share >= READING_SHARE).nonzero().tolist()
         ),
         reverse=True,
     )
     values = torch.zeros(onehot.shape[2], dtype=source.dtype, device=source.device)
     known = torch.zeros_like(values, dtype=torch.bool)
-    for _, _, place, channel in order:
+    first = -1
+    for *_, place, channel in order:
         seen = counts[place] > 0
         reading = means[place, :, channel]
         both = seen & known
@@ -98,22 +102,40 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
         new = seen & ~known
         values[new] = reading[new] * scale
         known |= new
+        first = channel if first < 0 else first
         if bool(known.all()):
             break
-    return values
+    return values, known, first
 
 
-def fit_values(ids: Tensor, source: Tensor, vocab: int) -> tuple[Tensor, Tensor]:
+def unseen_value(values: Tensor, taken: Tensor) -> float:
+    """The value a number word the pairs never showed must have: the one value of ``taken``
+    (a source channel's values, in the units of ``values``) that no read value matches, or 0
+    where none or several are missing (then it cannot be told which)."""
+    if taken.numel() == 0 or values.numel() == 0:
+        return 0.0
+    tolerance = 1e-3 * float(taken.abs().max().clamp_min(1e-12))
+    missing = taken[(taken[:, None] - values[None, :]).abs().min(1).values > tolerance]
+    return float(missing[0]) if missing.numel() == 1 else 0.0
+
+
+def fit_values(
+    ids: Tensor, source: Tensor, vocab: int, sources: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Each token id's value and the routing from the places' values to the source.
 
     Args:
         ids: (N, L) token ids of the target observations.
         source: (N, S) the source observations of the same states.
         vocab: the number of token ids.
+        sources: (M, S) the source's observations of states drawn from the world; where given,
+            an id the pairs never show (a number word no step said) reads the one value the
+            read words leave out of what the first reading's channel takes there
+            (:func:`unseen_value`).
 
     Returns:
-        ``values`` (vocab,), 0 for an id never seen at a place that changes, and ``routing``
-        (L, S); both float64.
+        ``values`` (vocab,), 0 for an id seen only at places that never change, and
+        ``routing`` (L, S); both float64.
     """
     source = source.double()
     moving = (ids != ids[:1]).any(0)  # (L,) places whose token changes over the pairs
@@ -124,8 +146,15 @@ def fit_values(ids: Tensor, source: Tensor, vocab: int) -> tuple[Tensor, Tensor]
     if not bool(readable.any()):
         return values, torch.zeros(ids.shape[1], source.shape[1], dtype=torch.float64)
     onehot = nn.functional.one_hot(ids, vocab).double()[..., readable]  # (N, L, R)
-    values[readable] = read_values(onehot, source)
-    return values, fit_routing(values[ids], source)
+    values[readable], known, first = read_values(onehot, source)
+    routing = fit_routing(values[ids], source)
+    if sources is not None and first >= 0:
+        unseen = torch.ones(vocab, dtype=torch.bool, device=ids.device)
+        unseen[ids.unique()] = False
+        unseen[0] = False  # padding
+        taken = sources[:, first].double().unique()
+        values[unseen] = unseen_value(values[readable][known], taken)
+    return values, routing
 
 
 class TokenValueTranslator(nn.Module):
@@ -133,17 +162,25 @@ class TokenValueTranslator(nn.Module):
     linearly (see the module docstring); :meth:`start` fits it, and it has no parameters for
     gradient steps."""
 
+    uses_context = True
+
     def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
         super().__init__()
         nvec = np.asarray(space.nvec).ravel()
         self.vocab = int(nvec.max())
         self.register_buffer("values", torch.zeros(self.vocab))
         self.register_buffer("routing", torch.zeros(nvec.size, out_dim))
+        self.sources: Tensor | None = None
+
+    def prepare(self, context: TranslationContext) -> None:
+        """Take the source's observations of drawn states, which tell the value of a number
+        word the pairs never show (:func:`fit_values`); without them such a word reads 0."""
+        self.sources = context.sources
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
         """Fit the values and the routing to ``target`` (N, L) ids and ``source`` (N, S)."""
-        values, routing = fit_values(target.long().flatten(1), source, self.vocab)
+        values, routing = fit_values(target.long().flatten(1), source, self.vocab, self.sources)
         self.values.copy_(values)
         self.routing.copy_(routing)
 

@@ -59,7 +59,9 @@ from torch import Tensor, nn
 from metaxm.align.colour_moments import ColourMomentTranslator
 from metaxm.align.frame_values import FrameValueTranslator
 from metaxm.align.least_squares import fit_routing
+from metaxm.align.sensor_posterior import SensorPosteriorTranslator
 from metaxm.align.token_values import TokenValueTranslator
+from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
 from metaxm.nn.encoders import _scale, standardize_image, time_frames
@@ -183,7 +185,7 @@ class KeypointTranslator(nn.Module):
 TRANSLATORS: dict[str, TranslatorBuilder] = {
     "audio": FrameValueTranslator,
     "pixels": ColourMomentTranslator,
-    "projected": UnsquashTranslator,
+    "projected": SensorPosteriorTranslator,
 }
 """Family -> translator builder; families not here get one chosen from their space."""
 
@@ -258,7 +260,12 @@ def source_width(family: str, space: gym.Space) -> int:
 
 
 def fit_translator(
-    translator: nn.Module, target: Tensor, source: Tensor, config: AlignConfig, seed: int = 0
+    translator: nn.Module,
+    target: Tensor,
+    source: Tensor,
+    config: AlignConfig,
+    seed: int = 0,
+    context: TranslationContext | None = None,
 ) -> list[float]:
     """Train ``translator`` in place so that ``translator(target) ~ source``; the losses.
 
@@ -273,8 +280,13 @@ def fit_translator(
         source: (N, S) the source modality's observations of the same states.
         config: ``translate_iters``, ``translate_lr``, ``batch_size``.
         seed: draws the minibatches.
+        context: what a translator with ``uses_context`` is given (its ``prepare``) before
+            the fit: the source's possible observations, the family's training variants
+            (:func:`~metaxm.align.translation_context.translation_context`).
     """
     source = source.float()
+    if context is not None and getattr(translator, "uses_context", False):
+        translator.prepare(context)
     start = getattr(translator, "start", None)
     if callable(start):  # a closed-form part set from the pairs before the steps
         start(target, source)

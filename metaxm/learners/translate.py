@@ -16,8 +16,11 @@ from metaxm.learners.align import Align
 
 if TYPE_CHECKING:
     from metaxm.align.pairs import PairedBatch
+    from metaxm.align.translation_context import TranslationContext
     from metaxm.envs.task_env import TaskEnv
     from metaxm.learners.policy import AdaptedPolicy
+    from metaxm.nn.agent import Agent
+    from metaxm.spec import Spec
 
 
 class Translate(Align):
@@ -33,6 +36,19 @@ class Translate(Align):
     name = "translate"
     algos = ("ppo", "maml")
     data = ("observations", "paired")
+
+    def __init__(self, agent: Agent, spec: Spec) -> None:
+        super().__init__(agent, spec)
+        self._contexts: dict[str, TranslationContext] = {}
+
+    def context(self, family: str) -> TranslationContext:
+        """What a translator of ``family`` may know besides the pairs (drawn once, from the
+        spec's seed: :func:`~metaxm.align.translation_context.translation_context`)."""
+        from metaxm.align.translation_context import translation_context
+
+        if family not in self._contexts:
+            self._contexts[family] = translation_context(self.spec, family, self.spec.seed)
+        return self._contexts[family]
 
     def target(self, env: TaskEnv) -> tuple[str, int]:
         """:meth:`Align.target`, and refused before any episode is played where there is no
@@ -56,6 +72,7 @@ class Translate(Align):
         width = source_width(source[0], spaces[source[0]])
         translator = make_translator(family, spaces[family], width, self.spec.align, seed)
         translator.to(pairs.obs[0].device)
-        fit_translator(translator, pairs.obs[0], pairs.obs[1], self.spec.align, seed)
+        context = self.context(family) if getattr(translator, "uses_context", False) else None
+        fit_translator(translator, pairs.obs[0], pairs.obs[1], self.spec.align, seed, context)
         policy.translator, policy.reads = translator, source[0]
         policy.params = source_params(self.agent, source)

@@ -76,13 +76,13 @@ def gridnav_pairs(
     return render_pairs(world.scene(), [target, ("vector", 0)], world.scene_info, g).obs
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def walk() -> Callable[..., tuple[torch.Tensor, ...]]:
     """:func:`gridnav_walk`."""
     return gridnav_walk
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pairs() -> Callable[..., list[torch.Tensor]]:
     """:func:`gridnav_pairs`."""
     return gridnav_pairs

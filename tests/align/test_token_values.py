@@ -4,10 +4,12 @@ places, the goal's places routed from two goals, fitted in closed form."""
 from __future__ import annotations
 
 import gymnasium as gym
+import pytest
 import torch
 
 from metaxm.align.token_values import TokenValueTranslator, fit_values
 from metaxm.align.translate import fit_translator
+from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 
 N = 7  # grid side: numbers 1..7, said with words whose ids a cipher draws
@@ -73,3 +75,34 @@ def test_fixed_words_and_unseen_numbers_read_nothing() -> None:
     unseen = set(range(1, N + 1)) - set(states[:, :2].flatten().tolist())
     assert all(values[cipher[n]] == 0 for n in unseen)
     assert values[0] == 0  # padding
+
+
+def every_state(gain: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The source's observations of every state (agent and goal anywhere): its candidates."""
+    cells = torch.cartesian_prod(torch.arange(1, N + 1), torch.arange(1, N + 1))
+    return source_of(
+        torch.cat((cells.repeat_interleave(N * N, 0), cells.repeat(N * N, 1)), 1), gain, g
+    )
+
+
+@pytest.mark.parametrize("missing", [1, 2])
+def test_a_number_word_never_said_reads_the_one_value_left(missing: int) -> None:
+    """A walk that never reaches the grid's last rows and columns: with one number left unsaid,
+    its word (never seen in the pairs) reads the one value the source takes that no read word
+    has; with two left, which is which cannot be told, and both read 0."""
+    g = torch.Generator().manual_seed(2)
+    cipher = torch.randperm(VOCAB - 1, generator=g) + 1
+    gain = torch.tensor([1.5, -0.7, 0.9, -1.8])
+    top = N - missing  # the walk and the goals stay in rows and columns 1..top
+    states = torch.cat((walk((2, top), 60, g), walk((top, 1), 60, g))).clamp(max=top)
+    translator = TokenValueTranslator(gym.spaces.MultiDiscrete([VOCAB] * 12), 6)
+    context = TranslationContext(every_state(gain, g))
+    fit_translator(translator, sentences(states, cipher), source_of(states, gain, g), AlignConfig(),
+                   context=context)  # fmt: skip
+    assert set(states[:, :2].flatten().tolist()) == set(range(1, top + 1))
+    fresh = torch.tensor([[N, 1, 2, N]])  # the agent in the last row, the goal in the last column
+    got = translator(sentences(fresh, cipher))[:, :4]
+    if missing == 1:
+        torch.testing.assert_close(got, source_of(fresh, gain, g)[:, :4], atol=1e-4, rtol=0)
+    else:
+        assert translator.values[cipher[N]] == 0 and translator.values[cipher[N - 1]] == 0

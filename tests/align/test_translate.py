@@ -10,6 +10,7 @@ import torch
 
 from metaxm.align.colour_moments import ColourMomentTranslator
 from metaxm.align.frame_values import FrameValueTranslator
+from metaxm.align.sensor_posterior import SensorPosteriorTranslator
 from metaxm.align.token_values import TokenValueTranslator
 from metaxm.align.translate import (
     FrameTranslator,
@@ -21,6 +22,7 @@ from metaxm.align.translate import (
     register_translator,
     source_width,
 )
+from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
 
@@ -35,6 +37,7 @@ CONFIG = AlignConfig(translate_iters=400, translate_lr=0.01, batch_size=128)
         ("pixels", gym.spaces.Box(0, 255, (3, 16, 16), np.uint8), ColourMomentTranslator),
         ("mine", gym.spaces.Box(0, 255, (3, 8, 8), np.uint8), KeypointTranslator),
         ("text", gym.spaces.MultiDiscrete([20] * 7), TokenValueTranslator),
+        ("projected", gym.spaces.Box(-1, 1, (12,), np.float32), SensorPosteriorTranslator),
     ],
 )
 def test_each_space_gets_its_translator_and_the_source_width(family, space, cls) -> None:
@@ -96,15 +99,15 @@ def test_the_mlp_fits_what_the_linear_map_leaves() -> None:
     assert errors[1] < 0.5 * errors[0]
 
 
-def test_projected_sensors_are_unsquashed_and_read_exactly() -> None:
-    """The same squashed, offset re-wiring: ``atanh`` and a map without intercept read new
+def test_squashed_sensors_are_unsquashed_and_read_exactly() -> None:
+    """The same squashed, offset re-wiring, any states: ``atanh`` and a map without intercept
+    (:class:`UnsquashTranslator`, which a family of continuous states can register) read new
     states exactly, in closed form (the offset is one more direction the map sends to 0)."""
     g = torch.Generator().manual_seed(2)
     weight, bias = torch.randn(4, 8, generator=g) * 1.5, torch.rand(8, generator=g) - 0.5
     states = torch.rand(600, 4, generator=g) * 2 - 1
     target = torch.tanh(states @ weight + bias)
-    translator = make_translator("projected", gym.spaces.Box(-1, 1, (8,)), 4, CONFIG, seed=0)
-    assert isinstance(translator, UnsquashTranslator)
+    translator = UnsquashTranslator(gym.spaces.Box(-1, 1, (8,)), 4)
     fit_translator(translator, target[:300], states[:300], CONFIG, seed=0)
     assert not list(translator.parameters())
     with torch.no_grad():
@@ -173,10 +176,11 @@ def test_a_closed_form_fit_of_one_state_or_of_one_state_repeated_stays_finite(fa
     """k = 1 of an agent that never moves: nothing varies, and the translation must still be a
     number (0 where nothing could be read), not NaN."""
     obs = torch.as_tensor(np.stack([space.sample()]))
+    context = TranslationContext(torch.randn(50, 5))  # the source's candidates
     for rows in (1, 12):
         target, source = obs.expand(rows, *obs.shape[1:]), torch.ones(rows, 5)
         translator = make_translator(family, space, 5, CONFIG, seed=0)
-        fit_translator(translator, target, source, CONFIG, seed=0)
+        fit_translator(translator, target, source, CONFIG, seed=0, context=context)
         with torch.no_grad():
             out = translator(torch.as_tensor(np.stack([space.sample() for _ in range(3)])))
         assert out.shape == (3, 5) and bool(out.isfinite().all())

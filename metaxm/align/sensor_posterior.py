@@ -1,0 +1,207 @@
+"""Reading re-wired, squashed sensors by Bayesian inference: the ``translate`` learner's
+translator for the ``projected`` family.
+
+A ``projected`` sensor reads ``tanh(w . s + b + noise)`` (:mod:`metaxm.modalities.projected`),
+so ``atanh`` gives back ``z = W s + b + noise``: linear in the state, with an offset. A
+least-squares map from ``z`` to the source's channels
+(:class:`~metaxm.align.translate.UnsquashTranslator`) needs three goals to pin the goal's part
+of ``W`` and the offset; two episodes show two, and leave the goal's map unknown across the
+line through them, which the least squares reads as 0: every new goal is read on that line.
+
+:class:`SensorPosteriorTranslator` keeps what two goals do say and infers the rest:
+
+    z = A [y, 1] + noise          y: the source's channels, standardised
+    each sensor's row of A ~ N(0, diag(scale^2, ..., scale^2, bias_scale^2))
+
+A Gaussian prior on every sensor's weights and offset (as the family draws them), updated by
+the pairs into a Gaussian posterior (Bayesian linear regression, the same for every sensor),
+gives for each of the source's possible observations ``y`` a predictive density of the new
+sensors' reading, ``N(mean(y), var(y))``, whose variance grows with how far ``y`` lies along
+what the pairs leave unknown. A new observation is translated to the most probable ``y``
+among the source's observations of states drawn from the world (the candidates), so how far a
+goal lies off the seen line is read from how much the sensors move (their number makes that
+precise), and to which side from the offsets it would imply (which the prior keeps small).
+
+The prior's weight scale and the noise are fitted to the pairs by maximising their marginal
+likelihood (empirical Bayes). The offset's scale is a property of the family, which two
+episodes pin poorly, so it is learned once from the family's training variants
+(:func:`bias_scale`, a meta-learned prior), where the spec has any; a family without training
+variants fits it to the pairs too. Everything is closed form or a 3-parameter L-BFGS; there are
+no gradient steps on the translator (``docs/transfer-studies.md`` section 12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from metaxm.align.least_squares import explains, ridge
+
+NOISE_FLOOR = 10.0
+"""A principal direction of the sensors counts as signal if its variance is this many times
+the median direction's (the noise's, since most of a sensor bank's directions are noise)."""
+
+
+def unsquash(obs: Tensor) -> Tensor:
+    """``atanh`` of squashed sensors (N, ...) -> (N, D), float64."""
+    return torch.atanh(obs.double().flatten(1).clamp(-1.0 + 1e-6, 1.0 - 1e-6))
+
+
+def signal_channels(z: Tensor, source: Tensor) -> Tensor:
+    """(S,) bool: the source channels the sensors ``z`` (N, D) explain (not the source's
+    noise channels).
+
+    The test regresses the source on the sensors' principal directions above the noise floor
+    (:data:`NOISE_FLOOR`) with an intercept, not on every sensor: with 32 sensors and a few dozen
+    pairs, least squares on all of them explains half of a pure-noise channel by chance.
+    """
+    zc = z - z.mean(0)
+    _, sv, vh = torch.linalg.svd(zc, full_matrices=False)
+    ev = sv.pow(2)
+    rank = int((ev > NOISE_FLOOR * ev.median() + 1e-9 * ev.max()).sum())
+    x = torch.cat((zc @ vh[:rank].T, torch.ones_like(z[:, :1])), 1)
+    return explains(x, ridge(x, source), source)
+
+
+def evidence_fit(x: Tensor, z: Tensor, bias: float | None = None) -> tuple[float, float, float]:
+    """The prior's weight scale, offset scale and the noise that maximise the marginal
+    likelihood of sensors ``z`` (N, W) given regressors ``x`` (N, P), the last column ones.
+
+    Args:
+        bias: the offset's scale, held fixed; None fits it too.
+    """
+    n, p = x.shape
+    zz = z @ z.T
+    eye = torch.eye(n, dtype=x.dtype)
+    free = torch.zeros(3 if bias is None else 2, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([free], max_iter=100, line_search_fn="strong_wolfe")
+
+    def scales(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b = v[1].exp() if bias is None else torch.tensor(bias, dtype=torch.float64)
+        return v[0].exp(), b, v[-1].exp()
+
+    def loss() -> Tensor:
+        optimizer.zero_grad()
+        w, b, noise = scales(free)
+        prior = torch.cat((w.pow(2).expand(p - 1), b.pow(2).view(1)))
+        chol = torch.linalg.cholesky((x * prior) @ x.T + noise.pow(2) * eye)
+        value = (
+            z.shape[1] * chol.diagonal().log().sum()
+            + 0.5 * torch.cholesky_solve(zz, chol).diagonal().sum()
+        )
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(loss)  # type: ignore[arg-type]
+    w, b, noise = (float(v) for v in scales(free.detach()))
+    return w, b, noise
+
+
+def bias_scale(pairs: Sequence[tuple[Tensor, Tensor]], sources: Tensor) -> float:
+    """The family's offset scale, learned from its training variants: the root mean square of
+    every live sensor's fitted offset, with the source standardised as :meth:`start` does.
+
+    Args:
+        pairs: per training variant, (squashed sensors (N, D), source observations (N, S)) of
+            the same N states, drawn from the world (many, so least squares pins every sensor).
+        sources: (M, S) the source's observations of states drawn from the world.
+    """
+    offsets = []
+    for target, source in pairs:
+        z, y = unsquash(target), source.double()
+        z = z[:, z.std(0) > 1e-6]
+        keep = signal_channels(z, y)
+        mu, sd = _standard(sources.double()[:, keep])
+        x = torch.cat(((y[:, keep] - mu) / sd, torch.ones_like(y[:, :1])), 1)
+        offsets.append(torch.linalg.lstsq(x, z).solution[-1])
+    return float(torch.cat(offsets).pow(2).mean().sqrt()) if offsets else float("nan")
+
+
+def _standard(y: Tensor) -> tuple[Tensor, Tensor]:
+    return y.mean(0), y.std(0).clamp_min(1e-9)
+
+
+class SensorPosteriorTranslator(nn.Module):
+    """Squashed sensors (D,) -> the source's (S,): the most probable of the source's possible
+    observations under a Bayesian linear model of the unsquashed sensors (see the module
+    docstring). :meth:`prepare` gives it the source's candidates and the family's learned
+    offset scale, :meth:`start` fits it; it has no parameters for gradient steps.
+
+    Attributes:
+        uses_context: :func:`~metaxm.align.translate.fit_translator` calls :meth:`prepare`
+            with a :class:`~metaxm.align.translate.TranslationContext` before :meth:`start`.
+    """
+
+    uses_context = True
+
+    def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
+        super().__init__()
+        d = int(np.prod(space.shape))
+        self.register_buffer("alive", torch.zeros(d, dtype=torch.bool))
+        self.register_buffer("candidates", torch.zeros(1, out_dim))
+        self.register_buffer("mean", torch.zeros(1, d, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(1, dtype=torch.float64))
+        self.register_buffer("bias", torch.tensor(float("nan"), dtype=torch.float64))
+        self.sources: Tensor | None = None
+
+    def prepare(self, context: Any) -> None:
+        """Take the source's observations of drawn states and learn the offset scale from the
+        family's training variants (:func:`bias_scale`), where there are any."""
+        self.sources = context.sources.double()
+        if context.family_pairs:
+            self.bias.fill_(bias_scale(context.family_pairs, self.sources))
+
+    @torch.no_grad()
+    def start(self, target: Tensor, source: Tensor) -> None:
+        """Fit the posterior to ``target`` (N, D) and ``source`` (N, S).
+
+        Raises:
+            RuntimeError: :meth:`prepare` was not called (no candidates).
+        """
+        if self.sources is None:
+            raise RuntimeError("SensorPosteriorTranslator.prepare must give it candidates first")
+        z, y = unsquash(target), source.double()
+        self.alive.copy_(z.std(0, unbiased=False) > 1e-6)  # a dead sensor says nothing
+        if not bool(self.alive.any()):  # nothing moved (one state): nothing can be read
+            self.candidates = torch.zeros_like(self.candidates[:1])
+            self.mean, self.var = torch.zeros_like(self.mean[:1]), torch.ones_like(self.var[:1])
+            return
+        z = z[:, self.alive]
+        keep = signal_channels(z, y)
+        mu, sd = _standard(self.sources[:, keep])
+        ones = torch.ones_like(y[:, :1])
+        x = torch.cat(((y[:, keep] - mu) / sd, ones), 1)  # (N, P)
+        fixed = None if bool(self.bias.isnan()) else float(self.bias)
+        scale, offset, noise = evidence_fit(x, z, fixed)
+        prior = torch.tensor([scale**2] * (x.shape[1] - 1) + [offset**2], dtype=x.dtype)
+        cov = torch.linalg.inv(x.T @ x / noise**2 + torch.diag(1.0 / prior))  # (P, P)
+        theta = cov @ x.T @ z / noise**2  # (P, W): the posterior mean of every sensor's row
+        states = torch.unique(self.sources[:, keep], dim=0)  # (M, K)
+        xs = torch.cat(((states - mu) / sd, torch.ones_like(states[:, :1])), 1)
+        candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
+        candidates[:, keep] = states.to(source.dtype)
+        mean = torch.zeros(len(states), self.alive.numel(), dtype=torch.float64)
+        mean[:, self.alive] = xs @ theta
+        self.candidates = candidates.to(self.alive.device)
+        self.mean = mean.to(self.alive.device)
+        self.var = (((xs @ cov) * xs).sum(1) + noise**2).to(self.alive.device)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        z = unsquash(obs)[:, self.alive]
+        mean = self.mean[:, self.alive]  # (M, W)
+        fit = 2.0 * z @ mean.T - mean.pow(2).sum(1) - z.pow(2).sum(1, keepdim=True)  # (N, M)
+        log_density = fit / (2.0 * self.var) - 0.5 * z.shape[1] * self.var.log()
+        return self.candidates[log_density.argmax(1)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name in ("candidates", "mean", "var"):  # their sizes are the saved fit's
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved, device=self.alive.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,61 @@
+"""What a translator may know besides the k episodes' pairs: the source modality itself.
+
+The source modality is the agent's own: its observations of any state the world can be in are
+free to draw (they need no target observation), and so are the target family's training
+variants, which the agent was trained on. A translator with ``uses_context`` (the
+``projected`` family's :class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`) gets
+both before its fit: the source's possible observations to translate into, and paired renders
+of the family's training variants to learn a prior from. Neither uses the target variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from metaxm.spec import Spec
+
+CANDIDATE_STATES = 16384
+"""States drawn from the world for the source's candidates (a 7 x 7 GridNav has 2,352 states,
+which this many draws all cover but for about one in a thousand)."""
+FAMILY_STATES = 256
+"""Of those, the states each training variant of the target family is rendered in."""
+
+
+@dataclass
+class TranslationContext:
+    """Attributes:
+    sources: (M, S) the source modality's observations of ``M`` states drawn from the world.
+    family_pairs: per training variant of the target's family, (its observations, the
+        source's) of the same states; empty for a family the agent was not trained on.
+    """
+
+    sources: Tensor
+    family_pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationContext:
+    """The :class:`TranslationContext` of a translation of ``family`` under ``spec``: states
+    drawn from ``seed``, rendered in the source (:func:`~metaxm.align.fewshot.default_source`)
+    and in the family's training variants."""
+    from metaxm.align.fewshot import default_source
+    from metaxm.align.pairs import render_pairs, select_rows
+    from metaxm.build import make_env
+    from metaxm.sampler import TaskSampler
+
+    source = default_source(spec)
+    env = make_env(spec, source[0], source[1], num_envs=CANDIDATE_STATES, seed=seed)
+    context = TranslationContext(env.reset())
+    train = TaskSampler(spec).splits["train"].get(family, [])
+    if train:
+        scene = select_rows(env.world.scene(), slice(0, FAMILY_STATES))
+        generator = torch.Generator(device=scene.features.device).manual_seed(seed)
+        views = [(family, v) for v in train] + [source]
+        pairs = render_pairs(scene, views, env.world.scene_info, generator)
+        context.family_pairs = [(obs, pairs.obs[-1]) for obs in pairs.obs[:-1]]
+    return context

@@ -1,0 +1,125 @@
+"""The projected translator (``metaxm.align.sensor_posterior``): a Bayesian linear model of the
+unsquashed sensors, decoded to the most probable of the source's observations; real
+``projected`` renders of GridNav 7x7 states, the source ``vector:0``."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+
+from metaxm.align.sensor_posterior import (
+    SensorPosteriorTranslator,
+    bias_scale,
+    signal_channels,
+    unsquash,
+)
+from metaxm.align.translate import UnsquashTranslator, fit_translator
+from metaxm.align.translation_context import TranslationContext
+from metaxm.config.align import AlignConfig
+from metaxm.modalities.projected import MAX_BIAS, OUT_DIM
+
+SPACE = gym.spaces.Box(-1.0, 1.0, (OUT_DIM,))
+TRAINING = range(1, 9)  # the "training variants" the offset's scale is learned from
+
+
+@pytest.fixture(scope="module")
+def context(pairs) -> TranslationContext:  # noqa: ANN001
+    cells = torch.cartesian_prod(torch.arange(7), torch.arange(7))  # (49, 2)
+    agent, goal = cells.repeat_interleave(49, 0), cells.repeat(49, 1)
+    every = (agent != goal).any(1)  # the 2,352 states of a 7 x 7 GridNav
+    sources = pairs(("projected", 1), agent[every], goal[every])[1]
+    g = torch.Generator().manual_seed(5)
+    drawn = torch.randint(0, 7, (256, 2), generator=g), torch.randint(0, 7, (256, 2), generator=g)
+    family = [tuple(pairs(("projected", v), *drawn)) for v in TRAINING]
+    return TranslationContext(sources, family)  # type: ignore[arg-type]
+
+
+def exact_share(translator, variant: int, pairs, g: torch.Generator) -> float:  # noqa: ANN001
+    """The share of fresh states (an agent anywhere but on the goal, a goal anywhere) whose four
+    features all translate to within half a grid cell of the source's."""
+    agent, goal = (
+        torch.randint(0, 7, (300, 2), generator=g),
+        torch.randint(0, 7, (300, 2), generator=g),
+    )
+    apart = (agent != goal).any(1)  # GridNav's states: an episode ends on the goal
+    agent, goal = agent[apart], goal[apart]
+    target, source = pairs(("projected", variant), agent, goal, seed=1)
+    with torch.no_grad():
+        got = translator(target)
+    cell = source[:, :4].abs().amax(0) / 3  # a channel's value at the grid's edge is 3 cells
+    return float(((got[:, :4] - source[:, :4]).abs() < cell / 2).all(1).float().mean())
+
+
+def two_goals(variant: int, walk, pairs, g: torch.Generator) -> list[torch.Tensor]:  # noqa: ANN001
+    (a1, g1), (a2, g2) = walk((1, 5), 30, g), walk((5, 4), 30, g)
+    return pairs(("projected", variant), torch.cat((a1, a2)), torch.cat((g1, g2)))
+
+
+def test_two_goals_read_new_goals_off_their_line(context, walk, pairs) -> None:
+    """Two episodes pin the goal's map along the line through their goals only; least squares
+    reads every new goal on that line, the posterior reads most of them where they are
+    (variants 41-46, outside the training variants the offset's scale is learned from)."""
+    posterior, least_squares = [], []
+    for variant in range(41, 47):
+        g = torch.Generator().manual_seed(variant)
+        target, source = two_goals(variant, walk, pairs, g)
+        translator = SensorPosteriorTranslator(SPACE, 8)
+        fit_translator(translator, target, source, AlignConfig(), context=context)
+        assert not list(translator.parameters())  # all closed form
+        posterior.append(exact_share(translator, variant, pairs, torch.Generator().manual_seed(0)))
+        unsquashed = UnsquashTranslator(SPACE, 8)
+        fit_translator(unsquashed, target, source, AlignConfig())
+        least_squares.append(
+            exact_share(unsquashed, variant, pairs, torch.Generator().manual_seed(0))
+        )
+    mean = sum(posterior) / len(posterior)
+    assert mean >= 0.6, posterior
+    assert mean >= sum(least_squares) / len(least_squares) + 0.2, (posterior, least_squares)
+
+
+def test_enough_goals_translate_every_state_exactly(context, walk, pairs) -> None:
+    g = torch.Generator().manual_seed(0)
+    goals = [(0, 0), (6, 1), (2, 6), (5, 4)]
+    episodes = [walk(goal, 30, g) for goal in goals]
+    agent, goal = (torch.cat([e[i] for e in episodes]) for i in (0, 1))
+    target, source = pairs(("projected", 50), agent, goal)
+    translator = SensorPosteriorTranslator(SPACE, 8)
+    fit_translator(translator, target, source, AlignConfig(), context=context)
+    assert exact_share(translator, 50, pairs, g) == 1.0
+    with torch.no_grad():
+        assert bool((translator(target)[:, 4:] == 0).all())  # noise channels: not translated
+
+
+def test_the_offsets_scale_is_learned_from_the_training_variants(context) -> None:
+    """The family draws offsets uniformly in [-MAX_BIAS, MAX_BIAS]: a root mean square of
+    MAX_BIAS / sqrt(3)."""
+    learned = bias_scale(context.family_pairs, context.sources)
+    assert learned == pytest.approx(MAX_BIAS / 3**0.5, rel=0.15)
+
+
+def test_a_noise_channel_is_not_read_as_signal_from_few_pairs(walk, pairs) -> None:
+    """60 pairs and 32 sensors: least squares on every sensor explains half of a pure-noise
+    channel by chance; the principal directions above the noise floor do not."""
+    g = torch.Generator().manual_seed(3)
+    target, source = two_goals(7, walk, pairs, g)
+    z = unsquash(target)
+    keep = signal_channels(z[:, z.std(0) > 1e-6], source.double())
+    assert keep.tolist() == [True] * 4 + [False] * 4  # vector:0 is 4 features, 4 noise channels
+
+
+def test_a_saved_fit_loads_into_a_fresh_translator(context, walk, pairs) -> None:
+    g = torch.Generator().manual_seed(1)
+    target, source = two_goals(42, walk, pairs, g)
+    translator = SensorPosteriorTranslator(SPACE, 8)
+    fit_translator(translator, target, source, AlignConfig(), context=context)
+    again = SensorPosteriorTranslator(SPACE, 8)
+    again.load_state_dict(translator.state_dict())  # the candidates' number is the fit's
+    with torch.no_grad():
+        assert torch.equal(again(target), translator(target))
+
+
+def test_a_fit_without_candidates_says_so() -> None:
+    obs = torch.zeros(4, OUT_DIM)
+    with pytest.raises(RuntimeError, match="prepare must give it candidates"):
+        SensorPosteriorTranslator(SPACE, 8).start(obs, torch.zeros(4, 8))
