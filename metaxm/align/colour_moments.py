@@ -17,7 +17,10 @@ grid's centre, as the source's features are. So the agent's moment reads the age
 column exactly from the steps of a walk, and the goal's, constant in an episode, is pinned by
 two goals as a re-wired vector's channel is (the vector translator's least squares without
 intercept). The routing is fitted in closed form (:func:`~metaxm.align.least_squares.fit_routing`);
-there are no gradient steps.
+there are no gradient steps. Where two goals lie on one line through the grid's centre, which
+least squares cannot untangle, a goal channel is read from the one moment that fits it at the
+agent's scale (:func:`~metaxm.align.least_squares.single_readings`, given the source's
+observations of drawn states by the ``translate`` learner).
 
 What it assumes, and the reason it is the ``pixels`` family's only: exact colours (a rendered
 photograph, with noise or anti-aliasing, would give every pixel its own colour). Other images
@@ -30,7 +33,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.least_squares import fit_routing
+from metaxm.align.least_squares import fit_routing, single_readings
+from metaxm.align.translation_context import TranslationContext
 
 MAX_COLOURS = 8
 """Colours read (after the background); the rarer ones of a busier image read nothing."""
@@ -41,6 +45,8 @@ class ColourMomentTranslator(nn.Module):
     (see the module docstring); :meth:`start` fits it, and it has no parameters for gradient
     steps."""
 
+    uses_context = True
+
     def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
         super().__init__()
         c, h, w = space.shape
@@ -50,6 +56,13 @@ class ColourMomentTranslator(nn.Module):
         self.register_buffer("centre", torch.zeros(2))
         self.register_buffer("colours", torch.full((MAX_COLOURS, c), -1.0))  # -1: no colour
         self.register_buffer("routing", torch.zeros(2 * MAX_COLOURS, out_dim))
+        self.sources: Tensor | None = None
+
+    def prepare(self, context: TranslationContext) -> None:
+        """Take the source's observations of drawn states, whose ranges give the scale of a
+        channel the pairs leave undetermined
+        (:func:`~metaxm.align.least_squares.single_readings`)."""
+        self.sources = context.sources
 
     def moments(self, obs: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, 2 * MAX_COLOURS): each colour's summed centred coordinates."""
@@ -86,7 +99,11 @@ class ColourMomentTranslator(nn.Module):
         # over it, or the agent stands on the goal) do not follow the linear map: left out
         modal = counts.mode(0).values  # (K,)
         whole = ((counts == modal) | static).all(1)
-        self.routing.copy_(fit_routing(moments.flatten(1)[whole], source[whole]))
+        x, y = moments.flatten(1)[whole], source[whole]
+        routing = fit_routing(x, y)
+        if self.sources is not None:  # one moment per channel, at the agent's scale
+            routing = single_readings(x, y, routing, self.sources.abs().amax(0))
+        self.routing.copy_(routing)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.moments(obs) @ self.routing

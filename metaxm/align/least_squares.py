@@ -1,7 +1,8 @@
 """The least squares the closed-form translators share (:mod:`metaxm.align.token_values`,
 :mod:`metaxm.align.colour_moments`, :mod:`metaxm.align.frame_values` and
-:class:`~metaxm.align.translate.UnsquashTranslator`): a map without intercept, and which
-channels it explains."""
+:class:`~metaxm.align.translate.UnsquashTranslator`): a map without intercept, which
+channels it explains, and (:func:`single_readings`) the channels it leaves undetermined read
+from one reading each."""
 
 from __future__ import annotations
 
@@ -35,3 +36,55 @@ def fit_routing(x: Tensor, source: Tensor) -> Tensor:
     x, source = x.double(), source.double()
     routing = ridge(x, source)
     return routing * explains(x, routing, source)
+
+
+PINNED = 0.99
+"""A channel whose routing puts this share of its norm on one reading is read from that one."""
+
+
+def single_readings(x: Tensor, source: Tensor, routing: Tensor, ranges: Tensor) -> Tensor:
+    """``routing`` with each explained channel that it spreads over several readings re-read
+    from one reading, where exactly one (with a sign) fits the pairs at the shared scale.
+
+    Readings that share one scale (the number words' values of a sentence, the colours'
+    moments of an image) read each source channel from one reading, ``source_j = +-ratio *
+    range_j * x_f``, with one ``ratio`` for all. Least squares finds it where the pairs pin it;
+    where they do not (the goal's channels after goals on one line through the grid's centre,
+    which move both of the goal's readings in proportion), the minimum-norm map spreads the
+    channel over the readings and misreads a goal off that line. The ratio is learned from
+    the channels least squares pins to one reading (the agent's, which a walk moves), and a
+    spread channel is re-read from the one reading and sign that fit its pairs at that scale (to
+    three times the pinned channels' own misfit, their noise); where none or several do (a goal
+    on a diagonal through the centre), it is left as it was. Where least squares pins a channel,
+    the one exact fit is its own, so nothing it determined changes.
+
+    Args:
+        x: (N, F) the readings of the pairs.
+        source: (N, S) the source observations.
+        routing: (F, S) the least-squares map (:func:`fit_routing`).
+        ranges: (S,) each source channel's largest absolute value over the source's possible
+            observations.
+    """
+    x, source, routing = x.double(), source.double(), routing.double().clone()
+    ranges = ranges.double().to(routing.device)
+    norm = routing.norm(dim=0)  # (S,)
+    peak = routing.abs().max(0).values
+    explained = (norm > 0) & (ranges > 0)
+    pinned = explained & (peak >= PINNED * norm)
+    if not bool(pinned.any()):
+        return routing
+    ratio = (peak[pinned] / ranges[pinned]).median()
+    # a fit is as good as the pinned channels' (their noise), relative to a channel's range
+    residual = (x @ routing[:, pinned] - source[:, pinned]).pow(2).mean(0).sqrt()
+    tolerance = max(1e-3, 3.0 * float((residual / ranges[pinned]).max()))
+    signs = torch.tensor([1.0, -1.0], dtype=x.dtype, device=x.device)
+    for j in (explained & ~pinned).nonzero().flatten().tolist():
+        size = ratio * ranges[j]
+        # (F, 2) the root mean square misfit over the pairs of reading f at sign s
+        misfit = (x[:, :, None] * (signs * size) - source[:, j, None, None]).pow(2).mean(0).sqrt()
+        fits = (misfit <= tolerance * ranges[j]).nonzero()
+        if len(fits) == 1:
+            f, s = fits[0].tolist()
+            routing[:, j] = 0.0
+            routing[f, j] = signs[s] * size
+    return routing

@@ -20,8 +20,11 @@ The translators, by the target's observation space (:func:`make_translator`; a f
 register its own with :func:`register_translator`):
 
 * a vector (``Box`` of rank 1): a linear map without intercept (least squares) plus an MLP;
-  the ``projected`` family's squashed sensors: :class:`UnsquashTranslator`, ``atanh`` then
-  the linear map, in closed form;
+  the ``projected`` family's squashed sensors:
+  :class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`, a Bayesian linear model
+  of the unsquashed sensors decoded to the most probable of the source's observations;
+  :class:`UnsquashTranslator`, ``atanh`` then the linear map in closed form, is the
+  alternative for a family of continuous states, which it can register;
 * the ``audio`` family's spectrograms (``(C, F, T)``):
   :class:`~metaxm.align.frame_values.FrameValueTranslator`, one linear reader for every time
   frame, routed linearly, all fitted in closed form; :class:`FrameTranslator`, an MLP reader
@@ -38,10 +41,16 @@ register its own with :func:`register_translator`):
   value per token id, shared by every place in the sentence, routed linearly, all fitted in
   closed form.
 
+Besides the pairs, a translator with ``uses_context`` is given the source modality's
+observations of states drawn from the world, and paired renders of the target family's
+training variants (:mod:`metaxm.align.translation_context`): what the agent already knows,
+none of it from the target variant.
+
 The fit (:func:`fit_translator`) is Adam on the squared error to the source observations,
 ``align.translate_iters`` steps of ``align.batch_size`` rows at ``align.translate_lr``, after
 a translator's closed-form ``start`` where it has one; the projected, audio, pixels and token
-translators are all closed form and take no steps (``docs/transfer-studies.md`` section 11).
+translators are all closed form and take no steps (``docs/transfer-studies.md`` sections 11
+and 12).
 The source modality must be a vector (``Box`` of rank 1); the default source, the first
 variant of the first training family, is one in every shipped spec.
 """

@@ -2,10 +2,16 @@
 
 The source modality is the agent's own: its observations of any state the world can be in are
 free to draw (they need no target observation), and so are the target family's training
-variants, which the agent was trained on. A translator with ``uses_context`` (the
-``projected`` family's :class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`) gets
-both before its fit: the source's possible observations to translate into, and paired renders
-of the family's training variants to learn a prior from. Neither uses the target variant.
+variants, which the agent was trained on. A translator with ``uses_context`` gets both before
+its fit (its ``prepare``), and neither uses the target variant:
+
+* the source's possible observations: the candidates the ``projected`` family's
+  :class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator` translates into, and the
+  values and ranges by which the text and pixels translators read a number word no step said
+  and a goal channel two goals leave undetermined
+  (:func:`~metaxm.align.least_squares.single_readings`);
+* paired renders of the family's training variants, from which the projected translator
+  learns the prior scale of a sensor's offset.
 """
 
 from __future__ import annotations

@@ -86,3 +86,13 @@ def walk() -> Callable[..., tuple[torch.Tensor, ...]]:
 def pairs() -> Callable[..., list[torch.Tensor]]:
     """:func:`gridnav_pairs`."""
     return gridnav_pairs
+
+
+@pytest.fixture(scope="session")
+def candidates() -> torch.Tensor:
+    """The source modality's (``vector:0``) observations of all 2,352 states of a GridNav 7x7:
+    what a translation context's ``sources`` holds."""
+    cells = torch.cartesian_prod(torch.arange(7), torch.arange(7))  # (49, 2)
+    agent, goal = cells.repeat_interleave(49, 0), cells.repeat(49, 1)
+    apart = (agent != goal).any(1)
+    return gridnav_pairs(("vector", 1), agent[apart], goal[apart])[1]

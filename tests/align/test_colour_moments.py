@@ -7,6 +7,7 @@ import torch
 
 from metaxm.align.colour_moments import ColourMomentTranslator
 from metaxm.align.translate import fit_translator
+from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
 from metaxm.modalities import get_family
@@ -38,3 +39,33 @@ def test_two_goals_and_a_walk_translate_new_goals_exactly(walk, pairs) -> None:
     # exact wherever the occluder leaves the agent and the goal in view; it hides some of them
     assert (error < 1e-4).float().mean() > 0.8
     assert bool((translator(target)[:, 4:] == 0).all())  # the source's noise: not translated
+
+
+def test_goals_on_a_line_through_the_centre_are_read_at_the_agents_scale(
+    walk, pairs, candidates
+) -> None:
+    """Two goals on one line through the grid's centre move the goal colour's two moments in
+    proportion, and least squares cannot tell which is the row: new goals off the line are
+    misread. With the source's candidates, each goal channel is read from the one moment that
+    fits at the agent's scale (:func:`~metaxm.align.least_squares.single_readings`)."""
+    info = GridNav(GridNavConfig(size=7), 1).scene_info
+    space = get_family("pixels").observation_space(info)
+    g = torch.Generator().manual_seed(0)
+    (a1, g1), (a2, g2) = walk((1, 2), 40, g), walk((5, 4), 40, g)  # (-2, -1) and (2, 1)
+    agent, goal = torch.cat((a1, a2)), torch.cat((g1, g2))
+    clash = (agent == goal).all(1)
+    target, source = pairs(("pixels", 4), agent[~clash], goal[~clash])
+    agent, goal = (
+        torch.randint(0, 7, (300, 2), generator=g),
+        torch.randint(0, 7, (300, 2), generator=g),
+    )
+    keep = ~(agent == goal).all(1)
+    fresh, want = pairs(("pixels", 4), agent[keep], goal[keep], seed=1)
+    exact = []
+    for context in (None, TranslationContext(candidates)):
+        translator = ColourMomentTranslator(space, 8)
+        fit_translator(translator, target, source, AlignConfig(), context=context)
+        with torch.no_grad():
+            error = (translator(fresh)[:, :4] - want[:, :4]).abs().amax(1)
+        exact.append(float((error < 1e-4).float().mean()))
+    assert exact[0] < 0.5 < 0.8 < exact[1], exact

@@ -106,3 +106,28 @@ def test_a_number_word_never_said_reads_the_one_value_left(missing: int) -> None
         torch.testing.assert_close(got, source_of(fresh, gain, g)[:, :4], atol=1e-4, rtol=0)
     else:
         assert translator.values[cipher[N]] == 0 and translator.values[cipher[N - 1]] == 0
+
+
+def test_goals_on_a_line_through_the_centre_are_read_at_the_agents_scale() -> None:
+    """Goals (2, 3) and (6, 5) lie on one line through the centre (4, 4): least squares cannot
+    tell the goal's row place from its column place; with the source's candidates each goal
+    channel is read from the one place that fits at the scale the agent's places show (on a
+    diagonal through the centre both would fit, and nothing is re-read)."""
+    g = torch.Generator().manual_seed(4)
+    cipher = torch.randperm(VOCAB - 1, generator=g) + 1
+    gain = torch.tensor([1.5, -0.7, 0.9, -1.8])
+    states = torch.cat((walk((2, 3), 60, g), walk((6, 5), 60, g)))
+    fresh = torch.cat(
+        (torch.randint(1, N + 1, (200, 2), generator=g), torch.tensor([[3, 3]] * 200)), 1
+    )
+    fresh = fresh[
+        torch.tensor([set(r.tolist()) <= set(states[:, :2].flatten().tolist()) for r in fresh])
+    ]
+    exact = []
+    for context in (None, TranslationContext(every_state(gain, g))):
+        translator = TokenValueTranslator(gym.spaces.MultiDiscrete([VOCAB] * 12), 6)
+        fit_translator(translator, sentences(states, cipher), source_of(states, gain, g),
+                       AlignConfig(), context=context)  # fmt: skip
+        error = (translator(sentences(fresh, cipher)) - source_of(fresh, gain, g))[:, :4].abs()
+        exact.append(bool((error < 1e-4).all()))
+    assert len(fresh) > 20 and exact == [False, True]
