@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.least_squares import explains, ridge
+from metaxm.align.least_squares import explains, fit_routing, ridge
 
 NOISE_FLOOR = 10.0
 """A principal direction of the sensors counts as signal if its variance is this many times
@@ -117,10 +117,19 @@ def bias_scale(pairs: Sequence[tuple[Tensor, Tensor]], sources: Tensor) -> float
         z, y = unsquash(target), source.double()
         z = z[:, z.std(0) > 1e-6]
         keep = signal_channels(z, y)
+        if not bool(keep.any()):  # the states drawn show the variant nothing it reads
+            continue
         mu, sd = _standard(sources.double()[:, keep])
         x = torch.cat(((y[:, keep] - mu) / sd, torch.ones_like(y[:, :1])), 1)
         offsets.append(torch.linalg.lstsq(x, z).solution[-1])
     return float(torch.cat(offsets).pow(2).mean().sqrt()) if offsets else float("nan")
+
+
+def discrete(states: Tensor) -> bool:
+    """Whether drawn observations (M, K) are of a world of few possible states: every channel
+    takes at most sqrt(M) values (a 7 x 7 GridNav's 7, of 16,384 draws; a continuous state
+    takes a new value at nearly every draw)."""
+    return all(len(c.unique()) <= len(states) ** 0.5 for c in states.T)
 
 
 def _standard(y: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,6 +141,12 @@ class SensorPosteriorTranslator(nn.Module):
     observations under a Bayesian linear model of the unsquashed sensors (see the module
     docstring). :meth:`prepare` gives it the source's candidates and the family's learned
     offset scale, :meth:`start` fits it; it has no parameters for gradient steps.
+
+    Where the world's states are continuous (a wrapped gymnasium env: nearly every drawn state
+    is new, :func:`discrete`), there is no set of possible observations to decode to, and it
+    reads the sensors as :class:`~metaxm.align.translate.UnsquashTranslator` does: ``atanh``
+    and least squares. The fit runs on the CPU (a few small matrices); the decoding on the
+    observations' device.
 
     Attributes:
         uses_context: :func:`~metaxm.align.translate.fit_translator` calls :meth:`prepare`
@@ -148,14 +163,17 @@ class SensorPosteriorTranslator(nn.Module):
         self.register_buffer("mean", torch.zeros(1, d, dtype=torch.float64))
         self.register_buffer("var", torch.ones(1, dtype=torch.float64))
         self.register_buffer("bias", torch.tensor(float("nan"), dtype=torch.float64))
+        self.register_buffer("routing", torch.zeros(d, out_dim, dtype=torch.float64))
+        self.register_buffer("discrete", torch.tensor(True))
         self.sources: Tensor | None = None
 
     def prepare(self, context: Any) -> None:
         """Take the source's observations of drawn states and learn the offset scale from the
         family's training variants (:func:`bias_scale`), where there are any."""
-        self.sources = context.sources.double()
+        self.sources = context.sources.detach().double().cpu()
         if context.family_pairs:
-            self.bias.fill_(bias_scale(context.family_pairs, self.sources))
+            pairs = [(t.cpu(), s.cpu()) for t, s in context.family_pairs]
+            self.bias.fill_(bias_scale(pairs, self.sources))
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
@@ -166,14 +184,20 @@ class SensorPosteriorTranslator(nn.Module):
         """
         if self.sources is None:
             raise RuntimeError("SensorPosteriorTranslator.prepare must give it candidates first")
-        z, y = unsquash(target), source.double()
-        self.alive.copy_(z.std(0, unbiased=False) > 1e-6)  # a dead sensor says nothing
-        if not bool(self.alive.any()):  # nothing moved (one state): nothing can be read
+        device = self.alive.device
+        z, y = unsquash(target.cpu()), source.detach().double().cpu()
+        alive = z.std(0, unbiased=False) > 1e-6  # a dead sensor says nothing
+        self.alive.copy_(alive)
+        keep = signal_channels(z[:, alive], y) if bool(alive.any()) else alive[:0]
+        if not bool(keep.any()):  # nothing moved (one state), or no channel read: all 0
             self.candidates = torch.zeros_like(self.candidates[:1])
             self.mean, self.var = torch.zeros_like(self.mean[:1]), torch.ones_like(self.var[:1])
             return
-        z = z[:, self.alive]
-        keep = signal_channels(z, y)
+        self.discrete.fill_(discrete(self.sources[:, keep]))
+        if not bool(self.discrete):
+            self.routing.copy_(fit_routing(z, y))
+            return
+        z = z[:, alive]
         mu, sd = _standard(self.sources[:, keep])
         ones = torch.ones_like(y[:, :1])
         x = torch.cat(((y[:, keep] - mu) / sd, ones), 1)  # (N, P)
@@ -182,17 +206,19 @@ class SensorPosteriorTranslator(nn.Module):
         prior = torch.tensor([scale**2] * (x.shape[1] - 1) + [offset**2], dtype=x.dtype)
         cov = torch.linalg.inv(x.T @ x / noise**2 + torch.diag(1.0 / prior))  # (P, P)
         theta = cov @ x.T @ z / noise**2  # (P, W): the posterior mean of every sensor's row
-        states = torch.unique(self.sources[:, keep], dim=0)  # (M, K)
+        states = torch.unique(self.sources[:, keep], dim=0)  # (M, K) the possible observations
         xs = torch.cat(((states - mu) / sd, torch.ones_like(states[:, :1])), 1)
         candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
         candidates[:, keep] = states.to(source.dtype)
-        mean = torch.zeros(len(states), self.alive.numel(), dtype=torch.float64)
-        mean[:, self.alive] = xs @ theta
-        self.candidates = candidates.to(self.alive.device)
-        self.mean = mean.to(self.alive.device)
-        self.var = (((xs @ cov) * xs).sum(1) + noise**2).to(self.alive.device)
+        mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
+        mean[:, alive] = xs @ theta
+        self.candidates = candidates.to(device)
+        self.mean = mean.to(device)
+        self.var = (((xs @ cov) * xs).sum(1) + noise**2).to(device)
 
     def forward(self, obs: Tensor) -> Tensor:
+        if not bool(self.discrete):
+            return (unsquash(obs) @ self.routing).to(self.candidates.dtype)
         z = unsquash(obs)[:, self.alive]
         mean = self.mean[:, self.alive]  # (M, W)
         fit = 2.0 * z @ mean.T - mean.pow(2).sum(1) - z.pow(2).sum(1, keepdim=True)  # (N, M)

@@ -119,3 +119,18 @@ def test_a_fit_without_candidates_says_so() -> None:
     obs = torch.zeros(4, OUT_DIM)
     with pytest.raises(RuntimeError, match="prepare must give it candidates"):
         SensorPosteriorTranslator(SPACE, 8).start(obs, torch.zeros(4, 8))
+
+
+def test_continuous_states_are_read_by_least_squares() -> None:
+    """A world of continuous states (every drawn state new) has no set of possible observations
+    to decode to: the translator reads ``atanh`` and least squares, exact on fresh states."""
+    g = torch.Generator().manual_seed(2)
+    weight, bias = torch.randn(4, 8, generator=g) * 1.5, torch.rand(8, generator=g) - 0.5
+    states = torch.rand(600, 4, generator=g) * 2 - 1
+    translator = SensorPosteriorTranslator(gym.spaces.Box(-1.0, 1.0, (8,)), 4)
+    context = TranslationContext(torch.rand(1000, 4, generator=g) * 2 - 1)
+    target = torch.tanh(states @ weight + bias)
+    fit_translator(translator, target[:300], states[:300], AlignConfig(), context=context)
+    assert not bool(translator.discrete)
+    with torch.no_grad():
+        torch.testing.assert_close(translator(target[300:]), states[300:], atol=1e-3, rtol=0)
