@@ -20,7 +20,11 @@ intercept). The routing is fitted in closed form (:func:`~metaxm.align.least_squ
 there are no gradient steps. Where two goals lie on one line through the grid's centre, which
 least squares cannot untangle, a goal channel is read from the one moment that fits it at the
 agent's scale (:func:`~metaxm.align.least_squares.single_readings`, given the source's
-observations of drawn states by the ``translate`` learner).
+observations of drawn states by the ``translate`` learner). A colour that never moves over the
+pairs is left out of the least squares (its constant moment would act as an offset) but can
+still be read that way: after one episode the goal's colour never moves, and its moments read
+the goal's channels unless the goal sits on the centre's row or column or on a diagonal through
+the centre, where which moment is which, or its sign, cannot be told.
 
 What it assumes, and the reason it is the ``pixels`` family's only: exact colours (a rendered
 photograph, with noise or anti-aliasing, would give every pixel its own colour). Other images
@@ -93,16 +97,19 @@ class ColourMomentTranslator(nn.Module):
         low = centroids.masked_fill(~shown[..., None], float("inf")).amin(0)
         high = centroids.masked_fill(~shown[..., None], float("-inf")).amax(0)
         static = ((high - low).abs() < 1e-6).all(1) | ~shown.any(0)  # (K,) never moves
-        self.colours[static] = -1.0  # read as no colour from now on
-        moments[:, static] = 0.0
         # rows where a colour shows more or less of itself than usual (the occluder painted
         # over it, or the agent stands on the goal) do not follow the linear map: left out
         modal = counts.mode(0).values  # (K,)
         whole = ((counts == modal) | static).all(1)
-        x, y = moments.flatten(1)[whole], source[whole]
-        routing = fit_routing(x, y)
-        if self.sources is not None:  # one moment per channel, at the agent's scale
-            routing = single_readings(x, y, routing, self.sources.abs().amax(0))
+        x, y = moments[whole], source[whole]
+        moving = x.masked_fill(static[:, None], 0.0).flatten(1)  # a static colour: no offset
+        routing = fit_routing(moving, y)
+        if self.sources is not None:
+            # one moment per channel, at the agent's scale; a static colour's too (the goal's,
+            # after one episode), for a channel least squares could not read from the moving
+            routing = single_readings(x.flatten(1), y, routing, self.sources.abs().amax(0))
+        else:
+            self.colours[static] = -1.0  # read as no colour from now on
         self.routing.copy_(routing)
 
     def forward(self, obs: Tensor) -> Tensor:

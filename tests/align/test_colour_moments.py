@@ -69,3 +69,31 @@ def test_goals_on_a_line_through_the_centre_are_read_at_the_agents_scale(
             error = (translator(fresh)[:, :4] - want[:, :4]).abs().amax(1)
         exact.append(float((error < 1e-4).float().mean()))
     assert exact[0] < 0.5 < 0.8 < exact[1], exact
+
+
+def test_one_goal_off_the_centre_lines_and_diagonals_is_read_from_one_episode(
+    walk, pairs, candidates
+) -> None:
+    """k = 1: the goal colour never moves, so least squares cannot use it (it would act as an
+    offset). Given the source's candidates, the goal's channels, constant over the pairs, are
+    read from the one moment of the goal colour that fits them at the agent's scale."""
+    info = GridNav(GridNavConfig(size=7), 1).scene_info
+    space = get_family("pixels").observation_space(info)
+    g = torch.Generator().manual_seed(0)
+    agent, goal = walk((1, 2), 60, g)  # (-2, -1) from the centre
+    clash = (agent == goal).all(1)
+    target, source = pairs(("pixels", 4), agent[~clash], goal[~clash])
+    agent, goal = (
+        torch.randint(0, 7, (300, 2), generator=g),
+        torch.randint(0, 7, (300, 2), generator=g),
+    )
+    keep = ~(agent == goal).all(1)
+    fresh, want = pairs(("pixels", 4), agent[keep], goal[keep], seed=1)
+    exact = []
+    for context in (None, TranslationContext(candidates)):
+        translator = ColourMomentTranslator(space, 8)
+        fit_translator(translator, target, source, AlignConfig(), context=context)
+        with torch.no_grad():
+            error = (translator(fresh)[:, :4] - want[:, :4]).abs().amax(1)
+        exact.append(float((error < 1e-4).float().mean()))
+    assert exact[0] < 0.2 < 0.8 < exact[1], exact
