@@ -42,6 +42,12 @@ from torch import Tensor, nn
 
 from metaxm.align.least_squares import explains, fit_routing, ridge
 
+MIN_NOISE = 1e-3
+"""The noise's least standard deviation: a variant without noise (the pairs exactly on a
+plane of the sensors' space) would drive the fitted noise, and the marginal likelihood's
+covariance, to 0."""
+LOG_SCALES = (-7.0, 5.0)
+"""The range of the logs of the fitted scales (about 1e-3 to 150)."""
 NOISE_FLOOR = 10.0
 """A principal direction of the sensors counts as signal if its variance is this many times
 the median direction's (the noise's, since most of a sensor bank's directions are noise)."""
@@ -82,8 +88,9 @@ def evidence_fit(x: Tensor, z: Tensor, bias: float | None = None) -> tuple[float
     optimizer = torch.optim.LBFGS([free], max_iter=100, line_search_fn="strong_wolfe")
 
     def scales(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        v = v.clamp(LOG_SCALES[0], LOG_SCALES[1])  # a line search's long step stays finite
         b = v[1].exp() if bias is None else torch.tensor(bias, dtype=torch.float64)
-        return v[0].exp(), b, v[-1].exp()
+        return v[0].exp(), b, v[-1].exp().clamp_min(MIN_NOISE)
 
     def loss() -> Tensor:
         optimizer.zero_grad()
