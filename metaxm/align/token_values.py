@@ -187,7 +187,9 @@ class TokenValueTranslator(nn.Module):
 
     def prepare(self, context: TranslationContext) -> None:
         """Take the source's observations of drawn states, which tell the value of a number
-        word the pairs never show (:func:`fit_values`); without them such a word reads 0."""
+        word the pairs never show and the scale at which a goal channel the pairs leave open is
+        read (:func:`fit_values`); without them such a word reads 0, and such a channel is
+        read as least squares spreads it."""
         self.sources = context.sources
 
     @torch.no_grad()
