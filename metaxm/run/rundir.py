@@ -98,9 +98,12 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> OutputLock:
-        if not self.folder.exists():
+        try:  # two starts may both find no folder: exactly one of them makes it
             self.folder.mkdir(parents=True)
             self.created = True
+        except FileExistsError:
+            if not self.folder.is_dir():
+                raise
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

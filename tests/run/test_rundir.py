@@ -135,6 +135,25 @@ def test_a_lock_refuses_a_second_holder_in_process_and_a_refused_start_leaves_no
     assert time.monotonic() - t < 5
 
 
+def test_a_folder_made_by_another_start_between_check_and_mkdir_is_locked_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race CI once hit: both starts find no folder and the other one makes it first."""
+    folder = tmp_path / "raced"
+    make = Path.mkdir
+
+    def other_start_wins(self: Path, *args: object, **kwargs: object) -> None:
+        make(self, parents=True)
+        raise FileExistsError(17, "File exists", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", other_start_wins)
+    lock = OutputLock(folder).acquire()
+    monkeypatch.undo()
+    assert (folder / LOCK_NAME).exists() and not lock.created
+    lock.release(remove_created=True)
+    assert folder.is_dir()  # not this start's folder, so it stays
+
+
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_a_retry_trips_on(
     spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
