@@ -17,14 +17,25 @@ grid's centre, as the source's features are. So the agent's moment reads the age
 column exactly from the steps of a walk, and the goal's, constant in an episode, is pinned by
 two goals as a re-wired vector's channel is (the vector translator's least squares without
 intercept). The routing is fitted in closed form (:func:`~metaxm.align.least_squares.fit_routing`);
-there are no gradient steps. Where two goals lie on one line through the grid's centre, which
-least squares cannot untangle, a goal channel is read from the one moment that fits it at the
-agent's scale (:func:`~metaxm.align.least_squares.single_readings`, given the source's
-observations of drawn states by the ``translate`` learner). A colour that never moves over the
-pairs is left out of the least squares (its constant moment would act as an offset) but can
-still be read that way: after one episode the goal's colour never moves, and its moments read
-the goal's channels unless the goal sits on the centre's row or column or on a diagonal through
-the centre, where which moment is which, or its sign, cannot be told.
+there are no gradient steps.
+
+A channel least squares leaves open is read in two more ways, given the ``translate`` learner's
+:class:`~metaxm.align.translation_context.TranslationContext`. The goal's channels are open
+after one episode (the goal colour never moves, so it is left out of the least squares, where
+its constant moment would act as an offset) and after two goals on one line through the grid's
+centre (which move the goal colour's two moments in proportion).
+
+1. **Tied channels** (:mod:`~metaxm.align.tied_readings`). In the family's training variants
+   the goal's row is read from the goal colour with the weights, in proportion, that the
+   agent's row is read with from the agent colour (one rotation, flip and tile size for the
+   whole image); :meth:`ColourMomentTranslator.prepare` learns these ties from their pairs. An
+   open goal channel is then read with its agent channel's weights from the one colour whose
+   moments fit the goal's channels over the pairs. This reads a goal after one episode
+   wherever it is, the grid's centre included, since the walk pins the agent's weights.
+2. **One moment at the agent's scale** (:func:`~metaxm.align.least_squares.single_readings`,
+   from the source's observations of drawn states), where no tie reads it (a family without
+   training variants): a goal on the centre's row or column or on a diagonal through it is
+   left unread, since which moment is which, or its sign, cannot be told from its values.
 
 What it assumes, and the reason it is the ``pixels`` family's only: exact colours (a rendered
 photograph, with noise or anti-aliasing, would give every pixel its own colour). Other images
@@ -38,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, single_readings
+from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
 
 MAX_COLOURS = 8
@@ -60,13 +72,25 @@ class ColourMomentTranslator(nn.Module):
         self.register_buffer("centre", torch.zeros(2))
         self.register_buffer("colours", torch.full((MAX_COLOURS, c), -1.0))  # -1: no colour
         self.register_buffer("routing", torch.zeros(2 * MAX_COLOURS, out_dim))
+        self.space, self.out_dim = space, out_dim
         self.sources: Tensor | None = None
+        self.ties: dict[int, tuple[int, float]] = {}
 
     def prepare(self, context: TranslationContext) -> None:
         """Take the source's observations of drawn states, whose ranges give the scale of a
         channel the pairs leave undetermined
-        (:func:`~metaxm.align.least_squares.single_readings`)."""
+        (:func:`~metaxm.align.least_squares.single_readings`), and learn which channels the
+        family reads with the same weights from different colours (the goal's and the agent's,
+        :func:`~metaxm.align.tied_readings.learn_ties`) from its training variants' pairs."""
         self.sources = context.sources
+        if "colour_ties" not in context.learned:  # once per context: 8 fits of 256 pairs
+            routings = []
+            for target, source in context.family_pairs:
+                fitted = ColourMomentTranslator(self.space, self.out_dim)
+                fitted.start(target.cpu(), source.cpu())
+                routings.append(fitted.routing)
+            context.learned["colour_ties"] = learn_ties(routings, 2)
+        self.ties = context.learned["colour_ties"]
 
     def moments(self, obs: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, 2 * MAX_COLOURS): each colour's summed centred coordinates."""
@@ -80,7 +104,7 @@ class ColourMomentTranslator(nn.Module):
     def start(self, target: Tensor, source: Tensor) -> None:
         """Fit the colours and the routing to ``target`` (N, C, H, W) and ``source`` (N, S)."""
         pixels = target.flatten(2).transpose(1, 2).float()  # (N, H * W, C)
-        colours, counts = pixels.flatten(0, 1).unique(dim=0, return_counts=True)
+        colours, counts = _palette(pixels.flatten(0, 1))
         order = counts.argsort(descending=True)
         # the grid's centre: the middle of where the background ever shows
         ground = (pixels == colours[order[0]]).all(-1).any(0)  # (H * W,)
@@ -105,12 +129,27 @@ class ColourMomentTranslator(nn.Module):
         moving = x.masked_fill(static[:, None], 0.0).flatten(1)  # a static colour: no offset
         routing = fit_routing(moving, y)
         if self.sources is not None:
-            # one moment per channel, at the agent's scale; a static colour's too (the goal's,
-            # after one episode), for a channel least squares could not read from the moving
-            routing = single_readings(x.flatten(1), y, routing, self.sources.abs().amax(0))
+            ranges = self.sources.abs().amax(0)
+            # a channel least squares could not read from the moving colours (the goal's, after
+            # one episode or two goals on a line through the centre): with the weights of the
+            # channel it is tied to, from the one colour that fits; else from one moment at
+            # the agent's scale, a static colour's too
+            real = self.colours[:, 0] >= 0
+            routing = tied_readings(x.flatten(1), y, routing, self.ties, 2, ranges, real)
+            routing = single_readings(x.flatten(1), y, routing, ranges)
         else:
             self.colours[static] = -1.0  # read as no colour from now on
         self.routing.copy_(routing)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.moments(obs) @ self.routing
+
+
+def _palette(pixels: Tensor) -> tuple[Tensor, Tensor]:
+    """(P, C) pixels of 8-bit channels -> their distinct colours (K, C), in the order of
+    ``unique(dim=0)``, and each one's count (K,); through one integer per colour, which
+    ``unique`` sorts many times faster than rows."""
+    weights = 256 ** torch.arange(pixels.shape[1] - 1, -1, -1, device=pixels.device)
+    codes, counts = (pixels.long() @ weights).unique(return_counts=True)
+    digits = codes[:, None] // weights % 256
+    return digits.to(pixels.dtype), counts

@@ -2,7 +2,7 @@
 :mod:`metaxm.align.colour_moments`, :mod:`metaxm.align.frame_values` and
 :class:`~metaxm.align.translate.UnsquashTranslator`): a map without intercept, which
 channels it explains, and (:func:`single_readings`) the channels it leaves undetermined read
-from one reading each."""
+from one reading each, within :func:`fit_tolerance` of the pairs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,18 @@ PINNED = 0.99
 """A channel whose routing puts this share of its norm on one reading is read from that one."""
 
 
+def fit_tolerance(
+    x: Tensor, source: Tensor, routing: Tensor, pinned: Tensor, ranges: Tensor
+) -> float | None:
+    """The misfit over the pairs, as a share of a channel's range, within which a reading fits
+    a channel: three times the ``pinned`` channels' own misfit (their noise), at least 1e-3;
+    None where no channel is pinned (float64 ``x``, ``source``, ``routing`` and ``ranges``)."""
+    if not bool(pinned.any()):
+        return None
+    residual = (x @ routing[:, pinned] - source[:, pinned]).pow(2).mean(0).sqrt()
+    return max(1e-3, 3.0 * float((residual / ranges[pinned]).max()))
+
+
 def single_readings(x: Tensor, source: Tensor, routing: Tensor, ranges: Tensor) -> Tensor:
     """``routing`` with each explained channel that it spreads over several readings re-read
     from one reading, where exactly one (with a sign) fits the pairs at the shared scale.
@@ -71,12 +83,10 @@ def single_readings(x: Tensor, source: Tensor, routing: Tensor, ranges: Tensor) 
     peak = routing.abs().max(0).values
     explained = (norm > 0) & (ranges > 0)
     pinned = explained & (peak >= PINNED * norm)
-    if not bool(pinned.any()):
+    tolerance = fit_tolerance(x, source, routing, pinned, ranges)
+    if tolerance is None:
         return routing
     ratio = (peak[pinned] / ranges[pinned]).median()
-    # a fit is as good as the pinned channels' (their noise), relative to a channel's range
-    residual = (x @ routing[:, pinned] - source[:, pinned]).pow(2).mean(0).sqrt()
-    tolerance = max(1e-3, 3.0 * float((residual / ranges[pinned]).max()))
     signs = torch.tensor([1.0, -1.0], dtype=x.dtype, device=x.device)
     for j in (explained & ~pinned).nonzero().flatten().tolist():
         size = ratio * ranges[j]

@@ -11,13 +11,15 @@ its fit (its ``prepare``), and neither uses the target variant:
   and a goal channel two goals leave undetermined
   (:func:`~metaxm.align.least_squares.single_readings`);
 * paired renders of the family's training variants, from which the projected translator
-  learns the prior scale of a sensor's offset.
+  learns the prior scale of a sensor's offset, and the pixels translator which channels are
+  read with the same weights from different colours
+  (:func:`~metaxm.align.tied_readings.learn_ties`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -38,10 +40,13 @@ class TranslationContext:
     sources: (M, S) the source modality's observations of ``M`` states drawn from the world.
     family_pairs: per training variant of the target's family, (its observations, the
         source's) of the same states; empty for a family the agent was not trained on.
+    learned: what a translator learns from the two once, by name, for every later fit from
+        this context (the pixels translator's tied channels).
     """
 
     sources: Tensor
     family_pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    learned: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
