@@ -90,3 +90,19 @@ def test_one_goal_off_the_centre_lines_and_diagonals_is_read_from_one_episode(
     clash = (agent == goal).all(1)
     exact = exact_without_and_with_candidates(agent[~clash], goal[~clash], g, pairs, candidates)
     assert exact[0] < 0.2 < 0.8 < exact[1], exact
+
+
+def test_the_palette_is_uniques_colours_and_counts_in_its_order(walk, pairs) -> None:
+    """The colours are counted through one integer per colour; the result is exactly
+    ``unique(dim=0, return_counts=True)``'s over RGB rows (the order decides which colour is
+    the background)."""
+    from metaxm.align.colour_moments import _palette
+
+    g = torch.Generator().manual_seed(3)
+    agent, goal = walk((2, 5), 30, g)
+    for variant in (1, 4, 7):
+        target, _ = pairs(("pixels", variant), agent, goal)
+        pixels = target.flatten(2).transpose(1, 2).float().flatten(0, 1)
+        want, got = pixels.unique(dim=0, return_counts=True), _palette(pixels)
+        assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+        assert len(got[0]) >= 4  # background, goal, agent and at least one more
