@@ -41,15 +41,20 @@ def _block(routing: Tensor, group: int, g: int, channel: int) -> Tensor:
     return routing[g * group : (g + 1) * group, channel]
 
 
-def learn_ties(routings: list[Tensor], group: int) -> dict[int, tuple[int, float]]:
+def learn_ties(
+    routings: list[Tensor], group: int, keys: list[Tensor] | None = None
+) -> dict[int, tuple[int, float]]:
     """``{j: (i, ratio)}``: source channel ``j`` is read with ``ratio`` times channel ``i``'s
     weights, from another group of readings than ``i``'s, in every one of ``routings`` ((F, S)
     each, one per training variant) with the same ``ratio`` (the ratio of the source's own
-    scales of the two channels), and no other channel is. Empty when ``routings`` is."""
+    scales of the two channels), and no other channel is. With ``keys`` ((F // group,) per
+    routing: what marks each group, such as the word before a sentence's number), the two
+    groups must also have the same key in every variant. Empty when ``routings`` is."""
     ties: dict[tuple[int, int], float] | None = None
-    for routing in routings:
+    for n, routing in enumerate(routings):
         routing = routing.double()
         where = pinned_groups(routing, group)
+        key = None if keys is None else keys[n]
         found = {}
         channels = (where >= 0).nonzero().flatten().tolist()
         for j in channels:
@@ -57,7 +62,8 @@ def learn_ties(routings: list[Tensor], group: int) -> dict[int, tuple[int, float
             for i in channels:
                 wi = _block(routing, group, int(where[i]), i)
                 ratio = float(wj @ wi / (wi @ wi))
-                if where[i] != where[j] and (wj - ratio * wi).norm() <= SAME * wj.norm():
+                marked = key is None or (key[where[j]] == key[where[i]] and key[where[i]] >= 0)
+                if where[i] != where[j] and marked and (wj - ratio * wi).norm() <= SAME * wj.norm():
                     found[(j, i)] = ratio
         if ties is None:
             ties = found
@@ -81,6 +87,7 @@ def tied_readings(
     group: int,
     ranges: Tensor,
     real: Tensor | None = None,
+    keys: Tensor | None = None,
 ) -> Tensor:
     """``routing`` with each channel the pairs leave open (not pinned to one reading) and tied
     to a pinned one re-read with that one's weights (times the tie's ratio), from the one group
@@ -103,6 +110,8 @@ def tied_readings(
         ranges: (S,) each source channel's largest absolute value over the source's possible
             observations.
         real: (F // group,) bool, the groups that may be read from; all when None.
+        keys: (F // group,) what marks each group (:func:`learn_ties`); where given, a channel
+            is read only from a group with its tied channel's group's key.
     """
     x, source, routing = x.double(), source.double(), routing.double().clone()
     ranges = ranges.double().to(routing.device)
@@ -123,6 +132,8 @@ def tied_readings(
         fits = []
         for c in range(groups):
             if c == a or (real is not None and not bool(real[c])):
+                continue
+            if keys is not None and not (keys[c] == keys[a] and keys[a] >= 0):
                 continue
             columns = routing.new_zeros(routing.shape[0], len(tied))
             for n, (_, i, ratio) in enumerate(tied):

@@ -54,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, single_readings
+from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
 
 READING_SHARE = 0.5
@@ -130,8 +131,19 @@ def unseen_value(values: Tensor, taken: Tensor) -> float:
     return float(missing[0]) if missing.numel() == 1 else 0.0
 
 
+def place_keys(ids: Tensor) -> Tensor:
+    """(L,) long: the id before each place where it is the same in every row of ``ids``
+    (N, L) (the word a template says before a number: "row", "column"), else -1."""
+    before = torch.cat((ids.new_full((ids.shape[0], 1), -1), ids[:, :-1]), 1)
+    return torch.where((before == before[:1]).all(0), before[0], torch.full_like(before[0], -1))
+
+
 def fit_values(
-    ids: Tensor, source: Tensor, vocab: int, sources: Tensor | None = None
+    ids: Tensor,
+    source: Tensor,
+    vocab: int,
+    sources: Tensor | None = None,
+    ties: dict[int, tuple[int, float]] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Each token id's value and the routing from the places' values to the source.
 
@@ -143,6 +155,10 @@ def fit_values(
             an id the pairs never show (a number word no step said) reads the one value the
             read words leave out of what the first reading's channel takes there
             (:func:`unseen_value`).
+        ties: with ``sources``, channels read with another's weights from the place after the
+            same word (:func:`~metaxm.align.tied_readings.learn_ties`); a goal channel one
+            episode leaves open is read from the goal's place after "row" as the agent's row is
+            from the agent's.
 
     Returns:
         ``values`` (vocab,), 0 for an id seen only at places that never change, and
@@ -166,7 +182,11 @@ def fit_values(
         unseen[0] = False  # padding
         taken = sources[:, first].unique()
         values[unseen] = unseen_value(values[readable][known], taken)
-        routing = single_readings(values[ids], source, routing, sources.abs().amax(0))
+        ranges = sources.abs().amax(0)
+        if ties:
+            keys = place_keys(ids)
+            routing = tied_readings(values[ids], source, routing, ties, 1, ranges, keys=keys)
+        routing = single_readings(values[ids], source, routing, ranges)
     return values, routing
 
 
@@ -184,18 +204,30 @@ class TokenValueTranslator(nn.Module):
         self.register_buffer("values", torch.zeros(self.vocab))
         self.register_buffer("routing", torch.zeros(nvec.size, out_dim))
         self.sources: Tensor | None = None
+        self.ties: dict[int, tuple[int, float]] = {}
 
     def prepare(self, context: TranslationContext) -> None:
         """Take the source's observations of drawn states, which tell the value of a number
         word the pairs never show and the scale at which a goal channel the pairs leave open is
         read (:func:`fit_values`); without them such a word reads 0, and such a channel is
-        read as least squares spreads it."""
+        read as least squares spreads it. And learn, from the family's training variants'
+        pairs, which channels are read with the same weights from places after the same word
+        (:func:`~metaxm.align.tied_readings.learn_ties`)."""
         self.sources = context.sources
+        if "token_ties" not in context.learned:  # once per context
+            routings, keys = [], []
+            for target, source in context.family_pairs:
+                ids = target.long().flatten(1).cpu()
+                routings.append(fit_values(ids, source.cpu(), self.vocab)[1])
+                keys.append(place_keys(ids))
+            context.learned["token_ties"] = learn_ties(routings, 1, keys)
+        self.ties = context.learned["token_ties"]
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
         """Fit the values and the routing to ``target`` (N, L) ids and ``source`` (N, S)."""
-        values, routing = fit_values(target.long().flatten(1), source, self.vocab, self.sources)
+        ids = target.long().flatten(1)
+        values, routing = fit_values(ids, source, self.vocab, self.sources, self.ties)
         self.values.copy_(values)
         self.routing.copy_(routing)
 
