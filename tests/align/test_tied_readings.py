@@ -125,3 +125,31 @@ def test_one_episode_reads_a_goal_on_a_diagonal_or_a_centre_line_through_the_tie
             error = (translator(fresh)[:, :4] - want[:, :4]).abs().amax(1)
         exact.append(float((error < 1e-4).float().mean()))
     assert exact[0] < 0.5 < 0.8 < exact[1], exact
+
+
+def test_a_number_word_said_only_at_the_goal_is_valued_through_the_tie(
+    pairs, candidates, family_pairs
+) -> None:  # noqa: ANN001
+    """One episode whose agent never reaches row or column 6 or 7 (counted from one), with the
+    goal at row 7, column 7: "seven" is said only at the goal's places and "six" nowhere, so
+    no reading values either. The tie values "seven" (the goal's channel over the agent's
+    weight), and "six" is then the one value left: fresh states anywhere read exactly."""
+    space = get_family("text").observation_space(INFO)
+    agent = torch.cartesian_prod(torch.arange(5), torch.arange(5))  # rows and columns 1-5
+    goal = torch.tensor([6, 6]).expand(len(agent), 2)
+    target, source = pairs(("text", 4), agent, goal)
+    g = torch.Generator().manual_seed(0)
+    agent, goal = (torch.randint(0, 7, (300, 2), generator=g) for _ in range(2))
+    keep = ~(agent == goal).all(1)
+    fresh, want = pairs(("text", 4), agent[keep], goal[keep], seed=1)
+    exact = []
+    for context in (
+        TranslationContext(candidates),
+        TranslationContext(candidates, family_pairs("text")),
+    ):
+        translator = TokenValueTranslator(space, 8)
+        fit_translator(translator, target, source, AlignConfig(), context=context)
+        with torch.no_grad():
+            error = (translator(fresh)[:, :4] - want[:, :4]).abs().amax(1)
+        exact.append(float((error < 1e-4).float().mean()))
+    assert exact[0] < 0.5 and exact[1] == 1.0, exact
