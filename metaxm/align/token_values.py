@@ -171,7 +171,8 @@ def fit_values(
             from the agent's.
 
     Returns:
-        ``values`` (vocab,), 0 for an id seen only at places that never change, and
+        ``values`` (vocab,), 0 for an id seen only at places that never change (unless a tie
+        values it: :func:`tied_values`), and
         ``routing`` (L, S); both float64.
     """
     source = source.double()
