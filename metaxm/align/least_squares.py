@@ -42,6 +42,16 @@ PINNED = 0.99
 """A channel whose routing puts this share of its norm on one reading is read from that one."""
 
 
+def pinned_groups(routing: Tensor, group: int = 1) -> Tensor:
+    """(S,) long: the group of ``group`` consecutive readings each channel of ``routing``
+    (F, S) is pinned to (it holds :data:`PINNED` of the channel's norm), or -1 (no weight, or
+    spread over groups); with ``group`` 1, the one reading a channel is read from."""
+    blocks = routing.reshape(-1, group, routing.shape[1]).norm(dim=1)  # (G, S)
+    peak, where = blocks.max(0)
+    norm = routing.norm(dim=0)
+    return torch.where((norm > 0) & (peak >= PINNED * norm), where, torch.full_like(where, -1))
+
+
 def fit_tolerance(
     x: Tensor, source: Tensor, routing: Tensor, pinned: Tensor, ranges: Tensor
 ) -> float | None:
@@ -79,10 +89,9 @@ def single_readings(x: Tensor, source: Tensor, routing: Tensor, ranges: Tensor) 
     """
     x, source, routing = x.double(), source.double(), routing.double().clone()
     ranges = ranges.double().to(routing.device)
-    norm = routing.norm(dim=0)  # (S,)
-    peak = routing.abs().max(0).values
-    explained = (norm > 0) & (ranges > 0)
-    pinned = explained & (peak >= PINNED * norm)
+    peak = routing.abs().max(0).values  # (S,)
+    explained = (routing.norm(dim=0) > 0) & (ranges > 0)
+    pinned = explained & (pinned_groups(routing) >= 0)
     tolerance = fit_tolerance(x, source, routing, pinned, ranges)
     if tolerance is None:
         return routing

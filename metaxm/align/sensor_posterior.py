@@ -126,8 +126,7 @@ def bias_scale(pairs: Sequence[tuple[Tensor, Tensor]], sources: Tensor) -> float
         keep = signal_channels(z, y)
         if not bool(keep.any()):  # the states drawn show the variant nothing it reads
             continue
-        mu, sd = _standard(sources.double()[:, keep])
-        x = torch.cat(((y[:, keep] - mu) / sd, torch.ones_like(y[:, :1])), 1)
+        x = _regressors(y[:, keep], *_standard(sources.double()[:, keep]))
         offsets.append(torch.linalg.lstsq(x, z).solution[-1])
     return float(torch.cat(offsets).pow(2).mean().sqrt()) if offsets else float("nan")
 
@@ -141,6 +140,12 @@ def discrete(states: Tensor) -> bool:
 
 def _standard(y: Tensor) -> tuple[Tensor, Tensor]:
     return y.mean(0), y.std(0).clamp_min(1e-9)
+
+
+def _regressors(y: Tensor, mu: Tensor, sd: Tensor) -> Tensor:
+    """(N, K) source channels -> (N, K + 1): standardised by ``mu`` and ``sd``, then a column
+    of ones (the offset)."""
+    return torch.cat(((y - mu) / sd, torch.ones_like(y[:, :1])), 1)
 
 
 class SensorPosteriorTranslator(nn.Module):
@@ -179,8 +184,10 @@ class SensorPosteriorTranslator(nn.Module):
         family's training variants (:func:`bias_scale`), where there are any."""
         self.sources = context.sources.detach().double().cpu()
         if context.family_pairs:
-            pairs = [(t.cpu(), s.cpu()) for t, s in context.family_pairs]
-            self.bias.fill_(bias_scale(pairs, self.sources))
+            if "offset_scale" not in context.learned:  # once per context
+                pairs = [(t.cpu(), s.cpu()) for t, s in context.family_pairs]
+                context.learned["offset_scale"] = bias_scale(pairs, self.sources)
+            self.bias.fill_(context.learned["offset_scale"])
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
@@ -206,15 +213,14 @@ class SensorPosteriorTranslator(nn.Module):
             return
         z = z[:, alive]
         mu, sd = _standard(self.sources[:, keep])
-        ones = torch.ones_like(y[:, :1])
-        x = torch.cat(((y[:, keep] - mu) / sd, ones), 1)  # (N, P)
+        x = _regressors(y[:, keep], mu, sd)  # (N, P)
         fixed = None if bool(self.bias.isnan()) else float(self.bias)
         scale, offset, noise = evidence_fit(x, z, fixed)
         prior = torch.tensor([scale**2] * (x.shape[1] - 1) + [offset**2], dtype=x.dtype)
         cov = torch.linalg.inv(x.T @ x / noise**2 + torch.diag(1.0 / prior))  # (P, P)
         theta = cov @ x.T @ z / noise**2  # (P, W): the posterior mean of every sensor's row
         states = torch.unique(self.sources[:, keep], dim=0)  # (M, K) the possible observations
-        xs = torch.cat(((states - mu) / sd, torch.ones_like(states[:, :1])), 1)
+        xs = _regressors(states, mu, sd)
         candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
         candidates[:, keep] = states.to(source.dtype)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)

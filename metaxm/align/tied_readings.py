@@ -13,28 +13,18 @@ readings (colour) where those weights fit every open channel of the tie's group 
 
 Readings come in groups of ``group`` consecutive ones (a colour's two moments); a channel is
 *pinned* to a group when that group holds :data:`~metaxm.align.least_squares.PINNED` of its
-routing's norm.
+routing's norm (:func:`~metaxm.align.least_squares.pinned_groups`).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from metaxm.align.least_squares import PINNED, fit_tolerance
+from metaxm.align.least_squares import fit_tolerance, pinned_groups
 
 SAME = 1e-3
 """Two channels' weights are in proportion when they differ from it by this share of their
 norm, and two variants' proportions are the same when they differ by this share."""
-
-
-def pinned_groups(routing: Tensor, group: int) -> Tensor:
-    """(S,) long: the group of readings each channel of ``routing`` (F, S) is pinned to, or -1
-    (no weight, or spread over groups)."""
-    blocks = routing.reshape(-1, group, routing.shape[1]).norm(dim=1)  # (G, S)
-    peak, where = blocks.max(0)
-    norm = routing.norm(dim=0)
-    return torch.where((norm > 0) & (peak >= PINNED * norm), where, torch.full_like(where, -1))
 
 
 def _block(routing: Tensor, group: int, g: int, channel: int) -> Tensor:
@@ -117,8 +107,7 @@ def tied_readings(
     ranges = ranges.double().to(routing.device)
     if not ties:
         return routing
-    peak, norm = routing.abs().max(0).values, routing.norm(dim=0)
-    single = (norm > 0) & (peak >= PINNED * norm)  # pinned to one reading
+    single = pinned_groups(routing) >= 0  # pinned to one reading
     where = pinned_groups(routing, group)
     tolerance = fit_tolerance(x, source, routing, single & (ranges > 0), ranges)
     if tolerance is None:

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.least_squares import PINNED, fit_routing, single_readings
+from metaxm.align.least_squares import fit_routing, pinned_groups, single_readings
 from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
 
@@ -190,8 +190,8 @@ def fit_values(
         sources = sources.double().to(ids.device)
         valued = torch.zeros(vocab, dtype=torch.bool, device=ids.device)
         valued[readable.nonzero().flatten()[known]] = True
-        keys = place_keys(ids)
-        if ties and tied_values(ids, source, values, valued, routing, ties, keys):
+        keys = place_keys(ids) if ties else None
+        if keys is not None and tied_values(ids, source, values, valued, routing, ties, keys):
             routing = fit_routing(values[ids], source)  # the goal's places now read it
         unseen = torch.ones(vocab, dtype=torch.bool, device=ids.device)
         unseen[ids.unique()] = False
@@ -199,7 +199,7 @@ def fit_values(
         taken = sources[:, first].unique()
         values[unseen] = unseen_value(values[valued], taken)
         ranges = sources.abs().amax(0)
-        if ties:
+        if keys is not None:
             routing = tied_readings(values[ids], source, routing, ties, 1, ranges, keys=keys)
         routing = single_readings(values[ids], source, routing, ranges)
     return values, routing
@@ -228,13 +228,12 @@ def tied_values(
         ties: :func:`~metaxm.align.tied_readings.learn_ties`'s.
         keys: (L,) :func:`place_keys`.
     """
-    peak, where = routing.abs().max(0)  # (S,) each channel's largest weight and its place
-    single = (peak > 0) & (peak >= PINNED * routing.norm(dim=0))
+    where = pinned_groups(routing)  # (S,) the one place each channel is read from, or -1
     given = False
     for j, (i, ratio) in ties.items():
         agent = int(where[i])
         constant = bool((source[:, j] == source[0, j]).all())
-        if not single[i] or not constant or keys[agent] < 0:
+        if agent < 0 or not constant or keys[agent] < 0:
             continue
         places = [c for c in range(len(keys)) if c != agent and keys[c] == keys[agent]]
         if len(places) != 1 or not bool((ids[:, places[0]] == ids[0, places[0]]).all()):

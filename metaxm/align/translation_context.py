@@ -11,8 +11,8 @@ its fit (its ``prepare``), and neither uses the target variant:
   and a goal channel two goals leave undetermined
   (:func:`~metaxm.align.least_squares.single_readings`);
 * paired renders of the family's training variants, from which the projected translator
-  learns the prior scale of a sensor's offset, and the pixels translator which channels are
-  read with the same weights from different colours
+  learns the prior scale of a sensor's offset, and the pixels and text translators which
+  channels are read with the same weights from different colours or places
   (:func:`~metaxm.align.tied_readings.learn_ties`).
 """
 
@@ -41,7 +41,8 @@ class TranslationContext:
     family_pairs: per training variant of the target's family, (its observations, the
         source's) of the same states; empty for a family the agent was not trained on.
     learned: what a translator learns from the two once, by name, for every later fit from
-        this context (the pixels translator's tied channels).
+        this context (the projected translator's offset scale, the pixels and text
+        translators' tied channels).
     """
 
     sources: Tensor
