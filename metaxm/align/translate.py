@@ -68,12 +68,14 @@ from torch import Tensor, nn
 from metaxm.align.colour_moments import ColourMomentTranslator
 from metaxm.align.frame_values import FrameValueTranslator
 from metaxm.align.least_squares import fit_routing
+from metaxm.align.reading_search import ReadingSearchTranslator
 from metaxm.align.sensor_posterior import SensorPosteriorTranslator
 from metaxm.align.token_values import TokenValueTranslator
+from metaxm.align.translate_vector import VectorTranslator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.errors import ConfigError
-from metaxm.nn.encoders import _scale, standardize_image, time_frames
+from metaxm.nn.encoders import standardize_image, time_frames
 from metaxm.nn.layers import mlp
 
 if TYPE_CHECKING:
@@ -87,38 +89,6 @@ KEYPOINTS = 8
 """Keypoint maps of :class:`KeypointTranslator`."""
 READINGS = 4
 """Values :class:`FrameTranslator`'s reader gives per time frame."""
-
-
-class VectorTranslator(nn.Module):
-    """A vector observation (D,) -> the source's (S,): a linear map that sends zero to zero,
-    plus an MLP (one ``tanh`` hidden layer) for what the map leaves.
-
-    :meth:`start` sets the map by least squares (the minimum-norm solution) before the fit,
-    and the MLP's output starts at zero, so Adam fits the MLP to the residual. Without an
-    intercept the map reads a channel that is constant over the pairs (the goal's, in one
-    episode) as a scale of it rather than as an offset, so two episodes' goals pin a re-wired
-    channel down (validation vector variants at k = 2: 0.63 success, against 0.21 for the
-    MLP alone; ``docs/transfer-studies.md`` section 10).
-    """
-
-    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
-        super().__init__()
-        d = int(np.prod(space.shape))
-        self.scale = _scale(space)
-        self.register_buffer("linear", torch.zeros(d, out_dim))
-        self.net = mlp([d, config.translate_width, out_dim], "tanh")
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-
-    @torch.no_grad()
-    def start(self, target: Tensor, source: Tensor) -> None:
-        """The linear map: least squares from ``target`` (N, D) to ``source`` (N, S)."""
-        x = target.float().flatten(1) * self.scale
-        self.linear.copy_(torch.linalg.pinv(x) @ source)
-
-    def forward(self, obs: Tensor) -> Tensor:
-        x = obs.float().flatten(1) * self.scale
-        return x @ self.linear + self.net(x)
 
 
 class UnsquashTranslator(nn.Module):
@@ -195,6 +165,7 @@ TRANSLATORS: dict[str, TranslatorBuilder] = {
     "audio": FrameValueTranslator,
     "pixels": ColourMomentTranslator,
     "projected": SensorPosteriorTranslator,
+    "vector": ReadingSearchTranslator,
 }
 """Family -> translator builder; families not here get one chosen from their space."""
 
@@ -299,7 +270,7 @@ def fit_translator(
     start = getattr(translator, "start", None)
     if callable(start):  # a closed-form part set from the pairs before the steps
         start(target, source)
-    params = list(translator.parameters())
+    params = [p for p in translator.parameters() if p.requires_grad]
     if not params:
         translator.eval()
         with torch.no_grad():

@@ -13,11 +13,15 @@ its fit (its ``prepare``), and neither uses the target variant:
 * paired renders of the family's training variants, from which the projected translator
   learns the prior scale of a sensor's offset, and the pixels and text translators which
   channels are read with the same weights from different colours or places
-  (:func:`~metaxm.align.tied_readings.learn_ties`).
+  (:func:`~metaxm.align.tied_readings.learn_ties`), and the vector translator the prior of
+  a channel's gain;
+* the world's test of success on scene features, by which the vector translator rules out a
+  reading of the task (:mod:`~metaxm.align.reading_search`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +46,17 @@ class TranslationContext:
         source's) of the same states; empty for a family the agent was not trained on.
     learned: what a translator learns from the two once, by name, for every later fit from
         this context (the projected translator's offset scale, the pixels and text
-        translators' tied channels).
+        translators' tied channels, the vector translator's gain prior).
+    features: (M, F) the scene features of the same states; None where not drawn.
+    reached: the world's :meth:`~metaxm.envs.base.World.reached` (features -> success), or
+        None where the world cannot tell success from features.
     """
 
     sources: Tensor
     family_pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
     learned: dict[str, Any] = field(default_factory=dict)
+    features: Tensor | None = None
+    reached: Callable[[Tensor], Tensor] | None = None
 
 
 @torch.no_grad()
@@ -63,6 +72,9 @@ def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationCo
     source = default_source(spec)
     env = make_env(spec, source[0], source[1], num_envs=CANDIDATE_STATES, seed=seed)
     context = TranslationContext(env.reset())
+    features = env.world.scene().features
+    if env.world.reached(features[:1]) is not None:
+        context.features, context.reached = features, env.world.reached
     train = TaskSampler(spec).splits["train"].get(family, [])
     if train:
         scene = select_rows(env.world.scene(), slice(0, FAMILY_STATES))

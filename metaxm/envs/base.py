@@ -183,6 +183,14 @@ class World(ABC):
     def oracle_action(self) -> Tensor:
         """The action of a reference policy that knows the task (for sanity baselines)."""
 
+    def reached(self, features: Tensor) -> Tensor | None:
+        """(..., D) scene features -> (...) bool: a state with these features would end its
+        episode with success (GridNav: the agent on the goal's cell); None where the world
+        cannot tell from the features (the default). A ``translate`` fit that is left with
+        several readings of the task uses it to rule a reading out when the episode goes on
+        where that reading says it had ended (:mod:`metaxm.align.reading_search`)."""
+        return None
+
     def truncated(self) -> Tensor:
         """(B,) bool: episodes that have reached the horizon."""
         return self.t >= self.horizon

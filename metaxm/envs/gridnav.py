@@ -195,6 +195,14 @@ class GridNav(World):
         around = torch.stack([padded_dist[b, r + dr, c + dc] for dr, dc in MOVES], 1)
         return around.argmin(1)
 
+    def reached(self, features: Tensor) -> Tensor | None:
+        """The agent's two features within half a cell of the goal's; None when the goal is
+        not among the features (``goal_visible: false``)."""
+        if not self.config.goal_visible:
+            return None
+        gap = (features[..., :2] - features[..., 2:4]).abs()
+        return (gap < 0.5 * self._scale).all(-1)
+
     # ----------------------------------------------------------------------------- rendering
     def scene(self) -> Scene:
         parts = [self.pos.float() * self._scale - 1.0]

@@ -129,6 +129,7 @@ class LearnerStrategy(Strategy):
         for k in budgets:
             policy = self.policy(agents, family, variant, k, seed)
             own = policy.distribution if policy.translator is not None else None
+            policy.begin()
             r = measure(policy.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
                         policy.params, own)  # fmt: skip
             for m in METRICS:

@@ -100,6 +100,13 @@ class AdaptedPolicy:
         )
         return pd
 
+    def begin(self) -> None:
+        """New episodes start: a translator that searches readings of the task within an
+        episode forgets those it ruled out (:mod:`metaxm.align.reading_search`)."""
+        begin = getattr(self.translator, "begin", None)
+        if callable(begin):
+            begin()
+
     @torch.no_grad()
     def act(
         self, obs: Tensor, deterministic: bool = True, generator: torch.Generator | None = None
@@ -122,6 +129,7 @@ class AdaptedPolicy:
         def act(_env: Any, obs: Tensor) -> Tensor:
             return self.act(obs, deterministic)
 
+        self.begin()
         out = summarize(run_episodes(env, act, self.observe))
         return {"return": out["return"], "success": out["success"], "steps": out["length"]}
 
@@ -194,16 +202,20 @@ class AdaptedPolicy:
         )
         translated = state.get("translator")
         if translated is not None:
-            policy.translator, policy.reads = _translator(path, spec, policy.family, translated)
+            policy.translator, policy.reads = _translator(path, spec, policy, translated)
         return policy
 
 
 def _translator(
-    path: str | Path, spec: Spec, family: str, saved: dict[str, Any]
+    path: str | Path, spec: Spec, policy: AdaptedPolicy, saved: dict[str, Any]
 ) -> tuple[torch.nn.Module, str]:
-    """The translator a ``translate`` policy saved, built again for ``family``."""
+    """The translator a ``translate`` policy saved, built again for its family; one that
+    searches readings of the task gets the world's test of success back (``attach``)."""
     from metaxm.align.translate import make_translator, source_width
+    from metaxm.build import make_env
     from metaxm.nn.agent import observation_spaces
+
+    family = policy.family
 
     reads = str(saved["reads"])
     spaces = observation_spaces(spec, [family, reads])
@@ -215,4 +227,7 @@ def _translator(
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: the translator does not fit the spec ({first})") from None
+    attach = getattr(translator, "attach", None)
+    if callable(attach):
+        attach(make_env(spec, family, policy.variant, num_envs=1).world)
     return translator.eval(), reads

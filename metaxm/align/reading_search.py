@@ -1,0 +1,254 @@
+"""Every reading of the task that k episodes leave open, searched within an episode.
+
+The goal's channels are constant within an episode. After one episode of a re-wired vector (its
+features permuted, re-signed and re-scaled), the pairs show each goal channel of the source at
+one value and each constant channel of the target at one value, and nothing in them says which
+target channel reads which source channel: the goal's row and column are a coin flip, and a
+goal on the grid's centre line (a source value of 0) leaves its gain unknown. Least squares
+splits the difference and misreads the goal (validation vector variants at k = 1: 0.32
+success; ``docs/transfer-studies.md`` section 14).
+
+:class:`ReadingSearchTranslator` keeps them all instead. A vector variant reads every feature
+from one channel with one gain, so each source channel is read from one target channel
+(:func:`single_readers`): a channel that moves has one reader that fits every pair (its ratio
+pins the gain), a constant one has every constant target channel (the ratio of their values),
+and a source channel and a target channel that both read 0 have every value the source channel
+takes. A *reading* picks one reader per source channel, no target channel reading two. On a new
+episode every reading gives a source observation, snapped to the values each source channel
+takes (a reading that lands between them is ruled out, which is what rules out most wrong
+ratios). The agent acts on the most probable reading not yet ruled out, where a reading is
+more probable the closer its gains (in log) lie to the gains the family's training variants
+showed for those source channels (a prior learned once per context, :func:`gain_prior`). A
+reading is ruled out for the rest of the episode when the world says the state it reads would
+have ended the episode with success, and the episode went on
+(:meth:`~metaxm.envs.base.World.reached`): the agent has stood on the goal that reading named.
+So a wrong reading costs the walk to its goal, not the episode. At k >= 2 the goals differ
+and one reading is left, read exactly (no MLP, no steps).
+
+This needs the world's test of success on features and a source channel that takes few values
+(a grid); elsewhere (a continuous world, no test) the translator is
+:class:`~metaxm.align.translate_vector.VectorTranslator`'s map and MLP as they were. A saved
+policy keeps the readings; :meth:`ReadingSearchTranslator.attach` gives the loaded one the
+world's test back (:meth:`metaxm.learners.AdaptedPolicy.load` does).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from metaxm.align.least_squares import fit_routing, ridge
+from metaxm.align.translate_vector import VectorTranslator
+from metaxm.config.align import AlignConfig
+
+CONSTANT = 1e-6
+"""A channel whose standard deviation over the pairs is at most this is constant."""
+MAX_LEVELS = 64
+"""A source channel that takes more values over the drawn states is continuous: no search."""
+MAX_READINGS = 4096
+"""The most readings kept (more than this: no search, the least-squares map)."""
+FIT = 1e-3
+"""A target channel reads a source channel when one ratio fits every pair to this fraction of
+the source channel's largest value."""
+
+
+def gain_prior(pairs: list[tuple[Tensor, Tensor]], scale: float, width: int) -> Tensor:
+    """(2, S) per source channel the mean log absolute gain by which the family's training
+    variants read it (from the target channel that reads most of it), and (row 1) the pooled
+    standard deviation of those logs; NaN means where no variant reads a channel."""
+    logs: list[list[float]] = [[] for _ in range(width)]
+    for target, source in pairs:
+        routing = fit_routing(target.double().flatten(1) * scale, source.double())  # (D, S)
+        peak = routing.abs().max(0).values
+        for j in (peak > 0).nonzero().flatten().tolist():
+            logs[j].append(float(peak[j].log()))
+    prior = torch.full((2, width), float("nan"), dtype=torch.float64)
+    spread = []
+    for j, values in enumerate(logs):
+        if values:
+            v = torch.tensor(values, dtype=torch.float64)
+            prior[0, j] = v.mean()
+            spread.append(v - v.mean())
+    if spread:
+        prior[1] = torch.cat(spread).pow(2).mean().sqrt().clamp_min(0.1)
+    return prior
+
+
+def channel_levels(sources: Tensor) -> Tensor | None:
+    """(S, L) the values each source channel takes over ``sources`` (M, S), padded with NaN;
+    None where a channel takes more than :data:`MAX_LEVELS` (a continuous one)."""
+    columns = sources.double().round(decimals=5).T
+    values = [torch.unique(column) for column in columns]
+    if max(len(v) for v in values) > MAX_LEVELS:
+        return None
+    out = torch.full((len(values), max(len(v) for v in values)), float("nan"), dtype=torch.float64)
+    for j, v in enumerate(values):
+        out[j, : len(v)] = v
+    return out
+
+
+class ReadingSearchTranslator(VectorTranslator):
+    """A re-wired vector (D,) -> the source's (S,), keeping every reading of its constant
+    channels that the pairs leave open (see the module docstring).
+
+    :meth:`prepare` takes the source's values, the world's test of success and the learned
+    gain prior from the context; :meth:`start` fits the map of the channels that move and lists
+    the readings of the constant ones. Call :meth:`begin` before a new batch of episodes: it
+    forgets the readings ruled out.
+    """
+
+    uses_context = True
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__(space, out_dim, config)
+        self.register_buffer("searching", torch.tensor(False))
+        self.register_buffer("channels", torch.zeros(0, dtype=torch.long))  # (C,) source
+        self.register_buffer("reader", torch.zeros(1, 0, dtype=torch.long))  # (R, C) target
+        self.register_buffer("ratio", torch.zeros(1, 0, dtype=torch.float64))  # (R, C)
+        self.register_buffer("level", torch.zeros(1, 0, dtype=torch.float64))  # (R, C)
+        self.register_buffer("levels", torch.zeros(0, 1, dtype=torch.float64))  # (C, L)
+        self.register_buffer("prior", torch.zeros(2, 0, dtype=torch.float64))  # (2, C)
+        self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
+        self.reached: Callable[[Tensor], Tensor] | None = None
+        self.context: Any = None
+        self.ruled_out: Tensor | None = None
+
+    def prepare(self, context: Any) -> None:
+        """Keep the context for :meth:`start` (the gain prior is learned once per context)."""
+        self.context = context
+
+    @torch.no_grad()
+    def start(self, target: Tensor, source: Tensor) -> None:
+        """Fit the map and list the readings from ``target`` (N, D) and ``source`` (N, S)."""
+        super().start(target, source)
+        ctx, self.ruled_out = self.context, None
+        self.searching.fill_(False)
+        if ctx is None or ctx.reached is None:
+            return
+        x, y = target.double().flatten(1) * self.scale, source.double()
+        options = single_readers(x, y)
+        channels = [j for j, found in enumerate(options) if found]
+        levels = channel_levels(ctx.sources[:, channels]) if channels else None
+        if levels is None:  # nothing read, or a continuous channel: the map and MLP
+            return
+        readings = _readings([options[j] for j in channels], levels)
+        if not readings or len(readings) > MAX_READINGS:
+            return
+        if "gain_prior" not in ctx.learned:  # once per context
+            pairs = [(t.cpu(), s.cpu()) for t, s in ctx.family_pairs]
+            ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, y.shape[1])
+        device, dtype = y.device, y.dtype
+        self.channels = torch.tensor(channels, device=device)
+        self.reader = torch.tensor([[i for i, _, _ in row] for row in readings], device=device)
+        self.ratio = torch.tensor([[q for _, q, _ in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.level = torch.tensor([[v for _, _, v in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.levels = levels.to(device)
+        self.prior = ctx.learned["gain_prior"][:, channels].to(device)
+        self.decode = ridge(ctx.sources.double().to(device), ctx.features.double().to(device))
+        self.reached = ctx.reached
+        self.searching.fill_(True)
+        self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        if world.reached(world.scene().features[:1]) is not None:
+            self.reached = world.reached
+
+    def begin(self) -> None:
+        """New episodes start: no reading is ruled out."""
+        self.ruled_out = None
+
+    def candidates(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs`` (B, D) -> every reading's source observation (B, R, S) and its cost
+        (B, R): squared standard deviations of its gains from the prior, ``inf`` where ruled
+        out by the values (a constant channel that does not fit, a value off the source's)."""
+        x = obs.double().flatten(1) * self.scale
+        read = x[:, self.reader]  # (B, R, C): each reading's target values
+        by_ratio = ~self.ratio.isnan()
+        value = torch.where(by_ratio, self.ratio * read, self.level)
+        zero = read.abs() <= CONSTANT
+        fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
+        # snap each value to the nearest the source channel takes; ruled out between two
+        gaps = (value[..., None] - self.levels).abs().nan_to_num(float("inf"))  # (B, R, C, L)
+        near, which = gaps.min(-1)
+        value = self.levels.expand_as(gaps).gather(-1, which[..., None])[..., 0]
+        spacing = (self.levels[:, 1:] - self.levels[:, :-1]).nan_to_num(float("inf")).amin(1)
+        fits = fits & (near <= 0.5 * spacing.clamp_max(1e9))
+        gain = torch.where(by_ratio, self.ratio, value / read).abs().log()
+        cost = ((gain - self.prior[0]) / self.prior[1]).pow(2).nan_to_num(0.0, 0.0, 0.0)
+        cost = torch.where(~by_ratio & zero, 0.0, cost)
+        cost = torch.where(fits.all(-1), cost.sum(-1), float("inf"))
+        full = x.new_zeros(x.shape[0], self.reader.shape[0], self.decode.shape[0])
+        full[..., self.channels] = value  # a channel no target channel reads: 0
+        return full, cost
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if not bool(self.searching):
+            return super().forward(obs)
+        full, cost = self.candidates(obs)
+        if self.reached is not None:
+            if self.ruled_out is None or self.ruled_out.shape != cost.shape:
+                self.ruled_out = torch.zeros_like(cost, dtype=torch.bool)
+            # the episode goes on: a reading that reads a success state is wrong
+            self.ruled_out |= self.reached((full @ self.decode).float())
+            open_cost = cost.masked_fill(self.ruled_out, float("inf"))
+            cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
+        best = cost.argmin(1)
+        return full[torch.arange(len(best), device=best.device), best].float()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name in ("channels", "reader", "ratio", "level", "levels", "prior",
+                     "decode"):  # fmt: skip
+            saved = state_dict.get(prefix + name)
+            if saved is not None:  # its size is the saved fit's
+                setattr(self, name, torch.empty_like(saved, device=self.searching.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def single_readers(x: Tensor, y: Tensor) -> list[list[tuple[int, float]]]:
+    """Per source channel of ``y`` (N, S), every target channel of ``x`` (N, D) that reads it
+    alone: ``(i, ratio)`` where ``y_j = ratio * x_i`` fits every pair (to :data:`FIT`), or
+    ``(i, NaN)`` where both read 0 in every pair (any ratio fits). A channel nothing reads (the
+    source's noise) has none."""
+    zero_t, zero_s = x.abs().amax(0) <= CONSTANT, y.abs().amax(0) <= CONSTANT
+    ratio = (x.T @ y) / (x * x).sum(0).clamp_min(1e-300)[:, None]  # (D, S)
+    misfit = (y[:, None, :] - ratio * x[:, :, None]).pow(2).mean(0).sqrt()  # (D, S)
+    fits = (misfit <= FIT * y.abs().amax(0)) & ~zero_t[:, None] & ~zero_s
+    both_zero = zero_t[:, None] & zero_s
+    out: list[list[tuple[int, float]]] = []
+    for j in range(y.shape[1]):
+        found = [(i, float(ratio[i, j])) for i in fits[:, j].nonzero().flatten().tolist()]
+        found += [(i, float("nan")) for i in both_zero[:, j].nonzero().flatten().tolist()]
+        out.append(found)
+    return out
+
+
+def _readings(
+    options: list[list[tuple[int, float]]], levels: Tensor
+) -> list[list[tuple[int, float, float]]]:
+    """Every reading: one of its ``options`` (:func:`single_readers`) per read channel, no
+    target channel reading two; per channel (reader, ratio, NaN), or, where both read 0, one
+    (reader, NaN, value) per value the channel takes (``levels`` (C, L), padded with NaN)."""
+    nan = float("nan")
+    expanded = []
+    for found, values in zip(options, levels, strict=True):
+        taken = [float(v) for v in values if not bool(v.isnan())]
+        row = []
+        for i, q in found:
+            row += [(i, q, nan)] if q == q else [(i, nan, v) for v in taken]
+        expanded.append(row)
+    out: list[list[tuple[int, float, float]]] = []
+    for reading in itertools.product(*expanded):
+        readers = [i for i, _, _ in reading]
+        if len(set(readers)) == len(readers):
+            out.append(list(reading))
+            if len(out) > MAX_READINGS:
+                break
+    return out
