@@ -113,14 +113,13 @@ def test_a_permuted_variant_is_recovered_from_one_episode(walk, pairs, goal) -> 
     within the horizon; the least-squares map and MLP on the same pairs reach far fewer."""
     translator, context = _fit(walk, pairs, 5, goal, seed=2)
     plain = make_translator("vector", SPACE, 8, CONFIG, seed=0)
-    fit_translator(plain, *pairs(("vector", 5), *walk(goal, 30, torch.Generator().manual_seed(2)),
-                                 2), CONFIG, seed=0)  # fmt: skip
+    episode = walk(goal, 30, torch.Generator().manual_seed(2))
+    fit_translator(plain, *pairs(("vector", 5), *episode, 2), CONFIG, seed=0)
     decode = translator.decode if bool(translator.searching) else None
     assert decode is not None
     g = torch.Generator().manual_seed(3)
-    tasks = [(tuple(torch.randint(0, 7, (2,), generator=g).tolist()),
-              tuple(torch.randint(0, 7, (2,), generator=g).tolist())) for _ in range(40)]  # fmt: skip
-    tasks = [(s, t) for s, t in tasks if s != t]
+    cells = [tuple(c) for c in torch.randint(0, 7, (80, 2), generator=g).tolist()]
+    tasks = [(s, t) for s, t in zip(cells[::2], cells[1::2], strict=True) if s != t]
     found = np.mean([_episode(translator, decode, pairs, 5, s, t) for s, t in tasks])
     assert found >= 0.9
     plain_found = np.mean([_episode(plain, decode, pairs, 5, s, t) for s, t in tasks])
