@@ -28,6 +28,15 @@ episodes pin poorly, so it is learned once from the family's training variants
 (:func:`bias_scale`, a meta-learned prior), where the spec has any; a family without training
 variants fits it to the pairs too. Everything is closed form or a 3-parameter L-BFGS; there are
 no gradient steps on the translator (``docs/transfer-studies.md`` section 12).
+
+After one episode the goal's channels are constant, and the posterior spreads over goals. Where
+the world can tell success from features (the context's ``reached``), the candidates are then
+every pairing of a part the pairs moved (the agent's) with a part they held constant (the
+goal's), success states included, and the search of :mod:`metaxm.align.reading_search`
+applies: when the most probable candidate is a success state and the episode goes on, its goal
+part is ruled out for the rest of the episode, and the next most probable goal is read
+(``docs/transfer-studies.md`` section 14). Call :meth:`SensorPosteriorTranslator.begin` before
+a new batch of episodes.
 """
 
 from __future__ import annotations
@@ -48,6 +57,11 @@ plane of the sensors' space) would drive the fitted noise, and the marginal like
 covariance, to 0."""
 LOG_SCALES = (-7.0, 5.0)
 """The range of the logs of the fitted scales (about 1e-3 to 150)."""
+CONSTANT = 1e-6
+"""A source channel whose standard deviation over the pairs is at most this is held constant
+by them: part of the task (the goal's, within an episode)."""
+SEARCH_STEPS = 8
+"""The most goal parts one step rules out (one at a time, the most probable first)."""
 NOISE_FLOOR = 10.0
 """A principal direction of the sensors counts as signal if its variance is this many times
 the median direction's (the noise's, since most of a sensor bank's directions are noise)."""
@@ -177,12 +191,17 @@ class SensorPosteriorTranslator(nn.Module):
         self.register_buffer("bias", torch.tensor(float("nan"), dtype=torch.float64))
         self.register_buffer("routing", torch.zeros(d, out_dim, dtype=torch.float64))
         self.register_buffer("discrete", torch.tensor(True))
+        self.register_buffer("group", torch.zeros(0, dtype=torch.long))  # (M,) goal part
+        self.register_buffer("success", torch.zeros(0, dtype=torch.bool))  # (M,)
         self.sources: Tensor | None = None
+        self.context: Any = None
+        self.ruled_out: Tensor | None = None
 
     def prepare(self, context: Any) -> None:
         """Take the source's observations of drawn states and learn the offset scale from the
         family's training variants (:func:`bias_scale`), where there are any."""
         self.sources = context.sources.detach().double().cpu()
+        self.context = context
         if context.family_pairs:
             if "offset_scale" not in context.learned:  # once per context
                 pairs = [(t.cpu(), s.cpu()) for t, s in context.family_pairs]
@@ -199,6 +218,9 @@ class SensorPosteriorTranslator(nn.Module):
         if self.sources is None:
             raise RuntimeError("SensorPosteriorTranslator.prepare must give it candidates first")
         device = self.alive.device
+        self.group = torch.zeros(0, dtype=torch.long, device=device)  # no search until set
+        self.success = torch.zeros(0, dtype=torch.bool, device=device)
+        self.ruled_out = None
         z, y = unsquash(target.cpu()), source.detach().double().cpu()
         alive = z.std(0, unbiased=False) > 1e-6  # a dead sensor says nothing
         self.alive.copy_(alive)
@@ -220,9 +242,18 @@ class SensorPosteriorTranslator(nn.Module):
         cov = torch.linalg.inv(x.T @ x / noise**2 + torch.diag(1.0 / prior))  # (P, P)
         theta = cov @ x.T @ z / noise**2  # (P, W): the posterior mean of every sensor's row
         states = torch.unique(self.sources[:, keep], dim=0)  # (M, K) the possible observations
+        held = y[:, keep].std(0, unbiased=False) <= CONSTANT  # (K,) the goal's, in one episode
+        ctx, group = self.context, None
+        searching = ctx is not None and ctx.reached is not None and ctx.features is not None
+        if searching and bool(held.any()) and not bool(held.all()):
+            states, group = _pairings(states, held)
         xs = _regressors(states, mu, sd)
         candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
         candidates[:, keep] = states.to(source.dtype)
+        if group is not None:
+            decode = ridge(self.sources, ctx.features.double().cpu())  # source -> features
+            self.success = ctx.reached((candidates.double() @ decode).float()).to(device)
+            self.group = group.to(device)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
         mean[:, alive] = xs @ theta
         self.candidates = candidates.to(device)
@@ -236,11 +267,47 @@ class SensorPosteriorTranslator(nn.Module):
         mean = self.mean[:, self.alive]  # (M, W)
         fit = 2.0 * z @ mean.T - mean.pow(2).sum(1) - z.pow(2).sum(1, keepdim=True)  # (N, M)
         log_density = fit / (2.0 * self.var) - 0.5 * z.shape[1] * self.var.log()
-        return self.candidates[log_density.argmax(1)]
+        if len(self.group) == 0:
+            return self.candidates[log_density.argmax(1)]
+        return self.candidates[self._search(log_density)]
+
+    def begin(self) -> None:
+        """New episodes start: no goal part is ruled out."""
+        self.ruled_out = None
+
+    def _search(self, log_density: Tensor) -> Tensor:
+        """(N, M) -> (N,) the most probable candidate whose goal part is not ruled out; a
+        success state read while the episode goes on rules its goal part out."""
+        n, parts = log_density.shape[0], int(self.group.max()) + 1
+        if self.ruled_out is None or self.ruled_out.shape != (n, parts):
+            self.ruled_out = torch.zeros(n, parts, dtype=torch.bool, device=log_density.device)
+        rows = torch.arange(n, device=log_density.device)
+        for _ in range(SEARCH_STEPS):
+            masked = log_density.masked_fill(self.ruled_out[:, self.group], float("-inf"))
+            best = masked.argmax(1)
+            hit = self.success[best] & masked[rows, best].isfinite()
+            if not bool(hit.any()):
+                break
+            self.ruled_out[rows[hit], self.group[best[hit]]] = True
+        masked = log_density.masked_fill(self.ruled_out[:, self.group], float("-inf"))
+        best = masked.argmax(1)
+        return torch.where(masked[rows, best].isfinite(), best, log_density.argmax(1))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        for name in ("candidates", "mean", "var"):  # their sizes are the saved fit's
+        for name in ("candidates", "mean", "var", "group", "success"):  # the saved fit's sizes
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, device=self.alive.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _pairings(states: Tensor, held: Tensor) -> tuple[Tensor, Tensor]:
+    """``states`` (M, K) -> every pairing of a part the pairs moved (columns ``~held``) with a
+    part they held (``held``), success states included (the drawn states have none), and each
+    pairing's held part's index (P,)."""
+    moved = torch.unique(states[:, ~held], dim=0)  # (A, .)
+    parts = torch.unique(states[:, held], dim=0)  # (G, .)
+    a, g = torch.cartesian_prod(torch.arange(len(moved)), torch.arange(len(parts))).T
+    out = torch.empty(len(a), states.shape[1], dtype=states.dtype)
+    out[:, ~held], out[:, held] = moved[a], parts[g]
+    return out, g

@@ -88,11 +88,60 @@ def pairs() -> Callable[..., list[torch.Tensor]]:
     return gridnav_pairs
 
 
-@pytest.fixture(scope="session")
-def candidates() -> torch.Tensor:
-    """The source modality's (``vector:0``) observations of all 2,352 states of a GridNav 7x7:
-    what a translation context's ``sources`` holds."""
+def gridnav_states() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 2,352 states of a GridNav 7x7 (an agent anywhere but on the goal): agent and goal
+    cells, (2352, 2) each."""
     cells = torch.cartesian_prod(torch.arange(7), torch.arange(7))  # (49, 2)
     agent, goal = cells.repeat_interleave(49, 0), cells.repeat(49, 1)
     apart = (agent != goal).any(1)
-    return gridnav_pairs(("vector", 1), agent[apart], goal[apart])[1]
+    return agent[apart], goal[apart]
+
+
+@pytest.fixture(scope="session")
+def candidates() -> torch.Tensor:
+    """The source modality's (``vector:0``) observations of all 2,352 states of a GridNav 7x7
+    (:func:`gridnav_states`): what a translation context's ``sources`` holds."""
+    return gridnav_pairs(("vector", 1), *gridnav_states())[1]
+
+
+@pytest.fixture(scope="session")
+def features() -> torch.Tensor:
+    """The GridNav features of the same states as :func:`candidates`, (2352, 4)."""
+    return torch.cat(gridnav_states(), 1).float() / 3.0 - 1.0
+
+
+def gridnav_seek(translator, decode, family: tuple[str, int], start, goal, horizon=30) -> bool:  # noqa: ANN001
+    """One GridNav 7x7 episode in ``family`` from ``start`` to ``goal`` of a source policy
+    that walks (row first, then column) to the goal it reads in the translation (``decode``:
+    source observation -> features); True where it reaches the goal within ``horizon``."""
+    pos, goal = torch.tensor(start), torch.tensor(goal)
+    begin = getattr(translator, "begin", None)
+    if begin is not None:
+        begin()
+    for _ in range(horizon):
+        target = gridnav_pairs(family, pos[None], goal[None], 7)[0]
+        with torch.no_grad():
+            read = (translator(target).double() @ decode)[0]  # the features it reads
+        cells = ((read + 1.0) * 3.0).round().long().clamp(0, 6)
+        delta = cells[2:] - cells[:2]
+        step = torch.zeros(2, dtype=torch.long)
+        axis = 0 if delta[0] != 0 else 1
+        step[axis] = delta[axis].sign()
+        pos = (pos + step).clamp(0, 6)
+        if bool((pos == goal).all()):
+            return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def seek() -> Callable[..., bool]:
+    """:func:`gridnav_seek`."""
+    return gridnav_seek
+
+
+@pytest.fixture(scope="session")
+def tasks() -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """39 GridNav 7x7 (start, goal) pairs, start and goal apart."""
+    g = torch.Generator().manual_seed(3)
+    cells = [tuple(c) for c in torch.randint(0, 7, (80, 2), generator=g).tolist()]
+    return [(s, t) for s, t in zip(cells[::2], cells[1::2], strict=True) if s != t]

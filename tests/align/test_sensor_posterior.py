@@ -135,3 +135,29 @@ def test_continuous_states_are_read_by_least_squares() -> None:
     assert not bool(translator.discrete)
     with torch.no_grad():
         torch.testing.assert_close(translator(target[300:]), states[300:], atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("variant", [41, 42, 43])
+def test_one_episode_searches_the_goals_it_leaves_open(
+    variant, context, walk, pairs, features, seek, tasks
+) -> None:
+    """After one episode (goal (1, 5)) the posterior spreads over goals. With the world's test
+    of success, a goal part whose success state is read while the episode goes on is ruled
+    out: a policy walking to the goal it reads reaches at least 0.2 more of 39 new tasks
+    within the horizon than the same fit without the test (measured: +0.31 to +0.41)."""
+    from metaxm.align.least_squares import ridge
+    from metaxm.envs import GridNav, GridNavConfig
+
+    agent, goal = walk((1, 5), 30, torch.Generator().manual_seed(variant))
+    target, source = pairs(("projected", variant), agent, goal)
+    with_test = TranslationContext(context.sources, context.family_pairs, features=features,
+                                   reached=GridNav(GridNavConfig(size=7), 1).reached)  # fmt: skip
+    shares = []
+    for ctx in (context, with_test):
+        translator = SensorPosteriorTranslator(SPACE, source.shape[1])
+        fit_translator(translator, target, source, AlignConfig(), context=ctx)
+        assert (len(translator.group) > 0) == (ctx is with_test)
+        decode = ridge(context.sources.double(), features.double())
+        found = [seek(translator, decode, ("projected", variant), s, t) for s, t in tasks]
+        shares.append(sum(found) / len(found))
+    assert shares[1] >= shares[0] + 0.2
