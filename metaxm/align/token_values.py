@@ -73,7 +73,7 @@ AGREEMENT = 0.1
 """A later reading must match the values already set to this relative error."""
 
 
-def read_values(onehot: Tensor, source: Tensor) -> Tensor:
+def read_values(onehot: Tensor, source: Tensor, sources: Tensor | None = None) -> Tensor:
     """A value per readable id, from the channels the places' tokens explain.
 
     A place whose token explains :data:`READING_SHARE` of a channel's variance reads
@@ -81,11 +81,16 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
     (the agent's, which change at every step; a goal's place changes once an episode, and with
     k goals it explains any quantity that is constant within an episode); a later reading
     joins the values set so far only if, rescaled, it agrees with them on the ids they share
-    (to :data:`AGREEMENT`).
+    (to :data:`AGREEMENT`). A reading with no id in common with them (a walk that said rows
+    one to four and columns five to seven) is rescaled, where ``sources`` is given, by the
+    ratio of the two channels' ranges there, with the sign under which every one of its values
+    is a value the first channel takes and none is a value already set to another id
+    (:func:`range_scale`); where both signs or neither do, it is left out.
 
     Args:
         onehot: (N, L, R) which readable id stands at each place of each row.
         source: (N, S) the source observations.
+        sources: (M, S) the source's observations of states drawn from the world, or None.
 
     Returns:
         (R,) values, ids no reading reaches 0; (R,) bool, the ids a reading reached; and the
@@ -115,12 +120,16 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
         both = seen & known
         scale = 1.0
         if bool(known.any()):
-            if not bool(both.any()):
-                continue  # no id in common with the values set so far: no common scale
-            scale = float((reading[both] * values[both]).sum() / reading[both].pow(2).sum())
-            misfit = (reading[both] * scale - values[both]).norm() / values[both].norm()
-            if not misfit <= AGREEMENT:
-                continue
+            if not bool(both.any()):  # no id in common: the scale from the channels' ranges
+                ranged = range_scale(reading[seen], values[known], sources, first, channel)
+                if ranged is None:
+                    continue
+                scale = ranged
+            else:
+                scale = float((reading[both] * values[both]).sum() / reading[both].pow(2).sum())
+                misfit = (reading[both] * scale - values[both]).norm() / values[both].norm()
+                if not misfit <= AGREEMENT:
+                    continue
         new = seen & ~known
         values[new] = reading[new] * scale
         known |= new
@@ -128,6 +137,32 @@ def read_values(onehot: Tensor, source: Tensor) -> Tensor:
         if bool(known.all()):
             break
     return values, known, first
+
+
+def range_scale(
+    reading: Tensor, values: Tensor, sources: Tensor | None, first: int, channel: int
+) -> float | None:
+    """The scale that puts ``reading`` (channel ``channel``'s means at some ids) in the units of
+    ``values`` (channel ``first``'s, set to other ids): the ratio of the two channels' largest
+    absolute values over ``sources``, with the one sign under which every rescaled value is a
+    value ``first`` takes there and none is in ``values`` (one word per number); None where
+    there are no ``sources`` or not exactly one sign does."""
+    if sources is None:
+        return None
+    sources = sources.double().to(reading.device)
+    taken = sources[:, first].unique()
+    size = float(taken.abs().max()) / float(sources[:, channel].abs().max().clamp_min(1e-12))
+    tolerance = 1e-3 * float(taken.abs().max().clamp_min(1e-12))
+    fits = []
+    for sign in (1.0, -1.0):
+        new = reading * sign * size
+        on_values = bool(((new[:, None] - taken).abs().min(1).values <= tolerance).all())
+        clash = values.numel() > 0 and bool(
+            ((new[:, None] - values).abs().min(1).values <= tolerance).any()
+        )
+        if on_values and not clash:
+            fits.append(sign * size)
+    return fits[0] if len(fits) == 1 else None
 
 
 def unseen_value(values: Tensor, taken: Tensor) -> float:
@@ -184,7 +219,7 @@ def fit_values(
     if not bool(readable.any()):
         return values, torch.zeros(ids.shape[1], source.shape[1], dtype=torch.float64)
     onehot = nn.functional.one_hot(ids, vocab).double()[..., readable]  # (N, L, R)
-    values[readable], known, first = read_values(onehot, source)
+    values[readable], known, first = read_values(onehot, source, sources)
     routing = fit_routing(values[ids], source)
     if sources is not None and first >= 0:
         sources = sources.double().to(ids.device)

@@ -131,3 +131,27 @@ def test_goals_on_a_line_through_the_centre_are_read_at_the_agents_scale() -> No
         error = (translator(sentences(fresh, cipher)) - source_of(fresh, gain, g))[:, :4].abs()
         exact.append(bool((error < 1e-4).all()))
     assert len(fresh) > 20 and exact == [False, True]
+
+
+def test_rows_and_columns_said_with_different_words_are_put_on_one_scale() -> None:
+    """A walk in rows 1-4 and columns 5-7 says no number as both a row and a column, so no
+    word ties the column place's values to the row place's. With the source's candidates the
+    column reading is rescaled by the ratio of the two channels' ranges, with the one sign that
+    lands every value on one the row channel takes without giving a second word a value
+    already taken: every channel of fresh states is then read exactly (without: the columns
+    read nothing)."""
+    g = torch.Generator().manual_seed(5)
+    cipher = torch.randperm(VOCAB - 1, generator=g) + 1
+    gain = torch.tensor([1.5, -0.7, 0.9, -1.8])
+    low, high = torch.tensor([1, 5, 1, 5]), torch.tensor([4, 7, 4, 7])
+    states = torch.cat((walk((2, 6), 60, g), walk((4, 5), 60, g))).clamp(low, high)
+    fresh = torch.stack([torch.randint(int(a), int(b) + 1, (100,), generator=g)
+                         for a, b in zip(low, high, strict=True)], 1)  # fmt: skip
+    errors = []
+    for context in (None, TranslationContext(every_state(gain, g))):
+        translator = TokenValueTranslator(gym.spaces.MultiDiscrete([VOCAB] * 12), 6)
+        fit_translator(translator, sentences(states, cipher), source_of(states, gain, g),
+                       AlignConfig(), context=context)  # fmt: skip
+        got = translator(sentences(fresh, cipher))[:, :4]
+        errors.append(float((got - source_of(fresh, gain, g)[:, :4]).abs().max()))
+    assert errors[0] > 0.1 and errors[1] < 1e-4
