@@ -93,13 +93,13 @@ def channel_levels(sources: Tensor) -> Tensor | None:
 
 
 class ReadingSearchTranslator(VectorTranslator):
-    """A re-wired vector (D,) -> the source's (S,), keeping every reading of its constant
-    channels that the pairs leave open (see the module docstring).
+    """A re-wired vector (D,) -> the source's (S,), keeping every reading the pairs leave open
+    (see the module docstring).
 
-    :meth:`prepare` takes the source's values, the world's test of success and the learned
-    gain prior from the context; :meth:`start` fits the map of the channels that move and lists
-    the readings of the constant ones. Call :meth:`begin` before a new batch of episodes: it
-    forgets the readings ruled out.
+    :meth:`prepare` keeps the context (the source's values, the world's test of success, the
+    family's training variants for the gain prior); :meth:`start` finds each source channel's
+    readers (:func:`single_readers`) and lists the readings. Call :meth:`begin` before a new
+    batch of episodes: it forgets the readings ruled out.
     """
 
     uses_context = True

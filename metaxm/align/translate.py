@@ -19,8 +19,11 @@ channels.
 The translators, by the target's observation space (:func:`make_translator`; a family may
 register its own with :func:`register_translator`):
 
-* a vector (``Box`` of rank 1): a linear map without intercept (least squares) plus an MLP;
-  the ``projected`` family's squashed sensors:
+* a vector (``Box`` of rank 1): :class:`~metaxm.align.translate_vector.VectorTranslator`, a
+  linear map without intercept (least squares) plus an MLP; the ``vector`` family's:
+  :class:`~metaxm.align.reading_search.ReadingSearchTranslator`, one reader and gain per
+  channel, with every reading one episode leaves open searched within the episode where the
+  world can tell success from features; the ``projected`` family's squashed sensors:
   :class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`, a Bayesian linear model
   of the unsquashed sensors decoded to the most probable of the source's observations;
   :class:`UnsquashTranslator`, ``atanh`` then the linear map in closed form, is the

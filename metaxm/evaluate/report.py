@@ -207,6 +207,14 @@ def markdown(report: dict[str, Any]) -> str:
             + ".",
             "",
         ]
+    within = report.get("in_episode", {})
+    if within:
+        lines += [
+            "Learned within a measured episode besides that: "
+            + "; ".join(f"{n}: {what}" for n, what in within.items())
+            + ".",
+            "",
+        ]
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"

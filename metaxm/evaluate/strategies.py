@@ -82,6 +82,9 @@ class Strategy(ABC):
     learner: ClassVar[str | None] = None
     """The key of its learner in ``Agents.learners``; None for the baselines, which give a
     curve but no policy (:meth:`policy`)."""
+    in_episode: ClassVar[str] = ""
+    """What the adapted policy learns within a measured episode besides ``data`` (the report
+    prints it); empty for a policy that learns nothing there."""
     trains_encoder: ClassVar[bool] = False
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
@@ -262,6 +265,10 @@ class Translate(Align):
     name = "translate"
     learner = "translate"
     trains_encoder = True  # it reads a family the agent was built without (by its translator)
+    in_episode = (
+        "where one reading of the task is left open, the cells it stood on while the episode "
+        "went on (no reward, no pair: that the episode had not ended)"
+    )
 
     def unavailable(self, agents: Agents) -> str | None:  # noqa: D102
         why = super().unavailable(agents)

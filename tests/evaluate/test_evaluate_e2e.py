@@ -108,6 +108,8 @@ def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> No
     assert "| align | obs + pairs |" in md and "| zeroshot | none |" in md
     assert "| translate | obs + pairs |" in md
     assert "finetune: target observations, target rewards" in md
+    assert list(data["in_episode"]) == ["translate"]  # the reading search's memory, said
+    assert "Learned within a measured episode besides that: translate: where one" in md
     oracle = data["source"]["oracle"]["success"]
     assert 0.9 <= oracle <= 1.0  # GridNav 4x4 in 8 steps: the oracle's shortest paths
     for entry in data["modalities"].values():
