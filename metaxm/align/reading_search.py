@@ -131,18 +131,40 @@ class ReadingSearchTranslator(VectorTranslator):
         if ctx is None or ctx.reached is None:
             return
         x, y = target.double().flatten(1) * self.scale, source.double()
-        options = single_readers(x, y)
+        self._keep(single_readers(x, y), y.device)
+
+    @torch.no_grad()
+    def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
+        """List the readings from the target's observations and the agent's actions alone (no
+        reward, no pair): ``obs`` (N, D), ``actions`` (N,), and the transitions ``first`` ->
+        ``second`` (rows of ``obs``), matched against how the source answers each action
+        (:func:`action_readers`, the context's ``moves``). True if it searches; False where
+        the context cannot say (no world test, no moves), and then it reads nothing (0)."""
+        ctx, self.ruled_out = self.context, None
+        self.searching.fill_(False)
+        self.linear.zero_()
+        if ctx is None or ctx.reached is None or ctx.moves is None:
+            return False
+        x = obs.double().flatten(1) * self.scale
+        before, acted, after = (t.double() if t.is_floating_point() else t for t in ctx.moves)
+        options = action_readers(x, actions, first, second, before, acted, after, ctx.sources)
+        return self._keep(options, obs.device)
+
+    def _keep(self, options: list[list[tuple[int, float]]], device: torch.device) -> bool:
+        """Keep the readings of ``options`` (per source channel, its readers) and search them;
+        False (and the map as it was) where there are none or too many."""
+        ctx = self.context
         channels = [j for j, found in enumerate(options) if found]
         levels = channel_levels(ctx.sources[:, channels]) if channels else None
         if levels is None:  # nothing read, or a continuous channel: the map and MLP
-            return
+            return False
         readings = _readings([options[j] for j in channels], levels)
         if not readings or len(readings) > MAX_READINGS:
-            return
+            return False
         if "gain_prior" not in ctx.learned:  # once per context
             pairs = [(t.cpu(), s.cpu()) for t, s in ctx.family_pairs]
-            ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, y.shape[1])
-        device, dtype = y.device, y.dtype
+            ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, len(options))
+        dtype = torch.float64
         self.channels = torch.tensor(channels, device=device)
         self.reader = torch.tensor([[i for i, _, _ in row] for row in readings], device=device)
         self.ratio = torch.tensor([[q for _, q, _ in row] for row in readings], dtype=dtype,
@@ -155,6 +177,7 @@ class ReadingSearchTranslator(VectorTranslator):
         self.reached = ctx.reached
         self.searching.fill_(True)
         self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
+        return True
 
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
@@ -227,6 +250,96 @@ def single_readers(x: Tensor, y: Tensor) -> list[list[tuple[int, float]]]:
         found = [(i, float(ratio[i, j])) for i in fits[:, j].nonzero().flatten().tolist()]
         found += [(i, float("nan")) for i in both_zero[:, j].nonzero().flatten().tolist()]
         out.append(found)
+    return out
+
+
+def _answers(x: Tensor, actions: Tensor, first: Tensor, second: Tensor, n: int) -> Tensor:
+    """(n, C) how each channel of ``x`` (N, C) answers each action over the transitions
+    ``first`` -> ``second``: the one change it makes where it changes (a wall stops a move),
+    0 where it never changes, NaN where it changes by different amounts (noise) or the
+    action was never taken."""
+    delta = x[second] - x[first]  # (M, C)
+    scale = x.abs().amax(0).clamp_min(1e-12)
+    out = torch.full((n, x.shape[1]), float("nan"), dtype=x.dtype, device=x.device)
+    for a in range(n):
+        taken = delta[actions[first] == a]
+        if len(taken) == 0:
+            continue
+        moved = taken.abs() > CONSTANT * scale
+        for c in range(x.shape[1]):
+            steps = taken[moved[:, c], c]
+            if len(steps) == 0:
+                out[a, c] = 0.0
+            elif float((steps - steps[0]).abs().max()) <= FIT * float(scale[c]):
+                out[a, c] = steps[0]
+    return out
+
+
+def action_readers(
+    x: Tensor, actions: Tensor, first: Tensor, second: Tensor, before: Tensor, acted: Tensor,
+    after: Tensor, sources: Tensor,
+) -> list[list[tuple[int, float]]]:  # fmt: skip
+    """Per source channel, every target channel that reads it alone, from no reward and no
+    pair: the same options as :func:`single_readers`, found from how channels answer actions.
+
+    A channel that moves (the agent's) answers each action by one step, and a target channel
+    reads a source channel where their steps have one ratio under every action both were seen
+    under, and move under the same actions. A channel that never moves within an episode (the
+    goal's) is read, at a ratio that puts every value it took over the episodes on a value the
+    source channel takes, by every such target channel; by every one at every value the source
+    takes where it read 0 throughout.
+
+    Args:
+        x: (N, D) the target's observations (scaled); ``actions`` (N,) the agent's; the
+            transitions ``first`` -> ``second`` (M,) rows of ``x``.
+        before, acted, after: the source's answers to random actions (the context's ``moves``).
+        sources: (M', S) the source's observations of drawn states (their values).
+    """
+    n = int(max(int(actions.max()), int(acted.max()))) + 1
+    rows = torch.arange(len(before), device=before.device)
+    target = _answers(x, actions, first, second, n)  # (n, D)
+    both = torch.cat((before, after))
+    source = _answers(both, torch.cat((acted, acted)), rows, rows + len(before), n)  # (n, S)
+    still_t = (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)  # held by episodes
+    still_s = (source == 0).all(0)
+    out: list[list[tuple[int, float]]] = [[] for _ in range(source.shape[1])]
+    for j in range(source.shape[1]):
+        sj = source[:, j]
+        if bool(sj.isnan().any()):
+            continue  # the source's noise
+        if bool(still_s[j]):
+            taken = sources[:, j].double().unique()
+            top = float(taken.abs().max())
+            for i in still_t.nonzero().flatten().tolist():
+                out[j] += [(i, q) for q in _held_ratios(x[:, i].unique(), taken, top)]
+            continue
+        for i in range(target.shape[1]):
+            ti = target[:, i]
+            seen = ~ti.isnan()
+            if not bool(seen.any()) or bool(still_t[i]):
+                continue
+            moves = seen & (ti != 0)
+            if not bool(moves.any()) or bool(((ti[seen] != 0) != (sj[seen] != 0)).any()):
+                continue
+            ratio = sj[moves] / ti[moves]
+            if float((ratio - ratio[0]).abs().max()) <= FIT * float(ratio[0].abs()):
+                out[j].append((i, float(ratio[0])))
+    return out
+
+
+def _held_ratios(values: Tensor, taken: Tensor, top: float) -> list[float]:
+    """The ratios that put every one of ``values`` (a held target channel's, over the episodes)
+    on one of ``taken`` (a held source channel's values; ``top`` its largest absolute one);
+    ``[NaN]`` where ``values`` are all 0 (any ratio: read as each value the source takes)."""
+    tolerance = FIT * top
+    nonzero = values[values.abs() > CONSTANT]
+    if len(nonzero) == 0:
+        return [float("nan")]
+    out = []
+    for level in taken[taken.abs() > tolerance].tolist():
+        ratio = level / float(nonzero[0])
+        if bool(((ratio * values)[:, None] - taken).abs().min(1).values.le(tolerance).all()):
+            out.append(ratio)
     return out
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -50,6 +51,10 @@ class TranslationContext:
     features: (M, F) the scene features of the same states; None where not drawn.
     reached: the world's :meth:`~metaxm.envs.base.World.reached` (features -> success), or
         None where the world cannot tell success from features.
+    moves: the source's observations before and after one uniformly random action in each
+        drawn state, with the actions ((M', S), (M',), (M', S); the steps that ended an
+        episode left out): how the source's channels answer each action, what a reward-free
+        reading matches the target's against (:func:`~metaxm.align.reading_search.action_readers`).
     """
 
     sources: Tensor
@@ -57,6 +62,7 @@ class TranslationContext:
     learned: dict[str, Any] = field(default_factory=dict)
     features: Tensor | None = None
     reached: Callable[[Tensor], Tensor] | None = None
+    moves: tuple[Tensor, Tensor, Tensor] | None = None
 
 
 @torch.no_grad()
@@ -82,4 +88,11 @@ def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationCo
         views = [(family, v) for v in train] + [source]
         pairs = render_pairs(scene, views, env.world.scene_info, generator)
         context.family_pairs = [(obs, pairs.obs[-1]) for obs in pairs.obs[:-1]]
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        generator = torch.Generator(device=context.sources.device).manual_seed(seed + 1)
+        actions = torch.randint(int(env.action_space.n), (CANDIDATE_STATES,), generator=generator,
+                                device=context.sources.device)  # fmt: skip
+        after, _, terminated, truncated, _ = env.step(actions)
+        kept = ~(terminated | truncated)
+        context.moves = (context.sources[kept], actions[kept], after[kept])
     return context

@@ -158,10 +158,11 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
     """The learner of every loaded agent that has one, under the evaluation spec, holding the
     state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
-    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit, Translate
+    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit, SelfRead, Translate
 
     out: dict[str, Learner] = {}
-    kinds = (("ppo", Align), ("ppo", Translate), ("maml", MAML), ("rl2", RL2), ("metafit", MetaFit))
+    kinds = (("ppo", Align), ("ppo", Translate), ("ppo", SelfRead), ("maml", MAML), ("rl2", RL2),
+             ("metafit", MetaFit))  # fmt: skip
     for algo, cls in (*kinds, ("selffit", SelfFit)):
         if algo in agents.by_kind:
             # the run's own settings (maml, align), then the evaluation's spec

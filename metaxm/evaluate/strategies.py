@@ -310,11 +310,27 @@ class SelfFit(LearnerStrategy):
         return agents.learners[self.learner].adapt(env, k, seed + 22)
 
 
+class SelfRead(Translate):
+    """The :class:`metaxm.learners.SelfRead` learner on the ``ppo`` agent: a re-wired vector
+    read from the observations of k random-walk episodes and the agent's actions alone (no
+    reward, no pair), what is left open searched within the measured episode."""
+
+    name = "selfread"
+    learner = "selfread"
+    data = ("observations",)
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        if k == 0:
+            return self.unadapted(agents, family, variant)
+        env = target_env(agents.spec, family, variant, k, seed + 31)
+        return agents.learners[self.learner].adapt(env, k, seed + 32)
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), SelfFit(), FineTune(),
-        Scratch(),
+        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), SelfFit(),
+        SelfRead(), FineTune(), Scratch(),
     )
 }  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""

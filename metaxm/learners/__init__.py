@@ -4,8 +4,9 @@ See :mod:`metaxm.learners.base` for the shape, and each learner for how it spend
 episodes: :class:`MAML` (policy-gradient steps from a meta-learned start), :class:`RL2` (in
 context), :class:`Align` (a paired fit of the modality's encoder and adapter),
 :class:`Translate` (a translator from the new modality into the source modality, fitted on the
-same pairs), :class:`MetaFit` (the meta-learned paired fit) and :class:`SelfFit` (the
-meta-learned reward-free, pair-free fit).
+same pairs), :class:`MetaFit` (the meta-learned paired fit), :class:`SelfFit` (the
+meta-learned reward-free, pair-free fit) and :class:`SelfRead` (a reward-free, pair-free
+reading of a re-wired vector, searched within the episode).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from metaxm.learners.maml import MAML
 from metaxm.learners.policy import AdaptedPolicy
 from metaxm.learners.rl2 import RL2
 from metaxm.learners.selffit import SelfFit
+from metaxm.learners.selfread import SelfRead
 from metaxm.learners.translate import Translate
 
 LEARNERS: dict[str, type[Learner]] = {
-    c.name: c for c in (MAML, RL2, Align, Translate, MetaFit, SelfFit)
+    c.name: c for c in (MAML, RL2, Align, Translate, MetaFit, SelfFit, SelfRead)
 }
 """Learner name -> class."""
 
 __all__ = [
     "LEARNERS", "AdaptedPolicy", "Align", "DataNeed", "Learner", "MAML", "MetaFit", "RL2",
-    "SelfFit", "Translate",
+    "SelfFit", "SelfRead", "Translate",
 ]  # fmt: skip
