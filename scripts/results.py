@@ -23,7 +23,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``bench-sensory``: ``metaxm bench sensory``;
 * ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
   (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
-  ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation).
+  ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation);
+* ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out ``vector``
+  variant with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading),
+  and ``scripts/compare_strategies.py`` (selfread against no adaptation).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -396,6 +399,41 @@ def selffit() -> Path:
     return study_page("selffit", "Reward-free adaptation (selffit)", commands, headline)
 
 
+def selfread() -> Path:
+    main = RUNS / "main"
+    if not (main / "ppo").is_dir():
+        raise SystemExit("selfread: run the main job first (--only main): it reads with its agent")
+    report = RUNS / "selfread-report"
+    compared = report / "selfread_vs_zeroshot.json"
+    commands = [
+        ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "translate",
+         "--strategy", "selfread", "--set", "modalities.heldout_variants={vector: 1}", "--set",
+         "modalities.heldout_families={}", "--out", rel(report)],
+        ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selfread",
+         "zeroshot", "--json", rel(compared)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        data = json.loads((report / "report.json").read_text())
+        ((mid, entry),) = data["modalities"].items()
+        ks = entry["strategies"]["selfread"]["budgets"]
+        iqm = {n: entry["strategies"][n]["iqm"]["success"]["point"] for n in ("zeroshot",
+               "selfread", "translate")}  # fmt: skip
+        row = ", ".join(f"k = {k}: {v:.2f}" for k, v in zip(ks, iqm["selfread"], strict=True))
+        diff = json.loads(compared.read_text())[mid]["mean"]
+        return (
+            f"reward-free, pair-free reading (`selfread`: the target's observations and the "
+            f"agent's actions, nothing else) of the main job's held-out vector variant ({mid}), "
+            f"IQM success over 5 seeds: {row}; `zeroshot` {iqm['zeroshot'][0]:.2f}; `translate` "
+            f"(paired) {iqm['translate'][1]:.2f} at k = 1. Above zeroshot, averaged over k >= 1: "
+            f"{diff['point']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]. The curves are in "
+            f"`{rel(report / 'report.md')}`."
+        )
+
+    return study_page("selfread", "Reward-free reading of a re-wired vector (selfread)",
+                      commands, headline)  # fmt: skip
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -411,6 +449,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "sensory-gridnav": sensory_gridnav,
     "bench-sensory": bench_sensory,
     "selffit": selffit,
+    "selfread": selfread,
 }
 """Job name -> the function that runs it and writes its page."""
 

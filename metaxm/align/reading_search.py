@@ -139,7 +139,8 @@ class ReadingSearchTranslator(VectorTranslator):
         reward, no pair): ``obs`` (N, D), ``actions`` (N,), and the transitions ``first`` ->
         ``second`` (rows of ``obs``), matched against how the source answers each action
         (:func:`action_readers`, the context's ``moves``). True if it searches; False where
-        the context cannot say (no world test, no moves), and then it reads nothing (0)."""
+        the context cannot say (no world test, no moves) or nothing could be read (an episode
+        of one step), and then it reads nothing (0)."""
         ctx, self.ruled_out = self.context, None
         self.searching.fill_(False)
         self.linear.zero_()

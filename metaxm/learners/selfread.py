@@ -62,13 +62,16 @@ class SelfRead(Translate):
         gen = self.generator(env, seed)
         parts = [collect_transitions(self.agent, env, family, gen, 1.0) for _ in range(rounds)]
         data = Transitions.concat(parts)
-        translator.to(data.obs.device)
-        translator.prepare(self.context(family))
-        if not translator.start_unpaired(data.obs, data.actions, data.first, data.second):
+        context = self.context(family)
+        if context.reached is None or context.moves is None:
             raise ConfigError(
                 "selfread needs a world that tells success from features (World.reached) and "
                 "discrete actions"
             )
+        translator.to(data.obs.device)
+        translator.prepare(context)
+        # False where the episodes showed nothing to read (one step onto the goal): it reads 0
+        translator.start_unpaired(data.obs, data.actions, data.first, data.second)
         policy.translator, policy.reads = translator.eval(), source[0]
         policy.params = source_params(self.agent, source)
         policy.episodes = rounds * env.num_envs
