@@ -184,3 +184,47 @@ def test_make_learner_builds_a_learner_by_name_from_a_run(runs) -> None:
     assert isinstance(metaxm.make_learner("rl2", runs / "rl2"), RL2)
     with pytest.raises(ConfigError, match="no learner 'reptile'; known: maml, rl2, align"):
         metaxm.make_learner("reptile", runs / "ppo")
+
+
+def test_selfread_reads_a_vector_from_observations_and_actions_alone(
+    runs, tmp_path, monkeypatch
+) -> None:
+    """``selfread`` renders no other modality (no pair) and reads no reward: with both made to
+    fail, it still adapts, its translator searching readings, and a saved policy acts the
+    same. The held-out family (projected) is refused in one line."""
+    import metaxm.align.pairs
+    import metaxm.envs.task_env
+    from metaxm.errors import ConfigError
+    from metaxm.learners import SelfRead
+
+    learner = SelfRead.from_run(runs / "ppo")
+    env = env_of(learner, n=4)
+    # what the agent knows of its own modality and training variants, drawn first
+    learner.context("vector")
+
+    def no_pairs(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("selfread rendered a paired view")
+
+    monkeypatch.setattr(metaxm.align.pairs, "render_pairs", no_pairs)
+    step = metaxm.envs.task_env.TaskEnv.step
+
+    def rewardless(self, actions):  # noqa: ANN001
+        obs, reward, terminated, truncated, info = step(self, actions)
+        return obs, torch.full_like(reward, float("nan")), terminated, truncated, info
+
+    monkeypatch.setattr(metaxm.envs.task_env.TaskEnv, "step", rewardless)
+    policy = learner.adapt(env, episodes=8, seed=2)
+    assert policy.learner == "selfread" and policy.reads == "vector" and policy.episodes == 8
+    assert bool(policy.translator.searching)
+    monkeypatch.undo()
+    obs = env.reset()
+    policy.begin()
+    first = policy.act(obs)
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "selfread.pt"))
+    assert torch.equal(loaded.act(obs), first)
+    with pytest.raises(ConfigError, match="selfread reads a re-wired vector"):
+        learner.adapt(env_of(learner, "projected", 2001), episodes=4)
+    from metaxm.evaluate.strategies import STRATEGIES
+
+    assert STRATEGIES["selfread"].data == ("observations",)  # the report's data column: obs
+    assert "episode went on" in STRATEGIES["selfread"].in_episode
