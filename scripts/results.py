@@ -368,7 +368,7 @@ def selffit() -> Path:
     if not (main / "ppo").is_dir():
         raise SystemExit("selffit: run the main job first (--only main): it adapts its ppo agent")
     out, report = main / "selffit", RUNS / "selffit-report"
-    compared = report / "selffit_vs_zeroshot.json"
+    compared = RUNS / "selffit_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
         ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=selffit", "--set",
          "agent.adapters=variant", "--set", f"train.init_from={rel(main / 'ppo')}", "--set",
@@ -404,7 +404,7 @@ def selfread() -> Path:
     if not (main / "ppo").is_dir():
         raise SystemExit("selfread: run the main job first (--only main): it reads with its agent")
     report = RUNS / "selfread-report"
-    compared = report / "selfread_vs_zeroshot.json"
+    compared = RUNS / "selfread_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
         ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "translate",
          "--strategy", "selfread", "--set", "modalities.heldout_variants={vector: 1}", "--set",
