@@ -199,22 +199,13 @@ def markdown(report: dict[str, Any]) -> str:
             "level that does not fall when the source agent is weak.",
             "",
         ]
-    needs = report.get("data", {})
-    if needs:
-        lines += [
-            "Data each strategy consumes of its k episodes: "
-            + "; ".join(f"{n}: {_data(d)}" for n, d in needs.items())
-            + ".",
-            "",
-        ]
-    within = report.get("in_episode", {})
-    if within:
-        lines += [
-            "Learned within a measured episode besides that: "
-            + "; ".join(f"{n}: {what}" for n, what in within.items())
-            + ".",
-            "",
-        ]
+    needs = {n: _data(d) for n, d in report.get("data", {}).items()}
+    for title, by_name in (
+        ("Data each strategy consumes of its k episodes", needs),
+        ("Learned within a measured episode besides that", report.get("in_episode", {})),
+    ):
+        if by_name:
+            lines += [f"{title}: " + "; ".join(f"{n}: {w}" for n, w in by_name.items()) + ".", ""]
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"

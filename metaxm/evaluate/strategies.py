@@ -125,6 +125,16 @@ class LearnerStrategy(Strategy):
         env = target_env(agents.spec, family, variant, 1, 0)
         return agents.learners[self.learner].adapt(env, 0)
 
+    def walked(
+        self, agents: Agents, family: str, variant: int, k: int, seed: int, offset: int, **kw
+    ) -> AdaptedPolicy:
+        """The learner's ``adapt`` on k episodes of a fresh target env (its tasks drawn from
+        ``seed + offset``, the adaptation seeded by ``seed + offset + 1``); k = 0: as it is."""
+        if k == 0:
+            return self.unadapted(agents, family, variant)
+        env = target_env(agents.spec, family, variant, k, seed + offset)
+        return agents.learners[self.learner].adapt(env, k, seed + offset + 1, **kw)
+
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
         extra = ("paired_steps",) if "paired" in self.data else ()
@@ -250,10 +260,7 @@ class Align(LearnerStrategy):
     data = ("observations", "paired")
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        if k == 0:
-            return self.unadapted(agents, family, variant)
-        env = target_env(agents.spec, family, variant, k, seed + 21)
-        return agents.learners[self.learner].adapt(env, k, seed + 22, fit_seed=seed)
+        return self.walked(agents, family, variant, k, seed, 21, fit_seed=seed)
 
 
 class Translate(Align):
@@ -304,10 +311,7 @@ class SelfFit(LearnerStrategy):
     data = ("observations",)
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        if k == 0:
-            return self.unadapted(agents, family, variant)
-        env = target_env(agents.spec, family, variant, k, seed + 21)
-        return agents.learners[self.learner].adapt(env, k, seed + 22)
+        return self.walked(agents, family, variant, k, seed, 21)
 
 
 class SelfRead(Translate):
@@ -320,10 +324,7 @@ class SelfRead(Translate):
     data = ("observations",)
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        if k == 0:
-            return self.unadapted(agents, family, variant)
-        env = target_env(agents.spec, family, variant, k, seed + 31)
-        return agents.learners[self.learner].adapt(env, k, seed + 32)
+        return self.walked(agents, family, variant, k, seed, 31)
 
 
 STRATEGIES: dict[str, Strategy] = {
