@@ -199,9 +199,9 @@ def markdown(report: dict[str, Any]) -> str:
             "level that does not fall when the source agent is weak.",
             "",
         ]
-    needs = {n: _data(d) for n, d in report.get("data", {}).items()}
+    needs = report.get("data", {})
     for title, by_name in (
-        ("Data each strategy consumes of its k episodes", needs),
+        ("Data each strategy consumes of its k episodes", {n: _data(d) for n, d in needs.items()}),
         ("Learned within a measured episode besides that", report.get("in_episode", {})),
     ):
         if by_name:
