@@ -172,6 +172,15 @@ def run_evaluation(
             "heldout_families are empty); name some in the spec, or pass --spec with them"
         )
     check_readable(agents, [f for _, f, _ in held])
+    for name in names:  # a strategy that reads some families only: refused before any curve
+        for _, family, variant in held:
+            why = STRATEGIES[name].cannot_read(agents, family)
+            if why is not None:
+                raise ConfigError(
+                    f"evaluate: {why} ({family}:{variant} is held out); evaluate {name} on the "
+                    "modalities it reads (--set modalities.heldout_variants=... and "
+                    "modalities.heldout_families=...)"
+                )
     if "align" in names:  # refuse a fit setting that cannot work before any curve is measured
         from metaxm.align.fewshot import fit_subset
 

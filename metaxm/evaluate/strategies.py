@@ -89,6 +89,11 @@ class Strategy(ABC):
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
 
+    def cannot_read(self, agents: Agents, family: str) -> str | None:
+        """Why the strategy cannot adapt to ``family`` (the evaluator refuses it before any
+        curve is measured), or None where it can (every strategy but ``selfread``)."""
+        return None
+
     def applicable(self, agents: Agents) -> bool:
         return self.unavailable(agents) is None
 
@@ -322,6 +327,14 @@ class SelfRead(Translate):
     name = "selfread"
     learner = "selfread"
     data = ("observations",)
+
+    def cannot_read(self, agents, family):  # noqa: D102
+        from metaxm.align.reading_search import ReadingSearchTranslator
+        from metaxm.align.translate import TRANSLATORS
+
+        if TRANSLATORS.get(family) is not ReadingSearchTranslator:
+            return f"selfread reads a re-wired vector (the vector family), not {family!r}"
+        return None
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return self.walked(agents, family, variant, k, seed, 31)

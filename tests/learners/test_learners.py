@@ -227,4 +227,16 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     from metaxm.evaluate.strategies import STRATEGIES
 
     assert STRATEGIES["selfread"].data == ("observations",)  # the report's data column: obs
+    # the evaluator refuses it on a family it cannot read before measuring any curve, and
+    # measures it where it can
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.runner import heldout_modalities, run_evaluation
+
+    agents = load_agents(runs / "ppo")
+    with pytest.raises(ConfigError, match="evaluate: selfread reads a re-wired vector.*projected"):
+        run_evaluation(agents, ["selfread"], seeds=1, progress=False, workers=1)
+    vector = [(s, f, v) for s, f, v in heldout_modalities(agents) if f == "vector"]
+    report = run_evaluation(agents, ["selfread"], seeds=1, modalities=vector, progress=False,
+                            workers=1)  # fmt: skip
+    assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
     assert "episode went on" in STRATEGIES["selfread"].in_episode
