@@ -22,11 +22,17 @@ metafit     metafit run    the meta-learned paired fit (learned start and per-pa
                            on the same pairs, then the frozen policy
 selffit     selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
                            observations and the agent's actions alone, then the frozen policy
+translate   ppo agent      a translator into the source modality fitted on ``align``'s pairs;
+                           readings the pairs leave open searched within the measured episode
+selfread    ppo agent      a re-wired vector read from the target's observations and the
+                           agent's actions alone, its open readings searched the same way
 ==========  =============  =====================================================================
 
-Each strategy's ``data`` names what it consumes of the k episodes; the report prints it.
+Each strategy's ``data`` names what it consumes of the k episodes, and ``in_episode`` what its
+policy learns within a measured episode besides; the report prints both.
 
-A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`.
+A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`; one that reads some
+families only says why it cannot read the others in :meth:`Strategy.cannot_read`.
 """
 
 from __future__ import annotations
