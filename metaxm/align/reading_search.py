@@ -40,7 +40,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, ridge
 from metaxm.align.translate_vector import VectorTranslator
@@ -92,21 +92,20 @@ def channel_levels(sources: Tensor) -> Tensor | None:
     return out
 
 
-class ReadingSearchTranslator(VectorTranslator):
-    """A re-wired vector (D,) -> the source's (S,), keeping every reading the pairs leave open
-    (see the module docstring).
+class ReadingSet(nn.Module):
+    """Every reading one fit keeps, and the search over them within an episode (see the module
+    docstring); what a translator that keeps readings holds (:class:`ReadingSearchTranslator`,
+    the audio family's :class:`~metaxm.align.frame_values.FrameValueTranslator`).
 
-    :meth:`prepare` keeps the context (the source's values, the world's test of success, the
-    family's training variants for the gain prior); :meth:`start` finds each source channel's
-    readers (:func:`single_readers`) and lists the readings. Call :meth:`begin` before a new
-    batch of episodes: it forgets the readings ruled out.
+    A reading gives each of ``channels`` (source channels) the value of one target value
+    (``reader``) times a ``ratio``, or one of the values the channel takes (``level``, where
+    both read 0). :meth:`candidates` snaps those values to ``levels`` and costs each reading;
+    :meth:`choose` rules readings out with the world's test and picks the cheapest left.
     """
 
-    uses_context = True
-
-    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
-        super().__init__(space, out_dim, config)
-        self.register_buffer("searching", torch.tensor(False))
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("active", torch.tensor(False))
         self.register_buffer("channels", torch.zeros(0, dtype=torch.long))  # (C,) source
         self.register_buffer("reader", torch.zeros(1, 0, dtype=torch.long))  # (R, C) target
         self.register_buffer("ratio", torch.zeros(1, 0, dtype=torch.float64))  # (R, C)
@@ -114,21 +113,145 @@ class ReadingSearchTranslator(VectorTranslator):
         self.register_buffer("levels", torch.zeros(0, 1, dtype=torch.float64))  # (C, L)
         self.register_buffer("prior", torch.zeros(2, 0, dtype=torch.float64))  # (2, C)
         self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
+        self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
+        self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
         self.reached: Callable[[Tensor], Tensor] | None = None
-        self.context: Any = None
         self.ruled_out: Tensor | None = None
+
+    def keep(
+        self,
+        options: list[list[tuple[int, float]]],
+        context: Any,
+        prior: Tensor,
+        device: torch.device,
+        zero: Tensor | None = None,
+        snap_cost: float = 0.0,
+    ) -> bool:
+        """Keep the readings of ``options`` (per source channel, its readers, as
+        :func:`single_readers` gives them) with the gain ``prior`` (2, S) and the
+        ``context``'s source values, features and world test. ``zero`` (D,): up to what a
+        target value reads 0 (default :data:`CONSTANT`); ``snap_cost``: how much a reading's
+        distance to the source's values adds to its cost (noisy readings). False (and nothing
+        kept) where there are none, too many, or a channel is continuous."""
+        self.active.fill_(False)
+        self.ruled_out = None
+        channels = [j for j, found in enumerate(options) if found]
+        levels = channel_levels(context.sources[:, channels]) if channels else None
+        if levels is None:
+            return False
+        readings = _readings([options[j] for j in channels], levels)
+        if not readings or len(readings) > MAX_READINGS:
+            return False
+        dtype = torch.float64
+        self.channels = torch.tensor(channels, device=device)
+        self.reader = torch.tensor([[i for i, _, _ in row] for row in readings], device=device)
+        self.ratio = torch.tensor([[q for _, q, _ in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.level = torch.tensor([[v for _, _, v in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.levels = levels.to(device)
+        self.prior = prior[:, channels].to(device)
+        sources, features = context.sources.double(), context.features.double()
+        self.decode = ridge(sources.to(device), features.to(device))
+        self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
+        self.snap_cost.fill_(snap_cost)
+        self.reached = context.reached
+        self.active.fill_(True)
+        return True
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        if world.reached(world.scene().features[:1]) is not None:
+            self.reached = world.reached
+
+    def begin(self) -> None:
+        """New episodes start: no reading is ruled out."""
+        self.ruled_out = None
+
+    def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
+        ``base`` (B, S: the channels read otherwise; default 0), and its cost (B, R): squared
+        standard deviations of its gains from the prior (plus ``snap_cost`` times its squared
+        distance to the source's values in half gaps), ``inf`` where ruled out by the values
+        (a constant channel that does not fit, a value off the source's)."""
+        x = x.double()
+        read = x[:, self.reader]  # (B, R, C): each reading's target values
+        by_ratio = ~self.ratio.isnan()
+        value = torch.where(by_ratio, self.ratio * read, self.level)
+        zero = read.abs() <= (self.zero[self.reader] if self.zero.dim() else self.zero)
+        fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
+        # snap each value to the nearest the source channel takes; ruled out between two
+        gaps = (value[..., None] - self.levels).abs().nan_to_num(float("inf"))  # (B, R, C, L)
+        near, which = gaps.min(-1)
+        value = self.levels.expand_as(gaps).gather(-1, which[..., None])[..., 0]
+        spacing = (self.levels[:, 1:] - self.levels[:, :-1]).nan_to_num(float("inf")).amin(1)
+        half = 0.5 * spacing.clamp_max(1e9)
+        fits = fits & (near <= half)
+        gain = torch.where(by_ratio, self.ratio, value / read).abs().log()
+        cost = ((gain - self.prior[0]) / self.prior[1]).pow(2).nan_to_num(0.0, 0.0, 0.0)
+        cost = torch.where(~by_ratio & zero, 0.0, cost) + self.snap_cost * (near / half).pow(2)
+        cost = torch.where(fits.all(-1), cost.sum(-1), float("inf"))
+        full = x.new_zeros(x.shape[0], self.reader.shape[0], self.decode.shape[0])
+        if base is not None:
+            full += base.double()[:, None, :]
+        full[..., self.channels] = value  # a channel no reading reads: its base (0)
+        return full, cost
+
+    def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
+        """(B, S) the source observation of each row's cheapest reading not ruled out; a
+        reading whose state is a success state is ruled out for the episode (it goes on)."""
+        full, cost = self.candidates(x, base)
+        if self.reached is not None:
+            if self.ruled_out is None or self.ruled_out.shape != cost.shape:
+                self.ruled_out = torch.zeros_like(cost, dtype=torch.bool)
+            self.ruled_out |= self.reached((full @ self.decode).float())
+            open_cost = cost.masked_fill(self.ruled_out, float("inf"))
+            cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
+        best = cost.argmin(1)
+        return full[torch.arange(len(best), device=best.device), best].float()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name, value in self._buffers.items():
+            saved = state_dict.get(prefix + name)
+            if saved is None:  # a translator saved before it kept readings: none kept
+                state_dict[prefix + name] = value
+            else:  # its size is the saved fit's
+                setattr(self, name, torch.empty_like(saved, device=self.active.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class ReadingSearchTranslator(VectorTranslator):
+    """A re-wired vector (D,) -> the source's (S,), keeping every reading the pairs leave open
+    (see the module docstring).
+
+    :meth:`prepare` keeps the context (the source's values, the world's test of success, the
+    family's training variants for the gain prior); :meth:`start` finds each source channel's
+    readers (:func:`single_readers`) and keeps the readings (:class:`ReadingSet`). Call
+    :meth:`begin` before a new batch of episodes: it forgets the readings ruled out.
+    """
+
+    uses_context = True
+
+    def __init__(self, space: gym.Space, out_dim: int, config: AlignConfig) -> None:
+        super().__init__(space, out_dim, config)
+        self.readings = ReadingSet(out_dim)
+        self.context: Any = None
 
     def prepare(self, context: Any) -> None:
         """Keep the context for :meth:`start` (the gain prior is learned once per context)."""
         self.context = context
 
+    @property
+    def searching(self) -> Tensor:
+        """Whether it keeps readings (else: the least-squares map and MLP)."""
+        return self.readings.active
+
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
         """Fit the map and list the readings from ``target`` (N, D) and ``source`` (N, S)."""
         super().start(target, source)
-        ctx, self.ruled_out = self.context, None
-        self.searching.fill_(False)
-        if ctx is None or ctx.reached is None:
+        self.readings.active.fill_(False)
+        if self.context is None or self.context.reached is None:
             return
         x, y = target.double().flatten(1) * self.scale, source.double()
         self._keep(single_readers(x, y), y.device)
@@ -141,8 +264,8 @@ class ReadingSearchTranslator(VectorTranslator):
         (:func:`action_readers`, the context's ``moves``). True if it searches; False where
         the context cannot say (no world test, no moves) or nothing could be read (an episode
         of one step), and then it reads nothing (0)."""
-        ctx, self.ruled_out = self.context, None
-        self.searching.fill_(False)
+        ctx = self.context
+        self.readings.active.fill_(False)
         self.linear.zero_()
         if ctx is None or ctx.reached is None or ctx.moves is None:
             return False
@@ -152,88 +275,33 @@ class ReadingSearchTranslator(VectorTranslator):
         return self._keep(options, obs.device)
 
     def _keep(self, options: list[list[tuple[int, float]]], device: torch.device) -> bool:
-        """Keep the readings of ``options`` (per source channel, its readers) and search them;
-        False (and the map as it was) where there are none or too many."""
+        """Keep the readings of ``options`` with the family's gain prior (learned once per
+        context); the MLP takes no steps then (closed form)."""
         ctx = self.context
-        channels = [j for j, found in enumerate(options) if found]
-        levels = channel_levels(ctx.sources[:, channels]) if channels else None
-        if levels is None:  # nothing read, or a continuous channel: the map and MLP
-            return False
-        readings = _readings([options[j] for j in channels], levels)
-        if not readings or len(readings) > MAX_READINGS:
-            return False
         if "gain_prior" not in ctx.learned:  # once per context
             pairs = [(t.cpu(), s.cpu()) for t, s in ctx.family_pairs]
             ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, len(options))
-        dtype = torch.float64
-        self.channels = torch.tensor(channels, device=device)
-        self.reader = torch.tensor([[i for i, _, _ in row] for row in readings], device=device)
-        self.ratio = torch.tensor([[q for _, q, _ in row] for row in readings], dtype=dtype,
-                                  device=device)  # fmt: skip
-        self.level = torch.tensor([[v for _, _, v in row] for row in readings], dtype=dtype,
-                                  device=device)  # fmt: skip
-        self.levels = levels.to(device)
-        self.prior = ctx.learned["gain_prior"][:, channels].to(device)
-        self.decode = ridge(ctx.sources.double().to(device), ctx.features.double().to(device))
-        self.reached = ctx.reached
-        self.searching.fill_(True)
-        self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
-        return True
+        kept = self.readings.keep(options, ctx, ctx.learned["gain_prior"], device)
+        if kept:
+            self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
+        return kept
 
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
-        if world.reached(world.scene().features[:1]) is not None:
-            self.reached = world.reached
+        self.readings.attach(world)
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out."""
-        self.ruled_out = None
+        self.readings.begin()
 
     def candidates(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """``obs`` (B, D) -> every reading's source observation (B, R, S) and its cost
-        (B, R): squared standard deviations of its gains from the prior, ``inf`` where ruled
-        out by the values (a constant channel that does not fit, a value off the source's)."""
-        x = obs.double().flatten(1) * self.scale
-        read = x[:, self.reader]  # (B, R, C): each reading's target values
-        by_ratio = ~self.ratio.isnan()
-        value = torch.where(by_ratio, self.ratio * read, self.level)
-        zero = read.abs() <= CONSTANT
-        fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
-        # snap each value to the nearest the source channel takes; ruled out between two
-        gaps = (value[..., None] - self.levels).abs().nan_to_num(float("inf"))  # (B, R, C, L)
-        near, which = gaps.min(-1)
-        value = self.levels.expand_as(gaps).gather(-1, which[..., None])[..., 0]
-        spacing = (self.levels[:, 1:] - self.levels[:, :-1]).nan_to_num(float("inf")).amin(1)
-        fits = fits & (near <= 0.5 * spacing.clamp_max(1e9))
-        gain = torch.where(by_ratio, self.ratio, value / read).abs().log()
-        cost = ((gain - self.prior[0]) / self.prior[1]).pow(2).nan_to_num(0.0, 0.0, 0.0)
-        cost = torch.where(~by_ratio & zero, 0.0, cost)
-        cost = torch.where(fits.all(-1), cost.sum(-1), float("inf"))
-        full = x.new_zeros(x.shape[0], self.reader.shape[0], self.decode.shape[0])
-        full[..., self.channels] = value  # a channel no target channel reads: 0
-        return full, cost
+        """:meth:`ReadingSet.candidates` of ``obs`` (B, D)."""
+        return self.readings.candidates(obs.double().flatten(1) * self.scale)
 
     def forward(self, obs: Tensor) -> Tensor:
-        if not bool(self.searching):
+        if not bool(self.readings.active):
             return super().forward(obs)
-        full, cost = self.candidates(obs)
-        if self.reached is not None:
-            if self.ruled_out is None or self.ruled_out.shape != cost.shape:
-                self.ruled_out = torch.zeros_like(cost, dtype=torch.bool)
-            # the episode goes on: a reading that reads a success state is wrong
-            self.ruled_out |= self.reached((full @ self.decode).float())
-            open_cost = cost.masked_fill(self.ruled_out, float("inf"))
-            cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
-        best = cost.argmin(1)
-        return full[torch.arange(len(best), device=best.device), best].float()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        for name in ("channels", "reader", "ratio", "level", "levels", "prior",
-                     "decode"):  # fmt: skip
-            saved = state_dict.get(prefix + name)
-            if saved is not None:  # its size is the saved fit's
-                setattr(self, name, torch.empty_like(saved, device=self.searching.device))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        return self.readings.choose(obs.double().flatten(1) * self.scale)
 
 
 def single_readers(x: Tensor, y: Tensor) -> list[list[tuple[int, float]]]:

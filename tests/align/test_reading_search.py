@@ -64,7 +64,7 @@ def test_one_episode_keeps_the_swap_and_a_ratio_off_the_grid_is_ruled_out(
     swapped one, whose gains land between the grid's values there, is ruled out by them."""
     translator = _fit(walk, pairs, _context(candidates, features), 3, (1, 4), seed=1)
     assert isinstance(translator, ReadingSearchTranslator) and bool(translator.searching)
-    assert translator.reader.shape[0] == 2
+    assert translator.readings.reader.shape[0] == 2
     matches, costs = [], []
     for goal in torch.cartesian_prod(torch.arange(7), torch.arange(7)):
         agent = torch.tensor([[6, 6]]) if goal.tolist() == [0, 0] else torch.tensor([[0, 0]])
@@ -91,7 +91,7 @@ def test_a_permuted_variant_is_recovered_from_one_episode(
     translator = _fit(walk, pairs, _context(candidates, features), 5, goal, seed=2)
     plain = _fit(walk, pairs, _context(candidates, features, reached=False), 5, goal, seed=2)
     assert bool(translator.searching) and not bool(plain.searching)
-    decode = translator.decode
+    decode = translator.readings.decode
     found = np.mean([seek(translator, decode, ("vector", 5), s, t) for s, t in tasks])
     assert found >= 0.9
     assert np.mean([seek(plain, decode, ("vector", 5), s, t) for s, t in tasks]) < found
@@ -104,20 +104,20 @@ def test_the_search_rules_a_reading_out_where_the_episode_went_on(
     reading is ruled out for the rest of the episode, and :meth:`begin` forgets it."""
     context = _context(candidates, features)
     translator = _fit(walk, pairs, context, 3, (3, 3), seed=4)  # the centre: nothing read
-    assert translator.reader.shape[0] > 2
+    assert translator.readings.reader.shape[0] > 2
     goal = torch.tensor([[5, 1]])
     first = pairs(("vector", 3), torch.tensor([[0, 0]]), goal, 5)[0]
     with torch.no_grad():
-        read = (translator(first).double() @ translator.decode)[0]
+        read = (translator(first).double() @ translator.readings.decode)[0]
     named = ((read[2:] + 1.0) * 3.0).round().long()
     assert not bool((named == goal[0]).all())  # the first reading is a wrong one here
     there = pairs(("vector", 3), named[None], goal, 5)[0]
     with torch.no_grad():
-        after = (translator(there).double() @ translator.decode)[0]
+        after = (translator(there).double() @ translator.readings.decode)[0]
     assert not bool((((after[2:] + 1.0) * 3.0).round().long() == named).all())
-    assert int(translator.ruled_out.sum()) >= 1
+    assert int(translator.readings.ruled_out.sum()) >= 1
     translator.begin()
-    assert translator.ruled_out is None
+    assert translator.readings.ruled_out is None
 
 
 def test_without_the_worlds_test_it_is_the_least_squares_map_and_mlp(
@@ -146,7 +146,7 @@ def test_a_saved_translator_loads_with_its_readings(walk, pairs, candidates, fea
     obs = pairs(("vector", 3), torch.tensor([[0, 0], [4, 4]]), torch.tensor([[6, 2], [1, 1]]), 6)
     with torch.no_grad():
         torch.testing.assert_close(loaded(obs[0]), translator(obs[0]))
-    assert loaded.reached is not None and bool(loaded.searching)
+    assert loaded.readings.reached is not None and bool(loaded.searching)
 
 
 def _moves(pairs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,12 +203,12 @@ def test_a_rewiring_is_read_from_observations_and_actions_alone(
     translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
     translator.prepare(context)
     assert translator.start_unpaired(obs, actions, first, second)
-    readers = {int(c): set(translator.reader[:, n].tolist()) for n, c in
-               enumerate(translator.channels)}  # fmt: skip
+    readers = {int(c): set(translator.readings.reader[:, n].tolist()) for n, c in
+               enumerate(translator.readings.channels)}  # fmt: skip
     agent_channels = [c for c, r in readers.items() if len(r) == 1]
     assert len(agent_channels) == 2  # the agent's two, each from one channel
-    assert 2 <= translator.reader.shape[0] <= 16  # what one sign and swap each leave
-    found = np.mean([seek(translator, translator.decode, ("vector", variant), s, t)
+    assert 2 <= translator.readings.reader.shape[0] <= 16  # what one sign and swap each leave
+    found = np.mean([seek(translator, translator.readings.decode, ("vector", variant), s, t)
                      for s, t in tasks])  # fmt: skip
     assert found >= 0.8
 
@@ -219,3 +219,16 @@ def test_without_the_sources_moves_nothing_is_read(pairs, candidates, features) 
     translator.prepare(_context(candidates, features))
     assert not translator.start_unpaired(*_episodes(pairs, 3, 2, seed=1))
     assert not bool(translator.searching)
+
+
+def test_a_vector_translator_saved_before_the_readings_still_loads(walk, pairs) -> None:
+    """A policy saved with the least-squares map and MLP alone (before readings were kept)
+    loads into the vector family's translator, which then translates as it did."""
+    target, source = pairs(("vector", 3), *walk((1, 5), 30, torch.Generator().manual_seed(1)), 1)
+    old = VectorTranslator(SPACE, 8, CONFIG)
+    fit_translator(old, target, source, CONFIG, seed=0)
+    loaded = make_translator("vector", SPACE, 8, CONFIG, seed=4)
+    loaded.load_state_dict(old.state_dict())
+    assert not bool(loaded.searching)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(target), old(target))
