@@ -23,15 +23,25 @@ values (a gymnasium env's continuous state) would need a nonlinear reader:
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, ridge
+from metaxm.align.reading_search import CONSTANT, ReadingSet
 from metaxm.nn.encoders import time_frames
 
 READER_RIDGE = 1e-2
 """The reader's ridge, times the mean diagonal of the frames' Gram matrix (the noise)."""
+HELD_NOISE = 2.5
+"""A frame whose reading spreads over the pairs at most this many times the quietest frame's
+is held constant by them (it moves by its noise alone: the goal's, in one episode)."""
+ZERO_NOISE = 3.0
+"""A held frame whose mean reading is within this many times the noise of 0 reads 0."""
+SCALE_SPREAD = 0.15
+"""The spread (in log) of :func:`scale_prior`'s gain."""
 READER_SHARE = 0.9
 """The reader is fitted on a frame that explains this share of a channel's variance or more."""
 
@@ -63,23 +73,106 @@ def fit_reader(frames: Tensor, source: Tensor) -> Tensor | None:
 class FrameValueTranslator(nn.Module):
     """A spectrogram (C, F, T) -> the source's (S,): one linear reader per time frame, shared,
     then a linear routing (see the module docstring); :meth:`start` fits it, and it has no
-    parameters for gradient steps."""
+    parameters for gradient steps.
+
+    Given a context whose world tells success from features, the source channels the pairs hold
+    constant (the goal's, in one episode) are not routed by least squares: every frame the
+    pairs hold constant may read each of them, at the ratio of their values, and the readings
+    are searched within the episode as a re-wired vector's are
+    (:class:`~metaxm.align.reading_search.ReadingSet`; ranked by how close each lands to the
+    source's values, since the family has no training variants to learn a gain prior from).
+    """
+
+    uses_context = True
 
     def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
         super().__init__()
         c, f, t = space.shape
         self.register_buffer("reader", torch.zeros(c * f))
         self.register_buffer("routing", torch.zeros(t, out_dim))
+        self.readings = ReadingSet(out_dim)
+        self.context: Any = None
+
+    def prepare(self, context: Any) -> None:
+        """Keep the context (the source's values, the world's test) for :meth:`start`."""
+        self.context = context
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
         """Fit the reader and the routing to ``target`` (N, C, F, T) and ``source`` (N, S)."""
         frames, source = time_frames(target).double(), source.double()
+        self.readings.active.fill_(False)
         reader = fit_reader(frames, source)
         if reader is None:  # nothing read: the translation stays 0
             return
         self.reader.copy_(reader)
-        self.routing.copy_(fit_routing(frames @ reader, source))
+        values = frames @ reader  # (N, T)
+        self.routing.copy_(fit_routing(values, source))
+        held = source.std(0, unbiased=False) <= CONSTANT  # (S,) the goal's, in one episode
+        ctx = self.context
+        if ctx is None or ctx.reached is None or not bool(held.any()) or len(values) < 2:
+            return
+        spread = values.std(0)  # (T,): a held frame moves by its noise alone
+        noise = spread.min()  # the quietest frame is a held one (a source channel is)
+        still = spread <= HELD_NOISE * noise
+        if bool(still.all()):
+            return
+        routing = torch.zeros_like(self.routing, dtype=torch.float64)
+        moving = (~still).nonzero()
+        routing[moving, ~held] = fit_routing(values[:, ~still], source[:, ~held])
+        zero = ZERO_NOISE * noise.expand_as(spread)  # (T,) up to what a frame reads 0
+        options = held_readers(values.mean(0), source[0], held, still, zero)
+        prior = scale_prior(routing, ctx.sources.double().to(source.device))
+        if self.readings.keep(options, ctx, prior, source.device, zero, snap_cost=1.0):
+            self.routing.copy_(routing)
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        self.readings.attach(world)
+
+    def begin(self) -> None:
+        """New episodes start: no reading is ruled out."""
+        self.readings.begin()
 
     def forward(self, obs: Tensor) -> Tensor:
-        return (time_frames(obs) @ self.reader) @ self.routing
+        values = time_frames(obs) @ self.reader
+        if not bool(self.readings.active):
+            return values @ self.routing
+        return self.readings.choose(values, values.double() @ self.routing.double())
+
+
+def scale_prior(routing: Tensor, sources: Tensor) -> Tensor:
+    """(2, S) the log gain at which a held frame reads each source channel, and its spread.
+
+    Every frame is read by one reader and plays its feature with one pitch mapping, so a frame
+    reads ``k * feature`` with one ``k`` for all. A channel the walk moves is routed from its
+    frame with weight ``w = g / k`` (``g``: the source channel's gain, its largest absolute
+    value over ``sources``), which gives ``|k|``; a held channel of gain ``g_j`` is then read
+    at ``|g_j / k|``. The spread (:data:`SCALE_SPREAD`) allows for a reader not quite linear."""
+    top = sources.abs().amax(0)  # (S,) each channel's gain
+    weight = routing.abs().amax(0)  # (S,) the moved channels' routing weights
+    moved = weight > 0
+    prior = torch.full((2, routing.shape[1]), float("nan"), dtype=torch.float64)
+    if bool(moved.any()):
+        log_k = (top[moved].log() - weight[moved].log()).mean()
+        prior[0] = top.clamp_min(1e-12).log() - log_k
+        prior[1] = SCALE_SPREAD
+    return prior
+
+
+def held_readers(
+    mean: Tensor, source: Tensor, held: Tensor, still: Tensor, zero: Tensor
+) -> list[list[tuple[int, float]]]:
+    """Per source channel, the frames that may read it: for a ``held`` channel (value
+    ``source[j]``) every ``still`` frame, at the ratio of their values (``mean``: each frame's
+    mean reading), or at any value where both read 0 (``zero``: per frame, the reading that
+    counts as 0); none for the other channels (routed by least squares)."""
+    out: list[list[tuple[int, float]]] = [[] for _ in range(len(source))]
+    for j in held.nonzero().flatten().tolist():
+        for i in still.nonzero().flatten().tolist():
+            nothing = bool(mean[i].abs() <= zero[i])
+            if abs(float(source[j])) > CONSTANT and not nothing:
+                out[j].append((i, float(source[j] / mean[i])))
+            elif abs(float(source[j])) <= CONSTANT and nothing:
+                out[j].append((i, float("nan")))
+    return out

@@ -42,3 +42,34 @@ def test_no_frame_that_explains_a_channel_gives_no_reader() -> None:
     g = torch.Generator().manual_seed(0)
     frames, source = torch.rand(50, 4, 32, generator=g), torch.rand(50, 3, generator=g)
     assert fit_reader(frames.double(), source.double()) is None
+
+
+def test_one_episode_searches_the_goal_frames_it_leaves_open(
+    walk, pairs, candidates, features, seek, tasks
+) -> None:
+    """After one episode (goal (4, 2)) the goal's frames are constant. With the world's test of
+    success, every held frame may read each goal channel, at the ratio of their values or at
+    the gain the agent's frames show, and the readings are searched within the episode: over
+    variants 41-46 a policy walking to the goal it reads reaches at least 0.2 more of 39 new
+    tasks within the horizon than the same fit without the test (measured: 0.21 -> 0.56)."""
+    from metaxm.align.least_squares import ridge
+    from metaxm.align.translation_context import TranslationContext
+
+    info = GridNav(GridNavConfig(size=7), 1).scene_info
+    space = get_family("audio").observation_space(info)
+    plain_context = TranslationContext(candidates)
+    search_context = TranslationContext(
+        candidates, features=features, reached=GridNav(GridNavConfig(size=7), 1).reached
+    )
+    decode = ridge(candidates.double(), features.double())
+    shares = {False: [], True: []}
+    for variant in range(41, 47):
+        target, source = pairs(("audio", variant), *walk((4, 2), 30,
+                               torch.Generator().manual_seed(variant)))  # fmt: skip
+        for searching, context in ((False, plain_context), (True, search_context)):
+            translator = FrameValueTranslator(space, source.shape[1])
+            fit_translator(translator, target, source, AlignConfig(), context=context)
+            assert bool(translator.readings.active) == searching
+            found = [seek(translator, decode, ("audio", variant), s, t) for s, t in tasks]
+            shares[searching].append(sum(found) / len(found))
+    assert sum(shares[True]) / 6 >= sum(shares[False]) / 6 + 0.2
