@@ -294,6 +294,8 @@ class SensorPosteriorTranslator(nn.Module):
         return torch.where(masked[rows, best].isfinite(), best, log_density.argmax(1))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name in ("group", "success"):  # a fit saved before the goal search: no search
+            state_dict.setdefault(prefix + name, getattr(self, name)[:0])
         for name in ("candidates", "mean", "var", "group", "success"):  # the saved fit's sizes
             saved = state_dict.get(prefix + name)
             if saved is not None:

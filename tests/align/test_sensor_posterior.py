@@ -114,6 +114,13 @@ def test_a_saved_fit_loads_into_a_fresh_translator(context, walk, pairs) -> None
     again.load_state_dict(translator.state_dict())  # the candidates' number is the fit's
     with torch.no_grad():
         assert torch.equal(again(target), translator(target))
+    # a fit saved before the goal search (no group, no success) loads, and does not search
+    older = {k: v for k, v in translator.state_dict().items() if k not in ("group", "success")}
+    old = SensorPosteriorTranslator(SPACE, 8)
+    old.load_state_dict(older)
+    assert len(old.group) == 0
+    with torch.no_grad():
+        assert torch.equal(old(target), translator(target))
 
 
 def test_a_fit_without_candidates_says_so() -> None:
