@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, ridge
-from metaxm.align.reading_search import CONSTANT, ReadingSet
+from metaxm.align.reading_set import CONSTANT, ReadingSet
 from metaxm.nn.encoders import time_frames
 
 READER_RIDGE = 1e-2
@@ -79,7 +79,7 @@ class FrameValueTranslator(nn.Module):
     constant (the goal's, in one episode) are not routed by least squares: every frame the
     pairs hold constant may read each of them, at the ratio of their values, and the readings
     are searched within the episode as a re-wired vector's are
-    (:class:`~metaxm.align.reading_search.ReadingSet`; ranked by how close each lands to the
+    (:class:`~metaxm.align.reading_set.ReadingSet`; ranked by how close each lands to the
     source's values, since the family has no training variants to learn a gain prior from).
     """
 

@@ -54,7 +54,7 @@ class TranslationContext:
     moves: the source's observations before and after one uniformly random action in each
         drawn state, with the actions ((M', S), (M',), (M', S); the steps that ended an
         episode left out): how the source's channels answer each action, what a reward-free
-        reading matches the target's against (:func:`~metaxm.align.reading_search.action_readers`).
+        reading matches the target's against (:func:`~metaxm.align.action_readers.action_readers`).
     """
 
     sources: Tensor

@@ -7,7 +7,7 @@ target channel answers each action, matched against how the source modality's ch
 them (the translation context's ``moves``, drawn in the agent's own modality), it finds which
 target channel reads which source channel and at what gain; the goal's channels, which never
 move within an episode, are read at every gain that puts the values they took on values the
-source takes (:func:`~metaxm.align.reading_search.action_readers`). What is left open (the
+source takes (:func:`~metaxm.align.action_readers.action_readers`). What is left open (the
 goal's signs, which of its channels is the row) is searched within each measured episode, as
 ``translate``'s readings are (:mod:`metaxm.align.reading_search`).
 

@@ -1,0 +1,191 @@
+"""The readings a translator keeps, and their search within an episode (:class:`ReadingSet`).
+
+A *reading* gives each of some source channels the value of one target value times a ratio,
+or one of the values the channel takes; :mod:`metaxm.align.reading_search` says why a
+translator keeps several and how the search rules them out. The vector family's translator
+(:class:`~metaxm.align.reading_search.ReadingSearchTranslator`) and the audio family's
+(:class:`~metaxm.align.frame_values.FrameValueTranslator`) hold one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metaxm.align.least_squares import ridge
+
+CONSTANT = 1e-6
+"""A channel whose standard deviation over the pairs is at most this is constant."""
+MAX_LEVELS = 64
+"""A source channel that takes more values over the drawn states is continuous: no search."""
+MAX_READINGS = 4096
+"""The most readings kept (more than this: no search)."""
+
+
+def channel_levels(sources: Tensor) -> Tensor | None:
+    """(S, L) the values each source channel takes over ``sources`` (M, S), padded with NaN;
+    None where a channel takes more than :data:`MAX_LEVELS` (a continuous one)."""
+    columns = sources.double().round(decimals=5).T
+    values = [torch.unique(column) for column in columns]
+    if max(len(v) for v in values) > MAX_LEVELS:
+        return None
+    out = torch.full((len(values), max(len(v) for v in values)), float("nan"), dtype=torch.float64)
+    for j, v in enumerate(values):
+        out[j, : len(v)] = v
+    return out
+
+
+class ReadingSet(nn.Module):
+    """Every reading one fit keeps, and the search over them within an episode (see the module
+    docstring); what a translator that keeps readings holds (:class:`ReadingSearchTranslator`,
+    the audio family's :class:`~metaxm.align.frame_values.FrameValueTranslator`).
+
+    A reading gives each of ``channels`` (source channels) the value of one target value
+    (``reader``) times a ``ratio``, or one of the values the channel takes (``level``, where
+    both read 0). :meth:`candidates` snaps those values to ``levels`` and costs each reading;
+    :meth:`choose` rules readings out with the world's test and picks the cheapest left.
+    """
+
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("active", torch.tensor(False))
+        self.register_buffer("channels", torch.zeros(0, dtype=torch.long))  # (C,) source
+        self.register_buffer("reader", torch.zeros(1, 0, dtype=torch.long))  # (R, C) target
+        self.register_buffer("ratio", torch.zeros(1, 0, dtype=torch.float64))  # (R, C)
+        self.register_buffer("level", torch.zeros(1, 0, dtype=torch.float64))  # (R, C)
+        self.register_buffer("levels", torch.zeros(0, 1, dtype=torch.float64))  # (C, L)
+        self.register_buffer("prior", torch.zeros(2, 0, dtype=torch.float64))  # (2, C)
+        self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
+        self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
+        self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
+        self.reached: Callable[[Tensor], Tensor] | None = None
+        self.ruled_out: Tensor | None = None
+
+    def keep(
+        self,
+        options: list[list[tuple[int, float]]],
+        context: Any,
+        prior: Tensor,
+        device: torch.device,
+        zero: Tensor | None = None,
+        snap_cost: float = 0.0,
+    ) -> bool:
+        """Keep the readings of ``options`` (per source channel, its readers, as
+        :func:`single_readers` gives them) with the gain ``prior`` (2, S) and the
+        ``context``'s source values, features and world test. ``zero`` (D,): up to what a
+        target value reads 0 (default :data:`CONSTANT`); ``snap_cost``: how much a reading's
+        distance to the source's values adds to its cost (noisy readings). False (and nothing
+        kept) where there are none, too many, or a channel is continuous."""
+        self.active.fill_(False)
+        self.ruled_out = None
+        channels = [j for j, found in enumerate(options) if found]
+        levels = channel_levels(context.sources[:, channels]) if channels else None
+        if levels is None:
+            return False
+        readings = readings_of([options[j] for j in channels], levels)
+        if not readings or len(readings) > MAX_READINGS:
+            return False
+        dtype = torch.float64
+        self.channels = torch.tensor(channels, device=device)
+        self.reader = torch.tensor([[i for i, _, _ in row] for row in readings], device=device)
+        self.ratio = torch.tensor([[q for _, q, _ in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.level = torch.tensor([[v for _, _, v in row] for row in readings], dtype=dtype,
+                                  device=device)  # fmt: skip
+        self.levels = levels.to(device)
+        self.prior = prior[:, channels].to(device)
+        sources, features = context.sources.double(), context.features.double()
+        self.decode = ridge(sources.to(device), features.to(device))
+        self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
+        self.snap_cost.fill_(snap_cost)
+        self.reached = context.reached
+        self.active.fill_(True)
+        return True
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        if world.reached(world.scene().features[:1]) is not None:
+            self.reached = world.reached
+
+    def begin(self) -> None:
+        """New episodes start: no reading is ruled out."""
+        self.ruled_out = None
+
+    def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
+        ``base`` (B, S: the channels read otherwise; default 0), and its cost (B, R): squared
+        standard deviations of its gains from the prior (plus ``snap_cost`` times its squared
+        distance to the source's values in half gaps), ``inf`` where ruled out by the values
+        (a constant channel that does not fit, a value off the source's)."""
+        x = x.double()
+        read = x[:, self.reader]  # (B, R, C): each reading's target values
+        by_ratio = ~self.ratio.isnan()
+        value = torch.where(by_ratio, self.ratio * read, self.level)
+        zero = read.abs() <= (self.zero[self.reader] if self.zero.dim() else self.zero)
+        fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
+        # snap each value to the nearest the source channel takes; ruled out between two
+        gaps = (value[..., None] - self.levels).abs().nan_to_num(float("inf"))  # (B, R, C, L)
+        near, which = gaps.min(-1)
+        value = self.levels.expand_as(gaps).gather(-1, which[..., None])[..., 0]
+        spacing = (self.levels[:, 1:] - self.levels[:, :-1]).nan_to_num(float("inf")).amin(1)
+        half = 0.5 * spacing.clamp_max(1e9)
+        fits = fits & (near <= half)
+        gain = torch.where(by_ratio, self.ratio, value / read).abs().log()
+        cost = ((gain - self.prior[0]) / self.prior[1]).pow(2).nan_to_num(0.0, 0.0, 0.0)
+        cost = torch.where(~by_ratio & zero, 0.0, cost) + self.snap_cost * (near / half).pow(2)
+        cost = torch.where(fits.all(-1), cost.sum(-1), float("inf"))
+        full = x.new_zeros(x.shape[0], self.reader.shape[0], self.decode.shape[0])
+        if base is not None:
+            full += base.double()[:, None, :]
+        full[..., self.channels] = value  # a channel no reading reads: its base (0)
+        return full, cost
+
+    def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
+        """(B, S) the source observation of each row's cheapest reading not ruled out; a
+        reading whose state is a success state is ruled out for the episode (it goes on)."""
+        full, cost = self.candidates(x, base)
+        if self.reached is not None:
+            if self.ruled_out is None or self.ruled_out.shape != cost.shape:
+                self.ruled_out = torch.zeros_like(cost, dtype=torch.bool)
+            self.ruled_out |= self.reached((full @ self.decode).float())
+            open_cost = cost.masked_fill(self.ruled_out, float("inf"))
+            cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
+        best = cost.argmin(1)
+        return full[torch.arange(len(best), device=best.device), best].float()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name, value in self._buffers.items():
+            saved = state_dict.get(prefix + name)
+            if saved is None:  # a translator saved before it kept readings: none kept
+                state_dict[prefix + name] = value
+            else:  # its size is the saved fit's
+                setattr(self, name, torch.empty_like(saved, device=self.active.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def readings_of(
+    options: list[list[tuple[int, float]]], levels: Tensor
+) -> list[list[tuple[int, float, float]]]:
+    """Every reading: one of its ``options`` (:func:`single_readers`) per read channel, no
+    target channel reading two; per channel (reader, ratio, NaN), or, where both read 0, one
+    (reader, NaN, value) per value the channel takes (``levels`` (C, L), padded with NaN)."""
+    nan = float("nan")
+    expanded = []
+    for found, values in zip(options, levels, strict=True):
+        taken = [float(v) for v in values if not bool(v.isnan())]
+        row = []
+        for i, q in found:
+            row += [(i, q, nan)] if q == q else [(i, nan, v) for v in taken]
+        expanded.append(row)
+    out: list[list[tuple[int, float, float]]] = []
+    for reading in itertools.product(*expanded):
+        readers = [i for i, _, _ in reading]
+        if len(set(readers)) == len(readers):
+            out.append(list(reading))
+            if len(out) > MAX_READINGS:
+                break
+    return out
