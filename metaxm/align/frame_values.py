@@ -1,12 +1,21 @@
-"""Reading a spectrogram one time frame at a time, linearly: the ``translate`` learner's
-translator for the ``audio`` family.
+"""Reading a spectrogram one time frame at a time: the ``translate`` learner's translator for
+the ``audio`` family.
 
 An ``audio`` observation (:mod:`metaxm.modalities.audio`) plays each state feature as one time
 frame, a harmonic tone whose pitch the value sets, with a variant's base pitch, pitch scale,
 harmonics, partial width and noise. :class:`FrameValueTranslator` reads it as
 
-    x_t = reader . spectrum of frame t        one linear reader, shared by every frame
+    x_t = pitch of frame t - origin           one reading, shared by every frame
     source = x @ routing                      a linear map without intercept
+
+The pitch (:func:`frame_pitch`) is the position of a frame's lowest strong peak, the tone's
+fundamental, which the value sets linearly; the origin, the pitch of a 0, is fitted from the
+frame and channel the pitch explains best (:func:`pitch_origin`). A pitch reads a value the walk
+never played as well as one it did, which the linear reader below does not: validation audio
+at k = 1 rose from 0.62 to 0.92 (``docs/transfer-studies.md`` section 14). Where no frame's
+pitch explains a channel (not a tone), it reads each frame with a linear reader instead:
+
+    x_t = reader . spectrum of frame t        one linear reader, shared by every frame
 
 A grid world's features take few values (a 7 x 7 grid: 7), so their tones are a few fixed
 spectra plus noise, and a linear reader of the 32 bins can give each of them any number: the
@@ -35,11 +44,12 @@ from metaxm.nn.encoders import time_frames
 
 READER_RIDGE = 1e-2
 """The reader's ridge, times the mean diagonal of the frames' Gram matrix (the noise)."""
-HELD_NOISE = 2.5
-"""A frame whose reading spreads over the pairs at most this many times the quietest frame's
-is held constant by them (it moves by its noise alone: the goal's, in one episode)."""
+PEAK_SHARE = 0.5
+"""A frame's pitch is its lowest peak reaching this share of its loudest bin."""
 ZERO_NOISE = 3.0
-"""A held frame whose mean reading is within this many times the noise of 0 reads 0."""
+"""A held frame whose mean reading is within this many times the noise of 0 reads 0..."""
+ZERO_FLOOR = 0.1
+"""... or within this share of the largest reading a moving frame shows (noise-free pitches)."""
 SCALE_SPREAD = 0.15
 """The spread (in log) of :func:`scale_prior`'s gain."""
 READER_SHARE = 0.9
@@ -70,10 +80,46 @@ def fit_reader(frames: Tensor, source: Tensor) -> Tensor | None:
     return None if reader is None else reader / reader.norm()
 
 
+def frame_pitch(frames: Tensor) -> Tensor:
+    """(N, T, F) spectra -> (N, T) each frame's pitch: the position, in bins, of its lowest
+    peak that reaches :data:`PEAK_SHARE` of its loudest bin (a harmonic tone's fundamental,
+    which the background noise stays under), refined by a parabola through the peak and its
+    two neighbours."""
+    s = frames.double()
+    left = torch.cat((torch.zeros_like(s[..., :1]), s[..., :-1]), -1)
+    right = torch.cat((s[..., 1:], torch.zeros_like(s[..., :1])), -1)
+    peak = (s >= left) & (s >= right) & (s >= PEAK_SHARE * s.amax(-1, keepdim=True))
+    at = peak.double().argmax(-1, keepdim=True)  # the first such bin
+    c, lo, hi = s.gather(-1, at), left.gather(-1, at), right.gather(-1, at)
+    curve = lo - 2.0 * c + hi
+    shift = torch.where(curve.abs() > 1e-9, 0.5 * (lo - hi) / curve, torch.zeros_like(curve))
+    return (at + shift.clamp(-0.5, 0.5))[..., 0]
+
+
+def pitch_origin(pitch: Tensor, source: Tensor) -> float | None:
+    """The pitch at which a frame reads 0: from the frame and source channel that pitch
+    explains best with an intercept (at least :data:`READER_SHARE` of its variance, the channel
+    with the most distinct values first: the agent's), the pitch where that channel is 0. None
+    where no frame's pitch explains a channel (not a tone whose pitch the value sets)."""
+    distinct = torch.tensor([torch.unique(column).numel() for column in source.T])
+    variance = source.var(0, unbiased=False)
+    best, origin = None, None
+    for frame in range(pitch.shape[1]):
+        x = torch.stack((pitch[:, frame], torch.ones_like(pitch[:, frame])), 1)  # (N, 2)
+        weights = torch.linalg.lstsq(x, source).solution  # (2, S)
+        share = 1.0 - (x @ weights - source).pow(2).mean(0) / variance.clamp_min(1e-12)
+        for channel in ((share >= READER_SHARE) & (variance > 1e-12)).nonzero().flatten().tolist():
+            key = (int(distinct[channel]), float(share[channel]))
+            slope = float(weights[0, channel])
+            if abs(slope) > 1e-9 and (best is None or key > best):
+                best, origin = key, -float(weights[1, channel]) / slope
+    return origin
+
+
 class FrameValueTranslator(nn.Module):
-    """A spectrogram (C, F, T) -> the source's (S,): one linear reader per time frame, shared,
-    then a linear routing (see the module docstring); :meth:`start` fits it, and it has no
-    parameters for gradient steps.
+    """A spectrogram (C, F, T) -> the source's (S,): each frame's pitch (or one linear reader
+    per frame, shared), then a linear routing (see the module docstring); :meth:`start` fits
+    it, and it has no parameters for gradient steps.
 
     Given a context whose world tells success from features, the source channels the pairs hold
     constant (the goal's, in one episode) are not routed by least squares: every frame the
@@ -90,6 +136,9 @@ class FrameValueTranslator(nn.Module):
         c, f, t = space.shape
         self.register_buffer("reader", torch.zeros(c * f))
         self.register_buffer("routing", torch.zeros(t, out_dim))
+        self.register_buffer("reads_pitch", torch.tensor(False))
+        self.register_buffer("origin", torch.tensor(0.0, dtype=torch.float64))
+        self.tonal = c == 1  # one spectrum per frame: a pitch to read
         self.readings = ReadingSet(out_dim)
         self.context: Any = None
 
@@ -102,27 +151,45 @@ class FrameValueTranslator(nn.Module):
         """Fit the reader and the routing to ``target`` (N, C, F, T) and ``source`` (N, S)."""
         frames, source = time_frames(target).double(), source.double()
         self.readings.active.fill_(False)
+        self.reads_pitch.fill_(False)
+        origin = pitch_origin(frame_pitch(frames), source) if self.tonal else None
+        if origin is not None:  # every frame read by its pitch, which extrapolates
+            self.reads_pitch.fill_(True)
+            self.origin.fill_(origin)
+            self.fit_values(frame_pitch(frames) - origin, source)
+            return
         reader = fit_reader(frames, source)
         if reader is None:  # nothing read: the translation stays 0
             return
         self.reader.copy_(reader)
-        values = frames @ reader  # (N, T)
+        self.fit_values(frames @ reader, source)
+
+    def fit_values(self, values: Tensor, source: Tensor) -> None:
+        """Fit the routing (and, after one episode, the readings) from each frame's reading
+        ``values`` (N, T) to ``source`` (N, S)."""
         self.routing.copy_(fit_routing(values, source))
-        held = source.std(0, unbiased=False) <= CONSTANT  # (S,) the goal's, in one episode
         ctx = self.context
-        if ctx is None or ctx.reached is None or not bool(held.any()) or len(values) < 2:
+        if ctx is None or ctx.reached is None or len(values) < 2:
+            return
+        sources = ctx.sources.double().to(source.device)
+        # (S,) the channels the pairs hold that the world moves: the goal's, in one episode
+        held = (source.std(0, unbiased=False) <= CONSTANT) & (sources.std(0) > CONSTANT)
+        if not bool(held.any()):
             return
         spread = values.std(0)  # (T,): a held frame moves by its noise alone
-        noise = spread.min()  # the quietest frame is a held one (a source channel is)
-        still = spread <= HELD_NOISE * noise
-        if bool(still.all()):
+        count = int(held.sum())  # a frame plays one feature: as many held frames as channels
+        if count >= len(spread):
             return
+        still = torch.zeros_like(spread, dtype=torch.bool)
+        still[spread.argsort()[:count]] = True  # the quietest frames
+        noise = spread[still].max()
         routing = torch.zeros_like(self.routing, dtype=torch.float64)
         moving = (~still).nonzero()
         routing[moving, ~held] = fit_routing(values[:, ~still], source[:, ~held])
-        zero = ZERO_NOISE * noise.expand_as(spread)  # (T,) up to what a frame reads 0
+        edge = values[:, ~still].abs().max()  # a moving frame's largest reading: the grid's edge
+        zero = torch.maximum(ZERO_NOISE * noise, ZERO_FLOOR * edge).expand_as(spread)  # (T,)
         options = held_readers(values.mean(0), source[0], held, still, zero)
-        prior = scale_prior(routing, ctx.sources.double().to(source.device))
+        prior = scale_prior(routing, sources)
         if self.readings.keep(options, ctx, prior, source.device, zero, snap_cost=1.0):
             self.routing.copy_(routing)
 
@@ -135,7 +202,18 @@ class FrameValueTranslator(nn.Module):
         self.readings.begin()
 
     def forward(self, obs: Tensor) -> Tensor:
-        values = time_frames(obs) @ self.reader
+        frames = time_frames(obs)
+        if bool(self.reads_pitch):
+            return self.route((frame_pitch(frames) - self.origin).to(self.routing.dtype))
+        return self.route(frames @ self.reader)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name in ("reads_pitch", "origin"):  # a fit saved before pitches were read
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def route(self, values: Tensor) -> Tensor:
+        """Each frame's reading ``values`` (B, T) -> the source's (B, S)."""
         if not bool(self.readings.active):
             return values @ self.routing
         return self.readings.choose(values, values.double() @ self.routing.double())
