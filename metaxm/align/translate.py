@@ -29,10 +29,11 @@ register its own with :func:`register_translator`):
   :class:`UnsquashTranslator`, ``atanh`` then the linear map in closed form, is the
   alternative for a family of continuous states, which it can register;
 * the ``audio`` family's spectrograms (``(C, F, T)``):
-  :class:`~metaxm.align.frame_values.FrameValueTranslator`, one linear reader for every time
-  frame, routed linearly, all fitted in closed form; :class:`FrameTranslator`, an MLP reader
-  per frame fitted by Adam, is the alternative for features that take many values (a
-  gymnasium env's continuous state), which a family can register;
+  :class:`~metaxm.align.frame_values.FrameValueTranslator`, each time frame's pitch (or one
+  linear reader for every frame), routed linearly, all fitted in closed form;
+  :class:`FrameTranslator`, an MLP reader per frame fitted by Adam, is the alternative for
+  features that take many values (a gymnasium env's continuous state), which a family can
+  register;
 * the ``pixels`` family's palette images:
   :class:`~metaxm.align.colour_moments.ColourMomentTranslator`, where each exact colour is (its
   summed pixel coordinates), routed linearly, all fitted in closed form;
