@@ -148,15 +148,17 @@ class FrameValueTranslator(nn.Module):
 
     @torch.no_grad()
     def start(self, target: Tensor, source: Tensor) -> None:
-        """Fit the reader and the routing to ``target`` (N, C, F, T) and ``source`` (N, S)."""
+        """Fit the reading (each frame's pitch, else a linear reader) and the routing to
+        ``target`` (N, C, F, T) and ``source`` (N, S)."""
         frames, source = time_frames(target).double(), source.double()
         self.readings.active.fill_(False)
         self.reads_pitch.fill_(False)
-        origin = pitch_origin(frame_pitch(frames), source) if self.tonal else None
+        pitch = frame_pitch(frames) if self.tonal else None
+        origin = None if pitch is None else pitch_origin(pitch, source)
         if origin is not None:  # every frame read by its pitch, which extrapolates
             self.reads_pitch.fill_(True)
             self.origin.fill_(origin)
-            self.fit_values(frame_pitch(frames) - origin, source)
+            self.fit_values(pitch - origin, source)
             return
         reader = fit_reader(frames, source)
         if reader is None:  # nothing read: the translation stays 0
