@@ -14,10 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metaxm.align.reading_set import CONSTANT
-
-FIT = 1e-3
-"""A step or a ratio fits to this fraction of the channel's largest value."""
+from metaxm.align.reading_set import CONSTANT, FIT
 
 
 def _answers(x: Tensor, actions: Tensor, first: Tensor, second: Tensor, n: int) -> Tensor:
@@ -42,10 +39,20 @@ def _answers(x: Tensor, actions: Tensor, first: Tensor, second: Tensor, n: int) 
     return out
 
 
+def source_answers(before: Tensor, acted: Tensor, after: Tensor) -> Tensor:
+    """(n, S) how each source channel answers each action (:func:`_answers`), from the source's
+    observations ``before`` and ``after`` one action ``acted`` in drawn states (the translation
+    context's ``moves``; each row its own transition)."""
+    before, after = before.double(), after.double()
+    rows = torch.arange(len(before), device=before.device)
+    both = torch.cat((before, after))
+    n = int(acted.max()) + 1
+    return _answers(both, torch.cat((acted, acted)), rows, rows + len(before), n)
+
+
 def action_readers(
-    x: Tensor, actions: Tensor, first: Tensor, second: Tensor, before: Tensor, acted: Tensor,
-    after: Tensor, sources: Tensor,
-) -> list[list[tuple[int, float]]]:  # fmt: skip
+    x: Tensor, actions: Tensor, first: Tensor, second: Tensor, source: Tensor, sources: Tensor
+) -> list[list[tuple[int, float]]]:
     """Per source channel, every target channel that reads it alone, from no reward and no
     pair: the same options as :func:`single_readers`, found from how channels answer actions.
 
@@ -59,14 +66,10 @@ def action_readers(
     Args:
         x: (N, D) the target's observations (scaled); ``actions`` (N,) the agent's; the
             transitions ``first`` -> ``second`` (M,) rows of ``x``.
-        before, acted, after: the source's answers to random actions (the context's ``moves``).
+        source: (n, S) how the source's channels answer each action (:func:`source_answers`).
         sources: (M', S) the source's observations of drawn states (their values).
     """
-    n = int(max(int(actions.max()), int(acted.max()))) + 1
-    rows = torch.arange(len(before), device=before.device)
-    target = _answers(x, actions, first, second, n)  # (n, D)
-    both = torch.cat((before, after))
-    source = _answers(both, torch.cat((acted, acted)), rows, rows + len(before), n)  # (n, S)
+    target = _answers(x, actions, first, second, len(source))  # (n, D): the source's actions
     still_t = (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)  # held by episodes
     still_s = (source == 0).all(0)
     out: list[list[tuple[int, float]]] = [[] for _ in range(source.shape[1])]

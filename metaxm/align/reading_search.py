@@ -40,15 +40,11 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-from metaxm.align.action_readers import action_readers
+from metaxm.align.action_readers import action_readers, source_answers
 from metaxm.align.least_squares import fit_routing
-from metaxm.align.reading_set import CONSTANT, ReadingSet
+from metaxm.align.reading_set import CONSTANT, FIT, ReadingSet
 from metaxm.align.translate_vector import VectorTranslator
 from metaxm.config.align import AlignConfig
-
-FIT = 1e-3
-"""A target channel reads a source channel when one ratio fits every pair to this fraction of
-the source channel's largest value."""
 
 
 def gain_prior(pairs: list[tuple[Tensor, Tensor]], scale: float, width: int) -> Tensor:
@@ -122,9 +118,11 @@ class ReadingSearchTranslator(VectorTranslator):
         self.linear.zero_()
         if ctx is None or ctx.reached is None or ctx.moves is None:
             return False
+        if "source_answers" not in ctx.learned:  # once per context
+            ctx.learned["source_answers"] = source_answers(*ctx.moves)
         x = obs.double().flatten(1) * self.scale
-        before, acted, after = (t.double() if t.is_floating_point() else t for t in ctx.moves)
-        options = action_readers(x, actions, first, second, before, acted, after, ctx.sources)
+        answers = ctx.learned["source_answers"].to(x.device)
+        options = action_readers(x, actions, first, second, answers, ctx.sources)
         return self._keep(options, obs.device)
 
     def _keep(self, options: list[list[tuple[int, float]]], device: torch.device) -> bool:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.least_squares import ridge
-
 CONSTANT = 1e-6
 """A channel whose standard deviation over the pairs is at most this is constant."""
+FIT = 1e-3
+"""A ratio or a step fits the pairs to this fraction of the channel's largest value."""
 MAX_LEVELS = 64
 """A source channel that takes more values over the drawn states is continuous: no search."""
 MAX_READINGS = 4096
@@ -41,7 +41,8 @@ def channel_levels(sources: Tensor) -> Tensor | None:
 
 class ReadingSet(nn.Module):
     """Every reading one fit keeps, and the search over them within an episode (see the module
-    docstring); what a translator that keeps readings holds (:class:`ReadingSearchTranslator`,
+    docstring); what a translator that keeps readings holds
+    (:class:`~metaxm.align.reading_search.ReadingSearchTranslator`,
     the audio family's :class:`~metaxm.align.frame_values.FrameValueTranslator`).
 
     A reading gives each of ``channels`` (source channels) the value of one target value
@@ -75,11 +76,12 @@ class ReadingSet(nn.Module):
         snap_cost: float = 0.0,
     ) -> bool:
         """Keep the readings of ``options`` (per source channel, its readers, as
-        :func:`single_readers` gives them) with the gain ``prior`` (2, S) and the
-        ``context``'s source values, features and world test. ``zero`` (D,): up to what a
-        target value reads 0 (default :data:`CONSTANT`); ``snap_cost``: how much a reading's
-        distance to the source's values adds to its cost (noisy readings). False (and nothing
-        kept) where there are none, too many, or a channel is continuous."""
+        :func:`~metaxm.align.reading_search.single_readers` gives them) with the gain
+        ``prior`` (2, S) and the ``context``'s source values, feature map and world test.
+        ``zero`` (D,): up to what a target value reads 0 (default :data:`CONSTANT`);
+        ``snap_cost``: how much a reading's distance to the source's values adds to its cost
+        (noisy readings). False (and nothing kept) where there are none, too many, or a
+        channel is continuous."""
         self.active.fill_(False)
         self.ruled_out = None
         channels = [j for j, found in enumerate(options) if found]
@@ -98,8 +100,7 @@ class ReadingSet(nn.Module):
                                   device=device)  # fmt: skip
         self.levels = levels.to(device)
         self.prior = prior[:, channels].to(device)
-        sources, features = context.sources.double(), context.features.double()
-        self.decode = ridge(sources.to(device), features.to(device))
+        self.decode = context.feature_map().to(device)
         self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
         self.snap_cost.fill_(snap_cost)
         self.reached = context.reached
@@ -170,7 +171,7 @@ class ReadingSet(nn.Module):
 def readings_of(
     options: list[list[tuple[int, float]]], levels: Tensor
 ) -> list[list[tuple[int, float, float]]]:
-    """Every reading: one of its ``options`` (:func:`single_readers`) per read channel, no
+    """Every reading: one of its ``options`` (per read channel, its readers) per channel, no
     target channel reading two; per channel (reader, ratio, NaN), or, where both read 0, one
     (reader, NaN, value) per value the channel takes (``levels`` (C, L), padded with NaN)."""
     nan = float("nan")

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import explains, fit_routing, ridge
+from metaxm.align.reading_set import CONSTANT
 
 MIN_NOISE = 1e-3
 """The noise's least standard deviation: a variant without noise (the pairs exactly on a
@@ -57,9 +58,6 @@ plane of the sensors' space) would drive the fitted noise, and the marginal like
 covariance, to 0."""
 LOG_SCALES = (-7.0, 5.0)
 """The range of the logs of the fitted scales (about 1e-3 to 150)."""
-CONSTANT = 1e-6
-"""A source channel whose standard deviation over the pairs is at most this is held constant
-by them: part of the task (the goal's, within an episode)."""
 SEARCH_STEPS = 8
 """The most goal parts one step rules out (one at a time, the most probable first)."""
 NOISE_FLOOR = 10.0
@@ -251,8 +249,8 @@ class SensorPosteriorTranslator(nn.Module):
         candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
         candidates[:, keep] = states.to(source.dtype)
         if group is not None:
-            decode = ridge(self.sources, ctx.features.double().cpu())  # source -> features
-            self.success = ctx.reached((candidates.double() @ decode).float()).to(device)
+            features = candidates.double() @ ctx.feature_map()
+            self.success = ctx.reached(features.float()).to(device)
             self.group = group.to(device)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
         mean[:, alive] = xs @ theta

@@ -64,6 +64,17 @@ class TranslationContext:
     reached: Callable[[Tensor], Tensor] | None = None
     moves: tuple[Tensor, Tensor, Tensor] | None = None
 
+    def feature_map(self) -> Tensor:
+        """(S, F) float64 on the CPU: the least-squares map from a source observation to its
+        scene features (exact for a vector source), fitted once per context on ``sources``
+        and ``features``; what a search decodes a reading's state with."""
+        if "feature_map" not in self.learned:
+            from metaxm.align.least_squares import ridge
+
+            sources, features = self.sources.double().cpu(), self.features.double().cpu()
+            self.learned["feature_map"] = ridge(sources, features)
+        return self.learned["feature_map"]
+
 
 @torch.no_grad()
 def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationContext:

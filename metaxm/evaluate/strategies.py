@@ -335,12 +335,9 @@ class SelfRead(Translate):
     data = ("observations",)
 
     def cannot_read(self, agents, family):  # noqa: D102
-        from metaxm.align.reading_search import ReadingSearchTranslator
-        from metaxm.align.translate import TRANSLATORS
+        from metaxm.learners.selfread import cannot_read
 
-        if TRANSLATORS.get(family) is not ReadingSearchTranslator:
-            return f"selfread reads a re-wired vector (the vector family), not {family!r}"
-        return None
+        return cannot_read(family)
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return self.walked(agents, family, variant, k, seed, 31)

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
     from metaxm.envs.task_env import TaskEnv
 
 
+def cannot_read(family: str) -> str | None:
+    """Why ``selfread`` cannot read ``family`` (its translator keeps no readings), or None."""
+    from metaxm.align.reading_search import ReadingSearchTranslator
+    from metaxm.align.translate import TRANSLATORS
+
+    builder = TRANSLATORS.get(family)
+    if isinstance(builder, type) and issubclass(builder, ReadingSearchTranslator):
+        return None
+    return f"selfread reads a re-wired vector (the vector family), not {family!r}"
+
+
 class SelfRead(Translate):
     """``adapt`` plays ``episodes / env.num_envs`` rounds of a random walk and reads the target
     from its observations and the agent's actions alone (see the module docstring)."""
@@ -42,19 +53,17 @@ class SelfRead(Translate):
             ConfigError: the family is not one it reads, or the world cannot tell success.
         """
         from metaxm.align.fewshot import default_source, source_params
-        from metaxm.align.reading_search import ReadingSearchTranslator
         from metaxm.align.selffit import Transitions, collect_transitions
         from metaxm.align.translate import make_translator, source_width
 
         family, variant = self.target(env)
+        why = cannot_read(family)
+        if why is not None:
+            raise ConfigError(why)
         spaces = self.agent.observation_spaces
         source = default_source(self.spec)
         width = source_width(source[0], spaces[source[0]])
         translator = make_translator(family, spaces[family], width, self.spec.align, seed)
-        if not isinstance(translator, ReadingSearchTranslator):
-            raise ConfigError(
-                f"selfread reads a re-wired vector (the vector family), not {family!r}"
-            )
         rounds = self.rounds(env, episodes)
         policy = AdaptedPolicy(self.agent, self.spec, family, variant, learner=self.name)
         if rounds == 0:
