@@ -39,7 +39,23 @@ def channel_levels(sources: Tensor) -> Tensor | None:
     return out
 
 
-class ReadingSet(nn.Module):
+class SavedSizes:
+    """Loads buffers whose sizes are a fit's (the readings kept): each takes the saved size,
+    and a buffer the saved state lacks (a translator saved before it kept readings) keeps its
+    unfitted value, so nothing is kept. Mixed in before ``nn.Module``, with an ``active``
+    buffer."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name, value in self._buffers.items():
+            saved = state_dict.get(prefix + name)
+            if saved is None:
+                state_dict[prefix + name] = value
+            else:
+                setattr(self, name, torch.empty_like(saved, device=self.active.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class ReadingSet(SavedSizes, nn.Module):
     """Every reading one fit keeps, and the search over them within an episode (see the module
     docstring); what a translator that keeps readings holds
     (:class:`~metaxm.align.reading_search.ReadingSearchTranslator`,
@@ -157,15 +173,6 @@ class ReadingSet(nn.Module):
             cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
         best = cost.argmin(1)
         return full[torch.arange(len(best), device=best.device), best].float()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        for name, value in self._buffers.items():
-            saved = state_dict.get(prefix + name)
-            if saved is None:  # a translator saved before it kept readings: none kept
-                state_dict[prefix + name] = value
-            else:  # its size is the saved fit's
-                setattr(self, name, torch.empty_like(saved, device=self.active.device))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def readings_of(

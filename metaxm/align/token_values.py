@@ -66,6 +66,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import fit_routing, pinned_groups, single_readings
 from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
+from metaxm.align.word_search import WordSearch, place_keys
 
 READING_SHARE = 0.5
 """A (place, channel) pair sets values only if the place explains this share of the channel."""
@@ -174,13 +175,6 @@ def unseen_value(values: Tensor, taken: Tensor) -> float:
     tolerance = 1e-3 * float(taken.abs().max().clamp_min(1e-12))
     missing = taken[(taken[:, None] - values[None, :]).abs().min(1).values > tolerance]
     return float(missing[0]) if missing.numel() == 1 else 0.0
-
-
-def place_keys(ids: Tensor) -> Tensor:
-    """(L,) long: the id before each place where it is the same in every row of ``ids``
-    (N, L) (the word a template says before a number: "row", "column"), else -1."""
-    before = torch.cat((ids.new_full((ids.shape[0], 1), -1), ids[:, :-1]), 1)
-    return torch.where((before == before[:1]).all(0), before[0], torch.full_like(before[0], -1))
 
 
 def fit_values(
@@ -295,6 +289,8 @@ class TokenValueTranslator(nn.Module):
         self.register_buffer("routing", torch.zeros(nvec.size, out_dim))
         self.sources: Tensor | None = None
         self.ties: dict[int, tuple[int, float]] = {}
+        self.words = WordSearch(self.vocab, out_dim)
+        self.context: TranslationContext | None = None
 
     def prepare(self, context: TranslationContext) -> None:
         """Take the source's observations of drawn states, which tell the value of a number
@@ -303,7 +299,7 @@ class TokenValueTranslator(nn.Module):
         read as least squares spreads it. And learn, from the family's training variants'
         pairs, which channels are read with the same weights from places after the same word
         (:func:`~metaxm.align.tied_readings.learn_ties`)."""
-        self.sources = context.sources
+        self.sources, self.context = context.sources, context
         if "token_ties" not in context.learned:  # once per context
             routings, keys = [], []
             for target, source in context.family_pairs:
@@ -320,6 +316,13 @@ class TokenValueTranslator(nn.Module):
         values, routing = fit_values(ids, source, self.vocab, self.sources, self.ties)
         self.values.copy_(values)
         self.routing.copy_(routing)
+        self.words.fit(ids, source, self.context)
+
+    def begin(self) -> None:
+        """New episodes start: the word search forgets the states it chose."""
+        self.words.begin()
 
     def forward(self, obs: Tensor) -> Tensor:
+        if bool(self.words.active):
+            return self.words.choose(obs)
         return self.values[obs.long().flatten(1)] @ self.routing
