@@ -74,6 +74,7 @@ class ColourMomentTranslator(nn.Module):
         self.register_buffer("routing", torch.zeros(2 * MAX_COLOURS, out_dim))
         self.space, self.out_dim = space, out_dim
         self.sources: Tensor | None = None
+        self.context: TranslationContext | None = None
         self.ties: dict[int, tuple[int, float]] = {}
 
     def prepare(self, context: TranslationContext) -> None:
@@ -82,7 +83,7 @@ class ColourMomentTranslator(nn.Module):
         (:func:`~metaxm.align.least_squares.single_readings`), and learn which channels the
         family reads with the same weights from different colours (the goal's and the agent's,
         :func:`~metaxm.align.tied_readings.learn_ties`) from its training variants' pairs."""
-        self.sources = context.sources
+        self.sources, self.context = context.sources, context
         if "colour_ties" not in context.learned:  # once per context: 8 fits of 256 pairs
             routings = []
             for target, source in context.family_pairs:
@@ -100,9 +101,9 @@ class ColourMomentTranslator(nn.Module):
         pixels = obs.float().flatten(2).transpose(1, 2)  # (N, H * W, C)
         return (pixels[:, :, None, :] == self.colours).all(-1).float()  # (N, H * W, K)
 
-    @torch.no_grad()
-    def start(self, target: Tensor, source: Tensor) -> None:
-        """Fit the colours and the routing to ``target`` (N, C, H, W) and ``source`` (N, S)."""
+    def read_colours(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Take the colours of ``target`` (N, C, H, W) and the grid's centre; return each
+        colour's moment in each image (N, K, 2) and its pixel count (N, K)."""
         pixels = target.flatten(2).transpose(1, 2).float()  # (N, H * W, C)
         colours, counts = _palette(pixels.flatten(0, 1))
         order = counts.argsort(descending=True)
@@ -114,8 +115,12 @@ class ColourMomentTranslator(nn.Module):
         self.colours.fill_(-1.0)
         self.colours[: order.numel()] = colours[order]
         match = self._match(target)  # (N, H * W, K)
-        moments = match.transpose(1, 2) @ (self.coords - self.centre)  # (N, K, 2)
-        counts = match.sum(1)  # (N, K) each colour's pixel count
+        return match.transpose(1, 2) @ (self.coords - self.centre), match.sum(1)
+
+    @torch.no_grad()
+    def start(self, target: Tensor, source: Tensor) -> None:
+        """Fit the colours and the routing to ``target`` (N, C, H, W) and ``source`` (N, S)."""
+        moments, counts = self.read_colours(target)  # (N, K, 2), (N, K)
         centroids = moments / counts.clamp_min(1)[..., None]
         shown = counts > 0
         low = centroids.masked_fill(~shown[..., None], float("inf")).amin(0)
@@ -140,6 +145,24 @@ class ColourMomentTranslator(nn.Module):
         else:
             self.colours[static] = -1.0  # read as no colour from now on
         self.routing.copy_(routing)
+
+    @torch.no_grad()
+    def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
+        """Fit from the target's observations and the agent's actions alone (no reward, no
+        pair): the map from the colours' moments to the scene's features read from how they
+        answer the actions (:func:`~metaxm.align.colour_walk.colour_reader`), rendered in the
+        source. True if it reads; False where the walk shows too little (then it reads 0)."""
+        from metaxm.align.colour_walk import colour_reader
+
+        self.routing.zero_()
+        context = self.context
+        if context is None or context.reached is None or context.moves is None:
+            return False
+        reader = colour_reader(self, obs, actions, first, second, context)
+        if reader is None:
+            return False
+        self.routing.copy_(reader @ context.source_map())
+        return True
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.moments(obs) @ self.routing

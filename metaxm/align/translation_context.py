@@ -75,6 +75,17 @@ class TranslationContext:
             self.learned["feature_map"] = ridge(sources, features)
         return self.learned["feature_map"]
 
+    def source_map(self) -> Tensor:
+        """(F, S) float64 on the CPU: the least-squares map from scene features to the source
+        observation (exact for a vector source), fitted once per context; what a reading of a
+        target in the scene's features is rendered in the source with."""
+        if "source_map" not in self.learned:
+            from metaxm.align.least_squares import ridge
+
+            sources, features = self.sources.double().cpu(), self.features.double().cpu()
+            self.learned["source_map"] = ridge(features, sources)
+        return self.learned["source_map"]
+
 
 @torch.no_grad()
 def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationContext:

@@ -36,7 +36,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.least_squares import ridge
 from metaxm.align.reading_set import MAX_LEVELS, SavedSizes
 
 SNAP = 0.25
@@ -182,10 +181,7 @@ class WordSearch(SavedSizes, nn.Module):
         self.value[list(values)] = torch.tensor(list(values.values()), dtype=torch.float64,
                                                 device=device)  # fmt: skip
         self.free = every[(every[:, None] - said).abs().min(1).values > 1e-9].to(device)
-        if "feature_render" not in context.learned:  # once per context
-            features, sources = context.features.double().cpu(), context.sources.double().cpu()
-            context.learned["feature_render"] = ridge(features, sources)
-        self.render = context.learned["feature_render"].to(device)
+        self.render = context.source_map().to(device)
         self.begin()
         self.active.fill_(True)
         return True

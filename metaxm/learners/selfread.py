@@ -1,19 +1,24 @@
-"""The ``selfread`` learner: a reward-free, pair-free reading of a re-wired vector.
+"""The ``selfread`` learner: a reward-free, pair-free reading of a new modality.
 
 It plays k episodes in the target modality as :class:`~metaxm.learners.selffit.SelfFit` does
 (a random walk with ``align.explore: 1``) and keeps only the target's observations and the
-agent's own actions: no reward is read and no other modality is rendered. From how each
-target channel answers each action, matched against how the source modality's channels answer
-them (the translation context's ``moves``, drawn in the agent's own modality), it finds which
-target channel reads which source channel and at what gain; the goal's channels, which never
-move within an episode, are read at every gain that puts the values they took on values the
-source takes (:func:`~metaxm.align.action_readers.action_readers`). What is left open (the
-goal's signs, which of its channels is the row) is searched within each measured episode, as
-``translate``'s readings are (:mod:`metaxm.align.reading_search`).
+agent's own actions: no reward is read and no other modality is rendered. How the target
+answers each action, against how the scene's features (through the source modality, the
+translation context's ``moves``) answer it, is what it reads by; each family's translator does
+the reading in its ``start_unpaired``:
 
-It reads only a family whose translator is
-:class:`~metaxm.align.reading_search.ReadingSearchTranslator` (``vector``), in a world with
-``reached`` (GridNav); elsewhere it is refused in one line.
+* ``vector`` (:func:`~metaxm.align.action_readers.action_readers`): each agent channel's
+  source channel and gain; the goal's channels, which never move within an episode, at every
+  gain that puts their values on the source's, the signs and the swap left open searched
+  within each measured episode, as ``translate``'s readings are
+  (:mod:`metaxm.align.reading_search`);
+* ``pixels`` (:func:`~metaxm.align.colour_walk.colour_reader`): the colour that moves is the
+  agent's, and how it moves gives the image's rotation, flip and tile size, which read the
+  goal's colour too.
+
+Elsewhere (``projected``, ``text``, ``audio``, a family without ``start_unpaired``) it is
+refused in one line, as in a world that cannot tell success from features or whose actions
+are not discrete.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ if TYPE_CHECKING:
 
 
 def cannot_read(family: str) -> str | None:
-    """Why ``selfread`` cannot read ``family`` (its translator keeps no readings), or None."""
-    from metaxm.align.reading_search import ReadingSearchTranslator
+    """Why ``selfread`` cannot read ``family`` (its translator cannot read from actions), or
+    None."""
     from metaxm.align.translate import TRANSLATORS
 
-    builder = TRANSLATORS.get(family)
-    if isinstance(builder, type) and issubclass(builder, ReadingSearchTranslator):
+    if callable(getattr(TRANSLATORS.get(family), "start_unpaired", None)):
         return None
-    return f"selfread reads a re-wired vector (the vector family), not {family!r}"
+    readable = sorted(f for f, b in TRANSLATORS.items() if hasattr(b, "start_unpaired"))
+    return f"selfread reads the families {', '.join(readable)}, not {family!r}"
 
 
 class SelfRead(Translate):

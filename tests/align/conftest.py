@@ -145,3 +145,51 @@ def tasks() -> list[tuple[tuple[int, int], tuple[int, int]]]:
     g = torch.Generator().manual_seed(3)
     cells = [tuple(c) for c in torch.randint(0, 7, (80, 2), generator=g).tolist()]
     return [(s, t) for s, t in zip(cells[::2], cells[1::2], strict=True) if s != t]
+
+
+@pytest.fixture(scope="session")
+def moves() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The source's (``vector:0``) answers to one random action in 2,000 random GridNav 7x7
+    states (the steps onto the goal left out): a translation context's ``moves``."""
+    from metaxm.envs.gridnav import MOVES
+
+    g = torch.Generator().manual_seed(8)
+    agent, goal = (torch.randint(0, 7, (2000, 2), generator=g) for _ in range(2))
+    action = torch.randint(0, 4, (2000,), generator=g)
+    moved = (agent + torch.tensor(MOVES)[action]).clamp(0, 6)
+    kept = (agent != goal).any(1) & (moved != goal).any(1)
+    before = gridnav_pairs(("vector", 1), agent[kept], goal[kept], 9)[1]
+    after = gridnav_pairs(("vector", 1), moved[kept], goal[kept], 10)[1]  # fresh noise
+    return before, action[kept], after
+
+
+def gridnav_episodes(view: tuple[str, int], count: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """``count`` random-walk GridNav 7x7 episodes in ``view`` (30 steps or to the goal): the
+    target's observations, the actions and the transitions, nothing else."""
+    from metaxm.envs.gridnav import MOVES
+
+    g = torch.Generator().manual_seed(seed)
+    obs, actions, first, second = [], [], [], []
+    for _ in range(count):
+        goal = torch.randint(0, 7, (2,), generator=g)
+        pos = torch.randint(0, 7, (2,), generator=g)
+        while bool((pos == goal).all()):
+            pos = torch.randint(0, 7, (2,), generator=g)
+        for t in range(30):
+            action = int(torch.randint(0, 4, (), generator=g))
+            step_seed = 1000 * seed + len(obs)  # fresh noise at every step
+            obs.append(gridnav_pairs(view, pos[None], goal[None], step_seed)[0][0])
+            actions.append(action)
+            pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
+            if bool((pos == goal).all()):
+                break
+            if t < 29:
+                first.append(len(obs) - 1)
+                second.append(len(obs))
+    return torch.stack(obs), torch.tensor(actions), torch.tensor(first), torch.tensor(second)
+
+
+@pytest.fixture(scope="session")
+def episodes() -> Callable[..., tuple[torch.Tensor, ...]]:
+    """:func:`gridnav_episodes`."""
+    return gridnav_episodes

@@ -13,7 +13,6 @@ from metaxm.align.translate import VectorTranslator, fit_translator, make_transl
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
-from metaxm.envs.gridnav import MOVES
 
 SPACE = gym.spaces.Box(-2, 2, (8,), np.float32)
 CONFIG = AlignConfig(translate_iters=50, translate_lr=0.01, batch_size=64)
@@ -149,57 +148,17 @@ def test_a_saved_translator_loads_with_its_readings(walk, pairs, candidates, fea
     assert loaded.readings.reached is not None and bool(loaded.searching)
 
 
-def _moves(pairs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The source's (``vector:1``) answers to one random action in 2,000 random states (the
-    steps onto the goal left out): a context's ``moves``."""
-    g = torch.Generator().manual_seed(8)
-    agent, goal = (
-        torch.randint(0, 7, (2000, 2), generator=g),
-        torch.randint(0, 7, (2000, 2), generator=g),
-    )
-    action = torch.randint(0, 4, (2000,), generator=g)
-    moved = (agent + torch.tensor(MOVES)[action]).clamp(0, 6)
-    kept = (agent != goal).any(1) & (moved != goal).any(1)
-    before = pairs(("vector", 1), agent[kept], goal[kept], 9)[1]
-    after = pairs(("vector", 1), moved[kept], goal[kept], 10)[1]  # fresh noise
-    return before, action[kept], after
-
-
-def _episodes(pairs, variant: int, count: int, seed: int):
-    """``count`` random-walk episodes of ``vector:variant`` (30 steps or to the goal): the
-    target's observations, the actions and the transitions, nothing else."""
-    g = torch.Generator().manual_seed(seed)
-    obs, actions, first, second = [], [], [], []
-    for _ in range(count):
-        goal = torch.randint(0, 7, (2,), generator=g)
-        pos = torch.randint(0, 7, (2,), generator=g)
-        while bool((pos == goal).all()):
-            pos = torch.randint(0, 7, (2,), generator=g)
-        for t in range(30):
-            action = int(torch.randint(0, 4, (), generator=g))
-            step_seed = 1000 * seed + len(obs)  # fresh noise at every step
-            obs.append(pairs(("vector", variant), pos[None], goal[None], step_seed)[0][0])
-            actions.append(action)
-            pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
-            if bool((pos == goal).all()):
-                break
-            if t < 29:
-                first.append(len(obs) - 1)
-                second.append(len(obs))
-    return torch.stack(obs), torch.tensor(actions), torch.tensor(first), torch.tensor(second)
-
-
 @pytest.mark.parametrize("variant", [3, 5])
 def test_a_rewiring_is_read_from_observations_and_actions_alone(
-    pairs, candidates, features, seek, tasks, variant
+    pairs, candidates, features, seek, tasks, moves, episodes, variant
 ) -> None:
     """No reward, no pair: how each channel answers each action names the agent's channels and
     their gains exactly; the goal's channels, which never move within an episode, keep the
     readings whose gains put every value they took on the source's values (the signs, the
     swap). Searched within the episode, 8 episodes find >= 80% of 39 new tasks."""
     context = _context(candidates, features)
-    context.moves = _moves(pairs)
-    obs, actions, first, second = _episodes(pairs, variant, 8, seed=variant)
+    context.moves = moves
+    obs, actions, first, second = episodes(("vector", variant), 8, seed=variant)
     translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
     translator.prepare(context)
     assert translator.start_unpaired(obs, actions, first, second)
@@ -213,11 +172,11 @@ def test_a_rewiring_is_read_from_observations_and_actions_alone(
     assert found >= 0.8
 
 
-def test_without_the_sources_moves_nothing_is_read(pairs, candidates, features) -> None:
+def test_without_the_sources_moves_nothing_is_read(candidates, features, episodes) -> None:
     """A context without the source's answers to actions: no reading, refused (False)."""
     translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
     translator.prepare(_context(candidates, features))
-    assert not translator.start_unpaired(*_episodes(pairs, 3, 2, seed=1))
+    assert not translator.start_unpaired(*episodes(("vector", 3), 2, seed=1))
     assert not bool(translator.searching)
 
 

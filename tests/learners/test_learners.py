@@ -222,7 +222,7 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     first = policy.act(obs)
     loaded = AdaptedPolicy.load(policy.save(tmp_path / "selfread.pt"))
     assert torch.equal(loaded.act(obs), first)
-    with pytest.raises(ConfigError, match="selfread reads a re-wired vector"):
+    with pytest.raises(ConfigError, match="selfread reads the families pixels, vector, not .projected."):
         learner.adapt(env_of(learner, "projected", 2001), episodes=4)
     from metaxm.evaluate.strategies import STRATEGIES
 
@@ -233,7 +233,7 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     from metaxm.evaluate.runner import heldout_modalities, run_evaluation
 
     agents = load_agents(runs / "ppo")
-    with pytest.raises(ConfigError, match="evaluate: selfread reads a re-wired vector.*projected"):
+    with pytest.raises(ConfigError, match="evaluate: selfread reads the families .*, not .projected."):
         run_evaluation(agents, ["selfread"], seeds=1, progress=False, workers=1)
     vector = [(s, f, v) for s, f, v in heldout_modalities(agents) if f == "vector"]
     report = run_evaluation(agents, ["selfread"], seeds=1, modalities=vector, progress=False,
