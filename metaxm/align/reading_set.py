@@ -165,14 +165,31 @@ class ReadingSet(SavedSizes, nn.Module):
         """(B, S) the source observation of each row's cheapest reading not ruled out; a
         reading whose state is a success state is ruled out for the episode (it goes on)."""
         full, cost = self.candidates(x, base)
-        if self.reached is not None:
-            if self.ruled_out is None or self.ruled_out.shape != cost.shape:
-                self.ruled_out = torch.zeros_like(cost, dtype=torch.bool)
-            self.ruled_out |= self.reached((full @ self.decode).float())
-            open_cost = cost.masked_fill(self.ruled_out, float("inf"))
-            cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
-        best = cost.argmin(1)
-        return full[torch.arange(len(best), device=best.device), best].float()
+        chosen, self.ruled_out = search(
+            full, cost, full @ self.decode, self.reached, self.ruled_out
+        )
+        return chosen
+
+
+def search(
+    full: Tensor,
+    cost: Tensor,
+    states: Tensor,
+    reached: Callable[[Tensor], Tensor] | None,
+    ruled_out: Tensor | None,
+) -> tuple[Tensor, Tensor | None]:
+    """One step of the search within an episode: (B, S) each row's cheapest reading of
+    ``full`` (B, R, S) by ``cost`` (B, R) not ruled out, and the readings ruled out so far
+    (B, R): one whose state ``states`` (B, R, F) is a success state (the world's ``reached``)
+    is ruled out for the episode, since the episode goes on. Where all are, the cheapest."""
+    if reached is not None:
+        if ruled_out is None or ruled_out.shape != cost.shape:
+            ruled_out = torch.zeros_like(cost, dtype=torch.bool)
+        ruled_out = ruled_out | reached(states.float())
+        open_cost = cost.masked_fill(ruled_out, float("inf"))
+        cost = torch.where(open_cost.isinf().all(1, keepdim=True), cost, open_cost)
+    best = cost.argmin(1)
+    return full[torch.arange(len(best), device=best.device), best].float(), ruled_out
 
 
 def readings_of(

@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from metaxm.align.least_squares import explains, fit_routing, ridge
 from metaxm.align.reading_set import CONSTANT
+from metaxm.align.sensor_walk import WalkSearch
 
 MIN_NOISE = 1e-3
 """The noise's least standard deviation: a variant without noise (the pairs exactly on a
@@ -194,6 +195,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.sources: Tensor | None = None
         self.context: Any = None
         self.ruled_out: Tensor | None = None
+        self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
 
     def prepare(self, context: Any) -> None:
         """Take the source's observations of drawn states and learn the offset scale from the
@@ -216,6 +218,7 @@ class SensorPosteriorTranslator(nn.Module):
         if self.sources is None:
             raise RuntimeError("SensorPosteriorTranslator.prepare must give it candidates first")
         device = self.alive.device
+        self.walk.active.fill_(False)
         self.group = torch.zeros(0, dtype=torch.long, device=device)  # no search until set
         self.success = torch.zeros(0, dtype=torch.bool, device=device)
         self.ruled_out = None
@@ -258,7 +261,28 @@ class SensorPosteriorTranslator(nn.Module):
         self.mean = mean.to(device)
         self.var = (((xs @ cov) * xs).sum(1) + noise**2).to(device)
 
+    @torch.no_grad()
+    def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
+        """Fit from the target's observations and the agent's actions alone (no reward, no
+        pair): the readings of the goals the walk leaves
+        (:func:`~metaxm.align.sensor_walk.walk_readings`), searched within each episode. True
+        if it reads; False where the walk shows too little (then it reads 0)."""
+        from metaxm.align.sensor_walk import walk_readings
+
+        ctx = self.context
+        walk = None
+        if ctx is not None and None not in (ctx.reached, ctx.moves, ctx.features):
+            scale = float("inf") if bool(self.bias.isnan()) else float(self.bias)
+            walk = walk_readings(obs, actions, first, second, ctx, scale)
+        self.start(obs[:1], self.candidates.new_zeros(1, self.candidates.shape[1]))  # reads 0
+        if walk is None:
+            return False
+        self.walk.fit(walk, ctx)
+        return True
+
     def forward(self, obs: Tensor) -> Tensor:
+        if bool(self.walk.active):
+            return self.walk.choose(obs)
         if not bool(self.discrete):
             return (unsquash(obs) @ self.routing).to(self.candidates.dtype)
         z = unsquash(obs)[:, self.alive]
@@ -272,6 +296,11 @@ class SensorPosteriorTranslator(nn.Module):
     def begin(self) -> None:
         """New episodes start: no goal part is ruled out."""
         self.ruled_out = None
+        self.walk.begin()
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        self.walk.attach(world)
 
     def _search(self, log_density: Tensor) -> Tensor:
         """(N, M) -> (N,) the most probable candidate whose goal part is not ruled out; a

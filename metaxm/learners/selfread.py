@@ -14,11 +14,14 @@ the reading in its ``start_unpaired``:
   (:mod:`metaxm.align.reading_search`);
 * ``pixels`` (:func:`~metaxm.align.colour_walk.colour_reader`): the colour that moves is the
   agent's, and how it moves gives the image's rotation, flip and tile size, which read the
-  goal's colour too.
+  goal's colour too;
+* ``projected`` (:mod:`~metaxm.align.sensor_walk`): the sensors' answers to the moves give the
+  agent's part of the projection, the walls where the agent is, and what is left of each
+  episode lies on the lattice of the goals' cells, read up to the square's rotations and
+  flips, which are searched within each measured episode.
 
-Elsewhere (``projected``, ``text``, ``audio``, a family without ``start_unpaired``) it is
-refused in one line, as in a world that cannot tell success from features or whose actions
-are not discrete.
+Elsewhere (``text``, ``audio``, a family without ``start_unpaired``) it is refused in one line,
+as in a world that cannot tell success from features or whose actions are not discrete.
 """
 
 from __future__ import annotations

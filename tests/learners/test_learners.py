@@ -191,7 +191,8 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
 ) -> None:
     """``selfread`` renders no other modality (no pair) and reads no reward: with both made to
     fail, it still adapts, its translator searching readings, and a saved policy acts the
-    same. The held-out family (projected) is refused in one line."""
+    same. A family whose translator cannot read from actions (here the held-out projected
+    family, given such a translator) is refused in one line."""
     import metaxm.align.pairs
     import metaxm.envs.task_env
     from metaxm.errors import ConfigError
@@ -222,7 +223,10 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     first = policy.act(obs)
     loaded = AdaptedPolicy.load(policy.save(tmp_path / "selfread.pt"))
     assert torch.equal(loaded.act(obs), first)
-    with pytest.raises(ConfigError, match="selfread reads the families pixels, vector, not .projected."):
+    from metaxm.align.translate import TRANSLATORS, UnsquashTranslator
+
+    monkeypatch.setitem(TRANSLATORS, "projected", UnsquashTranslator)  # no start_unpaired
+    with pytest.raises(ConfigError, match="selfread reads the families .*, not .projected."):
         learner.adapt(env_of(learner, "projected", 2001), episodes=4)
     from metaxm.evaluate.strategies import STRATEGIES
 
@@ -233,7 +237,9 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     from metaxm.evaluate.runner import heldout_modalities, run_evaluation
 
     agents = load_agents(runs / "ppo")
-    with pytest.raises(ConfigError, match="evaluate: selfread reads the families .*, not .projected."):
+    with pytest.raises(
+        ConfigError, match="evaluate: selfread reads the families .*, not .projected."
+    ):
         run_evaluation(agents, ["selfread"], seeds=1, progress=False, workers=1)
     vector = [(s, f, v) for s, f, v in heldout_modalities(agents) if f == "vector"]
     report = run_evaluation(agents, ["selfread"], seeds=1, modalities=vector, progress=False,

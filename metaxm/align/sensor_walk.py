@@ -1,0 +1,480 @@
+"""Reading a ``projected`` variant from the agent's own moves: no reward, no pair
+(:func:`walk_readings` and :class:`WalkSearch`, what ``selfread`` gives the projected
+translator).
+
+Unsquashed, a projected sensor bank reads ``z = W_a a + W_g g + b + noise``: the agent's
+features ``a``, the goal's ``g``, an offset. Read from a random walk's observations and actions:
+
+1. **The agent's part** (:func:`agent_map`). An action moves ``a`` by a known step (the
+   features' steps, :func:`~metaxm.align.walk_features.feature_steps`), or by nothing where a
+   wall stops it; so ``z`` moves by ``W_a`` times the step, or by its noise. The steps that
+   moved are the ones closer to that than to standing still; summing them places the agent
+   within its episode, and ``W_a`` is fitted again on the sensors' levels within episodes.
+2. **Where the agent started** (:func:`agent_features`): a move a wall stopped says it stood on
+   that edge, which places an episode along that axis.
+3. **The goals, up to the grid's symmetries** (:func:`lattice_coords`). What is left of an
+   episode, ``W_a start + W_g g + b``, off the agent's part, is one point per episode, and the
+   goals lie on the grid: the points lie on a lattice, whose cells are the goals' shortest
+   differences or fractions of them, as long as the agent's cells are (both parts are
+   Gaussian weights). That gives every goal's cell up to the square's 8 rotations and flips
+   and a shift, which the grid's size narrows down.
+4. **Which of those** (:func:`walk_readings`). Each is fitted (``W_g`` and ``b``, from the
+   episodes a wall placed along each axis, which then place the others' starts) and costed by
+   a Gaussian prior on the weights and the offset, at the weights' scale the agent's part
+   shows and the offsets' scale the family's training variants show (which picks the shift).
+   A reading that puts an episode's goal on a cell the agent stood on while the episode went
+   on is ruled out: the test the search within an episode uses.
+
+The rotations and flips cost the same (the prior is symmetric), so a few readings are usually
+left. :class:`WalkSearch` keeps them: each decodes an observation to the possible state whose
+sensors it predicts closest, and the cheapest reading not ruled out within the episode is read,
+the nearest goal first among equals (:func:`~metaxm.align.reading_set.search`). On validation
+projected variants 100-103 (seeds 1-8), success after 8 / 16 random-walk episodes: 0.97 / 1.00
+(``docs/transfer-studies.md`` section 16); fewer than three walls met along an axis (four
+episodes or fewer, mostly) and nothing is read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metaxm.align.reading_set import SavedSizes, search
+from metaxm.align.walk_features import feature_steps, goal_pairing
+
+ROUND = 0.2
+"""A lattice coordinate lies within this of a whole number (of a cell)."""
+CELL_CANDIDATES = 6
+"""This many of the shortest differences between goals, and their halves and thirds, are tried
+as a lattice's first cell, and with each twice as many of the shortest differences (or those
+fractions) not along it as the second."""
+PLAUSIBLE = math.log(1.5)
+"""A lattice's cells may be this much longer or shorter (in log) than the agent's: both are
+columns of Gaussian weights, whose norms differ by a fifth or so (the square root of twice the
+number of sensors); half or twice the cells (a finer lattice that also holds every point, or
+a coarser one when the goals happen to lie on it) lie outside."""
+STRAYS = 0.2
+"""The largest share of episodes that may lie off the goals' lattice (left out)."""
+SAME_GOAL = 0.3
+"""Two episodes' goals closer than this share of a cell (the agent's, as a guide) are one."""
+SATURATED = 1.0 - 1e-5
+"""A sensor reading beyond this is too squashed to unsquash (float32 rounding)."""
+MAX_READINGS = 64
+"""The most readings kept, the cheapest."""
+NEAREST = 1e-3
+"""Per unit of distance between the agent and the goal a reading reads, what it adds to the
+reading's cost: among readings the prior cannot tell apart, the nearest goal is tried first."""
+STAY = 1e-2
+"""What the reading chosen one step before takes off its cost: the walk to its goal is not
+abandoned for another the prior cannot tell apart that has come nearer (more than the
+nearest-first term can add, far less than the prior's gaps)."""
+
+
+def episode_rows(first: Tensor, second: Tensor, n: int) -> list[list[int]]:
+    """The rows of each episode in order, following the transitions ``first`` -> ``second``
+    from every row that no transition leads to (``n`` rows)."""
+    after = dict(zip(first.tolist(), second.tolist(), strict=True))
+    starts = sorted(set(range(n)) - set(second.tolist()))
+    out = []
+    for row in starts:
+        rows = [row]
+        while rows[-1] in after:
+            rows.append(after[rows[-1]])
+        out.append(rows)
+    return out
+
+
+def agent_map(delta: Tensor, want: Tensor) -> tuple[Tensor, Tensor] | None:
+    """(D, m) the agent's part ``W_a`` and (M,) which transitions moved, from the sensors'
+    changes ``delta`` (M, D) and the features' steps each action makes ``want`` (M, m) (see
+    the module docstring); None where the moves do not span the agent's features."""
+    moved = torch.ones(len(delta), dtype=torch.bool)
+    for _ in range(10):
+        if int(torch.linalg.matrix_rank(want[moved])) < want.shape[1]:
+            return None
+        weights = torch.linalg.lstsq(want[moved], delta[moved]).solution  # (m, D)
+        now = (delta - want @ weights).pow(2).sum(1) < delta.pow(2).sum(1)
+        if torch.equal(now, moved):
+            break
+        moved = now
+    return weights.T, moved
+
+
+def agent_features(
+    episodes: list[list[int]], step_of: dict[int, tuple[Tensor, bool]], levels: list[Tensor],
+    n: int,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """(n, m) the agent's features at every row relative to where its episode started, and
+    (E, m) where each episode started, NaN along an axis where no move was stopped (no edge
+    to place it by). ``step_of[row]``: the features' step of the action taken at ``row`` and
+    whether it moved (else a wall stopped it, on the edge it points to)."""
+    m = len(levels)
+    rel = torch.zeros(n, m, dtype=torch.float64)
+    start = torch.full((len(episodes), m), float("nan"), dtype=torch.float64)
+    for e, rows in enumerate(episodes):
+        anchors: list[list[float]] = [[] for _ in range(m)]
+        for row, after in zip(rows[:-1], rows[1:], strict=True):
+            step, moved = step_of[row]
+            rel[after] = rel[row] + step if moved else rel[row]
+            for f in [] if moved else step.nonzero().flatten().tolist():
+                edge = levels[f].max() if step[f] > 0 else levels[f].min()
+                anchors[f].append(float(edge - rel[row, f]))
+        for f in range(m):
+            if anchors[f] and max(anchors[f]) - min(anchors[f]) < 1e-6:
+                column = rel[rows, f] + anchors[f][0]
+                low, high = float(levels[f].min()), float(levels[f].max())
+                if low - 1e-6 <= float(column.min()) and float(column.max()) <= high + 1e-6:
+                    start[e, f] = anchors[f][0]
+    return rel, start
+
+
+def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tensor] | None:
+    """(E, 2) long: the points' (E, D) coordinates in cells of a lattice they lie on, and (E,)
+    bool which do (:func:`_fit_cells`). The cells are two of their shortest differences or
+    fractions of them, refined by least squares on all points; which lattice of all those
+    within ``size`` cells along each axis is chosen is said in the code's comments (cells as
+    long as ``cell`` within :data:`PLAUSIBLE`, the tightest fits, the coarsest). None where
+    they do not span a plane or lie on none."""
+    centred = points - points.mean(0)
+    if len(points) < 3:
+        return None
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    if float(s[1]) < 1e-3 * float(s[0]):
+        return None
+    q = centred @ vh[:2].T  # (E, 2): the plane of the goals
+    pairs = torch.triu_indices(len(q), len(q), 1)
+    diffs = q[pairs[0]] - q[pairs[1]]
+    diffs = diffs[diffs.norm(dim=1) > SAME_GOAL * cell]  # not one goal twice
+    # a cell is a difference, or a half or third of one (no two goals a cell apart)
+    shortest = diffs[diffs.norm(dim=1).argsort()[:CELL_CANDIDATES]]
+    firsts = torch.cat((shortest, shortest / 2, shortest / 3))
+    seconds = torch.cat((diffs, shortest / 2, shortest / 3))
+    firsts = firsts[firsts.norm(dim=1) > SAME_GOAL * cell]
+    seconds = seconds[seconds.norm(dim=1) > SAME_GOAL * cell]
+    seconds = seconds[seconds.norm(dim=1).argsort()]
+    found = []  # (points on it, plausible, area, misfit, nearness, coords, on)
+    for u in firsts:
+        sines = (u[0] * seconds[:, 1] - u[1] * seconds[:, 0]).abs()
+        sines = sines / (seconds.norm(dim=1) * u.norm())
+        for v in seconds[sines > 0.3][: 2 * CELL_CANDIDATES]:  # the shortest not along u
+            fitted = _fit_cells(q, torch.stack((u, v)))
+            if fitted is None:
+                continue
+            cells, whole, on = fitted
+            spread = whole[on].max(0).values - whole[on].min(0).values
+            if int(spread.max()) > size - 1:
+                continue  # wider than the grid
+            off = (cells.norm(dim=1) / cell).log().abs()
+            misfit = float(
+                (q[on] - q[on].mean(0) - (whole[on] - whole[on].double().mean(0)) @ cells)
+                .norm(dim=1)
+                .pow(2)
+                .mean()
+                .sqrt()
+            )
+            found.append((int(on.sum()), float(off.max()) < PLAUSIBLE,
+                          float(torch.linalg.det(cells).abs()), misfit, float(off.pow(2).sum()),
+                          whole, on))  # fmt: skip
+    if not found:
+        return None
+    # the lattices that hold the most points; of those, the plausible ones (else all); of
+    # those, the ones that fit as well as the best (a finer lattice fits as well as the true
+    # one, a coarser one that happens to hold every point fits worse); of those, the coarsest
+    most = max(f[0] for f in found)
+    found = [f for f in found if f[0] == most]
+    found = [f for f in found if f[1]] or sorted(found, key=lambda f: f[4])[:1]
+    tight = min(f[3] for f in found)
+    found = [f for f in found if f[3] <= 2.0 * tight + 0.02 * cell]
+    best = max(found, key=lambda f: f[2])
+    return best[5], best[6]
+
+
+def _fit_cells(q: Tensor, cells: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The lattice cells (2, 2) refined by least squares on the whole-number coordinates of
+    ``q`` (E, 2) in ``cells`` (a cell taken from two points carries their noise, which grows
+    with the distance measured in it), those coordinates (E, 2) long, and which points lie on
+    it, to :data:`ROUND` of a cell (E,) bool: all but at most a :data:`STRAYS` share (an
+    episode whose walk was misread); None where more stray."""
+    origin, cells = q[0], _reduce(cells)
+    on = torch.ones(len(q), dtype=torch.bool)
+    for _ in range(5):
+        coords = (q - origin) @ torch.linalg.inv(cells)
+        on = (coords - coords.round()).abs().amax(1) <= (ROUND if _ else 2 * ROUND)
+        if float(on.double().mean()) < 1.0 - STRAYS:
+            return None
+        design = torch.cat((torch.ones(len(q), 1, dtype=q.dtype), coords.round()), 1)[on]
+        if int(torch.linalg.matrix_rank(design)) < 3:
+            return None
+        fit = torch.linalg.lstsq(design, q[on]).solution  # (3, 2)
+        origin, cells = fit[0], _reduce(fit[1:])
+    coords = (q - origin) @ torch.linalg.inv(cells)
+    on = (coords - coords.round()).abs().amax(1) <= ROUND
+    if float(on.double().mean()) < 1.0 - STRAYS:
+        return None
+    return cells, coords.round().long(), on
+
+
+def _reduce(basis: Tensor) -> Tensor:
+    """Lagrange-Gauss reduction of a 2-d lattice basis (2, 2): the two shortest cells."""
+    u, v = basis[0].clone(), basis[1].clone()
+    for _ in range(100):
+        if float(u.norm()) > float(v.norm()):
+            u, v = v, u
+        k = round(float(u @ v / (u @ u)))
+        if k == 0:
+            break
+        v = v - k * u
+    return torch.stack((u, v))
+
+
+def dihedral() -> list[Tensor]:
+    """The square's 8 rotations and flips, as (2, 2) long matrices."""
+    out = []
+    for swap in (False, True):
+        for a in (1, -1):
+            for b in (1, -1):
+                m = torch.tensor([[a, 0], [0, b]])
+                out.append(m.flip(1) if swap else m)
+    return out
+
+
+@dataclass
+class WalkFit:
+    """What a walk reads of a projected variant (:func:`walk_readings`): the sensors read
+    (``alive`` (D,) bool), the agent's part ``agent`` (D', m) of features ``moving``, and per
+    reading left its goal part ``goal`` (R, D', g) of features ``statics``, offset ``bias``
+    (R, D') and prior ``cost`` (R,), cheapest first; ``partners``: per goal feature, the
+    index in ``moving`` of the agent's feature it pairs with."""
+
+    alive: Tensor
+    agent: Tensor
+    goal: Tensor
+    bias: Tensor
+    cost: Tensor
+    moving: list[int]
+    statics: list[int]
+    partners: list[int]
+
+
+def walk_readings(
+    obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any, bias_scale: float
+) -> WalkFit | None:
+    """Every reading of the goals the walk (``obs`` (N, D), the agent's ``actions`` and the
+    transitions ``first`` -> ``second``) leaves, costed (see the module docstring); None where
+    it shows too little (fewer than three episodes placed, or no lattice)."""
+    from metaxm.align.sensor_posterior import unsquash
+    from metaxm.align.word_search import feature_levels
+
+    squashed = obs.double().flatten(1).cpu()
+    alive = (squashed.abs() > 0).any(0) & ((squashed.abs() > SATURATED).double().mean(0) < 0.02)
+    z = unsquash(squashed)[:, alive]
+    first, second, actions = first.cpu(), second.cpu(), actions.cpu()
+    steps = feature_steps(context)
+    moving = (steps.abs() > 0).any(0).nonzero().flatten().tolist()
+    pairing = goal_pairing(context, moving)
+    levels = feature_levels(context.features)
+    if pairing is None or levels is None or len(moving) + len(pairing) != steps.shape[1]:
+        return None
+    want = steps[actions[first]][:, moving]
+    found = agent_map(z[second] - z[first], want)
+    if found is None:
+        return None
+    weights, moved = found
+    step_of = {row: (want[t], bool(moved[t])) for t, row in enumerate(first.tolist())}
+    episodes = episode_rows(first, second, len(obs))
+    rel, start = agent_features(episodes, step_of, [levels[f] for f in moving], len(obs))
+    # the agent's part again, from the sensors' levels within each episode (each reading
+    # once, where the changes count each twice): the noise left in it would blur the lattice
+    rows = [torch.tensor(r) for r in episodes]
+    z_in = torch.cat([z[r] - z[r].mean(0) for r in rows])
+    rel_in = torch.cat([rel[r] - rel[r].mean(0) for r in rows])
+    weights = torch.linalg.lstsq(rel_in, z_in).solution.T  # (D', m)
+    walk = _Walk(episodes, rel, start, z, weights, [levels[f] for f in moving])
+    if int((~start.isnan()).sum(0).min()) < 3:  # fewer than three walls met along an axis
+        return None
+    # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
+    rest = walk.mean_z - walk.mean_rel @ weights.T  # (E, D')
+    off_agent = torch.eye(len(weights), dtype=weights.dtype) - weights @ torch.linalg.pinv(weights)
+    spacing = min(float((v[1:] - v[:-1]).min()) for v in levels)
+    cell = float(weights.norm(dim=0).mean()) * spacing  # a cell of the agent's, in sensors
+    statics = sorted(pairing)
+    goal_levels = [levels[f] for f in statics]
+    size = min(len(v) for v in goal_levels)
+    found_lattice = lattice_coords(rest @ off_agent, cell, size)
+    if found_lattice is None:
+        return None
+    coords, on = found_lattice
+    kept_episodes = on.nonzero().flatten().tolist()  # an episode off the lattice: left out
+    walk = _Walk([episodes[e] for e in kept_episodes], rel, start[on], z, weights,
+                 [levels[f] for f in moving])  # fmt: skip
+    rest, coords = rest[on], coords[on]
+    partners = [moving.index(pairing[f]) for f in statics]
+    weight_var = float(weights.pow(2).mean())
+    kept: list[tuple[float, Tensor, Tensor, Tensor]] = []
+    for turn in dihedral():
+        turned = coords @ turn.T
+        low, high = turned.min(0).values, turned.max(0).values
+        if bool((high - low > size - 1).any()):
+            continue
+        for r in range(int(-low[0]), int(size - 1 - high[0]) + 1):
+            for c in range(int(-low[1]), int(size - 1 - high[1]) + 1):
+                at = turned + torch.tensor([r, c])
+                goal = torch.stack([goal_levels[j][at[:, j]] for j in range(2)], 1)  # (E, 2)
+                fitted = walk.fit_goal(rest, goal)
+                if fitted is None or walk.stood_on(fitted[2], goal, partners):
+                    continue
+                w_goal, bias, _ = fitted
+                cost = float(w_goal.pow(2).sum()) / (2 * weight_var)
+                cost += float(bias.pow(2).sum()) / (2 * bias_scale**2)
+                kept.append((cost, w_goal, bias, goal))
+    if not kept:
+        return None
+    kept.sort(key=lambda item: item[0])
+    kept = kept[:MAX_READINGS]
+    return WalkFit(
+        alive, weights, torch.stack([k[1] for k in kept]), torch.stack([k[2] for k in kept]),
+        torch.tensor([k[0] for k in kept], dtype=torch.float64), moving, statics, partners,
+    )  # fmt: skip
+
+
+class _Walk:
+    """A walk's episodes with the agent placed as far as the walls place it: each episode's
+    mean sensors and mean relative position, where it started (NaN along an axis no wall
+    placed), and the starts its walk allows."""
+
+    def __init__(
+        self, episodes: list[list[int]], rel: Tensor, start: Tensor, z: Tensor, weights: Tensor,
+        levels: list[Tensor],
+    ) -> None:  # fmt: skip
+        self.episodes, self.rel, self.start, self.weights = episodes, rel, start, weights
+        self.mean_z = torch.stack([z[rows].mean(0) for rows in episodes])  # (E, D')
+        self.mean_rel = torch.stack([rel[rows].mean(0) for rows in episodes])  # (E, m)
+        self.starts = []  # per episode, the starts its walk allows: (K, m)
+        for e, rows in enumerate(episodes):
+            axes = []
+            for f, values in enumerate(levels):
+                if not bool(start[e, f].isnan()):
+                    axes.append(start[e, f : f + 1])
+                    continue
+                low, high = float(values.min()), float(values.max())
+                lo, hi = float(rel[rows, f].min()), float(rel[rows, f].max())
+                axes.append(values[(values + lo >= low - 1e-6) & (values + hi <= high + 1e-6)])
+            self.starts.append(torch.cartesian_prod(*axes).reshape(-1, len(levels)))
+
+    def fit_goal(self, rest: Tensor, goal: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The goal's part ``W_g`` (D', g) and offset ``b`` (D',) that put every episode's
+        goal (``goal`` (E, g)) on ``rest`` (E, D': ``W_a start + W_g g + b``), and every
+        episode's start (E, m). Off the agent's part, every episode fits them; along it, the
+        episodes a wall placed along that axis do (three at least, their goals not on a line),
+        and place the others' starts there, on the nearest start their walk allows (an episode
+        none fits, a stopped move misread, is left out: its start NaN). None where too few."""
+        design = torch.cat((goal, torch.ones(len(goal), 1, dtype=goal.dtype)), 1)  # (E, g + 1)
+        if int(torch.linalg.matrix_rank(design)) < design.shape[1]:
+            return None
+        inverse = torch.linalg.pinv(self.weights)  # (m, D')
+        across = torch.linalg.lstsq(design, rest - rest @ inverse.T @ self.weights.T).solution
+        along = rest @ inverse.T  # (E, m): start + (the goal's part and offset along W_a)
+        fit_along = torch.zeros(design.shape[1], len(inverse), dtype=rest.dtype)
+        for f in range(len(inverse)):
+            known = ~self.start[:, f].isnan()
+            if int(torch.linalg.matrix_rank(design[known])) < design.shape[1]:
+                return None
+            target = along[known, f] - self.start[known, f]
+            fit_along[:, f] = torch.linalg.lstsq(design[known], target[:, None]).solution[:, 0]
+        guess = along - design @ fit_along  # (E, m) each episode's start
+        starts = torch.full_like(self.start, float("nan"))
+        for e, allowed in enumerate(self.starts):
+            if len(allowed):
+                starts[e] = allowed[(allowed - guess[e]).pow(2).sum(1).argmin()]
+        placed = ~starts.isnan().any(1)
+        points = rest[placed] - starts[placed] @ self.weights.T
+        fit = torch.linalg.lstsq(design[placed], points).solution
+        if int(placed.sum()) < design.shape[1]:
+            fit = across + fit_along @ self.weights.T
+        return fit[:-1].T, fit[-1], starts
+
+    def stood_on(self, starts: Tensor, goal: Tensor, partners: list[int]) -> bool:
+        """Whether an episode's goal is a cell its agent stood on while the episode went on."""
+        for rows, start, at_goal in zip(self.episodes, starts, goal, strict=True):
+            if bool(start.isnan().any()):
+                continue
+            at = (self.rel[rows] + start)[:, partners]
+            if bool(((at - at_goal).abs() < 1e-6).all(1).any()):
+                return True
+        return False
+
+
+class WalkSearch(SavedSizes, nn.Module):
+    """Squashed sensors (D,) -> the source's (S,) under the readings a walk leaves
+    (:func:`walk_readings`): each reading decodes a new observation to the possible state whose
+    sensors it predicts closest, and the cheapest reading not ruled out within the episode is
+    read (:func:`~metaxm.align.reading_set.search`). :meth:`fit` keeps the readings."""
+
+    def __init__(self, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("active", torch.tensor(False))
+        self.register_buffer("alive", torch.zeros(dim, dtype=torch.bool))
+        self.register_buffer("means", torch.zeros(0, 0, 0, dtype=torch.float64))  # (R, M, D')
+        self.register_buffer("states", torch.zeros(0, 0, dtype=torch.float64))  # (M, F)
+        self.register_buffer("candidates", torch.zeros(0, out_dim))  # (M, S)
+        self.register_buffer("cost", torch.zeros(0, dtype=torch.float64))  # (R,)
+        self.register_buffer("gap", torch.zeros(0, dtype=torch.float64))  # (M,) agent to goal
+        self.reached: Callable[[Tensor], Tensor] | None = None
+        self.ruled_out: Tensor | None = None
+        self.last: Tensor | None = None  # (B,) the reading chosen one step before
+
+    def fit(self, walk: WalkFit, context: Any) -> None:
+        """Keep ``walk``'s readings, decoding to the possible states of ``context`` (every
+        agent part it drew with every goal part) rendered in the source."""
+        device = self.active.device
+        # every agent part with every goal part, success states included (the world never
+        # shows them, but a wrong reading reads one when the agent stands on its goal)
+        features = context.features.double().cpu()
+        agents = features[:, walk.moving].unique(dim=0)
+        goals = features[:, walk.statics].unique(dim=0)
+        states = features.new_zeros(len(agents) * len(goals), features.shape[1])  # (M, F)
+        states[:, walk.moving] = agents.repeat_interleave(len(goals), 0)
+        states[:, walk.statics] = goals.repeat(len(agents), 1)
+        agent = states[:, walk.moving] @ walk.agent.T  # (M, D')
+        goal = torch.einsum("mg,rdg->rmd", states[:, walk.statics], walk.goal)
+        self.alive = walk.alive.to(device)
+        self.means = (agent + goal + walk.bias[:, None]).to(device)
+        self.states = states.to(device)
+        self.candidates = (states @ context.source_map()).float().to(device)
+        self.cost = walk.cost.to(device)
+        partners = [walk.moving[i] for i in walk.partners]
+        self.gap = (states[:, partners] - states[:, walk.statics]).abs().sum(1).to(device)
+        self.reached, self.ruled_out = context.reached, None
+        self.active.fill_(True)
+
+    def attach(self, world: Any) -> None:
+        """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
+        if world.reached(world.scene().features[:1]) is not None:
+            self.reached = world.reached
+
+    def begin(self) -> None:
+        """New episodes start: no reading is ruled out, none was chosen."""
+        self.ruled_out, self.last = None, None
+
+    def choose(self, obs: Tensor) -> Tensor:
+        """(B, S) the source observation of each row's reading (see the class docstring)."""
+        from metaxm.align.sensor_posterior import unsquash
+
+        z = unsquash(obs)[:, self.alive]  # (B, D')
+        misfit = self.means.pow(2).sum(-1) - 2.0 * torch.einsum("bd,rmd->brm", z, self.means)
+        best = misfit.argmin(2)  # (B, R)
+        cost = self.cost + NEAREST * self.gap[best]  # (B, R)
+        rows = torch.arange(len(z), device=z.device)
+        if self.last is not None and len(self.last) == len(z):
+            cost = cost.index_put((rows, self.last), cost[rows, self.last] - STAY)
+        chosen, self.ruled_out = search(
+            self.candidates[best], cost, self.states[best], self.reached, self.ruled_out
+        )
+        open_cost = cost if self.ruled_out is None else cost.masked_fill(self.ruled_out, 1e300)
+        self.last = open_cost.argmin(1)
+        return chosen

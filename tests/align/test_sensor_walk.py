@@ -1,0 +1,113 @@
+"""Reading a ``projected`` variant from the agent's own moves (``metaxm.align.sensor_walk``): no
+reward, no pair; synthetic lattices and real ``projected`` renders of GridNav 7x7 walks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metaxm.align.sensor_walk import agent_map, dihedral, lattice_coords
+from metaxm.align.translate import make_translator
+from metaxm.align.translation_context import TranslationContext
+from metaxm.config.align import AlignConfig
+from metaxm.envs import GridNav, GridNavConfig
+from metaxm.modalities import get_family
+
+WORLD = GridNav(GridNavConfig(size=7), 1)
+SPACE = get_family("projected").observation_space(WORLD.scene_info)
+CONFIG = AlignConfig()
+
+
+def test_the_goals_lattice_is_found_up_to_the_squares_symmetries() -> None:
+    """Points ``W g + b + noise`` of goals on a 7 x 7 grid, in 24 dimensions: the lattice's
+    coordinates are the goals' cells after one of the 8 rotations and flips and a shift. Also
+    where no two goals lie one cell apart (a cell is then half a difference), and where every
+    goal lies on every other cell, which a lattice of twice the cells holds too: the cells'
+    expected length (the agent's) tells them apart."""
+    g = torch.Generator().manual_seed(0)
+    weights = torch.randn(24, 2, generator=g, dtype=torch.float64) / 3
+    some = torch.randint(0, 7, (10, 2), generator=g)
+    apart = torch.tensor([[0, 0], [2, 0], [0, 2], [4, 4], [6, 2], [2, 6], [4, 1], [1, 5]])
+    even = 2 * torch.randint(0, 4, (10, 2), generator=g)
+    for cells in (some, apart, even):
+        noise = torch.randn(len(cells), 24, generator=g, dtype=torch.float64) * 0.01
+        points = cells.double() @ weights.T + 0.3 + noise
+        found = lattice_coords(points, float(weights.norm(dim=0).mean()), 7)
+        assert found is not None
+        coords, on = found
+        assert bool(on.all())
+        rel = cells - cells[0]
+        assert any(torch.equal((coords - coords[0]) @ turn.T, rel) for turn in dihedral())
+
+
+def test_collinear_goals_have_no_lattice() -> None:
+    cells = torch.tensor([[0, 0], [1, 1], [2, 2], [4, 4]])
+    weights = torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert lattice_coords(cells.double() @ weights.T, float(weights.norm(dim=0).mean()), 7) is None
+
+
+def test_the_agents_part_and_the_stopped_moves() -> None:
+    """Sensors' changes under known feature steps, a third of them stopped by a wall (no
+    change): ``W_a`` is recovered and every stopped move found."""
+    g = torch.Generator().manual_seed(2)
+    weights = torch.randn(20, 2, generator=g, dtype=torch.float64)
+    want = (
+        torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=torch.float64)[
+            torch.randint(0, 4, (300,), generator=g)
+        ]
+        / 3
+    )
+    stopped = torch.rand(300, generator=g) < 1 / 3
+    delta = torch.where(stopped[:, None], 0.0, want @ weights.T)
+    delta = delta + torch.randn(300, 20, generator=g, dtype=torch.float64) * 0.05
+    found = agent_map(delta, want)
+    assert found is not None
+    torch.testing.assert_close(found[0], weights, atol=0.05, rtol=0)
+    assert torch.equal(found[1], ~stopped)
+
+
+@pytest.fixture(scope="module")
+def context(pairs, candidates, features, moves) -> TranslationContext:  # noqa: ANN001
+    """Every GridNav 7x7 state in the source ``vector:0`` with its features, the world's test,
+    the source's answers to actions, and 256 random states in the family's training variants
+    10-17 (from which the offsets' prior scale is learned)."""
+    g = torch.Generator().manual_seed(5)
+    agent, goal = (torch.randint(0, 7, (256, 2), generator=g) for _ in range(2))
+    keep = ~(agent == goal).all(1)
+    family = [tuple(pairs(("projected", v), agent[keep], goal[keep])) for v in range(10, 18)]
+    return TranslationContext(
+        candidates, family, features=features, reached=WORLD.reached, moves=moves
+    )
+
+
+@pytest.mark.parametrize("variant", [4, 9])
+def test_sixteen_walks_read_a_projected_variant(context, episodes, seek, tasks, variant) -> None:  # noqa: ANN001
+    """No reward, no pair: after 16 random-walk episodes a policy acting on the readings (the
+    cheapest first, the goal it names ruled out once stood on) reaches >= 90% of 39 new
+    tasks; a translator saved and loaded (the world's test attached) reads as the one saved."""
+    translator = make_translator("projected", SPACE, 8, CONFIG)
+    translator.prepare(context)
+    assert translator.start_unpaired(*episodes(("projected", variant), 16, seed=variant))
+    assert bool(translator.walk.active) and len(translator.walk.cost) >= 1
+    decode = context.feature_map()
+    found = np.mean([seek(translator, decode, ("projected", variant), s, t) for s, t in tasks])
+    assert found >= 0.9
+    loaded = make_translator("projected", SPACE, 8, CONFIG, seed=3)
+    loaded.load_state_dict(translator.state_dict())
+    loaded.attach(WORLD)
+    obs = episodes(("projected", variant), 1, seed=99)[0]
+    translator.begin()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(obs), translator(obs))
+
+
+def test_two_walks_show_too_little(context, episodes) -> None:  # noqa: ANN001
+    """Two episodes cannot place three goals along each axis: refused (False), read as 0."""
+    translator = make_translator("projected", SPACE, 8, CONFIG)
+    translator.prepare(context)
+    obs = episodes(("projected", 4), 2, seed=1)
+    assert not translator.start_unpaired(*obs)
+    assert not bool(translator.walk.active)
+    with torch.no_grad():
+        assert bool((translator(obs[0]) == 0).all())
