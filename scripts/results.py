@@ -24,9 +24,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
   (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
   ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation);
-* ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out ``vector``
-  variant with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading),
-  and ``scripts/compare_strategies.py`` (selfread against no adaptation).
+* ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out ``vector``,
+  ``projected`` and ``pixels`` variants with ``zeroshot``, ``translate`` and ``selfread`` (a
+  reward-free, pair-free reading), and ``scripts/compare_strategies.py`` (selfread against no
+  adaptation).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -407,7 +408,8 @@ def selfread() -> Path:
     compared = RUNS / "selfread_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
         ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "translate",
-         "--strategy", "selfread", "--set", "modalities.heldout_variants={vector: 1}", "--set",
+         "--strategy", "selfread", "--set",
+         "modalities.heldout_variants={vector: 1, projected: 1, pixels: 1}", "--set",
          "modalities.heldout_families={}", "--out", rel(report)],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selfread",
          "zeroshot", "--json", rel(compared)],
@@ -415,22 +417,29 @@ def selfread() -> Path:
 
     def headline() -> str:
         data = json.loads((report / "report.json").read_text())
-        ((mid, entry),) = data["modalities"].items()
-        ks = entry["strategies"]["selfread"]["budgets"]
-        iqm = {n: entry["strategies"][n]["iqm"]["success"]["point"] for n in ("zeroshot",
-               "selfread", "translate")}  # fmt: skip
-        row = ", ".join(f"k = {k}: {v:.2f}" for k, v in zip(ks, iqm["selfread"], strict=True))
-        diff = json.loads(compared.read_text())[mid]["mean"]
-        return (
-            f"reward-free, pair-free reading (`selfread`: the target's observations and the "
-            f"agent's actions, nothing else) of the main job's held-out vector variant ({mid}), "
-            f"IQM success over 5 seeds: {row}; `zeroshot` {iqm['zeroshot'][0]:.2f}; `translate` "
-            f"(paired) {iqm['translate'][1]:.2f} at k = 1. Above zeroshot, averaged over k >= 1: "
-            f"{diff['point']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]. The curves are in "
-            f"`{rel(report / 'report.md')}`."
-        )
+        diffs = json.loads(compared.read_text())
+        lines = [
+            "Reward-free, pair-free reading (`selfread`: the target's observations and the "
+            "agent's actions, nothing else) of the main job's held-out variants, IQM success "
+            "over 5 seeds, against `zeroshot` (no adaptation) and `translate` (paired):",
+            "",
+        ]
+        for mid, entry in data["modalities"].items():
+            strategies = entry["strategies"]
+            ks = strategies["selfread"]["budgets"]
+            iqm = {n: strategies[n]["iqm"]["success"]["point"] for n in ("zeroshot",
+                   "selfread", "translate")}  # fmt: skip
+            row = ", ".join(f"k = {k}: {v:.2f}" for k, v in zip(ks, iqm["selfread"], strict=True))
+            diff = diffs[mid]["mean"]
+            lines.append(
+                f"- **{mid}**: {row}; `zeroshot` {iqm['zeroshot'][0]:.2f}; `translate` "
+                f"{iqm['translate'][1]:.2f} at k = 1. Above zeroshot, averaged over k >= 1: "
+                f"{diff['point']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]."
+            )
+        lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
+        return "\n".join(lines)
 
-    return study_page("selfread", "Reward-free reading of a re-wired vector (selfread)",
+    return study_page("selfread", "Reward-free reading of new modalities (selfread)",
                       commands, headline)  # fmt: skip
 
 
