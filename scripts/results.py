@@ -25,9 +25,9 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
   ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation);
 * ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out ``vector``,
-  ``projected`` and ``pixels`` variants with ``zeroshot``, ``translate`` and ``selfread`` (a
-  reward-free, pair-free reading), and ``scripts/compare_strategies.py`` (selfread against no
-  adaptation).
+  ``projected``, ``pixels`` and ``text`` variants with ``zeroshot``, ``translate`` and
+  ``selfread`` (a reward-free, pair-free reading), and ``scripts/compare_strategies.py``
+  (selfread against no adaptation).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -409,7 +409,7 @@ def selfread() -> Path:
     commands = [
         ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "translate",
          "--strategy", "selfread", "--set",
-         "modalities.heldout_variants={vector: 1, projected: 1, pixels: 1}", "--set",
+         "modalities.heldout_variants={vector: 1, projected: 1, pixels: 1, text: 1}", "--set",
          "modalities.heldout_families={}", "--out", rel(report)],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selfread",
          "zeroshot", "--json", rel(compared)],

@@ -318,6 +318,17 @@ class TokenValueTranslator(nn.Module):
         self.routing.copy_(routing)
         self.words.fit(ids, source, self.context)
 
+    @torch.no_grad()
+    def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
+        """Fit from the target's observations and the agent's actions alone (no reward, no
+        pair): the word search read from the walk
+        (:meth:`~metaxm.align.word_search.WordSearch.fit_unpaired`). True if it reads; False
+        where the walk shows too little (then it reads 0)."""
+        self.values.zero_()
+        self.routing.zero_()
+        ids = obs.long().flatten(1)
+        return self.words.fit_unpaired(ids, actions, first, second, self.context)
+
     def begin(self) -> None:
         """New episodes start: the word search forgets the states it chose."""
         self.words.begin()

@@ -169,6 +169,7 @@ TRANSLATORS: dict[str, TranslatorBuilder] = {
     "audio": FrameValueTranslator,
     "pixels": ColourMomentTranslator,
     "projected": SensorPosteriorTranslator,
+    "text": TokenValueTranslator,
     "vector": ReadingSearchTranslator,
 }
 """Family -> translator builder; families not here get one chosen from their space."""

@@ -111,15 +111,14 @@ def word_ties(pairs: list[tuple[Tensor, Tensor]], decode: Tensor, levels: list[T
     return {f: sorted(g) for f, g in (ties or {}).items() if g}
 
 
-def read_words(
-    ids: Tensor, feats: Tensor, ties: dict[int, list[int]]
-) -> tuple[list[int], dict[int, float]] | None:
-    """Each feature's place and each said number word's value (see the module docstring),
-    from ``ids`` (N, L) and the features ``feats`` (N, F) of the same steps; None where a
-    feature has no place or a word would have two values (or a value two words)."""
-    places = moving_places(ids, feats)
-    keys = place_keys(ids)
-    for f in range(feats.shape[1]):
+def tied_places(
+    places: dict[int, int], keys: Tensor, ties: dict[int, list[int]], features: int
+) -> dict[int, int] | None:
+    """``places`` (feature -> place, the features the walk moved) with every other feature's
+    place: the one other place after the word (``keys``: :func:`place_keys`) a feature it is
+    tied to stands after (:func:`word_ties`); None where a feature has none."""
+    places = dict(places)
+    for f in range(features):
         for g in ties.get(f, []) if f not in places else []:
             if g not in places or keys[places[g]] < 0:
                 continue
@@ -130,6 +129,18 @@ def read_words(
                 break
         if f not in places:
             return None
+    return places
+
+
+def read_words(
+    ids: Tensor, feats: Tensor, ties: dict[int, list[int]]
+) -> tuple[list[int], dict[int, float]] | None:
+    """Each feature's place and each said number word's value (see the module docstring),
+    from ``ids`` (N, L) and the features ``feats`` (N, F) of the same steps; None where a
+    feature has no place or a word would have two values (or a value two words)."""
+    places = tied_places(moving_places(ids, feats), place_keys(ids), ties, feats.shape[1])
+    if places is None:
+        return None
     values: dict[int, float] = {}
     for f, p in places.items():
         for word, value in zip(ids[:, p].tolist(), feats[:, f].tolist(), strict=True):
@@ -160,19 +171,45 @@ class WordSearch(SavedSizes, nn.Module):
         and training variants (their word ties, learned once per context); True if it reads
         (else it is inactive and the translator reads as before)."""
         self.active.fill_(False)
-        if context is None or context.features is None:
-            return False
-        levels = feature_levels(context.features)
+        levels = None if context is None or context.features is None else feature_levels(
+            context.features)  # fmt: skip
         if levels is None:
             return False
-        decode = context.feature_map()
-        if "word_ties" not in context.learned:  # once per context
-            context.learned["word_ties"] = word_ties(context.family_pairs, decode, levels)
-        feats = snapped(source, decode, levels)
-        read = None if feats is None else read_words(ids.cpu(), feats, context.learned["word_ties"])
-        if read is None:
+        feats = snapped(source, context.feature_map(), levels)
+        read = None if feats is None else read_words(ids.cpu(), feats, self.ties(context, levels))
+        return read is not None and self.keep(*read, levels, context)
+
+    @torch.no_grad()
+    def fit_unpaired(
+        self, ids: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any
+    ) -> bool:
+        """Read ``ids`` (N, L) from the agent's ``actions`` and the transitions ``first`` ->
+        ``second`` alone, no pair (:func:`~metaxm.align.word_walk.walk_words`); True if it
+        reads (else it is inactive)."""
+        from metaxm.align.word_walk import walk_words
+
+        self.active.fill_(False)
+        levels = None if context is None or context.features is None else feature_levels(
+            context.features)  # fmt: skip
+        if levels is None or context.moves is None or context.reached is None:
             return False
-        places, values = read
+        read = walk_words(ids.cpu(), actions.cpu(), first.cpu(), second.cpu(), context, levels,
+                          self.ties(context, levels))  # fmt: skip
+        return read is not None and self.keep(*read, levels, context)
+
+    @staticmethod
+    def ties(context: Any, levels: list[Tensor]) -> dict[int, list[int]]:
+        """:func:`word_ties` of ``context``'s training variants, learned once per context."""
+        if "word_ties" not in context.learned:
+            decode = context.feature_map()
+            context.learned["word_ties"] = word_ties(context.family_pairs, decode, levels)
+        return context.learned["word_ties"]
+
+    def keep(
+        self, places: list[int], values: dict[int, float], levels: list[Tensor], context: Any
+    ) -> bool:
+        """Read each feature at its place of ``places``, each word of ``values`` at its value,
+        every other word at every value no word of ``values`` has; True (active)."""
         said = torch.tensor(sorted(values.values()), dtype=torch.float64)
         every = torch.cat([levels[f] for f in range(len(places))]).unique()
         device = self.value.device
@@ -180,7 +217,8 @@ class WordSearch(SavedSizes, nn.Module):
         self.value.fill_(float("nan"))
         self.value[list(values)] = torch.tensor(list(values.values()), dtype=torch.float64,
                                                 device=device)  # fmt: skip
-        self.free = every[(every[:, None] - said).abs().min(1).values > 1e-9].to(device)
+        unsaid = (every[:, None] - said).abs().min(1).values > 1e-9 if len(said) else every == every
+        self.free = every[unsaid].to(device)
         self.render = context.source_map().to(device)
         self.begin()
         self.active.fill_(True)

@@ -24,9 +24,9 @@ selffit     selffit run    the meta-learned reward-free fit: inverse dynamics on
                            observations and the agent's actions alone, then the frozen policy
 translate   ppo agent      a translator into the source modality fitted on ``align``'s pairs;
                            readings the pairs leave open searched within the measured episode
-selfread    ppo agent      a re-wired vector, a new image or a new sensor bank read from
-                           the target's observations and the agent's actions alone, its
-                           open readings searched the same way
+selfread    ppo agent      a re-wired vector, image, sensor bank or sentence read from the
+                           target's observations and the agent's actions alone, its open
+                           readings searched the same way
 ==========  =============  =====================================================================
 
 Each strategy's ``data`` names what it consumes of the k episodes, and ``in_episode`` what its
@@ -327,8 +327,8 @@ class SelfFit(LearnerStrategy):
 
 
 class SelfRead(Translate):
-    """The :class:`metaxm.learners.SelfRead` learner on the ``ppo`` agent: a re-wired vector, a
-    new image or a new sensor bank read from the observations of k random-walk episodes and the
+    """The :class:`metaxm.learners.SelfRead` learner on the ``ppo`` agent: a re-wired vector,
+    image, sensor bank or sentence read from the observations of k random-walk episodes and the
     agent's actions alone (no reward, no pair), what is left open searched within the measured
     episode."""
 

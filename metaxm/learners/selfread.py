@@ -18,10 +18,14 @@ the reading in its ``start_unpaired``:
 * ``projected`` (:mod:`~metaxm.align.sensor_walk`): the sensors' answers to the moves give the
   agent's part of the projection, the walls where the agent is, and what is left of each
   episode lies on the lattice of the goals' cells, read up to the square's rotations and
-  flips, which are searched within each measured episode.
+  flips, which are searched within each measured episode;
+* ``text`` (:func:`~metaxm.align.word_walk.walk_words`): the place whose word a move changes
+  says the feature it moves, and each move chains the word after it to the word before it by
+  the move's step, pinned where a wall stopped a move; the words the walk never said are
+  searched within each measured episode (:class:`~metaxm.align.word_search.WordSearch`).
 
-Elsewhere (``text``, ``audio``, a family without ``start_unpaired``) it is refused in one line,
-as in a world that cannot tell success from features or whose actions are not discrete.
+Elsewhere (``audio``, a family without ``start_unpaired``) it is refused in one line, as in a
+world that cannot tell success from features or whose actions are not discrete.
 """
 
 from __future__ import annotations
