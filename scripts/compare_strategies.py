@@ -3,7 +3,8 @@
 
     python scripts/compare_strategies.py runs/selffit-eval/report/report.json selffit zeroshot
 
-For every held-out modality and every budget k >= 1, the per-seed difference A - B of the
+For every held-out modality both were measured on (a strategy that does not read a family is
+not: the report's ``unread``) and every budget k >= 1, the per-seed difference A - B of the
 report's metric (the two curves of a seed share its measurement seeds, so they are paired),
 its interquartile mean over seeds and a 95% percentile-bootstrap interval
 (:func:`metaxm.evaluate.metrics.iqm_interval`); and the same for the mean over the budgets
@@ -30,6 +31,8 @@ def compare(report: dict, a: str, b: str) -> dict[str, dict]:
     for name, entry in report["modalities"].items():
         strategies = entry["strategies"]
         missing = [s for s in (a, b) if s not in strategies]
+        if missing and name in report.get("unread", {}):
+            continue  # a family one of them does not read: not compared there
         if missing:
             raise ValueError(f"{name}: the report has no {' or '.join(missing)} curve")
         budgets = strategies[a]["budgets"]

@@ -15,6 +15,8 @@
                                  on every training modality (held-out family)
     strategies                   the strategies run; skipped_strategies: those that cannot run
                                  (skipped_because: why, e.g. no trained agent)
+    unread                       per modality, the strategies not measured on it: {name: why}
+                                 (a strategy that reads some families only)
     data.<name>                  what the strategy consumes of its k episodes: observations,
                                  rewards, paired (source renders of every target step)
     modalities.<family:variant>  {split, family, variant, source, measurable (false when the
@@ -28,7 +30,9 @@
                                      against threshold x the oracle's level}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
                                  held-out modalities, stratified bootstrap),
-                                 episodes_to_threshold: {<modality>: episodes | null}}
+                                 episodes_to_threshold: {<modality>: episodes | null},
+                                 missing: [<modality>] where it was not measured on every one
+                                 (then over the others, and not a candidate for the headline)}
     headline                     {best, best_episodes, scratch_episodes, target_met, text}
     representation               (when computed) latent metrics on held-out modalities
 
@@ -85,9 +89,10 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         }
     budget = report.get("target_episodes", HEADLINE_BUDGET)
     factor = report.get("target_speedup", HEADLINE_FACTOR)
-    reach = {
+    reach = {  # a strategy measured on some of the modalities only is not compared
         name: _first_reaching(s["budgets"], [b["point"] for b in s["by_budget"]], level)
         for name, s in report["summary"].items()
+        if not s.get("missing")
     }
     adapting = {n: k for n, k in reach.items() if n != "scratch" and k is not None}
     scratch = reach.get("scratch")
@@ -246,6 +251,12 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
             )
+        unread = report.get("unread", {}).get(mid, {})
+        if unread:
+            lines += [
+                "",
+                "Not measured here: " + "; ".join(f"{n} ({w})" for n, w in unread.items()) + ".",
+            ]
         lines.append("")
     lines += ["## Aggregate over held-out modalities", "", _aggregate_table(report), ""]
     if report.get("representation"):
@@ -282,12 +293,17 @@ def _aggregate_table(report: dict[str, Any]) -> str:
     budgets = report["budgets"]
     rows = ["| strategy | " + " | ".join(f"k={k}" for k in budgets) + " |"]
     rows.append("|" + "---|" * (len(budgets) + 1))
+    notes = []
     for name, s in report["summary"].items():
         cells = []
         for k in budgets:
             cells.append(_fmt(s["by_budget"][s["budgets"].index(k)]["point"]))
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        mark = ""
+        if s.get("missing"):
+            mark = "*" * (len(notes) + 1)
+            notes.append(f"{mark} over the modalities {name} reads: not {', '.join(s['missing'])}")
+        rows.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
+    return "\n".join(rows + ([""] + [n + "." for n in notes] if notes else []))
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:
@@ -341,7 +357,7 @@ def plot_speedup(report: dict[str, Any], path: Path) -> None:
     for j, mid in enumerate(mods):
         vals = []
         for name in names:
-            m = report["modalities"][mid]["strategies"][name].get("metrics") or {}
+            m = report["modalities"][mid]["strategies"].get(name, {}).get("metrics") or {}
             vals.append(m.get("speedup") or 0.0)
         ax.bar([i + j * width for i in range(len(names))], vals, width, label=mid)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)

@@ -172,15 +172,17 @@ def run_evaluation(
             "heldout_families are empty); name some in the spec, or pass --spec with them"
         )
     check_readable(agents, [f for _, f, _ in held])
-    for name in names:  # a strategy that reads some families only: refused before any curve
+    # a strategy that reads some families only is not measured on the others (said before
+    # any curve is measured, and in the report)
+    unread: dict[str, dict[str, str]] = {}
+    for name in names:
         for _, family, variant in held:
             why = STRATEGIES[name].cannot_read(agents, family)
             if why is not None:
-                raise ConfigError(
-                    f"evaluate: {why} ({family}:{variant} is held out); evaluate {name} on the "
-                    "modalities it reads (--set modalities.heldout_variants=... and "
-                    "modalities.heldout_families=...)"
-                )
+                unread.setdefault(f"{family}:{variant}", {})[name] = why
+    for mid, by_name in unread.items():
+        for name, why in by_name.items():
+            log.warning("evaluate: %s is not measured on %s: %s", name, mid, why)
     if "align" in names:  # refuse a fit setting that cannot work before any curve is measured
         from metaxm.align.fewshot import fit_subset
 
@@ -196,6 +198,7 @@ def run_evaluation(
         for (_, f, v) in held
         for mid in [f"{f}:{v}"]
         for name in names
+        if name not in unread.get(mid, {})
         for k in range(n_seeds)
     ]
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
@@ -218,6 +221,7 @@ def run_evaluation(
         for mid, by_name in curves.items()
     }
     report = _derive(agents, held, names, ordered, budgets, sbudgets, source)
+    report["unread"] = unread
     report["skipped_strategies"] = skipped
     report["skipped_because"] = {n: STRATEGIES[n].unavailable(agents) for n in skipped}
     report["data"] = {name: list(STRATEGIES[name].data) for name in names}
@@ -228,7 +232,7 @@ def run_evaluation(
             record = report["modalities"][mid]["strategies"][name]
             record["seconds"] = [per_seed[k] for k in range(n_seeds)]
     report["seconds_by_strategy"] = {
-        name: float(sum(sum(by[name].values()) for by in times.values())) for name in names
+        name: float(sum(sum(by.get(name, {}).values()) for by in times.values())) for name in names
     }
     report["seeds"] = n_seeds
     report["workers"] = n_workers
@@ -307,6 +311,8 @@ def _derive(
         }  # fmt: skip
         strategies: dict[str, Any] = {}
         for name in names:
+            if name not in curves[mid]:  # a family it does not read
+                continue
             runs = curves[mid][name]
             b = sbudgets if name == "scratch" else budgets
             values = np.array([c[metric] for c in runs])
@@ -362,20 +368,26 @@ def _iqm_curve(values: np.ndarray) -> dict[str, list[float]]:
 def summarize(modalities: dict[str, Any], names: list[str], metric: str) -> dict[str, Any]:
     """Per strategy, over held-out modalities (strata): IQM of ``metric`` at each of its
     budgets with a stratified-bootstrap interval, and per modality the episodes to threshold
-    (None where most seeds are censored)."""
+    (None where most seeds are censored). A strategy that does not read every modality is
+    summarised over those it reads, the others listed under ``missing``."""
     out: dict[str, Any] = {}
     for name in names:
         per_budget = []
-        own = next(iter(modalities.values()))["strategies"][name]["budgets"]
+        read = [e for e in modalities.values() if name in e["strategies"]]
+        if not read:
+            continue
+        own = read[0]["strategies"][name]["budgets"]
         for j, k in enumerate(own):
             strata = []
-            for entry in modalities.values():
+            for entry in read:
                 rec = entry["strategies"][name]
                 col = rec["budgets"].index(k)
                 strata.append(np.array([c[col] for c in rec["curves"][metric]]))
             per_budget.append(iqm_interval(strata, n_resamples=1000, seed=j).to_dict())
         reached = {}
         for entry_id, entry in modalities.items():
+            if name not in entry["strategies"]:
+                continue
             m = entry["strategies"][name].get("metrics")
             if m is not None:
                 reached[entry_id] = (
@@ -384,4 +396,6 @@ def summarize(modalities: dict[str, Any], names: list[str], metric: str) -> dict
                     else (m["episodes_to_threshold"]["point"])
                 )
         out[name] = {"budgets": own, "by_budget": per_budget, "episodes_to_threshold": reached}
+        if len(read) < len(modalities):  # over the modalities it reads only
+            out[name]["missing"] = [m for m, e in modalities.items() if name not in e["strategies"]]
     return out

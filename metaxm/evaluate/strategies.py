@@ -97,8 +97,9 @@ class Strategy(ABC):
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
 
     def cannot_read(self, agents: Agents, family: str) -> str | None:
-        """Why the strategy cannot adapt to ``family`` (the evaluator refuses it before any
-        curve is measured), or None where it can (every strategy but ``selfread``)."""
+        """Why the strategy cannot adapt to ``family`` (the evaluator does not measure it on
+        such a modality, and the report says why), or None where it can (every strategy but
+        ``selfread``)."""
         return None
 
     def applicable(self, agents: Agents) -> bool:
@@ -339,7 +340,7 @@ class SelfRead(Translate):
     def cannot_read(self, agents, family):  # noqa: D102
         from metaxm.learners.selfread import cannot_read
 
-        return cannot_read(family)
+        return cannot_read(family, agents.spec)
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return self.walked(agents, family, variant, k, seed, 31)

@@ -38,17 +38,32 @@ from metaxm.learners.translate import Translate
 
 if TYPE_CHECKING:
     from metaxm.envs.task_env import TaskEnv
+    from metaxm.spec import Spec
 
 
-def cannot_read(family: str) -> str | None:
-    """Why ``selfread`` cannot read ``family`` (its translator cannot read from actions), or
-    None."""
+def cannot_read(family: str, spec: Spec | None = None) -> str | None:
+    """Why ``selfread`` cannot read ``family`` (its translator cannot read from actions) in
+    ``spec``'s world (one that cannot tell success from features, or whose actions are not
+    discrete), or None."""
     from metaxm.align.translate import TRANSLATORS
 
-    if callable(getattr(TRANSLATORS.get(family), "start_unpaired", None)):
-        return None
-    readable = sorted(f for f, b in TRANSLATORS.items() if hasattr(b, "start_unpaired"))
-    return f"selfread reads the families {', '.join(readable)}, not {family!r}"
+    if not callable(getattr(TRANSLATORS.get(family), "start_unpaired", None)):
+        readable = sorted(f for f, b in TRANSLATORS.items() if hasattr(b, "start_unpaired"))
+        return f"selfread reads the families {', '.join(readable)}, not {family!r}"
+    if spec is not None:
+        import gymnasium as gym
+
+        from metaxm.align.fewshot import default_source
+        from metaxm.build import make_env
+
+        env = make_env(spec, *default_source(spec), num_envs=1)
+        told = env.world.reached(env.world.scene().features[:1]) is not None
+        if not told or not isinstance(env.action_space, gym.spaces.Discrete):
+            return (
+                "selfread needs a world that tells success from features (World.reached) and "
+                f"discrete actions; {spec.world.name} does not"
+            )
+    return None
 
 
 class SelfRead(Translate):
@@ -69,7 +84,7 @@ class SelfRead(Translate):
         from metaxm.align.translate import make_translator, source_width
 
         family, variant = self.target(env)
-        why = cannot_read(family)
+        why = cannot_read(family, self.spec)
         if why is not None:
             raise ConfigError(why)
         spaces = self.agent.observation_spaces
@@ -84,11 +99,6 @@ class SelfRead(Translate):
         parts = [collect_transitions(self.agent, env, family, gen, 1.0) for _ in range(rounds)]
         data = Transitions.concat(parts)
         context = self.context(family)
-        if context.reached is None or context.moves is None:
-            raise ConfigError(
-                "selfread needs a world that tells success from features (World.reached) and "
-                "discrete actions"
-            )
         translator.to(data.obs.device)
         translator.prepare(context)
         # False where the episodes showed nothing to read (one step onto the goal): it reads 0

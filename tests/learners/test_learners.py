@@ -231,18 +231,28 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     from metaxm.evaluate.strategies import STRATEGIES
 
     assert STRATEGIES["selfread"].data == ("observations",)  # the report's data column: obs
-    # the evaluator refuses it on a family it cannot read before measuring any curve, and
-    # measures it where it can
+    # the evaluator measures it where it reads, and says where it does not and why: there it
+    # is no candidate for the headline, and its aggregate is over the families it reads
     from metaxm.evaluate.loading import load_agents
-    from metaxm.evaluate.runner import heldout_modalities, run_evaluation
+    from metaxm.evaluate.report import headline, markdown, write_report
+    from metaxm.evaluate.runner import run_evaluation
 
     agents = load_agents(runs / "ppo")
-    with pytest.raises(
-        ConfigError, match="evaluate: selfread reads the families .*, not .projected."
-    ):
-        run_evaluation(agents, ["selfread"], seeds=1, progress=False, workers=1)
-    vector = [(s, f, v) for s, f, v in heldout_modalities(agents) if f == "vector"]
-    report = run_evaluation(agents, ["selfread"], seeds=1, modalities=vector, progress=False,
-                            workers=1)  # fmt: skip
+    report = run_evaluation(agents, ["selfread"], seeds=1, progress=False, workers=1)
+    (projected,) = [m for m in report["modalities"] if m.startswith("projected:")]
+    (vector,) = [m for m in report["modalities"] if m.startswith("vector:")]
+    assert "selfread" in report["modalities"][vector]["strategies"]
+    assert "selfread" not in report["modalities"][projected]["strategies"]
+    assert "not 'projected'" in report["unread"][projected]["selfread"]
+    assert report["summary"]["selfread"]["missing"] == [projected]
+    report["headline"] = headline(report)
+    assert report["headline"].get("best") != "selfread"
+    written = write_report(report, tmp_path / "report")  # the plots skip what is not measured
+    assert written["speedup"].is_file() and written["curves"].is_file()
+    text = markdown(report)
+    assert "Not measured here: selfread (selfread reads the families" in text
+    assert (
+        "| selfread* |" in text and f"* over the modalities selfread reads: not {projected}" in text
+    )
     assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
     assert "episode went on" in STRATEGIES["selfread"].in_episode
