@@ -191,7 +191,13 @@ def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tens
     tight = min(f[3] for f in found)
     found = [f for f in found if f[3] <= 2.0 * tight + 0.02 * cell]
     best = max(found, key=lambda f: f[2])
-    return best[5], best[6]
+    # one orientation of the lattice's coordinates whichever cells were chosen (the same
+    # lattice, found from other differences, comes in another rotation or flip, and the
+    # readings, which tie, would be listed, and so searched, in another order)
+    whole, on = best[5], best[6]
+    turned = [whole @ turn.T for turn in dihedral()]
+    canonical = min(turned, key=lambda c: (c - c[on].min(0).values).flatten().tolist())
+    return canonical - canonical[on].min(0).values, on
 
 
 def _fit_cells(q: Tensor, cells: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -331,7 +337,9 @@ def walk_readings(
                 w_goal, bias, _ = fitted
                 cost = float(w_goal.pow(2).sum()) / (2 * weight_var)
                 cost += float(bias.pow(2).sum()) / (2 * bias_scale**2)
-                kept.append((cost, w_goal, bias, goal))
+                # rounded: the rotations and flips tie, and least squares' last bits vary with
+                # memory alignment, which would break the tie differently from run to run
+                kept.append((round(cost, 6), w_goal, bias, goal))
     if not kept:
         return None
     kept.sort(key=lambda item: item[0])
