@@ -196,7 +196,7 @@ def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tens
     # readings, which tie, would be listed, and so searched, in another order)
     whole, on = best[5], best[6]
     turned = [whole @ turn.T for turn in dihedral()]
-    canonical = min(turned, key=lambda c: (c - c[on].min(0).values).flatten().tolist())
+    canonical = min(turned, key=lambda c: sorted(map(tuple, (c - c[on].min(0).values).tolist())))
     return canonical - canonical[on].min(0).values, on
 
 
