@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -133,6 +133,20 @@ def agent_features(
     return rel, start
 
 
+class _Lattice(NamedTuple):
+    """A lattice :func:`lattice_coords` found: how many points lie on it, whether its cells are
+    as long as the agent's may be, its cell's area, its misfit, how far (log squared) its cells'
+    lengths are from the agent's, the points' coordinates and which lie on it."""
+
+    points: int
+    plausible: bool
+    area: float
+    misfit: float
+    nearness: float
+    coords: Tensor
+    on: Tensor
+
+
 def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tensor] | None:
     """(E, 2) long: the points' (E, D) coordinates in cells of a lattice they lie on, and (E,)
     bool which do (:func:`_fit_cells`). The cells are two of their shortest differences or
@@ -157,7 +171,7 @@ def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tens
     firsts = firsts[firsts.norm(dim=1) > SAME_GOAL * cell]
     seconds = seconds[seconds.norm(dim=1) > SAME_GOAL * cell]
     seconds = seconds[seconds.norm(dim=1).argsort()]
-    found = []  # (points on it, plausible, area, misfit, nearness, coords, on)
+    found: list[_Lattice] = []
     for u in firsts:
         sines = (u[0] * seconds[:, 1] - u[1] * seconds[:, 0]).abs()
         sines = sines / (seconds.norm(dim=1) * u.norm())
@@ -170,31 +184,28 @@ def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tens
             if int(spread.max()) > size - 1:
                 continue  # wider than the grid
             off = (cells.norm(dim=1) / cell).log().abs()
-            misfit = float(
-                (q[on] - q[on].mean(0) - (whole[on] - whole[on].double().mean(0)) @ cells)
-                .norm(dim=1)
-                .pow(2)
-                .mean()
-                .sqrt()
-            )
-            found.append((int(on.sum()), float(off.max()) < PLAUSIBLE,
-                          float(torch.linalg.det(cells).abs()), misfit, float(off.pow(2).sum()),
-                          whole, on))  # fmt: skip
+            centred_coords = whole[on] - whole[on].double().mean(0)
+            misfit = (q[on] - q[on].mean(0) - centred_coords @ cells).norm(dim=1)
+            found.append(_Lattice(
+                int(on.sum()), float(off.max()) < PLAUSIBLE, float(torch.linalg.det(cells).abs()),
+                float(misfit.pow(2).mean().sqrt()), float(off.pow(2).sum()), whole, on,
+            ))  # fmt: skip
     if not found:
         return None
-    # the lattices that hold the most points; of those, the plausible ones (else all); of
-    # those, the ones that fit as well as the best (a finer lattice fits as well as the true
-    # one, a coarser one that happens to hold every point fits worse); of those, the coarsest
-    most = max(f[0] for f in found)
-    found = [f for f in found if f[0] == most]
-    found = [f for f in found if f[1]] or sorted(found, key=lambda f: f[4])[:1]
-    tight = min(f[3] for f in found)
-    found = [f for f in found if f[3] <= 2.0 * tight + 0.02 * cell]
-    best = max(found, key=lambda f: f[2])
+    # the lattices that hold the most points; of those, the plausible ones (else the one whose
+    # cells are nearest the agent's); of those, the ones that fit as well as the best (a finer
+    # lattice fits as well as the true one, a coarser one that happens to hold every point
+    # fits worse); of those, the coarsest
+    most = max(f.points for f in found)
+    found = [f for f in found if f.points == most]
+    found = [f for f in found if f.plausible] or sorted(found, key=lambda f: f.nearness)[:1]
+    tight = min(f.misfit for f in found)
+    found = [f for f in found if f.misfit <= 2.0 * tight + 0.02 * cell]
+    best = max(found, key=lambda f: f.area)
     # one orientation of the lattice's coordinates whichever cells were chosen (the same
     # lattice, found from other differences, comes in another rotation or flip, and the
     # readings, which tie, would be listed, and so searched, in another order)
-    whole, on = best[5], best[6]
+    whole, on = best.coords, best.on
     turned = [whole @ turn.T for turn in dihedral()]
     canonical = min(turned, key=lambda c: sorted(map(tuple, (c - c[on].min(0).values).tolist())))
     return canonical - canonical[on].min(0).values, on
@@ -272,7 +283,8 @@ def walk_readings(
 ) -> WalkFit | None:
     """Every reading of the goals the walk (``obs`` (N, D), the agent's ``actions`` and the
     transitions ``first`` -> ``second``) leaves, costed (see the module docstring); None where
-    it shows too little (fewer than three episodes placed, or no lattice)."""
+    it shows too little (fewer than three walls met along an axis, or no lattice), or where
+    the world is not a grid of two axes (an agent and a goal of two features each)."""
     from metaxm.align.sensor_posterior import unsquash
     from metaxm.align.word_search import feature_levels
 
@@ -285,6 +297,8 @@ def walk_readings(
     pairing = goal_pairing(context, moving)
     levels = feature_levels(context.features)
     if pairing is None or levels is None or len(moving) + len(pairing) != steps.shape[1]:
+        return None
+    if len(moving) != 2:  # the lattice and its symmetries are those of a square grid
         return None
     want = steps[actions[first]][:, moving]
     found = agent_map(z[second] - z[first], want)
