@@ -101,7 +101,8 @@ class SelfRead(Translate):
         context = self.context(family)
         translator.to(data.obs.device)
         translator.prepare(context)
-        # False where the episodes showed nothing to read (one step onto the goal): it reads 0
+        # False where the walk shows too little (one step onto the goal; a sensor bank before
+        # three walls are met along each axis): then it reads 0
         translator.start_unpaired(data.obs, data.actions, data.first, data.second)
         policy.translator, policy.reads = translator.eval(), source[0]
         policy.params = source_params(self.agent, source)
