@@ -123,7 +123,9 @@ class ReadingSearchTranslator(VectorTranslator):
         x = obs.double().flatten(1) * self.scale
         answers = ctx.learned["source_answers"].to(x.device)
         options = action_readers(x, actions, first, second, answers, ctx.sources)
-        return self._keep(options, obs.device)
+        kept = self._keep(options, obs.device)
+        self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
+        return kept
 
     def _keep(self, options: list[list[tuple[int, float]]], device: torch.device) -> bool:
         """Keep the readings of ``options`` with the family's gain prior (learned once per

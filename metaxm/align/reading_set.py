@@ -161,6 +161,20 @@ class ReadingSet(SavedSizes, nn.Module):
         full[..., self.channels] = value  # a channel no reading reads: its base (0)
         return full, cost
 
+    def rule_out_walked(self, x: Tensor) -> None:
+        """Drop every reading whose state, at one of the walk's observations ``x`` (N, D), is a
+        success state: the episode went on there, so that reading's goal is not the goal (the
+        test :meth:`choose` applies within an episode, applied to the k episodes read). Where
+        that would drop every reading, none is dropped."""
+        if self.reached is None or not bool(self.active):
+            return
+        full, _ = self.candidates(x)
+        seen = self.reached((full @ self.decode).float()).any(0)  # (R,)
+        if bool(seen.all()) or not bool(seen.any()):
+            return
+        keep = ~seen
+        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
         """(B, S) the source observation of each row's cheapest reading not ruled out; a
         reading whose state is a success state is ruled out for the episode (it goes on)."""

@@ -155,7 +155,8 @@ def test_a_rewiring_is_read_from_observations_and_actions_alone(
     """No reward, no pair: how each channel answers each action names the agent's channels and
     their gains exactly; the goal's channels, which never move within an episode, keep the
     readings whose gains put every value they took on the source's values (the signs, the
-    swap). Searched within the episode, 8 episodes find >= 80% of 39 new tasks."""
+    swap), less those whose goal the walk stood on. Searched within the episode, 8 episodes
+    find >= 90% of 39 new tasks."""
     context = _context(candidates, features)
     context.moves = moves
     obs, actions, first, second = episodes(("vector", variant), 8, seed=variant)
@@ -164,12 +165,12 @@ def test_a_rewiring_is_read_from_observations_and_actions_alone(
     assert translator.start_unpaired(obs, actions, first, second)
     readers = {int(c): set(translator.readings.reader[:, n].tolist()) for n, c in
                enumerate(translator.readings.channels)}  # fmt: skip
-    agent_channels = [c for c, r in readers.items() if len(r) == 1]
-    assert len(agent_channels) == 2  # the agent's two, each from one channel
-    assert 2 <= translator.readings.reader.shape[0] <= 16  # what one sign and swap each leave
+    single = [c for c, r in readers.items() if len(r) == 1]
+    assert len(single) >= 2  # the agent's two at least, each from one channel
+    assert 1 <= translator.readings.reader.shape[0] <= 16  # what one sign and swap each leave
     found = np.mean([seek(translator, translator.readings.decode, ("vector", variant), s, t)
                      for s, t in tasks])  # fmt: skip
-    assert found >= 0.8
+    assert found >= 0.9
 
 
 def test_without_the_sources_moves_nothing_is_read(candidates, features, episodes) -> None:
@@ -191,3 +192,38 @@ def test_a_vector_translator_saved_before_the_readings_still_loads(walk, pairs) 
     assert not bool(loaded.searching)
     with torch.no_grad():
         torch.testing.assert_close(loaded(target), old(target))
+
+
+def test_a_goal_the_walk_stood_on_is_ruled_out(
+    pairs, candidates, features, moves, episodes
+) -> None:  # noqa: ANN001
+    """A reading whose goal the agent stood on at an observation of the walk (the episode went
+    on) is dropped; the reading that reads the truth is kept; where every reading would be
+    dropped, none is."""
+    context = _context(candidates, features)
+    context.moves = moves
+    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(*episodes(("vector", 3), 1, seed=7))
+    readings = translator.readings
+    before = readings.reader.shape[0]
+    goal = torch.tensor([[5, 1]])
+    x = pairs(("vector", 3), torch.tensor([[0, 0]]), goal, 5)[0].double() * translator.scale
+    with torch.no_grad():
+        full, _ = readings.candidates(x)
+    named = (((full[0] @ readings.decode)[:, 2:] + 1.0) * 3.0).round().long()  # (R, 2)
+    wrong = int((named != goal).any(1).nonzero()[0])
+    truth = (named == goal).all(1)
+    assert bool(truth.any())
+    there = pairs(("vector", 3), named[wrong][None], goal, 6)[0].double() * translator.scale
+    readings.rule_out_walked(there)
+    assert 0 < readings.reader.shape[0] < before
+    with torch.no_grad():
+        full, _ = readings.candidates(x)
+    left = (((full[0] @ readings.decode)[:, 2:] + 1.0) * 3.0).round().long()
+    assert bool((left == goal).all(1).any())  # the truth is still read
+    assert not bool((left == named[wrong]).all(1).any())
+    kept = readings.reader.shape[0]
+    readings.reached = lambda f: torch.ones(f.shape[:-1], dtype=torch.bool)  # every one stood on
+    readings.rule_out_walked(x)
+    assert readings.reader.shape[0] == kept
