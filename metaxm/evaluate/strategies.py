@@ -336,6 +336,11 @@ class SelfRead(Translate):
     name = "selfread"
     learner = "selfread"
     data = ("observations",)
+    in_episode = (
+        "where one reading of the task is left open, the cells it stood on while the episode "
+        "went on, and before that the cells its k episodes' walk stood on while they went on "
+        "(no reward, no pair: that an episode had not ended)"
+    )
 
     def cannot_read(self, agents, family):  # noqa: D102
         from metaxm.learners.selfread import cannot_read

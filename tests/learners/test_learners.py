@@ -256,3 +256,4 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     )
     assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
     assert "episode went on" in STRATEGIES["selfread"].in_episode
+    assert "walk stood on" in STRATEGIES["selfread"].in_episode  # the walk rule-out, said
