@@ -26,12 +26,24 @@ MAX_READINGS = 4096
 """The most readings kept (more than this: no search)."""
 
 
+def world_test(world: Any) -> Callable[[Tensor], Tensor] | None:
+    """``world``'s test of success on scene features (:meth:`~metaxm.envs.base.World.reached`),
+    or None where it cannot tell success from features."""
+    return world.reached if world.reached(world.scene().features[:1]) is not None else None
+
+
+def column_levels(x: Tensor) -> list[Tensor] | None:
+    """Per column of ``x`` (M, C), the values it takes (float64, rounded to 1e-5); None where
+    one takes more than :data:`MAX_LEVELS` (a continuous one)."""
+    values = [column.unique() for column in x.double().round(decimals=5).T]
+    return None if max(len(v) for v in values) > MAX_LEVELS else values
+
+
 def channel_levels(sources: Tensor) -> Tensor | None:
     """(S, L) the values each source channel takes over ``sources`` (M, S), padded with NaN;
     None where a channel takes more than :data:`MAX_LEVELS` (a continuous one)."""
-    columns = sources.double().round(decimals=5).T
-    values = [torch.unique(column) for column in columns]
-    if max(len(v) for v in values) > MAX_LEVELS:
+    values = column_levels(sources)
+    if values is None:
         return None
     out = torch.full((len(values), max(len(v) for v in values)), float("nan"), dtype=torch.float64)
     for j, v in enumerate(values):
@@ -125,8 +137,7 @@ class ReadingSet(SavedSizes, nn.Module):
 
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
-        if world.reached(world.scene().features[:1]) is not None:
-            self.reached = world.reached
+        self.reached = world_test(world) or self.reached
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out."""

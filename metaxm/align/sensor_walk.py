@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.reading_set import SavedSizes, search
+from metaxm.align.reading_set import SavedSizes, column_levels, search, world_test
 from metaxm.align.walk_features import feature_steps, goal_pairing
 
 ROUND = 0.2
@@ -286,7 +286,6 @@ def walk_readings(
     it shows too little (fewer than three walls met along an axis, or no lattice), or where
     the world is not a grid of two axes (an agent and a goal of two features each)."""
     from metaxm.align.sensor_posterior import unsquash
-    from metaxm.align.word_search import feature_levels
 
     squashed = obs.double().flatten(1).cpu()
     alive = (squashed.abs() > 0).any(0) & ((squashed.abs() > SATURATED).double().mean(0) < 0.02)
@@ -295,7 +294,7 @@ def walk_readings(
     steps = feature_steps(context)
     moving = (steps.abs() > 0).any(0).nonzero().flatten().tolist()
     pairing = goal_pairing(context, moving)
-    levels = feature_levels(context.features)
+    levels = column_levels(context.features)
     if pairing is None or levels is None or len(moving) + len(pairing) != steps.shape[1]:
         return None
     if len(moving) != 2:  # the lattice and its symmetries are those of a square grid
@@ -311,14 +310,15 @@ def walk_readings(
     # the agent's part again, from the sensors' levels within each episode (each reading
     # once, where the changes count each twice): the noise left in it would blur the lattice
     rows = [torch.tensor(r) for r in episodes]
-    z_in = torch.cat([z[r] - z[r].mean(0) for r in rows])
-    rel_in = torch.cat([rel[r] - rel[r].mean(0) for r in rows])
+    mean_z = torch.stack([z[r].mean(0) for r in rows])  # (E, D')
+    mean_rel = torch.stack([rel[r].mean(0) for r in rows])  # (E, m)
+    z_in = torch.cat([z[r] - m for r, m in zip(rows, mean_z, strict=True)])
+    rel_in = torch.cat([rel[r] - m for r, m in zip(rows, mean_rel, strict=True)])
     weights = torch.linalg.lstsq(rel_in, z_in).solution.T  # (D', m)
-    walk = _Walk(episodes, rel, start, z, weights, [levels[f] for f in moving])
     if int((~start.isnan()).sum(0).min()) < 3:  # fewer than three walls met along an axis
         return None
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
-    rest = walk.mean_z - walk.mean_rel @ weights.T  # (E, D')
+    rest = mean_z - mean_rel @ weights.T  # (E, D')
     off_agent = torch.eye(len(weights), dtype=weights.dtype) - weights @ torch.linalg.pinv(weights)
     spacing = min(float((v[1:] - v[:-1]).min()) for v in levels)
     cell = float(weights.norm(dim=0).mean()) * spacing  # a cell of the agent's, in sensors
@@ -330,7 +330,7 @@ def walk_readings(
         return None
     coords, on = found_lattice
     kept_episodes = on.nonzero().flatten().tolist()  # an episode off the lattice: left out
-    walk = _Walk([episodes[e] for e in kept_episodes], rel, start[on], z, weights,
+    walk = _Walk([episodes[e] for e in kept_episodes], rel, start[on], weights,
                  [levels[f] for f in moving])  # fmt: skip
     rest, coords = rest[on], coords[on]
     partners = [moving.index(pairing[f]) for f in statics]
@@ -365,17 +365,14 @@ def walk_readings(
 
 
 class _Walk:
-    """A walk's episodes with the agent placed as far as the walls place it: each episode's
-    mean sensors and mean relative position, where it started (NaN along an axis no wall
-    placed), and the starts its walk allows."""
+    """A walk's episodes with the agent placed as far as the walls place it: where each
+    started (NaN along an axis no wall placed), and the starts its walk allows."""
 
     def __init__(
-        self, episodes: list[list[int]], rel: Tensor, start: Tensor, z: Tensor, weights: Tensor,
+        self, episodes: list[list[int]], rel: Tensor, start: Tensor, weights: Tensor,
         levels: list[Tensor],
     ) -> None:  # fmt: skip
         self.episodes, self.rel, self.start, self.weights = episodes, rel, start, weights
-        self.mean_z = torch.stack([z[rows].mean(0) for rows in episodes])  # (E, D')
-        self.mean_rel = torch.stack([rel[rows].mean(0) for rows in episodes])  # (E, m)
         self.starts = []  # per episode, the starts its walk allows: (K, m)
         for e, rows in enumerate(episodes):
             axes = []
@@ -476,8 +473,7 @@ class WalkSearch(SavedSizes, nn.Module):
 
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
-        if world.reached(world.scene().features[:1]) is not None:
-            self.reached = world.reached
+        self.reached = world_test(world) or self.reached
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out, none was chosen."""

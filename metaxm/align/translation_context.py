@@ -94,15 +94,16 @@ def translation_context(spec: Spec, family: str, seed: int = 0) -> TranslationCo
     and in the family's training variants."""
     from metaxm.align.fewshot import default_source
     from metaxm.align.pairs import render_pairs, select_rows
+    from metaxm.align.reading_set import world_test
     from metaxm.build import make_env
     from metaxm.sampler import TaskSampler
 
     source = default_source(spec)
     env = make_env(spec, source[0], source[1], num_envs=CANDIDATE_STATES, seed=seed)
     context = TranslationContext(env.reset())
-    features = env.world.scene().features
-    if env.world.reached(features[:1]) is not None:
-        context.features, context.reached = features, env.world.reached
+    reached = world_test(env.world)
+    if reached is not None:
+        context.features, context.reached = env.world.scene().features, reached
     train = TaskSampler(spec).splits["train"].get(family, [])
     if train:
         scene = select_rows(env.world.scene(), slice(0, FAMILY_STATES))

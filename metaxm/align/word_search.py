@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.reading_set import MAX_LEVELS, SavedSizes
+from metaxm.align.reading_set import SavedSizes, column_levels
 
 SNAP = 0.25
 """A decoded feature lies within this share of its levels' spacing of one of them."""
@@ -47,13 +47,6 @@ def place_keys(ids: Tensor) -> Tensor:
     (N, L) (the word a template says before a number: "row", "column"), else -1."""
     before = torch.cat((ids.new_full((ids.shape[0], 1), -1), ids[:, :-1]), 1)
     return torch.where((before == before[:1]).all(0), before[0], torch.full_like(before[0], -1))
-
-
-def feature_levels(features: Tensor) -> list[Tensor] | None:
-    """Per feature column of ``features`` (M, F), the values it takes (float64, rounded); None
-    where one takes more than :data:`~metaxm.align.reading_set.MAX_LEVELS` (a continuous one)."""
-    levels = [column.double().round(decimals=5).unique() for column in features.T]
-    return None if max(len(v) for v in levels) > MAX_LEVELS else levels
 
 
 def snapped(source: Tensor, decode: Tensor, levels: list[Tensor]) -> Tensor | None:
@@ -171,7 +164,7 @@ class WordSearch(SavedSizes, nn.Module):
         and training variants (their word ties, learned once per context); True if it reads
         (else it is inactive and the translator reads as before)."""
         self.active.fill_(False)
-        levels = None if context is None or context.features is None else feature_levels(
+        levels = None if context is None or context.features is None else column_levels(
             context.features)  # fmt: skip
         if levels is None:
             return False
@@ -189,7 +182,7 @@ class WordSearch(SavedSizes, nn.Module):
         from metaxm.align.word_walk import walk_words
 
         self.active.fill_(False)
-        levels = None if context is None or context.features is None else feature_levels(
+        levels = None if context is None or context.features is None else column_levels(
             context.features)  # fmt: skip
         if levels is None or context.moves is None or context.reached is None:
             return False

@@ -54,11 +54,11 @@ def cannot_read(family: str, spec: Spec | None = None) -> str | None:
         import gymnasium as gym
 
         from metaxm.align.fewshot import default_source
+        from metaxm.align.reading_set import world_test
         from metaxm.build import make_env
 
         env = make_env(spec, *default_source(spec), num_envs=1)
-        told = env.world.reached(env.world.scene().features[:1]) is not None
-        if not told or not isinstance(env.action_space, gym.spaces.Discrete):
+        if world_test(env.world) is None or not isinstance(env.action_space, gym.spaces.Discrete):
             return (
                 "selfread needs a world that tells success from features (World.reached) and "
                 f"discrete actions; {spec.world.name} does not"
