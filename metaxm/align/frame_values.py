@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import fit_routing, ridge
-from metaxm.align.reading_set import CONSTANT, ReadingSet
+from metaxm.align.reading_set import CONSTANT, ReadingSet, snap
 from metaxm.nn.encoders import time_frames
 
 READER_RIDGE = 1e-2
@@ -138,6 +138,9 @@ class FrameValueTranslator(nn.Module):
         self.register_buffer("routing", torch.zeros(t, out_dim))
         self.register_buffer("reads_pitch", torch.tensor(False))
         self.register_buffer("origin", torch.tensor(0.0, dtype=torch.float64))
+        # a reward-free reading: the pitch per unit of value, and each frame's values (T, L)
+        self.register_buffer("gain", torch.tensor(1.0, dtype=torch.float64))
+        self.register_buffer("levels", torch.zeros(t, 0, dtype=torch.float64))
         self.tonal = c == 1  # one spectrum per frame: a pitch to read
         self.readings = ReadingSet(out_dim)
         self.context: Any = None
@@ -153,6 +156,8 @@ class FrameValueTranslator(nn.Module):
         frames, source = time_frames(target).double(), source.double()
         self.readings.active.fill_(False)
         self.reads_pitch.fill_(False)
+        self.gain.fill_(1.0)
+        self.levels = self.levels.new_zeros(self.levels.shape[0], 0)
         pitch = frame_pitch(frames) if self.tonal else None
         origin = None if pitch is None else pitch_origin(pitch, source)
         if origin is not None:  # every frame read by its pitch, which extrapolates
@@ -165,6 +170,33 @@ class FrameValueTranslator(nn.Module):
             return
         self.reader.copy_(reader)
         self.fit_values(frames @ reader, source)
+
+    @torch.no_grad()
+    def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
+        """Fit from the target's observations and the agent's actions alone (no reward, no
+        pair): every frame's pitch read by one line whose gain and origin the walk's moves and
+        walls give (:func:`~metaxm.align.frame_walk.walk_pitch`), its values rendered in the
+        source. True if it reads; False where the walk shows too little (then it reads 0)."""
+        from metaxm.align.frame_walk import walk_pitch
+
+        self.readings.active.fill_(False)
+        self.reads_pitch.fill_(False)
+        self.routing.zero_()
+        self.gain.fill_(1.0)
+        self.levels = self.levels.new_zeros(self.levels.shape[0], 0)
+        ctx = self.context
+        if ctx is None or ctx.reached is None or ctx.moves is None or not self.tonal:
+            return False
+        read = walk_pitch(frame_pitch(time_frames(obs).double()), actions, first, second, ctx)
+        if read is None:
+            return False
+        gain, origin, levels = read
+        self.reads_pitch.fill_(True)
+        self.origin.fill_(origin)
+        self.gain.fill_(gain)
+        self.levels = levels.to(self.origin.device)
+        self.routing.copy_(ctx.source_map())
+        return True
 
     def fit_values(self, values: Tensor, source: Tensor) -> None:
         """Fit the routing (and, after one episode, the readings) from each frame's reading
@@ -206,12 +238,19 @@ class FrameValueTranslator(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         frames = time_frames(obs)
         if bool(self.reads_pitch):
-            return self.route((frame_pitch(frames) - self.origin).to(self.routing.dtype))
+            values = (frame_pitch(frames) - self.origin) / self.gain
+            if self.levels.shape[1]:  # a reward-free reading: each value moved to its feature's
+                values, _ = snap(values, self.levels)
+            return self.route(values.to(self.routing.dtype))
         return self.route(frames @ self.reader)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         for name in ("reads_pitch", "origin"):  # a fit saved before pitches were read
             state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        # a fit saved before reward-free readings: none (no gain, no values to move to)
+        state_dict.setdefault(prefix + "gain", torch.tensor(1.0, dtype=torch.float64))
+        state_dict.setdefault(prefix + "levels", self.levels.new_zeros(self.levels.shape[0], 0))
+        self.levels = torch.empty_like(state_dict[prefix + "levels"], device=self.origin.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def route(self, values: Tensor) -> Tensor:

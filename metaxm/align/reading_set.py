@@ -51,6 +51,14 @@ def channel_levels(sources: Tensor) -> Tensor | None:
     return out
 
 
+def snap(values: Tensor, levels: Tensor) -> tuple[Tensor, Tensor]:
+    """``values`` (..., C) each moved to the nearest of its column's ``levels`` (C, L, padded
+    with NaN, as :func:`channel_levels` gives them), and how far each moved."""
+    gaps = (values[..., None] - levels).abs().nan_to_num(float("inf"))  # (..., C, L)
+    near, which = gaps.min(-1)
+    return levels.expand_as(gaps).gather(-1, which[..., None])[..., 0], near
+
+
 class SavedSizes:
     """Loads buffers whose sizes are a fit's (the readings kept): each takes the saved size,
     and a buffer the saved state lacks (a translator saved before it kept readings) keeps its
@@ -156,9 +164,7 @@ class ReadingSet(SavedSizes, nn.Module):
         zero = read.abs() <= (self.zero[self.reader] if self.zero.dim() else self.zero)
         fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
         # snap each value to the nearest the source channel takes; ruled out between two
-        gaps = (value[..., None] - self.levels).abs().nan_to_num(float("inf"))  # (B, R, C, L)
-        near, which = gaps.min(-1)
-        value = self.levels.expand_as(gaps).gather(-1, which[..., None])[..., 0]
+        value, near = snap(value, self.levels)
         spacing = (self.levels[:, 1:] - self.levels[:, :-1]).nan_to_num(float("inf")).amin(1)
         half = 0.5 * spacing.clamp_max(1e9)
         fits = fits & (near <= half)

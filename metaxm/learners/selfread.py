@@ -22,10 +22,13 @@ the reading in its ``start_unpaired``:
 * ``text`` (:func:`~metaxm.align.word_walk.walk_words`): the place whose word a move changes
   says the feature it moves, and each move chains the word after it to the word before it by
   the move's step, pinned where a wall stopped a move; the words the walk never said are
-  searched within each measured episode (:class:`~metaxm.align.word_search.WordSearch`).
+  searched within each measured episode (:class:`~metaxm.align.word_search.WordSearch`);
+* ``audio`` (:func:`~metaxm.align.frame_walk.walk_pitch`): one line reads every frame's pitch
+  as its feature's value; how far the agent's frames move per move gives its gain, the walls
+  the agent met its origin, and the goal's frames are read by the same line.
 
-Elsewhere (``audio``, a family without ``start_unpaired``) it is refused in one line, as in a
-world that cannot tell success from features or whose actions are not discrete.
+A family whose translator has no ``start_unpaired`` is refused in one line, as is a world that
+cannot tell success from features or whose actions are not discrete.
 """
 
 from __future__ import annotations
