@@ -24,10 +24,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
   (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
   ``scripts/compare_strategies.py`` (reward-free adaptation against no adaptation);
-* ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out ``vector``,
-  ``projected``, ``pixels`` and ``text`` variants with ``zeroshot``, ``translate`` and
-  ``selfread`` (a reward-free, pair-free reading), and ``scripts/compare_strategies.py``
-  (selfread against no adaptation).
+* ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out modalities
+  (the ``vector``, ``projected``, ``pixels`` and ``text`` variants and the ``audio`` family)
+  with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading), and
+  ``scripts/compare_strategies.py`` (selfread against no adaptation).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -408,9 +408,7 @@ def selfread() -> Path:
     compared = RUNS / "selfread_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
         ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "translate",
-         "--strategy", "selfread", "--set",
-         "modalities.heldout_variants={vector: 1, projected: 1, pixels: 1, text: 1}", "--set",
-         "modalities.heldout_families={}", "--out", rel(report)],
+         "--strategy", "selfread", "--out", rel(report)],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selfread",
          "zeroshot", "--json", rel(compared)],
     ]  # fmt: skip
@@ -420,7 +418,7 @@ def selfread() -> Path:
         diffs = json.loads(compared.read_text())
         lines = [
             "Reward-free, pair-free reading (`selfread`: the target's observations and the "
-            "agent's actions, nothing else) of the main job's held-out variants, IQM success "
+            "agent's actions, nothing else) of the main job's held-out modalities, IQM success "
             "over 5 seeds, against `zeroshot` (no adaptation) and `translate` (paired):",
             "",
         ]
