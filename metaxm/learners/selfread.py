@@ -54,18 +54,25 @@ def cannot_read(family: str, spec: Spec | None = None) -> str | None:
         readable = sorted(f for f, b in TRANSLATORS.items() if hasattr(b, "start_unpaired"))
         return f"selfread reads the families {', '.join(readable)}, not {family!r}"
     if spec is not None:
-        import gymnasium as gym
-
         from metaxm.align.fewshot import default_source
-        from metaxm.align.reading_set import world_test
         from metaxm.build import make_env
 
-        env = make_env(spec, *default_source(spec), num_envs=1)
-        if world_test(env.world) is None or not isinstance(env.action_space, gym.spaces.Discrete):
-            return (
-                "selfread needs a world that tells success from features (World.reached) and "
-                f"discrete actions; {spec.world.name} does not"
-            )
+        return world_cannot(make_env(spec, *default_source(spec), num_envs=1), spec.world.name)
+    return None
+
+
+def world_cannot(env: TaskEnv, name: str) -> str | None:
+    """Why ``selfread`` cannot read in ``env``'s world (named ``name``): it cannot tell success
+    from features, or its actions are not discrete; or None."""
+    import gymnasium as gym
+
+    from metaxm.align.reading_set import world_test
+
+    if world_test(env.world) is None or not isinstance(env.action_space, gym.spaces.Discrete):
+        return (
+            "selfread needs a world that tells success from features (World.reached) and "
+            f"discrete actions; {name} does not"
+        )
     return None
 
 
@@ -87,7 +94,7 @@ class SelfRead(Translate):
         from metaxm.align.translate import make_translator, source_width
 
         family, variant = self.target(env)
-        why = cannot_read(family, self.spec)
+        why = cannot_read(family) or world_cannot(env, self.spec.world.name)  # the env given
         if why is not None:
             raise ConfigError(why)
         spaces = self.agent.observation_spaces

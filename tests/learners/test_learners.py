@@ -257,3 +257,19 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
     assert "episode went on" in STRATEGIES["selfread"].in_episode
     assert "walk stood on" in STRATEGIES["selfread"].in_episode  # the walk rule-out, said
+
+
+def test_selfread_refuses_a_world_that_cannot_tell_success_in_one_line() -> None:
+    """CartPole (a gymnasium world) has no test of success on features: ``cannot_read`` says
+    so from the spec, and ``world_cannot`` from the environment ``adapt`` is given, which is
+    what ``adapt`` checks (it builds no environment of its own); GridNav passes both."""
+    from metaxm.learners.selfread import cannot_read, world_cannot
+
+    cartpole = spec_from_dict({**SPEC, "world": {"name": "gym", "env_id": "CartPole-v1"},
+                               "modalities": {"train": {"vector": 2}}})  # fmt: skip
+    why = cannot_read("vector", cartpole)
+    assert why is not None and "tells success from features" in why and "gym" in why
+    assert why == world_cannot(metaxm.make_env(cartpole, "vector", 0), "gym")
+    gridnav = spec_from_dict(SPEC)
+    assert cannot_read("vector", gridnav) is None
+    assert world_cannot(metaxm.make_env(gridnav, "vector", 0), "gridnav") is None
