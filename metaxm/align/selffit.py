@@ -36,7 +36,7 @@ runs ``align.fit_iters`` Adam steps at ``align.fit_lr`` on the same loss, with t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,9 +123,13 @@ def collect_transitions(
     feed-forward agent; each action a uniformly random one with probability ``explore``), with
     its observations and actions; nothing else is recorded."""
     actor = Actor(agent, family, env.num_envs, explore=explore)
-    played = play(
-        env, lambda obs: actor.act(obs, generator), record=("obs", "action", "alive", "count")
-    )
+    return record_transitions(env, family, lambda obs: actor.act(obs, generator))
+
+
+def record_transitions(env: TaskEnv, family: str, act: Callable[[Tensor], Tensor]) -> Transitions:
+    """One episode in every environment of ``env`` played by ``act`` (observations -> actions),
+    with its observations and actions; nothing else is recorded."""
+    played = play(env, act, record=("obs", "action", "alive", "count"))
     alive, count = played.record["alive"], played.record["count"]
     first, second = transitions(alive, count)
     keep = alive.flatten()

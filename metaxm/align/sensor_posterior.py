@@ -179,6 +179,9 @@ class SensorPosteriorTranslator(nn.Module):
     """
 
     uses_context = True
+    wall_walk = True
+    """``selfread`` walks to the walls first (:class:`~metaxm.align.wall_walk.WallWalk`): the
+    walk's reader places an episode only where a wall stopped a move."""
 
     def __init__(self, space: gym.Space, out_dim: int, config: object = None) -> None:
         super().__init__()

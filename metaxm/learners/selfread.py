@@ -1,7 +1,9 @@
 """The ``selfread`` learner: a reward-free, pair-free reading of a new modality.
 
 It plays k episodes in the target modality as :class:`~metaxm.learners.selffit.SelfFit` does
-(a random walk with ``align.explore: 1``) and keeps only the target's observations and the
+(a random walk with ``align.explore: 1``; where the family's reader needs walls met, as the
+projected one does, each episode first walks to a wall along each axis:
+:class:`~metaxm.align.wall_walk.WallWalk`) and keeps only the target's observations and the
 agent's own actions: no reward is read and no other modality is rendered. How the target
 answers each action, against how the scene's features (through the source modality, the
 translation context's ``moves``) answer it, is what it reads by; each family's translator does
@@ -77,8 +79,10 @@ def world_cannot(env: TaskEnv, name: str) -> str | None:
 
 
 class SelfRead(Translate):
-    """``adapt`` plays ``episodes / env.num_envs`` rounds of a random walk and reads the target
-    from its observations and the agent's actions alone (see the module docstring)."""
+    """``adapt`` plays ``episodes / env.num_envs`` rounds of a random walk (to the walls first
+    where the family's reader needs them met: :class:`~metaxm.align.wall_walk.WallWalk`) and
+    reads the target from its observations and the agent's actions alone (see the module
+    docstring)."""
 
     name = "selfread"
     data = ("observations",)
@@ -90,8 +94,9 @@ class SelfRead(Translate):
             ConfigError: the family is not one it reads, or the world cannot tell success.
         """
         from metaxm.align.fewshot import default_source, source_params
-        from metaxm.align.selffit import Transitions, collect_transitions
+        from metaxm.align.selffit import Transitions, collect_transitions, record_transitions
         from metaxm.align.translate import make_translator, source_width
+        from metaxm.align.wall_walk import WallWalk
 
         family, variant = self.target(env)
         why = cannot_read(family) or world_cannot(env, self.spec.world.name)  # the env given
@@ -106,13 +111,17 @@ class SelfRead(Translate):
         if rounds == 0:
             return policy
         gen = self.generator(env, seed)
-        parts = [collect_transitions(self.agent, env, family, gen, 1.0) for _ in range(rounds)]
-        data = Transitions.concat(parts)
         context = self.context(family)
+        if getattr(translator, "wall_walk", False):  # its reader needs walls met: walk to them
+            parts = [record_transitions(env, family, WallWalk(context, env.num_envs, gen).act)
+                     for _ in range(rounds)]  # fmt: skip
+        else:
+            parts = [collect_transitions(self.agent, env, family, gen, 1.0) for _ in range(rounds)]
+        data = Transitions.concat(parts)
         translator.to(data.obs.device)
         translator.prepare(context)
         # False where the walk shows too little (one step onto the goal; a sensor bank before
-        # three walls are met along each axis): then it reads 0
+        # three episodes have met a wall along each axis): then it reads 0
         translator.start_unpaired(data.obs, data.actions, data.first, data.second)
         policy.translator, policy.reads = translator.eval(), source[0]
         policy.params = source_params(self.agent, source)
