@@ -9,7 +9,7 @@ The public API, loaded on first use (``import metaxm`` itself loads no torch)::
     import metaxm
 
     spec = metaxm.load_spec("tasks/gridnav.yaml")
-    learner = metaxm.MAML.from_run("runs/main/maml")  # or RL2, Align, Translate, MetaFit, SelfFit
+    learner = metaxm.MAML.from_run("runs/main/maml")  # or RL2, Align, Translate, SelfRead, ...
     env = metaxm.make_env(learner.spec, "vector", 1001, num_envs=8, seed=1)
     policy = learner.adapt(env, episodes=8)                 # an AdaptedPolicy
     policy.evaluate(env), policy.save("adapted.pt")
@@ -29,6 +29,7 @@ _API = {
     "Align": "metaxm.learners",
     "MetaFit": "metaxm.learners",
     "SelfFit": "metaxm.learners",
+    "SelfRead": "metaxm.learners",
     "Translate": "metaxm.learners",
     "Learner": "metaxm.learners",
     "AdaptedPolicy": "metaxm.learners",

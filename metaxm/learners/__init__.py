@@ -6,7 +6,8 @@ context), :class:`Align` (a paired fit of the modality's encoder and adapter),
 :class:`Translate` (a translator from the new modality into the source modality, fitted on the
 same pairs), :class:`MetaFit` (the meta-learned paired fit), :class:`SelfFit` (the
 meta-learned reward-free, pair-free fit) and :class:`SelfRead` (a reward-free, pair-free
-reading of a re-wired vector, searched within the episode).
+reading of a new modality from its observations and the agent's actions, searched within the
+episode).
 """
 
 from __future__ import annotations

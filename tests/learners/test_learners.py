@@ -172,6 +172,8 @@ def test_the_public_api_is_the_learners() -> None:
 
     assert metaxm.MAML is learners.MAML and metaxm.RL2 is learners.RL2
     assert metaxm.Align is learners.Align and metaxm.AdaptedPolicy is learners.AdaptedPolicy
+    # every learner is in the public API (docs/learners.md names them as metaxm.X)
+    assert all(getattr(metaxm, cls.__name__) is cls for cls in learners.LEARNERS.values())
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = metaxm.nope
 
