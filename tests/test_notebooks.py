@@ -19,6 +19,7 @@ def test_there_are_notebooks() -> None:
         "01_modalities.ipynb",
         "02_meta_training.ipynb",
         "03_few_shot_adaptation.ipynb",
+        "04_reading_without_reward.ipynb",
     ]
 
 
