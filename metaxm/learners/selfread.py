@@ -120,10 +120,12 @@ class SelfRead(Translate):
         data = Transitions.concat(parts)
         translator.to(data.obs.device)
         translator.prepare(context)
+        policy.episodes = rounds * env.num_envs
         # False where the walk shows too little (one step onto the goal; a sensor bank before
-        # three episodes have met a wall along each axis): then it reads 0
-        translator.start_unpaired(data.obs, data.actions, data.first, data.second)
+        # three episodes have met a wall along each axis): nothing is read, and the agent
+        # meets the target as it is, as at k = 0 (not through a translation reading 0)
+        if not translator.start_unpaired(data.obs, data.actions, data.first, data.second):
+            return policy
         policy.translator, policy.reads = translator.eval(), source[0]
         policy.params = source_params(self.agent, source)
-        policy.episodes = rounds * env.num_envs
         return policy

@@ -275,3 +275,18 @@ def test_selfread_refuses_a_world_that_cannot_tell_success_in_one_line() -> None
     gridnav = spec_from_dict(SPEC)
     assert cannot_read("vector", gridnav) is None
     assert world_cannot(metaxm.make_env(gridnav, "vector", 0), "gridnav") is None
+
+
+def test_selfread_that_reads_nothing_meets_the_target_as_it_is(runs) -> None:
+    """Two episodes of a sensor bank place no axis three times, so nothing is read: the policy
+    has no translation (not one reading 0) and acts as the agent does at k = 0, the episodes
+    still counted."""
+    from metaxm.learners import SelfRead
+
+    learner = SelfRead.from_run(runs / "ppo")
+    env = env_of(learner, "projected", 2001, n=2)
+    policy = learner.adapt(env, episodes=2, seed=1)
+    assert policy.translator is None and policy.episodes == 2
+    bare = learner.adapt(env, episodes=0)
+    obs = env.reset()
+    assert torch.equal(policy.act(obs), bare.act(obs))
