@@ -24,6 +24,11 @@ MAX_LEVELS = 64
 """A source channel that takes more values over the drawn states is continuous: no search."""
 MAX_READINGS = 4096
 """The most readings kept (more than this: no search)."""
+NEAREST = 1.0
+"""What each cell between the agent and the goal a reading reads adds to the reading's cost
+(in the prior's squared standard deviations): the search tries a near plausible goal before a
+far one a little more plausible. Tuned on validation vector 100-103 (seeds 1-8, ``selfread``
+at k = 1): 0 / 0.3 / 1 / 3 gave success 0.61 / 0.88 / 0.92 / 0.91."""
 
 
 def world_test(world: Any) -> Callable[[Tensor], Tensor] | None:
@@ -99,6 +104,10 @@ class ReadingSet(SavedSizes, nn.Module):
         self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
         self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
         self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
+        # (2, P) each goal feature and the agent's feature it pairs with, and a cell's length:
+        # the distance the search weighs (none where the context cannot say)
+        self.register_buffer("pairs", torch.zeros(2, 0, dtype=torch.long))
+        self.register_buffer("cell", torch.tensor(1.0, dtype=torch.float64))
         self.reached: Callable[[Tensor], Tensor] | None = None
         self.ruled_out: Tensor | None = None
 
@@ -139,6 +148,9 @@ class ReadingSet(SavedSizes, nn.Module):
         self.decode = context.feature_map().to(device)
         self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
         self.snap_cost.fill_(snap_cost)
+        self.pairs, cell = agent_goal_pairs(context)
+        self.pairs = self.pairs.to(device)
+        self.cell.fill_(cell)
         self.reached = context.reached
         self.active.fill_(True)
         return True
@@ -196,10 +208,30 @@ class ReadingSet(SavedSizes, nn.Module):
         """(B, S) the source observation of each row's cheapest reading not ruled out; a
         reading whose state is a success state is ruled out for the episode (it goes on)."""
         full, cost = self.candidates(x, base)
-        chosen, self.ruled_out = search(
-            full, cost, full @ self.decode, self.reached, self.ruled_out
-        )
+        states = full @ self.decode
+        if self.pairs.shape[1]:  # the nearest plausible goal first
+            gap = (states[..., self.pairs[0]] - states[..., self.pairs[1]]).abs().sum(-1)
+            cost = cost + NEAREST * gap / self.cell
+        chosen, self.ruled_out = search(full, cost, states, self.reached, self.ruled_out)
         return chosen
+
+
+def agent_goal_pairs(context: Any) -> tuple[Tensor, float]:
+    """(2, P) long: each goal feature and the agent's feature it pairs with in the world's test
+    (:func:`~metaxm.align.walk_features.goal_pairing`), and the features' smallest step (a
+    cell); (2, 0) where the context has no moves or no pairing."""
+    from metaxm.align.walk_features import feature_steps, goal_pairing
+
+    none = torch.zeros(2, 0, dtype=torch.long), 1.0
+    if context.moves is None or context.features is None:
+        return none
+    moving = (feature_steps(context).abs() > 0).any(0).nonzero().flatten().tolist()
+    pairing = goal_pairing(context, moving) if moving else None
+    levels = column_levels(context.features)
+    if not pairing or levels is None:
+        return none
+    cell = min(float((v[1:] - v[:-1]).min()) for v in levels if len(v) > 1)
+    return torch.tensor([list(pairing), list(pairing.values())]), cell
 
 
 def search(

@@ -227,3 +227,38 @@ def test_a_goal_the_walk_stood_on_is_ruled_out(
     readings.reached = lambda f: torch.ones(f.shape[:-1], dtype=torch.bool)  # every one stood on
     readings.rule_out_walked(x)
     assert readings.reader.shape[0] == kept
+
+
+def test_the_search_tries_a_near_plausible_goal_first(
+    pairs, candidates, features, moves, episodes, monkeypatch
+) -> None:  # noqa: ANN001
+    """The readings know which goal feature pairs with which agent feature (the goal's row the
+    agent's row) and a cell's length; each cell between the agent and a reading's goal adds
+    ``NEAREST`` to its cost, so from 20 starts the goal chosen is never farther, and at least
+    once nearer, than the cheapest reading's by the prior alone. A saved search keeps them."""
+    import metaxm.align.reading_set as reading_set
+
+    context = _context(candidates, features)
+    context.moves = moves
+    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(*episodes(("vector", 3), 1, seed=7))
+    readings = translator.readings
+    assert readings.pairs.tolist() == [[2, 3], [0, 1]]
+    assert float(readings.cell) == pytest.approx(1.0 / 3.0, abs=1e-4)  # levels to 1e-5
+    g = torch.Generator().manual_seed(0)
+    agent = torch.randint(0, 7, (20, 2), generator=g)
+    x = pairs(("vector", 3), agent, torch.tensor([[6, 6]]).expand(20, 2), 5)[0]
+
+    def distance(nearest: float) -> torch.Tensor:
+        monkeypatch.setattr(reading_set, "NEAREST", nearest)
+        translator.begin()
+        with torch.no_grad():
+            read = (translator(x).double() @ readings.decode).sub(-1.0).mul(3.0).round()
+        return (read[:, 2:] - read[:, :2]).abs().sum(1)  # cells from the agent to its goal
+
+    near, prior = distance(1.0), distance(0.0)
+    assert bool((near <= prior).all()) and bool((near < prior).any())
+    fresh = make_translator("vector", SPACE, 8, CONFIG, seed=1)
+    fresh.load_state_dict(translator.state_dict())
+    assert torch.equal(fresh.readings.pairs, readings.pairs)
