@@ -16,9 +16,11 @@ and a source channel and a target channel that both read 0 have every value the 
 takes. A *reading* picks one reader per source channel, no target channel reading two. On a new
 episode every reading gives a source observation, snapped to the values each source channel
 takes (a reading that lands between them is ruled out, which is what rules out most wrong
-ratios). The agent acts on the most probable reading not yet ruled out, where a reading is
-more probable the closer its gains (in log) lie to the gains the family's training variants
-showed for those source channels (a prior learned once per context, :func:`gain_prior`). A
+ratios). The agent acts on the cheapest reading not yet ruled out, where a reading is cheaper
+the closer its gains (in log) lie to the gains the family's training variants showed for those
+source channels (a prior learned once per context, :func:`gain_prior`) and the nearer its goal
+lies to the agent (:data:`~metaxm.align.reading_set.NEAREST` per cell: a near plausible goal
+is tried before a far one a little more plausible). A
 reading is ruled out for the rest of the episode when the world says the state it reads would
 have ended the episode with success, and the episode went on
 (:meth:`~metaxm.envs.base.World.reached`): the agent has stood on the goal that reading named.

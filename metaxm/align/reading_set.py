@@ -89,7 +89,8 @@ class ReadingSet(SavedSizes, nn.Module):
     A reading gives each of ``channels`` (source channels) the value of one target value
     (``reader``) times a ``ratio``, or one of the values the channel takes (``level``, where
     both read 0). :meth:`candidates` snaps those values to ``levels`` and costs each reading;
-    :meth:`choose` rules readings out with the world's test and picks the cheapest left.
+    :meth:`choose` rules readings out with the world's test and picks the cheapest left, a
+    reading's distance from the agent to its goal counted in its cost (:data:`NEAREST`).
     """
 
     def __init__(self, out_dim: int) -> None:
@@ -205,7 +206,8 @@ class ReadingSet(SavedSizes, nn.Module):
         self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
 
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
-        """(B, S) the source observation of each row's cheapest reading not ruled out; a
+        """(B, S) the source observation of each row's cheapest reading not ruled out, each
+        cell from the agent to the reading's goal adding :data:`NEAREST` to its cost; a
         reading whose state is a success state is ruled out for the episode (it goes on)."""
         full, cost = self.candidates(x, base)
         states = full @ self.decode
