@@ -24,6 +24,8 @@ MAX_LEVELS = 64
 """A source channel that takes more values over the drawn states is continuous: no search."""
 MAX_READINGS = 4096
 """The most readings kept (more than this: no search)."""
+MAX_PAIRED = 4
+"""The most agent features, and goal features, :func:`agent_goal_pairs` pairs."""
 NEAREST = 1.0
 """What each cell between the agent and the goal a reading reads adds to the reading's cost
 (in the prior's squared standard deviations): the search tries a near plausible goal before a
@@ -222,19 +224,24 @@ class ReadingSet(SavedSizes, nn.Module):
 def agent_goal_pairs(context: Any) -> tuple[Tensor, float]:
     """(2, P) long: each goal feature and the agent's feature it pairs with in the world's test
     (:func:`~metaxm.align.walk_features.goal_pairing`), and the features' smallest step (a
-    cell); (2, 0) where the context has no moves or no pairing."""
+    cell), computed once per context; (2, 0) where the context has no moves or no pairing, or
+    more than :data:`MAX_PAIRED` features to pair (the pairings tried grow as a factorial)."""
     from metaxm.align.walk_features import feature_steps, goal_pairing
 
-    none = torch.zeros(2, 0, dtype=torch.long), 1.0
-    if context.moves is None or context.features is None:
-        return none
-    moving = (feature_steps(context).abs() > 0).any(0).nonzero().flatten().tolist()
-    pairing = goal_pairing(context, moving) if moving else None
-    levels = column_levels(context.features)
-    if not pairing or levels is None:
-        return none
-    cell = min(float((v[1:] - v[:-1]).min()) for v in levels if len(v) > 1)
-    return torch.tensor([list(pairing), list(pairing.values())]), cell
+    if "agent_goal_pairs" in context.learned:
+        return context.learned["agent_goal_pairs"]
+    out = torch.zeros(2, 0, dtype=torch.long), 1.0
+    if context.moves is not None and context.features is not None:
+        moving = (feature_steps(context).abs() > 0).any(0).nonzero().flatten().tolist()
+        width = context.features.shape[1]
+        small = 0 < len(moving) <= MAX_PAIRED and width - len(moving) <= MAX_PAIRED
+        pairing = goal_pairing(context, moving) if small else None
+        levels = column_levels(context.features)
+        if pairing and levels is not None:
+            cell = min(float((v[1:] - v[:-1]).min()) for v in levels if len(v) > 1)
+            out = torch.tensor([list(pairing), list(pairing.values())]), cell
+    context.learned["agent_goal_pairs"] = out
+    return out
 
 
 def search(
