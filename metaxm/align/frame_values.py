@@ -239,7 +239,7 @@ class FrameValueTranslator(nn.Module):
         frames = time_frames(obs)
         if bool(self.reads_pitch):
             values = (frame_pitch(frames) - self.origin) / self.gain
-            if self.levels.shape[1]:  # a reward-free reading: each value moved to its feature's
+            if self.levels.shape[1]:  # a reward-free reading: each value to its nearest level
                 values, _ = snap(values, self.levels)
             return self.route(values.to(self.routing.dtype))
         return self.route(frames @ self.reader)
