@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from metaxm.align.least_squares import explains, fit_routing, ridge
 from metaxm.align.reading_set import CONSTANT
+from metaxm.align.sensor_sweep import SweepSearch
 from metaxm.align.sensor_walk import WalkSearch
 
 MIN_NOISE = 1e-3
@@ -199,6 +200,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.context: Any = None
         self.ruled_out: Tensor | None = None
         self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
+        self.sweep = SweepSearch(d, out_dim)  # a sweep for the goal, where it leaves none
 
     def prepare(self, context: Any) -> None:
         """Take the source's observations of drawn states and learn the offset scale from the
@@ -222,6 +224,7 @@ class SensorPosteriorTranslator(nn.Module):
             raise RuntimeError("SensorPosteriorTranslator.prepare must give it candidates first")
         device = self.alive.device
         self.walk.active.fill_(False)
+        self.sweep.active.fill_(False)
         self.group = torch.zeros(0, dtype=torch.long, device=device)  # no search until set
         self.success = torch.zeros(0, dtype=torch.bool, device=device)
         self.ruled_out = None
@@ -268,24 +271,30 @@ class SensorPosteriorTranslator(nn.Module):
     def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
         """Fit from the target's observations and the agent's actions alone (no reward, no
         pair): the readings of the goals the walk leaves
-        (:func:`~metaxm.align.sensor_walk.walk_readings`), searched within each episode. True
-        if it reads; False where the walk shows too little (then it reads 0)."""
-        from metaxm.align.sensor_walk import walk_readings
+        (:func:`~metaxm.align.sensor_walk.walk_readings`), searched within each episode; where
+        it leaves none but places the agent, a sweep for the goal
+        (:class:`~metaxm.align.sensor_sweep.SweepSearch`). True if it reads; False where the
+        walk shows too little (then it reads 0)."""
+        from metaxm.align.sensor_walk import walk_agent, walk_readings
 
         ctx = self.context
         walk = None
-        if ctx is not None and None not in (ctx.reached, ctx.moves, ctx.features):
+        usable = ctx is not None and None not in (ctx.reached, ctx.moves, ctx.features)
+        if usable:
             scale = float("inf") if bool(self.bias.isnan()) else float(self.bias)
             walk = walk_readings(obs, actions, first, second, ctx, scale)
         self.start(obs[:1], self.candidates.new_zeros(1, self.candidates.shape[1]))  # reads 0
-        if walk is None:
-            return False
-        self.walk.fit(walk, ctx)
-        return True
+        if walk is not None:
+            self.walk.fit(walk, ctx)
+            return True
+        agent = walk_agent(obs, actions, first, second, ctx) if usable else None
+        return agent is not None and self.sweep.fit(agent, ctx)
 
     def forward(self, obs: Tensor) -> Tensor:
         if bool(self.walk.active):
             return self.walk.choose(obs)
+        if bool(self.sweep.active):
+            return self.sweep.choose(obs)
         if not bool(self.discrete):
             return (unsquash(obs) @ self.routing).to(self.candidates.dtype)
         z = unsquash(obs)[:, self.alive]
@@ -300,6 +309,7 @@ class SensorPosteriorTranslator(nn.Module):
         """New episodes start: no goal part is ruled out."""
         self.ruled_out = None
         self.walk.begin()
+        self.sweep.begin()
 
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""

@@ -280,13 +280,34 @@ class WalkFit:
     partners: list[int]
 
 
-def walk_readings(
-    obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any, bias_scale: float
-) -> WalkFit | None:
-    """Every reading of the goals the walk (``obs`` (N, D), the agent's ``actions`` and the
-    transitions ``first`` -> ``second``) leaves, costed (see the module docstring); None where
-    it shows too little (fewer than three walls met along an axis, or no lattice), or where
-    the world is not a grid of two axes (an agent and a goal of two features each)."""
+class AgentWalk(NamedTuple):
+    """What a walk says of the agent (:func:`walk_agent`): the sensors read (``alive`` (D,)),
+    their unsquashed readings ``z`` (N, D'), the agent's features ``moving`` and the goal's
+    ``pairing`` ({goal feature: agent feature}), every feature's ``levels``, the agent's part
+    ``weights`` (D', m), the ``episodes``' rows, the agent's features relative to each
+    episode's start ``rel`` (N, m), the starts the walls placed ``start`` (E, m, NaN where
+    none), and each episode's mean sensors and relative features (``mean_z`` (E, D'),
+    ``mean_rel`` (E, m))."""
+
+    alive: Tensor
+    z: Tensor
+    moving: list[int]
+    pairing: dict[int, int]
+    levels: list[Tensor]
+    weights: Tensor
+    episodes: list[list[int]]
+    rel: Tensor
+    start: Tensor
+    mean_z: Tensor
+    mean_rel: Tensor
+
+
+def walk_agent(
+    obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any
+) -> AgentWalk | None:
+    """The agent's part of the sensors and where the walls place each episode (steps 1 and 2
+    of the module docstring); None where the world is not a grid of two axes (an agent and a
+    goal of two features each) or the moves do not span the agent's features."""
     from metaxm.align.sensor_posterior import unsquash
 
     squashed = obs.double().flatten(1).cpu()
@@ -317,6 +338,21 @@ def walk_readings(
     z_in = torch.cat([z[r] - m for r, m in zip(rows, mean_z, strict=True)])
     rel_in = torch.cat([rel[r] - m for r, m in zip(rows, mean_rel, strict=True)])
     weights = torch.linalg.lstsq(rel_in, z_in).solution.T  # (D', m)
+    return AgentWalk(alive, z, moving, pairing, levels, weights, episodes, rel, start, mean_z,
+                     mean_rel)  # fmt: skip
+
+
+def walk_readings(
+    obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any, bias_scale: float
+) -> WalkFit | None:
+    """Every reading of the goals the walk (``obs`` (N, D), the agent's ``actions`` and the
+    transitions ``first`` -> ``second``) leaves, costed (see the module docstring); None where
+    it shows too little (fewer than three walls met along an axis, or no lattice), or where
+    the world is not a grid of two axes (an agent and a goal of two features each)."""
+    found = walk_agent(obs, actions, first, second, context)
+    if found is None:
+        return None
+    alive, _, moving, pairing, levels, weights, episodes, rel, start, mean_z, mean_rel = found
     if int((~start.isnan()).sum(0).min()) < 3:  # fewer than three walls met along an axis
         return None
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
