@@ -20,7 +20,9 @@ the reading in its ``start_unpaired``:
 * ``projected`` (:mod:`~metaxm.align.sensor_walk`): the sensors' answers to the moves give the
   agent's part of the projection, the walls where the agent is, and what is left of each
   episode lies on the lattice of the goals' cells, read up to the square's rotations and
-  flips, which are searched within each measured episode;
+  flips, which are searched within each measured episode; with fewer than three goals seen,
+  the agent's cell alone is read and the goal swept for, the nearest cell not stood on first
+  (:class:`~metaxm.align.sensor_sweep.SweepSearch`);
 * ``text`` (:func:`~metaxm.align.word_walk.walk_words`): the place whose word a move changes
   says the feature it moves, and each move chains the word after it to the word before it by
   the move's step, pinned where a wall stopped a move; the words the walk never said are
