@@ -163,9 +163,13 @@ def moves() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return before, action[kept], after
 
 
-def gridnav_episodes(view: tuple[str, int], count: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """``count`` random-walk GridNav 7x7 episodes in ``view`` (30 steps or to the goal): the
-    target's observations, the actions and the transitions, nothing else."""
+def gridnav_episodes(
+    view: tuple[str, int], count: int, seed: int,
+    walk: Callable[[torch.Generator], Callable[[], int]] | None = None,
+) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """``count`` GridNav 7x7 episodes in ``view`` (30 steps or to the goal): the target's
+    observations, the actions and the transitions, nothing else. ``walk(g)`` gives each
+    episode's source of actions; default: uniformly random."""
     from metaxm.envs.gridnav import MOVES
 
     g = torch.Generator().manual_seed(seed)
@@ -175,8 +179,9 @@ def gridnav_episodes(view: tuple[str, int], count: int, seed: int) -> tuple[torc
         pos = torch.randint(0, 7, (2,), generator=g)
         while bool((pos == goal).all()):
             pos = torch.randint(0, 7, (2,), generator=g)
+        draw = walk(g) if walk is not None else None
         for t in range(30):
-            action = int(torch.randint(0, 4, (), generator=g))
+            action = draw() if draw is not None else int(torch.randint(0, 4, (), generator=g))
             step_seed = 1000 * seed + len(obs)  # fresh noise at every step
             obs.append(gridnav_pairs(view, pos[None], goal[None], step_seed)[0][0])
             actions.append(action)

@@ -194,17 +194,24 @@ def test_a_vector_translator_saved_before_the_readings_still_loads(walk, pairs) 
         torch.testing.assert_close(loaded(target), old(target))
 
 
+def _walked(candidates, features, moves, episodes):  # noqa: ANN001, ANN202
+    """The vector translator read from one random-walk episode of ``vector:3`` alone (no
+    reward, no pair)."""
+    context = _context(candidates, features)
+    context.moves = moves
+    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(*episodes(("vector", 3), 1, seed=7))
+    return translator
+
+
 def test_a_goal_the_walk_stood_on_is_ruled_out(
     pairs, candidates, features, moves, episodes
 ) -> None:  # noqa: ANN001
     """A reading whose goal the agent stood on at an observation of the walk (the episode went
     on) is dropped; the reading that reads the truth is kept; where every reading would be
     dropped, none is."""
-    context = _context(candidates, features)
-    context.moves = moves
-    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
-    translator.prepare(context)
-    assert translator.start_unpaired(*episodes(("vector", 3), 1, seed=7))
+    translator = _walked(candidates, features, moves, episodes)
     readings = translator.readings
     before = readings.reader.shape[0]
     goal = torch.tensor([[5, 1]])
@@ -238,11 +245,7 @@ def test_the_search_tries_a_near_plausible_goal_first(
     once nearer, than the cheapest reading's by the prior alone. A saved search keeps them."""
     import metaxm.align.reading_set as reading_set
 
-    context = _context(candidates, features)
-    context.moves = moves
-    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
-    translator.prepare(context)
-    assert translator.start_unpaired(*episodes(("vector", 3), 1, seed=7))
+    translator = _walked(candidates, features, moves, episodes)
     readings = translator.readings
     assert readings.pairs.tolist() == [[2, 3], [0, 1]]
     assert float(readings.cell) == pytest.approx(1.0 / 3.0, abs=1e-4)  # levels to 1e-5

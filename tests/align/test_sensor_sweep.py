@@ -13,7 +13,6 @@ from metaxm.align.translation_context import TranslationContext
 from metaxm.align.wall_walk import WallWalk
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
-from metaxm.envs.gridnav import MOVES
 from metaxm.modalities import get_family
 
 WORLD = GridNav(GridNavConfig(size=7), 1)
@@ -27,34 +26,18 @@ def context(candidates, features, moves) -> TranslationContext:  # noqa: ANN001
     return TranslationContext(candidates, features=features, reached=WORLD.reached, moves=moves)
 
 
-def wall_walks(pairs, context, variant: int, count: int, seed: int):  # noqa: ANN001, ANN201
-    """``count`` GridNav 7x7 episodes of ``WallWalk`` in ``projected:variant`` (30 steps or to
-    the goal): the observations, actions and transitions."""
-    g = torch.Generator().manual_seed(seed)
-    obs, actions, first, second = [], [], [], []
-    for _ in range(count):
-        goal = torch.randint(0, 7, (2,), generator=g)
-        pos = torch.randint(0, 7, (2,), generator=g)
-        while bool((pos == goal).all()):
-            pos = torch.randint(0, 7, (2,), generator=g)
+def wall_walk(context: TranslationContext):  # noqa: ANN201
+    """Each episode's actions as ``selfread`` plays them: a fresh ``WallWalk``."""
+
+    def start(g: torch.Generator):  # noqa: ANN202
         walk = WallWalk(context, 1, g)
-        for t in range(30):
-            obs.append(
-                pairs(("projected", variant), pos[None], goal[None], 100 * seed + len(obs))[0][0]
-            )
-            action = int(walk.act(torch.zeros(1, 1))[0])
-            actions.append(action)
-            pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
-            if bool((pos == goal).all()):
-                break
-            if t < 29:
-                first.append(len(obs) - 1)
-                second.append(len(obs))
-    return torch.stack(obs), torch.tensor(actions), torch.tensor(first), torch.tensor(second)
+        return lambda: int(walk.act(torch.zeros(1, 1))[0])
+
+    return start
 
 
 @pytest.mark.parametrize("variant", [4, 9])
-def test_one_wall_walk_sweeps_for_the_goal(pairs, context, seek, tasks, variant) -> None:  # noqa: ANN001
+def test_one_wall_walk_sweeps_for_the_goal(pairs, context, episodes, seek, tasks, variant) -> None:  # noqa: ANN001
     """One episode shows one goal, too few for the goals' lattice, but its walls place the
     agent: the translator sweeps (no readings kept). The agent's cell is read on >= 50% of 64
     new states (elsewhere a cell off: the new goal's part along the agent's, which one goal
@@ -62,7 +45,8 @@ def test_one_wall_walk_sweeps_for_the_goal(pairs, context, seek, tasks, variant)
     steps (a translator reading 0 reaches none)."""
     translator = make_translator("projected", SPACE, 8, CONFIG)
     translator.prepare(context)
-    assert translator.start_unpaired(*wall_walks(pairs, context, variant, 1, seed=variant))
+    walked = episodes(("projected", variant), 1, seed=variant, walk=wall_walk(context))
+    assert translator.start_unpaired(*walked)
     assert bool(translator.sweep.active) and not bool(translator.walk.active)
     g = torch.Generator().manual_seed(variant)
     agent, goal = (torch.randint(0, 7, (64, 2), generator=g) for _ in range(2))
