@@ -32,10 +32,10 @@ the nearest goal first among equals (:func:`~metaxm.align.reading_set.search`). 
 than three episodes placed along an axis nothing is read; ``selfread`` therefore walks each
 episode to a wall along both axes first (:class:`~metaxm.align.wall_walk.WallWalk`). On
 validation projected variants 100-103 (seeds 1-16), success after 3 / 4 / 8 / 16 episodes of
-that walk, these readings alone: 0.32 / 0.84 / 0.99 / 1.00 (``docs/transfer-studies.md`` section 17; of a uniformly
-random walk: 0.06 / 0.15 / 0.89). Where a walk places the agent but shows fewer than three
-goals, :class:`~metaxm.align.sensor_sweep.SweepSearch` looks for the goal instead
-(:func:`walk_agent` is what both share).
+that walk, these readings alone: 0.32 / 0.84 / 0.99 / 1.00 (``docs/transfer-studies.md``
+section 17; of a uniformly random walk: 0.06 / 0.15 / 0.89). Where a walk places the agent but
+shows fewer than three goals, :class:`~metaxm.align.sensor_sweep.SweepSearch` looks for the
+goal instead (:func:`walk_agent` is what both share).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One few-shot adaptation: the agent of CHECKPOINT (a checkpoint file or a run dir
 ``--strategy`` needing another agent, a folder of runs) meets the modality, is measured before
 and after K episodes of it, and the result is printed and saved as JSON. ``--save-policy FILE``
 also saves the adapted policy the measurement used (the strategies with a learner: maml, rl2,
-align, translate, metafit, selffit), for ``metaxm.AdaptedPolicy.load``.
+align, translate, metafit, selffit, selfread), for ``metaxm.AdaptedPolicy.load``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategy",
         required=True,
-        help="zeroshot, maml, rl2, align, translate, metafit, selffit, finetune, scratch",
+        help="zeroshot, maml, rl2, align, translate, metafit, selffit, selfread, finetune, scratch",
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-policy",
         metavar="FILE",
         help="also save the adapted policy (strategies maml, rl2, align, translate, metafit, "
-        "selffit); load it with metaxm.AdaptedPolicy.load(FILE)",
+        "selffit, selfread); load it with metaxm.AdaptedPolicy.load(FILE)",
     )
     parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
     parser.add_argument(
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the modality's family is not one the agent was trained with: give the agent a "
         "fresh encoder for it (strategies that train it: finetune, align, metafit, selffit, "
-        "scratch; translate reads the family through its translator)",
+        "scratch; translate and selfread read the family through their translators)",
     )
 
 

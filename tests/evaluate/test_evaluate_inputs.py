@@ -90,3 +90,20 @@ def test_the_headline_target_is_a_setting() -> None:
     assert not headline(report)["target_met"]  # default: <= 8 episodes, 10x
     loose = headline({**report, "target_episodes": 16, "target_speedup": 4.0})
     assert loose["target_met"] and "Target (<= 16 episodes, scratch >= 4x): met" in loose["text"]
+
+
+def test_adapt_help_names_every_strategy() -> None:
+    """``metaxm adapt --strategy``'s help (written out, so that ``--help`` loads no torch) names
+    every strategy the evaluator has, and ``--save-policy``'s every one with a learner."""
+    import argparse
+
+    from metaxm.commands import adapt
+    from metaxm.evaluate.strategies import STRATEGIES
+
+    parser = argparse.ArgumentParser()
+    adapt.add_arguments(parser)
+    helps = {a.dest: a.help for a in parser._actions}
+    named = {s.strip() for s in helps["strategy"].split(",")}
+    assert named == set(STRATEGIES)
+    learners = {n for n, s in STRATEGIES.items() if getattr(s, "learner", None)}
+    assert all(n in helps["save_policy"] for n in learners)
