@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from metaxm.align.reading_set import FIT
-from metaxm.align.walk_features import feature_steps, goal_pairing
+from metaxm.align.walk_features import feature_steps, goal_pairing, moving_features
 
 MOVED = 1e-6
 """A centroid that changes by more than this between two images has moved."""
@@ -53,7 +53,7 @@ def colour_reader(
     if float(share[agent]) < AGENT_MOVES:
         return None
     steps = feature_steps(context)  # (A, F)
-    moving = (steps.abs() > 0).any(0).nonzero().flatten().tolist()
+    moving = moving_features(context)
     pairing = goal_pairing(context, moving)
     if pairing is None or len(moving) + len(pairing) != steps.shape[1]:
         return None

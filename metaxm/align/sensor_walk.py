@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.reading_set import SavedSizes, column_levels, search, world_test
-from metaxm.align.walk_features import feature_steps, goal_pairing
+from metaxm.align.walk_features import feature_steps, goal_pairing, moving_features
 
 ROUND = 0.2
 """A lattice coordinate lies within this of a whole number (of a cell)."""
@@ -317,7 +317,7 @@ def walk_agent(
     z = unsquash(squashed)[:, alive]
     first, second, actions = first.cpu(), second.cpu(), actions.cpu()
     steps = feature_steps(context)
-    moving = (steps.abs() > 0).any(0).nonzero().flatten().tolist()
+    moving = moving_features(context)
     pairing = goal_pairing(context, moving)
     levels = column_levels(context.features)
     if pairing is None or levels is None or len(moving) + len(pairing) != steps.shape[1]:

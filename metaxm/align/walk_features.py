@@ -40,11 +40,23 @@ def feature_steps(context: Any) -> Tensor:
     return context.learned["feature_steps"]
 
 
+def moving_features(context: Any) -> list[int]:
+    """The features some action moves (the agent's): where :func:`feature_steps` is not 0."""
+    return (feature_steps(context).abs() > 0).any(0).nonzero().flatten().tolist()
+
+
 def goal_pairing(context: Any, moving: list[int]) -> dict[int, int] | None:
     """``{static feature: moving feature}``: the one pairing of the features no action moves
     with the ``moving`` ones under which every drawn state, given the goal on the agent's cell
     (each static feature set to its moving one), is a success state (the world's test); None
-    where none or several are."""
+    where none or several are. Computed once per context and ``moving``."""
+    key = f"goal_pairing {moving}"
+    if key not in context.learned:
+        context.learned[key] = _goal_pairing(context, moving)
+    return context.learned[key]
+
+
+def _goal_pairing(context: Any, moving: list[int]) -> dict[int, int] | None:
     features = context.features.double().cpu()
     static = [f for f in range(features.shape[1]) if f not in moving]
     found = []

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from metaxm.align.walk_features import feature_steps
+from metaxm.align.walk_features import feature_steps, moving_features
 from metaxm.align.word_search import place_keys, tied_places
 
 SAME = 1e-3
@@ -40,7 +40,7 @@ def walk_words(
     moved = changed.any(1)
     step = steps[actions[first]]  # (M, F)
     places: dict[int, int] = {}
-    for f in (steps.abs() > 0).any(0).nonzero().flatten().tolist():
+    for f in moving_features(context):
         mine = moved & (step[:, f] != 0)
         if not bool(mine.any()):
             return None
