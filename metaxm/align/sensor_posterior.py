@@ -278,16 +278,16 @@ class SensorPosteriorTranslator(nn.Module):
         from metaxm.align.sensor_walk import walk_agent, walk_readings
 
         ctx = self.context
-        walk = None
-        usable = ctx is not None and None not in (ctx.reached, ctx.moves, ctx.features)
-        if usable:
+        agent = walk = None
+        if ctx is not None and None not in (ctx.reached, ctx.moves, ctx.features):
+            agent = walk_agent(obs, actions, first, second, ctx)
+        if agent is not None:
             scale = float("inf") if bool(self.bias.isnan()) else float(self.bias)
-            walk = walk_readings(obs, actions, first, second, ctx, scale)
+            walk = walk_readings(agent, scale)
         self.start(obs[:1], self.candidates.new_zeros(1, self.candidates.shape[1]))  # reads 0
         if walk is not None:
             self.walk.fit(walk, ctx)
             return True
-        agent = walk_agent(obs, actions, first, second, ctx) if usable else None
         return agent is not None and self.sweep.fit(agent, ctx)
 
     def forward(self, obs: Tensor) -> Tensor:

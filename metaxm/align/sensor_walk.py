@@ -1,6 +1,6 @@
 """Reading a ``projected`` variant from the agent's own moves: no reward, no pair
-(:func:`walk_readings` and :class:`WalkSearch`, what ``selfread`` gives the projected
-translator).
+(:func:`walk_agent`, :func:`walk_readings` and :class:`WalkSearch`, what ``selfread`` gives the
+projected translator).
 
 Unsquashed, a projected sensor bank reads ``z = W_a a + W_g g + b + noise``: the agent's
 features ``a``, the goal's ``g``, an offset. Read from a random walk's observations and actions:
@@ -205,14 +205,27 @@ def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tens
     found = [f for f in found if f.plausible] or sorted(found, key=lambda f: f.nearness)[:1]
     tight = min(f.misfit for f in found)
     found = [f for f in found if f.misfit <= 2.0 * tight + 0.02 * cell]
-    best = max(found, key=lambda f: f.area)
-    # one orientation of the lattice's coordinates whichever cells were chosen (the same
-    # lattice, found from other differences, comes in another rotation or flip, and the
-    # readings, which tie, would be listed, and so searched, in another order)
-    whole, on = best.coords, best.on
+    # the coarsest; lattices as coarse to 1e-6 (one lattice, found from other differences, in
+    # other cells) by their coordinates, not by which the last bits of a fit make coarser
+    best = max(found, key=lambda f: (round(f.area / cell**2, 6), _listing(*_canonical(f))))
+    return _canonical(best)
+
+
+def _canonical(lattice: _Lattice) -> tuple[Tensor, Tensor]:
+    """``lattice``'s coordinates in one orientation whichever cells it was found with (the same
+    lattice, found from other differences, comes in another rotation or flip, and the
+    readings, which tie, would be listed, and so searched, in another order), shifted to start
+    at 0, and which points lie on it."""
+    whole, on = lattice.coords, lattice.on
     turned = [whole @ turn.T for turn in dihedral()]
-    canonical = min(turned, key=lambda c: sorted(map(tuple, (c - c[on].min(0).values).tolist())))
+    canonical = min(turned, key=lambda c: _listing(c, on))
     return canonical - canonical[on].min(0).values, on
+
+
+def _listing(coords: Tensor, on: Tensor) -> list[tuple[int, ...]]:
+    """The coordinates ``coords`` (E, 2) shifted to start at 0 along each axis, sorted: what
+    orders orientations and lattices."""
+    return sorted(map(tuple, (coords - coords[on].min(0).values).tolist()))
 
 
 def _fit_cells(q: Tensor, cells: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -284,7 +297,7 @@ class WalkFit:
 
 class AgentWalk(NamedTuple):
     """What a walk says of the agent (:func:`walk_agent`): the sensors read (``alive`` (D,)),
-    their unsquashed readings ``z`` (N, D'), the agent's features ``moving`` and the goal's
+    the agent's features ``moving`` and the goal's
     ``pairing`` ({goal feature: agent feature}), every feature's ``levels``, the agent's part
     ``weights`` (D', m), the ``episodes``' rows, the agent's features relative to each
     episode's start ``rel`` (N, m), the starts the walls placed ``start`` (E, m, NaN where
@@ -292,7 +305,6 @@ class AgentWalk(NamedTuple):
     ``mean_rel`` (E, m))."""
 
     alive: Tensor
-    z: Tensor
     moving: list[int]
     pairing: dict[int, int]
     levels: list[Tensor]
@@ -340,21 +352,15 @@ def walk_agent(
     z_in = torch.cat([z[r] - m for r, m in zip(rows, mean_z, strict=True)])
     rel_in = torch.cat([rel[r] - m for r, m in zip(rows, mean_rel, strict=True)])
     weights = torch.linalg.lstsq(rel_in, z_in).solution.T  # (D', m)
-    return AgentWalk(alive, z, moving, pairing, levels, weights, episodes, rel, start, mean_z,
+    return AgentWalk(alive, moving, pairing, levels, weights, episodes, rel, start, mean_z,
                      mean_rel)  # fmt: skip
 
 
-def walk_readings(
-    obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any, bias_scale: float
-) -> WalkFit | None:
-    """Every reading of the goals the walk (``obs`` (N, D), the agent's ``actions`` and the
-    transitions ``first`` -> ``second``) leaves, costed (see the module docstring); None where
-    it shows too little (fewer than three walls met along an axis, or no lattice), or where
-    the world is not a grid of two axes (an agent and a goal of two features each)."""
-    found = walk_agent(obs, actions, first, second, context)
-    if found is None:
-        return None
-    alive, _, moving, pairing, levels, weights, episodes, rel, start, mean_z, mean_rel = found
+def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
+    """Every reading of the goals a walk leaves, costed (see the module docstring), from what
+    it says of the agent (:func:`walk_agent`); None where it shows too little (fewer than three
+    walls met along an axis, or no lattice)."""
+    alive, moving, pairing, levels, weights, episodes, rel, start, mean_z, mean_rel = found
     if int((~start.isnan()).sum(0).min()) < 3:  # fewer than three walls met along an axis
         return None
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
