@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from metaxm.commands.args import add_overrides
+
 HELP = "few-shot transfer to every held-out modality: report.json, report.md and plots"
 
 
@@ -27,14 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only these strategies (repeatable); scratch always runs",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value of the evaluation spec, e.g. --set evaluate.eval_episodes=32",
-    )
+    add_overrides(parser, "--set evaluate.eval_episodes=32 (a value of the evaluation spec)")
     parser.add_argument("--device", help="load the agents onto this device (e.g. cuda)")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from metaxm.commands.args import add_overrides
+
 HELP = "the main job: meta-train every algorithm of the spec, evaluate, write the report"
 
 
@@ -18,13 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="runs/main", metavar="DIR", help="output folder (default: %(default)s)"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. --set evaluate.seeds=3 (repeatable)",
-    )
+    add_overrides(parser, "--set evaluate.seeds=3")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.run.rundir import check_out_path
 
     check_out_path(args.out)
-    spec = load_spec(args.spec, args.set)
+    spec = load_spec(args.spec, args.overrides)
     run_main(spec, args.out, echo=lambda line: print(f"metaxm main: {line}", flush=True))
     return 0

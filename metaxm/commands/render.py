@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from metaxm.commands.args import add_overrides
+
 HELP = "draw one state of a spec's world in every modality family of the spec (a PNG)"
 
 
@@ -13,13 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants", type=int, default=3, metavar="N", help="variants per family (default: 3)"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. --set world.size=9 (repeatable)",
-    )
+    add_overrides(parser, "--set world.size=9")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--out {args.out}: an image needs one of the suffixes {', '.join(sorted(formats))}"
         )
-    spec = load_spec(args.spec, args.set)
+    spec = load_spec(args.spec, args.overrides)
     path = render_spec(spec, args.out, variants=args.variants)
     print(f"metaxm render: wrote {path}")
     return 0

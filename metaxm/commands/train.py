@@ -13,35 +13,14 @@ from __future__ import annotations
 
 import argparse
 
+from metaxm.commands.args import add_run_arguments
+
 HELP = "train an agent on a task spec (PPO from scratch, or the spec's algo)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="task spec YAML, e.g. tasks/ppo-gridnav.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, type-checked like the file (repeatable), "
-        "e.g. --set ppo.lr=0.001 --set 'modalities.train={pixels: 1}'",
-    )
-    parser.add_argument("--out", required=True, metavar="RUNDIR", help="the run directory")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint"
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="check the spec (every field, the world, the memory estimate) and RUNDIR, then "
-        "exit; builds and writes nothing",
-    )
-    parser.add_argument(
-        "--resume-last-good",
-        action="store_true",
-        help="with --resume: if the newest checkpoint fails its checksum, resume from the newest "
-        "one that verifies (otherwise the run stops and names it)",
+    add_run_arguments(
+        parser, "tasks/ppo-gridnav.yaml", "--set ppo.lr=0.001 --set 'modalities.train={pixels: 1}'"
     )
 
 
