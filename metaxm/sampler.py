@@ -22,6 +22,15 @@ from metaxm.spec import SPLITS, Spec, Split
 
 VARIANT_POOL = 100_000
 
+FRESH_SEED_BASE = 1_000_000_007
+"""Fresh variant seeds (a meta-learner's tasks with ``variants: fresh``, the meta-learned fits'
+tasks) start here, far above the ``VARIANT_POOL`` seeds the splits draw."""
+
+
+def fresh_variant_seed(generator: torch.Generator) -> int:
+    """A variant seed no split holds, drawn from ``generator`` (see :data:`FRESH_SEED_BASE`)."""
+    return FRESH_SEED_BASE + int(torch.randint(0, 2**30, (), generator=generator))
+
 
 @dataclass(frozen=True)
 class Task:
@@ -86,6 +95,7 @@ class TaskSampler:
         n: int,
         families: Sequence[str] | None = None,
         generator: torch.Generator | None = None,
+        fresh: bool = False,
     ) -> list[Task]:
         """Draw ``n`` tasks from ``split``: a family uniformly, then one of its variants uniformly.
 
@@ -94,6 +104,8 @@ class TaskSampler:
             n: the number of tasks.
             families: restrict to these families of the split.
             generator: the source of randomness (the sampler's own by default).
+            fresh: show each task through a new variant of its family instead, one no split
+                holds (:func:`fresh_variant_seed`), as a held-out variant is new.
         """
         g = generator or self.generator
         pool = self.splits[split]
@@ -109,7 +121,10 @@ class TaskSampler:
         tasks = []
         for i, fi in enumerate(fam_idx):
             seeds = pool[names[fi]]
-            v = seeds[int(torch.randint(0, len(seeds), (1,), generator=g))]
+            if fresh:
+                v = fresh_variant_seed(g)
+            else:
+                v = seeds[int(torch.randint(0, len(seeds), (1,), generator=g))]
             tasks.append(Task(names[fi], v, {k: t[i] for k, t in params.items()}))
         return tasks
 

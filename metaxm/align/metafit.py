@@ -41,16 +41,15 @@ from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch
 from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import Agent
+from metaxm.sampler import FRESH_SEED_BASE, fresh_variant_seed
 
 Params = dict[str, Tensor]
 
-META_SEED_BASE = 1_000_000_007
+META_SEED_BASE = FRESH_SEED_BASE
 """Variant seeds of meta-training tasks start here, far from the seeds the splits draw."""
 
-
-def meta_variant_seed(generator: torch.Generator) -> int:
-    """A fresh variant seed for one meta-training task (see :data:`META_SEED_BASE`)."""
-    return META_SEED_BASE + int(torch.randint(0, 2**30, (), generator=generator))
+meta_variant_seed = fresh_variant_seed
+"""A fresh variant seed for one meta-training task (:func:`metaxm.sampler.fresh_variant_seed`)."""
 
 
 def pair_loss(

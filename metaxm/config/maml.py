@@ -25,6 +25,9 @@ class MAMLConfig:
             ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
         first_order: drop the second-order terms of the meta-gradient (FOMAML).
         meta_sgd: learn a per-parameter inner learning rate in the outer loop (Meta-SGD).
+        variants: what each meta-training task is shown through: a variant of the ``split``
+            (the spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for
+            every task, so the adaptation is meta-learned on variants as new as a held-out one.
         baseline: the inner and outer advantages' baseline: a linear fit per task on
             ``latent`` (rllab's features on the agent's latent) or ``time`` (a time
             polynomial) features, the agent's ``value`` head (trained in the outer loop with
@@ -54,6 +57,7 @@ class MAMLConfig:
     adapt: AdaptSubset = "adapter"
     first_order: bool = False
     meta_sgd: bool = False
+    variants: Literal["split", "fresh"] = "split"
     baseline: Literal["latent", "time", "value", "none"] = "latent"
     baseline_reg: float = bounded(1e-2, 0, 1000000.0)
     normalize: Literal["task", "batch", "none"] = "task"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from metaxm.config import bounded
 
@@ -18,12 +19,16 @@ class RL2Config:
             state is carried across them and zeroed between trials.
         eval_episodes_per_trial: K of the trials of the final evaluation (null: n); K > n
             measures how far the in-context adaptation extends past the trained trial length.
+        variants: what each training trial is shown through: a variant of the ``split`` (the
+            spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for every
+            trial, so the agent must read each wiring in context as it must a held-out one.
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
 
     episodes_per_trial: int = bounded(2, 1, 1000)
     eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
+    variants: Literal["split", "fresh"] = "split"
 
     def __post_init__(self) -> None:
         if self.episodes_per_trial < 1:

@@ -20,6 +20,10 @@ from metaxm.envs.base import TaskParams, World
 from metaxm.envs.instructions import instructed_space, with_instruction
 from metaxm.modalities.base import Family, VariantParams, get_family, stack_params
 
+MAX_CACHED_VARIANTS = 4096
+"""Variants whose parameters a TaskEnv keeps built; beyond, it forgets the oldest (a
+meta-learner on ``variants: fresh`` meets a new one every task)."""
+
 
 class TaskEnv:
     """B environments of one world, each with its own task and variant of one family.
@@ -141,6 +145,8 @@ class TaskEnv:
 
     def _params(self, seed: int) -> VariantParams:
         if seed not in self._variant_cache:
+            if len(self._variant_cache) >= MAX_CACHED_VARIANTS:  # fresh variants: forget the oldest
+                del self._variant_cache[next(iter(self._variant_cache))]
             self._variant_cache[seed] = self.family.variant(seed, self.world.scene_info)
         return self._variant_cache[seed]
 

@@ -158,7 +158,9 @@ class MAMLTrainer:
         groups: dict[str, tuple[Adaptation, Episodes]] = {}
         for family, n in self.tasks_per_family.items():
             # every rank draws every family's tasks, so the task stream stays in step
-            tasks = self.sampler.sample("train", n, [family], self.task_generator)
+            tasks = self.sampler.sample(
+                "train", n, [family], self.task_generator, fresh=cfg.variants == "fresh"
+            )
             if family not in self.support_envs:
                 continue  # another rank's family
             sup, qry = self.support_envs[family], self.query_envs[family]

@@ -188,7 +188,12 @@ class RL2Trainer:
                 device=self.device,
             )
             gen = torch.Generator(self.device).manual_seed(derive_seed(spec.seed, "trials", family))
-            self.tasks[family] = TrialTasks(env.world, self.sampler.splits["train"][family], gen)
+            self.tasks[family] = TrialTasks(
+                env.world,
+                self.sampler.splits["train"][family],
+                gen,
+                fresh=self.config.variants == "fresh",
+            )
             self.envs[family] = env
             self.states[family] = start_trials(self.agent, env, self.tasks[family])
             self.action_generators[family] = torch.Generator(self.device).manual_seed(

@@ -46,6 +46,7 @@ from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import CategoricalHead
+from metaxm.sampler import FRESH_SEED_BASE
 
 
 def zero_actions(agent: Agent, batch: int, device: torch.device | str) -> Tensor:
@@ -62,21 +63,29 @@ class TrialTasks:
         world: the world whose task distribution is drawn from (its ``sample_tasks``).
         variants: the variant seeds to choose from uniformly (e.g. a family's training split).
         generator: the source of randomness (on the world's device).
+        fresh: draw each trial's variant anew instead, a seed no split holds
+            (:data:`metaxm.sampler.FRESH_SEED_BASE` on), as a held-out variant is new.
     """
 
-    def __init__(self, world: World, variants: Sequence[int], generator: torch.Generator) -> None:
-        if not variants:
+    def __init__(
+        self, world: World, variants: Sequence[int], generator: torch.Generator, fresh: bool = False
+    ) -> None:
+        if not variants and not fresh:
             raise ValueError("TrialTasks needs at least one variant seed")
         self.world = world
         self.variants = [int(v) for v in variants]
         self.generator = generator
+        self.fresh = fresh
 
     def draw(self, k: int) -> tuple[TaskParams, list[int]]:
         """``k`` rows of task parameters and ``k`` variant seeds."""
         tasks = self.world.sample_tasks(k, self.generator)
+        n = 2**30 if self.fresh else len(self.variants)
         idx = torch.randint(
-            0, len(self.variants), (k,), generator=self.generator, device=self.generator.device
+            0, n, (k,), generator=self.generator, device=self.generator.device
         )  # on the generator's device: a CUDA generator cannot draw a CPU tensor
+        if self.fresh:
+            return tasks, [FRESH_SEED_BASE + i for i in idx.tolist()]
         return tasks, [self.variants[i] for i in idx.tolist()]
 
 
