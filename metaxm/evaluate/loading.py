@@ -155,15 +155,22 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
     return agents
 
 
+LEARNER_KINDS = (
+    ("ppo", "align"), ("ppo", "translate"), ("ppo", "selfread"), ("maml", "maml"),
+    ("rl2", "rl2"), ("metafit", "metafit"), ("selffit", "selffit"),
+)  # fmt: skip
+"""``(agent kind, learner name)``: the learner (:data:`metaxm.learners.LEARNERS`) that
+:func:`learners` builds on each loaded agent of that kind."""
+
+
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
     """The learner of every loaded agent that has one, under the evaluation spec, holding the
     state its run learned (``learned[algo]``, as :func:`load_agent` returns it)."""
-    from metaxm.learners import MAML, RL2, Align, MetaFit, SelfFit, SelfRead, Translate
+    from metaxm.learners import LEARNERS
 
     out: dict[str, Learner] = {}
-    kinds = (("ppo", Align), ("ppo", Translate), ("ppo", SelfRead), ("maml", MAML), ("rl2", RL2),
-             ("metafit", MetaFit))  # fmt: skip
-    for algo, cls in (*kinds, ("selffit", SelfFit)):
+    for algo, name in LEARNER_KINDS:
+        cls = LEARNERS[name]
         if algo in agents.by_kind:
             # the run's own settings (maml, align), then the evaluation's spec
             learner = cls.from_trained(agents.by_kind[algo], agents.configs[algo], learned[algo])
