@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 
 from metaxm.config import bounded
-from metaxm.envs.base import Scene, SceneInfo, TaskParams, World
-from metaxm.envs.minigrid import SEED_HIGH, episode_seed
+from metaxm.envs.base import Scene, SceneInfo, World
+from metaxm.envs.seeded import SeededTasks, episode_seed
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class GymWorldConfig:
     success: Literal["auto", "info", "threshold", "reward"] = "auto"
 
 
-class GymWorld(World):
+class GymWorld(SeededTasks, World):
     """B instances of one gymnasium env, stepped in a Python loop (see the module docstring)."""
 
     name = "gym"
@@ -103,41 +103,9 @@ class GymWorld(World):
         b = num_envs
         self._features = np.zeros((b, dim), dtype=np.float32)
         self._return = np.zeros(b, dtype=np.float64)
-        self._stepped = np.zeros(b, dtype=bool)
-        self.task_seed = torch.zeros(b, dtype=torch.long, device=self.device)
-        self.episode = torch.zeros(b, dtype=torch.long, device=self.device)
-        self.set_tasks(self.sample_tasks(b))
-
-    # ----------------------------------------------------------------------------- tasks
-    def sample_tasks(self, n: int, generator: torch.Generator | None = None) -> TaskParams:
-        g = generator if generator is not None else self.generator
-        return {"seed": torch.randint(0, SEED_HIGH, (n,), generator=g, device=self.device)}
-
-    def set_tasks(self, params: TaskParams, env_ids: Tensor | None = None) -> None:
-        """Assign task seeds; the environments start episode 0 of their new tasks at once."""
-        seeds = params["seed"].to(self.device, torch.long).reshape(-1)
-        ids = self.all_ids() if env_ids is None else env_ids.to(self.device)
-        if seeds.shape[0] != ids.shape[0]:
-            raise ValueError(f"got {seeds.shape[0]} task seeds for {ids.shape[0]} environments")
-        self.task_seed[ids] = seeds
-        self.episode[ids] = 0
-        self._start(ids.tolist())
-
-    def task_params(self) -> TaskParams:
-        return {"seed": self.task_seed.clone()}
+        self.init_seeded_tasks()
 
     # ----------------------------------------------------------------------------- dynamics
-    def reset(self, env_ids: Tensor | None = None) -> None:
-        """Start the next episode of each given environment's task (one that has not stepped
-        since its episode began keeps it, so ``set_tasks`` then ``reset`` plays episode 0)."""
-        ids = list(range(self.num_envs)) if env_ids is None else env_ids.tolist()
-        if not ids:
-            return
-        advance = torch.as_tensor(self._stepped[ids], device=self.device)
-        idx = torch.as_tensor(ids, dtype=torch.long, device=self.device)
-        self.episode[idx] += advance.long()
-        self._start([i for i in ids if self._stepped[i]])
-
     def _start(self, ids: list[int]) -> None:
         seeds, episodes = self.task_seed.tolist(), self.episode.tolist()
         for i in ids:

@@ -49,7 +49,8 @@ import torch
 from torch import Tensor
 
 from metaxm.config import bounded
-from metaxm.envs.base import Layout, Scene, SceneInfo, TaskParams, World
+from metaxm.envs.base import Layout, Scene, SceneInfo, World
+from metaxm.envs.seeded import SeededTasks, episode_seed
 
 ActionName = Literal["left", "right", "forward", "pickup", "drop", "toggle", "done"]
 ACTION_IDS: dict[str, int] = {
@@ -65,8 +66,6 @@ ACTION_IDS: dict[str, int] = {
 
 FEATURE_NAMES = ("agent_col", "agent_row", "dir_east", "dir_south", "dir_west", "dir_north")
 FEATURE_NAMES += ("target_col", "target_row")
-SEED_HIGH = 2**31
-EPISODE_STRIDE = 0x9E3779B1  # odd, so episodes j of one task never share a seed below 2**32
 # direction -> (dx, dy), MiniGrid's DIR_TO_VEC: east, south, west, north
 DIR_TO_VEC = ((1, 0), (0, 1), (-1, 0), (0, -1))
 
@@ -80,11 +79,6 @@ def import_minigrid() -> Any:
             "the minigrid world needs the minigrid package: pip install metaxm[minigrid]"
         ) from None
     return minigrid
-
-
-def episode_seed(task_seed: int, episode: int) -> int:
-    """The reset seed of episode ``episode`` of the task with seed ``task_seed``."""
-    return (int(task_seed) + int(episode) * EPISODE_STRIDE) % 2**32
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,7 @@ class MiniGridScene(Scene):
     view: Tensor | None = None
 
 
-class MiniGrid(World):
+class MiniGrid(SeededTasks, World):
     """B MiniGrid environments of one level, stepped in a Python loop (see the module docstring).
 
     Args:
@@ -189,48 +183,14 @@ class MiniGrid(World):
         self._target = np.zeros((b, 2), dtype=np.int64)  # (x, y)
         self._walls = np.ones((b, size, size), dtype=bool)  # [row = y, col = x], padded
         self._missions = [""] * b
-        self._stepped = np.zeros(b, dtype=bool)
-        self.task_seed = torch.zeros(b, dtype=torch.long, device=self.device)
-        self.episode = torch.zeros(b, dtype=torch.long, device=self.device)
-        self.set_tasks(self.sample_tasks(b))
+        self.init_seeded_tasks()
 
     # ----------------------------------------------------------------------------- tasks
-    def sample_tasks(self, n: int, generator: torch.Generator | None = None) -> TaskParams:
-        g = generator if generator is not None else self.generator
-        return {"seed": torch.randint(0, SEED_HIGH, (n,), generator=g, device=self.device)}
-
-    def set_tasks(self, params: TaskParams, env_ids: Tensor | None = None) -> None:
-        """Assign task seeds; the environments start episode 0 of their new tasks at once."""
-        seeds = params["seed"].to(self.device, torch.long).reshape(-1)
-        ids = self.all_ids() if env_ids is None else env_ids.to(self.device)
-        if seeds.shape[0] != ids.shape[0]:
-            raise ValueError(f"got {seeds.shape[0]} task seeds for {ids.shape[0]} environments")
-        self.task_seed[ids] = seeds
-        self.episode[ids] = 0
-        self._start(ids.tolist())
-
-    def task_params(self) -> TaskParams:
-        return {"seed": self.task_seed.clone()}
-
     def instructions(self) -> list[str]:
         """The mission string of every environment's current episode (B strings)."""
         return list(self._missions)
 
     # ----------------------------------------------------------------------------- dynamics
-    def reset(self, env_ids: Tensor | None = None) -> None:
-        """Start the next episode of each given environment's task.
-
-        An environment that has not stepped since its episode began keeps that episode (so
-        ``set_tasks`` followed by ``reset`` plays episode 0).
-        """
-        ids = list(range(self.num_envs)) if env_ids is None else env_ids.tolist()
-        if not ids:
-            return
-        advance = torch.as_tensor(self._stepped[ids], device=self.device)
-        idx = torch.as_tensor(ids, dtype=torch.long, device=self.device)
-        self.episode[idx] += advance.long()
-        self._start([i for i in ids if self._stepped[i]])
-
     def _start(self, ids: list[int]) -> None:
         per_task = self.config.layout == "per_task"
         seeds, episodes = self.task_seed.tolist(), self.episode.tolist()
