@@ -150,3 +150,19 @@ def test_a_walk_reads_the_words_from_the_actions_alone(
     blind.prepare(context)  # no moves, no world test
     assert not blind.start_unpaired(*episodes(("text", VARIANT), 4, seed=3))
     assert not bool(blind.words.active)
+
+
+def test_a_chain_no_wall_pinned_is_placed_in_the_middle_of_the_values() -> None:
+    """A walk that met no wall knows its words' values relative to one another only: they are
+    placed on the features' values as near the middle as they go, off values already taken,
+    and not at all where they do not fit."""
+    from metaxm.align.word_walk import _centred
+
+    every = torch.linspace(-1.0, 1.0, 7, dtype=torch.float64)
+    third = 1.0 / 3.0
+    chain = {7: 0.0, 9: third, 4: 2 * third}  # three words a step apart
+    assert _centred(chain, every, set()) == pytest.approx({7: -third, 9: 0.0, 4: third})
+    # the middle taken: the nearest shift that fits, the lower of two as near
+    off = _centred(chain, every, {0.0})
+    assert off == pytest.approx({7: -1.0, 9: -2 * third, 4: -third})
+    assert _centred({w: w * third for w in range(8)}, every, set()) == {}  # 8 values: no fit
