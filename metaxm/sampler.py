@@ -24,12 +24,14 @@ VARIANT_POOL = 100_000
 
 FRESH_SEED_BASE = 1_000_000_007
 """Fresh variant seeds (a meta-learner's tasks with ``variants: fresh``, the meta-learned fits'
-tasks) start here, far above the ``VARIANT_POOL`` seeds the splits draw."""
+tasks) start here, far above the ``VARIANT_POOL`` seeds the splits draw..."""
+FRESH_SEEDS = 2**30
+"""...and are drawn uniformly from the ``FRESH_SEEDS`` seeds from there."""
 
 
 def fresh_variant_seed(generator: torch.Generator) -> int:
     """A variant seed no split holds, drawn from ``generator`` (see :data:`FRESH_SEED_BASE`)."""
-    return FRESH_SEED_BASE + int(torch.randint(0, 2**30, (), generator=generator))
+    return FRESH_SEED_BASE + int(torch.randint(0, FRESH_SEEDS, (), generator=generator))
 
 
 @dataclass(frozen=True)

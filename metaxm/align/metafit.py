@@ -24,9 +24,9 @@ from ``align.meta_episodes`` per task, so one schedule serves every budget.
 Departures from MAML: the inner loop is plain gradient descent on a *paired* loss (no reward),
 the meta-gradient is second order by default (``align.meta_first_order`` drops it), and the
 tasks are modality variants, not world tasks: a variant seed is drawn afresh for each task
-from a range that no split uses (:func:`meta_variant_seed`). A family never trained on (a
-held-out family) has no learned ``theta_0``: its encoder is new, so :class:`MetaFit` leaves it
-to the hand-set fit and says so.
+from a range that no split uses (:func:`metaxm.sampler.fresh_variant_seed`). A family never
+trained on (a held-out family) has no learned ``theta_0``: its encoder is new, so
+:class:`MetaFit` leaves it to the hand-set fit and says so.
 """
 
 from __future__ import annotations
@@ -41,15 +41,8 @@ from metaxm.align.losses import encode, info_nce
 from metaxm.align.pairs import PairedBatch
 from metaxm.config.align import AlignConfig
 from metaxm.nn.agent import Agent
-from metaxm.sampler import FRESH_SEED_BASE, fresh_variant_seed
 
 Params = dict[str, Tensor]
-
-META_SEED_BASE = FRESH_SEED_BASE
-"""Variant seeds of meta-training tasks start here, far from the seeds the splits draw."""
-
-meta_variant_seed = fresh_variant_seed
-"""A fresh variant seed for one meta-training task (:func:`metaxm.sampler.fresh_variant_seed`)."""
 
 
 def pair_loss(

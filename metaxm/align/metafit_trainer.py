@@ -21,11 +21,11 @@ from torch import Tensor
 
 from metaxm.align.fewshot import collect_paired_steps, default_source, source_params
 from metaxm.align.losses import encode
-from metaxm.align.metafit import MetaFit, inner_fit, meta_variant_seed, pair_loss
+from metaxm.align.metafit import MetaFit, inner_fit, pair_loss
 from metaxm.errors import ConfigError
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.trainer import derive_seed
-from metaxm.sampler import TaskSampler
+from metaxm.sampler import TaskSampler, fresh_variant_seed
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -143,7 +143,7 @@ class MetaFitTrainer:
         steps = 0
         for family in self.families:
             for _ in range(cfg.meta_batch):
-                variant = meta_variant_seed(g)
+                variant = fresh_variant_seed(g)
                 k = cfg.meta_episodes[int(torch.randint(len(cfg.meta_episodes), (), generator=g))]
                 seed = int(torch.randint(0, 2**31 - 2, (), generator=g))
                 loss, start, played = self.task(family, variant, k, seed)

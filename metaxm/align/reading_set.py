@@ -47,6 +47,11 @@ def column_levels(x: Tensor) -> list[Tensor] | None:
     return None if max(len(v) for v in values) > MAX_LEVELS else values
 
 
+def level_spacing(levels: list[Tensor]) -> float:
+    """The smallest gap between two values one of ``levels`` takes (a cell)."""
+    return min(float((v[1:] - v[:-1]).min()) for v in levels if len(v) > 1)
+
+
 def channel_levels(sources: Tensor) -> Tensor | None:
     """(S, L) the values each source channel takes over ``sources`` (M, S), padded with NaN;
     None where a channel takes more than :data:`MAX_LEVELS` (a continuous one)."""
@@ -238,7 +243,7 @@ def agent_goal_pairs(context: Any) -> tuple[Tensor, float]:
         pairing = goal_pairing(context, moving) if small else None
         levels = column_levels(context.features)
         if pairing and levels is not None:
-            cell = min(float((v[1:] - v[:-1]).min()) for v in levels if len(v) > 1)
+            cell = level_spacing(levels)
             out = torch.tensor([list(pairing), list(pairing.values())]), cell
     context.learned["agent_goal_pairs"] = out
     return out

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.reading_set import SavedSizes, column_levels, search, world_test
+from metaxm.align.reading_set import SavedSizes, column_levels, level_spacing, search, world_test
 from metaxm.align.walk_features import feature_steps, goal_pairing, moving_features
 
 ROUND = 0.2
@@ -366,7 +366,7 @@ def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
     rest = mean_z - mean_rel @ weights.T  # (E, D')
     off_agent = torch.eye(len(weights), dtype=weights.dtype) - weights @ torch.linalg.pinv(weights)
-    spacing = min(float((v[1:] - v[:-1]).min()) for v in levels)
+    spacing = level_spacing(levels)
     cell = float(weights.norm(dim=0).mean()) * spacing  # a cell of the agent's, in sensors
     statics = sorted(pairing)
     goal_levels = [levels[f] for f in statics]

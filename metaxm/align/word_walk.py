@@ -79,15 +79,14 @@ def walk_words(
             return None
         values.update(chain)
     every = torch.cat(levels).unique()
-    values = {w: float(every[(every - v).abs().argmin()]) for w, v in values.items()}
+    values = {w: _nearest(every, v) for w, v in values.items()}
     for root in links:  # a chain no wall pinned: placed in the middle of the values
         if root in values:
             continue
         chain = _chain(root, 0.0, links)
         if chain is None:
             return None
-        values.update(_centred(chain, every, set(values.values())))
-    values = {w: float(every[(every - v).abs().argmin()]) for w, v in values.items()}
+        values.update(_centred(chain, every, set(values.values())))  # on ``every`` already
     if len(set(values.values())) != len(values):
         return None  # two words, one value
     return [found[f] for f in range(steps.shape[1])], values
@@ -112,6 +111,11 @@ def _chain(
     return chain
 
 
+def _nearest(every: Tensor, value: float) -> float:
+    """The one of ``every`` nearest ``value``."""
+    return float(every[(every - value).abs().argmin()])
+
+
 def _centred(chain: dict[int, float], every: Tensor, taken: set[float]) -> dict[int, float]:
     """``chain`` shifted onto the values ``every`` (sorted), as near their middle as it goes,
     no value ``taken``; empty where no shift fits. Its words' values relative to one another
@@ -122,7 +126,7 @@ def _centred(chain: dict[int, float], every: Tensor, taken: set[float]) -> dict[
     best: tuple[float, dict[int, float]] | None = None
     for start in every.tolist():  # the chain's least value on each of them
         shifted = {w: v - low + start for w, v in chain.items()}
-        near = {w: float(every[(every - v).abs().argmin()]) for w, v in shifted.items()}
+        near = {w: _nearest(every, v) for w, v in shifted.items()}
         fits = all(abs(near[w] - v) <= SAME for w, v in shifted.items())
         if not fits or any(abs(v - t) <= SAME for v in near.values() for t in taken):
             continue

@@ -10,6 +10,8 @@ and episode counters and implements ``sample_tasks``, ``set_tasks``, ``task_para
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -36,6 +38,7 @@ class SeededTasks:
     task_seed: Tensor  # (B,) long
     episode: Tensor  # (B,) long, the episode index within the task
     _stepped: np.ndarray  # (B,) bool, stepped since its episode began
+    all_ids: Callable[[], Tensor]  # the World's
 
     def init_seeded_tasks(self) -> None:
         """Counters for B environments, then a first task for each (episode 0 started)."""
@@ -56,11 +59,7 @@ class SeededTasks:
     def set_tasks(self, params: TaskParams, env_ids: Tensor | None = None) -> None:
         """Assign task seeds; the environments start episode 0 of their new tasks at once."""
         seeds = params["seed"].to(self.device, torch.long).reshape(-1)
-        ids = (
-            torch.arange(self.num_envs, device=self.device)
-            if env_ids is None
-            else env_ids.to(self.device)
-        )
+        ids = self.all_ids() if env_ids is None else env_ids.to(self.device)
         if seeds.shape[0] != ids.shape[0]:
             raise ValueError(f"got {seeds.shape[0]} task seeds for {ids.shape[0]} environments")
         self.task_seed[ids] = seeds

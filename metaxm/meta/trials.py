@@ -46,7 +46,7 @@ from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
 from metaxm.nn.agent import Agent
 from metaxm.nn.distributions import CategoricalHead
-from metaxm.sampler import FRESH_SEED_BASE
+from metaxm.sampler import FRESH_SEED_BASE, FRESH_SEEDS
 
 
 def zero_actions(agent: Agent, batch: int, device: torch.device | str) -> Tensor:
@@ -80,7 +80,7 @@ class TrialTasks:
     def draw(self, k: int) -> tuple[TaskParams, list[int]]:
         """``k`` rows of task parameters and ``k`` variant seeds."""
         tasks = self.world.sample_tasks(k, self.generator)
-        n = 2**30 if self.fresh else len(self.variants)
+        n = FRESH_SEEDS if self.fresh else len(self.variants)
         idx = torch.randint(
             0, n, (k,), generator=self.generator, device=self.generator.device
         )  # on the generator's device: a CUDA generator cannot draw a CPU tensor

@@ -10,8 +10,9 @@ import torch
 
 from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import info_nce
-from metaxm.align.metafit import MetaFit, inner_fit, meta_variant_seed, pair_loss
+from metaxm.align.metafit import MetaFit, inner_fit, pair_loss
 from metaxm.nn.agent import build_agent
+from metaxm.sampler import fresh_variant_seed
 
 TEXT = {"train": {"text": 2}, "heldout_variants": {}}
 
@@ -19,7 +20,7 @@ TEXT = {"train": {"text": 2}, "heldout_variants": {}}
 def _problem(make_spec):
     spec = make_spec(modalities=TEXT, align={"meta_steps": 2, "fit_mse": 2.0})
     agent = build_agent(spec).double()
-    v = meta_variant_seed(torch.Generator().manual_seed(0))
+    v = fresh_variant_seed(torch.Generator().manual_seed(0))
     support, query = (
         collect_paired_steps(agent, spec, ("text", v), seed=s, episodes=n).batch
         for s, n in ((1, 2), (2, 3))

@@ -11,7 +11,7 @@ import torch
 
 from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import info_nce
-from metaxm.align.metafit import meta_variant_seed, pair_loss
+from metaxm.align.metafit import pair_loss
 from metaxm.align.selffit import (
     InverseDynamics,
     SelfFit,
@@ -24,6 +24,7 @@ from metaxm.align.selffit import (
 from metaxm.build import make_env
 from metaxm.envs.play import transitions
 from metaxm.nn.agent import build_agent
+from metaxm.sampler import fresh_variant_seed
 
 TEXT = {"train": {"text": 2}, "heldout_variants": {}}
 
@@ -65,7 +66,7 @@ def test_collected_transitions_follow_the_episodes(make_spec) -> None:
 def _problem(make_spec):
     spec = make_spec(modalities=TEXT, align={"meta_steps": 2, "fit_mse": 2.0})
     agent = build_agent(spec).double()
-    v = meta_variant_seed(torch.Generator().manual_seed(0))
+    v = fresh_variant_seed(torch.Generator().manual_seed(0))
     env = make_env(spec, "text", v, num_envs=2, seed=1, resample_tasks=True)
     support = collect_transitions(agent, env, "text", torch.Generator().manual_seed(2))
     query = collect_paired_steps(agent, spec, ("text", v), seed=3, episodes=3)
