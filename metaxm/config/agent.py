@@ -30,6 +30,9 @@ class AgentConfig:
             other families keep their own encoders.
         sensory_window: K, the steps of history each sensory neuron sees (its channel's
             values and the previous actions).
+        sensory_lags: L, how many steps after an action a sensory neuron looks for its
+            channel's answer to it (1: the next change only; 2 also the one after, where a
+            position answers a push that moved its velocity first). At most K - 1.
         encoder_width: the hidden width of the encoders' last layers.
         conv_channels: channels of the convolutions (pixels, audio).
         conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
@@ -62,6 +65,7 @@ class AgentConfig:
     latent_dim: int = bounded(64, 1, 4096)
     encoder: Literal["family", "tokens", "sensory"] = "family"
     sensory_window: int = bounded(8, 1, 64)
+    sensory_lags: int = bounded(1, 1, 63)
     encoder_width: int = bounded(128, 1, 8192)
     conv_channels: int = bounded(16, 1, 512)
     conv_layers: int = bounded(1, 0, 8)
@@ -101,3 +105,8 @@ class AgentConfig:
             raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
         if self.pool_queries < 1:
             raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
+        if not 1 <= self.sensory_lags <= max(self.sensory_window - 1, 1):
+            raise ValueError(
+                f"sensory_lags must lie in [1, sensory_window - 1], got {self.sensory_lags} "
+                f"with sensory_window {self.sensory_window}"
+            )

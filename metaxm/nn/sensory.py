@@ -9,8 +9,9 @@ channel at a time by the same small network, the *sensory neuron*. Neuron ``i`` 
 * its own channel's last ``agent.sensory_window`` values ``x_i(t-K+1), ..., x_i(t)``, and the
   changes between them divided by their root mean square (so that how a channel answers an
   action is of order 1 whatever its scale; the values keep the scale),
-* how those changes co-vary with each action over the window (a re-signed channel answers
-  the other way), and
+* how those changes co-vary with each action over the window, one step after it and, with
+  ``agent.sensory_lags`` L > 1, up to L steps after it (a re-signed channel answers the other
+  way; a position answers a push one step later than the velocity it moves), and
 * the previous actions ``a(t-K), ..., a(t-1)`` (the action head's encoding; shared by all
   neurons),
 
@@ -69,6 +70,28 @@ def sensory_channels(space: gym.Space) -> int | None:
         return None
     c = int(np.prod(space.shape))
     return c if 0 < c <= MAX_CHANNELS else None
+
+
+def answers(steps: Tensor, actions: Tensor, lags: int) -> Tensor:
+    """How each channel answers each action, 1 to ``lags`` steps after it: the covariance over
+    the window of a channel's change with the action's deviation from its mean.
+
+    Args:
+        steps: (N, C, K - 1) each channel's changes between its K values, oldest first.
+        actions: (N, K, A) the action encoding before each of the K values.
+        lags: L, the latest step after an action counted.
+
+    Returns:
+        (N, C, L * A), lag 1's A columns first.
+    """
+    k = actions.shape[1]
+    out = []
+    for lag in range(1, lags + 1):
+        moved = steps[:, :, lag - 1 :]  # change j + lag - 1 comes lag steps after action j + 1
+        pushed = actions[:, 1 : k - lag + 1]
+        pushed = pushed - pushed.mean(1, keepdim=True)
+        out.append(torch.einsum("nct,nta->nca", moved, pushed) / max(k - lag, 1))
+    return torch.cat(out, 2)
 
 
 class SensoryChannels(nn.Module):
@@ -154,9 +177,10 @@ class SensoryEncoder(nn.Module):
     def __init__(self, config: AgentConfig, action_dim: int) -> None:
         super().__init__()
         self.window = k = config.sensory_window
+        self.lags = config.sensory_lags
         self.action_dim = action_dim
         d = config.token_dim
-        inputs = 2 * k - 1 + (k + 1) * action_dim
+        inputs = 2 * k - 1 + (k + self.lags) * action_dim
         self.neuron = mlp([inputs, d, d], config.activation, out_act=True)
         self.pool = AttentionPool(d, config.pool_queries, query_std=QUERY_STD)
         self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
@@ -172,12 +196,8 @@ class SensoryEncoder(nn.Module):
         rms = steps.pow(2).mean(2, keepdim=True).sqrt()
         steps = steps / (rms + RMS_FLOOR)
         acts = windows[..., c:]  # (N, K, A), the same for every neuron
-        # how the channel answers each action: its change after it, against the action's
-        # deviation from its mean over the window (a covariance, (N, C, A))
-        after = acts[:, 1:] - acts[:, 1:].mean(1, keepdim=True)
-        answer = torch.einsum("nct,nta->nca", steps, after) / max(k - 1, 1)
         shared = acts.flatten(1)[:, None].expand(n, c, k * a)
-        inputs = torch.cat((values, steps, answer, shared), 2)
+        inputs = torch.cat((values, steps, answers(steps, acts, self.lags), shared), 2)
         return self.out(self.fc(self.pool(self.neuron(inputs))))
 
     def sequence(

@@ -14,7 +14,7 @@ from metaxm.errors import ConfigError
 from metaxm.meta.trials import zero_actions
 from metaxm.nn.agent import Agent
 from metaxm.nn.layers import init_weights
-from metaxm.nn.sensory import SensoryChannels, SensoryEncoder
+from metaxm.nn.sensory import SensoryChannels, SensoryEncoder, answers
 from metaxm.spec import check_spec, spec_from_dict
 
 C, K, A = 7, 4, 3  # channels, window, action encoding width
@@ -83,6 +83,41 @@ def test_a_rescaled_and_a_resigned_channel_are_told_apart_within_the_window() ->
     assert float((_run(enc, late, actions)[-1] - zs[-1]).abs().max()) < 1e-12
     late[-K, :, 0] += 0.3  # one step inside the window differs: another latent
     assert float((_run(enc, late, actions)[-1] - zs[-1]).norm(dim=-1).min()) > 1e-4
+
+
+def test_a_push_is_answered_by_a_velocity_at_the_first_lag_and_its_position_at_the_second() -> None:
+    # a cart: each push moves the velocity at once and the position one step later
+    # (x' = x + v, v' = v + push); each answer has the sign of its channel's gain
+    g = torch.Generator().manual_seed(3)
+    n, k = 4096, 8
+    push = torch.randint(0, 2, (n, k), generator=g).double() * 2 - 1  # left -1, right +1
+    v = torch.zeros(n, k + 1, dtype=torch.float64)
+    x = torch.zeros(n, k + 1, dtype=torch.float64)
+    for t in range(k):
+        x[:, t + 1] = x[:, t] + v[:, t]
+        v[:, t + 1] = v[:, t] + push[:, t]
+    # the window's values are states 1..K, the push(0..K-1) of each step before them
+    actions = torch.nn.functional.one_hot(((push + 1) / 2).long(), 2).double()  # (N, K, 2)
+    for gain in (1.0, -1.0):
+        for channel, lag in ((v, 1), (x, 2)):
+            steps = (gain * channel[:, 1:]).diff(dim=1)[:, None]  # (N, 1, K - 1)
+            both = answers(steps, actions, 2)  # (N, 1, 4): lag 1 left, right; lag 2 ...
+            right = both.mean(0)[0, 2 * lag - 1]
+            assert float(right) * gain > 0.05
+            assert torch.equal(answers(steps, actions, 1), both[..., :2])
+
+
+def test_the_same_latent_for_any_channel_order_with_two_lags() -> None:
+    config = AgentConfig(encoder="sensory", core="gru", sensory_window=K, sensory_lags=2)
+    enc = SensoryEncoder(config, action_dim=A)
+    init_weights(enc, torch.Generator().manual_seed(0))
+    pair = (enc.double(), SensoryChannels(gym.spaces.Box(-2.0, 2.0, (C,)), K, A))
+    obs, actions = _history()
+    z = _run(pair, obs, actions)
+    perm = torch.randperm(C, generator=torch.Generator().manual_seed(0))
+    assert float((z - _run(pair, obs[..., perm], actions)).abs().max()) < 1e-6
+    with pytest.raises(ValueError, match="sensory_lags"):
+        AgentConfig(encoder="sensory", sensory_window=K, sensory_lags=K)
 
 
 def test_sequence_equals_stepping_with_resets() -> None:
