@@ -26,8 +26,10 @@ def _no_grad() -> Iterator[None]:
         yield
 
 
-def _encoder(window: int = K) -> tuple[SensoryEncoder, SensoryChannels]:
-    config = AgentConfig(encoder="sensory", core="gru", sensory_window=window, latent_dim=16)
+def _encoder(window: int = K, lags: int = 1) -> tuple[SensoryEncoder, SensoryChannels]:
+    config = AgentConfig(
+        encoder="sensory", core="gru", sensory_window=window, sensory_lags=lags, latent_dim=16
+    )
     enc = SensoryEncoder(config, action_dim=A)
     init_weights(enc, torch.Generator().manual_seed(0))
     return enc.double(), SensoryChannels(gym.spaces.Box(-2.0, 2.0, (C,)), window, A)
@@ -108,10 +110,7 @@ def test_a_push_is_answered_by_a_velocity_at_the_first_lag_and_its_position_at_t
 
 
 def test_the_same_latent_for_any_channel_order_with_two_lags() -> None:
-    config = AgentConfig(encoder="sensory", core="gru", sensory_window=K, sensory_lags=2)
-    enc = SensoryEncoder(config, action_dim=A)
-    init_weights(enc, torch.Generator().manual_seed(0))
-    pair = (enc.double(), SensoryChannels(gym.spaces.Box(-2.0, 2.0, (C,)), K, A))
+    pair = _encoder(lags=2)
     obs, actions = _history()
     z = _run(pair, obs, actions)
     perm = torch.randperm(C, generator=torch.Generator().manual_seed(0))
