@@ -33,6 +33,11 @@ class AgentConfig:
         sensory_lags: L, how many steps after an action a sensory neuron looks for its
             channel's answer to it (1: the next change only; 2 also the one after, where a
             position answers a push that moved its velocity first). At most K - 1.
+        sensory_sign: ``learned``: a sensory neuron reads its channel as it comes, and a
+            re-signed channel must be learned to be the same sensor; ``invariant``: each neuron
+            is the sum of one network over its channel's window and over the same window
+            negated, so a channel and its negation give the same output by construction (its
+            value still reads against how it answers the actions, which flips with it).
         encoder_width: the hidden width of the encoders' last layers.
         conv_channels: channels of the convolutions (pixels, audio).
         conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
@@ -66,6 +71,7 @@ class AgentConfig:
     encoder: Literal["family", "tokens", "sensory"] = "family"
     sensory_window: int = bounded(8, 1, 64)
     sensory_lags: int = bounded(1, 1, 63)
+    sensory_sign: Literal["learned", "invariant"] = "learned"
     encoder_width: int = bounded(128, 1, 8192)
     conv_channels: int = bounded(16, 1, 512)
     conv_layers: int = bounded(1, 0, 8)

@@ -178,6 +178,7 @@ class SensoryEncoder(nn.Module):
         super().__init__()
         self.window = k = config.sensory_window
         self.lags = config.sensory_lags
+        self.sign_invariant = config.sensory_sign == "invariant"
         self.action_dim = action_dim
         d = config.token_dim
         inputs = 2 * k - 1 + (k + self.lags) * action_dim
@@ -197,8 +198,11 @@ class SensoryEncoder(nn.Module):
         steps = steps / (rms + RMS_FLOOR)
         acts = windows[..., c:]  # (N, K, A), the same for every neuron
         shared = acts.flatten(1)[:, None].expand(n, c, k * a)
-        inputs = torch.cat((values, steps, answers(steps, acts, self.lags), shared), 2)
-        return self.out(self.fc(self.pool(self.neuron(inputs))))
+        own = torch.cat((values, steps, answers(steps, acts, self.lags)), 2)  # odd in the sign
+        neurons = self.neuron(torch.cat((own, shared), 2))
+        if self.sign_invariant:
+            neurons = neurons + self.neuron(torch.cat((-own, shared), 2))
+        return self.out(self.fc(self.pool(neurons)))
 
     def sequence(
         self,

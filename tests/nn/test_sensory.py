@@ -26,9 +26,16 @@ def _no_grad() -> Iterator[None]:
         yield
 
 
-def _encoder(window: int = K, lags: int = 1) -> tuple[SensoryEncoder, SensoryChannels]:
+def _encoder(
+    window: int = K, lags: int = 1, sign: str = "learned"
+) -> tuple[SensoryEncoder, SensoryChannels]:
     config = AgentConfig(
-        encoder="sensory", core="gru", sensory_window=window, sensory_lags=lags, latent_dim=16
+        encoder="sensory",
+        core="gru",
+        sensory_window=window,
+        sensory_lags=lags,
+        sensory_sign=sign,  # type: ignore[arg-type]
+        latent_dim=16,
     )
     enc = SensoryEncoder(config, action_dim=A)
     init_weights(enc, torch.Generator().manual_seed(0))
@@ -117,6 +124,40 @@ def test_the_same_latent_for_any_channel_order_with_two_lags() -> None:
     assert float((z - _run(pair, obs[..., perm], actions)).abs().max()) < 1e-6
     with pytest.raises(ValueError, match="sensory_lags"):
         AgentConfig(encoder="sensory", sensory_window=K, sensory_lags=K)
+
+
+def test_sign_invariant_neurons_read_a_resigned_channel_as_the_same_sensor() -> None:
+    obs, actions = _history()
+    flip = torch.ones(C, dtype=torch.float64)
+    flip[[0, 3, 4]] = -1.0  # three channels re-signed
+    perm = torch.randperm(C, generator=torch.Generator().manual_seed(0))
+    learned, invariant = _encoder(lags=2), _encoder(lags=2, sign="invariant")
+    z = _run(invariant, obs, actions)
+    assert float((z - _run(invariant, obs * flip, actions)).abs().max()) < 1e-12
+    assert float((z - _run(invariant, (obs * flip)[..., perm], actions)).abs().max()) < 1e-6
+    resigned = _run(learned, obs * flip, actions) - _run(learned, obs, actions)
+    assert float(resigned.abs().max()) > 1e-3
+    # the value still reads against the channel's own answers: the same changes from another
+    # level (a channel moved by a constant) give another latent, re-signed or not
+    moved = obs.clone()
+    moved[..., 0] += 1.0
+    assert float((_run(invariant, moved, actions) - z).norm(dim=-1).min()) > 1e-4
+    # and a re-scaled channel is still another input (only the sign is built in)
+    scaled = obs.clone()
+    scaled[..., 0] *= 0.5
+    assert float((_run(invariant, scaled, actions) - z).norm(dim=-1).min()) > 1e-4
+
+
+def test_an_unknown_sensory_sign_is_refused_in_one_line() -> None:
+    data = {
+        "world": {"name": "gridnav", "size": 5},
+        "modalities": {"train": {"vector": 2}},
+        "algo": "rl2",
+        "agent": {"encoder": "sensory", "sensory_sign": "odd"},
+        "main": {"runs": {"rl2": {}}},
+    }
+    with pytest.raises(ConfigError, match="sensory_sign"):
+        check_spec(spec_from_dict(data))
 
 
 def test_sequence_equals_stepping_with_resets() -> None:
