@@ -13,7 +13,8 @@ the time an idle core would take).
 
 The cases (:data:`CASES`): GridNav 7 x 7 seen as ``vector`` (14 channels) and ``projected``
 (32), the batched world of the main job, where the network is most of the cost; and CartPole-v1
-(``tasks/sensory-cartpole.yaml``, 8 channels), a gymnasium env stepped in Python.
+(``tasks/sensory-cartpole.yaml``, 8 channels, its two lags and its sign built in, which runs
+every neuron twice), a gymnasium env stepped in Python.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ CASES: dict[str, dict[str, Any]] = {
     "cartpole": {
         "world": {"name": "gym", "env_id": "CartPole-v1"},
         "modalities": {"train": {"vector": 64}},
-        "agent": {"pool_queries": 16, "latent_dim": 32, "encoder_width": 64, "hidden": 64},
+        "agent": {
+            "pool_queries": 16,
+            "latent_dim": 32,
+            "encoder_width": 64,
+            "hidden": 64,
+            "sensory_lags": 2,  # as the spec: two lags, the sign built in (twice the neurons)
+            "sensory_sign": "invariant",
+        },
         "ppo": {"num_steps": 128},
         "train": {"num_envs": 16},
     },
