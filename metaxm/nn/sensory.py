@@ -17,6 +17,10 @@ channel at a time by the same small network, the *sensory neuron*. Neuron ``i`` 
 
 so it can work out from the window what its channel measures: how it moves, and how it answers
 the agent's actions (a re-signed channel answers a push the other way; a re-scaled one by more).
+With ``agent.sensory_sign: invariant`` the neuron is the sum of one network over its channel's
+part of those inputs and over that part negated (the actions as they are): everything of the
+channel flips with its sign, so a channel and its negation give the same output by construction,
+while its value still reads against how it answers the actions.
 Attention pooling with learned queries (:class:`~metaxm.nn.layers.AttentionPool`) then sums the
 neurons into a fixed-size vector, which a linear layer maps to the shared latent. Nothing
 depends on the order of the channels: permuting them permutes the neurons, and the pooled sum

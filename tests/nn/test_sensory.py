@@ -4,6 +4,7 @@ memory in the recurrent state, and the errors that name a misuse."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import gymnasium as gym
 import pytest
@@ -27,14 +28,14 @@ def _no_grad() -> Iterator[None]:
 
 
 def _encoder(
-    window: int = K, lags: int = 1, sign: str = "learned"
+    window: int = K, lags: int = 1, sign: Literal["learned", "invariant"] = "learned"
 ) -> tuple[SensoryEncoder, SensoryChannels]:
     config = AgentConfig(
         encoder="sensory",
         core="gru",
         sensory_window=window,
         sensory_lags=lags,
-        sensory_sign=sign,  # type: ignore[arg-type]
+        sensory_sign=sign,
         latent_dim=16,
     )
     enc = SensoryEncoder(config, action_dim=A)
@@ -137,8 +138,8 @@ def test_sign_invariant_neurons_read_a_resigned_channel_as_the_same_sensor() -> 
     assert float((z - _run(invariant, (obs * flip)[..., perm], actions)).abs().max()) < 1e-6
     resigned = _run(learned, obs * flip, actions) - _run(learned, obs, actions)
     assert float(resigned.abs().max()) > 1e-3
-    # the value still reads against the channel's own answers: the same changes from another
-    # level (a channel moved by a constant) give another latent, re-signed or not
+    # a channel's level is still read: the same changes from another level (the channel moved
+    # by a constant) give another latent
     moved = obs.clone()
     moved[..., 0] += 1.0
     assert float((_run(invariant, moved, actions) - z).norm(dim=-1).min()) > 1e-4
