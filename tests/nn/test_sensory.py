@@ -149,18 +149,6 @@ def test_sign_invariant_neurons_read_a_resigned_channel_as_the_same_sensor() -> 
     assert float((_run(invariant, scaled, actions) - z).norm(dim=-1).min()) > 1e-4
 
 
-def test_an_unknown_sensory_sign_is_refused_in_one_line() -> None:
-    data = {
-        "world": {"name": "gridnav", "size": 5},
-        "modalities": {"train": {"vector": 2}},
-        "algo": "rl2",
-        "agent": {"encoder": "sensory", "sensory_sign": "odd"},
-        "main": {"runs": {"rl2": {}}},
-    }
-    with pytest.raises(ConfigError, match="sensory_sign"):
-        check_spec(spec_from_dict(data))
-
-
 def test_sequence_equals_stepping_with_resets() -> None:
     enc, channels = _encoder()
     obs, actions = _history(t=11, b=4)

@@ -46,6 +46,10 @@ def test_train_writes_the_run_directory(
         ("algo=sarsa", "algo: 'sarsa' is not allowed"),
         ("log.mode=loud", "log.mode: 'loud' is not allowed; choose one of 'offline'"),
         ("agent.core=lstm", "agent.core: 'lstm' is not allowed"),
+        (
+            "agent.sensory_sign=odd",
+            "agent.sensory_sign: 'odd' is not allowed; choose one of 'learned', 'invariant'",
+        ),
         ("ppo.lr", "expected key=value"),
     ],
 )
