@@ -22,6 +22,11 @@ class RL2Config:
         variants: what each training trial is shown through: a variant of the ``split`` (the
             spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for every
             trial, so the agent must read each wiring in context as it must a held-out one.
+        state_probe: the weight of an auxiliary loss that trains a linear probe on the core's
+            hidden state to predict the world's true state features at every step (the agent
+            and, in GridNav, the goal, which stays put within a trial), in squared error; 0
+            (the default) builds no probe. Privileged information in training only: acting
+            never reads the probe, and nothing of the true state reaches the agent's inputs.
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
@@ -29,6 +34,7 @@ class RL2Config:
     episodes_per_trial: int = bounded(2, 1, 1000)
     eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
     variants: Literal["split", "fresh"] = "split"
+    state_probe: float = bounded(0.0, 0.0, 100.0)
 
     def __post_init__(self) -> None:
         if self.episodes_per_trial < 1:

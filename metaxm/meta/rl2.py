@@ -39,11 +39,21 @@ Departures from the paper:
 Alignment: with ``align.weight > 0`` every update ends with one auxiliary gradient step of the
 alignment loss on fresh paired renders of the training variants
 (:class:`~metaxm.align.aux.AuxAlignment`, as PPO uses it), with the same optimizer.
+
+State probe: with ``rl2.state_probe > 0`` the agent gets a linear probe from the core's hidden
+state to the world's true state features (``agent.state_probe``), and the loss adds its
+squared error at every replayed step, weighted by ``rl2.state_probe``: an auxiliary task with
+privileged information (cf. Jaderberg et al. 2017, "Reinforcement Learning with Unsupervised
+Auxiliary Tasks", for auxiliary losses on the core). The probe asks the core to hold what
+a trial has shown of the state (where the agent stands in the world's frame, however the
+sensor is wired; where the goal was found), which the return alone rewards only sparsely.
+Acting never reads the probe.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +64,7 @@ from torch import Tensor
 
 from metaxm.build import make_env
 from metaxm.config.rl2 import RL2Config
-from metaxm.envs import has_oracle
+from metaxm.envs import has_oracle, make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.meta.trials import (
     TrialResult,
@@ -63,7 +73,8 @@ from metaxm.meta.trials import (
     TrialStats,
     TrialTasks,
     collect_trials,
-    replay,
+    heads,
+    replay_hidden,
     run_trial,
     run_trials,
     start_trials,
@@ -93,11 +104,20 @@ __all__ = [
 
 
 def build_rl2_agent(spec: Spec, seed: int | None = None) -> Agent:
-    """The recurrent agent of a spec: its ``agent:`` settings with ``core: gru``."""
+    """The recurrent agent of a spec: its ``agent:`` settings with ``core: gru``, and with
+    ``rl2.state_probe > 0`` a linear ``state_probe`` from the core's state to the world's
+    state features (drawn from its own seed, so the rest of the agent is as without it)."""
+    from metaxm.rl.trainer import derive_seed
     from metaxm.spec import replace
 
     agent_config = dataclasses.replace(spec.agent, core="gru")
-    return build_agent(replace(spec, agent=agent_config), seed)
+    agent = build_agent(replace(spec, agent=agent_config), seed)
+    if spec.rl2.state_probe > 0:
+        dim = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info.feature_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(spec.seed if seed is None else seed, "state_probe"))
+            agent.state_probe = torch.nn.Linear(agent.core.hidden_dim, dim)
+    return agent
 
 
 @dataclass
@@ -122,16 +142,29 @@ class TrialBatch:
 
 
 def rl2_loss(
-    agent: Agent, family: str, mb: TrialBatch, config: PPOConfig
+    agent: Agent, family: str, mb: TrialBatch, config: PPOConfig, state_probe: float = 0.0
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The clipped PPO loss on whole sequences, replayed from their stored hidden states."""
-    pd, value = replay(agent, family, mb.rollout)  # (T, b, pd_dim), (T, b)
+    """The clipped PPO loss on whole sequences, replayed from their stored hidden states.
+
+    With ``state_probe > 0`` (the rollout holds the true states) it adds that weight times
+    the probe's squared error, summed over state features and averaged over steps, and reports
+    it as ``state_probe_loss``.
+    """
+    h = replay_hidden(agent, family, mb.rollout)  # (T, b, H)
+    pd, value = heads(agent, h)  # (T, b, pd_dim), (T, b)
     r = mb.rollout
-    return ppo_objective(
+    loss, stats = ppo_objective(
         agent.head, pd.flatten(0, 1), value.flatten(0, 1), r.actions.flatten(0, 1),
         r.logprobs.flatten(0, 1), r.values.flatten(0, 1), mb.advantages.flatten(),
         mb.returns.flatten(), config,
     )  # fmt: skip
+    if state_probe > 0:
+        if r.state is None:
+            raise ValueError("rl2_loss: state_probe > 0 needs a rollout with its true states")
+        probe_loss = (agent.state_probe(h) - r.state).square().sum(-1).mean()
+        loss = loss + state_probe * probe_loss
+        stats["state_probe_loss"] = probe_loss.detach()
+    return loss, stats
 
 
 class RL2Trainer:
@@ -230,6 +263,7 @@ class RL2Trainer:
             rollout, self.states[family] = collect_trials(
                 self.agent, env, family, self.states[family], cfg.num_steps, n,
                 self.tasks[family], self.action_generators[family], stats[family],
+                record_state=self.config.state_probe > 0,
             )  # fmt: skip
             end = rollout.trial_end
             adv, ret = compute_gae(
@@ -241,8 +275,9 @@ class RL2Trainer:
             explained.append(0.0 if var == 0 else 1.0 - float((ret - rollout.values).var()) / var)
         step = self.env_steps + self.steps_per_update
         where = f"update {self.updates + 1} (env step {step})"
+        loss = functools.partial(rl2_loss, state_probe=self.config.state_probe)
         metrics = ppo_update(
-            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, rl2_loss,
+            self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, loss,
             families=self.families,
         )  # fmt: skip
         if self.aux is not None:

@@ -205,6 +205,8 @@ class TrialRollout:
         trial_end: the step ended a trial (its n-th episode): the return's horizon.
         next_values: the value of the state each step reached (ignored where a trial ended).
         hidden: (B, H) the hidden state before the first step, where the replay starts.
+        state: the world's true state features of each step's observation (T, B, D), recorded
+            only for ``rl2.state_probe``'s auxiliary loss; None otherwise.
     """
 
     obs: Tensor
@@ -219,11 +221,14 @@ class TrialRollout:
     trial_end: Tensor
     next_values: Tensor
     hidden: Tensor
+    state: Tensor | None = None
 
     def columns(self, idx: Tensor) -> TrialRollout:
         """The rollout of environments ``idx`` only."""
-        parts = {k: getattr(self, k)[:, idx] for k in self.__dataclass_fields__ if k != "hidden"}
-        return TrialRollout(**parts, hidden=self.hidden[idx])
+        skip = ("hidden", "state")
+        parts = {k: getattr(self, k)[:, idx] for k in self.__dataclass_fields__ if k not in skip}
+        state = None if self.state is None else self.state[:, idx]
+        return TrialRollout(**parts, hidden=self.hidden[idx], state=state)
 
 
 @torch.no_grad()
@@ -237,6 +242,7 @@ def collect_trials(
     tasks: TrialTasks,
     generator: torch.Generator,
     stats: TrialStats,
+    record_state: bool = False,
 ) -> tuple[TrialRollout, TrialState]:
     """Run the stochastic recurrent policy for ``steps`` steps in every environment of ``env``.
 
@@ -253,6 +259,8 @@ def collect_trials(
         tasks: draws new trials.
         generator: draws the actions.
         stats: accumulates finished episodes by their index in the trial.
+        record_state: also record the world's true state features of every observation
+            (``TrialRollout.state``).
 
     Returns:
         the rollout and the state after its last step.
@@ -261,6 +269,8 @@ def collect_trials(
     buf: dict[str, list[Tensor]] = {k: [] for k in TrialRollout.__dataclass_fields__}
     hidden0 = s.hidden
     for _ in range(steps):
+        if record_state:  # the scene s.obs was rendered from
+            buf["state"].append(env.world.scene().features)
         pd, value, hidden = agent.step(
             s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden
         )
@@ -302,6 +312,24 @@ def collect_trials(
 def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Tensor]:
     """Recompute the policy and value along a rollout with the current parameters.
 
+    Returns:
+        pd (T, B, pd_dim) and value (T, B), the core's heads on :func:`replay_hidden`.
+    """
+    return heads(agent, replay_hidden(agent, family, rollout))
+
+
+def heads(agent: Agent, h: Tensor) -> tuple[Tensor, Tensor]:
+    """The policy's distribution parameters and the value from the core's outputs ``h``."""
+    core = agent.core
+    pd = core.pi(h)
+    if core.gaussian:
+        pd = torch.cat((pd, core.log_std.expand_as(pd)), -1)
+    return pd, core.v(h).squeeze(-1)
+
+
+def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:
+    """The core's hidden state after every step of a rollout, with the current parameters.
+
     The hidden state starts from the stored ``rollout.hidden`` and is zeroed where a trial
     starts: truncated backpropagation through time over the rollout's T steps.
 
@@ -314,7 +342,7 @@ def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Te
     of the cost of a Python loop over T.
 
     Returns:
-        pd (T, B, pd_dim) and value (T, B).
+        (T, B, H): the state each step's policy and value read.
     """
     core = agent.core
     t, b = rollout.obs.shape[:2]
@@ -335,11 +363,7 @@ def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Te
     h0[seg[torch.arange(b, device=x.device) * t]] = hidden * (~rollout.reset[0, :, None])
     weights = [core.ih.weight, core.hh.weight, core.ih.bias, core.hh.bias]
     out, _ = torch.gru(padded, h0[None], weights, True, 1, 0.0, False, False, False)
-    h = out[pos, seg].reshape(b, t, -1).transpose(0, 1)  # (T, B, H)
-    pd = core.pi(h)
-    if core.gaussian:
-        pd = torch.cat((pd, core.log_std.expand_as(pd)), -1)
-    return pd, core.v(h).squeeze(-1)
+    return out[pos, seg].reshape(b, t, -1).transpose(0, 1)  # (T, B, H)
 
 
 def _rows(mask: Tensor, like: Tensor) -> Tensor:
