@@ -38,3 +38,14 @@ def test_bench_sensory_times_both_encoders_and_writes_the_cost(
 def test_an_unknown_case_is_refused() -> None:
     with pytest.raises(ValueError, match="no sensory bench case 'pong'"):
         bench.bench_sensory(cases=["pong"])
+
+
+def test_the_cartpole_case_measures_the_task_files_agent() -> None:
+    """The bench copies ``tasks/sensory-cartpole.yaml``'s set-up by hand; this keeps them one."""
+    from metaxm.spec import load_spec
+
+    task = load_spec(Path(__file__).parents[2] / "tasks" / "sensory-cartpole.yaml")
+    case = bench._spec("cartpole", "sensory")
+    assert case.agent == task.agent
+    assert case.world == task.world
+    assert (case.ppo.num_steps, case.train.num_envs) == (task.ppo.num_steps, task.train.num_envs)
