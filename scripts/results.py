@@ -19,7 +19,8 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (5M steps: about 35
   minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
 * ``sensory-gridnav``: ``metaxm train tasks/sensory-gridnav.yaml`` with the sensory and with
-  the MLP encoders, and ``scripts/rl2_trials.py`` on both;
+  the MLP encoders (3M steps each: about 30 minutes together), and ``scripts/rl2_trials.py``
+  on both;
 * ``bench-sensory``: ``metaxm bench sensory``;
 * ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
   (run ``main`` first), ``metaxm evaluate`` with ``zeroshot``, ``align`` and ``selffit``, and
@@ -339,10 +340,10 @@ def sensory_gridnav() -> Path:
             for split in ("train", "heldout_variants", "heldout_families"):
                 for family, entry in study[split].items():
                     if family != "all":
-                        first = entry["episodes"][0]["success"]
-                        parts.append(f"{split} {family} {first:.2f}")
+                        by_episode = " / ".join(f"{e['success']:.2f}" for e in entry["episodes"])
+                        parts.append(f"{split} {family} {by_episode}")
             cells.append(f"{encoder} encoder: " + ", ".join(parts))
-        return "success in a trial's first episode (zero-shot): " + "; ".join(cells) + "."
+        return "success in a trial's episodes 1 / 2 / 3 (k = 0 / 1 / 2): " + "; ".join(cells) + "."
 
     return study_page("sensory-gridnav", "The sensory encoder on GridNav's re-wired sensors",
                       commands, headline)  # fmt: skip
