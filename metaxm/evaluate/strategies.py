@@ -98,8 +98,15 @@ class Strategy(ABC):
 
     def cannot_read(self, agents: Agents, family: str) -> str | None:
         """Why the strategy cannot adapt to ``family`` (the evaluator does not measure it on
-        such a modality, and the report says why), or None where it can (every strategy but
-        ``selfread``)."""
+        such a modality, and the report says why), or None where it can: its agent was built
+        with an encoder for the family (a stage of the main job may train on fewer families
+        than the spec evaluates), and, for ``selfread``, a reader exists."""
+        agent = agents.by_kind.get(self.needs) if self.needs is not None else None
+        if agent is not None and family not in agent.families:
+            return (
+                f"the {self.needs} agent was trained without the {family} family "
+                f"(it reads {', '.join(agent.families)})"
+            )
         return None
 
     def applicable(self, agents: Agents) -> bool:
@@ -345,7 +352,7 @@ class SelfRead(Translate):
     def cannot_read(self, agents, family):  # noqa: D102
         from metaxm.learners.selfread import cannot_read
 
-        return cannot_read(family, agents.spec)
+        return super().cannot_read(agents, family) or cannot_read(family, agents.spec)
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return self.walked(agents, family, variant, k, seed, 31)

@@ -107,3 +107,21 @@ def test_adapt_help_names_every_strategy() -> None:
     assert named == set(STRATEGIES)
     learners = {n for n, s in STRATEGIES.items() if getattr(s, "learner", None)}
     assert all(n in helps["save_policy"] for n in learners)
+
+
+def test_a_strategy_whose_agent_lacks_the_family_says_so_instead_of_reading_it() -> None:
+    """A main-job stage may train on fewer families than the spec evaluates (its agent has no
+    encoder for the others): its strategy is not measured there, and the report says why."""
+    from metaxm.evaluate.strategies import STRATEGIES, Agents
+    from metaxm.meta.rl2 import build_rl2_agent
+    from metaxm.nn.agent import build_agent
+    from metaxm.spec import spec_from_dict
+
+    both = spec_from_dict({**VECTOR_ONLY, "modalities": {"train": {"vector": 1, "projected": 1}}})
+    one = spec_from_dict({**VECTOR_ONLY, "algo": "rl2"})
+    agents = Agents(both, {"ppo": build_agent(both), "rl2": build_rl2_agent(one)})
+    why = STRATEGIES["rl2"].cannot_read(agents, "projected")
+    assert why == "the rl2 agent was trained without the projected family (it reads vector)"
+    assert STRATEGIES["rl2"].cannot_read(agents, "vector") is None
+    assert STRATEGIES["zeroshot"].cannot_read(agents, "projected") is None
+    assert STRATEGIES["scratch"].cannot_read(agents, "projected") is None  # needs no agent
