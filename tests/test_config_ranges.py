@@ -161,7 +161,8 @@ def test_every_main_run_is_built_and_checked_when_the_spec_loads() -> None:
         ("main.runs.ppo.train.total_steps=-1", "main.runs.ppo: train.total_steps: -1 is out of"),
         ("main.runs.maml.train.total_steps=.nan", "main.runs.maml: train.total_steps: expected"),
         ("main.runs.ppo.agent.adapters=-1", "main.runs.ppo: agent.adapters: -1 is not allowed"),
-        ("main.runs.rl2.train.num_envs=65536", "main.runs.rl2: the spec would allocate"),
+        ("main.runs.maml.train.num_envs=65536", "main.runs.maml: the spec would allocate"),
+        ("main.runs.rl2.rl2.state_probe=-1", "main.runs.rl2: rl2.state_probe: -1 is out of"),
     ]:
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             load_spec("tasks/gridnav.yaml", [override])

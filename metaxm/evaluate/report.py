@@ -51,6 +51,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 HEADLINE_BUDGET = 8  # defaults for reports written before evaluate.target_* existed
 HEADLINE_FACTOR = 10
@@ -308,8 +309,12 @@ def _aggregate_table(report: dict[str, Any]) -> str:
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:
     """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis,
-    with the modality's threshold dashed."""
+    with the modality's threshold dashed. A strategy keeps its colour in every panel, also
+    where another is not measured (a family it does not read)."""
     mods = list(report["modalities"].items())
+    names = list(dict.fromkeys(n for _, entry in mods for n in entry["strategies"]))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
     cols = min(4, len(mods))
     rows = math.ceil(len(mods) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -322,8 +327,8 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
         for name, rec in entry["strategies"].items():
             x = [math.log2(1 + k) for k in rec["budgets"]]
             band = rec["iqm"][metric]
-            (line,) = ax.plot(x, band["point"], marker="o", ms=3, label=name)
-            ax.fill_between(x, band["low"], band["high"], color=line.get_color(), alpha=0.2)
+            ax.plot(x, band["point"], marker="o", ms=3, label=name, color=colour[name])
+            ax.fill_between(x, band["low"], band["high"], color=colour[name], alpha=0.2)
         if level is not None:
             ax.axhline(level, color="k", ls="--", lw=0.8)
         ticks = report["scratch_budgets"]
@@ -341,8 +346,8 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(mods) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    handles = [Line2D([], [], color=colour[n], marker="o", ms=3, label=n) for n in names]
+    fig.legend(handles=handles, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

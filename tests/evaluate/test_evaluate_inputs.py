@@ -125,3 +125,40 @@ def test_a_strategy_whose_agent_lacks_the_family_says_so_instead_of_reading_it()
     assert STRATEGIES["rl2"].cannot_read(agents, "vector") is None
     assert STRATEGIES["zeroshot"].cannot_read(agents, "projected") is None
     assert STRATEGIES["scratch"].cannot_read(agents, "projected") is None  # needs no agent
+
+
+def test_the_curves_plot_keeps_a_strategys_colour_where_another_is_not_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.axes import Axes
+
+    from metaxm.evaluate.report import plot_curves
+
+    def rec(points: list[float]) -> dict:
+        band = {"point": points, "low": points, "high": points}
+        return {"budgets": [0, 1], "iqm": {"success": band}}
+
+    strategies = {"zeroshot": rec([0.1, 0.1]), "rl2": rec([0.4, 0.6]), "align": rec([0.1, 0.5])}
+    without_rl2 = {k: v for k, v in strategies.items() if k != "rl2"}
+    report = {
+        "metric": "success", "threshold": 0.8, "scratch_budgets": [0, 1],
+        "modalities": {
+            "vector:1": {"split": "heldout_variants", "source": 1.0, "strategies": strategies},
+            "pixels:2": {"split": "heldout_variants", "source": 1.0, "strategies": without_rl2},
+        },
+    }  # fmt: skip
+    drawn: list[tuple[str, str]] = []
+    plot = Axes.plot
+
+    def spy(self: Axes, *args: object, **kw: object) -> object:
+        drawn.append((str(kw["label"]), str(kw["color"])))
+        return plot(self, *args, **kw)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    plot_curves(report, tmp_path / "curves.png")
+    colours: dict[str, set[str]] = {}
+    for label, colour in drawn:
+        colours.setdefault(label, set()).add(colour)
+    assert all(len(c) == 1 for c in colours.values()), colours  # one colour per strategy
+    assert len({next(iter(c)) for c in colours.values()}) == 3  # and a different one each
+    assert (tmp_path / "curves.png").stat().st_size > 0
