@@ -240,3 +240,47 @@ def test_a_killed_pretraining_stage_resumes(tmp_path: Path, capsys) -> None:
     assert "pretrain: resuming" in capsys.readouterr().out
     metrics = [(d / "pretrain" / "metrics.jsonl").read_text() for d in (whole, cut)]
     assert metrics[0] == metrics[1]
+
+
+def test_a_stage_that_trains_fewer_families_is_not_measured_on_the_others(tmp_path: Path) -> None:
+    """The default spec's ``rl2`` stage: the sensory encoder with the state probe and fresh
+    wirings, on vector only here; the report measures it on vector, and says why not on
+    projected."""
+    from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
+
+    data = {
+        **TINY,
+        "modalities": {
+            "train": {"vector": 2, "projected": 2},
+            "heldout_variants": {"vector": 1, "projected": 1},
+        },
+        "evaluate": {**TINY["evaluate"], "strategies": ["zeroshot", "rl2"]},
+        "main": {
+            "render": False,
+            "runs": {
+                "ppo": {},
+                "rl2": {
+                    "agent.encoder": "sensory",
+                    "rl2.state_probe": 1.0,
+                    "rl2.variants": "fresh",
+                    "modalities.train": {"vector": 2},
+                    "modalities.heldout_variants": {"vector": 1},
+                },
+            },
+        },
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["main", str(spec), "--out", str(out)]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    (vector,) = [m for m in report["modalities"] if m.startswith("vector:")]
+    (projected,) = [m for m in report["modalities"] if m.startswith("projected:")]
+    assert "rl2" in report["modalities"][vector]["strategies"]
+    assert "rl2" not in report["modalities"][projected]["strategies"]
+    assert report["unread"][projected]["rl2"].startswith(
+        "the rl2 agent was trained without the projected family"
+    )
+    agent = load_checkpoint(resolve_checkpoint(out / "rl2"))["trainer"]["agent"]
+    assert {"state_probe.weight", "state_probe.bias"} <= set(agent)
+    assert any(k.startswith("sensory_encoder.") for k in agent)
