@@ -73,7 +73,6 @@ from metaxm.meta.trials import (
     TrialStats,
     TrialTasks,
     collect_trials,
-    heads,
     replay_hidden,
     run_trial,
     run_trials,
@@ -151,7 +150,7 @@ def rl2_loss(
     it as ``state_probe_loss``.
     """
     h = replay_hidden(agent, family, mb.rollout)  # (T, b, H)
-    pd, value = heads(agent, h)  # (T, b, pd_dim), (T, b)
+    pd, value = agent.core.heads(h)  # (T, b, pd_dim), (T, b)
     r = mb.rollout
     loss, stats = ppo_objective(
         agent.head, pd.flatten(0, 1), value.flatten(0, 1), r.actions.flatten(0, 1),

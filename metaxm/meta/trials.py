@@ -315,16 +315,7 @@ def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Te
     Returns:
         pd (T, B, pd_dim) and value (T, B), the core's heads on :func:`replay_hidden`.
     """
-    return heads(agent, replay_hidden(agent, family, rollout))
-
-
-def heads(agent: Agent, h: Tensor) -> tuple[Tensor, Tensor]:
-    """The policy's distribution parameters and the value from the core's outputs ``h``."""
-    core = agent.core
-    pd = core.pi(h)
-    if core.gaussian:
-        pd = torch.cat((pd, core.log_std.expand_as(pd)), -1)
-    return pd, core.v(h).squeeze(-1)
+    return agent.core.heads(replay_hidden(agent, family, rollout))
 
 
 def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:

@@ -111,7 +111,8 @@ class GRUCore(nn.Module):
         n = torch.tanh(xn + r * hn)
         return (1.0 - u) * n + u * h
 
-    def _heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """The policy's distribution parameters and the value from GRU states h (..., H)."""
         pd = self.pi(h)
         if self.gaussian:
             pd = torch.cat((pd, self.log_std.expand_as(pd)), -1)
@@ -122,7 +123,7 @@ class GRUCore(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """One step for a batch: z (B, latent), hidden (B, H) -> pd, value (B,), new hidden."""
         h = self._cell(self._inputs(z, prev_action, prev_reward, done), hidden)
-        pd, v = self._heads(h)
+        pd, v = self.heads(h)
         return pd, v, h
 
     def sequence(
@@ -135,7 +136,7 @@ class GRUCore(nn.Module):
         for t in range(x.shape[0]):
             h = self._cell(x[t], h)
             hs.append(h)
-        pd, v = self._heads(torch.stack(hs))
+        pd, v = self.heads(torch.stack(hs))
         return pd, v, h
 
 
