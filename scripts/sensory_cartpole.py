@@ -14,6 +14,15 @@ in four conditions, and compares mean returns (95% bootstrap intervals):
 * ``rewired mid-episode``: as ``rewired``, and at step ``--switch-at`` the variant changes to
   another fresh one, mid-episode.
 
+Those run on the batched gym world the agent trained on. The same agent then plays a plain
+``gymnasium.make("CartPole-v1")`` through the ``ModalityObservation`` wrapper, one step at a
+time (:class:`metaxm.evaluate.actor.Actor`), from the same start states: ``unpermuted``,
+``rewired`` (``set_variant`` to a fresh variant before every episode) and ``rewired
+mid-episode``, each marked ``(ModalityObservation)``; their shares are of the wrapper's own
+``unpermuted``. (The two paths draw the extra channels' noise from different generators, so
+their returns are close, not equal; with the noise off they are equal,
+``tests/evaluate/test_actor.py``.)
+
 python scripts/sensory_cartpole.py runs/sensory-cartpole --episodes 100 --out docs/results
 """
 
@@ -23,13 +32,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from scipy import stats
+from tqdm import tqdm
 
 from metaxm.build import make_env
+from metaxm.envs.seeded import episode_seed
+from metaxm.envs.wrappers import ModalityObservation
 from metaxm.errors import ConfigError, MetaxmError
+from metaxm.evaluate.actor import Actor
 from metaxm.evaluate.loading import load_agent
 from metaxm.meta.trials import Rewire, run_trials
 from metaxm.modalities.vector import VectorFamily
@@ -64,6 +79,31 @@ class Shuffled(VectorFamily):
         params = super().variant_params(generator, info)
         params["gain"] = torch.ones(info.feature_dim)
         return params
+
+
+def wrapper_returns(
+    actor: Actor, family: Any, variants: list[int], seeds: list[int], switch: list[int] | None,
+    at: int, name: str,
+) -> np.ndarray:  # fmt: skip
+    """Episode i through ``ModalityObservation`` with ``variants[i]``, reset with ``seeds[i]``,
+    re-wired to ``switch[i]`` after step ``at``; one trial per episode, as ``run_trials``."""
+    env = ModalityObservation(gym.make("CartPole-v1"), family, variants[0], seed=seeds[0])
+    out = []
+    for i in tqdm(range(len(seeds)), desc=name, leave=False):
+        env.set_variant(variants[i])
+        actor.new_trial()
+        obs, _ = env.reset(seed=seeds[i])
+        total, t, done = 0.0, 0, False
+        while not done:
+            action = actor.act(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            actor.observe(reward, done)
+            total, t = total + float(reward), t + 1
+            if switch is not None and t == at and not done:
+                obs = env.set_variant(switch[i])
+        out.append(total)
+    return np.asarray(out)
 
 
 def _interval(x: np.ndarray) -> list[float]:
@@ -128,10 +168,28 @@ def main() -> int:
             )  # fmt: skip
             returns[name] = res.returns[:, 0].double().cpu().numpy()
             print(f"{name:>34}: mean return {returns[name].mean():7.1f}", flush=True)
+        seeds = [episode_seed(s, 0) for s in env.world.task_seed.tolist()]
+        actor = Actor(agent, "vector", not args.sample, torch.Generator().manual_seed(args.seed))
+        switch = np.random.default_rng(args.seed).choice(fresh[n:], n).tolist()
+        for name, family, sw in [
+            ("unpermuted", Unpermuted(), None),
+            ("rewired", "vector", None),
+            ("rewired mid-episode", "vector", switch),
+        ]:
+            name = f"{name} (ModalityObservation)"
+            returns[name] = wrapper_returns(
+                actor, family, fresh[:n], seeds, sw, args.switch_at, name
+            )
+            print(f"{name:>34}: mean return {returns[name].mean():7.1f}", flush=True)
     except MetaxmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    base = returns["unpermuted"].mean()
+
+    def baseline(name: str) -> np.ndarray:
+        return returns[
+            "unpermuted (ModalityObservation)" if "ModalityObservation" in name else "unpermuted"
+        ]
+
     summary = {
         "run": args.run,
         "episodes": n,
@@ -141,8 +199,8 @@ def main() -> int:
             k: {
                 "mean_return": float(v.mean()),
                 "ci95": _interval(v),
-                "ratio_to_unpermuted": float(v.mean() / base) if base else None,
-                "ratio_ci95": _ratio_interval(v, returns["unpermuted"]) if base else None,
+                "ratio_to_unpermuted": float(v.mean() / baseline(k).mean()),
+                "ratio_ci95": _ratio_interval(v, baseline(k)),
             }
             for k, v in returns.items()
         },

@@ -90,7 +90,7 @@ class GymWorld(SeededTasks, World):
                 f"{config.env_id}: metaxm agents act in Discrete or 1-D Box spaces, not "
                 f"{self.action_space}"
             )
-        self._parts = _feature_parts(first.observation_space, config.obs_scale)
+        self._parts = feature_parts(first.observation_space, config.obs_scale)
         dim = sum(p.width for p in self._parts)
         if dim == 0:
             raise ValueError(f"{config.env_id}: its observations hold no numbers to render")
@@ -99,7 +99,7 @@ class GymWorld(SeededTasks, World):
         self.threshold = spec.reward_threshold if spec is not None else None
         if config.success == "threshold" and self.threshold is None:
             raise ValueError(f"{config.env_id}: success: threshold, but it has no reward_threshold")
-        self.scene_info = SceneInfo(feature_dim=dim, feature_names=_names(self._parts))
+        self.scene_info = SceneInfo(feature_dim=dim, feature_names=feature_names(self._parts))
         b = num_envs
         self._features = np.zeros((b, dim), dtype=np.float32)
         self._return = np.zeros(b, dtype=np.float64)
@@ -110,7 +110,7 @@ class GymWorld(SeededTasks, World):
         seeds, episodes = self.task_seed.tolist(), self.episode.tolist()
         for i in ids:
             obs, _ = self.envs[i].reset(seed=episode_seed(seeds[i], episodes[i]))
-            self._features[i] = _flatten(self._parts, obs)
+            self._features[i] = flatten_observation(self._parts, obs)
             self._return[i] = 0.0
             self._stepped[i] = False
         if ids:
@@ -128,7 +128,7 @@ class GymWorld(SeededTasks, World):
             obs, r, term, _, info = env.step(a)
             reward[i], terminated[i] = r, term
             self._return[i] += float(r)
-            self._features[i] = _flatten(self._parts, obs)
+            self._features[i] = flatten_observation(self._parts, obs)
             if term or bool(last[i]):
                 success[i] = self._success(info, float(r), float(self._return[i]))
         self._stepped[:] = True
@@ -156,7 +156,7 @@ class GymWorld(SeededTasks, World):
 
 
 @dataclass(frozen=True)
-class _Part:
+class FeaturePart:
     """One piece of a flattened observation: its path, width and how it is normalised."""
 
     path: tuple[str | int, ...]
@@ -168,26 +168,28 @@ class _Part:
     scale: float = 1.0
 
 
-def _feature_parts(space: gym.Space, scale: float, path: tuple = ()) -> list[_Part]:
+def feature_parts(space: gym.Space, scale: float, path: tuple = ()) -> list[FeaturePart]:
+    """How a ``space``'s observations become features (see the module docstring)."""
     if isinstance(space, gym.spaces.Dict):
-        return [p for k, s in space.spaces.items() for p in _feature_parts(s, scale, (*path, k))]
+        return [p for k, s in space.spaces.items() for p in feature_parts(s, scale, (*path, k))]
     if isinstance(space, gym.spaces.Tuple):
-        return [p for i, s in enumerate(space.spaces) for p in _feature_parts(s, scale, (*path, i))]
+        return [p for i, s in enumerate(space.spaces) for p in feature_parts(s, scale, (*path, i))]
     if isinstance(space, gym.spaces.Box):
         low = np.asarray(space.low, np.float64).reshape(-1)
         high = np.asarray(space.high, np.float64).reshape(-1)
-        return [_Part(path, "box", low.size, low, high, scale=scale)]
+        return [FeaturePart(path, "box", low.size, low, high, scale=scale)]
     if isinstance(space, gym.spaces.Discrete):
-        return [_Part(path, "onehot", int(space.n), sizes=(int(space.n),))]
+        return [FeaturePart(path, "onehot", int(space.n), sizes=(int(space.n),))]
     if isinstance(space, gym.spaces.MultiDiscrete):
         sizes = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
-        return [_Part(path, "onehot", sum(sizes), sizes=sizes)]
+        return [FeaturePart(path, "onehot", sum(sizes), sizes=sizes)]
     if isinstance(space, gym.spaces.MultiBinary):
-        return [_Part(path, "binary", int(np.prod(space.shape)))]
+        return [FeaturePart(path, "binary", int(np.prod(space.shape)))]
     return []  # Text, Graph, Sequence: not numbers
 
 
-def _flatten(parts: list[_Part], obs: Any) -> np.ndarray:
+def flatten_observation(parts: list[FeaturePart], obs: Any) -> np.ndarray:
+    """One observation -> its features, (D,) float32 in [-1, 1]."""
     out = []
     for part in parts:
         x = obs
@@ -211,7 +213,7 @@ def _flatten(parts: list[_Part], obs: Any) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
-def _names(parts: list[_Part]) -> tuple[str, ...]:
+def feature_names(parts: list[FeaturePart]) -> tuple[str, ...]:
     names = []
     for part in parts:
         stem = ".".join(str(k) for k in part.path) or "obs"
