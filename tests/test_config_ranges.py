@@ -163,6 +163,7 @@ def test_every_main_run_is_built_and_checked_when_the_spec_loads() -> None:
         ("main.runs.ppo.agent.adapters=-1", "main.runs.ppo: agent.adapters: -1 is not allowed"),
         ("main.runs.maml.train.num_envs=65536", "main.runs.maml: the spec would allocate"),
         ("main.runs.rl2.rl2.state_probe=-1", "main.runs.rl2: rl2.state_probe: -1 is out of"),
+        ("main.runs.rl2.rl2.state_probe_lags=[0]", "main.runs.rl2: rl2.state_probe_lags"),
     ]:
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             load_spec("tasks/gridnav.yaml", [override])

@@ -27,6 +27,9 @@ class RL2Config:
             and, in GridNav, the goal, which stays put within a trial), in squared error; 0
             (the default) builds no probe. Privileged information in training only: acting
             never reads the probe, and nothing of the true state reaches the agent's inputs.
+        state_probe_lags: with the probe, it also predicts the true state L steps earlier in
+            the same trial for each L given (where that step lies in the same rollout chunk),
+            so the core must hold where the trial has been, not only where it is.
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
@@ -35,8 +38,11 @@ class RL2Config:
     eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
     variants: Literal["split", "fresh"] = "split"
     state_probe: float = bounded(0.0, 0.0, 100.0)
+    state_probe_lags: tuple[int, ...] = bounded((), 1, 4096)
 
     def __post_init__(self) -> None:
+        if self.state_probe_lags and not self.state_probe > 0:
+            raise ValueError("state_probe_lags needs the probe: set rl2.state_probe > 0")
         if self.episodes_per_trial < 1:
             raise ValueError(f"episodes_per_trial must be >= 1, got {self.episodes_per_trial}")
         if self.eval_episodes_per_trial is not None and self.eval_episodes_per_trial < 1:

@@ -115,7 +115,8 @@ def build_rl2_agent(spec: Spec, seed: int | None = None) -> Agent:
         dim = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info.feature_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(spec.seed if seed is None else seed, "state_probe"))
-            agent.state_probe = torch.nn.Linear(agent.core.hidden_dim, dim)
+            outputs = dim * (1 + len(spec.rl2.state_probe_lags))
+            agent.state_probe = torch.nn.Linear(agent.core.hidden_dim, outputs)
     return agent
 
 
@@ -141,13 +142,19 @@ class TrialBatch:
 
 
 def rl2_loss(
-    agent: Agent, family: str, mb: TrialBatch, config: PPOConfig, state_probe: float = 0.0
+    agent: Agent,
+    family: str,
+    mb: TrialBatch,
+    config: PPOConfig,
+    state_probe: float = 0.0,
+    lags: tuple[int, ...] = (),
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The clipped PPO loss on whole sequences, replayed from their stored hidden states.
 
     With ``state_probe > 0`` (the rollout holds the true states) it adds that weight times
     the probe's squared error, summed over state features and averaged over steps, and reports
-    it as ``state_probe_loss``.
+    it as ``state_probe_loss``; each of ``lags`` adds the error of predicting the state L steps
+    earlier, averaged over the steps that have one in the same trial and chunk.
     """
     h = replay_hidden(agent, family, mb.rollout)  # (T, b, H)
     pd, value = agent.core.heads(h)  # (T, b, pd_dim), (T, b)
@@ -160,7 +167,15 @@ def rl2_loss(
     if state_probe > 0:
         if r.state is None:
             raise ValueError("rl2_loss: state_probe > 0 needs a rollout with its true states")
-        probe_loss = (agent.state_probe(h) - r.state).square().sum(-1).mean()
+        guess = agent.state_probe(h).unflatten(-1, (1 + len(lags), r.state.shape[-1]))
+        probe_loss = (guess[..., 0, :] - r.state).square().sum(-1).mean()
+        trial = r.reset.long().cumsum(0)  # (T, b): steps with equal counts share a trial
+        for i, lag in enumerate(lags, 1):
+            if lag >= r.state.shape[0]:
+                continue
+            err = (guess[lag:, :, i] - r.state[:-lag]).square().sum(-1)
+            same = (trial[lag:] == trial[:-lag]).float()
+            probe_loss = probe_loss + (err * same).sum() / same.sum().clamp(min=1)
         loss = loss + state_probe * probe_loss
         stats["state_probe_loss"] = probe_loss.detach()
     return loss, stats
@@ -274,7 +289,9 @@ class RL2Trainer:
             explained.append(0.0 if var == 0 else 1.0 - float((ret - rollout.values).var()) / var)
         step = self.env_steps + self.steps_per_update
         where = f"update {self.updates + 1} (env step {step})"
-        loss = functools.partial(rl2_loss, state_probe=self.config.state_probe)
+        loss = functools.partial(
+            rl2_loss, state_probe=self.config.state_probe, lags=self.config.state_probe_lags
+        )
         metrics = ppo_update(
             self.agent, self.optimizer, batches, cfg, self.minibatch_generator, where, loss,
             families=self.families,

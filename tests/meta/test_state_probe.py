@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
+from metaxm.config.rl2 import RL2Config
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.evaluate.loading import load_agent
@@ -75,6 +77,38 @@ def test_the_loss_adds_the_weighted_squared_error_and_trains_the_probe() -> None
     with_probe.backward()
     assert agent.state_probe.weight.grad is not None and agent.state_probe.weight.grad.abs().sum()
     assert agent.core.hh.weight.grad is not None  # the core learns to hold the state
+
+
+def test_lagged_targets_are_earlier_states_of_the_same_trial() -> None:
+    """``state_probe_lags``: the probe also guesses the state L steps back, scored only where
+    that step is in the same trial (no reset between) and in the chunk."""
+    trainer = RL2Trainer(grid_spec(0.5, rl2={"state_probe_lags": [1, 3]}))
+    agent = trainer.agent
+    assert agent.state_probe.out_features == 3 * 4
+    rollout, _ = collect_trials(
+        agent, trainer.envs["vector"], "vector", trainer.states["vector"], 12, 2,
+        trainer.tasks["vector"], torch.Generator().manual_seed(0), TrialStats(2),
+        record_state=True,
+    )  # fmt: skip
+    assert rollout.state is not None and rollout.reset[1:].any()
+    batch = TrialBatch(rollout, torch.randn(12, 8), torch.randn(12, 8))
+    _, stats = rl2_loss(agent, "vector", batch, trainer.ppo, state_probe=0.5, lags=(1, 3))
+    guess = agent.state_probe(replay_hidden(agent, "vector", rollout)).detach()
+    expected = (guess[..., :4] - rollout.state).square().sum(-1).mean()
+    for i, lag in ((1, 1), (2, 3)):
+        errors = []
+        for t in range(lag, 12):
+            for b in range(8):
+                if not rollout.reset[t - lag + 1 : t + 1, b].any():  # the same trial
+                    err = guess[t, b, 4 * i : 4 * i + 4] - rollout.state[t - lag, b]
+                    errors.append(err.square().sum())
+        expected = expected + torch.stack(errors).mean()
+    torch.testing.assert_close(stats["state_probe_loss"], expected)
+
+
+def test_lags_without_the_probe_are_refused() -> None:
+    with pytest.raises(ValueError, match="state_probe_lags needs the probe"):
+        RL2Config(state_probe_lags=(2,))
 
 
 def test_without_the_probe_the_agent_is_built_as_before() -> None:
