@@ -82,12 +82,20 @@ class Shuffled(VectorFamily):
 
 
 def wrapper_returns(
-    actor: Actor, family: Any, variants: list[int], seeds: list[int], switch: list[int] | None,
-    at: int, name: str,
-) -> np.ndarray:  # fmt: skip
-    """Episode i through ``ModalityObservation`` with ``variants[i]``, reset with ``seeds[i]``,
-    re-wired to ``switch[i]`` after step ``at``; one trial per episode, as ``run_trials``."""
-    env = ModalityObservation(gym.make("CartPole-v1"), family, variants[0], seed=seeds[0])
+    actor: Actor,
+    world: Any,
+    family: Any,
+    variants: list[int],
+    seeds: list[int],
+    switch: list[int] | None,
+    at: int,
+    name: str,
+) -> np.ndarray:
+    """Episode i of the gym world's env (``world``: its id, kwargs, horizon and scale) through
+    ``ModalityObservation`` with ``variants[i]``, reset with ``seeds[i]``, re-wired to
+    ``switch[i]`` after step ``at``; one trial per episode, as ``run_trials``."""
+    plain = gym.make(world.env_id, max_episode_steps=world.max_steps, **world.env_kwargs)
+    env = ModalityObservation(plain, family, variants[0], seed=seeds[0], obs_scale=world.obs_scale)
     out = []
     for i in tqdm(range(len(seeds)), desc=name, leave=False):
         env.set_variant(variants[i])
@@ -178,7 +186,7 @@ def main() -> int:
         ]:
             name = f"{name} (ModalityObservation)"
             returns[name] = wrapper_returns(
-                actor, family, fresh[:n], seeds, sw, args.switch_at, name
+                actor, spec.world, family, fresh[:n], seeds, sw, args.switch_at, name
             )
             print(f"{name:>34}: mean return {returns[name].mean():7.1f}", flush=True)
     except MetaxmError as err:

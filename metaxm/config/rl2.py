@@ -30,6 +30,10 @@ class RL2Config:
         state_probe_lags: with the probe, it also predicts the true state L steps earlier in
             the same trial for each L given (where that step lies in the same rollout chunk),
             so the core must hold where the trial has been, not only where it is.
+        state_probe_visited: with the probe, a second linear probe also predicts which cells
+            of the world's layout the trial has stood on so far (binary cross-entropy, the
+            same weight): the memory a search that goes on in the next episode needs. Worlds
+            whose scenes have a layout (GridNav, MiniGrid).
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
@@ -39,10 +43,12 @@ class RL2Config:
     variants: Literal["split", "fresh"] = "split"
     state_probe: float = bounded(0.0, 0.0, 100.0)
     state_probe_lags: tuple[int, ...] = bounded((), 1, 4096)
+    state_probe_visited: bool = False
 
     def __post_init__(self) -> None:
-        if self.state_probe_lags and not self.state_probe > 0:
-            raise ValueError("state_probe_lags needs the probe: set rl2.state_probe > 0")
+        if (self.state_probe_lags or self.state_probe_visited) and not self.state_probe > 0:
+            what = "state_probe_lags" if self.state_probe_lags else "state_probe_visited"
+            raise ValueError(f"{what} needs the probe: set rl2.state_probe > 0")
         if self.episodes_per_trial < 1:
             raise ValueError(f"episodes_per_trial must be >= 1, got {self.episodes_per_trial}")
         if self.eval_episodes_per_trial is not None and self.eval_episodes_per_trial < 1:

@@ -117,6 +117,16 @@ def build_rl2_agent(spec: Spec, seed: int | None = None) -> Agent:
             torch.manual_seed(derive_seed(spec.seed if seed is None else seed, "state_probe"))
             outputs = dim * (1 + len(spec.rl2.state_probe_lags))
             agent.state_probe = torch.nn.Linear(agent.core.hidden_dim, outputs)
+    if spec.rl2.state_probe_visited:
+        size = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info.layout_size
+        if size is None:
+            raise ValueError(
+                f"rl2.state_probe_visited needs a world whose scenes have a layout, not "
+                f"{spec.world.name}"
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(spec.seed if seed is None else seed, "visited_probe"))
+            agent.visited_probe = torch.nn.Linear(agent.core.hidden_dim, size * size)
     return agent
 
 
@@ -154,7 +164,9 @@ def rl2_loss(
     With ``state_probe > 0`` (the rollout holds the true states) it adds that weight times
     the probe's squared error, summed over state features and averaged over steps, and reports
     it as ``state_probe_loss``; each of ``lags`` adds the error of predicting the state L steps
-    earlier, averaged over the steps that have one in the same trial and chunk.
+    earlier, averaged over the steps that have one in the same trial and chunk; a rollout that
+    holds the trials' visited cells adds the visited probe's binary cross-entropy, summed over
+    cells (also reported alone, as ``visited_probe_loss``).
     """
     h = replay_hidden(agent, family, mb.rollout)  # (T, b, H)
     pd, value = agent.core.heads(h)  # (T, b, pd_dim), (T, b)
@@ -176,6 +188,13 @@ def rl2_loss(
             err = (guess[lag:, :, i] - r.state[:-lag]).square().sum(-1)
             same = (trial[lag:] == trial[:-lag]).float()
             probe_loss = probe_loss + (err * same).sum() / same.sum().clamp(min=1)
+        if r.visited is not None:
+            logits = agent.visited_probe(h)
+            visited_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, r.visited.float(), reduction="none"
+            )
+            stats["visited_probe_loss"] = visited_loss.sum(-1).mean().detach()
+            probe_loss = probe_loss + visited_loss.sum(-1).mean()
         loss = loss + state_probe * probe_loss
         stats["state_probe_loss"] = probe_loss.detach()
     return loss, stats
@@ -278,6 +297,7 @@ class RL2Trainer:
                 self.agent, env, family, self.states[family], cfg.num_steps, n,
                 self.tasks[family], self.action_generators[family], stats[family],
                 record_state=self.config.state_probe > 0,
+                record_visited=self.config.state_probe_visited,
             )  # fmt: skip
             end = rollout.trial_end
             adv, ret = compute_gae(

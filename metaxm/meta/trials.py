@@ -101,6 +101,8 @@ class TrialState:
         first: (B,) bool, the observation is the first of an episode (the done flag input).
         new_trial: (B,) bool, the next step is a trial's first (its hidden state was zeroed).
         episode: (B,) long, the index of the current episode inside the trial (0-based).
+        visited: (B, cells) bool, the layout cells the trial has stood on before this step;
+            kept only for ``rl2.state_probe_visited`` (None otherwise).
     """
 
     obs: Tensor
@@ -110,6 +112,7 @@ class TrialState:
     first: Tensor
     new_trial: Tensor
     episode: Tensor
+    visited: Tensor | None = None
 
     @classmethod
     def start(cls, agent: Agent, obs: Tensor) -> TrialState:
@@ -127,11 +130,12 @@ class TrialState:
         )
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k).clone() for k in self.__dataclass_fields__}
+        fields = (getattr(self, k) for k in self.__dataclass_fields__)
+        return {k: v.clone() for k, v in zip(self.__dataclass_fields__, fields) if v is not None}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Tensor], device: torch.device | str) -> TrialState:
-        return cls(**{k: state[k].to(device) for k in cls.__dataclass_fields__})
+        return cls(**{k: v.to(device) for k, v in state.items() if k in cls.__dataclass_fields__})
 
 
 def start_trials(agent: Agent, env: TaskEnv, tasks: TrialTasks) -> TrialState:
@@ -207,6 +211,8 @@ class TrialRollout:
         hidden: (B, H) the hidden state before the first step, where the replay starts.
         state: the world's true state features of each step's observation (T, B, D), recorded
             only for ``rl2.state_probe``'s auxiliary loss; None otherwise.
+        visited: (T, B, cells) bool, the layout cells the trial has stood on up to and
+            including each step's, for ``rl2.state_probe_visited``; None otherwise.
     """
 
     obs: Tensor
@@ -222,13 +228,13 @@ class TrialRollout:
     next_values: Tensor
     hidden: Tensor
     state: Tensor | None = None
+    visited: Tensor | None = None
 
     def columns(self, idx: Tensor) -> TrialRollout:
         """The rollout of environments ``idx`` only."""
-        skip = ("hidden", "state")
-        parts = {k: getattr(self, k)[:, idx] for k in self.__dataclass_fields__ if k not in skip}
-        state = None if self.state is None else self.state[:, idx]
-        return TrialRollout(**parts, hidden=self.hidden[idx], state=state)
+        parts = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "hidden"}
+        parts = {k: None if v is None else v[:, idx] for k, v in parts.items()}
+        return TrialRollout(**parts, hidden=self.hidden[idx])
 
 
 @torch.no_grad()
@@ -243,6 +249,7 @@ def collect_trials(
     generator: torch.Generator,
     stats: TrialStats,
     record_state: bool = False,
+    record_visited: bool = False,
 ) -> tuple[TrialRollout, TrialState]:
     """Run the stochastic recurrent policy for ``steps`` steps in every environment of ``env``.
 
@@ -261,6 +268,8 @@ def collect_trials(
         stats: accumulates finished episodes by their index in the trial.
         record_state: also record the world's true state features of every observation
             (``TrialRollout.state``).
+        record_visited: also record the layout cells each trial has stood on
+            (``TrialRollout.visited``; worlds whose scenes have a layout).
 
     Returns:
         the rollout and the state after its last step.
@@ -268,9 +277,16 @@ def collect_trials(
     s = state
     buf: dict[str, list[Tensor]] = {k: [] for k in TrialRollout.__dataclass_fields__}
     hidden0 = s.hidden
+    rows = torch.arange(env.num_envs, device=env.device)
+    visited = s.visited
     for _ in range(steps):
-        if record_state:  # the scene s.obs was rendered from
-            buf["state"].append(env.world.scene().features)
+        if record_state or record_visited:  # the scene s.obs was rendered from
+            scene = env.world.scene()
+            if record_state:
+                buf["state"].append(scene.features)
+            if record_visited:
+                visited = _visit(scene, visited, rows)
+                buf["visited"].append(visited)
         pd, value, hidden = agent.step(
             s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden
         )
@@ -301,12 +317,27 @@ def collect_trials(
             first=done,
             new_trial=trial_end,
             episode=episode * keep,
+            visited=None if visited is None else visited & keep.unsqueeze(1),
         )
+        visited = s.visited
     last_value = agent.step(s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden)[1]
     out = {k: torch.stack(v) for k, v in buf.items() if v}
     following = torch.cat((out["values"][1:], last_value[None]))
     out["next_values"] = torch.where(out["trial_end"], 0.0, following)
     return TrialRollout(**out, hidden=hidden0), s
+
+
+def _visit(scene: Any, visited: Tensor | None, rows: Tensor) -> Tensor:
+    """The trials' visited maps with each environment's current layout cell added."""
+    layout = scene.layout
+    if layout is None or layout.agent is None:
+        raise ValueError("rl2.state_probe_visited needs a world whose scenes have a layout")
+    if visited is None:
+        visited = torch.zeros(len(rows), layout.size**2, dtype=torch.bool, device=rows.device)
+    cells = layout.agent[:, 0] * layout.size + layout.agent[:, 1]
+    visited = visited.clone()
+    visited[rows, cells] = True
+    return visited
 
 
 def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Tensor]:

@@ -44,11 +44,12 @@ def test_the_script_compares_unpermuted_shuffled_and_rewired(tmp_path: Path) -> 
     data = json.loads((out / "sensory_cartpole.json").read_text())["conditions"]
     assert set(data) == {
         "unpermuted", "unpermuted, extra channels silent", "shuffled", "rewired",
-        "rewired mid-episode",
+        "rewired mid-episode", "unpermuted (ModalityObservation)",
+        "rewired (ModalityObservation)", "rewired mid-episode (ModalityObservation)",
     }  # fmt: skip
     assert data["shuffled"]["mean_return"] == data["unpermuted"]["mean_return"]
     assert data["shuffled"]["ratio_ci95"] == [1.0, 1.0]
-    for entry in data.values():
+    for entry in data.values():  # the wrapper's env keeps the world's horizon, 30
         assert 1.0 <= entry["mean_return"] <= 30.0
     assert "| rewired |" in (out / "sensory_cartpole.md").read_text()
     bad = subprocess.run(

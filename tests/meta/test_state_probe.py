@@ -13,7 +13,14 @@ from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.evaluate.loading import load_agent
 from metaxm.meta.rl2 import RL2Trainer, TrialBatch, build_rl2_agent, rl2_loss
-from metaxm.meta.trials import TrialStats, TrialTasks, collect_trials, replay_hidden, start_trials
+from metaxm.meta.trials import (
+    TrialState,
+    TrialStats,
+    TrialTasks,
+    collect_trials,
+    replay_hidden,
+    start_trials,
+)
 from metaxm.modalities import get_family
 from metaxm.run.loop import train
 from metaxm.spec import Spec, spec_from_dict
@@ -104,6 +111,62 @@ def test_lagged_targets_are_earlier_states_of_the_same_trial() -> None:
                     errors.append(err.square().sum())
         expected = expected + torch.stack(errors).mean()
     torch.testing.assert_close(stats["state_probe_loss"], expected)
+
+
+def test_visited_maps_hold_the_cells_of_the_trial_so_far() -> None:
+    """``state_probe_visited``: step t's map is every cell the trial stood on up to t, emptied
+    when a trial starts, carried across rollout chunks, and the loss adds the probe's BCE."""
+    trainer = RL2Trainer(grid_spec(0.5, rl2={"state_probe_visited": True}))
+    agent, env = trainer.agent, trainer.envs["vector"]
+    assert agent.visited_probe.out_features == 16  # the 4x4 layout
+    state, chunks = trainer.states["vector"], []
+    for seed in (0, 1):  # two chunks: the maps carry over
+        rollout, state = collect_trials(
+            agent, env, "vector", state, 12, 2, trainer.tasks["vector"],
+            torch.Generator().manual_seed(seed), TrialStats(2), record_state=True,
+            record_visited=True,
+        )  # fmt: skip
+        chunks.append(rollout)
+    assert state.visited is not None and state.visited.shape == (8, 16)
+    states = torch.cat([c.state for c in chunks if c.state is not None])  # (24, 8, 4)
+    visited = torch.cat([c.visited for c in chunks if c.visited is not None])
+    reset = torch.cat([c.reset for c in chunks])
+    assert reset[0].all() and reset[1:].any()  # fresh trials at the start, more inside
+    carried = ~reset[12]  # trials begun in chunk 1 that go on in chunk 2
+    assert carried.any()
+    cells = ((states[..., :2] + 1) * 1.5).round().long()  # [-1, 1] -> 0..3
+    cell = cells[..., 0] * 4 + cells[..., 1]
+    for b in range(8):
+        starts = [0, *[t for t in range(1, 24) if reset[t, b]]]
+        for t in range(24):
+            start = max(s for s in starts if s <= t)
+            seen = torch.zeros(16, dtype=torch.bool)
+            seen[cell[start : t + 1, b]] = True
+            assert torch.equal(visited[t, b], seen), (t, b)
+    batch = TrialBatch(chunks[1], torch.randn(12, 8), torch.randn(12, 8))
+    loss, stats = rl2_loss(agent, "vector", batch, trainer.ppo, state_probe=0.5)
+    logits = agent.visited_probe(replay_hidden(agent, "vector", chunks[1]))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, chunks[1].visited.float(), reduction="none"
+    )
+    torch.testing.assert_close(stats["visited_probe_loss"], bce.sum(-1).mean().detach())
+    loss.backward()
+    assert agent.visited_probe.weight.grad is not None
+    restored = TrialState.from_state_dict(state.state_dict(), "cpu")
+    assert restored.visited is not None and torch.equal(restored.visited, state.visited)
+
+
+def test_the_visited_probe_needs_a_layout() -> None:
+    spec = spec_from_dict(
+        {
+            "world": {"name": "gym", "env_id": "CartPole-v1"},
+            "modalities": {"train": {"vector": 2}},
+            "algo": "rl2",
+            "rl2": {"state_probe": 1.0, "state_probe_visited": True},
+        }
+    )
+    with pytest.raises(ValueError, match="state_probe_visited needs a world whose scenes have"):
+        build_rl2_agent(spec)
 
 
 def test_lags_without_the_probe_are_refused() -> None:
