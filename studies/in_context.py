@@ -157,7 +157,8 @@ def summarize_trials(result: TrialResult, variants: list[str] | None = None) -> 
         ``variants``, ``by_variant`` (the across-variant test: ``variants``, ``return_diff``
         (mean, s.e. over variants), ``improved`` (variants whose mean difference is > 0),
         ``p_value``); ``after_found`` (K >= 2, worlds with a shortest path): the trials whose
-        episode 1 reached the goal, their steps in episodes 1 and 2 and episode 2's success.
+        episode 1 reached the goal, their steps in episodes 1 and 2 and episode 2's success;
+        ``after_missed`` (K >= 2): the trials whose episode 1 failed and episode 2's success.
     """
     ret = result.returns.double().cpu().numpy()  # (B, K)
     length = result.length.double().cpu().numpy()
@@ -199,6 +200,12 @@ def summarize_trials(result: TrialResult, variants: list[str] | None = None) -> 
             else [math.nan, math.nan],
             "success_ep2": float(success[found, 1].mean()) if found.any() else math.nan,
         }
+    if k >= 2:  # what a trial does after an episode that failed: search on, or start over
+        missed = ~success[:, 0]
+        out["after_missed"] = {
+            "trials": int(missed.sum()),
+            "success_ep2": float(success[missed, 1].mean()) if missed.any() else math.nan,
+        }
     return out
 
 
@@ -232,15 +239,16 @@ def _diff_text(d: dict[str, Any]) -> str:
 def in_context_table(summary: dict[str, dict[str, Any]]) -> str:
     """Markdown: one row per split and family; steps, success and return by episode, the later
     episodes' return minus the first's (± s.e. over trials; how many variants improved and the
-    across-variant p-value), and, where episode 1 found the goal, steps of episodes 1 and 2
-    (empty on worlds without a shortest path)."""
+    across-variant p-value), where episode 1 found the goal, steps of episodes 1 and 2 (empty
+    on worlds without a shortest path), and where it failed, episode 2's success."""
     rows = _rows(summary)
     k = len(rows[0][2]["episodes"])
     eps = " | ".join(f"ep {j + 1}" for j in range(k))
     lines = [
         f"| split | family | trials | steps: {eps} | success: {eps} | return: {eps} "
-        "| return - ep 1 | goal found in ep 1: steps ep 1 -> ep 2 (trials) |",
-        "|---|---|---|" + "---|" * (3 * k + 2),
+        "| return - ep 1 | goal found in ep 1: steps ep 1 -> ep 2 (trials) "
+        "| ep 1 failed: success ep 2 (trials) |",
+        "|---|---|---|" + "---|" * (3 * k + 3),
     ]
     for split, family, s in rows:
         steps = " | ".join(f"{e['length'][0]:.2f} ± {e['length'][1]:.2f}" for e in s["episodes"])
@@ -251,8 +259,11 @@ def in_context_table(summary: dict[str, dict[str, Any]]) -> str:
         trip = "" if found is None else (
             f"{found['length'][0]:.2f} -> {found['length'][1]:.2f} ({found['trials']})"
         )  # fmt: skip
+        missed = s.get("after_missed")
+        again = "" if missed is None else f"{missed['success_ep2']:.2f} ({missed['trials']})"
         lines.append(
-            f"| {split} | {family} | {s['trials']} | {steps} | {succ} | {rets} | {diffs} | {trip} |"
+            f"| {split} | {family} | {s['trials']} | {steps} | {succ} | {rets} | {diffs} | {trip} "
+            f"| {again} |"
         )
     return "\n".join(lines)
 

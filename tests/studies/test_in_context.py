@@ -69,6 +69,8 @@ def test_summary_pairs_every_later_episode_with_the_first_of_its_trial() -> None
     assert ep3["return_diff"] == (0.0, 0.0) and math.isnan(ep3["p_value"])
     # trials 3 and 4 found the goal in episode 1: (2 + 3) / 2 steps, then (4 + 6) / 2
     assert s["after_found"] == {"trials": 2, "length": [2.5, 5.0], "success_ep2": 1.0}
+    # trials 1 and 2 failed episode 1, and both succeeded in episode 2
+    assert s["after_missed"] == {"trials": 2, "success_ep2": 1.0}
 
 
 def test_summary_tests_across_variants_not_only_across_trials() -> None:
