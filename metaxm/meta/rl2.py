@@ -165,8 +165,8 @@ def rl2_loss(
     the probe's squared error, summed over state features and averaged over steps, and reports
     it as ``state_probe_loss``; each of ``lags`` adds the error of predicting the state L steps
     earlier, averaged over the steps that have one in the same trial and chunk; a rollout that
-    holds the trials' visited cells adds the visited probe's binary cross-entropy, summed over
-    cells (also reported alone, as ``visited_probe_loss``).
+    holds the trials' visited cells adds the visited probe's binary cross-entropy, averaged
+    over cells and steps (also reported alone, as ``visited_probe_loss``).
     """
     h = replay_hidden(agent, family, mb.rollout)  # (T, b, H)
     pd, value = agent.core.heads(h)  # (T, b, pd_dim), (T, b)
@@ -193,8 +193,8 @@ def rl2_loss(
             visited_loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, r.visited.float(), reduction="none"
             )
-            stats["visited_probe_loss"] = visited_loss.sum(-1).mean().detach()
-            probe_loss = probe_loss + visited_loss.sum(-1).mean()
+            stats["visited_probe_loss"] = visited_loss.mean().detach()
+            probe_loss = probe_loss + visited_loss.mean()
         loss = loss + state_probe * probe_loss
         stats["state_probe_loss"] = probe_loss.detach()
     return loss, stats
