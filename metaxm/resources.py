@@ -36,7 +36,8 @@ LIMIT = 0.9  # of the device's memory a single run may plan to use
 
 def check_spec(spec: Spec) -> None:
     """Refuse a spec whose families cannot render its world, that would not fit in memory, or
-    whose agent cannot be trained by its algorithm (a sensory encoder outside RL^2).
+    whose agent cannot be trained by its algorithm (a sensory encoder outside RL^2, a probe of
+    visited cells on a world without a layout).
 
     Raises:
         ConfigError: one line naming the family and world, or what was estimated and where;
@@ -51,6 +52,11 @@ def check_spec(spec: Spec) -> None:
         )
     resolve_device(spec.device)
     info, horizon = _world_info(spec)
+    if spec.algo == "rl2" and spec.rl2.state_probe_visited and info.layout_size is None:
+        raise ConfigError(
+            f"rl2.state_probe_visited needs a world whose scenes have a layout (gridnav, "
+            f"minigrid), not {spec.world.name}"
+        )
     sizes = _observation_sizes(spec, info)
     parts = estimate(spec, sizes, horizon)
     what, need = max(parts.items(), key=lambda kv: kv[1])

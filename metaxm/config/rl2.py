@@ -32,8 +32,8 @@ class RL2Config:
             so the core must hold where the trial has been, not only where it is.
         state_probe_visited: with the probe, a second linear probe also predicts which cells
             of the world's layout the trial has stood on so far (binary cross-entropy averaged
-            over cells, the same weight): the memory a search that goes on in the next episode needs. Worlds
-            whose scenes have a layout (GridNav, MiniGrid).
+            over cells, the same weight): the memory a search that goes on into the next
+            episode needs. Worlds whose scenes have a layout (GridNav, MiniGrid).
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """

@@ -130,8 +130,8 @@ class TrialState:
         )
 
     def state_dict(self) -> dict[str, Tensor]:
-        fields = (getattr(self, k) for k in self.__dataclass_fields__)
-        return {k: v.clone() for k, v in zip(self.__dataclass_fields__, fields) if v is not None}
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: v.clone() for k, v in fields.items() if v is not None}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Tensor], device: torch.device | str) -> TrialState:

@@ -11,6 +11,7 @@ import torch
 from metaxm.config.rl2 import RL2Config
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
+from metaxm.errors import ConfigError
 from metaxm.evaluate.loading import load_agent
 from metaxm.meta.rl2 import RL2Trainer, TrialBatch, build_rl2_agent, rl2_loss
 from metaxm.meta.trials import (
@@ -23,7 +24,7 @@ from metaxm.meta.trials import (
 )
 from metaxm.modalities import get_family
 from metaxm.run.loop import train
-from metaxm.spec import Spec, spec_from_dict
+from metaxm.spec import Spec, check_spec, spec_from_dict
 
 
 def grid_spec(probe: float, **sections: Any) -> Spec:
@@ -167,6 +168,8 @@ def test_the_visited_probe_needs_a_layout() -> None:
     )
     with pytest.raises(ValueError, match="state_probe_visited needs a world whose scenes have"):
         build_rl2_agent(spec)
+    with pytest.raises(ConfigError, match="state_probe_visited needs a world whose scenes have"):
+        check_spec(spec)  # as the spec loads: `metaxm train --check` refuses it
 
 
 def test_lags_without_the_probe_are_refused() -> None:
