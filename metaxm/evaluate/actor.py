@@ -36,6 +36,9 @@ from metaxm.nn.distributions import CategoricalHead
 class Actor:
     """A trained agent acting in one env, with the recurrent inputs it carries.
 
+    An agent with per-variant adapters (``agent.adapters: variant``) reads through its family
+    adapter here, as it reads a held-out variant: the env does not say which variant it shows.
+
     Args:
         agent: a loaded agent (:func:`metaxm.evaluate.loading.load_agent`).
         family: the modality family the env's observations come from.

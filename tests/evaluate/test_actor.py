@@ -1,4 +1,4 @@
-"""Actor on ModalityObservation plays exactly as the batched trial runner on the gym world."""
+"""Actor on ModalityObservation plays exactly as the batched episode runners on the gym world."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from metaxm.build import make_env
+from metaxm.envs.play import play
 from metaxm.envs.seeded import episode_seed
 from metaxm.envs.wrappers import ModalityObservation
 from metaxm.evaluate.actor import Actor
 from metaxm.meta.rl2 import build_rl2_agent
 from metaxm.meta.trials import Rewire, run_trials
 from metaxm.modalities.vector import VectorFamily
+from metaxm.nn.agent import build_agent
 from metaxm.spec import spec_from_dict
 
 SPEC = spec_from_dict(
@@ -82,6 +84,24 @@ def test_actor_on_the_wrapper_plays_as_run_trials_on_the_world(switch) -> None: 
         expected = res.returns[0].tolist()
         assert wrapper_trial(actor, variant, seeds, switch) == pytest.approx(expected, abs=0)
         assert min(expected) > 5  # real episodes, not an immediate fall
+
+
+def test_a_feed_forward_agent_plays_as_on_the_world() -> None:
+    spec = spec_from_dict(
+        {
+            "world": {"name": "gym", "env_id": "CartPole-v1"},
+            "modalities": {"train": {"vector": 2}},
+            "agent": {"latent_dim": 8, "hidden": 16},
+            "log": {"mode": "disabled", "progress": False},
+        }
+    )
+    torch.manual_seed(1)
+    agent = build_agent(spec)
+    env = make_env(spec, Silent(), [9], seed=4)
+    played = play(env, lambda obs: agent.head.mode(agent(obs, "vector")[0]))
+    seed = episode_seed(int(env.world.task_seed[0]), 0)
+    actor = Actor(agent, "vector")
+    assert wrapper_trial(actor, 9, [seed], None) == [float(played.returns[0, 0])]
 
 
 def test_actor_refuses_a_family_the_agent_cannot_read() -> None:
