@@ -100,17 +100,7 @@ def wrapper_returns(
     for i in tqdm(range(len(seeds)), desc=name, leave=False):
         env.set_variant(variants[i])
         actor.new_trial()
-        obs, _ = env.reset(seed=seeds[i])
-        total, t, done = 0.0, 0, False
-        while not done:
-            action = actor.act(obs)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
-            actor.observe(reward, done)
-            total, t = total + float(reward), t + 1
-            if switch is not None and t == at and not done:
-                obs = env.set_variant(switch[i])
-        out.append(total)
+        out.append(actor.episode(env, seeds[i], None if switch is None else (at, switch[i])))
     return np.asarray(out)
 
 

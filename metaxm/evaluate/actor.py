@@ -7,13 +7,7 @@ the same agent for a single gymnasium env a user steps themselves, e.g. any env 
     agent, spec, algo, _ = load_agent("runs/sensory-cartpole")
     env = ModalityObservation(gymnasium.make("CartPole-v1"), "vector", variant=1_000_000)
     actor = Actor(agent, "vector")
-    obs, _ = env.reset(seed=0)
-    done = False
-    while not done:
-        action = actor.act(obs)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-        actor.observe(reward, done)
+    ret = actor.episode(env, seed=0)   # or step it yourself: actor.act(obs), actor.observe(r, done)
 
 A recurrent (RL^2) agent carries its state across the episodes of a trial, as in training:
 ``observe`` hands the step's reward and end-of-episode flag to its next step, and
@@ -53,9 +47,9 @@ class Actor:
         deterministic: bool = True,
         generator: torch.Generator | None = None,
     ) -> None:
-        if family not in agent.encoders:
+        if family not in agent.families:
             raise ValueError(
-                f"the agent cannot read {family!r}; it reads {', '.join(sorted(agent.encoders))}"
+                f"the agent cannot read {family!r}; it reads {', '.join(agent.families)}"
             )
         self.agent = agent
         self.family = family
@@ -88,6 +82,26 @@ class Actor:
         if isinstance(head, CategoricalHead):
             return int(action[0])
         return action[0].cpu().numpy()
+
+    def episode(
+        self, env: Any, seed: int | None = None, rewire: tuple[int, int] | None = None
+    ) -> float:
+        """Play one episode of ``env`` from ``env.reset(seed=seed)``; its return.
+
+        The recurrent state carries on from the previous episode (call :meth:`new_trial` for a
+        fresh one). ``rewire=(at, variant)``: after step ``at`` the sensor is re-wired with
+        ``env.set_variant(variant)`` (a :class:`~metaxm.envs.wrappers.ModalityObservation`).
+        """
+        obs, _ = env.reset(seed=seed)
+        total, t, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(self.act(obs))
+            done = bool(terminated or truncated)
+            self.observe(reward, done)
+            total, t = total + float(reward), t + 1
+            if rewire is not None and t == rewire[0] and not done:
+                obs = env.set_variant(rewire[1])
+        return total
 
     def observe(self, reward: float, done: bool) -> None:
         """The reward of the last action, and whether its episode ended (terminated or

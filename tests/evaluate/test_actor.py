@@ -53,20 +53,7 @@ def wrapper_trial(actor: Actor, variant: int, seeds: list[int], switch: tuple[in
     """One trial of len(seeds) episodes through the wrapper; switch = (at, new variant)."""
     env = ModalityObservation(gym.make("CartPole-v1"), Silent(), variant)
     actor.new_trial()
-    returns = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        total, t, done = 0.0, 0, False
-        while not done:
-            action = actor.act(obs)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
-            actor.observe(reward, done)
-            total, t = total + reward, t + 1
-            if switch is not None and t == switch[0] and not done:
-                obs = env.set_variant(switch[1])
-        returns.append(total)
-    return returns
+    return [actor.episode(env, seed, switch) for seed in seeds]
 
 
 @pytest.mark.parametrize("switch", [None, (4, 77)], ids=["same-wiring", "rewired-mid-episode"])
