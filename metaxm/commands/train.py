@@ -41,10 +41,16 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports
     print(f"run: {result.rundir}  updates: {result.updates}  env steps: {result.env_steps}")
-    print(
-        f"training throughput: {result.sps:,.0f} env steps/s wall clock "
-        f"({result.cpu_sps:,.0f} env steps per CPU-second of this process)"
-    )
+    if result.trained:
+        print(
+            f"training throughput: {result.sps:,.0f} env steps/s wall clock "
+            f"({result.cpu_sps:,.0f} env steps per CPU-second of this process)"
+        )
+    else:
+        print(
+            "nothing left to train: the run had finished; its training throughput was "
+            f"{result.sps:,.0f} env steps/s wall clock ({result.cpu_sps:,.0f} per CPU-second)"
+        )
     ev = result.evaluation
     if ev:
         n = int(ev["episodes"])

@@ -112,6 +112,9 @@ class RunResult:
             shared with other jobs it shows what the run would reach alone.
         last: the last record written to ``metrics.jsonl``.
         evaluation: the final evaluation (``eval.json``), empty when skipped.
+        trained: False when the run had already finished and this call trained nothing (a
+            ``--resume`` of a finished run); ``sps`` and ``cpu_sps`` are then the run's own,
+            kept from its ``summary.json``.
     """
 
     rundir: Path
@@ -121,6 +124,16 @@ class RunResult:
     cpu_sps: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    trained: bool = True
+
+
+def _earlier_throughput(rundir: Path) -> tuple[float, float]:
+    """``sps`` and ``cpu_sps`` from a finished run's ``summary.json`` (0 where it has none)."""
+    try:
+        summary = json.loads((rundir / "summary.json").read_text())
+        return float(summary["sps"]), float(summary["cpu_sps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0, 0.0
 
 
 class MetricWindow:
@@ -263,6 +276,9 @@ def _train_locked(
         cpu_sps = done_steps / max(time.process_time() - start_cpu, 1e-9)
         if not main:
             return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last)
+        trained = done_steps > 0
+        if not trained:  # a resume of a finished run: keep its own throughput, not 0
+            sps, cpu_sps = _earlier_throughput(rundir)
         from metaxm.run.curve import plot_learning_curve
 
         plot_learning_curve(rundir)
@@ -281,7 +297,7 @@ def _train_locked(
         logger.summary({**summary, **{f"eval/{k}": v for k, v in evaluation.items()}})
     finally:
         logger.close()
-    return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation)
+    return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation, trained)
 
 
 def save_run_checkpoint(

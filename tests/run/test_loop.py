@@ -116,3 +116,18 @@ def test_rundir_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         loop.train(_spec(total_steps=400), tmp_path / "run", resume=True)
     with pytest.raises(ConfigError, match="holds no run"):
         loop.train(_spec(), tmp_path / "empty", resume=True)
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_its_throughput(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, ScriptedTrainer())
+    first = loop.train(_spec(total_steps=200), tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert first.trained and summary["sps"] > 0
+    _use(monkeypatch, ScriptedTrainer())
+    again = loop.train(_spec(total_steps=200), tmp_path / "run", resume=True)
+    assert not again.trained and again.env_steps == 200 and again.updates == first.updates
+    assert (again.sps, again.cpu_sps) == (summary["sps"], summary["cpu_sps"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
