@@ -19,7 +19,7 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``sensory-cartpole``: ``metaxm train tasks/sensory-cartpole.yaml`` (5M steps: about 35
   minutes) and ``scripts/sensory_cartpole.py`` (unpermuted vs re-wired, 100 episodes each);
 * ``sensory-gridnav``: ``metaxm train tasks/sensory-gridnav.yaml`` with the sensory and with
-  the MLP encoders (3M steps each: about 30 minutes together), and ``scripts/rl2_trials.py``
+  the MLP encoders (6M steps each: about 55 minutes together), and ``scripts/rl2_trials.py``
   on both;
 * ``bench-sensory``: ``metaxm bench sensory``;
 * ``selffit``: ``metaxm train ... --set algo=selffit`` from the ``main`` job's source agent
@@ -327,8 +327,8 @@ def sensory_gridnav() -> Path:
     for encoder, out in runs.items():
         commands += [
             ["metaxm", "train", "tasks/sensory-gridnav.yaml", "--set", f"agent.encoder={encoder}",
-             "--out", rel(out)],
-            ["python", "scripts/rl2_trials.py", rel(out), "--trials", "200", "--episodes", "3",
+             "--out", rel(out), *(["--resume"] if (out / "config.yaml").exists() else [])],
+            ["python", "scripts/rl2_trials.py", rel(out), "--trials", "1000", "--episodes", "3",
              "--out", rel(out)],
         ]  # fmt: skip
 
@@ -342,7 +342,9 @@ def sensory_gridnav() -> Path:
                     if family != "all":
                         by_episode = " / ".join(f"{e['success']:.2f}" for e in entry["episodes"])
                         parts.append(f"{split} {family} {by_episode}")
-            cells.append(f"{encoder} encoder: " + ", ".join(parts))
+            timing = (out / "timing.jsonl").read_text().splitlines()[-1]
+            minutes = json.loads(timing)["elapsed"] / 60
+            cells.append(f"{encoder} encoder ({minutes:.0f} min of training): " + ", ".join(parts))
         return "success in a trial's episodes 1 / 2 / 3 (k = 0 / 1 / 2): " + "; ".join(cells) + "."
 
     return study_page("sensory-gridnav", "The sensory encoder on GridNav's re-wired sensors",
