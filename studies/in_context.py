@@ -119,6 +119,12 @@ def _mean_se(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(stats.sem(x)) if len(x) > 1 else math.nan
 
 
+def _wilson(hits: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a success rate (``scipy.stats.binomtest``)."""
+    ci = stats.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def _t_p(x: np.ndarray) -> float:
     """Two-sided one-sample t-test of ``x`` against 0: NaN where every value is 0 (nothing to
     test), 0 where every value is the same non-zero number (no spread: the t statistic is
@@ -151,14 +157,15 @@ def summarize_trials(result: TrialResult, variants: list[str] | None = None) -> 
 
     Returns:
         ``trials``; ``episodes``: per episode index k = 1 .. K, ``return`` / ``length`` (mean,
-        s.e.), ``success`` and ``optimal`` (mean shortest path, where the world has one);
-        ``vs_first``: for k = 2 .. K, return(k) - return(1) per trial (mean, s.e., the paired
-        t-test's ``p_value``), the share of trials where episode k was ``shorter`` and, with
-        ``variants``, ``by_variant`` (the across-variant test: ``variants``, ``return_diff``
-        (mean, s.e. over variants), ``improved`` (variants whose mean difference is > 0),
-        ``p_value``); ``after_found`` (K >= 2, worlds with a shortest path): the trials whose
-        episode 1 reached the goal, their steps in episodes 1 and 2 and episode 2's success;
-        ``after_missed`` (K >= 2): the trials whose episode 1 failed and episode 2's success.
+        s.e.), ``success`` with ``success_ci`` (its 95% Wilson interval over trials) and
+        ``optimal`` (mean shortest path, where the world has one); ``vs_first``: for k = 2 .. K,
+        return(k) - return(1) per trial (mean, s.e., the paired t-test's ``p_value``), the share
+        of trials where episode k was ``shorter`` and, with ``variants``, ``by_variant`` (the
+        across-variant test: ``variants``, ``return_diff`` (mean, s.e. over variants),
+        ``improved`` (variants whose mean difference is > 0), ``p_value``); ``after_found``
+        (K >= 2, worlds with a shortest path): the trials whose episode 1 reached the goal, their
+        steps in episodes 1 and 2 and episode 2's success; ``after_missed`` (K >= 2): the trials
+        whose episode 1 failed and episode 2's success.
     """
     ret = result.returns.double().cpu().numpy()  # (B, K)
     length = result.length.double().cpu().numpy()
@@ -174,6 +181,7 @@ def summarize_trials(result: TrialResult, variants: list[str] | None = None) -> 
             "return": _mean_se(ret[:, j]),
             "length": _mean_se(length[:, j]),
             "success": float(success[:, j].mean()),
+            "success_ci": _wilson(int(success[:, j].sum()), b),
         }
         if has_optimal:
             row["optimal"] = float(optimal[:, j].mean())

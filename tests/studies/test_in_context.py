@@ -59,6 +59,9 @@ def test_summary_pairs_every_later_episode_with_the_first_of_its_trial() -> None
     assert s["episodes"][0]["return"][0] == 0.5
     assert s["episodes"][0]["length"] == pytest.approx((4.0, np.std([5, 6, 2, 3], ddof=1) / 2))
     assert [e["success"] for e in s["episodes"]] == [0.5, 1.0, 0.5]
+    # Wilson, z = 1.96: 2 of 4 -> 0.5 -+ 0.3500; 4 of 4 -> 0.7551 - 0.2449 up to 1
+    assert s["episodes"][0]["success_ci"] == pytest.approx((0.1500, 0.8500), abs=1e-4)
+    assert s["episodes"][1]["success_ci"] == pytest.approx((0.5101, 1.0), abs=1e-4)
     ep2, ep3 = s["vs_first"]
     # ep 2 minus ep 1 per trial: 1, 1, 0, 0: t = 0.5 / (0.577 / 2) = sqrt(3), 3 degrees of freedom
     assert ep2["episode"] == 2
