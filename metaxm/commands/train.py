@@ -46,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
             f"training throughput: {result.sps:,.0f} env steps/s wall clock "
             f"({result.cpu_sps:,.0f} env steps per CPU-second of this process)"
         )
-    else:
+    elif result.sps:
         print(
             "nothing left to train: the run had finished; its training throughput was "
             f"{result.sps:,.0f} env steps/s wall clock ({result.cpu_sps:,.0f} per CPU-second)"
         )
+    else:  # it stopped after its last checkpoint, before its summary.json
+        print("nothing left to train: the run had finished")
     ev = result.evaluation
     if ev:
         n = int(ev["episodes"])

@@ -35,6 +35,18 @@ def test_train_writes_the_run_directory(
     ev = json.loads((out / "eval.json").read_text())
     assert ev["oracle_success"] == 1.0 and 0.0 <= ev["success"] <= 1.0
     assert (out / "curve.png").is_file() and (out / "checkpoints" / "ckpt-00000004.pt").is_file()
+    # a --resume of the finished run trains nothing and keeps the summary's throughput
+    summary = (out / "summary.json").read_text()
+    sps = json.loads(summary)["sps"]
+    again = ["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=512"]
+    assert main([*again, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        f"nothing left to train: the run had finished; its training throughput was {sps:,.0f}"
+        in printed
+    )
+    assert (out / "summary.json").read_text() == summary
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
 
 
 @pytest.mark.parametrize(
