@@ -140,13 +140,23 @@ def captured(command: list[str]) -> tuple[str, float]:
     return proc.stdout, time.perf_counter() - start
 
 
+def reusing(command: list[str]) -> list[str]:
+    """``command`` with ``--resume`` added where it is a ``metaxm train`` whose ``--out`` holds a
+    run already (a finished one is reused, an interrupted one continued)."""
+    if command[:2] != ["metaxm", "train"] or "--resume" in command or "--out" not in command:
+        return command
+    out = ROOT / command[command.index("--out") + 1]
+    return [*command, "--resume"] if (out / "config.yaml").exists() else command
+
+
 def study_page(
     name: str, title: str, commands: list[list[str]], headline: Callable[[], str]
 ) -> Path:
     """Run ``commands`` (``metaxm ...`` or ``python ...``), then write ``docs/results/NAME.md``:
     the commands, the commit, the wall-clock, ``headline()`` and the last command's output."""
     outputs, seconds = [], 0.0
-    for command in commands:
+    for i, command in enumerate(commands):
+        command = commands[i] = reusing(command)  # decided now: an earlier command may make it
         argv = METAXM + command[1:] if command[0] == "metaxm" else [sys.executable, *command[1:]]
         out, took = captured(argv)
         outputs.append(out)
@@ -327,7 +337,7 @@ def sensory_gridnav() -> Path:
     for encoder, out in runs.items():
         commands += [
             ["metaxm", "train", "tasks/sensory-gridnav.yaml", "--set", f"agent.encoder={encoder}",
-             "--out", rel(out), *(["--resume"] if (out / "config.yaml").exists() else [])],
+             "--out", rel(out)],
             ["python", "scripts/rl2_trials.py", rel(out), "--trials", "1000", "--episodes", "3",
              "--out", rel(out)],
         ]  # fmt: skip
@@ -385,8 +395,7 @@ def selffit() -> Path:
     commands = [
         ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=selffit", "--set",
          "agent.adapters=variant", "--set", f"train.init_from={rel(main / 'ppo')}", "--set",
-         "train.total_steps=300000", "--out", rel(out),
-         *(["--resume"] if (out / "config.yaml").exists() else [])],
+         "train.total_steps=300000", "--out", rel(out)],
         ["metaxm", "evaluate", rel(main), "--strategy", "zeroshot", "--strategy", "align",
          "--strategy", "selffit", "--out", rel(report)],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "selffit",
