@@ -92,7 +92,7 @@ def main_job() -> Path:
 def maml_pointnav() -> Path:
     out = RUNS / "maml-pointnav"
     command = ["metaxm", "train", "tasks/maml-pointnav.yaml", "--out", str(out.relative_to(ROOT))]
-    seconds = run(METAXM + command[1:] + (["--resume"] if (out / "config.yaml").exists() else []))
+    seconds = run(METAXM + reusing(command)[1:])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     last = rows[-10:]
     pre = sum(r["pre_return"] for r in last) / len(last)
