@@ -32,13 +32,32 @@ from metaxm.build import make_trainer
 from metaxm.spec import spec_from_dict
 
 CASES: dict[str, dict[str, Any]] = {
-    "gridnav": {
-        "world": {"name": "gridnav", "size": 7, "horizon": 30, "step_cost": 0.01},
+    "gridnav": {  # as tasks/sensory-gridnav.yaml: its agent, probes, fresh wirings and PPO
+        "world": {
+            "name": "gridnav",
+            "size": 7,
+            "walls": False,
+            "goal_visible": True,
+            "horizon": 30,
+            "step_cost": 0.01,
+        },
         "modalities": {"train": {"vector": 8, "projected": 8}},
-        "agent": {"latent_dim": 64, "hidden": 64},
-        "ppo": {"num_steps": 64},
+        "rl2": {
+            "episodes_per_trial": 3,
+            "variants": "fresh",
+            "state_probe": 1.0,
+            "state_probe_visited": True,
+        },
+        "agent": {"latent_dim": 64, "hidden": 128, "pool_queries": 16},
+        "ppo": {
+            "lr": 0.001,
+            "num_steps": 64,
+            "update_epochs": 4,
+            "num_minibatches": 4,
+            "ent_coef": 0.01,
+        },
         "train": {"num_envs": 32},
-    },
+    },  # fmt: skip
     "cartpole": {
         "world": {"name": "gym", "env_id": "CartPole-v1"},
         "modalities": {"train": {"vector": 64}},

@@ -49,3 +49,17 @@ def test_the_cartpole_case_measures_the_task_files_agent() -> None:
     assert case.agent == task.agent
     assert case.world == task.world
     assert (case.ppo.num_steps, case.train.num_envs) == (task.ppo.num_steps, task.train.num_envs)
+
+
+def test_the_gridnav_case_measures_the_task_files_agent() -> None:
+    """The same for ``tasks/sensory-gridnav.yaml``: its agent, world, probes and PPO."""
+    from metaxm.spec import load_spec
+
+    task = load_spec(Path(__file__).parents[2] / "tasks" / "sensory-gridnav.yaml")
+    case = bench._spec("gridnav", "sensory")
+    assert case.agent == task.agent
+    assert case.world == task.world
+    assert case.rl2 == task.rl2
+    assert case.ppo == task.ppo
+    assert case.modalities.train == task.modalities.train
+    assert case.train.num_envs == task.train.num_envs
