@@ -28,7 +28,9 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``selfread``: ``metaxm evaluate`` of the ``main`` job's agents on its held-out modalities
   (the ``vector``, ``projected``, ``pixels`` and ``text`` variants and the ``audio`` family)
   with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading), and
-  ``scripts/compare_strategies.py`` (selfread against no adaptation).
+  ``scripts/compare_strategies.py`` (selfread against no adaptation);
+* ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
+  permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -462,6 +464,24 @@ def selfread() -> Path:
                       commands, headline)  # fmt: skip
 
 
+def permutation_case() -> Path:
+    out = RUNS / "permutation-case"
+    command = ["python", "scripts/permutation_case.py", "--out", rel(out)]
+
+    def headline() -> str:
+        errors = json.loads((out / "permutation-case.json").read_text())["errors"]
+        mean = {k: sum(v) / len(v) for k, v in errors.items()}
+        rows = ("metafit", "the same steps, not meta-learned", "align", "least squares")
+        return (
+            "a pure permutation of a known `vector` variant, fitted from one CartPole episode; "
+            "latent error on query states over the source latents' mean square (0: recovered), "
+            "mean of 8 permutations: " + ", ".join(f"{r} **{mean[r]:.2f}**" for r in rows) + "."
+        )
+
+    return study_page("permutation-case", "A pure permutation from one episode", [command],
+                      headline)  # fmt: skip
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -478,6 +498,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "bench-sensory": bench_sensory,
     "selffit": selffit,
     "selfread": selfread,
+    "permutation-case": permutation_case,
 }
 """Job name -> the function that runs it and writes its page."""
 

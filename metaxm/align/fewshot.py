@@ -183,6 +183,7 @@ def fit_adapter(
     subset: ParamSubset = "adapter",
     seed: int = 0,
     source_params: Mapping[str, Tensor] | None = None,
+    start: Mapping[str, Tensor] | None = None,
 ) -> FitResult:
     """Fit the target family's ``subset`` so its latents meet the source latents.
 
@@ -194,13 +195,21 @@ def fit_adapter(
         seed: seeds the minibatches (when the pairs exceed ``batch_size``).
         source_params: parameters to encode the source views with (e.g. a training variant's
             own adapter from pretraining, :meth:`VariantAdapters.params`).
+        start: the ``subset``'s parameters to start from (e.g. a meta-learned start), by name;
+            by default the agent's own.
     """
     family = pairs.families[0]
     with torch.no_grad():
         sources = [
             encode(agent, o, f, source_params) for o, f in zip(pairs.obs[1:], pairs.families[1:])
         ]
-    start = {k: v.detach().clone() for k, v in agent.named_params(subset, family).items()}
+    own = agent.named_params(subset, family)
+    start = {k: v.detach().clone() for k, v in (own if start is None else start).items()}
+    if start.keys() != own.keys():
+        missing, extra = sorted(own.keys() - start.keys()), sorted(start.keys() - own.keys())
+        raise ValueError(
+            f"start must hold exactly the {subset} of {family!r}: missing {missing}, extra {extra}"
+        )
     params = {k: v.clone().requires_grad_(True) for k, v in start.items()}
     optimizer = torch.optim.Adam(params.values(), lr=config.fit_lr)
     n = pairs.batch_size

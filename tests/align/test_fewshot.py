@@ -69,6 +69,25 @@ def test_fit_adapter_only_touches_the_subset(make_spec) -> None:
     assert any(not torch.equal(v, own[k]) for k, v in fit.params.items())
 
 
+def test_a_fit_starts_where_it_is_told(make_spec) -> None:
+    """``start``: the agent's own parameters give the default fit exactly; another start gives
+    another fit (and the prior holds it near that start); a start of other names is refused."""
+    spec = make_spec(align={"fit_iters": 5, "fit_prior": 1.0})
+    agent = build_agent(spec)
+    paired = collect_paired_steps(agent, spec, ("vector", 5), steps=8, source=("vector", 6))
+    own = {k: v.detach().clone() for k, v in agent.named_params("adapter", "vector").items()}
+    default = fit_adapter(agent, paired.batch, spec.align, "adapter", seed=3)
+    same = fit_adapter(agent, paired.batch, spec.align, "adapter", seed=3, start=own)
+    assert all(torch.equal(default.params[k], same.params[k]) for k in own)
+    moved = {k: v + 0.5 for k, v in own.items()}
+    other = fit_adapter(agent, paired.batch, spec.align, "adapter", seed=3, start=moved)
+    assert all(not torch.equal(default.params[k], other.params[k]) for k in own)
+    with pytest.raises(
+        ValueError, match=r"exactly the adapter\+encoder of 'vector': missing \['encoders"
+    ):
+        fit_adapter(agent, paired.batch, spec.align, "adapter+encoder", start=own)
+
+
 def test_fit_subset_auto_fits_the_encoder_only_for_a_new_family(make_spec) -> None:
     auto = make_spec()
     assert fit_subset(auto, "vector") == "adapter"

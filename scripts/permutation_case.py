@@ -1,0 +1,223 @@
+#!/usr/bin/env python
+"""#15's constructed case: a vector variant that is a pure permutation of a known one, fitted
+from one episode of paired renders, where the right answer is known.
+
+The world is CartPole-v1, where every state feature moves at every step, so one episode's pairs
+pin a re-wiring down (on GridNav the goal's channels are constant within an episode and one
+episode cannot tell them apart: ``docs/transfer-studies.md`` sections 8 and 10). The target
+view is the source view's own render with its channels permuted (a fresh permutation per trial),
+so the right answer reads every query state exactly as the source does: the source's encoder
+on the channels put back in order.
+
+The source agent is a fresh (untrained) agent with per-variant adapters on two ``vector``
+training variants: a fit is judged by its latents, which any encoder defines. The meta-learned
+paired fit (``algo: metafit``, :mod:`metaxm.align.metafit`) is meta-trained for ``--updates``
+meta-updates on fresh ``vector`` variants (one support episode, 4 query episodes each). Then,
+per trial, from one support episode of the permuted view, each fit's error on 8 query episodes
+is the mean squared distance of its latents to the source's, over the source latents' mean
+square (0: read exactly; about 1 or more: not read):
+
+* ``no fit``: the agent's own encoder and adapter, and the meta-learned start, no step;
+* ``metafit``: the start and ``align.meta_steps`` steps at the learned rates;
+* ``the same steps, not meta-learned``: the same steps from the agent's own weights at
+  ``align.meta_inner_lr``, where meta-training starts;
+* ``align``: the hand-set fit, ``align.fit_iters`` Adam steps over the encoder and adapter;
+* ``least squares``: the linear map from the target's channels to the source's, in closed
+  form (``translate``'s map, :func:`metaxm.align.least_squares.ridge`), read by the source;
+* ``right answer``: the source reading the channels put back in order (0 by construction).
+
+python scripts/permutation_case.py --out docs/results     # about 1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metaxm.align.fewshot import collect_paired_steps, fit_adapter
+from metaxm.align.least_squares import ridge
+from metaxm.align.losses import encode
+from metaxm.align.metafit import MetaFit, pair_loss
+from metaxm.align.metafit_trainer import MetaFitTrainer
+from metaxm.sampler import TaskSampler, fresh_variant_seed
+from metaxm.spec import Spec, spec_from_dict
+
+ROWS = (
+    "no fit (the agent's weights)", "no fit (learned start)", "metafit",
+    "the same steps, not meta-learned", "align", "align from a meta-learned start",
+    "least squares", "right answer",
+)  # fmt: skip
+
+
+def case_spec(seed: int = 0) -> Spec:
+    """CartPole through two ``vector`` training variants, a small agent with per-variant
+    adapters, and the meta-learned fit's settings."""
+    return spec_from_dict({
+        "seed": seed,
+        "world": {"name": "gym", "env_id": "CartPole-v1"},
+        "modalities": {"train": {"vector": 2}, "heldout_variants": {}},
+        "agent": {"latent_dim": 16, "encoder_width": 32, "hidden": 32, "adapters": "variant"},
+        "train": {"init_from": "(none: a fresh agent)", "num_envs": 4},
+        "algo": "metafit",
+        "log": {"mode": "disabled", "progress": False},
+        "align": {  # align's fit as tasks/gridnav.yaml's (fit_mse weighs in metafit's loss too)
+            "fit_iters": 100, "fit_lr": 0.01, "fit_prior": 3.0, "fit_mse": 10.0,
+            "meta_steps": 5, "meta_inner_lr": 0.03, "meta_lr": 3e-3, "meta_batch": 4,
+            "meta_episodes": [1], "meta_query_episodes": 4, "explore": 1.0,
+        },
+    })  # fmt: skip
+
+
+def _permuted(batch: Any, perm: torch.Tensor) -> Any:
+    """The batch with view 0 := view 1's render, channels permuted (a pure permutation)."""
+    return dataclasses.replace(batch, obs=(batch.obs[1][:, perm], batch.obs[1]))
+
+
+def align_start(trainer: MetaFitTrainer, updates: int, seed: int) -> dict[str, torch.Tensor]:
+    """A start for ``align``'s hand-set fit, meta-learned first-order (FOMAML): per update,
+    ``align.meta_batch`` fresh variants, each fitted from the start on one episode, and one
+    Adam step on the start along the query loss's gradient at the fitted parameters."""
+    agent, spec, src = trainer.agent, trainer.spec, trainer.source_params
+    start = {
+        k: v.detach().clone() for k, v in agent.named_params("adapter+encoder", "vector").items()
+    }
+    optimizer = torch.optim.Adam(start.values(), lr=spec.align.meta_lr)
+    g = torch.Generator().manual_seed(seed + 7)
+    for _ in range(updates):
+        grads = {k: torch.zeros_like(v) for k, v in start.items()}
+        for _ in range(spec.align.meta_batch):
+            variant, s = fresh_variant_seed(g), int(torch.randint(0, 2**31 - 2, (), generator=g))
+            support, query = (
+                collect_paired_steps(agent, spec, ("vector", variant), source=trainer.source,
+                                     seed=s + i, episodes=n).batch
+                for i, n in ((0, 1), (1, spec.align.meta_query_episodes))
+            )  # fmt: skip
+            fitted = fit_adapter(agent, support, spec.align, "adapter+encoder", s, src, start)
+            params = {k: v.requires_grad_(True) for k, v in fitted.params.items()}
+            with torch.no_grad():
+                z_q = encode(agent, query.obs[1], "vector", src)
+            loss = pair_loss(agent, "vector", params, query, z_q, spec.align)
+            for k, grad in zip(params, torch.autograd.grad(loss, list(params.values()))):
+                grads[k] += grad / spec.align.meta_batch
+        for k, v in start.items():
+            v.grad = grads[k]
+        optimizer.step()
+    return start
+
+
+def measure(updates: int, trials: int, seed: int = 0, align_updates: int = 100) -> dict[str, Any]:
+    """Meta-train for ``updates`` meta-updates, then fit ``trials`` permutations from one
+    episode each; each fit's relative query error per trial (see the module docstring)."""
+    spec = case_spec(seed)
+    trainer = MetaFitTrainer(spec)
+    t0 = time.perf_counter()
+    first = last = None
+    for _ in range(updates):
+        metrics = trainer.update()
+        first = metrics if first is None else first
+        last = metrics
+    seconds = time.perf_counter() - t0
+    assert trainer.metafit is not None
+    agent, source = trainer.agent, trainer.source
+    src = trainer.source_params
+    unlearned = MetaFit(*trainer._fresh_start(), spec.align)
+    t1 = time.perf_counter()
+    learned_start = align_start(trainer, align_updates, seed)
+    align_seconds = time.perf_counter() - t1
+    g = torch.Generator().manual_seed(seed + 5)
+    errors: dict[str, list[float]] = {r: [] for r in ROWS}
+    support_steps = []
+    for t in range(trials):
+        support, query = (
+            collect_paired_steps(agent, spec, source, source=source, seed=s, episodes=n).batch
+            for s, n in ((1000 + 2 * t, 1), (1001 + 2 * t, 8))
+        )
+        perm = torch.randperm(support.obs[1].shape[1], generator=g)
+        support, query = _permuted(support, perm), _permuted(query, perm)
+        support_steps.append(support.batch_size)
+        fits = {
+            "no fit (the agent's weights)": unlearned.init["vector"],
+            "no fit (learned start)": trainer.metafit.init["vector"],
+            "metafit": trainer.metafit.fit(agent, support, src),
+            "the same steps, not meta-learned": unlearned.fit(agent, support, src),
+            "align": fit_adapter(agent, support, spec.align, "adapter+encoder", t, src).params,
+            "align from a meta-learned start": fit_adapter(
+                agent, support, spec.align, "adapter+encoder", t, src, learned_start
+            ).params,
+        }
+        with torch.no_grad():
+            z_q = encode(agent, query.obs[1], "vector", src)
+            scale = float(z_q.pow(2).mean())
+            for name, params in fits.items():
+                z = encode(agent, query.obs[0], "vector", params)
+                errors[name].append(float((z - z_q).pow(2).mean()) / scale)
+            routing = ridge(support.obs[0].double(), support.obs[1].double()).float()
+            z = encode(agent, query.obs[0] @ routing, "vector", src)
+            errors["least squares"].append(float((z - z_q).pow(2).mean()) / scale)
+            z = encode(agent, query.obs[0][:, torch.argsort(perm)], "vector", src)
+            errors["right answer"].append(float((z - z_q).pow(2).mean()) / scale)
+    assert first is not None and last is not None
+    return {
+        "updates": updates, "trials": trials, "seed": seed, "meta_train_seconds": seconds,
+        "align_start_seconds": align_seconds, "align_updates": align_updates,
+        "query_loss_first": first["query_loss/vector"],
+        "query_loss_last": last["query_loss/vector"],
+        "support_steps": support_steps,
+        "train_variants": TaskSampler(spec).splits["train"]["vector"],
+        "errors": errors,
+    }  # fmt: skip
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| fit, from one episode | relative query error, mean | min | max |",
+        "|---|---|---|---|",
+    ]
+    for name, values in result["errors"].items():
+        mean = sum(values) / len(values)
+        lines.append(f"| {name} | {mean:.3f} | {min(values):.3f} | {max(values):.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--updates", type=int, default=200, help="meta-updates of metafit")
+    parser.add_argument(
+        "--align-updates", type=int, default=100, help="first-order meta-updates of align's start"
+    )
+    parser.add_argument("--trials", type=int, default=8, help="permutations fitted")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write permutation-case.{json,md} here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    result = measure(args.updates, args.trials, args.seed, args.align_updates)
+    steps = result["support_steps"]
+    text = (
+        f"{result['updates']} meta-updates ({result['meta_train_seconds']:.0f} s; query loss "
+        f"{result['query_loss_first']:.2f} -> {result['query_loss_last']:.2f}); align's start: "
+        f"{result['align_updates']} first-order meta-updates "
+        f"({result['align_start_seconds']:.0f} s); {result['trials']} permutations, one "
+        f"support episode each ({min(steps)}-{max(steps)} steps)\n\n" + table(result)
+    )
+    print(text)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "permutation-case.json").write_text(json.dumps(result, indent=2) + "\n")
+        command = "python scripts/permutation_case.py --out " + str(args.out)
+        (args.out / "permutation-case.md").write_text(
+            f"# A pure permutation from one episode (#15's constructed case)\n\n"
+            f"_`{command}`; the set-up: the script's docstring and "
+            f"`docs/transfer-studies.md` section 20._\n\n{text}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
