@@ -5,9 +5,10 @@ from one episode of paired renders, where the right answer is known.
 The world is CartPole-v1, where every state feature moves at every step, so one episode's pairs
 pin a re-wiring down (on GridNav the goal's channels are constant within an episode and one
 episode cannot tell them apart: ``docs/transfer-studies.md`` sections 8 and 10). The target
-view is the source view's own render with its channels permuted (a fresh permutation per trial),
-so the right answer reads every query state exactly as the source does: the source's encoder
-on the channels put back in order.
+view is the source view's own render with its state channels permuted (a fresh permutation per
+trial, never the identity; the family's noise channels stay last, as in every ``vector``
+variant), so the right answer reads every query state exactly as the source does: the
+source's encoder on the channels put back in order.
 
 The source agent is a fresh (untrained) agent with per-variant adapters on two ``vector``
 training variants: a fit is judged by its latents, which any encoder defines. The meta-learned
@@ -46,6 +47,7 @@ from metaxm.align.least_squares import ridge
 from metaxm.align.losses import encode
 from metaxm.align.metafit import MetaFit, pair_loss
 from metaxm.align.metafit_trainer import MetaFitTrainer
+from metaxm.modalities.vector import NOISE_CHANNELS
 from metaxm.sampler import TaskSampler, fresh_variant_seed
 from metaxm.spec import Spec, spec_from_dict
 
@@ -73,6 +75,15 @@ def case_spec(seed: int = 0) -> Spec:
             "meta_episodes": [1], "meta_query_episodes": 4, "explore": 1.0,
         },
     })  # fmt: skip
+
+
+def _permutation(features: int, g: torch.Generator) -> torch.Tensor:
+    """A permutation of the first ``features`` channels other than the identity, the family's
+    noise channels left last (a ``vector`` variant's layout)."""
+    order = torch.arange(features)
+    while torch.equal(order, torch.arange(features)):
+        order = torch.randperm(features, generator=g)
+    return torch.cat((order, torch.arange(features, features + NOISE_CHANNELS)))
 
 
 def _permuted(batch: Any, perm: torch.Tensor) -> Any:
@@ -139,7 +150,7 @@ def measure(updates: int, trials: int, seed: int = 0, align_updates: int = 100) 
             collect_paired_steps(agent, spec, source, source=source, seed=s, episodes=n).batch
             for s, n in ((1000 + 2 * t, 1), (1001 + 2 * t, 8))
         )
-        perm = torch.randperm(support.obs[1].shape[1], generator=g)
+        perm = _permutation(support.obs[1].shape[1] - NOISE_CHANNELS, g)
         support, query = _permuted(support, perm), _permuted(query, perm)
         support_steps.append(support.batch_size)
         fits = {
