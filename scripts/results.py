@@ -30,7 +30,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading), and
   ``scripts/compare_strategies.py`` (selfread against no adaptation);
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
-  permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes).
+  permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
+* ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
+  first): a paired fit solved in closed form under a meta-learned prior, against least squares,
+  ``align`` and ``translate`` on validation variants.
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -482,6 +485,29 @@ def permutation_case() -> Path:
                       headline)  # fmt: skip
 
 
+def ridge_prior() -> Path:
+    out = RUNS / "ridge-prior"
+    command = ["python", "scripts/ridge_prior.py", rel(RUNS / "main" / "ppo"), "--seeds", "1", "2",
+               "3", "4", "--out", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads((out / "ridge-prior.json").read_text())["rows"]
+        cells = []
+        for family in ("vector", "projected", "pixels"):
+            for fit in ("learned prior", "least squares", "align"):
+                by_k = rows[f"{family}|{fit}"]
+                mean = " / ".join(f"{sum(v) / len(v):.2f}" for v in by_k.values())
+                cells.append(f"{family} {fit} {mean}")
+        return (
+            "success on validation variants at k = 1 / 2 / 4 (mean of 4 variants x 4 seeds): "
+            + "; ".join(cells)
+            + "."
+        )
+
+    return study_page("ridge-prior", "A meta-learned ridge prior for the paired fit", [command],
+                      headline)  # fmt: skip
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -499,6 +525,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "selffit": selffit,
     "selfread": selfread,
     "permutation-case": permutation_case,
+    "ridge-prior": ridge_prior,
 }
 """Job name -> the function that runs it and writes its page."""
 
