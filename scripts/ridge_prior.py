@@ -16,10 +16,11 @@ j, with prior mean m_j and precisions p_j (D each)::
 
 The agent reads X w through the source's encoder and adapter, as ``translate``'s policy does.
 Meta-training: per update, ``--batch`` fresh variants (seeds no split holds), a support of k
-episodes (k drawn from 1 and 2) and 4 query episodes each, the squared error of the query's
-translation, one Adam step on (m, log p) through the exact solve.
+episodes (k drawn from 1 and 2) and 4 query episodes each, the squared error of the source
+latents the query's translation gives (``--outer latent``; or of the translation itself,
+``--outer obs``), one Adam step on (m, log p) through the exact solve.
 
-python scripts/ridge_prior.py runs/results/main/ppo --out docs/results    # about 15 minutes
+python scripts/ridge_prior.py runs/results/main/ppo --out runs/ridge-prior   # about 3 minutes
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def meta_train(
 ) -> dict:  # fmt: skip
     """Meta-learn ``family``'s prior (module docstring); returns it and its training curve."""
     agent, spec = learner.agent, learner.spec
+    agent.requires_grad_(False)  # only the prior learns
     source = default_source(spec)
     params = source_params(agent, source)
     scale = _scale(agent.observation_spaces[family])
