@@ -11,8 +11,9 @@ steps/s over the sensory encoder's (the issue's target: at most 3), in wall-cloc
 this process's CPU time (the steadier measure on a shared machine; with one torch thread it is
 the time an idle core would take).
 
-The cases (:data:`CASES`): GridNav 7 x 7 seen as ``vector`` (14 channels) and ``projected``
-(32), the batched world of the main job, where the network is most of the cost; and CartPole-v1
+The cases (:data:`CASES`): GridNav 7 x 7 seen as ``vector`` (8 channels) and ``projected`` (32)
+as ``tasks/sensory-gridnav.yaml`` trains it (128 units, both probes, fresh wirings), the batched
+world of the main job, where the network is most of the cost; and CartPole-v1
 (``tasks/sensory-cartpole.yaml``, 8 channels, its two lags and its sign built in, which runs
 every neuron twice), a gymnasium env stepped in Python.
 """
@@ -57,7 +58,7 @@ CASES: dict[str, dict[str, Any]] = {
             "ent_coef": 0.01,
         },
         "train": {"num_envs": 32},
-    },  # fmt: skip
+    },
     "cartpole": {
         "world": {"name": "gym", "env_id": "CartPole-v1"},
         "modalities": {"train": {"vector": 64}},
