@@ -23,11 +23,13 @@ square (0: read exactly; about 1 or more: not read):
 * ``the same steps, not meta-learned``: the same steps from the agent's own weights at
   ``align.meta_inner_lr``, where meta-training starts;
 * ``align``: the hand-set fit, ``align.fit_iters`` Adam steps over the encoder and adapter;
+* ``align from a meta-learned start``: the same fit from a start meta-learned first-order
+  (FOMAML, ``--align-updates`` meta-updates: :func:`align_start`);
 * ``least squares``: the linear map from the target's channels to the source's, in closed
   form (``translate``'s map, :func:`metaxm.align.least_squares.ridge`), read by the source;
 * ``right answer``: the source reading the channels put back in order (0 by construction).
 
-python scripts/permutation_case.py --out docs/results     # about 1 minute
+python scripts/permutation_case.py --out runs/permutation-case     # about 2 minutes
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write permutation-case.{json,md} here")
     args = parser.parse_args(argv)
+    if args.updates < 1 or args.trials < 1 or args.align_updates < 0:
+        parser.error("--updates and --trials must be >= 1, --align-updates >= 0")
     torch.set_num_threads(1)
     result = measure(args.updates, args.trials, args.seed, args.align_updates)
     steps = result["support_steps"]

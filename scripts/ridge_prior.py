@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from metaxm.align.fewshot import collect_paired_steps, default_source, source_params
 from metaxm.align.losses import encode
 from metaxm.build import make_env
+from metaxm.errors import ConfigError, MetaxmError
 from metaxm.learners import Align, Translate
 from metaxm.nn.encoders import _scale
 from metaxm.sampler import fresh_variant_seed
@@ -186,8 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, nargs="+", default=list(VALIDATION))
     parser.add_argument("--out", type=Path, help="write ridge-prior.{json,md} here")
     args = parser.parse_args(argv)
+    if min(args.budgets) < 1 or args.batch < 1 or args.episodes < 1 or args.updates < 0:
+        parser.error("--budgets, --batch and --episodes must be >= 1, --updates >= 0")
     torch.set_num_threads(1)
+    try:
+        return study(args)
+    except MetaxmError as err:
+        print(f"ridge_prior.py: {err}", file=sys.stderr)
+        return 2
+
+
+def study(args: argparse.Namespace) -> int:
+    """Meta-train each family's prior, measure every fit, print and write the table."""
     learned = PriorTranslate.from_run(args.run)
+    unknown = [f for f in args.families if f not in learned.spec.modalities.train]
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: not a training family of {args.run}; a prior is meta-learned "
+            f"on fresh variants of one ({', '.join(learned.spec.modalities.train)})"
+        )
     start = PriorTranslate.from_run(args.run)
     plain = PriorTranslate.from_run(args.run)
     rows: dict[str, dict[str, list[float]]] = {}
