@@ -3,27 +3,17 @@ variant, fitted from one CartPole episode, where the right answer is known."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "permutation_case", ROOT / "scripts" / "permutation_case.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_case_is_posed_so_that_one_episode_pins_the_permutation(tmp_path: Path) -> None:
-    script = _script()
+def test_the_case_is_posed_so_that_one_episode_pins_the_permutation(
+    load_script, tmp_path: Path
+) -> None:
+    script = load_script("permutation_case")
     argv = ["--updates", "10", "--align-updates", "2", "--trials", "2", "--out", str(tmp_path)]
     assert script.main(argv) == 0
     result = json.loads((tmp_path / "permutation-case.json").read_text())
@@ -45,8 +35,8 @@ def test_the_case_is_posed_so_that_one_episode_pins_the_permutation(tmp_path: Pa
     assert "| metafit |" in (tmp_path / "permutation-case.md").read_text()
 
 
-def test_a_permutation_moves_the_features_and_leaves_the_noise_last() -> None:
-    script = _script()
+def test_a_permutation_moves_the_features_and_leaves_the_noise_last(load_script) -> None:
+    script = load_script("permutation_case")
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
         perm = script._permutation(2, g)  # one permutation of 2 is the identity: never drawn

@@ -3,23 +3,11 @@ an independent solve in the weights' own space (float64)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "ridge_prior", ROOT / "scripts" / "ridge_prior.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _primal(x, y, mean, log_prec):
@@ -40,8 +28,8 @@ def _problem(n: int, d: int, s: int = 3, seed: int = 0):
     return x, y, mean, log_prec
 
 
-def test_the_dual_solve_is_the_map_estimate_and_its_meta_gradient() -> None:
-    script = _script()
+def test_the_dual_solve_is_the_map_estimate_and_its_meta_gradient(load_script) -> None:
+    script = load_script("ridge_prior")
     for n, d in ((5, 9), (12, 4)):  # fewer rows than weights (pixels), and more
         x, y, mean, log_prec = _problem(n, d)
         xq = torch.randn(7, d, dtype=torch.float64)
@@ -53,8 +41,8 @@ def test_the_dual_solve_is_the_map_estimate_and_its_meta_gradient() -> None:
             assert float(a.abs().max()) > 1e-6  # the prior learns
 
 
-def test_the_prior_spans_least_squares_and_its_own_mean() -> None:
-    script = _script()
+def test_the_prior_spans_least_squares_and_its_own_mean(load_script) -> None:
+    script = load_script("ridge_prior")
     x, y, mean, _ = _problem(12, 4)
     flat = torch.full_like(mean, -20.0)
     assert torch.allclose(script.map_solve(x, y, mean, flat), torch.linalg.lstsq(x, y).solution)
@@ -62,11 +50,11 @@ def test_the_prior_spans_least_squares_and_its_own_mean() -> None:
     assert torch.allclose(script.map_solve(x, y, mean, firm), mean, atol=1e-6)
 
 
-def test_the_meta_gradient_matches_higher_unrolled_to_convergence() -> None:
+def test_the_meta_gradient_matches_higher_unrolled_to_convergence(load_script) -> None:
     """``higher``'s differentiable SGD on the same proximal objective, unrolled until it has
     converged, gives the closed form's meta-gradient (the implicit gradient, iMAML)."""
     higher = pytest.importorskip("higher")
-    script = _script()
+    script = load_script("ridge_prior")
     x, y, mean, log_prec = _problem(12, 4, seed=1)
     log_prec = (log_prec.detach() * 0.3).requires_grad_()  # precisions near 1: well conditioned
     xq = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
@@ -86,7 +74,9 @@ def test_the_meta_gradient_matches_higher_unrolled_to_convergence() -> None:
         assert torch.allclose(a, b, atol=1e-7), (a - b).abs().max()
 
 
-def test_the_script_meta_trains_and_measures_every_fit(make_spec, tmp_path: Path) -> None:
+def test_the_script_meta_trains_and_measures_every_fit(
+    make_spec, load_script, tmp_path: Path
+) -> None:
     """On a tiny PPO run with per-variant adapters: every fit measured at every budget on every
     validation variant, the meta-training's curve, the page and the numbers written."""
     from metaxm.run.loop import train
@@ -97,7 +87,7 @@ def test_the_script_meta_trains_and_measures_every_fit(make_spec, tmp_path: Path
         ppo={"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
     )
     train(spec, tmp_path / "run")
-    script = _script()
+    script = load_script("ridge_prior")
     argv = [str(tmp_path / "run"), "--updates", "2", "--batch", "1", "--budgets", "1", "2"]
     argv += ["--seeds", "1", "--episodes", "2", "--families", "vector", "--out", str(tmp_path)]
     assert script.main(argv) == 0

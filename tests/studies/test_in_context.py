@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -25,7 +24,6 @@ from studies.in_context import (
     write_study,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC = {
     "seed": 3,
     "world": {"name": "gridnav", "size": 4, "horizon": 6, "goal_visible": False},
@@ -146,27 +144,27 @@ def test_write_study_writes_standard_json(tmp_path: Path) -> None:
     assert (tmp_path / "in_context.png").stat().st_size > 0
 
 
-def _script_main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    spec = importlib.util.spec_from_file_location("rl2_trials", ROOT / "scripts" / "rl2_trials.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _script_main(load_script, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(sys, "argv", ["rl2_trials.py", *argv])
-    return module.main()
+    return load_script("rl2_trials").main()
 
 
 def test_script_writes_the_study_and_refuses_a_run_that_is_not_rl2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    load_script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train(spec_from_dict(SPEC), tmp_path / "rl2")
     out = tmp_path / "ic"
     assert (
-        _script_main([str(tmp_path / "rl2"), "--trials", "4", "--out", str(out)], monkeypatch) == 0
+        _script_main(
+            load_script, [str(tmp_path / "rl2"), "--trials", "4", "--out", str(out)], monkeypatch
+        )
+        == 0
     )
     assert "| heldout_variants | vector | 4 |" in capsys.readouterr().out
     assert json.loads((out / "in_context.json").read_text())["train"]["vector"]["trials"] == 4
     train(spec_from_dict(dict(SPEC, algo="ppo")), tmp_path / "ppo")
-    assert _script_main([str(tmp_path / "ppo"), "--trials", "4"], monkeypatch) == 2
+    assert _script_main(load_script, [str(tmp_path / "ppo"), "--trials", "4"], monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "in-context trials need an rl2 run" in err
-    assert _script_main([str(tmp_path / "rl2"), "--episodes", "0"], monkeypatch) == 2
+    assert _script_main(load_script, [str(tmp_path / "rl2"), "--episodes", "0"], monkeypatch) == 2
     assert "--episodes must be >= 1" in capsys.readouterr().err
