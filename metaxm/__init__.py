@@ -28,6 +28,7 @@ _API = {
     "RL2": "metaxm.learners",
     "Align": "metaxm.learners",
     "MetaFit": "metaxm.learners",
+    "PriorFit": "metaxm.learners",
     "SelfFit": "metaxm.learners",
     "SelfRead": "metaxm.learners",
     "Translate": "metaxm.learners",

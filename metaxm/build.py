@@ -114,12 +114,19 @@ def _selffit() -> type:
     return SelfFitTrainer
 
 
+def _priorfit() -> type:
+    from metaxm.align.priorfit_trainer import PriorFitTrainer
+
+    return PriorFitTrainer
+
+
 TRAINERS: dict[str, Callable[[], type]] = {
     "ppo": _ppo,
     "rl2": _rl2,
     "maml": _maml,
     "metafit": _metafit,
     "selffit": _selffit,
+    "priorfit": _priorfit,
 }
 """``algo`` name -> a function returning its trainer class (imported only when chosen)."""
 

@@ -134,7 +134,7 @@ class Spec:
     device: str = "cpu"
     world: Any = field(default_factory=_default_world, metadata={"parse": _parse_world})
     modalities: ModalitySplits = field(default_factory=ModalitySplits)
-    algo: Literal["ppo", "rl2", "maml", "metafit", "selffit"] = "ppo"
+    algo: Literal["ppo", "rl2", "maml", "metafit", "selffit", "priorfit"] = "ppo"
     agent: AgentConfig = field(default_factory=AgentConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     rl2: RL2Config = field(default_factory=RL2Config)

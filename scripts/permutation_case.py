@@ -25,6 +25,10 @@ square (0: read exactly; about 1 or more: not read):
 * ``align``: the hand-set fit, ``align.fit_iters`` Adam steps over the encoder and adapter;
 * ``align from a meta-learned start``: the same fit from a start meta-learned first-order
   (FOMAML, ``--align-updates`` meta-updates: :func:`align_start`);
+* ``priorfit``: the linear map from the target's channels to the source's, solved in closed
+  form under a Gaussian prior meta-learned on fresh ``vector`` variants (``algo: priorfit``,
+  :mod:`metaxm.align.priorfit`; ``--prior-updates`` meta-updates at ``PRIOR_LR``), read by the
+  source's encoder; ``priorfit's start``: the same under the prior it starts from;
 * ``least squares``: the linear map from the target's channels to the source's, in closed
   form (``translate``'s map, :func:`metaxm.align.least_squares.ridge`), read by the source;
 * ``right answer``: the source reading the channels put back in order (0 by construction).
@@ -49,15 +53,22 @@ from metaxm.align.least_squares import ridge
 from metaxm.align.losses import encode
 from metaxm.align.metafit import MetaFit, pair_loss
 from metaxm.align.metafit_trainer import MetaFitTrainer
+from metaxm.align.priorfit import LinearTranslator, MapPrior
+from metaxm.align.priorfit_trainer import PriorFitTrainer
 from metaxm.modalities.vector import NOISE_CHANNELS
 from metaxm.sampler import TaskSampler, fresh_variant_seed
-from metaxm.spec import Spec, spec_from_dict
+from metaxm.spec import Spec, replace, spec_from_dict
 
 ROWS = (
     "no fit (the agent's weights)", "no fit (learned start)", "metafit",
     "the same steps, not meta-learned", "align", "align from a meta-learned start",
-    "least squares", "right answer",
+    "priorfit", "priorfit's start, not meta-learned", "least squares", "right answer",
+    "right answer, the noise not read",
 )  # fmt: skip
+MAP_ROWS = ("priorfit", "priorfit's start, not meta-learned", "least squares")
+"""The fits that translate into the source's observation, whose state channels are scored too."""
+PRIOR_LR = 0.03
+"""``align.meta_lr`` of the prior's meta-training (as ``tasks/gridnav.yaml``'s priorfit stage)."""
 
 
 def case_spec(seed: int = 0) -> Spec:
@@ -125,9 +136,23 @@ def align_start(trainer: MetaFitTrainer, updates: int, seed: int) -> dict[str, t
     return start
 
 
-def measure(updates: int, trials: int, seed: int = 0, align_updates: int = 100) -> dict[str, Any]:
-    """Meta-train for ``updates`` meta-updates, then fit ``trials`` permutations from one
-    episode each; each fit's relative query error per trial (see the module docstring)."""
+def prior_fit(trainer: MetaFitTrainer, updates: int) -> tuple[PriorFitTrainer, float, float]:
+    """The prior meta-learned for ``updates`` meta-updates on the same (fresh) agent, and its
+    query loss at the first and last update."""
+    spec = trainer.spec
+    spec = replace(spec, algo="priorfit", align=dataclasses.replace(spec.align, meta_lr=PRIOR_LR))
+    prior = PriorFitTrainer(spec)
+    prior.agent.load_state_dict(trainer.agent.state_dict())
+    losses = [prior.update()["query_loss/vector"] for _ in range(updates)]
+    return prior, losses[0], losses[-1]
+
+
+def measure(
+    updates: int, trials: int, seed: int = 0, align_updates: int = 100, prior_updates: int = 200
+) -> dict[str, Any]:
+    """Meta-train for ``updates`` meta-updates (``prior_updates`` for the prior), then fit
+    ``trials`` permutations from one episode each; each fit's relative query error per trial
+    (see the module docstring)."""
     spec = case_spec(seed)
     trainer = MetaFitTrainer(spec)
     t0 = time.perf_counter()
@@ -144,8 +169,16 @@ def measure(updates: int, trials: int, seed: int = 0, align_updates: int = 100) 
     t1 = time.perf_counter()
     learned_start = align_start(trainer, align_updates, seed)
     align_seconds = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    prior, prior_first, prior_last = prior_fit(trainer, prior_updates)
+    prior_seconds = time.perf_counter() - t2
+    learned_prior = prior.metafit
+    assert isinstance(learned_prior, MapPrior)
+    unlearned_prior = prior._fresh()
+    space = agent.observation_spaces["vector"]
     g = torch.Generator().manual_seed(seed + 5)
     errors: dict[str, list[float]] = {r: [] for r in ROWS}
+    state_errors: dict[str, list[float]] = {r: [] for r in MAP_ROWS}
     support_steps = []
     for t in range(trials):
         support, query = (
@@ -171,21 +204,56 @@ def measure(updates: int, trials: int, seed: int = 0, align_updates: int = 100) 
             for name, params in fits.items():
                 z = encode(agent, query.obs[0], "vector", params)
                 errors[name].append(float((z - z_q).pow(2).mean()) / scale)
+            for name, table in (
+                ("priorfit", learned_prior),
+                ("priorfit's start, not meta-learned", unlearned_prior),
+            ):
+                weight = table.solve("vector", *_map_data(support, space))
+                translated = LinearTranslator(weight, space)(query.obs[0])
+                z = encode(agent, translated, "vector", src)
+                errors[name].append(float((z - z_q).pow(2).mean()) / scale)
+                state_errors[name].append(_state_error(translated, query.obs[1]))
             routing = ridge(support.obs[0].double(), support.obs[1].double()).float()
             z = encode(agent, query.obs[0] @ routing, "vector", src)
             errors["least squares"].append(float((z - z_q).pow(2).mean()) / scale)
+            state_errors["least squares"].append(_state_error(query.obs[0] @ routing, query.obs[1]))
             z = encode(agent, query.obs[0][:, torch.argsort(perm)], "vector", src)
             errors["right answer"].append(float((z - z_q).pow(2).mean()) / scale)
+            unnoised = query.obs[0][:, torch.argsort(perm)].clone()
+            unnoised[:, -NOISE_CHANNELS:] = 0.0
+            z = encode(agent, unnoised, "vector", src)
+            errors["right answer, the noise not read"].append(
+                float((z - z_q).pow(2).mean()) / scale
+            )
     assert first is not None and last is not None
     return {
         "updates": updates, "trials": trials, "seed": seed, "meta_train_seconds": seconds,
         "align_start_seconds": align_seconds, "align_updates": align_updates,
+        "prior_updates": prior_updates, "prior_seconds": prior_seconds,
+        "prior_query_loss_first": prior_first, "prior_query_loss_last": prior_last,
         "query_loss_first": first["query_loss/vector"],
         "query_loss_last": last["query_loss/vector"],
         "support_steps": support_steps,
         "train_variants": TaskSampler(spec).splits["train"]["vector"],
         "errors": errors,
+        "state_errors": state_errors,
     }  # fmt: skip
+
+
+def _map_data(pairs: Any, space: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear map's inputs and outputs from ``pairs``: the target's features, the source's."""
+    from metaxm.align.priorfit import features
+
+    return features(pairs.obs[0], space), pairs.obs[1].float().flatten(1)
+
+
+def _state_error(translated: torch.Tensor, source: torch.Tensor) -> float:
+    """The translation's mean squared error on the source's state channels over their mean
+    square (as the latents' error is measured): the permutation read (0), whatever the noise
+    channels (which the case's target shares with the source, and no real variant does)."""
+    state = slice(0, source.shape[1] - NOISE_CHANNELS)
+    err = (translated[:, state] - source[:, state]).pow(2).mean()
+    return float(err / source[:, state].pow(2).mean().clamp_min(1e-12))
 
 
 def table(result: dict[str, Any]) -> str:
@@ -196,6 +264,17 @@ def table(result: dict[str, Any]) -> str:
     for name, values in result["errors"].items():
         mean = sum(values) / len(values)
         lines.append(f"| {name} | {mean:.3f} | {min(values):.3f} | {max(values):.3f} |")
+    lines += [
+        "",
+        "The fits that translate, on the source's state channels alone (the translation's mean "
+        "squared error over their mean square):",
+        "",
+        "| fit, from one episode | relative state-channel error, mean | min | max |",
+        "|---|---|---|---|",
+    ]
+    for name, values in result["state_errors"].items():
+        mean = sum(values) / len(values)
+        lines.append(f"| {name} | {mean:.4f} | {min(values):.4f} | {max(values):.4f} |")
     return "\n".join(lines)
 
 
@@ -205,20 +284,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--align-updates", type=int, default=100, help="first-order meta-updates of align's start"
     )
+    parser.add_argument(
+        "--prior-updates", type=int, default=200, help="meta-updates of priorfit's prior"
+    )
     parser.add_argument("--trials", type=int, default=8, help="permutations fitted")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write permutation-case.{json,md} here")
     args = parser.parse_args(argv)
-    if args.updates < 1 or args.trials < 1 or args.align_updates < 0:
-        parser.error("--updates and --trials must be >= 1, --align-updates >= 0")
+    if min(args.updates, args.trials, args.prior_updates) < 1 or args.align_updates < 0:
+        parser.error("--updates, --prior-updates and --trials must be >= 1, --align-updates >= 0")
     torch.set_num_threads(1)
-    result = measure(args.updates, args.trials, args.seed, args.align_updates)
+    result = measure(args.updates, args.trials, args.seed, args.align_updates, args.prior_updates)
     steps = result["support_steps"]
     text = (
         f"{result['updates']} meta-updates ({result['meta_train_seconds']:.0f} s; query loss "
         f"{result['query_loss_first']:.2f} -> {result['query_loss_last']:.2f}); align's start: "
         f"{result['align_updates']} first-order meta-updates "
-        f"({result['align_start_seconds']:.0f} s); {result['trials']} permutations, one "
+        f"({result['align_start_seconds']:.0f} s); the prior: {result['prior_updates']} "
+        f"meta-updates ({result['prior_seconds']:.0f} s; query loss "
+        f"{result['prior_query_loss_first']:.3f} -> {result['prior_query_loss_last']:.3f}); "
+        f"{result['trials']} permutations, one "
         f"support episode each ({min(steps)}-{max(steps)} steps)\n\n" + table(result)
     )
     print(text)

@@ -29,18 +29,19 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from metaxm.align.fewshot import collect_paired_steps, default_source, source_params
 from metaxm.align.losses import encode
+from metaxm.align.priorfit import MapPrior, features, map_solve, prior_solve
 from metaxm.build import make_env
 from metaxm.errors import ConfigError, MetaxmError
-from metaxm.learners import Align, Translate
-from metaxm.nn.encoders import _scale
+from metaxm.learners import Align, PriorFit, Translate
 from metaxm.sampler import fresh_variant_seed
 
 FAMILIES = ("vector", "projected", "pixels")
@@ -48,75 +49,43 @@ VALIDATION = (100, 101, 102, 103)
 """Variant seeds outside every split (``docs/transfer-studies.md``)."""
 
 
-def features(obs: Tensor, scale: float) -> Tensor:
-    return obs.float().flatten(1) * scale
+class OwnUnitsPrior(MapPrior):
+    """The prior in the features' own units (section 21's study): :func:`map_solve`."""
+
+    def solve(self, family: str, x: Tensor, y: Tensor) -> Tensor:
+        return map_solve(x, y, self.mean[family], self.log_prec[family])
 
 
-def map_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
-    """The MAP linear map (D, S) of the module docstring, differentiable in ``mean`` and
-    ``log_prec`` (both (D, S))."""
-    inv = (-log_prec).exp().T  # (S, D): the prior variances per source channel
-    gram = torch.einsum("nd,sd,md->snm", x, inv, x)  # (S, N, N): X P_j^-1 X'
-    eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
-    resid = (y - x @ mean).T  # (S, N)
-    alpha = torch.linalg.solve(gram + eye, resid.unsqueeze(-1)).squeeze(-1)  # (S, N)
-    return mean + (inv * (alpha @ x)).T
+def _learner(run: str, units: str) -> PriorFit:
+    """The ``priorfit`` learner on the run's agent, its priors filled in per family later."""
+    base = Translate.from_run(run)
+    prior = MapPrior({}, {}) if units == "rms" else OwnUnitsPrior({}, {})
+    return PriorFit(base.agent, base.spec, prior)
 
 
-class Prior(nn.Module):
-    """A family's prior over the map: mean (D, S) and log precisions (D, S)."""
-
-    def __init__(self, d: int, s: int, log_prec: float) -> None:
-        super().__init__()
-        self.mean = nn.Parameter(torch.zeros(d, s))
-        self.log_prec = nn.Parameter(torch.full((d, s), log_prec))
-
-
-class LinearTranslator(nn.Module):
-    """A target observation -> the source's: ``features(obs) @ weight``."""
-
-    def __init__(self, weight: Tensor, scale: float) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight.detach())
-        self.scale = scale
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return features(obs, self.scale) @ self.weight
-
-
-class PriorTranslate(Translate):
-    """``translate``'s pairs and policy, with the map solved under ``priors[family]``."""
-
-    priors: dict[str, Prior]
-
-    def fit_into(self, policy: Any, pairs: Any, seed: int) -> None:
-        family = pairs.families[0]
-        source = default_source(self.spec)
-        scale = _scale(self.agent.observation_spaces[family])
-        prior = self.priors[family]
-        with torch.no_grad():
-            x, y = features(pairs.obs[0], scale), pairs.obs[1].float().flatten(1)
-            weight = map_solve(x, y, prior.mean, prior.log_prec)
-        policy.translator = LinearTranslator(weight, scale).to(x.device)
-        policy.reads = source[0]
-        policy.params = source_params(self.agent, source)
+def _set(learner: PriorFit, family: str, mean: Tensor, log_prec: Tensor) -> None:
+    learner.prior.mean[family] = mean.detach()
+    learner.prior.log_prec[family] = log_prec.detach()
 
 
 def meta_train(
     learner: Translate, family: str, updates: int, batch: int, seed: int, outer: str,
-    log_prec: float, lr: float,
+    log_prec: float, lr: float, solve: Callable[..., Tensor] = prior_solve,
 ) -> dict:  # fmt: skip
-    """Meta-learn ``family``'s prior (module docstring); returns it and its training curve."""
+    """Meta-learn ``family``'s prior (module docstring); returns its mean and log precisions
+    (``prior``) and its training curve. (``algo: priorfit``, :mod:`metaxm.align.priorfit_trainer`,
+    is the same with every family in one loop, its outer gradient clipped.)"""
     agent, spec = learner.agent, learner.spec
     agent.requires_grad_(False)  # only the prior learns
     source = default_source(spec)
     params = source_params(agent, source)
-    scale = _scale(agent.observation_spaces[family])
+    space = agent.observation_spaces[family]
     g = torch.Generator().manual_seed(seed)
     probe = collect_paired_steps(agent, spec, (family, fresh_variant_seed(g)), episodes=1)
     d, s = probe.batch.obs[0].flatten(1).shape[1], probe.batch.obs[1].flatten(1).shape[1]
-    prior = Prior(d, s, log_prec=log_prec)
-    optimizer = torch.optim.Adam(prior.parameters(), lr=lr)
+    mean = torch.zeros(d, s, requires_grad=True)
+    log_precs = torch.full((d, s), log_prec, requires_grad=True)
+    optimizer = torch.optim.Adam([mean, log_precs], lr=lr)
     curve = []
     for _ in range(updates):
         losses = []
@@ -130,9 +99,9 @@ def meta_train(
                 ).batch
                 for i, n in ((0, k), (1, 4))
             )
-            x, y = features(support.obs[0], scale), support.obs[1].float().flatten(1)
-            xq, yq = features(query.obs[0], scale), query.obs[1].float().flatten(1)
-            weight = map_solve(x, y, prior.mean, prior.log_prec)
+            x, y = features(support.obs[0], space), support.obs[1].float().flatten(1)
+            xq, yq = features(query.obs[0], space), query.obs[1].float().flatten(1)
+            weight = solve(x, y, mean, log_precs)
             if outer == "latent":  # what the policy reads: the source's latent of each
                 z = encode(agent, xq @ weight, source[0], params)
                 losses.append((z - encode(agent, yq, source[0], params)).pow(2).mean())
@@ -143,7 +112,7 @@ def meta_train(
         loss.backward()
         optimizer.step()
         curve.append(float(loss.detach()))
-    return {"prior": prior, "curve": curve}
+    return {"prior": (mean, log_precs), "curve": curve}
 
 
 def success(learner: Any, family: str, variant: int, k: int, seed: int, episodes: int) -> float:
@@ -184,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the prior's starting log precision (-9: least squares)",
     )
     parser.add_argument("--lr", type=float, default=0.03, help="outer Adam rate")
+    parser.add_argument(
+        "--units",
+        choices=("rms", "own"),
+        default="rms",
+        help="the prior on each feature in units of its RMS over the pairs (algo: priorfit's), "
+        "or in the features' own units (section 21's study)",
+    )
     parser.add_argument("--variants", type=int, nargs="+", default=list(VALIDATION))
     parser.add_argument("--out", type=Path, help="write ridge-prior.{json,md} here")
     args = parser.parse_args(argv)
@@ -199,29 +175,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def study(args: argparse.Namespace) -> int:
     """Meta-train each family's prior, measure every fit, print and write the table."""
-    learned = PriorTranslate.from_run(args.run)
+    learned = _learner(args.run, args.units)
     unknown = [f for f in args.families if f not in learned.spec.modalities.train]
     if unknown:
         raise ConfigError(
             f"{', '.join(unknown)}: not a training family of {args.run}; a prior is meta-learned "
             f"on fresh variants of one ({', '.join(learned.spec.modalities.train)})"
         )
-    start = PriorTranslate.from_run(args.run)
-    plain = PriorTranslate.from_run(args.run)
+    start, plain = _learner(args.run, args.units), _learner(args.run, args.units)
     rows: dict[str, dict[str, list[float]]] = {}
     fits: dict[str, Any] = {}
     for family in args.families:
         t0 = time.perf_counter()
         fits[family] = meta_train(
-            learned, family, args.updates, args.batch, 7, args.outer, args.init_log_prec, args.lr
+            learned,
+            family,
+            args.updates,
+            args.batch,
+            7,
+            args.outer,
+            args.init_log_prec,
+            args.lr,
+            prior_solve if args.units == "rms" else map_solve,
         )
         fits[family]["seconds"] = time.perf_counter() - t0
-        prior = fits[family]["prior"]
-        flat = Prior(*prior.mean.shape, log_prec=-9.0)  # least squares, a whisker of ridge
-        learned.priors = {**getattr(learned, "priors", {}), family: prior}
-        unlearned = Prior(*prior.mean.shape, log_prec=args.init_log_prec)
-        start.priors = {**getattr(start, "priors", {}), family: unlearned}
-        plain.priors = {**getattr(plain, "priors", {}), family: flat}
+        mean, log_prec = fits[family]["prior"]
+        _set(learned, family, mean, log_prec)
+        zero = torch.zeros_like(mean)
+        _set(start, family, zero, torch.full_like(mean, args.init_log_prec))
+        _set(plain, family, zero, torch.full_like(mean, -9.0))  # least squares, a whisker of ridge
     others = {"align": Align.from_run(args.run), "translate": Translate.from_run(args.run)}
     learners = {
         "learned prior": learned, "the prior's start (not meta-learned)": start,
@@ -254,7 +236,8 @@ def study(args: argparse.Namespace) -> int:
     )
     text = (
         f"meta-training, {args.updates} updates of {args.batch} variants per family: {summary}\n\n"
-        f"outer loss: {args.outer}, prior's starting log precision {args.init_log_prec}, outer "
+        f"prior in units: {args.units}; outer loss: {args.outer}, prior's starting log "
+        f"precision {args.init_log_prec}, outer "
         f"rate {args.lr}; success on variants {args.variants}, seeds {args.seeds}, "
         f"{args.episodes} episodes each (mean):\n\n" + "\n".join(lines)
     )

@@ -122,7 +122,16 @@ STAGES = {
     "rl2": {"episodes_per_trial": 2},
     "evaluate": {
         **TINY["evaluate"],
-        "strategies": ["zeroshot", "align", "translate", "maml", "rl2", "metafit", "selffit"],
+        "strategies": [
+            "zeroshot",
+            "align",
+            "translate",
+            "maml",
+            "rl2",
+            "metafit",
+            "selffit",
+            "priorfit",
+        ],  # fmt: skip
     },
     "main": {
         "render": False,
@@ -137,6 +146,7 @@ STAGES = {
             "rl2": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
             "metafit": meta_fit(),
             "selffit": meta_fit(),
+            "priorfit": {**meta_fit(), "align.meta_episodes": [1, 2]},
         },
     },
 }
@@ -157,13 +167,13 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert not (out / "pretrain" / "init.json").exists()
     inits = {
         n: json.loads((out / n / "init.json").read_text())
-        for n in ("ppo", "maml", "rl2", "metafit", "selffit")
+        for n in ("ppo", "maml", "rl2", "metafit", "selffit", "priorfit")
     }
     ppo_init = inits["ppo"]["align.init_from"]
     assert ppo_init["source"] == str(out / "pretrain")
     # encoders, family adapters, and the 2 + 2 variants' adapters (4 fields each family)
     assert sum(n.startswith("variant_adapters.stacks.") for n in ppo_init["names"]) == 8
-    for name in ("maml", "rl2", "metafit", "selffit"):
+    for name in ("maml", "rl2", "metafit", "selffit", "priorfit"):
         assert inits[name]["train.init_from"]["source"] == str(out / "ppo")
         assert any(n.startswith("encoders.") for n in inits[name]["train.init_from"]["names"])
     # the source policy trained on the frozen latent: its encoders and per-variant adapters
@@ -181,14 +191,20 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert not torch.equal(source["core.pi.0.weight"], fresh_ppo.state_dict()["core.pi.0.weight"])
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["strategies"] == [
-        "zeroshot", "align", "translate", "maml", "rl2", "metafit", "selffit", "scratch"
+        "zeroshot", "align", "translate", "maml", "rl2", "metafit", "selffit", "priorfit",
+        "scratch",
     ]  # fmt: skip
     assert report["data"]["selffit"] == ["observations"]  # no rewards, no pairs
+    assert report["data"]["priorfit"] == ["observations", "paired"]
     curves = {m: e["strategies"] for m, e in report["modalities"].items()}
     audio = next(m for m in curves if m.startswith("audio:"))
     # no learned start for a family meta-training never saw: align's fit, on the same agent
     assert curves[audio]["metafit"]["curves"] == curves[audio]["align"]["curves"]
     vector = next(m for m in curves if m.startswith("vector:"))
+    # a prior per vector family it trained on; none for audio, which is not measured and says so
+    assert "priorfit" not in curves[audio]
+    assert "no meta-learned prior for audio" in report["unread"][audio]["priorfit"]
+    assert curves[vector]["priorfit"]["curves"]["paired_steps"][0][1] > 0
     assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
     for m in (audio, vector):  # translate fits on align's pairs, the same number of them
         assert (
@@ -202,13 +218,18 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert any(moved) and any(
         not torch.allclose(v, torch.full_like(v, 0.1)) for v in learned["lrs"]["vector"].values()
     )
+    prior = load_checkpoint(resolve_checkpoint(out / "priorfit"))["trainer"]["priorfit"]
+    assert set(prior) == {"mean", "log_prec"} and set(prior["mean"]) == {"vector", "projected"}
+    assert prior["mean"]["vector"]["map"].abs().max() > 0  # meta-training moved it from 0
     selffit = load_checkpoint(resolve_checkpoint(out / "selffit"))["trainer"]["selffit"]
     assert set(selffit) == {"init", "lrs", "head"}
     assert any(not torch.equal(v, source[k]) for k, v in selffit["init"]["vector"].items())
     assert curves[vector]["selffit"]["curves"]["episodes"][0][1] > 0
     assert report["source"]["oracle"]["success"] > 0.5  # a 3x3 grid in 6 steps
     seconds = json.loads((out / "main.json").read_text())["seconds"]
-    assert set(seconds) >= {"pretrain", "ppo", "maml", "rl2", "metafit", "selffit", "evaluate"}
+    assert set(seconds) >= {
+        "pretrain", "ppo", "maml", "rl2", "metafit", "selffit", "priorfit", "evaluate"
+    }  # fmt: skip
 
 
 def run_spec_of(spec_path: Path, out: Path, name: str):

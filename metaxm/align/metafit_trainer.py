@@ -132,6 +132,14 @@ class MetaFitTrainer:
             start = pair_loss(self.agent, family, self.metafit.init[family], query, z_q, cfg)
         return loss, float(start), sum(c.steps for c in collected)
 
+    def _after_step(self) -> None:
+        """After each outer step: a rate must stay a step down the gradient."""
+        assert self.metafit is not None
+        with torch.no_grad():
+            for lrs in self.metafit.lrs.values():
+                for v in lrs.values():
+                    v.clamp_(min=0.0)
+
     def update(self) -> dict[str, float]:
         """One meta-update over ``meta_batch`` fresh variants of every training family."""
         if self.metafit is None:
@@ -155,10 +163,7 @@ class MetaFitTrainer:
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(list(self._leaves()), cfg.max_grad_norm)
         self.optimizer.step()
-        with torch.no_grad():  # a rate must stay a step down the gradient
-            for lrs in self.metafit.lrs.values():
-                for v in lrs.values():
-                    v.clamp_(min=0.0)
+        self._after_step()
         self.updates += 1
         self.env_steps += steps
         n = cfg.meta_batch

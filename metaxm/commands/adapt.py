@@ -4,7 +4,7 @@ One few-shot adaptation: the agent of CHECKPOINT (a checkpoint file or a run dir
 ``--strategy`` needing another agent, a folder of runs) meets the modality, is measured before
 and after K episodes of it, and the result is printed and saved as JSON. ``--save-policy FILE``
 also saves the adapted policy the measurement used (the strategies with a learner: maml, rl2,
-align, translate, metafit, selffit, selfread), for ``metaxm.AdaptedPolicy.load``.
+align, translate, metafit, priorfit, selffit, selfread), for ``metaxm.AdaptedPolicy.load``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategy",
         required=True,
-        help="zeroshot, maml, rl2, align, translate, metafit, selffit, selfread, finetune, scratch",
+        help="zeroshot, maml, rl2, align, translate, metafit, priorfit, selffit, selfread, "
+        "finetune, scratch",
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-policy",
         metavar="FILE",
         help="also save the adapted policy (strategies maml, rl2, align, translate, metafit, "
-        "selffit, selfread); load it with metaxm.AdaptedPolicy.load(FILE)",
+        "priorfit, selffit, selfread); load it with metaxm.AdaptedPolicy.load(FILE)",
     )
     parser.add_argument("--device", help="load the agent onto this device (e.g. cuda)")
     parser.add_argument(
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if strategy.learner is None:
             raise ConfigError(
                 f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
-                "use maml, rl2, align, translate, metafit or selffit"
+                "use maml, rl2, align, translate, metafit, priorfit or selffit"
             )
         check_result_path(args.save_policy, "--save-policy")
         if Path(args.save_policy).resolve() == out.resolve():

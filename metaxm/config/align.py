@@ -90,6 +90,10 @@ class AlignConfig:
             of the source agent in the variant, as the evaluator's fits get).
         meta_query_episodes: episodes of the same variant the outer loss is measured on.
         meta_first_order: drop the second-order terms of the meta-gradient.
+        prior_log_prec: where the closed-form paired fit's prior (``algo: priorfit``,
+            :mod:`metaxm.align.priorfit`) starts: every entry's log precision (its mean
+            starts at 0). -3, chosen on validation variants (``docs/transfer-studies.md``
+            section 21), is close to least squares where the pairs pin an entry.
     """
 
     weight: float = bounded(0.0, 0, 10000.0)
@@ -127,6 +131,7 @@ class AlignConfig:
     meta_episodes: tuple[int, ...] = bounded((1, 2, 4), 1, 4096)
     meta_query_episodes: int = bounded(8, 1, 10000)
     meta_first_order: bool = False
+    prior_log_prec: float = bounded(-3.0, -30.0, 30.0)
 
     def __post_init__(self) -> None:
         if self.meta_steps < 1 or self.meta_batch < 1 or self.meta_query_episodes < 1:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit", "selffit")
+RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit", "selffit", "priorfit")
 """The stages ``main.runs`` may name: ``pretrain`` is alignment pretraining
 (:func:`metaxm.align.pretrain.pretrain`), the others ``metaxm train`` with that ``algo``."""
 

@@ -21,7 +21,7 @@ from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-KINDS = ("ppo", "maml", "rl2", "metafit", "selffit")
+KINDS = ("ppo", "maml", "rl2", "metafit", "selffit", "priorfit")
 
 
 def add_family(agents: Agents, family: str, seed: int = 0) -> None:
@@ -113,7 +113,7 @@ def load_agent(
         ) from None
     agent.eval()
     extras = {}
-    for fit in ("metafit", "selffit"):  # a learned fit (metaxm.align.metafit, .selffit)
+    for fit in ("metafit", "selffit", "priorfit"):  # a learned fit (metaxm.align.metafit, ...)
         if fit in state["trainer"]:
             from metaxm.align.metafit import load_tables
 
@@ -157,7 +157,7 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
 
 LEARNER_KINDS = (
     ("ppo", "align"), ("ppo", "translate"), ("ppo", "selfread"), ("maml", "maml"),
-    ("rl2", "rl2"), ("metafit", "metafit"), ("selffit", "selffit"),
+    ("rl2", "rl2"), ("metafit", "metafit"), ("selffit", "selffit"), ("priorfit", "priorfit"),
 )  # fmt: skip
 """``(agent kind, learner name)``: the learner (:data:`metaxm.learners.LEARNERS`) that
 :func:`learners` builds on each loaded agent of that kind."""

@@ -20,6 +20,8 @@ align       ppo agent      the adapter (and, for a new family, the encoder) fitt
                            renders of the states of k episodes, then the frozen policy
 metafit     metafit run    the meta-learned paired fit (learned start and per-parameter rates)
                            on the same pairs, then the frozen policy
+priorfit    priorfit run   the same pairs solved in closed form for a linear map into the source
+                           modality, under a meta-learned prior; vector families only
 selffit     selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
                            observations and the agent's actions alone, then the frozen policy
 translate   ppo agent      a translator into the source modality fitted on ``align``'s pairs;
@@ -51,7 +53,7 @@ from metaxm.nn.agent import Agent, build_agent
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-AgentKind = Literal["ppo", "maml", "rl2", "metafit", "selffit"]
+AgentKind = Literal["ppo", "maml", "rl2", "metafit", "selffit", "priorfit"]
 
 
 @dataclass
@@ -318,6 +320,22 @@ class MetaFitStrategy(Align):
     learner = "metafit"
 
 
+class PriorFitStrategy(Translate):
+    """The :class:`metaxm.learners.PriorFit` learner: on ``translate``'s episodes and pairs, the
+    linear map into the source modality most probable under the family's meta-learned prior,
+    read by the source's encoder and adapter; nothing searched within the measured episode. A
+    family without a prior (not a vector, or never trained on) is not measured."""
+
+    name = "priorfit"
+    needs = "priorfit"
+    learner = "priorfit"
+    in_episode = ""
+
+    def cannot_read(self, agents, family):  # noqa: D102
+        why = super().cannot_read(agents, family)
+        return why or agents.learners[self.learner].cannot_read(family)
+
+
 class SelfFit(LearnerStrategy):
     """The :class:`metaxm.learners.SelfFit` learner: from the learned start, ``align.meta_steps``
     steps of inverse dynamics at the learned rates on the observations and actions of k whole
@@ -361,7 +379,8 @@ class SelfRead(Translate):
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), SelfFit(),
+        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), PriorFitStrategy(),
+        SelfFit(),
         SelfRead(), FineTune(), Scratch(),
     )
 }  # fmt: skip

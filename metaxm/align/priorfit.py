@@ -1,0 +1,135 @@
+"""A meta-learned paired fit solved in closed form: a linear map from a new variant's
+observation to the source modality's, the MAP estimate under a Gaussian prior whose mean and
+per-entry precisions are meta-learned over fresh variants of the family (``algo: priorfit``).
+
+It is MAML's question asked of a fit whose inner problem is solved exactly: iMAML's proximal
+inner problem (Rajeswaran et al. 2019, arXiv:1909.04630), whose prior mean plays the learned
+start and whose precisions the per-parameter inner rates (a high precision: an entry the data
+barely move), solved in closed form as in R2-D2 (Bertinetto et al. 2019, arXiv:1805.08136).
+For a target variant, k episodes' paired steps give X (N, D), the target's observations
+(flattened, scaled as the encoders scale them), and Y (N, S), the source's. Per source
+channel j, with prior mean m_j and precisions p_j (D each)::
+
+    w_j = argmin |X w - y_j|^2 + sum_i p_ij (w_i - m_ij)^2
+        = m_j + P_j^-1 X' (X P_j^-1 X' + I)^-1 (y_j - X m_j)      (N x N: D may be large)
+
+Each feature is measured in units of its root mean square over the pairs
+(:func:`prior_solve`), so one prior serves a variant whatever its features' scales. The agent
+reads ``X w`` with the source's encoder and adapter, as ``translate``'s policy
+does (:class:`metaxm.learners.PriorFit`). Meta-training (:mod:`metaxm.align.priorfit_trainer`)
+takes the squared error of the source latents the translation of query episodes gives, through
+the exact solve, so the meta-gradient is the implicit one (``tests/align/test_priorfit.py``
+checks it against ``higher`` unrolled to convergence). A linear map reads a vector observation
+only (:func:`readable`): a family whose observation is an image, a spectrogram or token ids
+has no prior, and neither has a family the meta-training never saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from metaxm.nn.encoders import _scale
+
+MAP = "map"
+"""The one tensor per family of a saved prior's tables (``{kind: {family: {MAP: (D, S)}}}``)."""
+
+
+def readable(space: gym.Space | None) -> bool:
+    """Whether a linear map reads observations of ``space``: a ``Box`` of rank 1."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+
+def features(obs: Tensor, space: gym.Space) -> Tensor:
+    """(N, D) the map's inputs: observations flattened and scaled as the encoders scale them."""
+    return obs.float().flatten(1) * _scale(space)
+
+
+def map_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
+    """The MAP linear map (D, S) of the module docstring from ``x`` (N, D) to ``y`` (N, S),
+    differentiable in ``mean`` and ``log_prec`` (both (D, S))."""
+    inv = (-log_prec).exp().T  # (S, D): the prior variances per source channel
+    gram = torch.einsum("nd,sd,md->snm", x, inv, x)  # (S, N, N): X P_j^-1 X'
+    eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+    resid = (y - x @ mean).T  # (S, N)
+    alpha = torch.linalg.solve(gram + eye, resid.unsqueeze(-1)).squeeze(-1)  # (S, N)
+    return mean + (inv * (alpha @ x)).T
+
+
+QUIET = 1e-2
+"""A feature whose root mean square over the pairs is below this (a channel the pairs never
+move off 0) is left in its own units by :func:`prior_solve`."""
+
+
+def prior_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
+    """The map (D, S) from ``x`` to ``y`` the prior gives, the prior set on each feature in
+    units of its root mean square over the pairs: :func:`map_solve` on ``x / r``, mapped back.
+
+    So the prior is the same whatever a variant's scale of a feature: a feature the pairs move
+    little (a CartPole state channel moves by hundredths) is read as firmly as one they move
+    much, where a prior in the features' own units would hold it near its mean. A feature the
+    pairs leave at 0 keeps its own units (:data:`QUIET`), where its weight is the prior mean's.
+    """
+    r = units(x)
+    return map_solve(x / r, y, mean, log_prec) / r[:, None]
+
+
+def units(x: Tensor) -> Tensor:
+    """(D,) each feature's unit for the prior: its root mean square over ``x`` (N, D), or 1
+    where that is below :data:`QUIET`."""
+    rms = x.pow(2).mean(0).sqrt()
+    return torch.where(rms > QUIET, rms, torch.ones_like(rms))
+
+
+class LinearTranslator(nn.Module):
+    """A target observation -> the source's: ``features(obs) @ weight``."""
+
+    def __init__(self, weight: Tensor, space: gym.Space) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight.detach())
+        self.space = space
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return features(obs, self.space) @ self.weight
+
+
+@dataclass
+class MapPrior:
+    """Per training family: the prior's mean and log precisions of the map, each (D, S).
+
+    Attributes:
+        mean: ``{family: (D, S)}``.
+        log_prec: ``{family: (D, S)}``.
+    """
+
+    mean: dict[str, Tensor]
+    log_prec: dict[str, Tensor]
+
+    def solve(self, family: str, x: Tensor, y: Tensor) -> Tensor:
+        """The MAP map of ``family`` from features ``x`` (N, D) to source observations ``y``
+        (:func:`prior_solve`).
+
+        Raises:
+            KeyError: the family has no learned prior (never trained on, or not a vector).
+        """
+        if family not in self.mean:
+            raise KeyError(f"no meta-learned prior for family {family!r}")
+        return prior_solve(x, y, self.mean[family], self.log_prec[family])
+
+    def state_dict(self) -> dict[str, dict[str, dict[str, Tensor]]]:
+        return {
+            "mean": {f: {MAP: t} for f, t in self.mean.items()},
+            "log_prec": {f: {MAP: t} for f, t in self.log_prec.items()},
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, Mapping[str, Mapping[str, Tensor]]], device: str | None = None
+    ) -> MapPrior:
+        """What :meth:`state_dict` saved, on ``device`` (default: where it is)."""
+        tables = [{f: p[MAP].to(device) for f, p in state[k].items()} for k in ("mean", "log_prec")]
+        return cls(*tables)

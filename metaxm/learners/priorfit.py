@@ -1,0 +1,86 @@
+"""The closed-form meta-learned paired learner: a ``priorfit`` run's prior, solved on the pairs.
+
+It plays and pairs k episodes exactly as :class:`~metaxm.learners.translate.Translate` does
+(the same episodes, the same source renders, for the same seed), solves for the linear map
+from the target's observations to the source's that is most probable under the family's
+meta-learned Gaussian prior (:mod:`metaxm.align.priorfit`), and reads the translation with the
+source's encoder and adapter, then the frozen policy. Unlike ``translate`` it searches nothing
+within the measured episode. A family with no learned prior (not a vector, or never trained
+on) is refused before any episode is played.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from metaxm.errors import ConfigError
+from metaxm.learners.translate import Translate
+
+if TYPE_CHECKING:
+    from metaxm.align.pairs import PairedBatch
+    from metaxm.align.priorfit import MapPrior
+    from metaxm.envs.task_env import TaskEnv
+    from metaxm.learners.policy import AdaptedPolicy
+    from metaxm.nn.agent import Agent
+    from metaxm.spec import Spec
+
+
+class PriorFit(Translate):
+    """``adapt`` plays k episodes, pairs them with the source's renders and solves the map.
+
+    Args:
+        agent: the ``priorfit`` run's agent (its source agent, feed-forward).
+        spec: the evaluation spec.
+        prior: the learned prior (:class:`metaxm.align.priorfit.MapPrior`).
+    """
+
+    name = "priorfit"
+    algos = ("priorfit",)
+    data = ("observations", "paired")
+
+    def __init__(self, agent: Agent, spec: Spec, prior: MapPrior) -> None:
+        super().__init__(agent, spec)
+        self.prior = prior
+
+    @classmethod
+    def from_trained(cls, agent: Agent, spec: Spec, learned: dict[str, Any]) -> PriorFit:
+        from metaxm.align.priorfit import MapPrior
+
+        if "priorfit" not in learned:
+            raise ValueError("this checkpoint holds no meta-learned prior (algo: priorfit)")
+        return cls(agent, spec, MapPrior.from_state(learned["priorfit"], spec.device))
+
+    def cannot_read(self, family: str) -> str | None:
+        """Why there is no prior for ``family``, or None."""
+        if family in self.prior.mean:
+            return None
+        return (
+            f"no meta-learned prior for {family}: the priorfit run learned one per vector "
+            f"family it trained on ({', '.join(self.prior.mean)})"
+        )
+
+    def target(self, env: TaskEnv) -> tuple[str, int]:
+        """:meth:`Translate.target`, and refused where the family has no prior."""
+        family, variant = super().target(env)
+        why = self.cannot_read(family)
+        if why is not None:
+            raise ConfigError(f"priorfit cannot adapt to {family}:{variant}: {why}")
+        return family, variant
+
+    def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
+        """Solve the map from view 0 of ``pairs`` (the target) to view 1 (the source) under
+        the family's prior and give it to ``policy``, with the source variant's adapter."""
+        from metaxm.align.fewshot import default_source, source_params
+        from metaxm.align.priorfit import LinearTranslator, features
+
+        family = pairs.families[0]
+        space = self.agent.observation_spaces[family]
+        source = default_source(self.spec)
+        with torch.no_grad():
+            x, y = features(pairs.obs[0], space), pairs.obs[1].float().flatten(1)
+            weight = self.prior.solve(family, x, y)
+        policy.translator = LinearTranslator(weight, space).to(x.device)
+        policy.reads = source[0]
+        policy.params = source_params(self.agent, source)

@@ -1,0 +1,146 @@
+"""The closed-form meta-learned paired fit (``algo: priorfit``): the MAP map and its
+meta-gradient against an independent solve in the weights' own space and against ``higher``
+unrolled to convergence (float64); the trainer's exact resume and what it refuses; the learner
+on what it cannot read."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from metaxm.align.priorfit import MapPrior, map_solve
+from metaxm.errors import ConfigError
+from metaxm.nn.agent import build_agent
+
+
+def _primal(x, y, mean, log_prec):
+    """Per source channel j: (X'X + diag(p_j)) w_j = X'y_j + p_j * m_j, a D x D solve."""
+    cols = []
+    for j in range(y.shape[1]):
+        p = log_prec[:, j].exp()
+        cols.append(torch.linalg.solve(x.T @ x + torch.diag(p), x.T @ y[:, j] + p * mean[:, j]))
+    return torch.stack(cols, 1)
+
+
+def _problem(n: int, d: int, s: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randn(n, s, generator=g, dtype=torch.float64)
+    mean = torch.randn(d, s, generator=g, dtype=torch.float64).requires_grad_()
+    log_prec = torch.randn(d, s, generator=g, dtype=torch.float64).requires_grad_()
+    return x, y, mean, log_prec
+
+
+def test_the_dual_solve_is_the_map_estimate_and_its_meta_gradient() -> None:
+    for n, d in ((5, 9), (12, 4)):  # fewer rows than weights (pixels), and more
+        x, y, mean, log_prec = _problem(n, d)
+        xq = torch.randn(7, d, dtype=torch.float64)
+        ours, ref = map_solve(x, y, mean, log_prec), _primal(x, y, mean, log_prec)
+        assert torch.allclose(ours, ref, atol=1e-10)
+        grads = [torch.autograd.grad((xq @ w).pow(2).mean(), [mean, log_prec]) for w in (ours, ref)]
+        for a, b in zip(*grads):
+            assert torch.allclose(a, b, atol=1e-10)
+            assert float(a.abs().max()) > 1e-6  # the prior learns
+
+
+def test_the_prior_spans_least_squares_and_its_own_mean() -> None:
+    x, y, mean, _ = _problem(12, 4)
+    flat = torch.full_like(mean, -20.0)
+    assert torch.allclose(map_solve(x, y, mean, flat), torch.linalg.lstsq(x, y).solution)
+    firm = torch.full_like(mean, 20.0)
+    assert torch.allclose(map_solve(x, y, mean, firm), mean, atol=1e-6)
+
+
+def test_the_meta_gradient_matches_higher_unrolled_to_convergence() -> None:
+    """``higher``'s differentiable SGD on the same proximal objective, unrolled until it has
+    converged, gives the closed form's meta-gradient (the implicit gradient, iMAML)."""
+    higher = pytest.importorskip("higher")
+    x, y, mean, log_prec = _problem(12, 4, seed=1)
+    log_prec = (log_prec.detach() * 0.3).requires_grad_()  # precisions near 1: well conditioned
+    xq = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ours = torch.autograd.grad(
+        (xq @ map_solve(x, y, mean, log_prec)).pow(2).mean(), [mean, log_prec]
+    )
+    model = torch.nn.Linear(4, 3, bias=False).double()
+    lr = 1.0 / (
+        2 * float(torch.linalg.eigvalsh(x.T @ x).max()) + 2 * float(log_prec.detach().exp().max())
+    )
+    with higher.innerloop_ctx(model, torch.optim.SGD(model.parameters(), lr=lr)) as (f, opt):
+        for _ in range(3000):
+            w = f.weight.T
+            opt.step((x @ w - y).pow(2).sum() + (log_prec.exp() * (w - mean).pow(2)).sum())
+        ref = torch.autograd.grad((xq @ f.weight.T).pow(2).mean(), [mean, log_prec])
+    for a, b in zip(ours, ref):
+        assert torch.allclose(a, b, atol=1e-7), (a - b).abs().max()
+
+
+def test_a_prior_round_trips_and_refuses_a_family_it_lacks() -> None:
+    prior = MapPrior({"vector": torch.randn(4, 3)}, {"vector": torch.randn(4, 3)})
+    again = MapPrior.from_state(prior.state_dict())
+    assert torch.equal(again.mean["vector"], prior.mean["vector"])
+    assert torch.equal(again.log_prec["vector"], prior.log_prec["vector"])
+    with pytest.raises(KeyError, match="no meta-learned prior for family 'pixels'"):
+        prior.solve("pixels", torch.zeros(2, 4), torch.zeros(2, 3))
+
+
+def _trainer_spec(make_spec, tmp_path, train):
+    from metaxm.run.checkpoint import checkpoint_path, save_checkpoint
+
+    spec = make_spec(
+        modalities={"train": train, "heldout_variants": {}},
+        agent={"adapters": "variant"},
+        align={"meta_batch": 1, "meta_episodes": [1, 2], "meta_query_episodes": 2},
+        train={"init_from": str(tmp_path)},
+        algo="priorfit",
+    )
+    save_checkpoint(
+        checkpoint_path(tmp_path, 1), {"trainer": {"agent": build_agent(spec).state_dict()}}
+    )
+    return spec
+
+
+def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
+    make_spec, tmp_path
+) -> None:
+    from metaxm.align.priorfit_trainer import PriorFitTrainer
+
+    spec = _trainer_spec(make_spec, tmp_path, {"vector": 2, "pixels": 2})
+    a = PriorFitTrainer(spec)
+    assert a.families == ["vector"] and a.skipped == ["pixels"]  # no linear map reads pixels
+    first = a.update()
+    assert {"query_loss", "query_loss/vector", "start_loss/vector"} <= set(first)
+    assert not torch.equal(a.metafit.mean["vector"], torch.zeros_like(a.metafit.mean["vector"]))
+    assert (
+        float(a.metafit.log_prec["vector"].detach().sub(-3.0).abs().max()) > 0
+    )  # both tables learn
+    state = copy.deepcopy(a.state_dict())
+    expected = a.update()
+    b = PriorFitTrainer(spec)
+    b.load_state_dict(state)
+    assert b.update() == expected
+    assert b.env_steps == a.env_steps > 0
+    assert [n for n, _ in b.named_parameters()] == ["mean.vector", "log_prec.vector"]
+
+
+def test_the_trainer_refuses_a_spec_without_a_vector_family(make_spec, tmp_path) -> None:
+    from metaxm.align.priorfit_trainer import PriorFitTrainer
+
+    with pytest.raises(ConfigError, match="source modality, which must be a vector"):
+        PriorFitTrainer(_trainer_spec(make_spec, tmp_path, {"pixels": 2}))
+
+
+def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) -> None:
+    from metaxm.build import make_env
+    from metaxm.learners import PriorFit
+
+    spec = make_spec(modalities={"train": {"vector": 2, "text": 2}, "heldout_variants": {}})
+    agent = build_agent(spec)
+    prior = MapPrior({"vector": torch.zeros(1, 1)}, {"vector": torch.zeros(1, 1)})
+    learner = PriorFit(agent, spec, prior)
+    assert learner.cannot_read("vector") is None
+    assert "no meta-learned prior for text" in learner.cannot_read("text")
+    env = make_env(spec, "text", 0, num_envs=1, seed=0)
+    with pytest.raises(ConfigError, match="priorfit cannot adapt to text:0: no meta-learned"):
+        learner.adapt(env, 1)
