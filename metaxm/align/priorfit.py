@@ -51,13 +51,17 @@ def features(obs: Tensor, space: gym.Space) -> Tensor:
 
 def map_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
     """The MAP linear map (D, S) of the module docstring from ``x`` (N, D) to ``y`` (N, S),
-    differentiable in ``mean`` and ``log_prec`` (both (D, S))."""
+    differentiable in ``mean`` and ``log_prec`` (both (D, S)); in ``mean``'s dtype, solved in
+    float64 (a weak prior on many features, e.g. an image's 2,352 near least squares, makes
+    the N x N system's entries 1e7 and more, past float32's precision)."""
+    dtype = mean.dtype
+    x, y, mean, log_prec = (t.double() for t in (x, y, mean, log_prec))
     inv = (-log_prec).exp().T  # (S, D): the prior variances per source channel
     gram = torch.einsum("nd,sd,md->snm", x, inv, x)  # (S, N, N): X P_j^-1 X'
     eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
     resid = (y - x @ mean).T  # (S, N)
     alpha = torch.linalg.solve(gram + eye, resid.unsqueeze(-1)).squeeze(-1)  # (S, N)
-    return mean + (inv * (alpha @ x)).T
+    return (mean + (inv * (alpha @ x)).T).to(dtype)
 
 
 QUIET = 1e-2

@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from metaxm.align.priorfit import MapPrior, map_solve
+from metaxm.align.priorfit import MapPrior, map_solve, units
 from metaxm.errors import ConfigError
 from metaxm.nn.agent import build_agent
 
@@ -51,6 +51,24 @@ def test_the_prior_spans_least_squares_and_its_own_mean() -> None:
     assert torch.allclose(map_solve(x, y, mean, flat), torch.linalg.lstsq(x, y).solution)
     firm = torch.full_like(mean, 20.0)
     assert torch.allclose(map_solve(x, y, mean, firm), mean, atol=1e-6)
+
+
+def test_a_weak_prior_on_an_images_features_solves_in_float32() -> None:
+    """An image's 2,352 features, each in its RMS units, near least squares (log precision
+    -9), in float32, every image seen twice (as a walk's pairs on GridNav pixels, where this was
+    found): the dual system's entries pass 1e7 and its identity is lost below float32's
+    precision, so a float32 solve finds it singular; the solve is float64 inside."""
+    g = torch.Generator().manual_seed(0)
+    x = (1.0 + 0.3 * torch.randn(15, 2352, generator=g)).repeat(2, 1)
+    x = x / units(x)
+    y = torch.randn(15, 8, generator=g).repeat(2, 1)
+    mean, log_prec = torch.zeros(2352, 8), torch.full((2352, 8), -9.0)
+    with pytest.raises(RuntimeError, match="singular"):  # the same solve in float32
+        gram = torch.einsum("nd,sd,md->snm", x, (-log_prec).exp().T, x)
+        torch.linalg.solve(gram + torch.eye(30), y.T.unsqueeze(-1))
+    w = map_solve(x, y, mean, log_prec)
+    assert w.dtype == torch.float32 and bool(torch.isfinite(w).all())
+    assert float((x @ w - y).abs().max()) < 1e-2  # N < D: it interpolates the pairs
 
 
 def test_the_meta_gradient_matches_higher_unrolled_to_convergence() -> None:
