@@ -32,8 +32,9 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
-  first): a paired fit solved in closed form under a meta-learned prior, against least squares,
-  ``align`` and ``translate`` on validation variants.
+  first): the paired fit solved in closed form under a meta-learned prior (``priorfit``'s, one
+  family at a time), against its start, least squares, ``align`` and ``translate`` on validation
+  variants.
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -474,7 +475,7 @@ def permutation_case() -> Path:
     def headline() -> str:
         errors = json.loads((out / "permutation-case.json").read_text())["errors"]
         mean = {k: sum(v) / len(v) for k, v in errors.items()}
-        rows = ("metafit", "the same steps, not meta-learned", "align", "least squares")
+        rows = ("metafit", "the same steps, not meta-learned", "align", "priorfit", "least squares")
         return (
             "a pure permutation of a known `vector` variant, fitted from one CartPole episode; "
             "latent error on query states over the source latents' mean square (0: recovered), "
