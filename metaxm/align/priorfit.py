@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -96,6 +97,11 @@ class LinearTranslator(nn.Module):
         super().__init__()
         self.register_buffer("weight", weight.detach())
         self.space = space
+
+    @classmethod
+    def blank(cls, space: gym.Space, width: int) -> LinearTranslator:
+        """A map of zeros from ``space`` to ``width`` values, for a saved one to load into."""
+        return cls(torch.zeros(int(np.prod(space.shape)), width), space)
 
     def forward(self, obs: Tensor) -> Tensor:
         return features(obs, self.space) @ self.weight

@@ -380,8 +380,7 @@ STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
         ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), PriorFitStrategy(),
-        SelfFit(),
-        SelfRead(), FineTune(), Scratch(),
+        SelfFit(), SelfRead(), FineTune(), Scratch(),
     )
 }  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""

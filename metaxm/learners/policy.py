@@ -209,8 +209,9 @@ class AdaptedPolicy:
 def _translator(
     path: str | Path, spec: Spec, policy: AdaptedPolicy, saved: dict[str, Any]
 ) -> tuple[torch.nn.Module, str]:
-    """The translator a ``translate`` policy saved, built again for its family; one that
-    searches readings of the task gets the world's test of success back (``attach``)."""
+    """The translator a ``translate`` policy saved, built again for its family (a ``priorfit``
+    policy's: its linear map); one that searches readings of the task gets the world's test of
+    success back (``attach``)."""
     from metaxm.align.translate import make_translator, source_width
     from metaxm.build import make_env
     from metaxm.nn.agent import observation_spaces
@@ -219,9 +220,14 @@ def _translator(
 
     reads = str(saved["reads"])
     spaces = observation_spaces(spec, [family, reads])
-    translator = make_translator(
-        family, spaces[family], source_width(reads, spaces[reads]), spec.align
-    ).to(spec.device)
+    width = source_width(reads, spaces[reads])
+    if policy.learner == "priorfit":  # a linear map solved under a prior, not a family's own
+        from metaxm.align.priorfit import LinearTranslator
+
+        translator: torch.nn.Module = LinearTranslator.blank(spaces[family], width)
+    else:
+        translator = make_translator(family, spaces[family], width, spec.align)
+    translator.to(spec.device)
     try:
         translator.load_state_dict(saved["state"])
     except RuntimeError as err:
