@@ -330,6 +330,7 @@ class PriorFitStrategy(Translate):
     needs = "priorfit"
     learner = "priorfit"
     in_episode = ""
+    trains_encoder = False  # a family the run never trained on has no prior to read it with
 
     def cannot_read(self, agents, family):  # noqa: D102
         why = super().cannot_read(agents, family)
