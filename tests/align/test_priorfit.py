@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from metaxm.align.priorfit import MapPrior, map_solve, units
+from metaxm.align.priorfit import MapPrior, map_solve, prior_solve, units
 from metaxm.errors import ConfigError
 from metaxm.nn.agent import build_agent
 
@@ -43,6 +43,18 @@ def test_the_dual_solve_is_the_map_estimate_and_its_meta_gradient() -> None:
         for a, b in zip(*grads):
             assert torch.allclose(a, b, atol=1e-10)
             assert float(a.abs().max()) > 1e-6  # the prior learns
+
+
+def test_the_prior_in_rms_units_is_the_map_estimate_of_the_rescaled_prior() -> None:
+    """``prior_solve``: the prior on w_i * r_i (r_i: feature i's RMS over the pairs) is, in the
+    map's own units, precision p_i * r_i^2 around m_i / r_i; a feature at 0 keeps its units."""
+    x, y, mean, log_prec = _problem(12, 4, seed=2)
+    x = x * torch.tensor([100.0, 0.05, 1.0, 3.0], dtype=torch.float64)  # scales far apart
+    x[:, 2] = 0.0  # a channel the pairs never move
+    r = units(x)
+    assert r[2] == 1.0 and torch.allclose(r[:2], x[:, :2].pow(2).mean(0).sqrt())
+    ref = _primal(x, y, mean / r[:, None], log_prec + 2 * r.log()[:, None])
+    assert torch.allclose(prior_solve(x, y, mean, log_prec), ref, atol=1e-10)
 
 
 def test_the_prior_spans_least_squares_and_its_own_mean() -> None:
