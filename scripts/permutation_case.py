@@ -33,6 +33,13 @@ square (0: read exactly; about 1 or more: not read):
   form (``translate``'s map, :func:`metaxm.align.least_squares.ridge`), read by the source;
 * ``right answer``: the source reading the channels put back in order (0 by construction).
 
+With ``--noise own`` the target's noise channels are not the source's: they are the source's
+noise values of other steps of the same episodes (a row permutation: the same amplitude, drawn
+independently of the source's at each step), as a real variant draws its own noise. Then no fit
+can read the source's noise, the state channels stay a pure permutation, and ``right answer,
+the noise not read`` (the channels put back in order, the source's noise predicted as 0) is
+the best any fit can do.
+
 python scripts/permutation_case.py --out runs/permutation-case     # about 2 minutes
 """
 
@@ -99,9 +106,16 @@ def _permutation(features: int, g: torch.Generator) -> torch.Tensor:
     return torch.cat((order, torch.arange(features, features + NOISE_CHANNELS)))
 
 
-def _permuted(batch: Any, perm: torch.Tensor) -> Any:
-    """The batch with view 0 := view 1's render, channels permuted (a pure permutation)."""
-    return dataclasses.replace(batch, obs=(batch.obs[1][:, perm], batch.obs[1]))
+def _permuted(
+    batch: Any, perm: torch.Tensor, noise: str = "shared", g: torch.Generator | None = None
+) -> Any:
+    """The batch with view 0 := view 1's render, channels permuted (a pure permutation); with
+    ``noise="own"``, its noise channels taken from other rows of view 1 (drawn with ``g``)."""
+    target = batch.obs[1][:, perm]
+    if noise == "own":
+        rows = torch.randperm(target.shape[0], generator=g)
+        target = torch.cat((target[:, :-NOISE_CHANNELS], batch.obs[1][rows, -NOISE_CHANNELS:]), 1)
+    return dataclasses.replace(batch, obs=(target, batch.obs[1]))
 
 
 def align_start(trainer: MetaFitTrainer, updates: int, seed: int) -> dict[str, torch.Tensor]:
@@ -148,8 +162,9 @@ def prior_fit(trainer: MetaFitTrainer, updates: int) -> tuple[PriorFitTrainer, f
 
 
 def measure(
-    updates: int, trials: int, seed: int = 0, align_updates: int = 100, prior_updates: int = 200
-) -> dict[str, Any]:
+    updates: int, trials: int, seed: int = 0, align_updates: int = 100, prior_updates: int = 200,
+    noise: str = "shared",
+) -> dict[str, Any]:  # fmt: skip
     """Meta-train for ``updates`` meta-updates (``prior_updates`` for the prior), then fit
     ``trials`` permutations from one episode each; each fit's relative query error per trial
     (see the module docstring)."""
@@ -177,6 +192,7 @@ def measure(
     unlearned_prior = prior._fresh()
     space = agent.observation_spaces["vector"]
     g = torch.Generator().manual_seed(seed + 5)
+    rows = torch.Generator().manual_seed(seed + 9)  # the own noise's rows: the same permutations
     errors: dict[str, list[float]] = {r: [] for r in ROWS}
     state_errors: dict[str, list[float]] = {r: [] for r in MAP_ROWS}
     support_steps = []
@@ -186,7 +202,7 @@ def measure(
             for s, n in ((1000 + 2 * t, 1), (1001 + 2 * t, 8))
         )
         perm = _permutation(support.obs[1].shape[1] - NOISE_CHANNELS, g)
-        support, query = _permuted(support, perm), _permuted(query, perm)
+        support, query = (_permuted(b, perm, noise, rows) for b in (support, query))
         support_steps.append(support.batch_size)
         fits = {
             "no fit (the agent's weights)": unlearned.init["vector"],
@@ -229,7 +245,7 @@ def measure(
     return {
         "updates": updates, "trials": trials, "seed": seed, "meta_train_seconds": seconds,
         "align_start_seconds": align_seconds, "align_updates": align_updates,
-        "prior_updates": prior_updates, "prior_seconds": prior_seconds,
+        "prior_updates": prior_updates, "prior_seconds": prior_seconds, "noise": noise,
         "prior_query_loss_first": prior_first, "prior_query_loss_last": prior_last,
         "query_loss_first": first["query_loss/vector"],
         "query_loss_last": last["query_loss/vector"],
@@ -289,12 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--trials", type=int, default=8, help="permutations fitted")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--noise",
+        choices=("shared", "own"),
+        default="shared",
+        help="the target's noise channels: the source's own (shared), or drawn apart (own)",
+    )
     parser.add_argument("--out", type=Path, help="write permutation-case.{json,md} here")
     args = parser.parse_args(argv)
     if min(args.updates, args.trials, args.prior_updates) < 1 or args.align_updates < 0:
         parser.error("--updates, --prior-updates and --trials must be >= 1, --align-updates >= 0")
     torch.set_num_threads(1)
-    result = measure(args.updates, args.trials, args.seed, args.align_updates, args.prior_updates)
+    result = measure(
+        args.updates, args.trials, args.seed, args.align_updates, args.prior_updates, args.noise
+    )
     steps = result["support_steps"]
     text = (
         f"{result['updates']} meta-updates ({result['meta_train_seconds']:.0f} s; query loss "
@@ -303,14 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         f"({result['align_start_seconds']:.0f} s); the prior: {result['prior_updates']} "
         f"meta-updates ({result['prior_seconds']:.0f} s; query loss "
         f"{result['prior_query_loss_first']:.3f} -> {result['prior_query_loss_last']:.3f}); "
-        f"{result['trials']} permutations, one "
+        f"{result['trials']} permutations ({result['noise']} noise), one "
         f"support episode each ({min(steps)}-{max(steps)} steps)\n\n" + table(result)
     )
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "permutation-case.json").write_text(json.dumps(result, indent=2) + "\n")
-        command = "python scripts/permutation_case.py --out " + str(args.out)
+        noise = "" if args.noise == "shared" else " --noise own"
+        command = f"python scripts/permutation_case.py{noise} --out {args.out}"
         (args.out / "permutation-case.md").write_text(
             f"# A pure permutation from one episode (#15's constructed case)\n\n"
             f"_`{command}`; the set-up: the script's docstring and "

@@ -54,3 +54,23 @@ def test_a_permutation_moves_the_features_and_leaves_the_noise_last(load_script)
     for _ in range(50):
         perm = script._permutation(2, g)  # one permutation of 2 is the identity: never drawn
         assert perm.tolist() == [1, 0, *range(2, 2 + script.NOISE_CHANNELS)]
+
+
+def test_with_its_own_noise_the_target_keeps_the_permutation_and_not_the_sources_noise(
+    load_script,
+) -> None:
+    import dataclasses
+
+    script = load_script("permutation_case")
+    n = script.NOISE_CHANNELS
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(12, 4 + n, generator=g)
+    batch = dataclasses.make_dataclass("B", ["obs"])(obs=(source, source))
+    perm = script._permutation(4, g)
+    own = script._permuted(batch, perm, "own", g).obs[0]
+    assert torch.equal(own[:, :4], source[:, perm[:4]])  # the state: a pure permutation
+    noise, theirs = own[:, -n:], source[:, -n:]
+    assert not torch.equal(noise, theirs)  # not the source's at each step, but its values
+    assert sorted(noise[:, 0].tolist()) == sorted(theirs[:, 0].tolist())
+    shared = script._permuted(batch, perm).obs[0]
+    assert torch.equal(shared, source[:, perm])
