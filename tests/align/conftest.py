@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,41 @@ def tiny_spec(**sections: Any) -> Spec:
 def make_spec() -> Callable[..., Spec]:
     """:func:`tiny_spec`, with sections merged over its defaults."""
     return tiny_spec
+
+
+def save_source_run(spec: Spec, path: Path) -> None:
+    """A run folder at ``path`` holding a fresh agent of ``spec``: what a meta-learned fit's
+    trainer loads from ``train.init_from``."""
+    from metaxm.nn.agent import build_agent
+    from metaxm.run.checkpoint import checkpoint_path, save_checkpoint
+
+    save_checkpoint(
+        checkpoint_path(path, 1), {"trainer": {"agent": build_agent(spec).state_dict()}}
+    )
+
+
+def resumes_exactly(trainer_cls: type, spec: Spec, trainer: Any) -> dict[str, Any]:
+    """Assert that a fresh ``trainer_cls(spec)`` loaded with ``trainer``'s state takes the same
+    next update as ``trainer`` does, and counts the same steps; the state it was loaded with."""
+    state = copy.deepcopy(trainer.state_dict())
+    expected = trainer.update()
+    again = trainer_cls(spec)
+    again.load_state_dict(state)
+    assert again.update() == expected
+    assert again.env_steps == trainer.env_steps > 0
+    return state
+
+
+@pytest.fixture
+def source_run() -> Callable[[Spec, Path], None]:
+    """:func:`save_source_run`."""
+    return save_source_run
+
+
+@pytest.fixture
+def resumes() -> Callable[..., dict[str, Any]]:
+    """:func:`resumes_exactly`."""
+    return resumes_exactly
 
 
 class TextEncode(torch.nn.Module):

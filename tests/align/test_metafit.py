@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import pytest
@@ -118,9 +117,8 @@ def _source(agent, pairs):
         return agent.encode(pairs.obs[1], pairs.families[1])
 
 
-def test_trainer_resumes_exactly(make_spec, tmp_path) -> None:
+def test_trainer_resumes_exactly(make_spec, source_run, resumes, tmp_path) -> None:
     from metaxm.align.metafit_trainer import MetaFitTrainer
-    from metaxm.run.checkpoint import checkpoint_path, save_checkpoint
 
     spec = make_spec(
         modalities={"train": {"vector": 2}, "heldout_variants": {}},
@@ -129,17 +127,10 @@ def test_trainer_resumes_exactly(make_spec, tmp_path) -> None:
         train={"init_from": str(tmp_path)},
         algo="metafit",
     )
-    save_checkpoint(
-        checkpoint_path(tmp_path, 1), {"trainer": {"agent": build_agent(spec).state_dict()}}
-    )
+    source_run(spec, tmp_path)
     a = MetaFitTrainer(spec)
     a.update()
-    state = copy.deepcopy(a.state_dict())
-    expected = a.update()
-    b = MetaFitTrainer(spec)
-    b.load_state_dict(state)
-    assert b.update() == expected
-    assert b.env_steps == a.env_steps > 0
+    resumes(MetaFitTrainer, spec, a)
 
 
 def test_trainer_refuses_what_it_cannot_adapt(make_spec) -> None:

@@ -5,8 +5,6 @@ on what it cannot read."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -115,9 +113,7 @@ def test_a_prior_round_trips_and_refuses_a_family_it_lacks() -> None:
         prior.solve("pixels", torch.zeros(2, 4), torch.zeros(2, 3))
 
 
-def _trainer_spec(make_spec, tmp_path, train):
-    from metaxm.run.checkpoint import checkpoint_path, save_checkpoint
-
+def _trainer_spec(make_spec, source_run, tmp_path, train):
     spec = make_spec(
         modalities={"train": train, "heldout_variants": {}},
         agent={"adapters": "variant"},
@@ -125,18 +121,16 @@ def _trainer_spec(make_spec, tmp_path, train):
         train={"init_from": str(tmp_path)},
         algo="priorfit",
     )
-    save_checkpoint(
-        checkpoint_path(tmp_path, 1), {"trainer": {"agent": build_agent(spec).state_dict()}}
-    )
+    source_run(spec, tmp_path)
     return spec
 
 
 def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
-    make_spec, tmp_path
+    make_spec, source_run, resumes, tmp_path
 ) -> None:
     from metaxm.align.priorfit_trainer import PriorFitTrainer
 
-    spec = _trainer_spec(make_spec, tmp_path, {"vector": 2, "pixels": 2})
+    spec = _trainer_spec(make_spec, source_run, tmp_path, {"vector": 2, "pixels": 2})
     a = PriorFitTrainer(spec)
     assert a.families == ["vector"] and a.skipped == ["pixels"]  # no linear map reads pixels
     first = a.update()
@@ -145,20 +139,17 @@ def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
     assert (
         float(a.metafit.log_prec["vector"].detach().sub(-3.0).abs().max()) > 0
     )  # both tables learn
-    state = copy.deepcopy(a.state_dict())
-    expected = a.update()
-    b = PriorFitTrainer(spec)
-    b.load_state_dict(state)
-    assert b.update() == expected
-    assert b.env_steps == a.env_steps > 0
-    assert [n for n, _ in b.named_parameters()] == ["mean.vector", "log_prec.vector"]
+    resumes(PriorFitTrainer, spec, a)
+    assert [n for n, _ in a.named_parameters()] == ["mean.vector", "log_prec.vector"]
 
 
-def test_the_trainer_refuses_a_spec_without_a_vector_family(make_spec, tmp_path) -> None:
+def test_the_trainer_refuses_a_spec_without_a_vector_family(
+    make_spec, source_run, tmp_path
+) -> None:
     from metaxm.align.priorfit_trainer import PriorFitTrainer
 
     with pytest.raises(ConfigError, match="source modality, which must be a vector"):
-        PriorFitTrainer(_trainer_spec(make_spec, tmp_path, {"pixels": 2}))
+        PriorFitTrainer(_trainer_spec(make_spec, source_run, tmp_path, {"pixels": 2}))
 
 
 def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) -> None:
