@@ -209,11 +209,12 @@ class AdaptedPolicy:
 def _translator(
     path: str | Path, spec: Spec, policy: AdaptedPolicy, saved: dict[str, Any]
 ) -> tuple[torch.nn.Module, str]:
-    """The translator a ``translate`` policy saved, built again for its family (a ``priorfit``
-    policy's: its linear map); one that searches readings of the task gets the world's test of
-    success back (``attach``)."""
-    from metaxm.align.translate import make_translator, source_width
+    """The translator a translating policy saved, built again by its learner
+    (:meth:`~metaxm.learners.translate.Translate.blank_translator`); one that searches readings
+    of the task gets the world's test of success back (``attach``)."""
+    from metaxm.align.translate import source_width
     from metaxm.build import make_env
+    from metaxm.learners import LEARNERS, Translate
     from metaxm.nn.agent import observation_spaces
 
     family = policy.family
@@ -221,13 +222,9 @@ def _translator(
     reads = str(saved["reads"])
     spaces = observation_spaces(spec, [family, reads])
     width = source_width(reads, spaces[reads])
-    if policy.learner == "priorfit":  # a linear map solved under a prior, not a family's own
-        from metaxm.align.priorfit import LinearTranslator
-
-        translator: torch.nn.Module = LinearTranslator.blank(spaces[family], width)
-    else:
-        translator = make_translator(family, spaces[family], width, spec.align)
-    translator.to(spec.device)
+    learner = LEARNERS.get(policy.learner)
+    builder = learner if isinstance(learner, type) and issubclass(learner, Translate) else Translate
+    translator = builder.blank_translator(family, spaces[family], width, spec).to(spec.device)
     try:
         translator.load_state_dict(saved["state"])
     except RuntimeError as err:

@@ -19,6 +19,8 @@ from metaxm.errors import ConfigError
 from metaxm.learners.translate import Translate
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from metaxm.align.pairs import PairedBatch
     from metaxm.align.priorfit import MapPrior
     from metaxm.envs.task_env import TaskEnv
@@ -68,6 +70,16 @@ class PriorFit(Translate):
         if why is not None:
             raise ConfigError(f"priorfit cannot adapt to {family}:{variant}: {why}")
         return family, variant
+
+    @classmethod
+    def blank_translator(
+        cls, family: str, space: gym.Space, width: int, spec: Spec
+    ) -> torch.nn.Module:
+        """A linear map of zeros (:meth:`LinearTranslator.blank`), not the family's own
+        translator: what a saved ``priorfit`` policy's map loads into."""
+        from metaxm.align.priorfit import LinearTranslator
+
+        return LinearTranslator.blank(space, width)
 
     def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
         """Solve the map from view 0 of ``pairs`` (the target) to view 1 (the source) under

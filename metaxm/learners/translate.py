@@ -15,6 +15,9 @@ from metaxm.errors import ConfigError
 from metaxm.learners.align import Align
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+    import torch
+
     from metaxm.align.pairs import PairedBatch
     from metaxm.align.translation_context import TranslationContext
     from metaxm.envs.task_env import TaskEnv
@@ -59,6 +62,16 @@ class Translate(Align):
         if why is not None:
             raise ConfigError(f"translate cannot adapt this agent: {why}")
         return super().target(env)
+
+    @classmethod
+    def blank_translator(
+        cls, family: str, space: gym.Space, width: int, spec: Spec
+    ) -> torch.nn.Module:
+        """The translator :meth:`fit_into` gives ``family``'s policies, unfitted: what a saved
+        policy's translator state loads into (:meth:`AdaptedPolicy.load`)."""
+        from metaxm.align.translate import make_translator
+
+        return make_translator(family, space, width, spec.align)
 
     def fit_into(self, policy: AdaptedPolicy, pairs: PairedBatch, seed: int) -> None:
         """Fit a translator from view 0 of ``pairs`` (the target) to view 1 (the source) and
