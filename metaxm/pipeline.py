@@ -2,13 +2,16 @@
 
 For a spec it (1) draws one state in every modality (``OUT/render.png``), (2) runs one stage
 per entry of ``main.runs`` (``OUT/<name>/``), each with the spec plus that entry's overrides,
-in order, every stage starting from the one before through ``{out}`` links, (3) evaluates
+every stage starting from the ones it links to through ``{out}`` (in order, or side by side
+with ``main.workers``: :mod:`metaxm.run.stages`), (3) evaluates
 the trained agents on the held-out modalities (``OUT/report/``) and, optionally, (4)
 benchmarks the batched worlds. The default spec's stages::
 
     pretrain   alignment of the training families' encoders and per-variant adapters
     ppo        the source policy on that latent (align.init_from: {out}/pretrain)
-    maml, rl2  meta-learners started from the source agent (train.init_from: {out}/ppo)
+    maml       MAML started from the source agent (train.init_from: {out}/ppo)
+    rl2        RL^2 with the sensory encoder, on its own (no link: beside the others)
+    priorfit   the paired fit's prior, meta-learned from the source agent
 
 A finished run (one with ``summary.json``) is kept, and an interrupted one is resumed from its
 last checkpoint, so running the job again after a kill continues where it stopped.
@@ -75,7 +78,7 @@ def _check_main_out(out: Path, specs: dict[str, Spec]) -> None:
     if not out.is_dir():
         return
     names = {p.name for p in out.iterdir()} - {".metaxm.lock"}
-    ours = {"main.json", "render.png", "report", "bench_envs.json", *specs}
+    ours = {"main.json", "render.png", "report", "bench_envs.json", "logs", *specs}
     if names and not names & ours:
         shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
         raise ConfigError(
@@ -87,7 +90,7 @@ def _run_main(
     spec: Spec, out: Path, specs: dict[str, Spec], echo: Callable[[str], None]
 ) -> dict[str, Any]:
     """:func:`run_main` once it holds ``out``."""
-    from metaxm.run.loop import train
+    from metaxm.run.stages import run_stages
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -98,30 +101,7 @@ def _run_main(
         t = time.perf_counter()
         echo(f"modalities drawn in {render_spec(spec, out / 'render.png')}")
         timings["render"] = time.perf_counter() - t
-    for name, rspec in specs.items():
-        rundir = out / name
-        t = time.perf_counter()
-        if (rundir / "summary.json").is_file():
-            echo(f"{name}: finished run kept ({rundir})")
-            continue
-        resume = (rundir / "checkpoints").is_dir()
-        verb = "resuming" if resume else "training"
-        if name == "pretrain":
-            from metaxm.align.pretrain import pretrain
-
-            echo(f"{name}: {verb} {rspec.align.pretrain_updates:,} alignment updates into "
-                 f"{rundir}")  # fmt: skip
-            result = pretrain(rspec, rundir, resume=resume)
-            timings[name] = time.perf_counter() - t
-            ev = result.evaluation
-            echo(f"{name}: retrieval top-1 worst {ev['top1_min']:.3f}, probe R^2 worst "
-                 f"{ev['probe_r2_min']:.3f}, {timings[name]:.0f} s")  # fmt: skip
-            continue
-        echo(f"{name}: {verb} {rspec.train.total_steps:,} env steps into {rundir}")
-        result = train(rspec, rundir, resume=resume)
-        timings[name] = time.perf_counter() - t
-        echo(f"{name}: {result.env_steps:,} env steps, {result.sps:,.0f} steps/s, "
-             f"{timings[name]:.0f} s")  # fmt: skip
+    timings.update(run_stages(specs, cfg.links, out, cfg.workers, echo))
     report: dict[str, Any] = {}
     if cfg.evaluate:
         from metaxm.evaluate.loading import load_agents
@@ -145,6 +125,8 @@ def _run_main(
             echo(f"env benchmark: {line}")
         timings["bench"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    (out / "main.json").write_text(json.dumps({"seconds": timings}, indent=2) + "\n")
+    (out / "main.json").write_text(
+        json.dumps({"seconds": timings, "workers": cfg.workers}, indent=2) + "\n"
+    )
     echo(f"main job: {timings['total']:.0f} s in all; outputs in {out}/")
     return {"seconds": timings, "report": report}

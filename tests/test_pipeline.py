@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from metaxm.cli import main
@@ -305,3 +306,56 @@ def test_a_stage_that_trains_fewer_families_is_not_measured_on_the_others(tmp_pa
     agent = load_checkpoint(resolve_checkpoint(out / "rl2"))["trainer"]["agent"]
     assert {"state_probe.weight", "state_probe.bias"} <= set(agent)
     assert any(k.startswith("sensory_encoder.") for k in agent)
+
+
+SIDE_BY_SIDE = {
+    **TINY,
+    "rl2": {"episodes_per_trial": 2},
+    "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2},
+    "main": {
+        "render": False,
+        "evaluate": False,
+        "runs": {
+            "ppo": {},
+            "maml": {"train.total_steps": 64, "train.init_from": "{out}/ppo"},
+            "rl2": {"train.total_steps": 64},
+        },
+    },
+}
+
+
+def test_stages_side_by_side_write_what_they_write_in_order(tmp_path: Path, capsys) -> None:
+    """main.workers: 2 trains rl2 (no link) beside ppo, and maml after ppo; every stage writes
+    the same weights and records as on one worker, and its console goes to OUT/logs."""
+    from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
+
+    outs = {}
+    for workers in (1, 2):
+        spec = tmp_path / f"spec{workers}.yaml"
+        spec.write_text(yaml.safe_dump({**SIDE_BY_SIDE, "main": {
+            **SIDE_BY_SIDE["main"], "workers": workers}}, sort_keys=False))  # fmt: skip
+        outs[workers] = tmp_path / f"out{workers}"
+        assert main(["main", str(spec), "--out", str(outs[workers])]) == 0
+    printed = capsys.readouterr().out
+    assert f"rl2: training 64 env steps into {outs[2] / 'rl2'} (output: " in printed
+    assert (outs[2] / "logs" / "rl2.log").is_file() and not (outs[1] / "logs").exists()
+    for name in ("ppo", "maml", "rl2"):
+        one, two = (load_checkpoint(resolve_checkpoint(o / name))["trainer"] for o in outs.values())
+        assert one["agent"].keys() == two["agent"].keys()
+        for k, v in one["agent"].items():
+            assert torch.equal(v, two["agent"][k]), (name, k)
+        metrics = [(o / name / "metrics.jsonl").read_text() for o in outs.values()]
+        assert metrics[0] == metrics[1] and metrics[0], name
+    assert json.loads((outs[2] / "main.json").read_text())["workers"] == 2
+
+
+def test_a_failing_stage_side_by_side_stops_the_job_in_one_line(tmp_path: Path, capsys) -> None:
+    """A stage whose start cannot be loaded fails in its own process; the job says so in one
+    line, as on one worker."""
+    runs = {"ppo": {}, "rl2": {"train.total_steps": 64, "train.init_from": str(tmp_path)}}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SIDE_BY_SIDE, "main": {
+        **SIDE_BY_SIDE["main"], "runs": runs, "workers": 2}}, sort_keys=False))  # fmt: skip
+    assert main(["main", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("metaxm main: error: ") and str(tmp_path) in err[0]

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from metaxm.config import bounded
+
 RUN_NAMES = ("pretrain", "ppo", "maml", "rl2", "metafit", "selffit", "priorfit")
 """The stages ``main.runs`` may name: ``pretrain`` is alignment pretraining
 (:func:`metaxm.align.pretrain.pretrain`), the others ``metaxm train`` with that ``algo``."""
@@ -24,6 +26,11 @@ class MainConfig:
             of :data:`RUN_NAMES`: ``pretrain`` (alignment pretraining, ``metaxm pretrain``),
             ``ppo``, ``maml``, ``rl2``, ``metafit``, ``selffit`` (``metaxm train`` with that
             ``algo``). The evaluator finds the agents by name.
+        workers: how many stages train at once, each in a process of its own with the spec's
+            ``train.threads``; a stage starts as soon as the stages it links to through
+            ``{out}`` are finished (:mod:`metaxm.run.stages`). 1 runs them one after another
+            in this process, in the listed order. Every stage seeds itself, so its outputs do
+            not depend on this.
         evaluate: evaluate the runs on the held-out modalities into ``OUT/report``.
         bench: run ``metaxm bench envs --quick`` into ``OUT/bench_envs.json``.
         render: draw one state in every modality into ``OUT/render.png``.
@@ -32,6 +39,7 @@ class MainConfig:
     runs: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {"ppo": {"algo": "ppo"}, "maml": {"algo": "maml"}}
     )
+    workers: int = bounded(1, 1, 64)
     evaluate: bool = True
     bench: bool = False
     render: bool = True
@@ -39,10 +47,8 @@ class MainConfig:
     def __post_init__(self) -> None:
         order = list(self.runs)
         for i, (name, overrides) in enumerate(self.runs.items()):
-            for key, value in overrides.items():
-                link = re.search(r"\{out\}/([^/\s]+)", value) if isinstance(value, str) else None
-                if link and link.group(1) not in order[:i]:
-                    stage = link.group(1)
+            for key, stage in _links(overrides):
+                if stage not in order[:i]:
                     if stage == name:
                         where = "as this stage"
                     elif stage in order:
@@ -69,3 +75,18 @@ class MainConfig:
                 continue
             if overrides.get("algo", name) != name:
                 raise ValueError(f"runs.{name}: algo must be {name!r}, got {overrides['algo']!r}")
+
+    @property
+    def links(self) -> dict[str, set[str]]:
+        """Per stage of :attr:`runs`, the stages it starts from (its ``{out}/<stage>`` links)."""
+        return {name: {stage for _, stage in _links(o)} for name, o in self.runs.items()}
+
+
+def _links(overrides: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, stage)`` for every value of ``overrides`` that names ``{out}/<stage>``."""
+    found = []
+    for key, value in overrides.items():
+        link = re.search(r"\{out\}/([^/\s]+)", value) if isinstance(value, str) else None
+        if link:
+            found.append((key, link.group(1)))
+    return found
