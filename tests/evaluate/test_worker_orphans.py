@@ -1,5 +1,5 @@
-"""Evaluation workers die with their parent, SIGKILL included (they used to wait forever, and
-multiprocessing's resource tracker with them).
+"""Evaluation workers and the main job's side-by-side stages die with their parent, SIGKILL
+included (workers used to wait forever, and multiprocessing's resource tracker with them).
 
 Each test kills a process and then watches its children through ``/proc``: Linux only.
 """
@@ -171,3 +171,35 @@ def test_a_parent_dead_before_the_call_ends_the_child_at_once() -> None:
     # the output closes when the child exits: at once, and with nothing printed
     assert ready and proc.stdout.read() == b""
     proc.wait()
+
+
+def test_sigkilled_main_job_leaves_no_stage_processes(tmp_path: Path) -> None:
+    """The main job's side-by-side stages (main.workers: 2) die with it, SIGKILL included."""
+    import yaml
+
+    spec = {
+        "world": {"name": "gridnav", "size": 4, "horizon": 8},
+        "modalities": {"train": {"vector": 2}, "heldout_variants": {"vector": 1}},
+        "train": {"total_steps": 10_000_000, "num_envs": 8, "eval_episodes": 0},
+        "log": {"mode": "disabled", "progress": False},
+        "main": {"workers": 2, "evaluate": False, "render": False, "runs": {"ppo": {}, "rl2": {}}},
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    proc = _python(
+        "-m", "metaxm", "main", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "o")
+    )
+    try:
+        stages: set[int] = set()
+        deadline = time.monotonic() + START_S
+        while len(stages) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            stages = {
+                p
+                for p in _children(proc.pid)
+                if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+            }
+        assert len(stages) == 2, stages
+        assert _kill_and_wait_gone(proc, stages) == set()
+    finally:
+        proc.kill()
+        proc.wait()
