@@ -197,6 +197,13 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     ]  # fmt: skip
     assert report["data"]["selffit"] == ["observations"]  # no rewards, no pairs
     assert report["data"]["priorfit"] == ["observations", "paired"]
+    # the report says which strategies meta-learned their adaptation, and what
+    learned = {n for n, w in report["meta_learned"].items() if w}
+    assert learned == {"maml", "rl2", "metafit", "selffit", "priorfit"}
+    assert "Gaussian prior" in report["meta_learned"]["priorfit"]
+    md = (out / "report" / "report.md").read_text()
+    assert "before the target: maml: the start of its inner steps" in md
+    assert "searches only: zeroshot, align, translate, scratch." in md
     curves = {m: e["strategies"] for m, e in report["modalities"].items()}
     audio = next(m for m in curves if m.startswith("audio:"))
     # no learned start for a family meta-training never saw: align's fit, on the same agent

@@ -212,6 +212,7 @@ def markdown(report: dict[str, Any]) -> str:
     ):
         if by_name:
             lines += [f"{title}: " + "; ".join(f"{n}: {w}" for n, w in by_name.items()) + ".", ""]
+    lines += _meta_learned(report.get("meta_learned", {}))
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"
@@ -264,6 +265,19 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Latent on held-out modalities", "", "```", json.dumps(
             report["representation"], indent=1), "```", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _meta_learned(by_name: dict[str, str]) -> list[str]:
+    """The report's lines on what each strategy meta-learned (none for an old report)."""
+    if not by_name:
+        return []
+    learned = {n: w for n, w in by_name.items() if w}
+    rest = [n for n, w in by_name.items() if not w]
+    text = "Meta-learned for adapting, over training tasks, before the target: "
+    text += "; ".join(f"{n}: {w}" for n, w in learned.items()) if learned else "nothing"
+    if rest:
+        text += f". Hand-set steps, closed forms or searches only: {', '.join(rest)}"
+    return [text + ".", ""]
 
 
 DATA_WORDS = {

@@ -31,8 +31,10 @@ selfread    ppo agent      a re-wired vector, image, sensor bank or sentence rea
                            readings searched the same way
 ==========  =============  =====================================================================
 
-Each strategy's ``data`` names what it consumes of the k episodes, and ``in_episode`` what its
-policy learns within a measured episode besides; the report prints both.
+Each strategy's ``data`` names what it consumes of the k episodes, ``in_episode`` what its
+policy learns within a measured episode besides, and ``meta_learned`` what it learned for
+adapting over training tasks before it meets the target (empty: hand-set steps, closed forms
+or searches); the report prints all three.
 
 A new strategy is a :class:`Strategy` subclass added to :data:`STRATEGIES`; one that reads some
 families only says why it cannot read the others in :meth:`Strategy.cannot_read`.
@@ -94,6 +96,10 @@ class Strategy(ABC):
     in_episode: ClassVar[str] = ""
     """What the adapted policy learns within a measured episode besides ``data`` (the report
     prints it); empty for a policy that learns nothing there."""
+    meta_learned: ClassVar[str] = ""
+    """What it learned for adapting, over training tasks, before it meets the target (the
+    report prints it); empty for a strategy that adapts with hand-set steps, a closed form or a
+    search only (the agent's own training, shared by all, is not counted)."""
     trains_encoder: ClassVar[bool] = False
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
@@ -234,6 +240,10 @@ class MAML(LearnerStrategy):
     needs = "maml"
     learner = "maml"
     data = ("observations", "rewards")
+    meta_learned = (
+        "the start of its inner steps (what maml.adapt names: the adapter by default) and, "
+        "with maml.meta_sgd, their rates, by MAML over training tasks"
+    )
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         if k == 0:
@@ -254,6 +264,7 @@ class RL2(Strategy):
     needs = "rl2"
     learner = "rl2"
     data = ("observations", "rewards")
+    meta_learned = "the recurrent policy that adapts in context, by RL^2 over multi-episode trials"
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes
@@ -318,6 +329,10 @@ class MetaFitStrategy(Align):
     name = "metafit"
     needs = "metafit"
     learner = "metafit"
+    meta_learned = (
+        "the fit's start and per-parameter rates, through its steps over fresh variants of "
+        "each training family"
+    )
 
 
 class PriorFitStrategy(Translate):
@@ -330,6 +345,10 @@ class PriorFitStrategy(Translate):
     needs = "priorfit"
     learner = "priorfit"
     in_episode = ""
+    meta_learned = (
+        "the Gaussian prior of its map (mean and per-entry precisions), through the exact "
+        "solve over fresh variants of each vector family"
+    )
     trains_encoder = False  # a family the run never trained on has no prior to read it with
 
     def cannot_read(self, agents, family):  # noqa: D102
@@ -348,6 +367,10 @@ class SelfFit(LearnerStrategy):
     learner = "selffit"
     trains_encoder = True
     data = ("observations",)
+    meta_learned = (
+        "the fit's start, per-parameter rates and inverse-dynamics head, through its steps over "
+        "fresh variants of each training family"
+    )
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return self.walked(agents, family, variant, k, seed, 21)

@@ -110,6 +110,12 @@ def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> No
     assert "finetune: target observations, target rewards" in md
     assert list(data["in_episode"]) == ["translate"]  # the reading search's memory, said
     assert "Learned within a measured episode besides that: translate: where one" in md
+    # what each strategy meta-learned for adapting: none of these did
+    assert data["meta_learned"] == {n: "" for n in data["data"]}
+    assert (
+        "Meta-learned for adapting, over training tasks, before the target: nothing. Hand-set "
+        "steps, closed forms or searches only: zeroshot, align, translate, finetune, scratch."
+    ) in md
     oracle = data["source"]["oracle"]["success"]
     assert 0.9 <= oracle <= 1.0  # GridNav 4x4 in 8 steps: the oracle's shortest paths
     for entry in data["modalities"].values():
