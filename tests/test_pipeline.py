@@ -213,6 +213,8 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
     assert "priorfit" not in curves[audio]
     assert "no meta-learned prior for audio" in report["unread"][audio]["priorfit"]
     assert curves[vector]["priorfit"]["curves"]["paired_steps"][0][1] > 0
+    paired = {n for n, r in curves[vector].items() if "vs_align" in r}  # align's data, its seeds
+    assert paired == {"translate", "metafit", "priorfit"}
     assert curves[vector]["metafit"]["curves"]["paired_steps"][0][1] > 0
     for m in (audio, vector):  # translate fits on align's pairs, the same number of them
         assert (

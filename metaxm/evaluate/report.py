@@ -253,6 +253,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
             )
+        lines += _paired_lines(entry["strategies"])
         unread = report.get("unread", {}).get(mid, {})
         if unread:
             lines += [
@@ -265,6 +266,30 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Latent on held-out modalities", "", "```", json.dumps(
             report["representation"], indent=1), "```", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _paired_lines(strategies: dict[str, Any]) -> list[str]:
+    """The lines under a modality's table: each strategy's episodes to threshold paired with
+    a baseline's, seed by seed (``vs_<baseline>`` records); none where nothing is paired."""
+    by_baseline: dict[str, list[str]] = {}
+    for name, rec in strategies.items():
+        for key, pair in rec.items():
+            if not key.startswith("vs_"):
+                continue
+            d = pair["difference"]
+            by_baseline.setdefault(key[3:], []).append(
+                f"{name} {d['point']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] episodes, fewer "
+                f"on {pair['fewer']} and more on {pair['more']} of {pair['seeds']} seeds "
+                f"(Wilcoxon p = {pair['p_value']:.2g})"
+            )
+    lines = []
+    for base, parts in by_baseline.items():
+        lines += [
+            "",
+            f"Episodes to threshold against {base}'s on the same seeds (the same k episodes; "
+            "mean difference, 95% bootstrap interval): " + "; ".join(parts) + ".",
+        ]
+    return lines
 
 
 def _meta_learned(by_name: dict[str, str]) -> list[str]:

@@ -22,7 +22,12 @@ from tqdm.auto import tqdm
 from metaxm.envs import has_oracle
 from metaxm.errors import ConfigError
 from metaxm.evaluate.episodes import METRICS, Curve, measure
-from metaxm.evaluate.metrics import episodes_to_level, iqm_interval, transfer_metrics
+from metaxm.evaluate.metrics import (
+    episodes_to_level,
+    iqm_interval,
+    paired_episodes,
+    transfer_metrics,
+)
 from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
 from metaxm.rl.trainer import derive_seed
@@ -333,6 +338,8 @@ def _derive(
                 record["oracle_metrics"] = episodes_to_level(b, values, level, seed=variant)
             strategies[name] = record
         entry["strategies"] = strategies
+        if src is not None:
+            _pair_with(BASELINE, strategies, cfg.threshold * src, metric, variant)
         # a threshold within what a fresh agent reaches (the upper end of the 95% interval of
         # scratch before any experience) measures nothing: either the source agent is no
         # better than a fresh one, or a fresh one is already within the threshold of it
@@ -354,6 +361,33 @@ def _derive(
         "modalities": modalities,
         "summary": summarize(modalities, names, metric),
     }
+
+
+BASELINE = "align"
+"""The hand-set strategy every strategy consuming the same data is paired with, seed by seed
+(the issue's "fewer episodes than today's hand-tuned align, on the same agents and k")."""
+
+
+def _pair_with(
+    baseline: str, strategies: dict[str, Any], level: float, metric: str, seed: int
+) -> None:
+    """Give each strategy that consumes ``baseline``'s data its episodes to ``level`` paired
+    with the baseline's on the same seeds (``vs_<baseline>``; :func:`paired_episodes`). Such
+    strategies fit the same k episodes where the seeds match (``translate``, ``metafit`` and
+    ``priorfit`` take ``align``'s episodes and pairs)."""
+    if baseline not in strategies:
+        return
+    base = strategies[baseline]
+    data = STRATEGIES[baseline].data
+    for name, record in strategies.items():
+        if name == baseline or STRATEGIES[name].data != data:
+            continue
+        if record["budgets"] != base["budgets"]:
+            continue
+        record[f"vs_{baseline}"] = paired_episodes(
+            record["budgets"], np.array(record["curves"][metric]),
+            np.array(base["curves"][metric]), level, seed=seed,
+        )  # fmt: skip
 
 
 def _iqm_curve(values: np.ndarray) -> dict[str, list[float]]:

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from metaxm.cli import main
 from metaxm.errors import ConfigError
+from metaxm.evaluate.metrics import episodes_to_threshold
 from metaxm.evaluate.runner import source_level
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
@@ -116,6 +118,24 @@ def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> No
         "Meta-learned for adapting, over training tasks, before the target: nothing. Hand-set "
         "steps, closed forms or searches only: zeroshot, align, translate, finetune, scratch."
     ) in md
+    # translate fits align's episodes and pairs: paired with align seed by seed, per modality
+    for entry in data["modalities"].values():
+        recs = entry["strategies"]
+        assert [n for n, r in recs.items() if "vs_align" in r] == ["translate"]
+        level = 0.8 * entry["source"]
+        hits = {
+            n: [max(recs[n]["budgets"]) if h is None else h for h in episodes_to_threshold(
+                recs[n]["budgets"], np.array(recs[n]["curves"]["success"]), level)]
+            for n in ("translate", "align")
+        }  # fmt: skip
+        pair = recs["translate"]["vs_align"]
+        diff = np.subtract(hits["translate"], hits["align"])
+        assert pair["difference"]["point"] == pytest.approx(diff.mean())
+        assert (pair["fewer"], pair["more"]) == ((diff < 0).sum(), (diff > 0).sum())
+        assert f"translate {pair['difference']['point']:+.1f} [" in md
+    assert md.count("Episodes to threshold against align's on the same seeds") == len(
+        data["modalities"]
+    )
     oracle = data["source"]["oracle"]["success"]
     assert 0.9 <= oracle <= 1.0  # GridNav 4x4 in 8 steps: the oracle's shortest paths
     for entry in data["modalities"].values():

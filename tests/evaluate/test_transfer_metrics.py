@@ -11,6 +11,7 @@ from metaxm.evaluate.metrics import (
     episodes_to_threshold,
     iqm,
     iqm_interval,
+    paired_episodes,
     transfer_metrics,
 )
 
@@ -124,3 +125,24 @@ def test_headline_met_missed_and_unmeasurable() -> None:
     # 0.8 x 0.14 = 0.112 is above a fresh agent's 0.1 but inside its interval (up to 0.15)
     noisy = headline(_summary_report([0.1, 0.2, 0.3, 0.4, 0.5], scratch, source=0.14))
     assert not noisy["target_met"] and noisy["text"].startswith("Not measurable")
+
+
+def test_paired_episodes_against_a_hand_count_and_scipy() -> None:
+    from scipy import stats
+
+    budgets = [0, 1, 2, 4]
+    # per seed, episodes to 0.8: ours 1, 2, 4 (censored), 1; theirs 2, 4, 4, 1
+    ours = np.array([[0.0, 0.9, 1, 1], [0, 0.5, 0.8, 1], [0, 0, 0, 0.7], [0, 0.85, 1, 1]])
+    theirs = np.array([[0, 0.1, 0.9, 1], [0, 0.1, 0.2, 0.9], [0, 0, 0, 0.8], [0, 0.8, 1, 1]])
+    pair = paired_episodes(budgets, ours, theirs, 0.8)
+    diff = np.array([1 - 2, 2 - 4, 4 - 4, 1 - 1], float)  # censored counts as the cap, 4
+    assert pair["difference"]["point"] == pytest.approx(diff.mean())
+    assert pair["difference"]["low"] <= diff.mean() <= pair["difference"]["high"]
+    assert pair["difference"]["low"] >= diff.min() and pair["difference"]["high"] <= diff.max()
+    assert (pair["fewer"], pair["more"], pair["seeds"]) == (2, 0, 4)
+    expected = stats.wilcoxon([1, 2, 4, 1], [2, 4, 4, 1], zero_method="wilcox").pvalue
+    assert pair["p_value"] == pytest.approx(expected)
+    tie = paired_episodes(budgets, ours, ours, 0.8)  # every seed ties: no test to make
+    assert tie["difference"] == {"point": 0.0, "low": 0.0, "high": 0.0} and tie["p_value"] == 1.0
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_episodes(budgets, ours, theirs[:3], 0.8)
