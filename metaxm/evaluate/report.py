@@ -276,18 +276,21 @@ def _paired_lines(strategies: dict[str, Any]) -> list[str]:
         for key, pair in rec.items():
             if not key.startswith("vs_"):
                 continue
-            d = pair["difference"]
+            d, untied = pair["difference"], pair["fewer"] + pair["more"]
+            least = untied > 0 and abs(pair["p_value"] - 2.0 ** (1 - untied)) < 1e-9
             by_baseline.setdefault(key[3:], []).append(
                 f"{name} {d['point']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] episodes, fewer "
                 f"on {pair['fewer']} and more on {pair['more']} of {pair['seeds']} seeds "
-                f"(Wilcoxon p = {pair['p_value']:.2g})"
+                f"(Wilcoxon p = {pair['p_value']:.2g}"
+                + (f", the least {untied} untied seeds allow)" if least else ")")
             )
     lines = []
     for base, parts in by_baseline.items():
         lines += [
             "",
             f"Episodes to threshold against {base}'s on the same seeds (the same k episodes; "
-            "mean difference, 95% bootstrap interval): " + "; ".join(parts) + ".",
+            "mean difference, 95% bootstrap interval; a seed that never reaches the threshold "
+            "counts as the largest budget): " + "; ".join(parts) + ".",
         ]
     return lines
 

@@ -146,3 +146,24 @@ def test_paired_episodes_against_a_hand_count_and_scipy() -> None:
     assert tie["difference"] == {"point": 0.0, "low": 0.0, "high": 0.0} and tie["p_value"] == 1.0
     with pytest.raises(ValueError, match="same seeds"):
         paired_episodes(budgets, ours, theirs[:3], 0.8)
+
+
+def test_the_paired_line_says_when_the_seeds_cannot_give_a_smaller_p() -> None:
+    from metaxm.evaluate.report import _paired_lines
+
+    budgets = [0, 1, 2, 4]
+    slow = np.tile([0.0, 0.0, 0.0, 0.9], (5, 1))
+    fast = np.tile([0.0, 0.9, 1.0, 1.0], (5, 1))
+    pair = paired_episodes(budgets, fast, slow, 0.8)  # 1 episode against 4 on every seed
+    assert pair["p_value"] == pytest.approx(2.0**-4)  # two-sided, 5 untied seeds: 2 / 2^5
+    line = _paired_lines({"translate": {"vs_align": pair}, "align": {}})[1]
+    assert line.startswith("Episodes to threshold against align's on the same seeds")
+    assert "translate -3.0 [-3.0, -3.0] episodes, fewer on 5 and more on 0 of 5 seeds" in line
+    assert "(Wilcoxon p = 0.062, the least 5 untied seeds allow)" in line
+    # one seed the other way: no longer the least p the seeds allow
+    mixed = paired_episodes(
+        budgets, np.vstack([fast[:4], slow[:1]]), np.vstack([slow[:4], fast[:1]]), 0.8
+    )
+    assert (
+        mixed["more"] == 1 and "allow" not in _paired_lines({"translate": {"vs_align": mixed}})[1]
+    )
