@@ -50,6 +50,11 @@ def check_spec(spec: Spec) -> None:
             f"agent.encoder: sensory needs algo: rl2, not {spec.algo}: its neurons read each "
             "channel's history, which only a recurrent agent carries"
         )
+    if not spec.agent.reward_input and spec.algo != "rl2":
+        raise ConfigError(
+            f"agent.reward_input: false needs algo: rl2, not {spec.algo}: only a recurrent "
+            "agent reads the previous reward"
+        )
     resolve_device(spec.device)
     info, horizon = _world_info(spec)
     if spec.algo == "rl2" and spec.rl2.state_probe_visited and info.layout_size is None:

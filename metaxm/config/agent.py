@@ -55,6 +55,11 @@ class AgentConfig:
             agent need not tell the variants apart from one observation. The family adapter
             is then kept at their mean, where adapting to a new variant starts.
         core: ``mlp`` (feed-forward policy and value) or ``gru`` (recurrent, for RL^2).
+        reward_input: whether a recurrent core (RL^2) reads the previous reward beside the
+            previous action and the episode's end. False feeds it 0, so what the agent adapts
+            in context comes from the target's observations, its own actions and where
+            episodes ended (reward-free adaptation; training still learns from rewards). Only
+            with ``algo: rl2``.
         hidden: the width of the core's hidden layers (the GRU state width for ``gru``).
         layers: hidden layers of the policy and value MLPs of the ``mlp`` core.
         activation: the activation of the MLPs.
@@ -83,6 +88,7 @@ class AgentConfig:
     adapter_rank: int = bounded(4, 0, 1024)
     adapters: Literal["family", "variant"] = "family"
     core: Literal["mlp", "gru"] = "mlp"
+    reward_input: bool = True
     hidden: int = bounded(64, 1, 8192)
     layers: int = bounded(2, 0, 32)
     activation: Activation = "tanh"

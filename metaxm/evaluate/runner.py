@@ -229,7 +229,7 @@ def run_evaluation(
     report["unread"] = unread
     report["skipped_strategies"] = skipped
     report["skipped_because"] = {n: STRATEGIES[n].unavailable(agents) for n in skipped}
-    report["data"] = {name: list(STRATEGIES[name].data) for name in names}
+    report["data"] = {name: list(STRATEGIES[name].data_of(agents)) for name in names}
     report["in_episode"] = {n: STRATEGIES[n].in_episode for n in names if STRATEGIES[n].in_episode}
     report["meta_learned"] = {n: STRATEGIES[n].meta_learned for n in names}
     report["seconds"] = time.perf_counter() - started

@@ -104,6 +104,11 @@ class Strategy(ABC):
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
 
+    def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:
+        """What it consumes of the k episodes with these agents: :attr:`data` (``rl2``
+        overrides it for an agent that does not read rewards)."""
+        return self.data
+
     def cannot_read(self, agents: Agents, family: str) -> str | None:
         """Why the strategy cannot adapt to ``family`` (the evaluator does not measure it on
         such a modality, and the report says why), or None where it can: its agent was built
@@ -265,6 +270,14 @@ class RL2(Strategy):
     learner = "rl2"
     data = ("observations", "rewards")
     meta_learned = "the recurrent policy that adapts in context, by RL^2 over multi-episode trials"
+
+    def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:
+        """No rewards where the ``rl2`` agent does not read them (``agent.reward_input:
+        false``): it adapts in context from observations, its actions and episode ends."""
+        agent = agents.by_kind.get("rl2")
+        if agent is not None and not agent.config.reward_input:
+            return ("observations",)
+        return self.data
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes

@@ -111,7 +111,7 @@ class Agent(nn.Module):
             if config.core == "gru":
                 self.core: nn.Module = GRUCore(
                     config.latent_dim, config.hidden, config.activation, self.head,
-                    config.init_log_std,
+                    config.init_log_std, config.reward_input,
                 )  # fmt: skip
             else:
                 self.core = MLPCore(

@@ -71,13 +71,22 @@ class GRUCore(nn.Module):
         act: the activation of the heads.
         head: the action head.
         init_log_std: the initial log standard deviation of a Gaussian policy.
+        reward_input: read the previous reward; False feeds 0 in its place (the input keeps
+            its width, so the weights have the same shapes either way).
     """
 
     def __init__(
-        self, latent_dim: int, hidden: int, act: Activation, head: ActionHead, init_log_std: float
+        self,
+        latent_dim: int,
+        hidden: int,
+        act: Activation,
+        head: ActionHead,
+        init_log_std: float,
+        reward_input: bool = True,
     ) -> None:
         super().__init__()
         self.head = head
+        self.reward_input = reward_input
         self.hidden_dim = hidden
         self.gaussian = isinstance(head, GaussianHead)
         in_dim = latent_dim + head.encoding_dim + 2
@@ -99,7 +108,8 @@ class GRUCore(nn.Module):
 
     def _inputs(self, z: Tensor, prev_action: Tensor, prev_reward: Tensor, done: Tensor) -> Tensor:
         a = self.head.encode(prev_action)  # (..., encoding_dim)
-        extra = torch.stack((prev_reward.float(), done.float()), -1)
+        reward = prev_reward.float() if self.reward_input else torch.zeros_like(prev_reward).float()
+        extra = torch.stack((reward, done.float()), -1)
         return self.ih(torch.cat((z, a, extra), -1))
 
     def _cell(self, x: Tensor, h: Tensor) -> Tensor:

@@ -169,6 +169,24 @@ def test_gru_step_and_sequence_agree() -> None:
     assert not torch.allclose(pd2, pd_seq[0])
 
 
+def test_a_core_without_the_reward_input_reads_no_reward() -> None:
+    """agent.reward_input: false: the same weights, the previous reward read as 0, whatever it
+    was; the episode's end and the previous action still reach the policy."""
+    blind = _agent(AgentConfig(**{**SMALL.__dict__, "core": "gru", "reward_input": False}))
+    seeing = _agent(AgentConfig(**{**SMALL.__dict__, "core": "gru"}))
+    assert blind.state_dict().keys() == seeing.state_dict().keys()
+    seeing.load_state_dict(blind.state_dict())
+    obs, h0 = _obs("vector", 3), blind.initial_state(3)
+    a, done = torch.tensor([0, 1, 2]), torch.tensor([False, True, False])
+    zero, one = torch.zeros(3), torch.ones(3)
+    pd0 = blind.step(obs, "vector", a, zero, done, h0)[0]
+    assert torch.equal(blind.step(obs, "vector", a, one * 5, done, h0)[0], pd0)
+    assert torch.equal(seeing.step(obs, "vector", a, zero, done, h0)[0], pd0)  # 0 is 0
+    assert not torch.allclose(seeing.step(obs, "vector", a, one, done, h0)[0], pd0)
+    assert not torch.allclose(blind.step(obs, "vector", a, zero, ~done, h0)[0], pd0)
+    assert not torch.allclose(blind.step(obs, "vector", (a + 1) % 4, zero, done, h0)[0], pd0)
+
+
 def test_gru_cell_equals_torch_gru_cell() -> None:
     agent = _agent(AgentConfig(**{**SMALL.__dict__, "core": "gru"}))
     core = agent.core
@@ -226,3 +244,18 @@ def test_frame_encoder_reads_every_frame_with_one_network() -> None:
     # and the frames stay apart after it: swapping two frames moves the latent
     swapped = obs[..., [1, 0, 2, 3, 4, 5, 6, 7]]
     assert not torch.allclose(encoder(swapped), encoder(obs))
+
+
+def test_no_reward_input_outside_rl2_is_refused_in_one_line() -> None:
+    from metaxm.errors import ConfigError
+    from metaxm.spec import check_spec, spec_from_dict
+
+    data = {
+        "world": {"name": "gridnav", "size": 5},
+        "modalities": {"train": {"vector": 2}},
+        "agent": {"reward_input": False},
+        "main": {"runs": {"rl2": {}}},
+    }
+    with pytest.raises(ConfigError, match="agent.reward_input: false needs algo: rl2, not ppo"):
+        check_spec(spec_from_dict(data))
+    check_spec(spec_from_dict({**data, "algo": "rl2"}))
