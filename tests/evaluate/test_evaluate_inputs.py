@@ -127,6 +127,20 @@ def test_a_strategy_whose_agent_lacks_the_family_says_so_instead_of_reading_it()
     assert STRATEGIES["scratch"].cannot_read(agents, "projected") is None  # needs no agent
 
 
+def test_an_rl2_agent_that_reads_no_reward_consumes_no_reward() -> None:
+    """The data column follows the agent: agent.reward_input: false leaves observations."""
+    from metaxm.evaluate.strategies import STRATEGIES, Agents
+    from metaxm.meta.rl2 import build_rl2_agent
+    from metaxm.spec import spec_from_dict
+
+    seeing = spec_from_dict({**VECTOR_ONLY, "algo": "rl2"})
+    blind = spec_from_dict({**VECTOR_ONLY, "algo": "rl2", "agent": {"reward_input": False}})
+    rl2 = STRATEGIES["rl2"]
+    assert rl2.data_of(Agents(seeing, {"rl2": build_rl2_agent(seeing)})) == rl2.data
+    assert rl2.data == ("observations", "rewards")
+    assert rl2.data_of(Agents(blind, {"rl2": build_rl2_agent(blind)})) == ("observations",)
+
+
 def test_the_curves_plot_keeps_a_strategys_colour_where_another_is_not_measured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
