@@ -29,6 +29,9 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   (the ``vector``, ``projected``, ``pixels`` and ``text`` variants and the ``audio`` family)
   with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading), and
   ``scripts/compare_strategies.py`` (selfread against no adaptation);
+* ``rl2-reward-free``: the main job's ``rl2`` stage with ``agent.reward_input: false`` (run
+  ``main`` first; about 5 minutes), ``metaxm evaluate`` beside the main job's source agent with
+  ``zeroshot`` and ``rl2``, and ``scripts/compare_strategies.py``;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -427,6 +430,71 @@ def selffit() -> Path:
     return study_page("selffit", "Reward-free adaptation (selffit)", commands, headline)
 
 
+def rl2_reward_free() -> Path:
+    """The main job's ``rl2`` stage again with ``agent.reward_input: false`` (nothing else
+    changed), evaluated beside the main job's source agent: RL^2 adapting in context without
+    reading a reward."""
+    main = RUNS / "main"
+    if not (main / "ppo").is_dir():
+        raise SystemExit("rl2-reward-free: run the main job first (--only main): it is compared "
+                         "with its rl2 stage and its zeroshot agent")  # fmt: skip
+    job = RUNS / "rl2-reward-free"  # a folder of runs: the main job's ppo beside this rl2
+    report, compared = RUNS / "rl2-reward-free-report", RUNS / "rl2_reward_free_vs_zeroshot.json"
+    job.mkdir(parents=True, exist_ok=True)
+    if not (job / "ppo").exists():
+        (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
+    from metaxm.spec import load_spec
+
+    stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**stage, "agent.reward_input": False}.items()]
+    train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
+    for item in [*sets, "main.runs={rl2: {}}"]:  # the default stages would train ppo with it
+        train += ["--set", item]
+    commands = [
+        [*train, "--out", rel(job / "rl2")],
+        ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
+         rel(report)],
+        ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "rl2",
+         "zeroshot", "--json", rel(compared)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        blind = json.loads((report / "report.json").read_text())
+        seeing = json.loads((main / "report" / "report.json").read_text())
+        diffs = json.loads(compared.read_text())
+        lines = [
+            "RL^2 with the main job's `rl2` stage settings, its core reading 0 for the previous "
+            "reward (`agent.reward_input: false`; data: "
+            f"{', '.join(blind['data']['rl2'])}), IQM success over 5 seeds, against the main "
+            "job's `rl2` (which reads it) and `zeroshot`:",
+            "",
+        ]
+        for mid, entry in blind["modalities"].items():
+            if "rl2" not in entry["strategies"]:
+                continue
+            ks = entry["strategies"]["rl2"]["budgets"]
+            cells = {
+                "reward not read": entry["strategies"]["rl2"]["iqm"]["success"]["point"],
+                "reward read (main job)": seeing["modalities"][mid]["strategies"]["rl2"]["iqm"][
+                    "success"]["point"],
+            }  # fmt: skip
+            row = "; ".join(
+                f"{what}: " + " / ".join(f"{v:.2f}" for v in values)
+                for what, values in cells.items()
+            )
+            diff = diffs[mid]["mean"]
+            lines.append(
+                f"- **{mid}** (k = {' / '.join(map(str, ks))}): {row}; `zeroshot` "
+                f"{entry['strategies']['zeroshot']['iqm']['success']['point'][0]:.2f}. Above "
+                f"zeroshot, averaged over k >= 1: {diff['point']:+.2f} [{diff['low']:+.2f}, "
+                f"{diff['high']:+.2f}]."
+            )
+        lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
+        return "\n".join(lines)
+
+    return study_page("rl2-reward-free", "RL^2 without the reward input", commands, headline)
+
+
 def selfread() -> Path:
     main = RUNS / "main"
     if not (main / "ppo").is_dir():
@@ -525,6 +593,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "bench-sensory": bench_sensory,
     "selffit": selffit,
     "selfread": selfread,
+    "rl2-reward-free": rl2_reward_free,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
 }
