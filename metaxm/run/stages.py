@@ -37,8 +37,6 @@ from metaxm.errors import MetaxmError
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
-log = logging.getLogger(__name__)
-
 Echo = Callable[[str], None]
 
 
