@@ -2,7 +2,8 @@
 
 RUNDIR is a training run (``metaxm train --out RUNDIR``) or a folder of runs named by algorithm
 (``ppo/``, ``maml/``, ``rl2/``, as the main job writes). Every held-out modality of the spec x
-every applicable strategy x budget x seed is measured; ``report.json``, ``report.md``,
+every applicable strategy x budget x seed is measured (or, with ``--modality FAMILY:VARIANT``,
+the validation variants named: outside every split, to tune on); ``report.json``, ``report.md``,
 ``curves.png`` and ``speedup.png`` are written to ``--out`` (default ``RUNDIR/report``).
 """
 
@@ -29,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only these strategies (repeatable); scratch always runs",
     )
+    parser.add_argument(
+        "--modality",
+        dest="modalities",
+        action="append",
+        metavar="FAMILY:VARIANT",
+        help="measure this modality instead of the spec's held-out ones (repeatable): a "
+        "validation variant outside every split, to tune on, e.g. vector:100",
+    )
     add_overrides(parser, "--set evaluate.eval_episodes=32 (a value of the evaluation spec)")
     parser.add_argument("--device", help="load the agents onto this device (e.g. cuda)")
 
@@ -40,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.errors import ConfigError
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.report import write_report
-    from metaxm.evaluate.runner import run_evaluation
+    from metaxm.evaluate.runner import run_evaluation, validation_modalities
     from metaxm.run.rundir import OutputLock, check_out_path, check_report_out
     from metaxm.spec import load_spec
 
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         overridden = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
         use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
+    chosen = validation_modalities(agents, args.modalities) if args.modalities else None
     out = Path(args.out) if args.out else Path(args.rundir) / "report"
     with OutputLock(out):  # one writer per report folder
         partial = out / "curves.jsonl"
@@ -66,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
             with partial.open("a") as f:
                 f.write(json.dumps(record) + "\n")
 
-        report = run_evaluation(agents, args.strategies, args.seeds, on_curve=save)
+        report = run_evaluation(
+            agents, args.strategies, args.seeds, modalities=chosen, on_curve=save
+        )
         paths = write_report(report, out)
     print(report["headline"]["text"])
     print(

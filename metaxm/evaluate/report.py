@@ -222,8 +222,8 @@ def markdown(report: dict[str, Any]) -> str:
         if entry.get("source") is not None:
             own = (
                 "its family's training variants"
-                if entry["split"] == "heldout_variants"
-                else ("every training modality")
+                if entry["family"] in src.get("per_family", {})
+                else "every training modality"
             )
             level = report["threshold"] * entry["source"]
             lines += [f"Source {metric} ({own}): {entry['source']:.3f}; threshold {level:.3f}."]

@@ -50,6 +50,36 @@ def heldout_modalities(agents: Agents) -> list[tuple[str, str, int]]:
     ]
 
 
+def validation_modalities(agents: Agents, ids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """``("validation", family, variant)`` of each ``FAMILY:VARIANT`` of ``ids``: modalities
+    to tune on, outside every split of the spec (``metaxm evaluate --modality``).
+
+    Raises:
+        ConfigError: an id that does not parse or names no family, or a variant a split of the
+            spec holds (its training or held-out variants are not validation variants).
+    """
+    splits = TaskSampler(agents.spec).splits
+    taken = {
+        (f, v): split for split, by in splits.items() for f, seeds in by.items() for v in seeds
+    }
+    out = []
+    for text in ids:
+        try:
+            family, variant = parse_modality_id(text)
+        except ValueError as err:
+            raise ConfigError(f"--modality {err}") from None
+        if (family, variant) in taken:
+            split = {"train": "training", "heldout_variants": "held-out"}.get(
+                taken[family, variant], "held-out family's"
+            )
+            raise ConfigError(
+                f"--modality {text}: a {split} variant of the spec; validation variants lie "
+                "outside every split (e.g. seeds 100-131, as docs/transfer-studies.md uses)"
+            )
+        out.append(("validation", family, variant))
+    return list(dict.fromkeys(out))
+
+
 def source_performance(agents: Agents, seed: int) -> dict[str, Any]:
     """The pre-trained agent on its own training modalities: the level transfer aims for.
 

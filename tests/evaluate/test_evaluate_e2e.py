@@ -348,3 +348,42 @@ def test_set_reaches_the_learners_fits(report, tmp_path: Path) -> None:
         for mid, e in again["modalities"].items()
     }  # fmt: skip
     assert any(new != old for new, old in steps.values()), steps
+
+
+def test_validation_variants_are_measured_instead_of_the_held_out_ones(report, capsys) -> None:
+    """--modality FAMILY:VARIANT: tuning goes on variants outside every split; a variant a
+    split holds is refused in one line, before anything is measured."""
+    from metaxm.sampler import TaskSampler
+
+    root, held = report
+    out = root / "validation"
+    argv = ["evaluate", str(root), "--strategy", "zeroshot", "--out", str(out)]
+    assert main([*argv, "--modality", "vector:100", "--modality", "projected:101"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert {m: e["split"] for m, e in data["modalities"].items()} == {
+        "vector:100": "validation", "projected:101": "validation",
+    }  # fmt: skip
+    # the thresholds as for held-out ones: vector against its family's training variants,
+    # projected (no training variant) against every training modality
+    per_family = data["source"]["per_family"]
+    assert data["modalities"]["vector:100"]["source"] == per_family["vector"]["success"]
+    assert data["modalities"]["projected:101"]["source"] == data["source"]["success"]
+    md = (out / "report.md").read_text()
+    assert "## vector:100 (validation)" in md and "(its family's training variants)" in md
+    assert not set(data["modalities"]) & set(held["modalities"])
+    capsys.readouterr()
+    spec = spec_from_dict(SPEC)
+    train_variant = TaskSampler(spec).splits["train"]["vector"][0]
+    for bad, message in [
+        (
+            f"vector:{train_variant}",
+            f"--modality vector:{train_variant}: a training variant of the",
+        ),
+        (next(iter(held["modalities"])), "a held-out variant of the spec; validation"),
+        ("sonar:3", "sonar"),
+        ("vector", "expected FAMILY:VARIANT"),
+    ]:
+        assert main([*argv, "--out", str(root / "refused"), "--modality", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (bad, err)
+        assert not (root / "refused" / "report.json").exists()
