@@ -19,7 +19,12 @@
                                  (a strategy that reads some families only)
     data.<name>                  what the strategy consumes of its k episodes: observations,
                                  rewards, paired (source renders of every target step)
-    modalities.<family:variant>  {split, family, variant, source, measurable (false when the
+    in_episode.<name>            what its policy learns within a measured episode, if anything
+    meta_learned.<name>          what it learned for adapting over training tasks ("": hand-set
+                                 steps, closed forms or searches)
+    modalities.<family:variant>  {split (heldout_variants, heldout_families, or validation:
+                                 metaxm evaluate --modality), family, variant, source,
+                                 measurable (false when the
                                  threshold lies within the 95% interval of a fresh agent,
                                  scratch at k = 0), strategies: {<name>: {
                                    budgets, curves: {return|success|steps|episodes: [seed][k]},
@@ -27,7 +32,10 @@
                                    iqm: {<metric>: {point, low, high}: [k]},
                                    metrics: TransferMetrics (metaxm.evaluate.metrics),
                                    oracle_metrics: {episodes_to_threshold, censored, seeds}
-                                     against threshold x the oracle's level}}}
+                                     against threshold x the oracle's level,
+                                   vs_align: (a strategy fitting align's episodes and pairs)
+                                     {difference: {point, low, high}, fewer, more, seeds,
+                                     p_value}, metaxm.evaluate.metrics.paired_episodes}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
                                  held-out modalities, stratified bootstrap),
                                  episodes_to_threshold: {<modality>: episodes | null},
