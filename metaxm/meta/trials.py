@@ -370,7 +370,7 @@ def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:
     t, b = rollout.obs.shape[:2]
     hidden, memory = agent.split_state(rollout.hidden)  # the GRU's, the sensory encoder's
     z = agent.latents(rollout.obs, family, rollout.prev_actions, rollout.reset, memory)[0]
-    extra = torch.stack((rollout.prev_rewards.float(), rollout.first.float()), -1)
+    extra = core.extra_inputs(rollout.prev_rewards, rollout.first)  # as acting reads them
     x = torch.cat((z, agent.head.encode(rollout.prev_actions), extra), -1)  # (T, B, in), as core
     # segments in env-major order: one starts at t = 0 and wherever a trial starts
     starts = rollout.reset.clone()

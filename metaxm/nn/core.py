@@ -106,11 +106,16 @@ class GRUCore(nn.Module):
         """Zeros (batch, hidden): the state at the start of a trial."""
         return torch.zeros(batch, self.hidden_dim, device=device)
 
+    def extra_inputs(self, prev_reward: Tensor, done: Tensor) -> Tensor:
+        """(..., 2): the previous reward (0 without ``reward_input``) and the done flag, as the
+        GRU reads them; the replay of a rollout (:func:`metaxm.meta.trials.replay_hidden`)
+        builds its inputs with this too."""
+        reward = prev_reward.float() if self.reward_input else torch.zeros_like(prev_reward).float()
+        return torch.stack((reward, done.float()), -1)
+
     def _inputs(self, z: Tensor, prev_action: Tensor, prev_reward: Tensor, done: Tensor) -> Tensor:
         a = self.head.encode(prev_action)  # (..., encoding_dim)
-        reward = prev_reward.float() if self.reward_input else torch.zeros_like(prev_reward).float()
-        extra = torch.stack((reward, done.float()), -1)
-        return self.ih(torch.cat((z, a, extra), -1))
+        return self.ih(torch.cat((z, a, self.extra_inputs(prev_reward, done)), -1))
 
     def _cell(self, x: Tensor, h: Tensor) -> Tensor:
         # the gate equations of torch.nn.GRUCell (Cho et al. 2014)

@@ -109,10 +109,15 @@ def bandit_spec(**sections: Any) -> Spec:
 
 # ---------------------------------------------------------------------------- trial bookkeeping
 def _collect(
-    steps: int = 40, n: int = 3, horizon: int = 3, encoder: str = "family"
+    steps: int = 40,
+    n: int = 3,
+    horizon: int = 3,
+    encoder: str = "family",
+    reward_input: bool = True,
 ) -> dict[str, Any]:
     """A rollout on bandit episodes of 1 to ``horizon`` pulls, recording what the core saw."""
-    spec = bandit_spec(world={"horizon": horizon}, agent={"encoder": encoder, "sensory_window": 4})
+    agent_config = {"encoder": encoder, "sensory_window": 4, "reward_input": reward_input}
+    spec = bandit_spec(world={"horizon": horizon}, agent=agent_config)
     agent = build_rl2_agent(spec)
     world = make_world(spec.world, 6, seed=1)
     env = TaskEnv(world, "vector", seed=2)
@@ -195,9 +200,14 @@ def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials(
     assert torch.equal(ro.next_values[ro.trial_end], torch.zeros(int(ro.trial_end.sum())))
 
 
-@pytest.mark.parametrize("encoder", ["family", "sensory"])
-def test_replay_gradients_equal_a_step_by_step_loop(encoder: str) -> None:
-    c = _collect(steps=24, encoder=encoder)
+@pytest.mark.parametrize(
+    ("encoder", "reward_input"), [("family", True), ("sensory", True), ("family", False)]
+)
+def test_replay_gradients_equal_a_step_by_step_loop(encoder: str, reward_input: bool) -> None:
+    """Also for a core that reads no reward: the replay trains what acting reads (it used to feed
+    the reward to the GRU whatever agent.reward_input said, so training and acting disagreed)."""
+    c = _collect(steps=24, encoder=encoder, reward_input=reward_input)
+    assert bool((c["rollout"].prev_rewards != 0).any())  # rewards to be read, or not
     agent, ro = c["agent"], c["rollout"]
 
     def loop() -> tuple[Tensor, Tensor]:  # the reference: agent.step with resets, one t at a time
