@@ -29,9 +29,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   (the ``vector``, ``projected``, ``pixels`` and ``text`` variants and the ``audio`` family)
   with ``zeroshot``, ``translate`` and ``selfread`` (a reward-free, pair-free reading), and
   ``scripts/compare_strategies.py`` (selfread against no adaptation);
-* ``rl2-reward-free``: the main job's ``rl2`` stage with ``agent.reward_input: false`` (run
-  ``main`` first; about 5 minutes), ``metaxm evaluate`` beside the main job's source agent with
-  ``zeroshot`` and ``rl2``, and ``scripts/compare_strategies.py``;
+* ``rl2-reward-free``: the main job's ``rl2`` stage with ``agent.reward_input: false`` and 3M
+  steps (run ``main`` first; about 14 minutes), ``metaxm evaluate`` beside the main job's source
+  agent with ``zeroshot`` and ``rl2`` on its held-out modalities and on validation variants
+  100-103, and ``scripts/compare_strategies.py``;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -440,13 +441,17 @@ def rl2_reward_free() -> Path:
                          "with its rl2 stage and its zeroshot agent")  # fmt: skip
     job = RUNS / "rl2-reward-free"  # a folder of runs: the main job's ppo beside this rl2
     report, compared = RUNS / "rl2-reward-free-report", RUNS / "rl2_reward_free_vs_zeroshot.json"
+    validation = RUNS / "rl2-reward-free-validation"
     job.mkdir(parents=True, exist_ok=True)
     if not (job / "ppo").exists():
         (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
     from metaxm.spec import load_spec
 
     stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
-    sets = [f"{k}={json.dumps(v)}" for k, v in {**stage, "agent.reward_input": False}.items()]
+    # 2.5x the stage's 1.2M steps, set before any number of the fixed replay was seen (at 1.2M
+    # it learns across episodes too, more slowly: docs/transfer-studies.md section 23)
+    changed = {"agent.reward_input": False, "train.total_steps": STEPS_REWARD_FREE}
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**stage, **changed}.items()]
     train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
     for item in [*sets, "main.runs={rl2: {}}"]:  # the default stages would train ppo with it
         train += ["--set", item]
@@ -454,17 +459,20 @@ def rl2_reward_free() -> Path:
         [*train, "--out", rel(job / "rl2")],
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
          rel(report)],
+        ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
+         rel(validation), *[a for v in VALIDATION_VARIANTS for a in ("--modality", v)]],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "rl2",
          "zeroshot", "--json", rel(compared)],
     ]  # fmt: skip
 
     def headline() -> str:
         blind = json.loads((report / "report.json").read_text())
+        checked = json.loads((validation / "report.json").read_text())
         seeing = json.loads((main / "report" / "report.json").read_text())
         diffs = json.loads(compared.read_text())
         lines = [
-            "RL^2 with the main job's `rl2` stage settings, its core reading 0 for the previous "
-            "reward (`agent.reward_input: false`; data: "
+            "RL^2 with the main job's `rl2` stage settings but 3M steps, its core reading 0 for "
+            "the previous reward (`agent.reward_input: false`; data: "
             f"{', '.join(blind['data']['rl2'])}), IQM success over 5 seeds, against the main "
             "job's `rl2` (which reads it) and `zeroshot`:",
             "",
@@ -489,10 +497,28 @@ def rl2_reward_free() -> Path:
                 f"zeroshot, averaged over k >= 1: {diff['point']:+.2f} [{diff['low']:+.2f}, "
                 f"{diff['high']:+.2f}]."
             )
+        for family in ("vector", "projected"):
+            curves = [
+                e["strategies"]["rl2"]["curves"]["success"]
+                for e in checked["modalities"].values()
+                if e["family"] == family
+            ]
+            mean = [sum(c[j] for v in curves for c in v) / sum(map(len, curves))
+                    for j in range(len(curves[0][0]))]  # fmt: skip
+            lines.append(
+                f"- validation {family} {VALIDATION_VARIANTS[0].split(':')[1]}-"
+                f"{VALIDATION_VARIANTS[-1].split(':')[1]} (mean over variants and seeds): "
+                + " / ".join(f"{v:.2f}" for v in mean)
+            )
         lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
         return "\n".join(lines)
 
     return study_page("rl2-reward-free", "RL^2 without the reward input", commands, headline)
+
+
+STEPS_REWARD_FREE = 3_000_000
+VALIDATION_VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in range(100, 104)]
+"""Variant seeds outside every split (``metaxm evaluate --modality``)."""
 
 
 def selfread() -> Path:
