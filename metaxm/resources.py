@@ -50,6 +50,15 @@ def check_spec(spec: Spec) -> None:
             f"agent.encoder: sensory needs algo: rl2, not {spec.algo}: its neurons read each "
             "channel's history, which only a recurrent agent carries"
         )
+    for name, value, default in (
+        ("sensory_images", spec.agent.sensory_images, "conv"),
+        ("sensory_text", spec.agent.sensory_text, "tokens"),
+    ):
+        if value != default and spec.agent.encoder != "sensory":
+            raise ConfigError(
+                f"agent.{name}: {value} needs agent.encoder: sensory, not "
+                f"{spec.agent.encoder}: the sensory neurons read those channels"
+            )
     if not spec.agent.reward_input and spec.algo != "rl2":
         raise ConfigError(
             f"agent.reward_input: false needs algo: rl2, not {spec.algo}: only a recurrent "

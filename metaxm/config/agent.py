@@ -38,6 +38,13 @@ class AgentConfig:
             is the sum of one network over its channel's window and over the same window
             negated, so a channel and its negation give the same output by construction (its
             value still reads against how it answers the actions, which flips with it).
+        sensory_images: how a sensory agent reads RGB images (``pixels``): ``conv``, their
+            own convolutional encoder; ``colours``, three channels per colour of the frame
+            (where its pixels lie, how much of the image it covers) read by the sensory
+            neurons like a vector's (:mod:`metaxm.nn.symbol_channels`).
+        sensory_text: how a sensory agent reads token ids (``text``): ``tokens``, their own
+            token transformer; ``words``, two channels per distinct word of the sentence
+            (where it stands, how often it is said) read by the sensory neurons.
         encoder_width: the hidden width of the encoders' last layers.
         conv_channels: channels of the convolutions (pixels, audio).
         conv_layers: 3 x 3 convolutions after the patch stem (pixels, audio).
@@ -77,6 +84,8 @@ class AgentConfig:
     sensory_window: int = bounded(8, 1, 64)
     sensory_lags: int = bounded(1, 1, 63)
     sensory_sign: Literal["learned", "invariant"] = "learned"
+    sensory_images: Literal["conv", "colours"] = "conv"
+    sensory_text: Literal["tokens", "words"] = "tokens"
     encoder_width: int = bounded(128, 1, 8192)
     conv_channels: int = bounded(16, 1, 512)
     conv_layers: int = bounded(1, 0, 8)

@@ -214,13 +214,21 @@ def make_encoder(
     With ``config.encoder == "sensory"`` a channel-structured family (a box of at most
     :data:`~metaxm.nn.sensory.MAX_CHANNELS` entries) gets a parameter-free
     :class:`~metaxm.nn.sensory.SensoryChannels` for the agent's shared sensory encoder, which
-    also reads the previous actions, encoded ``action_dim`` wide.
+    also reads the previous actions, encoded ``action_dim`` wide; with ``sensory_images:
+    colours`` an RGB image family gets :class:`~metaxm.nn.symbol_channels.ColourChannels`, with
+    ``sensory_text: words`` a token-id family :class:`~metaxm.nn.symbol_channels.WordChannels`.
     """
     if config.encoder == "sensory":
         from metaxm.nn.sensory import SensoryChannels, sensory_channels
 
         if sensory_channels(space) is not None:
             return SensoryChannels(space, config.sensory_window, action_dim)
+        from metaxm.nn import symbol_channels as symbols
+
+        if config.sensory_images == "colours" and symbols.is_image(space):
+            return symbols.ColourChannels(space, config.sensory_window, action_dim)
+        if config.sensory_text == "words" and symbols.is_sentence(space):
+            return symbols.WordChannels(space, config.sensory_window, action_dim)
     if config.encoder == "tokens":
         from metaxm.nn.tokens import FamilyTokenizer
 

@@ -145,23 +145,33 @@ class SensoryChannels(nn.Module):
         the memory zeroed at resets.
         """
         t, b = obs.shape[:2]
-        k = self.window
         values = obs.reshape(t, b, -1)
         if values.shape[-1] != self.channels:
             raise ValueError(
                 f"the sensory encoder reads {self.channels} channels, got {values.shape[-1]}"
             )
         current = torch.cat((values.float() * self.scale, prev_action.float()), -1)  # (T, B, F)
+        return self.step_windows(current, reset, memory)
+
+    def step_windows(
+        self, current: Tensor, reset: Tensor | None, memory: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """current (T, B, step_width), what each step adds to the memory -> the windows of those
+        entries (T, B, K, step_width), oldest first, entries from before a reset zeroed, and
+        the memory after the last step (see :meth:`windows`)."""
+        t, b = current.shape[:2]
+        k = self.window
         past = memory[:, : self.memory_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
         steps = torch.cat((past, current), 0)  # (K - 1 + T, B, F)
         windows = steps.unfold(0, k, 1).permute(0, 1, 3, 2)  # (T, B, K, F), oldest first
         if reset is not None:
             # an entry of step t's window is stale if a trial started after it: the last reset
             # at or before t (-k - 1 when none: then the carried memory is valid)
-            time = torch.arange(t, device=obs.device)
+            device = current.device
+            time = torch.arange(t, device=device)
             none = torch.full_like(time, -k - 1)
             last_reset = torch.cummax(torch.where(reset, time[:, None], none[:, None]), 0).values
-            entry_time = time[:, None] - (k - 1) + torch.arange(k, device=obs.device)  # (T, K)
+            entry_time = time[:, None] - (k - 1) + torch.arange(k, device=device)  # (T, K)
             valid = entry_time[:, None, :] >= last_reset[:, :, None]  # (T, B, K)
             windows = windows * valid[..., None]
         return windows, windows[-1, :, 1:].flatten(1)
