@@ -33,6 +33,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   steps (run ``main`` first; about 14 minutes), ``metaxm evaluate`` beside the main job's source
   agent with ``zeroshot`` and ``rl2`` on its held-out modalities and on validation variants
   100-103, and ``scripts/compare_strategies.py``;
+* ``rl2-every-family``: the same reward-free ``rl2`` trained on all four training families for
+  6M steps, reading images by colour and sentences by word (run ``main`` first; about 35
+  minutes), evaluated the same way on the held-out modalities and on validation variants 100-103
+  of every family;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -435,22 +439,58 @@ def rl2_reward_free() -> Path:
     """The main job's ``rl2`` stage again with ``agent.reward_input: false`` (nothing else
     changed), evaluated beside the main job's source agent: RL^2 adapting in context without
     reading a reward."""
+    # 2.5x the stage's 1.2M steps, set before any number of the fixed replay was seen (at 1.2M
+    # it learns across episodes too, more slowly: docs/transfer-studies.md section 23)
+    changed = {"agent.reward_input": False, "train.total_steps": STEPS_REWARD_FREE}
+    return rl2_study(
+        "rl2-reward-free", "RL^2 without the reward input", changed, VALIDATION_VARIANTS,
+        "RL^2 with the main job's `rl2` stage settings but 3M steps, its core reading 0 for the "
+        "previous reward (`agent.reward_input: false`",
+    )  # fmt: skip
+
+
+def rl2_every_family() -> Path:
+    """The reward-free ``rl2`` of ``rl2-reward-free`` reading every training family: images by
+    colour and sentences by word (``docs/sensory.md``), trained on all four families."""
+    families = ("vector", "projected", "pixels", "text")
+    changed = {
+        "agent.reward_input": False,
+        "agent.sensory_images": "colours",
+        "agent.sensory_text": "words",
+        "modalities.train": {f: 8 for f in families},
+        "modalities.heldout_variants": {f: 1 for f in families},
+        # twice rl2-reward-free's 3M for twice its families, set before the run was seen
+        "train.total_steps": 2 * STEPS_REWARD_FREE,
+    }
+    validation = [f"{f}:{v}" for f in families for v in range(100, 104)]
+    return rl2_study(
+        "rl2-every-family", "RL^2 without the reward input, reading every family", changed,
+        validation, "RL^2 with the main job's `rl2` stage settings, trained on all four training "
+        "families for 6M steps, reading images by colour and sentences by word "
+        "(`agent.sensory_images: colours`, `agent.sensory_text: words`) and 0 for the previous "
+        "reward (`agent.reward_input: false`",
+    )  # fmt: skip
+
+
+def rl2_study(
+    name: str, title: str, changed: dict, validation_variants: list[str], described: str
+) -> Path:
+    """The main job's ``rl2`` stage with ``changed`` settings, evaluated with ``zeroshot``
+    beside the main job's source agent on its held-out modalities and on
+    ``validation_variants``, and compared with the main job's own ``rl2``."""
     main = RUNS / "main"
     if not (main / "ppo").is_dir():
-        raise SystemExit("rl2-reward-free: run the main job first (--only main): it is compared "
+        raise SystemExit(f"{name}: run the main job first (--only main): it is compared "
                          "with its rl2 stage and its zeroshot agent")  # fmt: skip
-    job = RUNS / "rl2-reward-free"  # a folder of runs: the main job's ppo beside this rl2
-    report, compared = RUNS / "rl2-reward-free-report", RUNS / "rl2_reward_free_vs_zeroshot.json"
-    validation = RUNS / "rl2-reward-free-validation"
+    job = RUNS / name  # a folder of runs: the main job's ppo beside this rl2
+    report, validation = RUNS / f"{name}-report", RUNS / f"{name}-validation"
+    compared = RUNS / f"{name.replace('-', '_')}_vs_zeroshot.json"
     job.mkdir(parents=True, exist_ok=True)
     if not (job / "ppo").exists():
         (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
     from metaxm.spec import load_spec
 
     stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
-    # 2.5x the stage's 1.2M steps, set before any number of the fixed replay was seen (at 1.2M
-    # it learns across episodes too, more slowly: docs/transfer-studies.md section 23)
-    changed = {"agent.reward_input": False, "train.total_steps": STEPS_REWARD_FREE}
     sets = [f"{k}={json.dumps(v)}" for k, v in {**stage, **changed}.items()]
     train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
     for item in [*sets, "main.runs={rl2: {}}"]:  # the default stages would train ppo with it
@@ -460,7 +500,7 @@ def rl2_reward_free() -> Path:
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
          rel(report)],
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
-         rel(validation), *[a for v in VALIDATION_VARIANTS for a in ("--modality", v)]],
+         rel(validation), *[a for v in validation_variants for a in ("--modality", v)]],
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "rl2",
          "zeroshot", "--json", rel(compared)],
     ]  # fmt: skip
@@ -471,23 +511,21 @@ def rl2_reward_free() -> Path:
         seeing = json.loads((main / "report" / "report.json").read_text())
         diffs = json.loads(compared.read_text())
         lines = [
-            "RL^2 with the main job's `rl2` stage settings but 3M steps, its core reading 0 for "
-            "the previous reward (`agent.reward_input: false`; data: "
-            f"{', '.join(blind['data']['rl2'])}), IQM success over 5 seeds, against the main "
-            "job's `rl2` (which reads it) and `zeroshot`:",
+            f"{described}; data: {', '.join(blind['data']['rl2'])}), IQM success over 5 seeds, "
+            "against the main job's `rl2` (which reads it) and `zeroshot`:",
             "",
         ]
         for mid, entry in blind["modalities"].items():
             if "rl2" not in entry["strategies"]:
                 continue
             ks = entry["strategies"]["rl2"]["budgets"]
+            main_rl2 = seeing["modalities"][mid]["strategies"].get("rl2")
             cells = {
                 "reward not read": entry["strategies"]["rl2"]["iqm"]["success"]["point"],
-                "reward read (main job)": seeing["modalities"][mid]["strategies"]["rl2"]["iqm"][
-                    "success"]["point"],
-            }  # fmt: skip
+                "reward read (main job)": main_rl2["iqm"]["success"]["point"] if main_rl2 else [],
+            }
             row = "; ".join(
-                f"{what}: " + " / ".join(f"{v:.2f}" for v in values)
+                f"{what}: " + (" / ".join(f"{v:.2f}" for v in values) or "not read")
                 for what, values in cells.items()
             )
             diff = diffs[mid]["mean"]
@@ -497,23 +535,23 @@ def rl2_reward_free() -> Path:
                 f"zeroshot, averaged over k >= 1: {diff['point']:+.2f} [{diff['low']:+.2f}, "
                 f"{diff['high']:+.2f}]."
             )
-        for family in ("vector", "projected"):
+        for family in dict.fromkeys(v.split(":")[0] for v in validation_variants):
             curves = [
                 e["strategies"]["rl2"]["curves"]["success"]
                 for e in checked["modalities"].values()
                 if e["family"] == family
             ]
+            seeds = [v.split(":")[1] for v in validation_variants if v.startswith(f"{family}:")]
             mean = [sum(c[j] for v in curves for c in v) / sum(map(len, curves))
                     for j in range(len(curves[0][0]))]  # fmt: skip
             lines.append(
-                f"- validation {family} {VALIDATION_VARIANTS[0].split(':')[1]}-"
-                f"{VALIDATION_VARIANTS[-1].split(':')[1]} (mean over variants and seeds): "
+                f"- validation {family} {seeds[0]}-{seeds[-1]} (mean over variants and seeds): "
                 + " / ".join(f"{v:.2f}" for v in mean)
             )
         lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
         return "\n".join(lines)
 
-    return study_page("rl2-reward-free", "RL^2 without the reward input", commands, headline)
+    return study_page(name, title, commands, headline)
 
 
 STEPS_REWARD_FREE = 3_000_000
@@ -620,6 +658,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "selffit": selffit,
     "selfread": selfread,
     "rl2-reward-free": rl2_reward_free,
+    "rl2-every-family": rl2_every_family,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
 }
