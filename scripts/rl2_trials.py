@@ -6,6 +6,9 @@ reads (training variants, held-out variants), and tests each later episode's ret
 the first's in the same trials (studies.in_context):
 
 python scripts/rl2_trials.py runs/rl2-hidden --trials 1000 --out runs/rl2-hidden
+
+With ``--blind`` the agent sees zeros instead of every observation: what it achieves without
+reading the modality, the control for what it reads.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ def main() -> int:
         "them at step --rewire-at (memory of the task vs reading the sensor)",
     )
     parser.add_argument("--rewire-at", type=int, default=3, help="the step of --rewire within")
+    parser.add_argument(
+        "--blind",
+        action="store_true",
+        help="the agent sees zeros instead of the observations: what it achieves without "
+        "reading the modality (a control)",
+    )
     args = parser.parse_args()
     try:
         if args.trials < 2:
@@ -58,7 +67,7 @@ def main() -> int:
             raise ConfigError(f"--rewire-at must be >= 1, got {args.rewire_at}")
         results = in_context_study(
             agent, spec, args.trials, args.episodes, args.seed, args.mode, args.rewire,
-            args.rewire_at,
+            args.rewire_at, args.blind,
         )  # fmt: skip
     except MetaxmError as err:
         print(f"rl2_trials: error: {err}", file=sys.stderr)

@@ -69,6 +69,7 @@ def in_context_study(
     deterministic: bool = False,
     rewire: Literal["between", "within"] | None = None,
     rewire_at: int = 3,
+    blind: bool = False,
 ) -> dict[str, dict[str, FamilyTrials]]:
     """Fresh trials of every split and family of ``spec`` that ``agent`` has an encoder for.
 
@@ -83,6 +84,8 @@ def in_context_study(
             episodes or ``within`` them, at step ``rewire_at``
             (:class:`~metaxm.meta.trials.Rewire`): a gain that survives a new wiring between
             episodes is memory of the task, read through a wiring the agent meets afresh.
+        blind: the agent sees zeros instead of the observations (a control: what it achieves
+            without reading the modality; :func:`~metaxm.meta.trials.run_trials`).
 
     Returns:
         ``{split: {family: FamilyTrials}}``; families the agent has no encoder for are left
@@ -106,7 +109,7 @@ def in_context_study(
                 change = Rewire(rewire, tuple(seeds), at=rewire_at, seed=seed + 1)
             result = run_trial(
                 agent, spec.world, family, rows, episodes=k, seed=seed,
-                deterministic=deterministic, rewire=change,
+                deterministic=deterministic, rewire=change, blind=blind,
             )  # fmt: skip
             out.setdefault(split, {})[family] = FamilyTrials(
                 result, [f"{family}:{v}" for v in rows]

@@ -494,6 +494,7 @@ def run_trials(
     deterministic: bool = False,
     generator: torch.Generator | None = None,
     rewire: Rewire | None = None,
+    blind: bool = False,
 ) -> TrialResult:
     """Run one trial of ``episodes`` episodes in every environment of ``env``, keeping tasks.
 
@@ -508,6 +509,9 @@ def run_trials(
         deterministic: act with the policy's mode instead of sampling it.
         generator: draws the actions when sampling.
         rewire: change the trials' variants during them (:class:`Rewire`); None keeps them.
+        blind: the agent sees zeros instead of every observation (it still knows when an
+            episode ends, and the reward where it reads it): what it achieves without reading
+            the modality, a control for what it reads.
     """
     b, dev = env.num_envs, env.device
     rewire_gen = None if rewire is None else torch.Generator().manual_seed(rewire.seed)
@@ -518,6 +522,8 @@ def run_trials(
     final: dict[str, Tensor] = {}
 
     def act(obs: Tensor) -> Tensor:
+        if blind:
+            obs = torch.zeros_like(obs)
         if not carry:  # a fresh trial, right after play's reset
             start = TrialState.start(agent, obs)
             carry.update(hidden=start.hidden, prev_action=start.prev_action,
@@ -560,6 +566,7 @@ def run_trial(
     seed: int = 0,
     deterministic: bool = False,
     rewire: Rewire | None = None,
+    blind: bool = False,
 ) -> TrialResult:
     """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
 
@@ -582,6 +589,7 @@ def run_trial(
         seed: seeds the world (tasks, starts), the observation noise and the actions.
         deterministic: act with the policy's mode instead of sampling it.
         rewire: change the trials' variants during them (:class:`Rewire`).
+        blind: the agent sees zeros instead of the observations (:func:`run_trials`).
     """
     if num_trials is None:
         if not isinstance(variant, int):
@@ -595,4 +603,4 @@ def run_trial(
         world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks
     )
     gen = torch.Generator(device).manual_seed(seed + 1)
-    return run_trials(agent, env, family, episodes, deterministic, gen, rewire)
+    return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind)

@@ -1,5 +1,6 @@
 """Re-wiring a sensor during RL^2 trials (``Rewire``): between episodes and within them, the
-task and the world's state kept, only the variant the observations go through changed."""
+task and the world's state kept, only the variant the observations go through changed; and the
+blind control, which takes the observations away."""
 
 from __future__ import annotations
 
@@ -67,6 +68,16 @@ def test_between_keeps_the_first_episode_and_changes_the_rest() -> None:
     assert torch.equal(plain.returns[:, 0], rewired.returns[:, 0])
     assert torch.equal(plain.length[:, 0], rewired.length[:, 0])
     assert not torch.equal(plain.returns[:, 1:], rewired.returns[:, 1:])
+
+
+def test_a_blind_trial_plays_the_same_whatever_the_variant_shows() -> None:
+    agent = build_rl2_agent(SPEC)
+    kwargs = {"episodes": 3, "num_trials": 32, "seed": 5}
+    seen = [run_trial(agent, SPEC.world, "vector", v, **kwargs) for v in (0, 999)]
+    blind = [run_trial(agent, SPEC.world, "vector", v, blind=True, **kwargs) for v in (0, 999)]
+    assert not torch.equal(seen[0].length, seen[1].length)  # the wiring changes what it does
+    assert torch.equal(blind[0].length, blind[1].length)  # blind, it cannot
+    assert torch.equal(blind[0].returns, blind[1].returns)
 
 
 def test_rewire_refuses_an_empty_pool_and_a_step_before_the_first() -> None:
