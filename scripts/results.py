@@ -463,21 +463,52 @@ def rl2_every_family() -> Path:
         "train.total_steps": 2 * STEPS_REWARD_FREE,
     }
     validation = [f"{f}:{v}" for f in families for v in range(100, 104)]
+    name = "rl2-every-family"
+    run, seeing, blind = RUNS / name / "rl2", RUNS / f"{name}-trials", RUNS / f"{name}-blind"
+    trials = ["python", "scripts/rl2_trials.py", rel(run), "--trials", "1000", "--episodes", "3"]
+    controls = [[*trials, "--out", rel(seeing)], [*trials, "--blind", "--out", rel(blind)]]
+
+    def blind_control() -> list[str]:
+        read = {w: json.loads((d / "in_context.json").read_text()) for w, d in
+                (("seeing", seeing), ("blind", blind))}  # fmt: skip
+        lines = ["", "Seeing against blind (`scripts/rl2_trials.py --blind`: the agent sees zeros "
+                 "instead of every observation), success in episodes 1 / 2 / 3 of 1,000 trials "
+                 "per held-out modality [95% Wilson interval of episode 1]:", ""]  # fmt: skip
+        for split in ("heldout_variants", "heldout_families"):
+            for family in read["seeing"][split]:
+                if family == "all":
+                    continue
+                cells = []
+                for what in ("seeing", "blind"):
+                    eps = read[what][split][family]["episodes"]
+                    low, high = eps[0]["success_ci"]
+                    cells.append(f"{what} " + " / ".join(f"{e['success']:.2f}" for e in eps)
+                                 + f" [{low:.2f}, {high:.2f}]")  # fmt: skip
+                lines.append(f"- {split.replace('_', ' ')} {family}: " + "; ".join(cells))
+        return lines
+
     return rl2_study(
-        "rl2-every-family", "RL^2 without the reward input, reading every family", changed,
-        validation, "RL^2 with the main job's `rl2` stage settings, trained on all four training "
-        "families for 6M steps, reading images by colour and sentences by word "
+        name, "RL^2 without the reward input, reading every family", changed, validation,
+        "RL^2 with the main job's `rl2` stage settings, trained on all four training families "
+        "for 6M steps, reading images by colour and sentences by word "
         "(`agent.sensory_images: colours`, `agent.sensory_text: words`) and 0 for the previous "
-        "reward (`agent.reward_input: false`",
+        "reward (`agent.reward_input: false`", controls, blind_control,
     )  # fmt: skip
 
 
 def rl2_study(
-    name: str, title: str, changed: dict, validation_variants: list[str], described: str
+    name: str,
+    title: str,
+    changed: dict,
+    validation_variants: list[str],
+    described: str,
+    controls: list[list[str]] | None = None,
+    control_lines: Callable[[], list[str]] | None = None,
 ) -> Path:
     """The main job's ``rl2`` stage with ``changed`` settings, evaluated with ``zeroshot``
     beside the main job's source agent on its held-out modalities and on
-    ``validation_variants``, and compared with the main job's own ``rl2``."""
+    ``validation_variants``, and compared with the main job's own ``rl2``; ``controls`` run
+    after the evaluations, and ``control_lines()`` adds their lines to the headline."""
     main = RUNS / "main"
     if not (main / "ppo").is_dir():
         raise SystemExit(f"{name}: run the main job first (--only main): it is compared "
@@ -501,6 +532,7 @@ def rl2_study(
          rel(report)],
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
          rel(validation), *[a for v in validation_variants for a in ("--modality", v)]],
+        *(controls or []),
         ["python", "scripts/compare_strategies.py", rel(report / "report.json"), "rl2",
          "zeroshot", "--json", rel(compared)],
     ]  # fmt: skip
@@ -548,6 +580,7 @@ def rl2_study(
                 f"- validation {family} {seeds[0]}-{seeds[-1]} (mean over variants and seeds): "
                 + " / ".join(f"{v:.2f}" for v in mean)
             )
+        lines += control_lines() if control_lines else []
         lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
         return "\n".join(lines)
 
