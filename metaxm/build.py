@@ -6,7 +6,8 @@ command and trainer builds through:
 
 * :func:`make_env`: a batch of environments of the spec's world seen through one modality
   family (the world, then its :class:`~metaxm.envs.task_env.TaskEnv`);
-* :func:`make_agent`: the spec's agent (:func:`metaxm.nn.agent.build_agent`);
+* :func:`make_agent`: the spec's agent (:func:`metaxm.nn.agent.build_agent`; an RL^2 spec's
+  from :func:`metaxm.meta.rl2.build_rl2_agent`);
 * :func:`make_trainer`: the trainer of ``spec.algo`` (:data:`TRAINERS`);
 * :func:`make_learner`: a learner by name, from a trained run (:data:`metaxm.learners.LEARNERS`).
 
@@ -78,7 +79,13 @@ def make_env(
 
 def make_agent(spec: Spec, seed: int | None = None) -> Agent:
     """The spec's agent: an encoder for every family of every split, ``spec.agent``'s
-    architecture, weights drawn from ``seed`` (default ``spec.seed``)."""
+    architecture, weights drawn from ``seed`` (default ``spec.seed``); with ``algo: rl2`` the
+    recurrent agent its trainer builds (a GRU core, and the probes ``rl2`` asks for), so a
+    saved RL^2 agent's weights load into it."""
+    if spec.algo == "rl2":
+        from metaxm.meta.rl2 import build_rl2_agent
+
+        return build_rl2_agent(spec, seed)
     from metaxm.nn.agent import build_agent
 
     return build_agent(spec, seed)

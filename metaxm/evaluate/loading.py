@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from metaxm.errors import CheckpointError
 from metaxm.evaluate.strategies import Agents
 from metaxm.learners import Learner
-from metaxm.nn.agent import Agent, build_agent
-from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint
+from metaxm.nn.agent import Agent
+from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint, state_dict_error
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -75,8 +75,9 @@ def load_agent(
     Raises:
         CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
     """
+    from metaxm.build import make_agent
     from metaxm.run.device import resolve_device
-    from metaxm.spec import spec_from_dict
+    from metaxm.spec import replace, spec_from_dict
 
     if device is not None:
         resolve_device(device)
@@ -88,8 +89,6 @@ def load_agent(
     except (KeyError, TypeError):
         raise CheckpointError(f"{ckpt}: holds no agent and spec") from None
     if device is not None:
-        from metaxm.spec import replace
-
         spec = replace(spec, device=device)
     resolve_device(spec.device)  # a run trained on a GPU, loaded where there is none
     algo = str(state.get("algo", spec.algo))
@@ -98,18 +97,12 @@ def load_agent(
             f"{ckpt}: a {algo} checkpoint holds no policy to evaluate; evaluate the runs "
             "trained from it (align.init_from)"
         )
-    if algo == "rl2":
-        from metaxm.meta.rl2 import build_rl2_agent
-
-        agent = build_rl2_agent(spec).to(spec.device)
-    else:
-        agent = build_agent(spec).to(spec.device)
+    agent = make_agent(replace(spec, algo=algo)).to(spec.device)
     try:
         agent.load_state_dict(weights)
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
         raise CheckpointError(
-            f"{ckpt}: the agent's weights do not fit its spec ({first})"
+            f"{ckpt}: the agent's weights do not fit its spec ({state_dict_error(err)})"
         ) from None
     agent.eval()
     extras = {}

@@ -171,8 +171,8 @@ class AdaptedPolicy:
         Raises:
             CheckpointError: not a saved policy, corrupt, or weights that do not fit its spec.
         """
-        from metaxm.nn.agent import build_agent
-        from metaxm.run.checkpoint import load_checkpoint
+        from metaxm.build import make_agent
+        from metaxm.run.checkpoint import load_checkpoint, state_dict_error
         from metaxm.spec import replace, spec_from_dict
 
         state = load_checkpoint(path, map_location=device or "cpu")
@@ -181,12 +181,13 @@ class AdaptedPolicy:
         spec = spec_from_dict(state["spec"], saved=True)
         if device is not None:
             spec = replace(spec, device=device)
-        agent = build_agent(spec).to(spec.device)
+        agent = make_agent(spec).to(spec.device)  # an RL^2 agent with its probes
         try:
             agent.load_state_dict(state["agent"])
         except RuntimeError as err:
-            first = str(err).splitlines()[0]
-            raise CheckpointError(f"{path}: the weights do not fit the spec ({first})") from None
+            raise CheckpointError(
+                f"{path}: the weights do not fit the spec ({state_dict_error(err)})"
+            ) from None
         agent.eval()
         own = dict(agent.named_parameters())
         adapted = state.get("adapted")
@@ -216,6 +217,7 @@ def _translator(
     from metaxm.build import make_env
     from metaxm.learners import LEARNERS, Translate
     from metaxm.nn.agent import observation_spaces
+    from metaxm.run.checkpoint import state_dict_error
 
     family = policy.family
 
@@ -228,8 +230,9 @@ def _translator(
     try:
         translator.load_state_dict(saved["state"])
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise CheckpointError(f"{path}: the translator does not fit the spec ({first})") from None
+        raise CheckpointError(
+            f"{path}: the translator does not fit the spec ({state_dict_error(err)})"
+        ) from None
     attach = getattr(translator, "attach", None)
     if callable(attach):
         attach(make_env(spec, family, policy.variant, num_envs=1).world)

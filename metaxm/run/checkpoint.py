@@ -49,6 +49,14 @@ RESUME_KEYS = ("algo", "spec", "trainer", "loop", "rng")
 _NOT_WRITTEN_HERE = "it was not written by this metaxm version or was copied without it"
 
 
+def state_dict_error(err: RuntimeError) -> str:
+    """What ``load_state_dict``'s error says is wrong, on one line (its first line only names
+    the module)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = " ".join(lines[1:]) or (lines[0] if lines else "")
+    return detail if len(detail) <= 300 else detail[:297] + "..."
+
+
 def checkpoint_path(rundir: str | Path, update: int) -> Path:
     """``RUNDIR/checkpoints/ckpt-<update>.pt``."""
     return Path(rundir) / "checkpoints" / f"ckpt-{update:08d}.pt"

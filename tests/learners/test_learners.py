@@ -25,7 +25,7 @@ SPEC = {
     "agent": {"hidden": 16, "latent_dim": 16, "encoder_width": 16},
     "ppo": {"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
     "maml": {"meta_batch": 2, "support_episodes": 2, "query_episodes": 2, "outer_epochs": 1},
-    "rl2": {"episodes_per_trial": 2},
+    "rl2": {"episodes_per_trial": 2, "state_probe": 1.0},  # a probe: its weights load too
     "train": {"total_steps": 256, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
     "log": {"mode": "disabled", "progress": False},
     "align": {"fit_iters": 5, "translate_iters": 20},
@@ -164,6 +164,17 @@ def test_a_saved_policy_refuses_a_foreign_file(tmp_path) -> None:
 
     path = save_checkpoint(tmp_path / "x.pt", {"format": "something else"})
     with pytest.raises(CheckpointError, match="not a saved policy"):
+        AdaptedPolicy.load(path)
+
+
+def test_a_policy_whose_weights_do_not_fit_names_the_keys_in_one_line(runs, tmp_path) -> None:
+    from metaxm.run.checkpoint import load_checkpoint, save_checkpoint
+
+    learner = RL2.from_run(runs / "rl2")
+    state = load_checkpoint(learner.adapt(env_of(learner), episodes=0).save(tmp_path / "p.pt"))
+    del state["agent"]["state_probe.bias"]
+    path = save_checkpoint(tmp_path / "broken.pt", state)
+    with pytest.raises(CheckpointError, match=r"do not fit the spec \(Missing key.*state_probe"):
         AdaptedPolicy.load(path)
 
 
