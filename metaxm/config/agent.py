@@ -27,7 +27,8 @@ class AgentConfig:
             state) with shared sensory neurons over each channel's recent history and the
             previous actions, pooled by attention, so the order of the channels does not
             matter (:mod:`metaxm.nn.sensory`; recurrent agents only, ``algo: rl2``); the
-            other families keep their own encoders.
+            other families keep their own encoders, unless ``sensory_images`` or
+            ``sensory_text`` turns them into channels too.
         sensory_window: K, the steps of history each sensory neuron sees (its channel's
             values and the previous actions).
         sensory_lags: L, how many steps after an action a sensory neuron looks for its
