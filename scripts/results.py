@@ -34,9 +34,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   agent with ``zeroshot`` and ``rl2`` on its held-out modalities and on validation variants
   100-103, and ``scripts/compare_strategies.py``;
 * ``rl2-every-family``: the same reward-free ``rl2`` trained on all four training families for
-  6M steps, reading images by colour and sentences by word (run ``main`` first; about 35
-  minutes), evaluated the same way on the held-out modalities and on validation variants 100-103
-  of every family;
+  6M steps, reading images by colour and sentences by word (run ``main`` first; about 40
+  minutes to train and 5 to evaluate), evaluated the same way on the held-out modalities and
+  on validation variants 100-103 of every family, and blind (``scripts/rl2_trials.py
+  --blind``);
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
