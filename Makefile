@@ -40,7 +40,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the README's headline numbers, each page naming its command and commit (about 100 minutes)
+# the README's headline numbers, each page naming its command and commit (about three hours)
 results: $(STAMP)
 	$(BIN)/python scripts/results.py
 

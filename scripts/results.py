@@ -2,7 +2,7 @@
 """Regenerate the README's headline numbers (``make results``), each page naming its command,
 commit and wall-clock time.
 
-python scripts/results.py                 # all: about an hour on a 2-core CPU machine
+python scripts/results.py                 # all: about three hours on a 2-core CPU machine
 python scripts/results.py --only sine     # one job (--only may repeat); see JOBS
 
 * ``main``: ``metaxm main tasks/gridnav.yaml`` -> ``docs/main-report.md`` (the transfer report);
