@@ -9,6 +9,7 @@ from typing import Literal
 import gymnasium as gym
 import pytest
 import torch
+from sensory_stepping import stepped
 
 from metaxm.config.agent import AgentConfig
 from metaxm.errors import ConfigError
@@ -54,13 +55,7 @@ def _run(
     enc: tuple[SensoryEncoder, SensoryChannels], obs: torch.Tensor, actions: torch.Tensor
 ) -> torch.Tensor:
     """The latents of every step, by stepping the encoder from an empty memory."""
-    encoder, channels = enc
-    memory = obs.new_zeros(obs.shape[1], channels.memory_dim)
-    out = []
-    for t in range(obs.shape[0]):
-        z, memory = encoder.step(channels, obs[t], actions[t], memory)
-        out.append(z)
-    return torch.stack(out)
+    return stepped(*enc, obs, actions)[0]
 
 
 def test_the_same_latent_for_any_channel_order_with_history_included() -> None:
@@ -157,12 +152,8 @@ def test_sequence_equals_stepping_with_resets() -> None:
     g = torch.Generator().manual_seed(2)
     memory = torch.rand(4, channels.memory_dim, generator=g).double()
     z_seq, last_seq = enc.sequence(channels, obs, actions, reset, memory)
-    m, out = memory, []
-    for t in range(11):
-        m = torch.where(reset[t, :, None], 0.0, m)
-        z, m = enc.step(channels, obs[t], actions[t], m)
-        out.append(z)
-    assert float((z_seq - torch.stack(out)).abs().max()) < 1e-12
+    z, m = stepped(enc, channels, obs, actions, reset, memory)
+    assert float((z_seq - z).abs().max()) < 1e-12
     assert torch.allclose(last_seq, m)
 
 
