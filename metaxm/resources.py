@@ -43,6 +43,7 @@ def check_spec(spec: Spec) -> None:
         ConfigError: one line naming the family and world, or what was estimated and where;
             a device this machine does not have.
     """
+    from metaxm.config.agent import AgentConfig
     from metaxm.run.device import resolve_device
 
     if spec.agent.encoder == "sensory" and spec.algo != "rl2":
@@ -50,11 +51,10 @@ def check_spec(spec: Spec) -> None:
             f"agent.encoder: sensory needs algo: rl2, not {spec.algo}: its neurons read each "
             "channel's history, which only a recurrent agent carries"
         )
-    for name, value, default in (
-        ("sensory_images", spec.agent.sensory_images, "conv"),
-        ("sensory_text", spec.agent.sensory_text, "tokens"),
-    ):
-        if value != default and spec.agent.encoder != "sensory":
+    default = AgentConfig()  # the readers of their own families
+    for name in ("sensory_images", "sensory_text"):
+        value = getattr(spec.agent, name)
+        if value != getattr(default, name) and spec.agent.encoder != "sensory":
             raise ConfigError(
                 f"agent.{name}: {value} needs agent.encoder: sensory, not "
                 f"{spec.agent.encoder}: the sensory neurons read those channels"
