@@ -77,6 +77,7 @@ from metaxm.meta.trials import (
     run_trial,
     run_trials,
     start_trials,
+    with_windows,
 )
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.evaluate import fresh_env, oracle_act, run_episodes
@@ -299,6 +300,7 @@ class RL2Trainer:
                 record_state=self.config.state_probe > 0,
                 record_visited=self.config.state_probe_visited,
             )  # fmt: skip
+            rollout = with_windows(self.agent, family, rollout)  # once, not every epoch
             end = rollout.trial_end
             adv, ret = compute_gae(
                 rollout.rewards, rollout.values, rollout.next_values, end, end, cfg.gamma,

@@ -33,6 +33,7 @@ trial length.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -213,6 +214,9 @@ class TrialRollout:
             only for ``rl2.state_probe``'s auxiliary loss; None otherwise.
         visited: (T, B, cells) bool, the layout cells the trial has stood on up to and
             including each step's, for ``rl2.state_probe_visited``; None otherwise.
+        windows: (T, B, K, C + A) the sensory encoder's windows of every step, where they hold
+            no parameter (:func:`with_windows`): the replay reads them instead of computing
+            them again in every epoch; None otherwise.
     """
 
     obs: Tensor
@@ -229,6 +233,7 @@ class TrialRollout:
     hidden: Tensor
     state: Tensor | None = None
     visited: Tensor | None = None
+    windows: Tensor | None = None
 
     def columns(self, idx: Tensor) -> TrialRollout:
         """The rollout of environments ``idx`` only."""
@@ -369,7 +374,9 @@ def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:
     core = agent.core
     t, b = rollout.obs.shape[:2]
     hidden, memory = agent.split_state(rollout.hidden)  # the GRU's, the sensory encoder's
-    z = agent.latents(rollout.obs, family, rollout.prev_actions, rollout.reset, memory)[0]
+    z = agent.latents(
+        rollout.obs, family, rollout.prev_actions, rollout.reset, memory, rollout.windows
+    )[0]
     extra = core.extra_inputs(rollout.prev_rewards, rollout.first)  # as acting reads them
     x = torch.cat((z, agent.head.encode(rollout.prev_actions), extra), -1)  # (T, B, in), as core
     # segments in env-major order: one starts at t = 0 and wherever a trial starts
@@ -386,6 +393,17 @@ def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:
     weights = [core.ih.weight, core.hh.weight, core.ih.bias, core.hh.bias]
     out, _ = torch.gru(padded, h0[None], weights, True, 1, 0.0, False, False, False)
     return out[pos, seg].reshape(b, t, -1).transpose(0, 1)  # (T, B, H)
+
+
+def with_windows(agent: Agent, family: str, rollout: TrialRollout) -> TrialRollout:
+    """``rollout`` holding its sensory windows (:meth:`~metaxm.nn.agent.Agent.sensory_windows`),
+    where they hold no parameter, so that its replays in every PPO epoch read them instead of
+    computing them again; the same rollout otherwise."""
+    memory = agent.split_state(rollout.hidden)[1]
+    windows = agent.sensory_windows(
+        rollout.obs, family, rollout.prev_actions, rollout.reset, memory
+    )
+    return rollout if windows is None else dataclasses.replace(rollout, windows=windows)
 
 
 def _rows(mask: Tensor, like: Tensor) -> Tensor:

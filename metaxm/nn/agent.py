@@ -312,7 +312,8 @@ class Agent(nn.Module):
         prev_action: Tensor,
         reset: Tensor | None,
         memory: Tensor,
-    ) -> tuple[Tensor, Tensor]:
+        windows: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """The latents of a recurrent agent's (T, B) steps and the memory after them.
 
         Args:
@@ -322,10 +323,14 @@ class Agent(nn.Module):
             reset: (T, B) bool, the memory is zeroed before this step (a trial starts); None
                 for no resets.
             memory: (B, memory_dim) the sensory memory before the first step.
+            windows: the sensory encoder's windows of these steps, as :meth:`sensory_windows`
+                gave them (computed once for a rollout that is replayed many times); None:
+                computed here.
 
         Returns:
             z (T, B, latent_dim) and the memory after the last step (B, memory_dim); a family
-            without a sensory encoder leaves the memory as it is.
+            without a sensory encoder leaves the memory as it is, and given ``windows`` it is
+            None (they were computed with it).
         """
         t, b = obs.shape[:2]
         flat = obs.flatten(0, 1)
@@ -334,12 +339,33 @@ class Agent(nn.Module):
         own = self._observation(flat, family).unflatten(0, (t, b))
         assert self.sensory_encoder is not None
         channels = self.encoders[family]
+        if windows is not None:
+            e = self.sensory_encoder.read(windows.flatten(0, 1)).unflatten(0, (t, b))
+            return self.apply_adapters(e.flatten(0, 1), flat, family).unflatten(0, (t, b)), None
         e, after = self.sensory_encoder.sequence(
             channels, own, self.head.encode(prev_action), reset, memory
         )
         z = self.apply_adapters(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
         after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
         return z, after
+
+    @torch.no_grad()
+    def sensory_windows(
+        self, obs: Tensor, family: str, prev_action: Tensor, reset: Tensor | None, memory: Tensor
+    ) -> Tensor | None:
+        """The sensory encoder's windows (T, B, K, C + A) of (T, B) steps (the arguments as
+        :meth:`latents` takes them), where they depend on no parameter: what a rollout replayed
+        in every PPO epoch computes once (an image's colour table sorts every frame). None
+        where the family has no sensory encoder or its windows depend on a parameter (a
+        channel reader with weights, an action encoding with weights)."""
+        if not self.sensory(family):
+            return None
+        channels = self.encoders[family]
+        actions = self.head.encode(prev_action)
+        if any(True for _ in channels.parameters()) or actions.requires_grad:
+            return None
+        own = self._observation(obs.flatten(0, 1), family).unflatten(0, obs.shape[:2])
+        return channels.windows(own, actions, reset, memory)[0]
 
     def step(
         self,
