@@ -86,9 +86,11 @@ def import_modules(modules: Iterable[object], key: str = "imports") -> None:
 
 def import_saved(modules: Iterable[object], key: str = "imports") -> None:
     """:func:`import_modules` for a spec saved in a run or checkpoint (anyone's file): a module
-    not yet imported is imported only if it is found outside the current folder, since a module
-    dropped into the folder a command runs from (``python -m`` puts it on ``sys.path``) is
-    anyone's code. Install such a plugin (a ``metaxm.plugins`` entry point) instead.
+    not yet imported is imported only if it is not found in the current folder itself, since a
+    module dropped into the folder a command runs from (``python -m`` puts it on ``sys.path``)
+    is anyone's code. Below it is the user's choice: a folder on ``PYTHONPATH`` (a source
+    checkout's plugin), an in-tree virtualenv's site-packages. Install such a plugin (a
+    ``metaxm.plugins`` entry point) instead.
 
     Raises:
         ConfigError: a module found in the current folder, or one that cannot be imported.
@@ -107,15 +109,17 @@ def import_saved(modules: Iterable[object], key: str = "imports") -> None:
                 found = importlib.util.find_spec(top)  # locates; runs nothing of a top level
             except (ImportError, ValueError):
                 found = None
-            places = [] if found is None else [found.origin or ""]
-            if found is not None and found.submodule_search_locations:
-                places += list(found.submodule_search_locations)
-            for place in places:
-                if place and Path(place).resolve().is_relative_to(here):
+            homes = []  # the folders it is found in (the sys.path entry that finds it)
+            if found is not None and found.submodule_search_locations:  # a package
+                homes = [Path(p).resolve().parent for p in found.submodule_search_locations]
+            elif found is not None and found.has_location and found.origin:  # a module file
+                homes = [Path(found.origin).resolve().parent]
+            for home in homes:
+                if home == here and found is not None:  # below it: a path the user set
                     raise ConfigError(
                         f"{key}: the saved spec imports {name!r}, found in the current folder "
-                        f"({place}); a saved run's imports are not run from there (they could "
-                        "be anyone's code): install the plugin, or run from another folder"
+                        f"({found.origin}); a saved run's imports are not run from there (they "
+                        "could be anyone's code): install the plugin, or run from another folder"
                     )
     import_modules(modules, key)
 

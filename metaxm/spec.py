@@ -32,6 +32,7 @@ from metaxm.config.maml import MAMLConfig
 from metaxm.config.ppo import PPOConfig
 from metaxm.config.rl2 import RL2Config
 from metaxm.config.train import TrainConfig
+from metaxm.errors import MetaxmError
 from metaxm.plugins import HOW_TO_REGISTER
 
 Split = Literal["train", "heldout_variants", "heldout_families"]
@@ -200,6 +201,17 @@ def spec_from_dict(data: dict[str, Any], saved: bool = False) -> Spec:
     if isinstance(data, dict) and data.get("imports"):
         (import_saved if saved else import_modules)(data["imports"])
     return from_dict(Spec, data)
+
+
+def with_defaults(stored: Any) -> Any:
+    """A run's or checkpoint's saved spec as the current version writes it: the fields added
+    since it was saved at their defaults (a new setting's default keeps the behaviour it had),
+    so that a run started by an older metaxm resumes; ``stored`` as it is where it does not
+    parse (a comparison then names the difference)."""
+    try:
+        return spec_to_dict(spec_from_dict(stored, saved=True))
+    except (MetaxmError, TypeError, ValueError):
+        return stored
 
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:

@@ -134,3 +134,11 @@ def test_a_saved_runs_imports_are_not_run_from_the_current_folder(tmp_path: Path
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and "found in the current folder" in done.stderr
         assert not marker.exists()
+    # below the current folder, on a path the user set (a source checkout's plugin, an in-tree
+    # .venv's site-packages), it is the user's own: imported
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plug.py").rename(tmp_path / "plugins" / "plug.py")
+    argv = ["adapt", "run", "--modality", "vector:1", "--strategy", "zeroshot", "--out", "a"]
+    done = _metaxm(argv, tmp_path / "plugins", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from metaxm.errors import ConfigError
-    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.loading import check_evaluation_spec, load_agents
     from metaxm.evaluate.report import write_report
     from metaxm.evaluate.runner import run_evaluation, validation_modalities
     from metaxm.run.rundir import OutputLock, check_out_path, check_report_out
@@ -57,14 +57,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: need 1 to 1000, got {args.seeds}")
     if args.out is not None:
         check_report_out(check_out_path(args.out))
+    fixed = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith("agent.")]
+    if fixed:
+        raise ConfigError(
+            f"--set {fixed[0]}: the trained agents' networks are loaded from their checkpoints; "
+            "agent.* settings change nothing here (train a run with them)"
+        )
     spec = load_spec(args.spec, args.overrides) if args.spec else None
     agents = load_agents(args.rundir, spec, device=args.device)
-    if spec is None and args.overrides:
+    if spec is not None:
+        check_evaluation_spec(agents, spec, f"--spec {args.spec}")
+    elif args.overrides:
         from metaxm.config import apply_overrides
         from metaxm.evaluate.loading import use_spec
         from metaxm.spec import spec_from_dict, spec_to_dict
 
         overridden = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
+        check_evaluation_spec(agents, overridden, "--set " + " --set ".join(args.overrides))
         use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
     chosen = validation_modalities(agents, args.modalities) if args.modalities else None
     out = Path(args.out) if args.out else Path(args.rundir) / "report"

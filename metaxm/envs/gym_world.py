@@ -14,7 +14,8 @@ so every family renders it (``pixels`` draws the features as bars, ``text`` name
   ``episode_seed(seed, j)``, so every episode is reproducible from the task and the counters.
   A task distribution over seeds is what an env offers without knowing about tasks.
 * **Reward, termination and horizon** are the env's own: the horizon is ``world.max_steps``,
-  else the env's registered ``max_episode_steps``.
+  else the env's registered ``max_episode_steps``, and an episode the env truncates itself (a
+  time limit of its own that no registration states, as MiniGrid's) ends there.
 * **Success** (``world.success``): ``auto`` takes the env's ``info["is_success"]`` when it
   reports one, else the episode return reaching the env's registered ``reward_threshold``
   (CartPole-v1: 475, Acrobot-v1: -100), else a positive final reward (MiniGrid, goal
@@ -103,6 +104,7 @@ class GymWorld(SeededTasks, World):
         b = num_envs
         self._features = np.zeros((b, dim), dtype=np.float32)
         self._return = np.zeros(b, dtype=np.float64)
+        self._env_truncated = np.zeros(b, dtype=bool)  # the env's own time limit, as it says
         self.init_seeded_tasks()
 
     # ----------------------------------------------------------------------------- dynamics
@@ -112,6 +114,7 @@ class GymWorld(SeededTasks, World):
             obs, _ = self.envs[i].reset(seed=episode_seed(seeds[i], episodes[i]))
             self._features[i] = flatten_observation(self._parts, obs)
             self._return[i] = 0.0
+            self._env_truncated[i] = False
             self._stepped[i] = False
         if ids:
             self.t[torch.as_tensor(ids, dtype=torch.long, device=self.device)] = 0
@@ -125,11 +128,12 @@ class GymWorld(SeededTasks, World):
         last = self.t + 1 >= self.horizon
         for i, env in enumerate(self.envs):
             a = int(acts[i, 0]) if discrete else acts[i].astype(self.action_space.dtype)
-            obs, r, term, _, info = env.step(a)
+            obs, r, term, trunc, info = env.step(a)
             reward[i], terminated[i] = r, term
+            self._env_truncated[i] = trunc and not term
             self._return[i] += float(r)
             self._features[i] = flatten_observation(self._parts, obs)
-            if term or bool(last[i]):
+            if term or trunc or bool(last[i]):
                 success[i] = self._success(info, float(r), float(self._return[i]))
         self._stepped[:] = True
         self.t += 1
@@ -138,6 +142,12 @@ class GymWorld(SeededTasks, World):
             torch.as_tensor(terminated, device=self.device),
             torch.as_tensor(success, device=self.device),
         )
+
+    def truncated(self) -> Tensor:
+        """(B,) bool: episodes at the horizon, or that the env itself truncated (a time limit
+        of its own, e.g. MiniGrid's ``max_steps``, which no registered spec states)."""
+        own = torch.as_tensor(self._env_truncated, device=self.device)
+        return (self.t >= self.horizon) | own
 
     def _success(self, info: dict[str, Any], reward: float, episode_return: float) -> bool:
         """Whether the episode that ends now succeeded (``world.success``)."""

@@ -58,6 +58,35 @@ def add_family(agents: Agents, family: str, seed: int = 0) -> None:
     use_spec(agents, spec)
 
 
+def check_evaluation_spec(agents: Agents, spec: Spec, source: str) -> None:
+    """Refuse an evaluation spec (from ``source``: ``--spec PATH`` or ``--set``) under which a
+    loaded agent could not read a family it reads: the trained networks fix each family's
+    observation shape, which the world (its size, its layout) sets.
+
+    Raises:
+        ConfigError: the first family whose observation the spec would change.
+    """
+    from metaxm.envs import make_world
+    from metaxm.errors import ConfigError
+    from metaxm.modalities import get_family
+
+    info = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info
+    for kind, agent in agents.by_kind.items():
+        for family, read in agent.observation_spaces.items():
+            try:
+                space = get_family(family).observation_space(info)
+            except ValueError as err:
+                why = f"{source}: {family} cannot render this spec's world: {err}"
+                raise ConfigError(why) from None
+            if space != read:
+                raise ConfigError(
+                    f"{source}: the {kind} agent reads {family} observations of shape "
+                    f"{tuple(read.shape)}, which this spec's world renders as "
+                    f"{tuple(space.shape)}; the trained agents fix the world (evaluate under "
+                    "the run's)"
+                )
+
+
 def use_spec(agents: Agents, spec: Spec) -> None:
     """Evaluate ``agents`` under ``spec``: the strategies and every learner (the settings its
     adaptation reads, e.g. ``align.*``) both see it."""

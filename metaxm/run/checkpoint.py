@@ -243,7 +243,9 @@ def check_resumable(
             start = "align.init_from" if theirs == "pretrain" else "train.init_from"
             hint = f" (to start a new run from its weights, use {start})"
         raise CheckpointError(f"{path}: {_kind(theirs)} checkpoint; {mine}{hint}")
-    if state["spec"] != spec_data:
+    from metaxm.spec import with_defaults
+
+    if state["spec"] != spec_data and with_defaults(state["spec"]) != spec_data:
         raise CheckpointError(
             f"{path}: written by a run of another spec (first difference at "
             f"{first_difference(state['spec'], spec_data)}); resume with the spec and --set "

@@ -30,6 +30,7 @@ from typing import Any
 
 from metaxm.errors import ConfigError
 from metaxm.run.checkpoint import first_difference, newest_checkpoint
+from metaxm.spec import with_defaults
 from metaxm.yaml_io import dump_yaml, read_yaml
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,8 @@ def open_rundir(
         if not config_path.is_file():
             raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
         stored = read_yaml(config_path)
+        if stored != data:  # a run started by an older metaxm: the fields added since
+            stored = with_defaults(stored)
         if stored != data:
             raise ConfigError(
                 f"--resume: the spec differs from the one {rundir} was started with "

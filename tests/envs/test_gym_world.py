@@ -161,3 +161,18 @@ def test_the_horizon_is_the_registered_time_limit() -> None:
     # one (CartPole-v1: 500) must still be the horizon, not the 1000 of an env without one
     assert _world("CartPole-v1", 1).horizon == 500
     assert _world("CartPole-v1", 1, max_steps=7).horizon == 7
+
+
+def test_an_episode_ends_where_the_env_truncates_it_itself() -> None:
+    # MiniGrid registers no max_episode_steps (the horizon falls back to 1000) but truncates
+    # its own episodes at its max_steps (Empty-5x5: 100); stepping on would take its goal
+    # reward below 0
+    world = _world(MINIGRID, 2)
+    assert world.horizon == 1000
+    world.set_tasks(world.sample_tasks(2, torch.Generator().manual_seed(0)))
+    left = torch.zeros(2, dtype=torch.long)  # turning on the spot never reaches the goal
+    ends = []
+    while len(ends) <= world.envs[0].max_steps and not any(ends):
+        _, terminated, _ = world.step(left)
+        ends.append(bool((terminated | world.truncated()).all()))
+    assert ends.index(True) + 1 == world.envs[0].max_steps

@@ -45,6 +45,25 @@ def test_evaluate_refuses_a_spec_without_held_out_modalities_or_with_unread_fami
     assert "the agents have no encoder for 'projected', 'pixels', 'text', 'audio'" in err
 
 
+def test_evaluate_refuses_settings_the_trained_agents_fix(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path / "report")]
+    assert main(["evaluate", str(run), "--set", "agent.hidden=32", *out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--set agent.hidden=32" in err
+    # walls add features: the vector agent would read observations of another shape
+    assert main(["evaluate", str(run), "--set", "world.walls=true", *out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "reads vector observations of shape (8,)" in err
+    assert "(12,)" in err and not (tmp_path / "report").exists()
+    spec = tmp_path / "walls.yaml"
+    spec.write_text(yaml.safe_dump({**VECTOR_ONLY, "world": {**VECTOR_ONLY["world"],
+                                                             "walls": True}}))  # fmt: skip
+    assert main(["evaluate", str(run), "--spec", str(spec), *out]) == 2
+    assert f"--spec {spec}: the ppo agent reads vector" in capsys.readouterr().err
+
+
 def test_evaluate_honours_log_progress(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["evaluate", str(run), "--strategy", "zeroshot", "--set"]
     assert main([*args, "modalities.heldout_variants={vector: 1}"]) == 0

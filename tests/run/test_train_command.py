@@ -92,6 +92,22 @@ def _metrics(rundir: Path) -> bytes:
     return (rundir / "metrics.jsonl").read_bytes()
 
 
+def test_a_run_started_before_a_setting_existed_resumes_and_another_spec_does_not(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, steps = tmp_path / "run", ["--set", "train.total_steps=256"]
+    assert main(["train", str(spec_file), "--out", str(out), *steps]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["agent"]["sensory_images"]  # as a run written before the setting was added
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", str(spec_file), "--out", str(out), "--resume", *steps]) == 0
+    assert "nothing left to train" in capsys.readouterr().out
+    saved["ppo"]["lr"] = 0.5  # a setting the run really had otherwise
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", str(spec_file), "--out", str(out), "--resume", *steps]) == 2
+    assert "first difference at ppo.lr" in capsys.readouterr().err
+
+
 def test_resume_after_sigkill_reproduces_metrics_exactly(spec_file: Path, tmp_path: Path) -> None:
     longer = ["--set", "train.total_steps=2048"]  # 16 updates, a checkpoint every 2
     full, killed = tmp_path / "full", tmp_path / "killed"
