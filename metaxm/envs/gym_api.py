@@ -75,12 +75,29 @@ def build_world(
 _CONFIGS: dict[Any, Any] = {}
 
 
-def _family_and_variant(modality: str, variant: int | Sequence[int]) -> tuple[str, Any]:
-    """``"pixels:3"`` is shorthand for ``modality="pixels", variant=3``."""
+def _family_and_variant(
+    modality: str, variant: int | Sequence[int], one: bool = False
+) -> tuple[str, Any]:
+    """``"pixels:3"`` is shorthand for ``modality="pixels", variant=3``; ``variant`` must be a
+    seed >= 0, or (unless ``one``: a single env) a sequence of them, one per env."""
     from metaxm.modalities.base import parse_modality_id
 
     if ":" in modality:
         return parse_modality_id(modality)
+    many = (
+        not one
+        and not isinstance(variant, (int, np.integer, str, bytes))
+        and hasattr(variant, "__iter__")
+    )  # a list, an array or a tensor: one per env
+    if not many:
+        values = [variant]
+    elif isinstance(variant, (list, tuple)):
+        values = list(variant)
+    else:
+        values = np.asarray(variant).reshape(-1).tolist()
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"variant: expected a variant seed, an integer >= 0, got {v!r}")
     return modality, variant
 
 
@@ -138,7 +155,7 @@ class MetaxmEnv(gym.Env):
 
         self.world = build_world(world, 1, device, **world_kwargs)
         if not isinstance(modality, Modality):
-            family, variant = _family_and_variant(modality, variant)
+            family, variant = _family_and_variant(modality, variant, one=True)
             modality = Modality(family, variant, self.world.scene_info)
         self.modality = modality
         self.observation_space = instructed_space(modality.observation_space, self.world.scene_info)

@@ -67,7 +67,7 @@ def validation_modalities(agents: Agents, ids: Sequence[str]) -> list[tuple[str,
         try:
             family, variant = parse_modality_id(text)
         except ValueError as err:
-            raise ConfigError(f"--modality {err}") from None
+            raise ConfigError(f"--modality {text}: {err}") from None
         if (family, variant) in taken:
             split = {"train": "training", "heldout_variants": "held-out"}.get(
                 taken[family, variant], "held-out family's"

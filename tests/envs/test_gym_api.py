@@ -214,3 +214,12 @@ def test_vector_env_draws_new_tasks_per_episode_unless_fixed() -> None:
         np.testing.assert_array_equal(envs.task()["goal"], fixed["goal"])
     envs.reset(seed=1, options={"tasks": None})  # back to drawing
     assert (envs.task()["goal"] != fixed["goal"]).any()
+
+
+@pytest.mark.parametrize("variant", [-1, "x", 1.5, True, [1, 2]])
+def test_a_variant_that_is_no_seed_is_refused_in_one_line(variant: object) -> None:
+    with pytest.raises(ValueError, match=r"^variant: expected a variant seed, an integer >= 0"):
+        gym.make("metaxm/GridNav-v0", modality="vector", variant=variant)
+    if not isinstance(variant, list):  # the batched env takes one per env, or one for all
+        with pytest.raises(ValueError, match=r"^variant: expected a variant seed"):
+            MetaxmVectorEnv(num_envs=2, modality="vector", variant=[3, variant])
