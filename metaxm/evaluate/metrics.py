@@ -18,6 +18,8 @@ Definitions (``K`` is the largest budget of the adapting strategy):
   ratio); ``inf`` when scratch's area is 0 and the strategy's is not.
 * **episodes_to_threshold**: the first measured budget whose performance reaches
   ``threshold`` (80% of source performance); *censored* (None) when no measured budget does.
+  The report also gives the stricter **episodes to stay** (:func:`episodes_to_stay`): the
+  first budget from which every later one reaches it.
 * **speedup**: scratch's episodes-to-threshold / the strategy's, each at least 1 episode; a
   lower bound when scratch is censored (its cap is used), undefined when the strategy is.
 * **asymptote**: performance at the largest budget.
@@ -147,6 +149,22 @@ def episodes_to_threshold(
     return out
 
 
+def episodes_to_stay(
+    budgets: Sequence[int], values: np.ndarray, threshold: float
+) -> list[int | None]:
+    """Per row of ``values`` (seeds, K): the first budget from which every later measured
+    budget reaches ``threshold`` (a curve that reaches it and falls back below counts from
+    where it stays), else None (the last budget is below)."""
+    out: list[int | None] = []
+    for row in np.atleast_2d(np.asarray(values, float)):
+        below = np.nonzero(row < threshold - 1e-12)[0]
+        if below.size == 0:
+            out.append(int(budgets[0]))
+        else:
+            out.append(None if below[-1] == len(row) - 1 else int(budgets[below[-1] + 1]))
+    return out
+
+
 @dataclass(frozen=True)
 class TransferMetrics:
     """The transfer metrics of one strategy on one modality (see the module docstring).
@@ -177,13 +195,15 @@ def _capped(hits: Sequence[int | None], cap: int) -> np.ndarray:
 
 
 def episodes_to_level(
-    budgets: Sequence[int], curves: np.ndarray, level: float, seed: int = 0
+    budgets: Sequence[int], curves: np.ndarray, level: float, seed: int = 0, stay: bool = False
 ) -> dict:
     """Only the episodes-to-threshold part of :func:`transfer_metrics`, against an absolute
     ``level`` (e.g. a fraction of the oracle's): ``{episodes_to_threshold: {point, low,
-    high}, censored, seeds}``, with the same IQM, cap and bootstrap."""
+    high}, censored, seeds}``, with the same IQM, cap and bootstrap; with ``stay``, the
+    episodes from which the curve stays at the level (:func:`episodes_to_stay`)."""
     budgets = np.asarray(budgets)
-    hits = episodes_to_threshold(budgets, np.atleast_2d(curves).astype(float), level)
+    first = episodes_to_stay if stay else episodes_to_threshold
+    hits = first(budgets, np.atleast_2d(curves).astype(float), level)
     interval = iqm_interval(_capped(hits, int(budgets.max())), seed=seed)
     return {
         "episodes_to_threshold": interval.to_dict(),

@@ -33,6 +33,8 @@
                                    metrics: TransferMetrics (metaxm.evaluate.metrics),
                                    oracle_metrics: {episodes_to_threshold, censored, seeds}
                                      against threshold x the oracle's level,
+                                   stay_metrics: {episodes_to_threshold, censored, seeds}
+                                     from which every later budget reaches the threshold,
                                    vs_align: (a strategy fitting align's episodes and pairs)
                                      {difference: {point, low, high}, fewer, more, seeds,
                                      p_value}, metaxm.evaluate.metrics.paired_episodes}}}
@@ -223,7 +225,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _meta_learned(report.get("meta_learned", {}))
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
-        "to oracle threshold | speed-up vs scratch | asymptote | negative transfer |"
+        "stays from | to oracle threshold | speed-up vs scratch | asymptote | negative "
+        "transfer |"
     )
     for mid, entry in report["modalities"].items():
         lines += [f"## {mid} ({entry['split'].replace('_', ' ')})", ""]
@@ -242,22 +245,24 @@ def markdown(report: dict[str, Any]) -> str:
                     "of its 95% interval), so the episodes to threshold below measure nothing.",
                 ]
             lines += [""]
-        lines += [header, "|" + "---|" * 10]
+        lines += [header, "|" + "---|" * 11]
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
             data = _data(needs.get(name, []), short=True)
             if m is None:
-                lines.append(f"| {name} | {data} | " + " | ".join(["–"] * 8) + " |")
+                lines.append(f"| {name} | {data} | " + " | ".join(["–"] * 9) + " |")
                 continue
             ett = _episodes(m, rec["budgets"])
             om = rec.get("oracle_metrics")
             ett_oracle = "–" if om is None else _episodes(om, rec["budgets"])
+            sm = rec.get("stay_metrics")  # a report written before stop 42 has none
+            stays = "–" if sm is None else _episodes(sm, rec["budgets"])
             speed = _fmt(m["speedup"], 1)
             if m["speedup"] is not None and m["speedup_is_lower_bound"]:
                 speed = ">= " + speed
             lines.append(
                 f"| {name} | {data} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
-                f"{_fmt(m['transfer_ratio'])} | {ett} | {ett_oracle} | {speed} | "
+                f"{_fmt(m['transfer_ratio'])} | {ett} | {stays} | {ett_oracle} | {speed} | "
                 f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
             )

@@ -363,6 +363,8 @@ def _derive(
                     seed=variant,
                 )  # fmt: skip
                 record["metrics"] = tm.to_dict()
+                level = cfg.threshold * float(src)
+                record["stay_metrics"] = episodes_to_level(b, values, level, variant, stay=True)
             if oracle is not None:  # the same threshold as a fraction of the oracle's level
                 level = cfg.threshold * oracle
                 record["oracle_metrics"] = episodes_to_level(b, values, level, seed=variant)

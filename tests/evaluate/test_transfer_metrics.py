@@ -8,6 +8,8 @@ import pytest
 from metaxm.evaluate.metrics import (
     area_under_curve,
     difference_interval,
+    episodes_to_level,
+    episodes_to_stay,
     episodes_to_threshold,
     iqm,
     iqm_interval,
@@ -35,6 +37,18 @@ def test_auc_of_known_curves() -> None:
 def test_time_to_threshold_and_censoring() -> None:
     curves = np.array([[0.1, 0.5, 0.85, 0.9], [0.9, 0.9, 0.9, 0.9], [0.0, 0.1, 0.2, 0.3]])
     assert episodes_to_threshold(BUDGETS, curves, 0.8) == [3, 0, None]
+
+
+def test_episodes_to_stay_count_from_where_the_curve_no_longer_falls_below() -> None:
+    curves = np.array([
+        [0.9, 0.5, 0.85, 0.9],  # reaches it at once, falls back, stays from k = 3
+        [0.9, 0.9, 0.9, 0.9],
+        [0.0, 0.9, 0.9, 0.3],  # falls below at the last budget: never stays
+    ])  # fmt: skip
+    assert episodes_to_threshold(BUDGETS, curves, 0.8) == [0, 0, 1]
+    assert episodes_to_stay(BUDGETS, curves, 0.8) == [3, 0, None]
+    level = episodes_to_level(BUDGETS, curves, 0.8, stay=True)
+    assert level["censored"] == 1 and level["seeds"] == 3
 
 
 def test_bootstrap_interval_covers_a_known_mean() -> None:
