@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategy",
         required=True,
         help="zeroshot, maml, rl2, align, translate, metafit, priorfit, selffit, selfread, "
-        "finetune, scratch",
+        "finetune, scratch, rl2-blind (a control: rl2 with its observations zeroed)",
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")

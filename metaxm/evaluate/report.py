@@ -22,6 +22,8 @@
     in_episode.<name>            what its policy learns within a measured episode, if anything
     meta_learned.<name>          what it learned for adapting over training tasks ("": hand-set
                                  steps, closed forms or searches)
+    controls.<name>              what a control strategy controls for (``rl2-blind``: rl2 with
+                                 its observations zeroed); never the headline's best strategy
     modalities.<family:variant>  {split (heldout_variants, heldout_families, or validation:
                                  metaxm evaluate --modality), family, variant, source,
                                  measurable (false when the
@@ -105,7 +107,10 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         for name, s in report["summary"].items()
         if not s.get("missing")
     }
-    adapting = {n: k for n, k in reach.items() if n != "scratch" and k is not None}
+    controls = report.get("controls", {})  # not ways to adapt: never the best strategy
+    adapting = {
+        n: k for n, k in reach.items() if n != "scratch" and n not in controls and k is not None
+    }
     scratch = reach.get("scratch")
     cap = report["scratch_budgets"][-1]
     if not adapting:
@@ -223,6 +228,10 @@ def markdown(report: dict[str, Any]) -> str:
         if by_name:
             lines += [f"{title}: " + "; ".join(f"{n}: {w}" for n, w in by_name.items()) + ".", ""]
     lines += _meta_learned(report.get("meta_learned", {}))
+    controls = report.get("controls", {})
+    if controls:
+        shown = "; ".join(f"{n}: {w}" for n, w in controls.items())
+        lines += [f"Controls (not ways to adapt, never the best strategy): {shown}.", ""]
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "stays from | to oracle threshold | speed-up vs scratch | asymptote | negative "

@@ -262,6 +262,7 @@ def run_evaluation(
     report["data"] = {name: list(STRATEGIES[name].data_of(agents)) for name in names}
     report["in_episode"] = {n: STRATEGIES[n].in_episode for n in names if STRATEGIES[n].in_episode}
     report["meta_learned"] = {n: STRATEGIES[n].meta_learned for n in names}
+    report["controls"] = {n: STRATEGIES[n].control for n in names if STRATEGIES[n].control}
     report["seconds"] = time.perf_counter() - started
     for mid, by_name in times.items():
         for name, per_seed in by_name.items():

@@ -16,6 +16,7 @@ scratch     (nothing)      the same PPO from a freshly initialised agent, measur
                            PPO cannot carry, it reads through the per-family encoders)
 maml        maml agent     ``maml.inner_steps`` policy-gradient steps on the k episodes
 rl2         rl2 agent      k episodes played in context (hidden state carried), then measured
+rl2-blind   rl2 agent      a control: ``rl2``'s trials with every observation zeroed
 align       ppo agent      the adapter (and, for a new family, the encoder) fitted to paired
                            renders of the states of k episodes, then the frozen policy
 metafit     metafit run    the meta-learned paired fit (learned start and per-parameter rates)
@@ -100,6 +101,9 @@ class Strategy(ABC):
     """What it learned for adapting, over training tasks, before it meets the target (the
     report prints it); empty for a strategy that adapts with hand-set steps, a closed form or a
     search only (the agent's own training, shared by all, is not counted)."""
+    control: ClassVar[str] = ""
+    """What it controls for, where it is a control rather than a way to adapt (the report
+    prints it, and it is never the headline's best strategy); empty for a strategy."""
     trains_encoder: ClassVar[bool] = False
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
@@ -279,9 +283,12 @@ class RL2(Strategy):
             return ("observations",)
         return self.data
 
+    blind: ClassVar[bool] = False
+
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes
-        res = agents.learners[self.learner].trial(family, variant, max(budgets) + 1, n, seed)
+        learner = agents.learners["rl2"]
+        res = learner.trial(family, variant, max(budgets) + 1, n, seed, blind=self.blind)
         per_episode = res.curve()
         per_episode["steps"] = per_episode.pop("length")
         curve: Curve = {m: [per_episode[m][k] for k in budgets] for m in METRICS}
@@ -291,6 +298,30 @@ class RL2(Strategy):
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         env = target_env(agents.spec, family, variant, 1, seed)
         return agents.learners[self.learner].adapt(env, k, seed + 1)
+
+
+class RL2Blind(RL2):
+    """``rl2``'s trials with every observation zeroed (the same agent, seeds and episodes): what
+    the ``rl2`` agent reaches without reading the modality, from the rewards it reads, where
+    episodes end and a search; ``rl2``'s rise above it is what it reads
+    (:func:`metaxm.meta.trials.run_trials` with ``blind``)."""
+
+    name = "rl2-blind"
+    learner = None  # a control: no adapted policy to save
+    blind = True
+    data = ("rewards",)
+    meta_learned = ""
+    control = (
+        "rl2 with every observation zeroed (it reads rewards and episode ends): what it reaches "
+        "without reading the modality"
+    )
+
+    def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:  # noqa: D102
+        agent = agents.by_kind.get("rl2")
+        return () if agent is not None and not agent.config.reward_input else self.data
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        return Strategy.policy(self, agents, family, variant, k, seed)
 
 
 class Align(LearnerStrategy):
@@ -416,8 +447,8 @@ class SelfRead(Translate):
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        ZeroShot(), MAML(), RL2(), Align(), Translate(), MetaFitStrategy(), PriorFitStrategy(),
-        SelfFit(), SelfRead(), FineTune(), Scratch(),
+        ZeroShot(), MAML(), RL2(), RL2Blind(), Align(), Translate(), MetaFitStrategy(),
+        PriorFitStrategy(), SelfFit(), SelfRead(), FineTune(), Scratch(),
     )
 }  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""

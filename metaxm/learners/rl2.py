@@ -49,14 +49,21 @@ class RL2(Learner):
         )  # fmt: skip
 
     def trial(
-        self, family: str, variant: int, episodes: int, num_trials: int, seed: int
+        self,
+        family: str,
+        variant: int,
+        episodes: int,
+        num_trials: int,
+        seed: int,
+        blind: bool = False,
     ) -> TrialResult:
         """``num_trials`` fresh trials of ``episodes`` episodes in ``family:variant``: column k
         of the result is the episode played after k episodes of experience (the evaluator's
-        few-shot curve, :func:`metaxm.meta.trials.run_trial`)."""
+        few-shot curve, :func:`metaxm.meta.trials.run_trial`); ``blind``: the agent sees zeros
+        instead of every observation (the control for what it reads)."""
         from metaxm.meta.trials import run_trial
 
         return run_trial(
             self.agent, self.spec.world, family, variant,
-            episodes=episodes, num_trials=num_trials, seed=seed,
+            episodes=episodes, num_trials=num_trials, seed=seed, blind=blind,
         )  # fmt: skip

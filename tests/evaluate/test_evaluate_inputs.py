@@ -111,6 +111,15 @@ def test_the_headline_target_is_a_setting() -> None:
     assert loose["target_met"] and "Target (<= 16 episodes, scratch >= 4x): met" in loose["text"]
 
 
+def test_a_control_is_never_the_best_strategy() -> None:
+    report = _report([0.1, 0.5, 0.9], [0.1, 0.2, 0.3, 0.9])  # align at 16
+    summary = {"budgets": [0, 4, 16], "by_budget": [{"point": 0.9, "high": 0.9}] * 3}
+    report["summary"]["rl2-blind"] = summary  # at the threshold from k = 0
+    assert headline(report)["best"] == "rl2-blind"  # were it a strategy
+    report["controls"] = {"rl2-blind": "rl2 with every observation zeroed"}
+    assert headline(report)["best"] == "align"
+
+
 def test_adapt_help_names_every_strategy() -> None:
     """``metaxm adapt --strategy``'s help (written out, so that ``--help`` loads no torch) names
     every strategy the evaluator has, and ``--save-policy``'s every one with a learner."""
@@ -122,7 +131,7 @@ def test_adapt_help_names_every_strategy() -> None:
     parser = argparse.ArgumentParser()
     adapt.add_arguments(parser)
     helps = {a.dest: a.help for a in parser._actions}
-    named = {s.strip() for s in helps["strategy"].split(",")}
+    named = {s.strip().split(" (")[0] for s in helps["strategy"].split(",")}
     assert named == set(STRATEGIES)
     learners = {n for n, s in STRATEGIES.items() if getattr(s, "learner", None)}
     assert all(n in helps["save_policy"] for n in learners)
