@@ -20,6 +20,7 @@ import torch
 
 import metaxm.meta.rl2 as rl2
 from metaxm.build import make_trainer
+from metaxm.errors import ConfigError, MetaxmError
 from metaxm.spec import load_spec
 
 
@@ -30,7 +31,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    spec = load_spec(args.spec, args.set)
+    try:
+        spec = load_spec(args.spec, args.set)
+        if spec.algo != "rl2" or args.rounds < 1:
+            raise ConfigError(f"need an rl2 spec and rounds >= 1 (algo {spec.algo}, {args.rounds})")
+    except MetaxmError as err:
+        parser.exit(2, f"bench_replay_windows.py: error: {err}\n")
     cached = rl2.with_windows
 
     def use(on: bool) -> None:
