@@ -274,6 +274,8 @@ class RL2(Strategy):
     learner = "rl2"
     data = ("observations", "rewards")
     meta_learned = "the recurrent policy that adapts in context, by RL^2 over multi-episode trials"
+    blind: ClassVar[bool] = False
+    """Its trials see zeros instead of every observation (the control :class:`RL2Blind`)."""
 
     def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:
         """No rewards where the ``rl2`` agent does not read them (``agent.reward_input:
@@ -282,8 +284,6 @@ class RL2(Strategy):
         if agent is not None and not agent.config.reward_input:
             return ("observations",)
         return self.data
-
-    blind: ClassVar[bool] = False
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes

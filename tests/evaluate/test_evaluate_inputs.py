@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from metaxm.cli import main
@@ -204,3 +205,29 @@ def test_the_curves_plot_keeps_a_strategys_colour_where_another_is_not_measured(
     assert all(len(c) == 1 for c in colours.values()), colours  # one colour per strategy
     assert len({next(iter(c)) for c in colours.values()}) == 3  # and a different one each
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_the_blind_control_plays_rl2s_trials_with_every_observation_zeroed() -> None:
+    from metaxm.evaluate.loading import learners
+    from metaxm.evaluate.strategies import STRATEGIES, Agents
+    from metaxm.meta.rl2 import build_rl2_agent
+    from metaxm.spec import spec_from_dict
+
+    spec = spec_from_dict({**VECTOR_ONLY, "algo": "rl2"})
+    agent = build_rl2_agent(spec)
+    with torch.no_grad():  # an untrained agent's actions barely depend on what it sees
+        for p in agent.parameters():
+            p.mul_(10.0)
+    agents = Agents(spec, {"rl2": agent})
+    agents.configs = {"rl2": spec}
+    agents.learners = learners(agents, {"rl2": {}})
+    blind, seeing = STRATEGIES["rl2-blind"], STRATEGIES["rl2"]
+    assert blind.control and not seeing.control and blind.data_of(agents) == ("rewards",)
+
+    def curve(strategy: object, variant: int) -> dict:
+        return strategy.curve(agents, "vector", variant, [0, 1, 2], 0)  # type: ignore[attr-defined]
+
+    assert curve(blind, 5) == curve(blind, 6)  # whatever the variant shows, it sees zeros
+    assert curve(seeing, 5) != curve(seeing, 6)
+    with pytest.raises(ValueError, match="no learner"):
+        blind.policy(agents, "vector", 5, 1, 0)
