@@ -274,6 +274,10 @@ class RL2(Strategy):
     learner = "rl2"
     data = ("observations", "rewards")
     meta_learned = "the recurrent policy that adapts in context, by RL^2 over multi-episode trials"
+    in_episode = (
+        "the task of its k episodes, which the measured episode keeps (one trial, one goal: what "
+        "it found of the goal counts; the other strategies are measured on fresh tasks)"
+    )
     blind: ClassVar[bool] = False
     """Its trials see zeros instead of every observation (the control :class:`RL2Blind`)."""
 
