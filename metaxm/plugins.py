@@ -109,17 +109,19 @@ def import_saved(modules: Iterable[object], key: str = "imports") -> None:
                 found = importlib.util.find_spec(top)  # locates; runs nothing of a top level
             except (ImportError, ValueError):
                 found = None
-            homes = []  # the folders it is found in (the sys.path entry that finds it)
+            # the folders it is found in (the sys.path entry that finds it), the last link not
+            # followed: a link in the current folder to a module below it is in the folder
+            places = []
             if found is not None and found.submodule_search_locations:  # a package
-                homes = [Path(p).resolve().parent for p in found.submodule_search_locations]
+                places = [Path(p) for p in found.submodule_search_locations]
             elif found is not None and found.has_location and found.origin:  # a module file
-                homes = [Path(found.origin).resolve().parent]
-            for home in homes:
-                if home == here and found is not None:  # below it: a path the user set
+                places = [Path(found.origin)]
+            for place in places:
+                if place.parent.resolve() == here:  # below it: a path the user set
                     raise ConfigError(
                         f"{key}: the saved spec imports {name!r}, found in the current folder "
-                        f"({found.origin}); a saved run's imports are not run from there (they "
-                        "could be anyone's code): install the plugin, or run from another folder"
+                        f"({place}); a saved run's imports are not run from there (they could "
+                        "be anyone's code): install the plugin, or run from another folder"
                     )
     import_modules(modules, key)
 

@@ -135,9 +135,15 @@ def test_a_saved_runs_imports_are_not_run_from_the_current_folder(tmp_path: Path
         assert done.stderr.count("\n") == 1 and "found in the current folder" in done.stderr
         assert not marker.exists()
     # below the current folder, on a path the user set (a source checkout's plugin, an in-tree
-    # .venv's site-packages), it is the user's own: imported
+    # .venv's site-packages), it is the user's own: imported; but not through a link in the
+    # folder itself
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plug.py").rename(tmp_path / "plugins" / "plug.py")
+    (tmp_path / "plug.py").symlink_to(tmp_path / "plugins" / "plug.py")
+    done = _metaxm(["evaluate", "run"], tmp_path, tmp_path)
+    assert done.returncode == 2 and "found in the current folder" in done.stderr
+    assert not marker.exists()
+    (tmp_path / "plug.py").unlink()
     argv = ["adapt", "run", "--modality", "vector:1", "--strategy", "zeroshot", "--out", "a"]
     done = _metaxm(argv, tmp_path / "plugins", tmp_path)
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategy",
         required=True,
         help="zeroshot, maml, rl2, align, translate, metafit, priorfit, selffit, selfread, "
-        "finetune, scratch, rl2-blind (a control: rl2 with its observations zeroed)",
+        "finetune, scratch, rl2-blind (a control: rl2 with its observations zeroed), "
+        "rl2-newtask (a control: rl2 with a new task every episode)",
     )
     parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")

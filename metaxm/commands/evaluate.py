@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     fixed = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith("agent.")]
     if fixed:
         raise ConfigError(
-            f"--set {fixed[0]}: the trained agents' networks are loaded from their checkpoints; "
-            "agent.* settings change nothing here (train a run with them)"
+            f"--set {fixed[0]}: the trained agents keep the networks their checkpoints hold, "
+            "and only scratch's fresh agent would be built with it, so the strategies would "
+            "no longer be compared like for like (train a run with it)"
         )
     spec = load_spec(args.spec, args.overrides) if args.spec else None
     agents = load_agents(args.rundir, spec, device=args.device)

@@ -84,21 +84,18 @@ def _family_and_variant(
 
     if ":" in modality:
         return parse_modality_id(modality)
-    many = (
-        not one
-        and not isinstance(variant, (int, np.integer, str, bytes))
-        and hasattr(variant, "__iter__")
-    )  # a list, an array or a tensor: one per env
-    if not many:
-        values = [variant]
-    elif isinstance(variant, (list, tuple)):
-        values = list(variant)
-    else:
-        values = np.asarray(variant).reshape(-1).tolist()
+    many = not one and not isinstance(variant, (str, bytes)) and np.ndim(variant) > 0
+    if many:  # a list, an array or a tensor: one per env
+        values = list(variant) if isinstance(variant, (list, tuple)) else np.asarray(variant)
+        values = [v for v in np.asarray(values, dtype=object).reshape(-1)]
+    elif isinstance(variant, (str, bytes, list, tuple)) or np.ndim(variant) > 0:
+        values = [variant]  # refused below
+    else:  # a Python or numpy integer, a 0-d array or tensor
+        values = [np.asarray(variant).item()]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"variant: expected a variant seed, an integer >= 0, got {v!r}")
-    return modality, variant
+    return modality, ([int(v) for v in values] if many else int(values[0]))
 
 
 def _task_tensors(task: Mapping[str, ArrayLike], batched: bool) -> TaskParams:

@@ -157,7 +157,7 @@ def episodes_to_stay(
     where it stays), else None (the last budget is below)."""
     out: list[int | None] = []
     for row in np.atleast_2d(np.asarray(values, float)):
-        below = np.nonzero(row < threshold - 1e-12)[0]
+        below = np.nonzero(~(row >= threshold - 1e-12))[0]  # NaN counts as below
         if below.size == 0:
             out.append(int(budgets[0]))
         else:

@@ -6,31 +6,32 @@ of target-modality experience. The measurement is the same for all (:func:`measu
 policy's mode, ``evaluate.eval_episodes`` episodes with paired seeds) except ``rl2``, whose
 adaptation *is* its stochastic behaviour within a trial.
 
-==========  =============  =====================================================================
-strategy    needs          what k episodes buy
-==========  =============  =====================================================================
-zeroshot    ppo agent      nothing: the pre-trained agent as it is (a flat curve)
-finetune    ppo agent      PPO updates of every weight on the k episodes (``episodes.py``)
-scratch     (nothing)      the same PPO from a freshly initialised agent, measured up to a cap
-                           (a feed-forward one: with ``agent.encoder: sensory``, whose memory
-                           PPO cannot carry, it reads through the per-family encoders)
-maml        maml agent     ``maml.inner_steps`` policy-gradient steps on the k episodes
-rl2         rl2 agent      k episodes played in context (hidden state carried), then measured
-rl2-blind   rl2 agent      a control: ``rl2``'s trials with every observation zeroed
-align       ppo agent      the adapter (and, for a new family, the encoder) fitted to paired
-                           renders of the states of k episodes, then the frozen policy
-metafit     metafit run    the meta-learned paired fit (learned start and per-parameter rates)
-                           on the same pairs, then the frozen policy
-priorfit    priorfit run   the same pairs solved in closed form for a linear map into the source
-                           modality, under a meta-learned prior; vector families only
-selffit     selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
-                           observations and the agent's actions alone, then the frozen policy
-translate   ppo agent      a translator into the source modality fitted on ``align``'s pairs;
-                           readings the pairs leave open searched within the measured episode
-selfread    ppo agent      a re-wired vector, image, sensor bank or sentence read from the
-                           target's observations and the agent's actions alone, its open
-                           readings searched the same way
-==========  =============  =====================================================================
+===========  =============  =====================================================================
+strategy     needs          what k episodes buy
+===========  =============  =====================================================================
+zeroshot     ppo agent      nothing: the pre-trained agent as it is (a flat curve)
+finetune     ppo agent      PPO updates of every weight on the k episodes (``episodes.py``)
+scratch      (nothing)      the same PPO from a freshly initialised agent, measured up to a cap
+                            (a feed-forward one: with ``agent.encoder: sensory``, whose memory
+                            PPO cannot carry, it reads through the per-family encoders)
+maml         maml agent     ``maml.inner_steps`` policy-gradient steps on the k episodes
+rl2          rl2 agent      k episodes played in context (hidden state carried), then measured
+rl2-blind    rl2 agent      a control: ``rl2``'s trials with every observation zeroed
+rl2-newtask  rl2 agent      a control: ``rl2``'s trials with a new task in every episode
+align        ppo agent      the adapter (and, for a new family, the encoder) fitted to paired
+                            renders of the states of k episodes, then the frozen policy
+metafit      metafit run    the meta-learned paired fit (learned start and per-parameter rates)
+                            on the same pairs, then the frozen policy
+priorfit     priorfit run   the same pairs solved in closed form for a linear map into the source
+                            modality, under a meta-learned prior; vector families only
+selffit      selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
+                            observations and the agent's actions alone, then the frozen policy
+translate    ppo agent      a translator into the source modality fitted on ``align``'s pairs;
+                            readings the pairs leave open searched within the measured episode
+selfread     ppo agent      a re-wired vector, image, sensor bank or sentence read from the
+                            target's observations and the agent's actions alone, its open
+                            readings searched the same way
+===========  =============  =====================================================================
 
 Each strategy's ``data`` names what it consumes of the k episodes, ``in_episode`` what its
 policy learns within a measured episode besides, and ``meta_learned`` what it learned for
@@ -280,6 +281,8 @@ class RL2(Strategy):
     )
     blind: ClassVar[bool] = False
     """Its trials see zeros instead of every observation (the control :class:`RL2Blind`)."""
+    new_tasks: ClassVar[bool] = False
+    """Every episode of its trials after the first has a new task (:class:`RL2NewTask`)."""
 
     def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:
         """No rewards where the ``rl2`` agent does not read them (``agent.reward_input:
@@ -292,7 +295,9 @@ class RL2(Strategy):
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         n = agents.spec.evaluate.eval_episodes
         learner = agents.learners["rl2"]
-        res = learner.trial(family, variant, max(budgets) + 1, n, seed, blind=self.blind)
+        res = learner.trial(
+            family, variant, max(budgets) + 1, n, seed, blind=self.blind, new_tasks=self.new_tasks
+        )
         per_episode = res.curve()
         per_episode["steps"] = per_episode.pop("length")
         curve: Curve = {m: [per_episode[m][k] for k in budgets] for m in METRICS}
@@ -323,6 +328,25 @@ class RL2Blind(RL2):
     def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:  # noqa: D102
         agent = agents.by_kind.get("rl2")
         return () if agent is not None and not agent.config.reward_input else self.data
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        return Strategy.policy(self, agents, family, variant, k, seed)
+
+
+class RL2NewTask(RL2):
+    """``rl2``'s trials with a new task in every episode after the first (the same agent, seeds
+    and variant): what its k episodes teach of the modality, measured, as every other strategy
+    is, on a task they did not show; ``rl2``'s margin over it is what the trial found of its
+    one task (:func:`metaxm.meta.trials.run_trial` with ``new_tasks``)."""
+
+    name = "rl2-newtask"
+    learner = None  # a control: no adapted policy to save
+    new_tasks = True
+    in_episode = ""
+    control = (
+        "rl2 with a new task in every episode (the variant kept): what its k episodes teach of "
+        "the modality, measured on tasks they did not show"
+    )
 
     def policy(self, agents, family, variant, k, seed):  # noqa: D102
         return Strategy.policy(self, agents, family, variant, k, seed)
@@ -451,8 +475,8 @@ class SelfRead(Translate):
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        ZeroShot(), MAML(), RL2(), RL2Blind(), Align(), Translate(), MetaFitStrategy(),
-        PriorFitStrategy(), SelfFit(), SelfRead(), FineTune(), Scratch(),
+        ZeroShot(), MAML(), RL2(), RL2Blind(), RL2NewTask(), Align(), Translate(),
+        MetaFitStrategy(), PriorFitStrategy(), SelfFit(), SelfRead(), FineTune(), Scratch(),
     )
 }  # fmt: skip
 """Strategy name -> instance; ``evaluate.strategies`` picks from these."""

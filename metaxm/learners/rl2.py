@@ -56,14 +56,17 @@ class RL2(Learner):
         num_trials: int,
         seed: int,
         blind: bool = False,
+        new_tasks: bool = False,
     ) -> TrialResult:
         """``num_trials`` fresh trials of ``episodes`` episodes in ``family:variant``: column k
         of the result is the episode played after k episodes of experience (the evaluator's
         few-shot curve, :func:`metaxm.meta.trials.run_trial`); ``blind``: the agent sees zeros
-        instead of every observation (the control for what it reads)."""
+        instead of every observation (the control for what it reads); ``new_tasks``: every
+        episode after the first on a new task (the control for what it keeps of the task)."""
         from metaxm.meta.trials import run_trial
 
         return run_trial(
             self.agent, self.spec.world, family, variant,
             episodes=episodes, num_trials=num_trials, seed=seed, blind=blind,
+            new_tasks=new_tasks,
         )  # fmt: skip

@@ -585,6 +585,7 @@ def run_trial(
     deterministic: bool = False,
     rewire: Rewire | None = None,
     blind: bool = False,
+    new_tasks: bool = False,
 ) -> TrialResult:
     """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
 
@@ -608,6 +609,9 @@ def run_trial(
         deterministic: act with the policy's mode instead of sampling it.
         rewire: change the trials' variants during them (:class:`Rewire`).
         blind: the agent sees zeros instead of the observations (:func:`run_trials`).
+        new_tasks: every episode after the first starts on a new task drawn from the world
+            (the variant kept; ``TaskEnv.resample_tasks``), so that what the trial teaches
+            of the modality is told apart from what it found of the task.
     """
     if num_trials is None:
         if not isinstance(variant, int):
@@ -620,5 +624,6 @@ def run_trial(
     env = make_env(
         world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks
     )
+    env.resample_tasks = new_tasks
     gen = torch.Generator(device).manual_seed(seed + 1)
     return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind)

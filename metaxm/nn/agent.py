@@ -349,7 +349,6 @@ class Agent(nn.Module):
         after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
         return z, after
 
-    @torch.no_grad()
     def sensory_windows(
         self, obs: Tensor, family: str, prev_action: Tensor, reset: Tensor | None, memory: Tensor
     ) -> Tensor | None:
@@ -361,11 +360,12 @@ class Agent(nn.Module):
         if not self.sensory(family):
             return None
         channels = self.encoders[family]
-        actions = self.head.encode(prev_action)
-        if any(True for _ in channels.parameters()) or actions.requires_grad:
+        actions = self.head.encode(prev_action)  # with grad: one with weights would need it
+        if any(p.requires_grad for p in channels.parameters()) or actions.requires_grad:
             return None
-        own = self._observation(obs.flatten(0, 1), family).unflatten(0, obs.shape[:2])
-        return channels.windows(own, actions, reset, memory)[0]
+        with torch.no_grad():
+            own = self._observation(obs.flatten(0, 1), family).unflatten(0, obs.shape[:2])
+            return channels.windows(own, actions, reset, memory)[0]
 
     def step(
         self,

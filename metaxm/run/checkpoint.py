@@ -245,10 +245,11 @@ def check_resumable(
         raise CheckpointError(f"{path}: {_kind(theirs)} checkpoint; {mine}{hint}")
     from metaxm.spec import with_defaults
 
-    if state["spec"] != spec_data and with_defaults(state["spec"]) != spec_data:
+    saved = state["spec"] if state["spec"] == spec_data else with_defaults(state["spec"])
+    if saved != spec_data:
         raise CheckpointError(
             f"{path}: written by a run of another spec (first difference at "
-            f"{first_difference(state['spec'], spec_data)}); resume with the spec and --set "
+            f"{first_difference(saved, spec_data)}); resume with the spec and --set "
             "values it was written with"
         )
 

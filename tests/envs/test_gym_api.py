@@ -223,3 +223,9 @@ def test_a_variant_that_is_no_seed_is_refused_in_one_line(variant: object) -> No
     if not isinstance(variant, list):  # the batched env takes one per env, or one for all
         with pytest.raises(ValueError, match=r"^variant: expected a variant seed"):
             MetaxmVectorEnv(num_envs=2, modality="vector", variant=[3, variant])
+
+
+def test_a_numpy_or_zero_dimensional_variant_is_one_seed_for_every_env() -> None:
+    for variant in (np.int64(3), np.array(3)):
+        env = MetaxmVectorEnv(num_envs=2, modality="vector", variant=variant)
+        assert env.task_env.variants == [3, 3]

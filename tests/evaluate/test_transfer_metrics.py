@@ -47,6 +47,7 @@ def test_episodes_to_stay_count_from_where_the_curve_no_longer_falls_below() -> 
     ])  # fmt: skip
     assert episodes_to_threshold(BUDGETS, curves, 0.8) == [0, 0, 1]
     assert episodes_to_stay(BUDGETS, curves, 0.8) == [3, 0, None]
+    assert episodes_to_stay(BUDGETS, np.array([[0.9, 0.9, np.nan, 0.9]]), 0.8) == [7]
     level = episodes_to_level(BUDGETS, curves, 0.8, stay=True)
     assert level["censored"] == 1 and level["seeds"] == 3
 

@@ -61,5 +61,11 @@ def test_an_images_rollout_replays_the_same_from_its_windows_in_every_column_sub
 def test_a_family_without_parameter_free_windows_keeps_its_rollout() -> None:
     agent, rollout = _rollout("vector")  # the per-family encoder: no sensory windows
     assert with_windows(agent, "vector", rollout) is rollout
-    agent, rollout = _rollout("pixels", encoder="sensory", core="gru")  # conv: weights
+    agent, rollout = _rollout("pixels", encoder="sensory", core="gru")  # images by conv
     assert with_windows(agent, "pixels", rollout) is rollout
+    agent, rollout = _rollout("vector", encoder="sensory", core="gru")
+    for p in agent.encoders["vector"].parameters():  # none today; one with weights: no cache
+        p.requires_grad_(True)
+    assert with_windows(agent, "vector", rollout).windows is not None
+    agent.encoders["vector"].register_parameter("w", torch.nn.Parameter(torch.ones(1)))
+    assert with_windows(agent, "vector", rollout) is rollout

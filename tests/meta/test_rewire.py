@@ -80,6 +80,33 @@ def test_a_blind_trial_plays_the_same_whatever_the_variant_shows() -> None:
     assert torch.equal(blind[0].returns, blind[1].returns)
 
 
+def test_new_tasks_change_the_task_after_the_first_episode_and_keep_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``new_tasks`` draws a task for every episode after the first (the variant kept): the
+    first episode equals the plain trial's, later ones differ, and tasks are drawn only then."""
+    from metaxm.envs.gridnav import GridNav
+
+    drawn: list[int] = []
+    set_tasks = GridNav.set_tasks
+
+    def spy(self: GridNav, params: TaskParams, env_ids: Tensor | None = None) -> None:
+        if self.num_envs == 32:  # the trials' world (make_env builds others on the way)
+            drawn.append(self.num_envs if env_ids is None else int(env_ids.numel()))
+        set_tasks(self, params, env_ids)
+
+    monkeypatch.setattr(GridNav, "set_tasks", spy)
+    agent = build_rl2_agent(SPEC)
+    kwargs = {"episodes": 3, "num_trials": 32, "seed": 5}
+    plain = run_trial(agent, SPEC.world, "vector", 0, **kwargs)
+    assert drawn == [32]  # the trials' tasks, once
+    drawn.clear()
+    fresh = run_trial(agent, SPEC.world, "vector", 0, new_tasks=True, **kwargs)
+    assert drawn[0] == 32 and sum(drawn[1:]) >= 2 * 32  # and one per later episode
+    assert torch.equal(plain.returns[:, 0], fresh.returns[:, 0])
+    assert not torch.equal(plain.returns[:, 1:], fresh.returns[:, 1:])
+
+
 def test_rewire_refuses_an_empty_pool_and_a_step_before_the_first() -> None:
     with pytest.raises(ValueError, match="pool of variants"):
         Rewire("between", ())
