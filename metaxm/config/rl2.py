@@ -22,6 +22,11 @@ class RL2Config:
         variants: what each training trial is shown through: a variant of the ``split`` (the
             spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for every
             trial, so the agent must read each wiring in context as it must a held-out one.
+        episode_tasks: ``trial``: every episode of a trial keeps the trial's task (the goal it
+            found is there again: RL^2's trials); ``new``: every episode after the first draws
+            a new task (the variant kept), so what a trial can carry is its reading of the
+            modality, not the goal, as the evaluator's ``rl2-newtask`` measures it. The final
+            evaluation's trials follow it.
         state_probe: the weight of an auxiliary loss that trains a linear probe on the core's
             hidden state to predict the world's true state features at every step (the agent
             and, in GridNav, the goal, which stays put within a trial), in squared error; 0
@@ -41,6 +46,7 @@ class RL2Config:
     episodes_per_trial: int = bounded(2, 1, 1000)
     eval_episodes_per_trial: int | None = bounded(None, 1, 1000)
     variants: Literal["split", "fresh"] = "split"
+    episode_tasks: Literal["trial", "new"] = "trial"
     state_probe: float = bounded(0.0, 0.0, 100.0)
     state_probe_lags: tuple[int, ...] = bounded((), 1, 4096)
     state_probe_visited: bool = False

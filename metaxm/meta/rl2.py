@@ -261,6 +261,7 @@ class RL2Trainer:
                 gen,
                 fresh=self.config.variants == "fresh",
             )
+            env.resample_tasks = self.config.episode_tasks == "new"  # a new task per episode
             self.envs[family] = env
             self.states[family] = start_trials(self.agent, env, self.tasks[family])
             self.action_generators[family] = torch.Generator(self.device).manual_seed(
@@ -368,6 +369,7 @@ class RL2Trainer:
                     results[policy][family] = run_trial(
                         self.agent, self.spec.world, family, rows, episodes=k, seed=seed,
                         deterministic=policy == "mode",
+                        new_tasks=self.config.episode_tasks == "new",
                     )  # fmt: skip
                 if split == "train" and has_oracle(self.spec.world):
                     oracle = run_episodes(fresh_env(self.spec, family, rows, seed), oracle_act)
