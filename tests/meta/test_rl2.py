@@ -114,13 +114,14 @@ def _collect(
     horizon: int = 3,
     encoder: str = "family",
     reward_input: bool = True,
+    new_tasks: bool = False,
 ) -> dict[str, Any]:
     """A rollout on bandit episodes of 1 to ``horizon`` pulls, recording what the core saw."""
     agent_config = {"encoder": encoder, "sensory_window": 4, "reward_input": reward_input}
     spec = bandit_spec(world={"horizon": horizon}, agent=agent_config)
     agent = build_rl2_agent(spec)
     world = make_world(spec.world, 6, seed=1)
-    env = TaskEnv(world, "vector", seed=2)
+    env = TaskEnv(world, "vector", seed=2, resample_tasks=new_tasks)
     tasks = TrialTasks(world, list(range(100, 150)), torch.Generator().manual_seed(3))
     state = start_trials(agent, env, tasks)
     seen: dict[str, list[Tensor]] = {"h_in": [], "h_out": [], "variants": [], "good": []}
@@ -180,6 +181,17 @@ def test_trial_keeps_its_task_and_variant_and_the_next_trial_draws_new_ones() ->
     # the prev-action / prev-reward inputs are zero exactly at trial starts
     assert torch.equal(ro.prev_rewards[ro.reset], torch.zeros(int(ro.reset.sum())))
     assert torch.equal(ro.prev_actions[1:][inside], ro.actions[:-1][inside])
+
+
+def test_episode_tasks_new_draws_a_task_for_every_episode_and_keeps_the_variant() -> None:
+    c = _collect(new_tasks=True)
+    ro, variants, good = c["rollout"], c["variants"], c["good"]
+    inside = ~ro.reset[1:]
+    assert torch.equal(variants[1:][inside], variants[:-1][inside])  # the wiring is kept
+    assert bool((good[1:][inside] != good[:-1][inside]).any())  # the task is not
+    trainer = make_trainer(bandit_spec(rl2={"episode_tasks": "new"}))
+    assert all(env.resample_tasks for env in trainer.envs.values())
+    assert not any(env.resample_tasks for env in make_trainer(bandit_spec()).envs.values())
 
 
 @pytest.mark.parametrize("encoder", ["family", "sensory"])
