@@ -309,14 +309,23 @@ class RL2(Strategy):
         return agents.learners[self.learner].adapt(env, k, seed + 1)
 
 
-class RL2Blind(RL2):
+class RL2Control(RL2):
+    """A control of ``rl2``: its trials played another way, a curve but no policy to save."""
+
+    learner = None
+    in_episode = ""
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        return Strategy.policy(self, agents, family, variant, k, seed)
+
+
+class RL2Blind(RL2Control):
     """``rl2``'s trials with every observation zeroed (the same agent, seeds and episodes): what
     the ``rl2`` agent reaches without reading the modality, from the rewards it reads, where
     episodes end and a search; ``rl2``'s rise above it is what it reads
     (:func:`metaxm.meta.trials.run_trials` with ``blind``)."""
 
     name = "rl2-blind"
-    learner = None  # a control: no adapted policy to save
     blind = True
     data = ("rewards",)
     meta_learned = ""
@@ -329,27 +338,19 @@ class RL2Blind(RL2):
         agent = agents.by_kind.get("rl2")
         return () if agent is not None and not agent.config.reward_input else self.data
 
-    def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        return Strategy.policy(self, agents, family, variant, k, seed)
 
-
-class RL2NewTask(RL2):
+class RL2NewTask(RL2Control):
     """``rl2``'s trials with a new task in every episode after the first (the same agent, seeds
     and variant): what its k episodes teach of the modality, measured, as every other strategy
     is, on a task they did not show; ``rl2``'s margin over it is what the trial found of its
     one task (:func:`metaxm.meta.trials.run_trial` with ``new_tasks``)."""
 
     name = "rl2-newtask"
-    learner = None  # a control: no adapted policy to save
     new_tasks = True
-    in_episode = ""
     control = (
         "rl2 with a new task in every episode (the variant kept): what its k episodes teach of "
         "the modality, measured on tasks they did not show"
     )
-
-    def policy(self, agents, family, variant, k, seed):  # noqa: D102
-        return Strategy.policy(self, agents, family, variant, k, seed)
 
 
 class Align(LearnerStrategy):

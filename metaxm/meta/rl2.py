@@ -253,6 +253,7 @@ class RL2Trainer:
                 world_seed=derive_seed(spec.seed, "world", family),
                 seed=derive_seed(spec.seed, "render", family),
                 device=self.device,
+                resample_tasks=self.config.episode_tasks == "new",  # a new task per episode
             )
             gen = torch.Generator(self.device).manual_seed(derive_seed(spec.seed, "trials", family))
             self.tasks[family] = TrialTasks(
@@ -261,7 +262,6 @@ class RL2Trainer:
                 gen,
                 fresh=self.config.variants == "fresh",
             )
-            env.resample_tasks = self.config.episode_tasks == "new"  # a new task per episode
             self.envs[family] = env
             self.states[family] = start_trials(self.agent, env, self.tasks[family])
             self.action_generators[family] = torch.Generator(self.device).manual_seed(

@@ -622,8 +622,8 @@ def run_trial(
             num_trials = 1
     device = next(agent.parameters()).device
     env = make_env(
-        world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks
-    )
-    env.resample_tasks = new_tasks
+        world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks,
+        resample_tasks=new_tasks,
+    )  # fmt: skip
     gen = torch.Generator(device).manual_seed(seed + 1)
     return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind)

@@ -340,8 +340,8 @@ class Agent(nn.Module):
         assert self.sensory_encoder is not None
         channels = self.encoders[family]
         if windows is not None:
-            e = self.sensory_encoder.read(windows.flatten(0, 1)).unflatten(0, (t, b))
-            return self.apply_adapters(e.flatten(0, 1), flat, family).unflatten(0, (t, b)), None
+            e = self.sensory_encoder.read(windows.flatten(0, 1))
+            return self.apply_adapters(e, flat, family).unflatten(0, (t, b)), None
         e, after = self.sensory_encoder.sequence(
             channels, own, self.head.encode(prev_action), reset, memory
         )
