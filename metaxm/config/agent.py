@@ -39,6 +39,11 @@ class AgentConfig:
             is the sum of one network over its channel's window and over the same window
             negated, so a channel and its negation give the same output by construction (its
             value still reads against how it answers the actions, which flips with it).
+        sensory_memory: ``window``: a sensory neuron remembers its channel's last K steps;
+            ``trial``: also its statistics over the trial so far (the mean change after each
+            action, the mean, spread and RMS change of its values), so that what the agent read
+            of a wiring reaches the trial's next episode (:mod:`metaxm.nn.channel_stats`). Channel
+            families only: not with ``sensory_images: colours`` or ``sensory_text: words``.
         sensory_images: how a sensory agent reads RGB images (``pixels``): ``conv``, their
             own convolutional encoder; ``colours``, three channels per colour of the frame
             (where its pixels lie, how much of the image it covers) read by the sensory
@@ -85,6 +90,7 @@ class AgentConfig:
     sensory_window: int = bounded(8, 1, 64)
     sensory_lags: int = bounded(1, 1, 63)
     sensory_sign: Literal["learned", "invariant"] = "learned"
+    sensory_memory: Literal["window", "trial"] = "window"
     sensory_images: Literal["conv", "colours"] = "conv"
     sensory_text: Literal["tokens", "words"] = "tokens"
     encoder_width: int = bounded(128, 1, 8192)
@@ -125,6 +131,15 @@ class AgentConfig:
             )
         if min(self.token_layers, self.layers, self.adapter_rank, self.conv_layers) < 0:
             raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
+        if self.sensory_memory == "trial" and (
+            self.sensory_window < 2
+            or self.sensory_images == "colours"
+            or self.sensory_text == "words"
+        ):
+            raise ValueError(
+                "sensory_memory: trial needs sensory_window >= 2 and channel families only "
+                "(not sensory_images: colours or sensory_text: words)"
+            )
         if self.pool_queries < 1:
             raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
         if not 1 <= self.sensory_lags <= max(self.sensory_window - 1, 1):

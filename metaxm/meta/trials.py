@@ -375,7 +375,13 @@ def replay_hidden(agent: Agent, family: str, rollout: TrialRollout) -> Tensor:
     t, b = rollout.obs.shape[:2]
     hidden, memory = agent.split_state(rollout.hidden)  # the GRU's, the sensory encoder's
     z = agent.latents(
-        rollout.obs, family, rollout.prev_actions, rollout.reset, memory, rollout.windows
+        rollout.obs,
+        family,
+        rollout.prev_actions,
+        rollout.reset,
+        memory,
+        rollout.windows,
+        first=rollout.first,
     )[0]
     extra = core.extra_inputs(rollout.prev_rewards, rollout.first)  # as acting reads them
     x = torch.cat((z, agent.head.encode(rollout.prev_actions), extra), -1)  # (T, B, in), as core
@@ -401,7 +407,7 @@ def with_windows(agent: Agent, family: str, rollout: TrialRollout) -> TrialRollo
     computing them again; the same rollout otherwise."""
     memory = agent.split_state(rollout.hidden)[1]
     windows = agent.sensory_windows(
-        rollout.obs, family, rollout.prev_actions, rollout.reset, memory
+        rollout.obs, family, rollout.prev_actions, rollout.reset, memory, rollout.first
     )
     return rollout if windows is None else dataclasses.replace(rollout, windows=windows)
 

@@ -298,10 +298,12 @@ class Agent(nn.Module):
             raise ValueError("a recurrent agent needs prev_action, prev_reward, done and hidden")
         h, memory = self.split_state(hidden)
         if sequence:
-            z, memory = self.latents(obs, family, prev_action, None, memory)
+            z, memory = self.latents(obs, family, prev_action, None, memory, first=done)
             pd, value, h = self.core.sequence(z, prev_action, prev_reward, done, h)
         else:
-            z, memory = self.latents(obs[None], family, prev_action[None], None, memory)
+            z, memory = self.latents(
+                obs[None], family, prev_action[None], None, memory, first=done[None]
+            )
             pd, value, h = self.core.step(z[0], prev_action, prev_reward, done, h)
         return pd, value, torch.cat((h, memory), -1)
 
@@ -313,6 +315,7 @@ class Agent(nn.Module):
         reset: Tensor | None,
         memory: Tensor,
         windows: Tensor | None = None,
+        first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """The latents of a recurrent agent's (T, B) steps and the memory after them.
 
@@ -326,6 +329,9 @@ class Agent(nn.Module):
             windows: the sensory encoder's windows of these steps, as :meth:`sensory_windows`
                 gave them (computed once for a rollout that is replayed many times); None:
                 computed here.
+            first: (T, B) bool, the step starts an episode (the done flag the core reads);
+                the sensory encoder's trial statistics need it (``agent.sensory_memory:
+                trial``).
 
         Returns:
             z (T, B, latent_dim) and the memory after the last step (B, memory_dim); a family
@@ -343,14 +349,20 @@ class Agent(nn.Module):
             e = self.sensory_encoder.read(windows.flatten(0, 1))
             return self.apply_adapters(e, flat, family).unflatten(0, (t, b)), None
         e, after = self.sensory_encoder.sequence(
-            channels, own, self.head.encode(prev_action), reset, memory
+            channels, own, self.head.encode(prev_action), reset, memory, first
         )
         z = self.apply_adapters(e.flatten(0, 1), flat, family).unflatten(0, (t, b))
         after = torch.cat((after, memory[:, after.shape[1] :]), 1)  # keep the width
         return z, after
 
     def sensory_windows(
-        self, obs: Tensor, family: str, prev_action: Tensor, reset: Tensor | None, memory: Tensor
+        self,
+        obs: Tensor,
+        family: str,
+        prev_action: Tensor,
+        reset: Tensor | None,
+        memory: Tensor,
+        first: Tensor | None = None,
     ) -> Tensor | None:
         """The sensory encoder's windows (T, B, K, C + A) of (T, B) steps (the arguments as
         :meth:`latents` takes them), where they depend on no parameter: what a rollout replayed
@@ -365,7 +377,7 @@ class Agent(nn.Module):
             return None
         with torch.no_grad():
             own = self._observation(obs.flatten(0, 1), family).unflatten(0, obs.shape[:2])
-            return channels.windows(own, actions, reset, memory)[0]
+            return channels.windows(own, actions, reset, memory, first)[0]
 
     def step(
         self,

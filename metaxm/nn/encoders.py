@@ -222,7 +222,8 @@ def make_encoder(
         from metaxm.nn.sensory import SensoryChannels, sensory_channels
 
         if sensory_channels(space) is not None:
-            return SensoryChannels(space, config.sensory_window, action_dim)
+            trial = config.sensory_memory == "trial"
+            return SensoryChannels(space, config.sensory_window, action_dim, trial)
         from metaxm.nn import symbol_channels as symbols
 
         if config.sensory_images == "colours" and symbols.is_image(space):

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metaxm.nn.channel_stats import ChannelStats
 from metaxm.nn.encoders import _out, _scale
 from metaxm.nn.layers import AttentionPool, mlp
 
@@ -108,9 +109,11 @@ class SensoryChannels(nn.Module):
         window: K, the steps each neuron sees (``agent.sensory_window``).
         action_dim: the width of the previous-action encoding (the action head's
             ``encoding_dim``).
+        trial: also each channel's statistics over the trial (``agent.sensory_memory: trial``,
+            :mod:`metaxm.nn.channel_stats`), as rows after the window's.
     """
 
-    def __init__(self, space: gym.Space, window: int, action_dim: int) -> None:
+    def __init__(self, space: gym.Space, window: int, action_dim: int, trial: bool = False) -> None:
         super().__init__()
         channels = sensory_channels(space)
         if channels is None:
@@ -121,6 +124,7 @@ class SensoryChannels(nn.Module):
         self.window = window
         self.action_dim = action_dim
         self.scale = _scale(space)
+        self.stats = ChannelStats(channels, action_dim) if trial else None
 
     @property
     def step_width(self) -> int:
@@ -128,21 +132,33 @@ class SensoryChannels(nn.Module):
         return self.channels + self.action_dim
 
     @property
-    def memory_dim(self) -> int:
-        """The width of the carried memory: the last ``K - 1`` steps."""
+    def window_dim(self) -> int:
+        """The width of the window's part of the memory: the last ``K - 1`` steps."""
         return (self.window - 1) * self.step_width
 
+    @property
+    def memory_dim(self) -> int:
+        """The width of the carried memory: the window's part, then the trial's sums."""
+        return self.window_dim + (self.stats.width if self.stats is not None else 0)
+
     def windows(
-        self, obs: Tensor, prev_action: Tensor, reset: Tensor | None, memory: Tensor
+        self,
+        obs: Tensor,
+        prev_action: Tensor,
+        reset: Tensor | None,
+        memory: Tensor,
+        first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Every step's window, all at once: obs (T, B, *shape), prev_action (T, B, A), reset
         (T, B) bool (the memory is zeroed before this step: a trial starts; None: nowhere),
-        memory (B, >=
-        memory_dim) before the first step -> windows (T, B, K, C + A), oldest step first, and
-        the memory after the last step (B, memory_dim).
+        memory (B, >= memory_dim) before the first step, first (T, B) bool the step starts an
+        episode (the done flag; needed with trial statistics) -> windows (T, B, K, C + A),
+        oldest step first, and the memory after the last step (B, memory_dim).
 
         The same as T steps that each append one step to the memory and drop the oldest, with
-        the memory zeroed at resets.
+        the memory zeroed at resets. With trial statistics the windows have S more rows,
+        (T, B, K + S, C + A): row K + s holds statistic s of every channel in the first C
+        columns (:mod:`metaxm.nn.channel_stats`).
         """
         t, b = obs.shape[:2]
         values = obs.reshape(t, b, -1)
@@ -151,7 +167,23 @@ class SensoryChannels(nn.Module):
                 f"the sensory encoder reads {self.channels} channels, got {values.shape[-1]}"
             )
         current = torch.cat((values.float() * self.scale, prev_action.float()), -1)  # (T, B, F)
-        return self.step_windows(current, reset, memory)
+        windows, after = self.step_windows(current, reset, memory)
+        if self.stats is None:
+            return windows, after
+        if first is None:
+            raise ValueError("agent.sensory_memory: trial needs the done flags (first)")
+        if self.window < 2:
+            raise ValueError("agent.sensory_memory: trial needs agent.sensory_window >= 2")
+        split = self.window_dim
+        previous = memory[:, split - self.step_width : split - self.action_dim]
+        carry = memory[:, split : split + self.stats.width]
+        c = self.channels
+        stats, sums = self.stats(
+            current[..., :c], previous, current[..., c:], first, reset, carry
+        )  # (T, B, C, S)
+        pad = stats.new_zeros(t, b, stats.shape[-1], self.action_dim)  # no action columns
+        rows = torch.cat((stats.transpose(2, 3), pad), -1)
+        return torch.cat((windows, rows), 2), torch.cat((after, sums), 1)
 
     def step_windows(
         self, current: Tensor, reset: Tensor | None, memory: Tensor
@@ -161,7 +193,7 @@ class SensoryChannels(nn.Module):
         the memory after the last step (see :meth:`windows`)."""
         t, b = current.shape[:2]
         k = self.window
-        past = memory[:, : self.memory_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
+        past = memory[:, : self.window_dim].reshape(b, k - 1, self.step_width).transpose(0, 1)
         steps = torch.cat((past, current), 0)  # (K - 1 + T, B, F)
         windows = steps.unfold(0, k, 1).permute(0, 1, 3, 2)  # (T, B, K, F), oldest first
         if reset is not None:
@@ -194,25 +226,32 @@ class SensoryEncoder(nn.Module):
         self.lags = config.sensory_lags
         self.sign_invariant = config.sensory_sign == "invariant"
         self.action_dim = action_dim
+        self.stats = ChannelStats(0, action_dim) if config.sensory_memory == "trial" else None
         d = config.token_dim
         inputs = 2 * k - 1 + (k + self.lags) * action_dim
+        inputs += self.stats.features if self.stats is not None else 0
         self.neuron = mlp([inputs, d, d], config.activation, out_act=True)
         self.pool = AttentionPool(d, config.pool_queries, query_std=QUERY_STD)
         self.fc = mlp([self.pool.out_dim, config.encoder_width], config.activation, out_act=True)
         self.out = _out(config.encoder_width, config.latent_dim)
 
     def read(self, windows: Tensor) -> Tensor:
-        """windows (N, K, C + A), oldest step first, any number C of channels -> the latent
+        """windows (N, K, C + A), oldest step first, any number C of channels (with trial
+        statistics (N, K + S, C + A), :meth:`SensoryChannels.windows`) -> the latent
         (N, latent_dim)."""
         n, k, a = windows.shape[0], self.window, self.action_dim
         c = windows.shape[2] - a
-        values = windows[..., :c].transpose(1, 2)  # (N, C, K)
+        values = windows[:, :k, :c].transpose(1, 2)  # (N, C, K)
         steps = values.diff(dim=2)  # (N, C, K - 1)
         rms = steps.pow(2).mean(2, keepdim=True).sqrt()
         steps = steps / (rms + RMS_FLOOR)
-        acts = windows[..., c:]  # (N, K, A), the same for every neuron
+        acts = windows[:, :k, c:]  # (N, K, A), the same for every neuron
         shared = acts.flatten(1)[:, None].expand(n, c, k * a)
         own = torch.cat((values, steps, answers(steps, acts, self.lags)), 2)  # odd in the sign
+        if self.stats is not None:
+            stats = windows[:, k:, :c].transpose(1, 2)  # (N, C, S)
+            own = torch.cat((own, stats[..., : self.stats.odd]), 2)
+            shared = torch.cat((shared, stats[..., self.stats.odd :]), 2)  # even in the sign
         neurons = self.neuron(torch.cat((own, shared), 2))
         if self.sign_invariant:
             neurons = neurons + self.neuron(torch.cat((-own, shared), 2))
@@ -225,16 +264,23 @@ class SensoryEncoder(nn.Module):
         prev_action: Tensor,
         reset: Tensor | None,
         memory: Tensor,
+        first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """T steps of one family at once (see :meth:`SensoryChannels.windows` for the shapes)
         -> latents (T, B, latent_dim) and the memory after the last step."""
-        windows, after = channels.windows(obs, prev_action, reset, memory)
+        windows, after = channels.windows(obs, prev_action, reset, memory, first)
         return self.read(windows.flatten(0, 1)).unflatten(0, obs.shape[:2]), after
 
     def step(
-        self, channels: SensoryChannels, obs: Tensor, prev_action: Tensor, memory: Tensor
+        self,
+        channels: SensoryChannels,
+        obs: Tensor,
+        prev_action: Tensor,
+        memory: Tensor,
+        first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim) -> the
-        latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
-        z, after = self.sequence(channels, obs[None], prev_action[None], None, memory)
+        """One step: obs (N, *shape), prev_action (N, A), memory (N, >= memory_dim), first (N,)
+        -> the latent (N, latent_dim) and the memory after this step (N, memory_dim)."""
+        first = None if first is None else first[None]
+        z, after = self.sequence(channels, obs[None], prev_action[None], None, memory, first)
         return z[0], after

@@ -145,6 +145,7 @@ class SymbolChannels(SensoryChannels):
         self.window = window
         self.action_dim = action_dim
         self.scale = 1.0
+        self.stats = None  # symbols change slots from step to step: no per-channel trial sums
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """obs (N, *shape) -> keys (N, M) and values (N, M, group), as :func:`symbol_table`."""
@@ -156,7 +157,12 @@ class SymbolChannels(SensoryChannels):
         return (1 + self.group) * self.symbols + self.action_dim
 
     def windows(
-        self, obs: Tensor, prev_action: Tensor, reset: Tensor | None, memory: Tensor
+        self,
+        obs: Tensor,
+        prev_action: Tensor,
+        reset: Tensor | None,
+        memory: Tensor,
+        first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """As :meth:`SensoryChannels.windows`: windows (T, B, K, group * M + A), each symbol of
         step t with its channels at every step of t's window."""

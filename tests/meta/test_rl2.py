@@ -116,8 +116,15 @@ def _collect(
     reward_input: bool = True,
     new_tasks: bool = False,
 ) -> dict[str, Any]:
-    """A rollout on bandit episodes of 1 to ``horizon`` pulls, recording what the core saw."""
-    agent_config = {"encoder": encoder, "sensory_window": 4, "reward_input": reward_input}
+    """A rollout on bandit episodes of 1 to ``horizon`` pulls, recording what the core saw;
+    ``encoder`` ``sensory-trial`` is the sensory encoder with ``sensory_memory: trial``."""
+    memory = "trial" if encoder == "sensory-trial" else "window"
+    agent_config = {
+        "encoder": encoder.removesuffix("-trial"),
+        "sensory_window": 4,
+        "sensory_memory": memory,
+        "reward_input": reward_input,
+    }
     spec = bandit_spec(world={"horizon": horizon}, agent=agent_config)
     agent = build_rl2_agent(spec)
     world = make_world(spec.world, 6, seed=1)
@@ -145,7 +152,7 @@ def _collect(
     return {"agent": agent, "rollout": rollout, "stats": stats, **seen}
 
 
-@pytest.mark.parametrize("encoder", ["family", "sensory"])
+@pytest.mark.parametrize("encoder", ["family", "sensory", "sensory-trial"])
 def test_hidden_state_carried_across_episodes_and_zeroed_between_trials(encoder: str) -> None:
     c = _collect(encoder=encoder)
     ro, h_in, h_out = c["rollout"], c["h_in"], c["h_out"]
@@ -194,7 +201,7 @@ def test_episode_tasks_new_draws_a_task_for_every_episode_and_keeps_the_variant(
     assert not any(env.resample_tasks for env in make_trainer(bandit_spec()).envs.values())
 
 
-@pytest.mark.parametrize("encoder", ["family", "sensory"])
+@pytest.mark.parametrize("encoder", ["family", "sensory", "sensory-trial"])
 def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials(
     encoder: str,
 ) -> None:
@@ -213,7 +220,8 @@ def test_replay_reproduces_the_acting_policy_and_values_run_on_inside_trials(
 
 
 @pytest.mark.parametrize(
-    ("encoder", "reward_input"), [("family", True), ("sensory", True), ("family", False)]
+    ("encoder", "reward_input"),
+    [("family", True), ("sensory", True), ("sensory-trial", True), ("family", False)],
 )
 def test_replay_gradients_equal_a_step_by_step_loop(encoder: str, reward_input: bool) -> None:
     """Also for a core that reads no reward: the replay trains what acting reads (it used to feed
@@ -240,7 +248,7 @@ def test_replay_gradients_equal_a_step_by_step_loop(encoder: str, reward_input: 
         (agent.head.log_prob(pd, ro.actions).sum() + value.pow(2).sum()).backward()
         grads.append({n: p.grad.clone() for n, p in agent.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and any(k.startswith("core.hh") for k in grads[0])
-    assert (encoder == "sensory") == any(".neuron." in k for k in grads[0])
+    assert encoder.startswith("sensory") == any(".neuron." in k for k in grads[0])
     for name, g in grads[0].items():
         assert float((g - grads[1][name]).abs().max()) < 1e-5 * (1 + float(g.abs().max())), name
 

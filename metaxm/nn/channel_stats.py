@@ -1,0 +1,126 @@
+"""What a sensory neuron remembers past its window: its channel's statistics over the trial.
+
+With ``agent.sensory_memory: trial`` each sensory neuron (:mod:`metaxm.nn.sensory`) also sees
+running statistics of its own channel since the trial started, the memory Tang & Ha's neurons
+keep in an LSTM over the whole history. The window alone forgets in ``K`` steps how a channel
+answered an action the agent has not taken since, and a trial's next episode starts with the
+window empty of the last one's changes: what the agent had read of a wiring cannot reach the
+next episode through the neurons, and the GRU, which only sees the pooled sum, cannot say which
+channel it read. The statistics carry it, per channel:
+
+* odd in the channel's sign (they flip with it): the mean change after each action, ``sum
+  dx * e_a / (sum e_a^2 + 1)`` over the trial's steps (``e`` the previous action's encoding:
+  one-hot for a discrete action, so the mean change after action ``a`` with one pseudo-count),
+  divided by the channel's root mean square change; and the mean value;
+* even: the value's standard deviation and the root mean square change.
+
+A change is counted only between two steps of one episode (the done flag ``first`` is false),
+so that the jump of a reset, or of a new task's goal, is not read as an answer to an action.
+
+The sums are running sums restarted at a trial's start (:func:`running_sums`), the same to the
+bit whether a chunk is replayed or acted one step at a time. They ride in the recurrent state
+after the window (:attr:`ChannelStats.width`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FLOOR = 1e-3
+"""Added to a channel's root mean square change before dividing by it (a still channel: 0)."""
+
+
+def running_sums(inc: Tensor, reset: Tensor | None, carry: Tensor) -> Tensor:
+    """Sums that restart where a trial starts, step by step over a chunk.
+
+    A loop over T, not a cumulative sum: each step adds its increment to the sum before it, the
+    same additions as acting one step at a time, so a replayed chunk equals acting bit for bit
+    (a cumulative sum rounds differently, and a variance near 0 turns that rounding into a
+    visible difference). It runs once per rollout: the RL^2 trainer caches the windows.
+
+    Args:
+        inc: (T, B, F) what each step adds.
+        reset: (T, B) bool, the sums restart at this step (which counts); None: nowhere.
+        carry: (B, F) the sums before the first step.
+
+    Returns:
+        (T, B, F) the sums up to and including each step.
+    """
+    out = []
+    for t in range(inc.shape[0]):
+        if reset is not None:
+            carry = torch.where(reset[t, :, None], 0.0, carry)
+        carry = carry + inc[t]
+        out.append(carry)
+    return torch.stack(out)
+
+
+class ChannelStats:
+    """The trial statistics of one family's ``channels`` channels, ``actions`` wide actions.
+
+    The carried sums are, per channel, ``sum dx * e_a`` (A), ``sum dx^2``, ``sum x``, ``sum
+    x^2``, and, shared by the channels, ``sum e_a^2`` over the counted changes (A), their count,
+    and the count of steps.
+    """
+
+    def __init__(self, channels: int, actions: int) -> None:
+        self.channels = channels
+        self.actions = actions
+
+    @property
+    def features(self) -> int:
+        """What a neuron reads per channel: A + 1 odd in the sign, then 2 even."""
+        return self.actions + 3
+
+    @property
+    def odd(self) -> int:
+        """How many of :attr:`features` (the first ones) flip with the channel's sign."""
+        return self.actions + 1
+
+    @property
+    def width(self) -> int:
+        """The width of the carried sums."""
+        return self.channels * (self.actions + 3) + self.actions + 2
+
+    def __call__(
+        self,
+        values: Tensor,
+        previous: Tensor,
+        actions: Tensor,
+        first: Tensor,
+        reset: Tensor | None,
+        carry: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """values (T, B, C) each step's channels, previous (B, C) the step's before the chunk,
+        actions (T, B, A) the previous action's encoding at each step, first (T, B) bool the
+        step starts an episode, reset (T, B) bool a trial starts there, carry (B, width) the
+        sums before the chunk -> the statistics (T, B, C, features) and the sums after the last
+        step (B, width)."""
+        t, b, c = values.shape
+        a = self.actions
+        before = torch.cat((previous[None], values[:-1]), 0)
+        if reset is not None:  # the memory is zeroed where a trial starts, as acting zeroes it
+            before = torch.where(reset[..., None], 0.0, before)
+        counted = (~first)[..., None].to(values.dtype)  # a change within one episode
+        dx = (values - before) * counted  # (T, B, C)
+        per_channel = torch.cat(
+            (
+                dx[..., None] * actions[:, :, None],
+                (dx * dx)[..., None],
+                values[..., None],
+                (values * values)[..., None],
+            ),
+            -1,
+        )  # (T, B, C, A + 3)
+        shared = torch.cat((actions * actions * counted, counted, torch.ones_like(counted)), -1)
+        inc = torch.cat((per_channel.flatten(2), shared), -1)
+        sums = running_sums(inc, reset, carry)
+        own = sums[..., : c * (a + 3)].unflatten(-1, (c, a + 3))
+        pushes, moved, steps = sums[..., -a - 2 : -2], sums[..., -2:-1], sums[..., -1:]
+        rms = (own[..., a] / moved.clamp(min=1)).sqrt()  # (T, B, C)
+        slope = own[..., :a] / (pushes[:, :, None] + 1) / (rms[..., None] + FLOOR)
+        mean = own[..., a + 1] / steps
+        std = (own[..., a + 2] / steps - mean * mean).clamp(min=0).sqrt()
+        stats = torch.cat((slope, mean[..., None], std[..., None], rms[..., None]), -1)
+        return stats, sums[-1]

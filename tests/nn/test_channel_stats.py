@@ -1,0 +1,134 @@
+"""A sensory neuron's memory of its channel over the trial (``agent.sensory_memory: trial``):
+what the statistics say of a channel, where they restart, that a chunk equals stepping, and
+that the encoder stays blind to the channels' order and signs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gymnasium as gym
+import pytest
+import torch
+from sensory_stepping import stepped
+
+from metaxm.config.agent import AgentConfig
+from metaxm.nn.channel_stats import ChannelStats
+from metaxm.nn.layers import init_weights
+from metaxm.nn.sensory import SensoryChannels, SensoryEncoder
+
+C, K, A = 5, 3, 3  # channels, window, actions (one-hot)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad() -> Iterator[None]:
+    with torch.no_grad():
+        yield
+
+
+def _walk(t: int = 12, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Channel 0 moves +0.5 after action 0 and -0.5 after action 1; channel 1 is a goal, still
+    within an episode and moved to a new value at each episode's start; the rest are noise."""
+    g = torch.Generator().manual_seed(seed)
+    acts = torch.randint(0, A, (t, b), generator=g)
+    first = torch.zeros(t, b, dtype=torch.bool)
+    first[0], first[t // 2] = True, True  # two episodes in one trial
+    x = torch.zeros(t, b, C, dtype=torch.float64)
+    for s in range(t):
+        if first[s, 0]:
+            x[s, :, 0], x[s, :, 1] = 0.0, torch.rand(b, generator=g, dtype=torch.float64)
+        else:
+            step = (acts[s] == 0).double() * 0.5 - (acts[s] == 1).double() * 0.5
+            x[s, :, 0], x[s, :, 1] = x[s - 1, :, 0] + step, x[s - 1, :, 1]
+        x[s, :, 2:] = torch.rand(b, C - 2, generator=g, dtype=torch.float64) - 0.5
+    return x, torch.nn.functional.one_hot(acts, A).double(), first
+
+
+def test_the_statistics_say_how_a_channel_answers_each_action_over_the_whole_trial() -> None:
+    x, e, first = _walk()
+    stats, sums = ChannelStats(C, A)(
+        x, torch.zeros(4, C, dtype=x.dtype), e, first, None, torch.zeros(4, C * (A + 3) + A + 2,
+        dtype=x.dtype),
+    )  # fmt: skip
+    last = stats[-1]  # (B, C, A + 3): slopes per action, mean, spread, RMS change
+    moved = ~first
+    n = (e * moved[..., None]).sum(0)  # (B, A) counted pushes
+    rms = (0.25 * (n[:, 0] + n[:, 1]) / moved.sum(0)).sqrt()
+    assert torch.allclose(last[:, 0, 0], 0.5 * n[:, 0] / (n[:, 0] + 1) / (rms + 1e-3))
+    assert torch.allclose(last[:, 0, 1], -0.5 * n[:, 1] / (n[:, 1] + 1) / (rms + 1e-3))
+    assert torch.allclose(last[:, 0, 2], torch.zeros(4, dtype=x.dtype))
+    assert torch.allclose(last[:, 0, -1], rms)
+    # the goal never moved within an episode: no answer, no change, though its value did
+    # change between the episodes (the jump at the second episode's start is not counted)
+    assert float(last[:, 1, :A].abs().max()) == 0.0 and float(last[:, 1, -1].abs().max()) == 0.0
+    goals = x[[0, 6], :, 1]
+    assert torch.allclose(last[:, 1, A], (6 * goals).sum(0) / 12)  # the mean over both
+    assert float(last[:, 1, A + 1].min()) > 0.0  # and a spread
+    assert sums.shape == (4, ChannelStats(C, A).width)
+
+
+def test_the_statistics_restart_where_a_trial_starts_and_nowhere_else() -> None:
+    x, e, first = _walk()
+    channels = SensoryChannels(gym.spaces.Box(-1.0, 1.0, (C,)), K, A, trial=True)
+    memory = torch.zeros(4, channels.memory_dim, dtype=x.dtype)
+    reset = torch.zeros(12, 4, dtype=torch.bool)
+    windows, _ = channels.windows(x, e, None, memory, first)
+    assert windows.shape == (12, 4, K + A + 3, C + A)
+    # the second episode starts with the first one's statistics: they carry across it
+    stats = windows[:, :, K:, :C]
+    assert float((stats[6] - stats[0]).abs().max()) > 0.1
+    # a trial starting at step 6 of environment 0 restarts them there
+    reset[6, 0] = True
+    restarted, _ = channels.windows(x, e, reset, memory, first)
+    alone, _ = channels.windows(x[6:], e[6:], None, memory, first[6:])
+    assert torch.equal(restarted[6:, 0, K:], alone[:, 0, K:])
+    assert torch.equal(restarted[:, 1:], windows[:, 1:])
+    with pytest.raises(ValueError, match="needs the done flags"):
+        channels.windows(x, e, None, memory)
+
+
+def _encoder(sign: str = "invariant") -> tuple[SensoryEncoder, SensoryChannels]:
+    config = AgentConfig(
+        encoder="sensory", core="gru", sensory_window=K, sensory_sign=sign,
+        sensory_memory="trial", latent_dim=16,
+    )  # fmt: skip
+    enc = SensoryEncoder(config, action_dim=A)
+    init_weights(enc, torch.Generator().manual_seed(0))
+    channels = SensoryChannels(gym.spaces.Box(-1.0, 1.0, (C,)), K, A, trial=True)
+    return enc.double(), channels
+
+
+def test_a_chunk_equals_stepping_and_reads_the_statistics() -> None:
+    enc, channels = _encoder()
+    x, e, first = _walk(t=14, b=4, seed=1)
+    reset = torch.zeros(14, 4, dtype=torch.bool)
+    reset[5, 0] = reset[9, 2] = True
+    memory = torch.zeros(4, channels.memory_dim, dtype=x.dtype)
+    z_seq, m_seq = enc.sequence(channels, x, e, reset, memory, first)
+    z, m = stepped(enc, channels, x, e, reset, memory, first)
+    assert torch.equal(m_seq, m)  # the sums added in the same order: the same bits
+    assert float((z_seq - z).abs().max()) < 1e-12  # a batched matmul rounds its own way
+    # two windows alike with other trials behind them: another latent (the window alone would
+    # give the same one)
+    other = x.clone()
+    other[:4, :, 0] *= -1.0
+    assert torch.equal(other[-K:], x[-K:])
+    z_other = stepped(enc, channels, other, e, None, None, first)[0]
+    z_x = stepped(enc, channels, x, e, None, None, first)[0]
+    assert float((z_other[-1] - z_x[-1]).norm(dim=-1).min()) > 1e-4
+
+
+def test_still_blind_to_the_order_and_the_signs_of_the_channels() -> None:
+    enc, channels = _encoder()
+    x, e, first = _walk(seed=2)
+    z = stepped(enc, channels, x, e, None, None, first)[0]
+    flip = torch.tensor([-1.0, 1.0, -1.0, 1.0, -1.0], dtype=x.dtype)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    z_flip = stepped(enc, channels, (x * flip)[..., perm], e, None, None, first)[0]
+    assert float((z - z_flip).abs().max()) < 1e-9
+
+
+def test_trial_memory_is_refused_where_channels_change_slots() -> None:
+    with pytest.raises(ValueError, match="sensory_memory: trial"):
+        AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_images="colours")
+    with pytest.raises(ValueError, match="sensory_memory: trial"):
+        AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_window=1)
