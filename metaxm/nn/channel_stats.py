@@ -11,7 +11,10 @@ channel it read. The statistics carry it, per channel:
 * odd in the channel's sign (they flip with it): the mean change after each action, ``sum
   dx * e_a / (sum e_a^2 + 1)`` over the trial's steps (``e`` the previous action's encoding:
   one-hot for a discrete action, so the mean change after action ``a`` with one pseudo-count),
-  divided by the channel's root mean square change; and the mean value;
+  divided by the channel's root mean square change (how the channel answers the agent); the
+  channel's value when the agent chose each action, against its mean, divided by its spread
+  (how the agent answers the channel: a goal's channel is high when the agent goes one way to
+  reach it, which says in the agent's own actions which way it points); and the mean value;
 * even: the value's standard deviation and the root mean square change.
 
 A change is counted only between two steps of one episode (the done flag ``first`` is false),
@@ -59,9 +62,9 @@ def running_sums(inc: Tensor, reset: Tensor | None, carry: Tensor) -> Tensor:
 class ChannelStats:
     """The trial statistics of one family's ``channels`` channels, ``actions`` wide actions.
 
-    The carried sums are, per channel, ``sum dx * e_a`` (A), ``sum dx^2``, ``sum x``, ``sum
-    x^2``, and, shared by the channels, ``sum e_a^2`` over the counted changes (A), their count,
-    and the count of steps.
+    The carried sums are, per channel, ``sum dx * e_a`` (A), ``sum x_prev * e_a`` (A, the value
+    before the action), ``sum dx^2``, ``sum x``, ``sum x^2``, and, shared by the channels, ``sum
+    e_a^2`` over the counted changes (A), their count, and the count of steps.
     """
 
     def __init__(self, channels: int, actions: int) -> None:
@@ -70,18 +73,18 @@ class ChannelStats:
 
     @property
     def features(self) -> int:
-        """What a neuron reads per channel: A + 1 odd in the sign, then 2 even."""
-        return self.actions + 3
+        """What a neuron reads per channel: 2A + 1 odd in the sign, then 2 even."""
+        return 2 * self.actions + 3
 
     @property
     def odd(self) -> int:
         """How many of :attr:`features` (the first ones) flip with the channel's sign."""
-        return self.actions + 1
+        return 2 * self.actions + 1
 
     @property
     def width(self) -> int:
         """The width of the carried sums."""
-        return self.channels * (self.actions + 3) + self.actions + 2
+        return self.channels * (2 * self.actions + 3) + self.actions + 2
 
     def __call__(
         self,
@@ -107,20 +110,24 @@ class ChannelStats:
         per_channel = torch.cat(
             (
                 dx[..., None] * actions[:, :, None],
+                (before * counted)[..., None] * actions[:, :, None],
                 (dx * dx)[..., None],
                 values[..., None],
                 (values * values)[..., None],
             ),
             -1,
-        )  # (T, B, C, A + 3)
+        )  # (T, B, C, 2A + 3)
         shared = torch.cat((actions * actions * counted, counted, torch.ones_like(counted)), -1)
         inc = torch.cat((per_channel.flatten(2), shared), -1)
         sums = running_sums(inc, reset, carry)
-        own = sums[..., : c * (a + 3)].unflatten(-1, (c, a + 3))
+        own = sums[..., : c * (2 * a + 3)].unflatten(-1, (c, 2 * a + 3))
         pushes, moved, steps = sums[..., -a - 2 : -2], sums[..., -2:-1], sums[..., -1:]
-        rms = (own[..., a] / moved.clamp(min=1)).sqrt()  # (T, B, C)
-        slope = own[..., :a] / (pushes[:, :, None] + 1) / (rms[..., None] + FLOOR)
-        mean = own[..., a + 1] / steps
-        std = (own[..., a + 2] / steps - mean * mean).clamp(min=0).sqrt()
-        stats = torch.cat((slope, mean[..., None], std[..., None], rms[..., None]), -1)
+        pushes = pushes[:, :, None]  # (T, B, 1, A)
+        rms = (own[..., 2 * a] / moved.clamp(min=1)).sqrt()  # (T, B, C)
+        slope = own[..., :a] / (pushes + 1) / (rms[..., None] + FLOOR)
+        mean = own[..., 2 * a + 1] / steps
+        std = (own[..., 2 * a + 2] / steps - mean * mean).clamp(min=0).sqrt()
+        given = (own[..., a : 2 * a] - pushes * mean[..., None]) / (pushes + 1)
+        given = given / (std[..., None] + FLOOR)
+        stats = torch.cat((slope, given, mean[..., None], std[..., None], rms[..., None]), -1)
         return stats, sums[-1]

@@ -46,10 +46,10 @@ def _walk(t: int = 12, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
 def test_the_statistics_say_how_a_channel_answers_each_action_over_the_whole_trial() -> None:
     x, e, first = _walk()
     stats, sums = ChannelStats(C, A)(
-        x, torch.zeros(4, C, dtype=x.dtype), e, first, None, torch.zeros(4, C * (A + 3) + A + 2,
-        dtype=x.dtype),
+        x, torch.zeros(4, C, dtype=x.dtype), e, first, None,
+        torch.zeros(4, ChannelStats(C, A).width, dtype=x.dtype),
     )  # fmt: skip
-    last = stats[-1]  # (B, C, A + 3): slopes per action, mean, spread, RMS change
+    last = stats[-1]  # (B, C, 2A + 3): slopes and values per action, mean, spread, RMS change
     moved = ~first
     n = (e * moved[..., None]).sum(0)  # (B, A) counted pushes
     rms = (0.25 * (n[:, 0] + n[:, 1]) / moved.sum(0)).sqrt()
@@ -61,9 +61,31 @@ def test_the_statistics_say_how_a_channel_answers_each_action_over_the_whole_tri
     # change between the episodes (the jump at the second episode's start is not counted)
     assert float(last[:, 1, :A].abs().max()) == 0.0 and float(last[:, 1, -1].abs().max()) == 0.0
     goals = x[[0, 6], :, 1]
-    assert torch.allclose(last[:, 1, A], (6 * goals).sum(0) / 12)  # the mean over both
-    assert float(last[:, 1, A + 1].min()) > 0.0  # and a spread
+    assert torch.allclose(last[:, 1, 2 * A], (6 * goals).sum(0) / 12)  # the mean over both
+    assert float(last[:, 1, 2 * A + 1].min()) > 0.0  # and a spread
     assert sums.shape == (4, ChannelStats(C, A).width)
+
+
+def test_the_statistics_say_which_way_the_agent_goes_for_a_channel() -> None:
+    # a goal channel: the agent takes action 0 in the episodes where it is high, 1 where low
+    t, b = 40, 3
+    goal = torch.tensor([0.9, -0.6, 0.7, -0.8], dtype=torch.float64).repeat_interleave(10)
+    first = torch.zeros(t, b, dtype=torch.bool)
+    first[::10] = True
+    x = torch.zeros(t, b, C, dtype=torch.float64)
+    x[..., 1] = goal[:, None] * torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+    acts = torch.where(goal > 0, 0, 1)[:, None].expand(t, b)
+    acts = torch.cat((acts[:1], acts[:-1]))  # the action chosen at step t is read at t + 1
+    e = torch.nn.functional.one_hot(acts, A).double()
+    stats, _ = ChannelStats(C, A)(
+        x, torch.zeros(b, C, dtype=x.dtype), e, first, None,
+        torch.zeros(b, ChannelStats(C, A).width, dtype=x.dtype),
+    )  # fmt: skip
+    given = stats[-1, :, 1, A : 2 * A]  # (B, A): the goal's value when each action was chosen
+    assert float(given[0, 0]) > 0.5 and float(given[0, 1]) < -0.5  # high before 0, low before 1
+    assert torch.allclose(given[1], -given[0])  # re-signed: the other way
+    assert torch.allclose(given[2], given[0], atol=0.01)  # re-scaled: the same, in its spread
+    assert float(given[:, 2].abs().max()) == 0.0  # an action never chosen says nothing
 
 
 def test_the_statistics_restart_where_a_trial_starts_and_nowhere_else() -> None:
@@ -72,7 +94,7 @@ def test_the_statistics_restart_where_a_trial_starts_and_nowhere_else() -> None:
     memory = torch.zeros(4, channels.memory_dim, dtype=x.dtype)
     reset = torch.zeros(12, 4, dtype=torch.bool)
     windows, _ = channels.windows(x, e, None, memory, first)
-    assert windows.shape == (12, 4, K + A + 3, C + A)
+    assert windows.shape == (12, 4, K + 2 * A + 3, C + A)
     # the second episode starts with the first one's statistics: they carry across it
     stats = windows[:, :, K:, :C]
     assert float((stats[6] - stats[0]).abs().max()) > 0.1
