@@ -329,6 +329,7 @@ class RL2Blind(RL2Control):
     blind = True
     data = ("rewards",)
     meta_learned = ""
+    in_episode = RL2.in_episode  # its trials keep their task, as rl2's do
     control = (
         "rl2 with every observation zeroed (it reads rewards and episode ends): what it reaches "
         "without reading the modality"

@@ -12,6 +12,7 @@ import yaml
 from metaxm.cli import main
 from metaxm.evaluate.report import headline
 from metaxm.evaluate.runner import unmeasurable_reason
+from metaxm.evaluate.strategies import STRATEGIES
 
 VECTOR_ONLY = {
     "world": {"name": "gridnav", "size": 4, "horizon": 12},
@@ -119,6 +120,13 @@ def test_a_control_is_never_the_best_strategy() -> None:
     assert headline(report)["best"] == "rl2-blind"  # were it a strategy
     report["controls"] = {"rl2-blind": "rl2 with every observation zeroed"}
     assert headline(report)["best"] == "align"
+
+
+def test_the_rl2_controls_say_what_their_measured_episode_keeps() -> None:
+    # rl2-blind's trials keep their task, as rl2's do (its goal memory counts, so it is said);
+    # rl2-newtask measures on a new task, so nothing of the trial's task is learned there
+    assert STRATEGIES["rl2-blind"].in_episode == STRATEGIES["rl2"].in_episode != ""
+    assert STRATEGIES["rl2-newtask"].in_episode == ""
 
 
 def test_adapt_help_names_every_strategy() -> None:
