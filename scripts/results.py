@@ -38,6 +38,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   minutes to train and 5 to evaluate), evaluated the same way on the held-out modalities and
   on validation variants 100-103 of every family, and blind (``scripts/rl2_trials.py
   --blind``);
+* ``rl2-channel-memory``: that reward-free ``rl2`` with each sensory neuron keeping its
+  channel's statistics over the trial, on 6-episode trials with a new task each episode, 6M
+  steps (run ``main`` first; about 35 minutes to train), evaluated the same way and on new
+  tasks (``rl2-newtask``);
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -588,6 +592,54 @@ def rl2_study(
     return study_page(name, title, commands, headline)
 
 
+def rl2_channel_memory() -> Path:
+    """The reward-free ``rl2`` of ``rl2-reward-free`` with each sensory neuron keeping its
+    channel's statistics over the trial (``agent.sensory_memory: trial``), trained on trials of
+    6 episodes with a new task in every one, and measured on new tasks (``rl2-newtask``)."""
+    name = "rl2-channel-memory"
+    changed = {
+        "agent.reward_input": False,
+        "agent.sensory_memory": "trial",
+        "rl2.episode_tasks": "new",
+        "rl2.episodes_per_trial": 6,
+        # chosen on the validation variants against 3-episode trials and the window alone
+        # (docs/transfer-studies.md section 27)
+        "train.total_steps": 2 * STEPS_REWARD_FREE,
+    }
+    fresh = RUNS / f"{name}-newtask"
+    evaluate = ["metaxm", "evaluate", rel(RUNS / name), "--strategy", "zeroshot", "--strategy",
+                "rl2-newtask", "--out", rel(fresh)]  # fmt: skip
+
+    def fresh_tasks() -> list[str]:
+        data = json.loads((fresh / "report.json").read_text())
+        lines = ["", "On a new task in every episode after the first (`rl2-newtask`, as every "
+                 "other strategy is measured), IQM success over 5 seeds, episodes to 80% of "
+                 "source and from which it stays there [95% bootstrap interval]:", ""]  # fmt: skip
+        for mid, entry in data["modalities"].items():
+            if "rl2-newtask" not in entry["strategies"]:
+                continue
+            got = entry["strategies"]["rl2-newtask"]
+            reach, stay = got["metrics"], got["stay_metrics"]
+            cells = [f"{v['point']:.1f} [{v['low']:.1f}, {v['high']:.1f}] ({m['censored']} of "
+                     f"{m['seeds']} censored)" for m in (reach, stay)
+                     for v in [m["episodes_to_threshold"]]]  # fmt: skip
+            lines.append(
+                f"- **{mid}** (k = {' / '.join(map(str, got['budgets']))}): "
+                + " / ".join(f"{v:.2f}" for v in got["iqm"]["success"]["point"])
+                + f"; to 80% {cells[0]}, stays from {cells[1]}"
+            )
+        return lines
+
+    return rl2_study(
+        name, "RL^2 whose sensory neurons remember their channels over the trial", changed,
+        VALIDATION_VARIANTS,
+        "RL^2 with the main job's `rl2` stage settings, reading 0 for the previous reward, each "
+        "sensory neuron also reading its channel's statistics over the trial "
+        "(`agent.sensory_memory: trial`), trained for 6M steps on trials of 6 episodes with a "
+        "new task in every one (`rl2.episode_tasks: new`", [evaluate], fresh_tasks,
+    )  # fmt: skip
+
+
 STEPS_REWARD_FREE = 3_000_000
 VALIDATION_VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in range(100, 104)]
 """Variant seeds outside every split (``metaxm evaluate --modality``)."""
@@ -693,6 +745,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "selfread": selfread,
     "rl2-reward-free": rl2_reward_free,
     "rl2-every-family": rl2_every_family,
+    "rl2-channel-memory": rl2_channel_memory,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
 }
