@@ -28,8 +28,10 @@ goes through the family adapter.
 Recurrent agents (``core: gru``, for RL^2) take the previous action, previous reward and done
 flag too: :meth:`Agent.step` for one step, :meth:`Agent.sequence` for a (T, B) trial chunk.
 Their state is the GRU's, followed by the *memory* of the sensory encoder (``encoder:
-sensory``, :mod:`metaxm.nn.sensory`): the last steps of each channel and the previous actions,
-as wide as the widest family's (:attr:`Agent.memory_dim`; 0 with no sensory encoder).
+sensory``, :mod:`metaxm.nn.sensory`): the last steps of each channel and the previous actions
+(with ``sensory_memory: trial`` also each channel's running sums over the trial,
+:mod:`metaxm.nn.channel_stats`), as wide as the widest family's (:attr:`Agent.memory_dim`; 0
+with no sensory encoder).
 """
 
 from __future__ import annotations

@@ -39,8 +39,10 @@ once (no loop over time), which is what acting (T = 1) and the RL^2 replay both 
 
 Departures from Tang & Ha: the neuron is an MLP over a fixed window instead of an LSTM over the
 whole history (a window is exact to replay in parallel, and PPO trains it by backpropagation
-rather than evolution strategies); the queries are learned instead of fixed positional codes;
-the values are the neurons' outputs instead of the raw channel values.
+rather than evolution strategies); with ``agent.sensory_memory: trial`` it also reads fixed
+statistics of its channel over the whole trial (:mod:`metaxm.nn.channel_stats`), the part of
+that history a reading of the wiring needs; the queries are learned instead of fixed
+positional codes; the values are the neurons' outputs instead of the raw channel values.
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ class SensoryEncoder(nn.Module):
         self.lags = config.sensory_lags
         self.sign_invariant = config.sensory_sign == "invariant"
         self.action_dim = action_dim
+        # the statistics' layout (how many, which are odd); the channel count is the family's
         self.stats = ChannelStats(0, action_dim) if config.sensory_memory == "trial" else None
         d = config.token_dim
         inputs = 2 * k - 1 + (k + self.lags) * action_dim
