@@ -89,22 +89,19 @@ class ChannelStats:
     def __call__(
         self,
         values: Tensor,
-        previous: Tensor,
+        before: Tensor,
         actions: Tensor,
         first: Tensor,
         reset: Tensor | None,
         carry: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """values (T, B, C) each step's channels, previous (B, C) the step's before the chunk,
-        actions (T, B, A) the previous action's encoding at each step, first (T, B) bool the
-        step starts an episode, reset (T, B) bool a trial starts there, carry (B, width) the
-        sums before the chunk -> the statistics (T, B, C, features) and the sums after the last
-        step (B, width)."""
+        """values (T, B, C) each step's channels, before (T, B, C) each step's previous values
+        (zero where a trial starts, as the window holds them), actions (T, B, A) the previous
+        action's encoding at each step, first (T, B) bool the step starts an episode, reset
+        (T, B) bool a trial starts there, carry (B, width) the sums before the chunk -> the
+        statistics (T, B, C, features) and the sums after the last step (B, width)."""
         t, b, c = values.shape
         a = self.actions
-        before = torch.cat((previous[None], values[:-1]), 0)
-        if reset is not None:  # the memory is zeroed where a trial starts, as acting zeroes it
-            before = torch.where(reset[..., None], 0.0, before)
         counted = (~first)[..., None].to(values.dtype)  # a change within one episode
         dx = (values - before) * counted  # (T, B, C)
         per_channel = torch.cat(

@@ -127,6 +127,8 @@ class SensoryChannels(nn.Module):
         self.action_dim = action_dim
         self.scale = _scale(space)
         self.stats = ChannelStats(channels, action_dim) if trial else None
+        if trial and window < 2:  # a change needs the step before in the window
+            raise ValueError("agent.sensory_memory: trial needs agent.sensory_window >= 2")
 
     @property
     def step_width(self) -> int:
@@ -174,14 +176,11 @@ class SensoryChannels(nn.Module):
             return windows, after
         if first is None:
             raise ValueError("agent.sensory_memory: trial needs the done flags (first)")
-        if self.window < 2:
-            raise ValueError("agent.sensory_memory: trial needs agent.sensory_window >= 2")
-        split = self.window_dim
-        previous = memory[:, split - self.step_width : split - self.action_dim]
-        carry = memory[:, split : split + self.stats.width]
+        carry = memory[:, self.window_dim : self.window_dim + self.stats.width]
         c = self.channels
+        before = windows[:, :, -2, :c]  # each step's previous values, zeroed across a reset
         stats, sums = self.stats(
-            current[..., :c], previous, current[..., c:], first, reset, carry
+            current[..., :c], before, current[..., c:], first, reset, carry
         )  # (T, B, C, S)
         pad = stats.new_zeros(t, b, stats.shape[-1], self.action_dim)  # no action columns
         rows = torch.cat((stats.transpose(2, 3), pad), -1)

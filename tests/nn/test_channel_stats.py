@@ -45,8 +45,9 @@ def _walk(t: int = 12, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 def test_the_statistics_say_how_a_channel_answers_each_action_over_the_whole_trial() -> None:
     x, e, first = _walk()
+    before = torch.cat((torch.zeros_like(x[:1]), x[:-1]))
     stats, sums = ChannelStats(C, A)(
-        x, torch.zeros(4, C, dtype=x.dtype), e, first, None,
+        x, before, e, first, None,
         torch.zeros(4, ChannelStats(C, A).width, dtype=x.dtype),
     )  # fmt: skip
     last = stats[-1]  # (B, C, 2A + 3): slopes and values per action, mean, spread, RMS change
@@ -77,8 +78,9 @@ def test_the_statistics_say_which_way_the_agent_goes_for_a_channel() -> None:
     acts = torch.where(goal > 0, 0, 1)[:, None].expand(t, b)
     acts = torch.cat((acts[:1], acts[:-1]))  # the action chosen at step t is read at t + 1
     e = torch.nn.functional.one_hot(acts, A).double()
+    before = torch.cat((torch.zeros_like(x[:1]), x[:-1]))
     stats, _ = ChannelStats(C, A)(
-        x, torch.zeros(b, C, dtype=x.dtype), e, first, None,
+        x, before, e, first, None,
         torch.zeros(b, ChannelStats(C, A).width, dtype=x.dtype),
     )  # fmt: skip
     given = stats[-1, :, 1, A : 2 * A]  # (B, A): the goal's value when each action was chosen
@@ -154,3 +156,5 @@ def test_trial_memory_is_refused_where_channels_change_slots() -> None:
         AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_images="colours")
     with pytest.raises(ValueError, match="sensory_memory: trial"):
         AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_window=1)
+    with pytest.raises(ValueError, match="sensory_window >= 2"):
+        SensoryChannels(gym.spaces.Box(-1.0, 1.0, (C,)), 1, A, trial=True)
