@@ -15,6 +15,7 @@ SPEC ?= tasks/gridnav.yaml
 OUT ?= runs/main
 CONSTRAINTS ?= constraints.txt
 PYTEST_ARGS ?=
+ONLY ?=
 
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
@@ -40,9 +41,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the README's headline numbers, each page naming its command and commit (about three hours)
+# the README's headline numbers, each page naming its command and commit (about three hours);
+# `make results ONLY="main selfread"` runs only those jobs (scripts/results.py --help)
 results: $(STAMP)
-	$(BIN)/python scripts/results.py
+	$(BIN)/python scripts/results.py $(foreach job,$(ONLY),--only $(job))
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
