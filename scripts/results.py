@@ -4,6 +4,7 @@ commit and wall-clock time.
 
 python scripts/results.py                 # all: about three hours on a 2-core CPU machine
 python scripts/results.py --only sine     # one job (--only may repeat); see JOBS
+make results ONLY="main sine"             # the same through make (installs .venv first)
 
 * ``main``: ``metaxm main tasks/gridnav.yaml`` -> ``docs/main-report.md`` (the transfer report);
 * ``maml-pointnav``: ``metaxm train tasks/maml-pointnav.yaml`` -> ``docs/results/maml-pointnav.md``
@@ -42,6 +43,10 @@ python scripts/results.py --only sine     # one job (--only may repeat); see JOB
   channel's statistics over the trial, on 6-episode trials with a new task each episode, 6M
   steps (run ``main`` first; about 35 minutes to train), evaluated the same way and on new
   tasks (``rl2-newtask``);
+* ``rl2-family-out``: that ``rl2`` meta-trained on one vector family at a time (``vector``,
+  then ``projected``; run ``main`` first; about 35 minutes each to train), measured on new
+  tasks of the main job's held-out modalities and of validation variants, the other family
+  one its meta-training never saw;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -597,47 +602,132 @@ def rl2_channel_memory() -> Path:
     channel's statistics over the trial (``agent.sensory_memory: trial``), trained on trials of
     6 episodes with a new task in every one, and measured on new tasks (``rl2-newtask``)."""
     name = "rl2-channel-memory"
-    changed = {
-        "agent.reward_input": False,
-        "agent.sensory_memory": "trial",
-        "rl2.episode_tasks": "new",
-        "rl2.episodes_per_trial": 6,
-        # chosen on the validation variants against 3-episode trials and the window alone
-        # (docs/transfer-studies.md section 27)
-        "train.total_steps": 2 * STEPS_REWARD_FREE,
-    }
     fresh = RUNS / f"{name}-newtask"
     evaluate = ["metaxm", "evaluate", rel(RUNS / name), "--strategy", "zeroshot", "--strategy",
                 "rl2-newtask", "--out", rel(fresh)]  # fmt: skip
 
     def fresh_tasks() -> list[str]:
-        data = json.loads((fresh / "report.json").read_text())
-        lines = ["", "On a new task in every episode after the first (`rl2-newtask`, as every "
-                 "other strategy is measured), IQM success over 5 seeds, episodes to 80% of "
-                 "source and from which it stays there [95% bootstrap interval]:", ""]  # fmt: skip
-        for mid, entry in data["modalities"].items():
-            if "rl2-newtask" not in entry["strategies"]:
-                continue
-            got = entry["strategies"]["rl2-newtask"]
-            reach, stay = got["metrics"], got["stay_metrics"]
-            cells = [f"{v['point']:.1f} [{v['low']:.1f}, {v['high']:.1f}] ({m['censored']} of "
-                     f"{m['seeds']} censored)" for m in (reach, stay)
-                     for v in [m["episodes_to_threshold"]]]  # fmt: skip
-            lines.append(
-                f"- **{mid}** (k = {' / '.join(map(str, got['budgets']))}): "
-                + " / ".join(f"{v:.2f}" for v in got["iqm"]["success"]["point"])
-                + f"; to 80% {cells[0]}, stays from {cells[1]}"
-            )
-        return lines
+        return [
+            "",
+            "On a new task in every episode after the first (`rl2-newtask`, as every other "
+            "strategy is measured), IQM success over 5 seeds, episodes to 80% of source and from "
+            "which it stays there [95% bootstrap interval]:",
+            "",
+            *newtask_lines(fresh / "report.json"),
+        ]
 
     return rl2_study(
-        name, "RL^2 whose sensory neurons remember their channels over the trial", changed,
-        VALIDATION_VARIANTS,
+        name, "RL^2 whose sensory neurons remember their channels over the trial",
+        CHANNEL_MEMORY, VALIDATION_VARIANTS,
         "RL^2 with the main job's `rl2` stage settings, reading 0 for the previous reward, each "
         "sensory neuron also reading its channel's statistics over the trial "
         "(`agent.sensory_memory: trial`), trained for 6M steps on trials of 6 episodes with a "
         "new task in every one (`rl2.episode_tasks: new`", [evaluate], fresh_tasks,
     )  # fmt: skip
+
+
+def newtask_lines(report: Path) -> list[str]:
+    """A line per modality of ``report`` that ``rl2-newtask`` measured: its IQM success curve,
+    the episodes to 80% of source and those from which it stays there, with intervals."""
+    data = json.loads(report.read_text())
+    lines = []
+    for mid, entry in data["modalities"].items():
+        if "rl2-newtask" not in entry["strategies"]:
+            continue
+        got = entry["strategies"]["rl2-newtask"]
+        reach, stay = got["metrics"], got["stay_metrics"]
+        cells = [f"{v['point']:.1f} [{v['low']:.1f}, {v['high']:.1f}] ({m['censored']} of "
+                 f"{m['seeds']} censored)" for m in (reach, stay)
+                 for v in [m["episodes_to_threshold"]]]  # fmt: skip
+        lines.append(
+            f"- **{mid}** (k = {' / '.join(map(str, got['budgets']))}): "
+            + " / ".join(f"{v:.2f}" for v in got["iqm"]["success"]["point"])
+            + f"; to 80% {cells[0]}, stays from {cells[1]}"
+        )
+    return lines
+
+
+def rl2_family_out() -> Path:
+    """``rl2-channel-memory``'s agent meta-trained on one vector family at a time and measured
+    on new tasks of both, the other one a family its meta-training never saw (#15's training
+    families held out in turn), on the main job's held-out modalities and on validation
+    variants."""
+    name = "rl2-family-out"
+    if not (RUNS / "main" / "ppo").is_dir():
+        raise SystemExit(f"{name}: run the main job first (--only main): it is measured "
+                         "beside its zeroshot agent")  # fmt: skip
+    from metaxm.spec import load_spec
+
+    stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
+    commands, reports = [], {}
+    for family, other in (("vector", "projected"), ("projected", "vector")):
+        job = RUNS / f"{name}-{family}"  # a folder of runs: the main job's ppo beside this rl2
+        job.mkdir(parents=True, exist_ok=True)
+        if not (job / "ppo").exists():
+            (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
+        alone = {
+            **stage, **CHANNEL_MEMORY, "modalities.train": {family: 8},
+            "modalities.heldout_variants": {family: 1},
+            "modalities.heldout_families": {other: 1, "audio": 2},
+        }  # fmt: skip
+        train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
+        for item in [*(f"{k}={json.dumps(v)}" for k, v in alone.items()), "main.runs={rl2: {}}"]:
+            train += ["--set", item]
+        evaluate = ["metaxm", "evaluate", rel(job), "--spec", "tasks/gridnav.yaml", "--strategy",
+                    "zeroshot", "--strategy", "rl2-newtask"]  # fmt: skip
+        reports[family] = RUNS / f"{name}-{family}-newtask", RUNS / f"{name}-{family}-validation"
+        commands += [
+            [*train, "--out", rel(job / "rl2")],
+            [*evaluate, "--out", rel(reports[family][0])],
+            [*evaluate, "--out", rel(reports[family][1]),
+             *[a for v in VALIDATION_VARIANTS for a in ("--modality", v)]],
+        ]  # fmt: skip
+
+    def headline() -> str:
+        lines = [
+            "RL^2 with `rl2-channel-memory`'s settings (the main job's `rl2` stage, the reward "
+            "not read, each sensory neuron keeping its channel's statistics over 6-episode trials "
+            "of new tasks, 6M steps), meta-trained on one vector family only, measured on new "
+            "tasks (`rl2-newtask`) of the main job's held-out modalities: IQM success over 5 "
+            "seeds, episodes to 80% of source and from which it stays there [95% interval].",
+        ]
+        for family, (held_out, validation) in reports.items():
+            lines += ["", f"Meta-trained on **{family}** alone:", "", *newtask_lines(held_out)]
+            lines += validation_means(validation, "rl2-newtask")
+        lines += ["", "`make results ONLY=rl2-channel-memory` is the same trained on both."]
+        return "\n".join(lines)
+
+    title = "RL^2 with channel memory, one training family held out in turn"
+    return study_page(name, title, commands, headline)
+
+
+def validation_means(report: Path, strategy: str) -> list[str]:
+    """A line per family of ``report``: ``strategy``'s success at each k, the mean over its
+    variants and seeds."""
+    data = json.loads(report.read_text())
+    curves: dict[str, list[list[float]]] = {}
+    for entry in data["modalities"].values():
+        if strategy in entry["strategies"]:
+            curves.setdefault(entry["family"], []).extend(
+                entry["strategies"][strategy]["curves"]["success"]
+            )
+    return [
+        f"- validation {family} (mean over variants and seeds): "
+        + " / ".join(f"{sum(c[j] for c in rows) / len(rows):.2f}" for j in range(len(rows[0])))
+        for family, rows in curves.items()
+    ]
+
+
+CHANNEL_MEMORY = {
+    "agent.reward_input": False,
+    "agent.sensory_memory": "trial",
+    "rl2.episode_tasks": "new",
+    "rl2.episodes_per_trial": 6,
+    # chosen on the validation variants against 3-episode trials and the window alone
+    # (docs/transfer-studies.md section 27)
+    "train.total_steps": 6_000_000,
+}
+"""``rl2-channel-memory``'s settings over the main job's ``rl2`` stage."""
 
 
 STEPS_REWARD_FREE = 3_000_000
@@ -746,6 +836,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-reward-free": rl2_reward_free,
     "rl2-every-family": rl2_every_family,
     "rl2-channel-memory": rl2_channel_memory,
+    "rl2-family-out": rl2_family_out,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
 }
