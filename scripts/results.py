@@ -692,8 +692,11 @@ def rl2_family_out() -> Path:
             "seeds, episodes to 80% of source and from which it stays there [95% interval].",
         ]
         for family, (held_out, validation) in reports.items():
-            lines += ["", f"Meta-trained on **{family}** alone:", "", *newtask_lines(held_out)]
-            lines += validation_means(validation, "rl2-newtask")
+            other = next(f for f in reports if f != family)
+            lines += ["", f"Meta-trained on **{family}** alone ({other} and audio: families it "
+                      "never saw):", ""]  # fmt: skip
+            lines += newtask_lines(held_out / "report.json")
+            lines += validation_means(validation / "report.json", "rl2-newtask")
         lines += ["", "`make results ONLY=rl2-channel-memory` is the same trained on both."]
         return "\n".join(lines)
 
