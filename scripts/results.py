@@ -549,7 +549,6 @@ def rl2_study(
 
     def headline() -> str:
         blind = json.loads((report / "report.json").read_text())
-        checked = json.loads((validation / "report.json").read_text())
         seeing = json.loads((main / "report" / "report.json").read_text())
         diffs = json.loads(compared.read_text())
         lines = [
@@ -577,19 +576,7 @@ def rl2_study(
                 f"zeroshot, averaged over k >= 1: {diff['point']:+.2f} [{diff['low']:+.2f}, "
                 f"{diff['high']:+.2f}]."
             )
-        for family in dict.fromkeys(v.split(":")[0] for v in validation_variants):
-            curves = [
-                e["strategies"]["rl2"]["curves"]["success"]
-                for e in checked["modalities"].values()
-                if e["family"] == family
-            ]
-            seeds = [v.split(":")[1] for v in validation_variants if v.startswith(f"{family}:")]
-            mean = [sum(c[j] for v in curves for c in v) / sum(map(len, curves))
-                    for j in range(len(curves[0][0]))]  # fmt: skip
-            lines.append(
-                f"- validation {family} {seeds[0]}-{seeds[-1]} (mean over variants and seeds): "
-                + " / ".join(f"{v:.2f}" for v in mean)
-            )
+        lines += validation_means(validation / "report.json", "rl2")
         lines += control_lines() if control_lines else []
         lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
         return "\n".join(lines)
@@ -706,16 +693,19 @@ def rl2_family_out() -> Path:
 
 def validation_means(report: Path, strategy: str) -> list[str]:
     """A line per family of ``report``: ``strategy``'s success at each k, the mean over its
-    variants and seeds."""
+    variants (named by their first and last seed) and evaluation seeds."""
     data = json.loads(report.read_text())
     curves: dict[str, list[list[float]]] = {}
-    for entry in data["modalities"].values():
+    variants: dict[str, list[str]] = {}
+    for mid, entry in data["modalities"].items():
         if strategy in entry["strategies"]:
             curves.setdefault(entry["family"], []).extend(
                 entry["strategies"][strategy]["curves"]["success"]
             )
+            variants.setdefault(entry["family"], []).append(mid.split(":")[1])
     return [
-        f"- validation {family} (mean over variants and seeds): "
+        f"- validation {family} {variants[family][0]}-{variants[family][-1]} (mean over variants "
+        "and seeds): "
         + " / ".join(f"{sum(c[j] for c in rows) / len(rows):.2f}" for j in range(len(rows[0])))
         for family, rows in curves.items()
     ]
