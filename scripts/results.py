@@ -52,7 +52,9 @@ make results ONLY="main sine"             # the same through make (installs .ven
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
   first): the paired fit solved in closed form under a meta-learned prior (``priorfit``'s, one
   family at a time), against its start, least squares, ``align`` and ``translate`` on validation
-  variants.
+  variants;
+* ``one-episode-bound``: ``scripts/one_episode_bound.py`` (about 1 minute): the most any paired
+  reading of k episodes reaches on vector and projected, from the families' own priors.
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -810,6 +812,31 @@ def ridge_prior() -> Path:
                       headline)  # fmt: skip
 
 
+def one_episode_bound() -> Path:
+    out = RUNS / "one-episode-bound"
+    command = ["python", "scripts/one_episode_bound.py", "--draws", "2000", "--k", "1", "2", "4",
+               "--variant", "vector:77882", "--variant", "projected:73849",
+               "--out", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        table = json.loads((out / "one-episode-bound.json").read_text())
+        cells = []
+        for k, cases in table.items():
+            for name, got in cases.items():
+                if "bias known" not in name and k == "k=1":
+                    cells.append(f"{k} {name}: " + ", ".join(
+                        f"{n} {m:.2f}" for n, (m, _) in got.items()))  # fmt: skip
+        return (
+            "the exact posterior over a new goal after k paired random-walk episodes, under the "
+            "family's own variant prior (2,000 draws): how often its most probable goal is the "
+            "true one (read), walking there succeeds (walk), and visiting goals in its order "
+            "within one episode succeeds (search). " + "; ".join(cells) + " (k = 2 and 4 below)."
+        )
+
+    return study_page("one-episode-bound", "What k paired episodes can read", [command],
+                      headline)  # fmt: skip
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -832,6 +859,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-family-out": rl2_family_out,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
+    "one-episode-bound": one_episode_bound,
 }
 """Job name -> the function that runs it and writes its page."""
 
