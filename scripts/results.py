@@ -821,16 +821,15 @@ def one_episode_bound() -> Path:
     def headline() -> str:
         table = json.loads((out / "one-episode-bound.json").read_text())
         cells = []
-        for k, cases in table.items():
-            for name, got in cases.items():
-                if "bias known" not in name and k == "k=1":
-                    cells.append(f"{k} {name}: " + ", ".join(
-                        f"{n} {m:.2f}" for n, (m, _) in got.items()))  # fmt: skip
+        for name, got in table["k=1"].items():  # "bias known": the strict bound on projected
+            cells.append(f"{name}: " + ", ".join(f"{n} {m:.2f}" for n, (m, _) in got.items()))
         return (
             "the exact posterior over a new goal after k paired random-walk episodes, under the "
             "family's own variant prior (2,000 draws): how often its most probable goal is the "
             "true one (read), walking there succeeds (walk), and visiting goals in its order "
-            "within one episode succeeds (search). " + "; ".join(cells) + " (k = 2 and 4 below)."
+            "within one episode succeeds (search). At k = 1: "
+            + "; ".join(cells)
+            + " (k = 2 and 4 below)."
         )
 
     return study_page("one-episode-bound", "What k paired episodes can read", [command],
