@@ -508,6 +508,28 @@ def rl2_every_family() -> Path:
     )  # fmt: skip
 
 
+def beside_main(job: Path, name: str, why: str) -> None:
+    """Make ``job`` a folder of runs whose ``ppo`` is the main job's, beside the ``rl2`` run a
+    study trains there; refuse in one line (naming ``why``) if the main job has not run."""
+    if not (RUNS / "main" / "ppo").is_dir():
+        raise SystemExit(f"{name}: run the main job first (--only main): {why}")
+    job.mkdir(parents=True, exist_ok=True)
+    if not (job / "ppo").exists():
+        (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
+
+
+def rl2_train(changed: dict, out: Path) -> list[str]:
+    """``metaxm train`` of the main job's ``rl2`` stage with ``changed`` settings into ``out``."""
+    from metaxm.spec import load_spec
+
+    stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
+    train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
+    for key, value in {**stage, **changed}.items():
+        train += ["--set", f"{key}={json.dumps(value)}"]
+    # main.runs: the spec's default stages would train ppo with it
+    return [*train, "--set", "main.runs={rl2: {}}", "--out", rel(out)]
+
+
 def rl2_study(
     name: str,
     title: str,
@@ -521,25 +543,12 @@ def rl2_study(
     beside the main job's source agent on its held-out modalities and on
     ``validation_variants``, and compared with the main job's own ``rl2``; ``controls`` run
     after the evaluations, and ``control_lines()`` adds their lines to the headline."""
-    main = RUNS / "main"
-    if not (main / "ppo").is_dir():
-        raise SystemExit(f"{name}: run the main job first (--only main): it is compared "
-                         "with its rl2 stage and its zeroshot agent")  # fmt: skip
-    job = RUNS / name  # a folder of runs: the main job's ppo beside this rl2
+    main, job = RUNS / "main", RUNS / name
+    beside_main(job, name, "it is compared with its rl2 stage and its zeroshot agent")
     report, validation = RUNS / f"{name}-report", RUNS / f"{name}-validation"
     compared = RUNS / f"{name.replace('-', '_')}_vs_zeroshot.json"
-    job.mkdir(parents=True, exist_ok=True)
-    if not (job / "ppo").exists():
-        (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
-    from metaxm.spec import load_spec
-
-    stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
-    sets = [f"{k}={json.dumps(v)}" for k, v in {**stage, **changed}.items()]
-    train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
-    for item in [*sets, "main.runs={rl2: {}}"]:  # the default stages would train ppo with it
-        train += ["--set", item]
     commands = [
-        [*train, "--out", rel(job / "rl2")],
+        rl2_train(changed, job / "rl2"),
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
          rel(report)],
         ["metaxm", "evaluate", rel(job), "--strategy", "zeroshot", "--strategy", "rl2", "--out",
@@ -642,31 +651,20 @@ def rl2_family_out() -> Path:
     families held out in turn), on the main job's held-out modalities and on validation
     variants."""
     name = "rl2-family-out"
-    if not (RUNS / "main" / "ppo").is_dir():
-        raise SystemExit(f"{name}: run the main job first (--only main): it is measured "
-                         "beside its zeroshot agent")  # fmt: skip
-    from metaxm.spec import load_spec
-
-    stage = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs["rl2"]
     commands, reports = [], {}
     for family, other in (("vector", "projected"), ("projected", "vector")):
-        job = RUNS / f"{name}-{family}"  # a folder of runs: the main job's ppo beside this rl2
-        job.mkdir(parents=True, exist_ok=True)
-        if not (job / "ppo").exists():
-            (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
+        job = RUNS / f"{name}-{family}"
+        beside_main(job, name, "it is measured beside its zeroshot agent")
         alone = {
-            **stage, **CHANNEL_MEMORY, "modalities.train": {family: 8},
+            **CHANNEL_MEMORY, "modalities.train": {family: 8},
             "modalities.heldout_variants": {family: 1},
             "modalities.heldout_families": {other: 1, "audio": 2},
         }  # fmt: skip
-        train = ["metaxm", "train", "tasks/gridnav.yaml", "--set", "algo=rl2"]
-        for item in [*(f"{k}={json.dumps(v)}" for k, v in alone.items()), "main.runs={rl2: {}}"]:
-            train += ["--set", item]
         evaluate = ["metaxm", "evaluate", rel(job), "--spec", "tasks/gridnav.yaml", "--strategy",
                     "zeroshot", "--strategy", "rl2-newtask"]  # fmt: skip
         reports[family] = RUNS / f"{name}-{family}-newtask", RUNS / f"{name}-{family}-validation"
         commands += [
-            [*train, "--out", rel(job / "rl2")],
+            rl2_train(alone, job / "rl2"),
             [*evaluate, "--out", rel(reports[family][0])],
             [*evaluate, "--out", rel(reports[family][1]),
              *[a for v in VALIDATION_VARIANTS for a in ("--modality", v)]],
