@@ -92,7 +92,7 @@ def vector_posterior(params: dict, goals: np.ndarray, new_goal: np.ndarray) -> n
     perm, gain = params["perm"].numpy(), params["gain"].double().numpy()
     rows = [int(np.flatnonzero(perm == f)[0]) for f in (2, 3)]  # the goal's two channels
     shown = value(goals)  # (k, 2) the goals' features
-    seen = np.stack([gain[j] * value(goals)[:, perm[j] - 2] for j in rows], 1)  # (k, 2)
+    seen = np.stack([gain[j] * shown[:, perm[j] - 2] for j in rows], 1)  # (k, 2)
     now = np.array([gain[j] * value(new_goal)[perm[j] - 2] for j in rows])  # (2,)
     candidate = value(CELLS)  # (SIZE^2, 2)
     post = np.zeros(len(CELLS))
