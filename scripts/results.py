@@ -54,7 +54,10 @@ make results ONLY="main sine"             # the same through make (installs .ven
   family at a time), against its start, least squares, ``align`` and ``translate`` on validation
   variants;
 * ``one-episode-bound``: ``scripts/one_episode_bound.py`` (about 1 minute): the most any paired
-  reading of k episodes reaches on vector and projected, from the families' own priors.
+  reading of k episodes reaches on vector and projected, from the families' own priors;
+* ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
+  ``main`` first; about 4 minutes): ``translate`` on validation variants with its learned
+  family priors, without them, and with the projected posterior's calibration moved.
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -834,6 +837,33 @@ def one_episode_bound() -> Path:
                       headline)  # fmt: skip
 
 
+def translate_priors() -> Path:
+    out = RUNS / "translate-priors"
+    command = ["python", "scripts/translate_priors.py", rel(RUNS / "main"), "--trace",
+               "projected:102", "--out", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        table = json.loads((out / "translate-priors.json").read_text())
+
+        def at_k1(name: str, family: str) -> str:
+            got = [c[1] for v, c in table[name].items() if v.startswith(family)]
+            return " / ".join(f"{s:.2f}" for s in got)
+
+        trace = table["trace projected:102"]
+        return (
+            "`translate`'s success at k = 1 on validation variants 100-103, with the family "
+            f"priors it learns from the training variants: vector {at_k1('learned', 'vector')}, "
+            f"projected {at_k1('learned', 'projected')}; without them (`flat`): vector "
+            f"{at_k1('flat', 'vector')}, projected {at_k1('flat', 'projected')}. No change of "
+            "the projected posterior's calibration lifts projected 102 and 103 (below); of "
+            f"projected 102's failed episodes at k = 1, {trace['stuck']} of {trace['failed']} "
+            "end with the agent's reading of itself stuck."
+        )
+
+    return study_page("translate-priors", "What translate's learned priors give", [command],
+                      headline)  # fmt: skip
+
+
 JOBS: dict[str, Callable[[], Path]] = {
     "main": main_job,
     "maml-pointnav": maml_pointnav,
@@ -857,6 +887,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
     "one-episode-bound": one_episode_bound,
+    "translate-priors": translate_priors,
 }
 """Job name -> the function that runs it and writes its page."""
 

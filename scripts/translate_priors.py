@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""How much of ``translate``'s one-episode reading its learned family priors give
+(``docs/transfer-studies.md`` section 31).
+
+``translate`` learns two priors from the target family's training variants (never from the
+target): the vector translator's per-channel gain prior, which ranks the readings its search
+keeps (:func:`~metaxm.align.reading_search.gain_prior`), and the projected translator's offset
+scale (:func:`~metaxm.align.sensor_posterior.bias_scale`); the projected translator's weight
+scale and noise are fitted to the pairs (:func:`~metaxm.align.sensor_posterior.evidence_fit`).
+A meta-learned prior that ranked the readings would replace those. This script measures how
+far they matter: ``translate`` on validation variants (outside every split) at k = 0, 1, 2,
+
+- ``learned``: as shipped;
+- ``flat``: no learned prior (every gain equally likely; the offset scale fitted to the pairs);
+- ``weight xM`` / ``offset xM`` / ``noise xM``: the projected posterior's fitted prior
+  variances (of every weight, of the offsets) or noise variance times ``M``, the calibrations a
+  meta-learned ranking would move.
+
+With ``--trace FAMILY:VARIANT`` it also says, of the episodes that fail at k = 1 on that
+variant, how many end with the agent's reading of itself stuck (the same read state over the
+last 10 steps: the reading walks into a wall it does not know of, and the search, which moves
+on only when the read state is a success state, never fires)::
+
+    python scripts/translate_priors.py runs/results/main --trace projected:102
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+import metaxm.align.reading_search as reading_search
+import metaxm.align.sensor_posterior as sensor_posterior
+from metaxm.cli import main as metaxm_main
+
+BUDGETS = [0, 1, 2]
+VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in range(100, 104)]
+STUCK = 10
+"""A failed episode's read state the same over this many last steps: stuck."""
+SCALED = {"weight": 0, "offset": 1, "noise": 2}
+"""The projected posterior's fitted scales, by their place in ``evidence_fit``'s answer."""
+
+
+def flat_gain_prior(pairs: object, scale: float, width: int) -> torch.Tensor:
+    """A gain prior that prefers no gain: mean 0, a spread of 1e3 (log units)."""
+    prior = torch.zeros(2, width, dtype=torch.float64)
+    prior[1] = 1e3
+    return prior
+
+
+@contextlib.contextmanager
+def setting(name: str) -> Iterator[None]:
+    """The translators as ``name`` sets them (see the module docstring)."""
+    if name == "learned":
+        yield
+        return
+    if name == "flat":
+        with (
+            mock.patch.object(reading_search, "gain_prior", flat_gain_prior),
+            mock.patch.object(sensor_posterior, "bias_scale", lambda *_: float("nan")),
+        ):
+            yield
+        return
+    part, times = name.split(" x")
+    fit = sensor_posterior.evidence_fit
+
+    def scaled(*args: object, **kwargs: object) -> tuple[float, float, float]:
+        out = list(fit(*args, **kwargs))
+        out[SCALED[part]] *= float(times) ** 0.5  # a variance times M: a scale times sqrt(M)
+        return out[0], out[1], out[2]
+
+    with mock.patch.object(sensor_posterior, "evidence_fit", scaled):
+        yield
+
+
+def evaluate(
+    run: str, spec: str, out: Path, variants: list[str], seeds: int, episodes: int
+) -> dict:
+    """``translate``'s report on ``variants`` (one worker, so the setting holds in it)."""
+    argv = ["evaluate", run, "--spec", spec, "--seeds", str(seeds), "--strategy", "translate",
+            "--out", str(out), "--set", f"evaluate.budgets={BUDGETS}",
+            "--set", f"evaluate.scratch_cap={BUDGETS[-1]}", "--set", "evaluate.workers=1",
+            "--set", f"evaluate.eval_episodes={episodes}"]  # fmt: skip
+    argv += [a for v in variants for a in ("--modality", v)]
+    with contextlib.redirect_stdout(io.StringIO()):  # its report's summary: the table says it
+        code = metaxm_main(argv)
+    if code != 0:
+        raise SystemExit(f"translate_priors.py: metaxm {' '.join(argv)} failed")
+    report = json.loads((out / "report.json").read_text())
+    return {
+        mid: m["strategies"]["translate"]["iqm"]["success"]["point"]
+        for mid, m in report["modalities"].items()
+    }
+
+
+@torch.no_grad()
+def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) -> dict[str, int]:
+    """Of ``translate``'s failed episodes at k = 1 on ``modality`` (``seeds`` seeds), how many
+    end stuck (:data:`STUCK`)."""
+    from metaxm.evaluate.episodes import target_env
+    from metaxm.evaluate.loading import load_agents
+    from metaxm.evaluate.strategies import STRATEGIES
+    from metaxm.modalities import parse_modality_id
+    from metaxm.spec import load_spec
+
+    family, variant = parse_modality_id(modality)
+    agents = load_agents(run, load_spec(spec_path))
+    failed = stuck = played = 0
+    for seed in range(seeds):
+        policy = STRATEGIES["translate"].policy(agents, family, variant, 1, seed)
+        env = target_env(agents.spec, family, variant, episodes, seed)
+        reads: list[torch.Tensor] = []  # what the policy reads at each step
+        hook = policy.translator.register_forward_hook(
+            lambda _m, _i, o, into=reads: into.append(o.float())
+        )
+        policy.begin()
+        obs = env.reset()
+        done = success = torch.zeros(episodes, dtype=torch.bool)
+        for _ in range(agents.spec.world.horizon):
+            obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+            success = success | (terminated & ~done)
+            done = done | terminated | truncated
+            if bool(done.all()):
+                break
+        hook.remove()
+        last = torch.stack(reads[-STUCK:])  # (STUCK, B, S): the failed ones ran the horizon
+        same = (last - last[-1]).abs().amax((0, 2)) < 1e-6
+        failed += int((~success).sum())
+        stuck += int((~success & same).sum())
+        played += episodes
+    return {"episodes": played, "failed": failed, "stuck": stuck}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="the main job's folder (its ppo agent)")
+    parser.add_argument("--spec", default="tasks/gridnav.yaml")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=64, help="measured episodes per curve")
+    parser.add_argument("--out", type=Path, default=Path("runs/translate-priors"))
+    parser.add_argument("--trace", metavar="FAMILY:VARIANT", help="count stuck failures here")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.episodes < 1:
+        parser.exit(2, "translate_priors.py: error: --seeds and --episodes must be >= 1\n")
+    projected = [v for v in VARIANTS if v.startswith("projected")]
+    cases = [("learned", VARIANTS), ("flat", VARIANTS)]
+    scaled = (("weight", (0.25, 4)), ("offset", (0.25, 4)), ("noise", (4,)))
+    cases += [(f"{p} x{m}", projected) for p, ms in scaled for m in ms]
+    table: dict[str, dict[str, list[float]]] = {}
+    for name, variants in cases:
+        with setting(name):
+            out = args.out / name.replace(" ", "-")
+            got = evaluate(args.run, args.spec, out, variants, args.seeds, args.episodes)
+        table[name] = got
+        cells = ", ".join(f"{v} {' / '.join(f'{s:.2f}' for s in c[1:])}" for v, c in got.items())
+        print(f"{name} (k = 1 / 2): {cells}", flush=True)
+    if args.trace:
+        counts = trace(args.run, args.spec, args.trace, args.seeds, args.episodes)
+        table["trace " + args.trace] = counts  # type: ignore[assignment]
+        print(f"{args.trace} at k = 1: {counts['failed']} of {counts['episodes']} episodes "
+              f"failed, {counts['stuck']} of them stuck", flush=True)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "translate-priors.json").write_text(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
