@@ -35,8 +35,12 @@ every pairing of a part the pairs moved (the agent's) with a part they held cons
 goal's), success states included, and the search of :mod:`metaxm.align.reading_search`
 applies: when the most probable candidate is a success state and the episode goes on, its goal
 part is ruled out for the rest of the episode, and the next most probable goal is read
-(``docs/transfer-studies.md`` section 14). Call :meth:`SensorPosteriorTranslator.begin` before
-a new batch of episodes.
+(``docs/transfer-studies.md`` section 14). Told the action taken on each reading
+(:meth:`SensorPosteriorTranslator.observe`, which :class:`~metaxm.learners.AdaptedPolicy` calls
+every step), that search reads the episode so far rather than one step: the belief over
+(agent part, goal part) is carried over each move the world makes (:mod:`metaxm.align.sensor_track`),
+so a wrong agent cell that a wall contradicts loses its weight. Call
+:meth:`SensorPosteriorTranslator.begin` before a new batch of episodes.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import explains, fit_routing, ridge
 from metaxm.align.reading_set import CONSTANT
 from metaxm.align.sensor_sweep import SweepSearch
+from metaxm.align.sensor_track import agent_moves, forward_step
 from metaxm.align.sensor_walk import WalkSearch
 
 MIN_NOISE = 1e-3
@@ -196,9 +201,14 @@ class SensorPosteriorTranslator(nn.Module):
         self.register_buffer("discrete", torch.tensor(True))
         self.register_buffer("group", torch.zeros(0, dtype=torch.long))  # (M,) goal part
         self.register_buffer("success", torch.zeros(0, dtype=torch.bool))  # (M,)
+        # (U, A) per action, where it moves each agent part (none: each step read alone)
+        self.register_buffer("moves", torch.zeros(0, 0, dtype=torch.long))
         self.sources: Tensor | None = None
         self.context: Any = None
         self.ruled_out: Tensor | None = None
+        self.belief: Tensor | None = None  # (N, A, G) over the episode (sensor_track)
+        self.action: Tensor | None = None  # (N,) taken on the last reading
+        self.restart: Tensor | None = None  # (N,) the last step ended an episode
         self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
         self.sweep = SweepSearch(d, out_dim)  # a sweep for the goal, where it leaves none
 
@@ -226,6 +236,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.walk.active.fill_(False)
         self.sweep.active.fill_(False)
         self.group = torch.zeros(0, dtype=torch.long, device=device)  # no search until set
+        self.moves = torch.zeros(0, 0, dtype=torch.long, device=device)
         self.success = torch.zeros(0, dtype=torch.bool, device=device)
         self.ruled_out = None
         z, y = unsquash(target.cpu()), source.detach().double().cpu()
@@ -253,7 +264,7 @@ class SensorPosteriorTranslator(nn.Module):
         ctx, group = self.context, None
         searching = ctx is not None and ctx.reached is not None and ctx.features is not None
         if searching and bool(held.any()) and not bool(held.all()):
-            states, group = _pairings(states, held)
+            states, group, parts = _pairings(states, held)
         xs = _regressors(states, mu, sd)
         candidates = torch.zeros(len(states), source.shape[1], dtype=source.dtype)
         candidates[:, keep] = states.to(source.dtype)
@@ -261,6 +272,9 @@ class SensorPosteriorTranslator(nn.Module):
             features = candidates.double() @ ctx.feature_map()
             self.success = ctx.reached(features.float()).to(device)
             self.group = group.to(device)
+            moves = agent_moves(candidates, parts, ctx)
+            if moves is not None:
+                self.moves = moves.to(device)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
         mean[:, alive] = xs @ theta
         self.candidates = candidates.to(device)
@@ -306,8 +320,8 @@ class SensorPosteriorTranslator(nn.Module):
         return self.candidates[self._search(log_density)]
 
     def begin(self) -> None:
-        """New episodes start: no goal part is ruled out."""
-        self.ruled_out = None
+        """New episodes start: no goal part is ruled out, nothing is tracked."""
+        self.ruled_out = self.belief = self.action = self.restart = None
         self.walk.begin()
         self.sweep.begin()
 
@@ -315,12 +329,24 @@ class SensorPosteriorTranslator(nn.Module):
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
         self.walk.attach(world)
 
+    def observe(self, action: Tensor, done: Tensor) -> None:
+        """The action taken on the last reading, and whether the episode ended with it: the
+        one-episode search tracks the agent's cell over the episode with them
+        (:mod:`metaxm.align.sensor_track`)."""
+        self.action, self.restart = action, done
+
     def _search(self, log_density: Tensor) -> Tensor:
         """(N, M) -> (N,) the most probable candidate whose goal part is not ruled out; a
         success state read while the episode goes on rules its goal part out."""
         n, parts = log_density.shape[0], int(self.group.max()) + 1
         if self.ruled_out is None or self.ruled_out.shape != (n, parts):
             self.ruled_out = torch.zeros(n, parts, dtype=torch.bool, device=log_density.device)
+            self.belief = None
+        if self.moves.numel():  # the belief over the episode so far (sensor_track)
+            self.belief = forward_step(self.belief, log_density, self.moves, self.action,
+                                       self.restart)  # fmt: skip
+            self.action = self.restart = None
+            log_density = self.belief.reshape(n, -1)
         rows = torch.arange(n, device=log_density.device)
         for _ in range(SEARCH_STEPS):
             masked = log_density.masked_fill(self.ruled_out[:, self.group], float("-inf"))
@@ -336,20 +362,21 @@ class SensorPosteriorTranslator(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         for name in ("group", "success"):  # a fit saved before the goal search: no search
             state_dict.setdefault(prefix + name, getattr(self, name)[:0])
-        for name in ("candidates", "mean", "var", "group", "success"):  # the saved fit's sizes
+        state_dict.setdefault(prefix + "moves", self.moves[:0, :0])  # saved before: no tracking
+        for name in ("candidates", "mean", "var", "group", "success", "moves"):  # the fit's sizes
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, device=self.alive.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def _pairings(states: Tensor, held: Tensor) -> tuple[Tensor, Tensor]:
+def _pairings(states: Tensor, held: Tensor) -> tuple[Tensor, Tensor, int]:
     """``states`` (M, K) -> every pairing of a part the pairs moved (columns ``~held``) with a
-    part they held (``held``), success states included (the drawn states have none), and each
-    pairing's held part's index (P,)."""
+    part they held (``held``), success states included (the drawn states have none), moved
+    part-major; each pairing's held part's index (P,); and the number of moved parts."""
     moved = torch.unique(states[:, ~held], dim=0)  # (A, .)
     parts = torch.unique(states[:, held], dim=0)  # (G, .)
     a, g = torch.cartesian_prod(torch.arange(len(moved)), torch.arange(len(parts))).T
     out = torch.empty(len(a), states.shape[1], dtype=states.dtype)
     out[:, ~held], out[:, held] = moved[a], parts[g]
-    return out, g
+    return out, g, len(moved)

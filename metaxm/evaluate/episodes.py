@@ -65,11 +65,14 @@ def measure(
     seed: int,
     params: Params | None = None,
     distribution: Callable[[Tensor], Tensor] | None = None,
+    observe: Callable[[Tensor, Tensor, Tensor], None] | None = None,
 ) -> dict[str, float]:
     """Mean return, success and steps of the policy's mode on ``episodes`` fresh episodes.
 
     The policy is the agent with ``params`` swapped in, or ``distribution`` (obs -> the
-    policy's distribution parameters) where given, e.g. an adapted policy's own.
+    policy's distribution parameters) where given, e.g. an adapted policy's own; ``observe``
+    (actions, rewards, dones), where given, is told every step (an adapted policy's own, so
+    that a translator that tracks the episode sees the actions it led to).
 
     ``steps`` is the episode length, the horizon for episodes that never reach the goal. The
     same ``seed`` gives the same tasks, starts and observation noise, so measurements of one
@@ -77,7 +80,7 @@ def measure(
     """
     env = target_env(spec, family, variant, episodes, seed)
     pi = distribution or policy(agent, family, params, env.variant_ids())
-    played = play(env, lambda obs: agent.head.mode(pi(obs)))
+    played = play(env, lambda obs: agent.head.mode(pi(obs)), observe=observe)
     out = {"return": played.returns, "success": played.success, "steps": played.length}
     return {k: float(v[:, 0].float().mean()) for k, v in out.items()}
 

@@ -182,7 +182,7 @@ class LearnerStrategy(Strategy):
             own = policy.distribution if policy.translator is not None else None
             policy.begin()
             r = measure(policy.agent, spec, family, variant, spec.evaluate.eval_episodes, seed,
-                        policy.params, own)  # fmt: skip
+                        policy.params, own, policy.observe if own else None)  # fmt: skip
             for m in METRICS:
                 curve[m].append(r[m])
             curve["episodes"].append(float(policy.episodes))

@@ -117,9 +117,14 @@ class AdaptedPolicy:
         return head.mode(pd) if deterministic else head.sample(pd, generator)
 
     def observe(self, action: Tensor, reward: Tensor, done: Tensor) -> None:
-        """Carry a recurrent policy's inputs to the next step (a no-op for a feed-forward one)."""
+        """Carry a recurrent policy's inputs to the next step, and tell a translator that
+        tracks the episode the action it took and where an episode ended
+        (:mod:`metaxm.align.sensor_track`); a no-op for a feed-forward policy without one."""
         if self.carry is not None:
             self.carry.update(prev_action=action, prev_reward=reward, first=done)
+        observe = getattr(self.translator, "observe", None)
+        if callable(observe):
+            observe(action, done)
 
     @torch.no_grad()
     def evaluate(self, env: Any, deterministic: bool = True) -> dict[str, float]:

@@ -1,0 +1,88 @@
+"""Tracking the agent's cell through an episode: the projected translator's one-episode
+search (:class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`) read as a filter.
+
+After one paired episode the goal's sensors are pinned at one goal only, so in a new episode
+the sensors' offset (what the goal adds to every reading) is known only up to the posterior's
+spread. Read one step at a time, that spread lets a wrong agent cell paired with a wrong goal
+explain the sensors better than the true state, and a policy that acts on the wrong cell walks
+into a wall its reading does not show, where the observation stops changing and the reading
+with it (``docs/transfer-studies.md`` section 31: 57 of 106 failures on validation projected
+102). Over an episode the two differ: the agent moves by the actions, the goal stays.
+
+The candidates pair every agent part with every goal part (agent-major). The world's moves
+(the translation context's ``moves``: the source's observations before and after a random
+action in drawn states) give, per action, the agent part each agent part goes to
+(:func:`agent_moves`; a wall or the grid's edge keeps it). With the action the policy took on
+its last reading (:meth:`metaxm.learners.AdaptedPolicy.observe`), the belief over (agent part,
+goal part) is carried over that move and multiplied by the new step's density
+(:func:`forward_step`, a hidden Markov model's forward step with the goal part fixed): an
+agent part that the action would have moved while the sensors say it stayed loses its weight.
+The belief restarts where an episode ends, and where no action was observed (a caller that
+does not report them reads one step at a time, as before).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+SAME = 1e-4
+"""Two observations whose agent channels differ by at most this are the same agent part."""
+
+
+def agent_moves(candidates: Tensor, parts: int, context: Any) -> Tensor | None:
+    """(U, A) long: per action, the agent part each of the ``parts`` agent parts moves to,
+    from the context's drawn moves; None where the context has no moves, a drawn move is not
+    one agent part to one (where the agent goes depends on more than its cell and the action),
+    or some agent part and action were never drawn.
+
+    Args:
+        candidates: (A * G, S) the source observations of every (agent part, goal part),
+            agent-major.
+        parts: A.
+        context: a :class:`~metaxm.align.translation_context.TranslationContext`.
+    """
+    if context is None or context.moves is None:
+        return None
+    before, acted, after = (t.cpu() for t in context.moves)
+    agents = candidates.double().cpu()[:: len(candidates) // parts]  # (A, S): goal part 0 each
+    moving = (agents - agents[:1]).abs().amax(0) > SAME  # the agent's channels
+
+    def part_of(obs: Tensor) -> Tensor:
+        gap = (obs.double()[:, None, moving] - agents[None, :, moving]).abs().amax(-1)
+        near, which = gap.min(1)
+        return torch.where(near <= SAME, which, -1)
+
+    src, dst = part_of(before), part_of(after)
+    seen = (src >= 0) & (dst >= 0)
+    table = torch.full((int(acted.max()) + 1, parts), -1, dtype=torch.long)
+    pairs = torch.stack((acted.long()[seen], src[seen], dst[seen]), 1).unique(dim=0)
+    if len(pairs[:, :2].unique(dim=0)) < len(pairs):  # one part and action, two places
+        return None
+    table[pairs[:, 0], pairs[:, 1]] = pairs[:, 2]
+    return None if bool((table < 0).any()) else table
+
+
+def forward_step(
+    belief: Tensor | None, log_density: Tensor, moves: Tensor, action: Tensor | None,
+    restart: Tensor | None,
+) -> Tensor:  # fmt: skip
+    """The log belief (N, A, G) over (agent part, goal part) after this step: ``belief`` (the
+    last step's, or None) carried over each row's ``action`` (N,) by ``moves`` (U, A), times
+    this step's density ``log_density`` (N, A * G); the density alone where there is no belief
+    or action, and in the rows where ``restart`` (N,) says the last step ended an episode.
+    Normalised so that each row's largest entry is 0."""
+    n, parts = log_density.shape[0], moves.shape[1]
+    density = log_density.view(n, parts, -1)
+    if belief is None or action is None or belief.shape != density.shape:
+        return density - density.amax((1, 2), keepdim=True)
+    to = moves[action.long()][:, :, None].expand_as(belief)  # (N, A, G): where each part goes
+    top = torch.full_like(belief, float("-inf")).scatter_reduce(1, to, belief, reduce="amax")
+    weight = (belief - top.gather(1, to)).exp().nan_to_num(0.0)  # -inf - -inf: nothing there
+    carried = top + torch.zeros_like(belief).scatter_add(1, to, weight).log()  # log-sum-exp
+    out = carried + density
+    if restart is not None:
+        out = torch.where(restart.bool()[:, None, None], density, out)
+    return out - out.amax((1, 2), keepdim=True)
