@@ -38,8 +38,9 @@ part is ruled out for the rest of the episode, and the next most probable goal i
 (``docs/transfer-studies.md`` section 14). Told the action taken on each reading
 (:meth:`SensorPosteriorTranslator.observe`, which :class:`~metaxm.learners.AdaptedPolicy` calls
 every step), that search reads the episode so far rather than one step: the belief over
-(agent part, goal part) is carried over each move the world makes (:mod:`metaxm.align.sensor_track`),
-so a wrong agent cell that a wall contradicts loses its weight. Call
+(agent part, goal part) is carried over each move the world makes
+(:mod:`metaxm.align.sensor_track`), so a wrong agent cell that a wall contradicts loses its
+weight. Call
 :meth:`SensorPosteriorTranslator.begin` before a new batch of episodes.
 """
 
