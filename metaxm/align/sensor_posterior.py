@@ -35,13 +35,14 @@ every pairing of a part the pairs moved (the agent's) with a part they held cons
 goal's), success states included, and the search of :mod:`metaxm.align.reading_search`
 applies: when the most probable candidate is a success state and the episode goes on, its goal
 part is ruled out for the rest of the episode, and the next most probable goal is read
-(``docs/transfer-studies.md`` section 14). Told the action taken on each reading
-(:meth:`SensorPosteriorTranslator.observe`, which :class:`~metaxm.learners.AdaptedPolicy` calls
-every step), that search reads the episode so far rather than one step: the belief over
-(agent part, goal part) is carried over each move the world makes
-(:mod:`metaxm.align.sensor_track`), so a wrong agent cell that a wall contradicts loses its
-weight. Call
-:meth:`SensorPosteriorTranslator.begin` before a new batch of episodes.
+(``docs/transfer-studies.md`` section 14). Where the context has the world's moves, the goal's
+channels are also those no move changes, so the search runs after any number of episodes.
+Told the action taken on each reading (:meth:`SensorPosteriorTranslator.observe`, which
+:class:`~metaxm.learners.AdaptedPolicy` calls every step), the search reads the episode so far
+rather than one step: the belief over (agent part, goal part) is carried over each move the
+world makes (:mod:`metaxm.align.sensor_track`), so a wrong agent cell that a wall contradicts
+loses its weight (section 32). Call :meth:`SensorPosteriorTranslator.begin` before a new
+batch of episodes.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import explains, fit_routing, ridge
 from metaxm.align.reading_set import CONSTANT
 from metaxm.align.sensor_sweep import SweepSearch
-from metaxm.align.sensor_track import agent_moves, forward_step
+from metaxm.align.sensor_track import agent_moves, forward_step, static_channels
 from metaxm.align.sensor_walk import WalkSearch
 
 MIN_NOISE = 1e-3
@@ -264,6 +265,8 @@ class SensorPosteriorTranslator(nn.Module):
         held = y[:, keep].std(0, unbiased=False) <= CONSTANT  # (K,) the goal's, in one episode
         ctx, group = self.context, None
         searching = ctx is not None and ctx.reached is not None and ctx.features is not None
+        if searching and ctx.moves is not None:  # and those no move changes, over any episodes
+            held = held | static_channels(ctx.moves)[keep.to(ctx.moves[0].device)].cpu()
         if searching and bool(held.any()) and not bool(held.all()):
             states, group, parts = _pairings(states, held)
         xs = _regressors(states, mu, sd)

@@ -1,5 +1,5 @@
-"""Tracking the agent's cell through an episode: the projected translator's one-episode
-search (:class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`) read as a filter.
+"""Tracking the agent's cell through an episode: the projected translator's goal search
+(:class:`~metaxm.align.sensor_posterior.SensorPosteriorTranslator`) read as a filter.
 
 After one paired episode the goal's sensors are pinned at one goal only, so in a new episode
 the sensors' offset (what the goal adds to every reading) is known only up to the posterior's
@@ -18,7 +18,10 @@ goal part) is carried over that move and multiplied by the new step's density
 (:func:`forward_step`, a hidden Markov model's forward step with the goal part fixed): an
 agent part that the action would have moved while the sensors say it stayed loses its weight.
 The belief restarts where an episode ends, and where no action was observed (a caller that
-does not report them reads one step at a time, as before).
+does not report them reads one step at a time, as before). :func:`static_channels` names the
+goal's channels from the same moves (those no move changes), so the search, and this, run
+after two episodes and more too, where no channel is constant over the pairs
+(``docs/transfer-studies.md`` section 32).
 """
 
 from __future__ import annotations
@@ -63,6 +66,13 @@ def agent_moves(candidates: Tensor, parts: int, context: Any) -> Tensor | None:
         return None
     table[pairs[:, 0], pairs[:, 1]] = pairs[:, 2]
     return None if bool((table < 0).any()) else table
+
+
+def static_channels(moves: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """(S,) bool: the source channels no drawn move changes (the goal's), from a context's
+    ``moves``; a channel with noise of its own changes at every move and is not one."""
+    before, _, after = moves
+    return (after.double() - before.double()).abs().amax(0) <= SAME
 
 
 def forward_step(
