@@ -335,13 +335,15 @@ class SensorPosteriorTranslator(nn.Module):
 
     def observe(self, action: Tensor, done: Tensor) -> None:
         """The action taken on the last reading, and whether the episode ended with it: the
-        one-episode search tracks the agent's cell over the episode with them
+        goal search tracks the agent's cell over the episode with them
         (:mod:`metaxm.align.sensor_track`)."""
         self.action, self.restart = action, done
 
     def _search(self, log_density: Tensor) -> Tensor:
         """(N, M) -> (N,) the most probable candidate whose goal part is not ruled out; a
-        success state read while the episode goes on rules its goal part out."""
+        success state read while the episode goes on rules its goal part out. With the
+        world's moves, the probability is the episode's so far (the belief
+        :func:`~metaxm.align.sensor_track.forward_step` carries), not this step's alone."""
         n, parts = log_density.shape[0], int(self.group.max()) + 1
         if self.ruled_out is None or self.ruled_out.shape != (n, parts):
             self.ruled_out = torch.zeros(n, parts, dtype=torch.bool, device=log_density.device)
