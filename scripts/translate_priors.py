@@ -125,7 +125,9 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
         obs = env.reset()
         done = success = torch.zeros(episodes, dtype=torch.bool)
         for _ in range(agents.spec.world.horizon):
-            obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+            action = policy.act(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            policy.observe(action, reward, terminated | truncated)  # as the evaluator tells it
             success = success | (terminated & ~done)
             done = done | terminated | truncated
             if bool(done.all()):
