@@ -850,14 +850,17 @@ def translate_priors() -> Path:
             return " / ".join(f"{s:.2f}" for s in got)
 
         trace = table["trace projected:102"]
+        moved = [n for n in table if n not in ("learned", "flat") and not n.startswith("trace")]
+        best = max(moved, key=lambda n: sum(table[n][f"projected:{v}"][1] for v in (102, 103)))
         return (
             "`translate`'s success at k = 1 on validation variants 100-103, with the family "
             f"priors it learns from the training variants: vector {at_k1('learned', 'vector')}, "
             f"projected {at_k1('learned', 'projected')}; without them (`flat`): vector "
-            f"{at_k1('flat', 'vector')}, projected {at_k1('flat', 'projected')}. No change of "
-            "the projected posterior's calibration lifts projected 102 and 103 (below); of "
-            f"projected 102's failed episodes at k = 1, {trace['stuck']} of {trace['failed']} "
-            "end with the agent's reading of itself stuck."
+            f"{at_k1('flat', 'vector')}, projected {at_k1('flat', 'projected')}. The change of "
+            f"the projected posterior's calibration that reads 102 and 103 best (`{best}`): "
+            f"{at_k1(best, 'projected')} (every row below); of projected 102's failed episodes "
+            f"at k = 1, {trace['stuck']} of {trace['failed']} end with the agent's reading of "
+            "itself stuck."
         )
 
     return study_page("translate-priors", "What translate's learned priors give", [command],
