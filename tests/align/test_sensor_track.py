@@ -55,8 +55,8 @@ def test_a_move_carries_the_belief_and_a_wall_stops_it() -> None:
                          None, None)  # fmt: skip
     after = forward_step(start, flat, moves, torch.tensor([0, 0]), None)
     assert after[:, :, 0].argmax(1).tolist() == [1, 2]
-    # the sensors say the first row's agent stayed at part 0: the belief is still on part 1,
-    # with part 0's own density counted in, not carried from a part that moves into it
+    # the sensors favour part 0 after the move, but no part moves into part 0: it is ruled
+    # out, and the belief is on part 1, where the agent's part 0 went
     stayed = forward_step(start, torch.tensor([[0.0, -1.0, -50.0], flat[1].tolist()]), moves,
                           torch.tensor([0, 0]), None)  # fmt: skip
     assert stayed[0, 0, 0] == float("-inf") and stayed[0, 1, 0] == 0
