@@ -860,7 +860,10 @@ def translate_priors() -> Path:
             f"the projected posterior's calibration that reads 102 and 103 best (`{best}`): "
             f"{at_k1(best, 'projected')} (every row below); of projected 102's failed episodes "
             f"at k = 1, {trace['stuck']} of {trace['failed']} end with the agent's reading of "
-            "itself stuck."
+            f"itself stuck; their steps read the agent's cell right {trace['agent in failed']:.2f} "
+            f"of the time ({trace['agent in successful']:.2f} in successful episodes) and the "
+            f"goal right from the agent {trace['relative in failed']:.2f} "
+            f"({trace['relative in successful']:.2f})."
         )
 
     return study_page("translate-priors", "What translate's learned priors give", [command],

@@ -19,7 +19,9 @@ far they matter: ``translate`` on validation variants (outside every split) at k
 With ``--trace FAMILY:VARIANT`` it also says, of the episodes that fail at k = 1 on that
 variant, how many end with the agent's reading of itself stuck (the same read state over the
 last 10 steps: the reading walks into a wall it does not know of, and the search, which moves
-on only when the read state is a success state, never fires)::
+on only when the read state is a success state, never fires), and how often a step's reading
+places the agent right, and the goal right from the agent, in failed and successful
+episodes::
 
     python scripts/translate_priors.py runs/results/main --trace projected:102
 """
@@ -102,9 +104,13 @@ def evaluate(
 
 
 @torch.no_grad()
-def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) -> dict[str, int]:
-    """Of ``translate``'s failed episodes at k = 1 on ``modality`` (``seeds`` seeds), how many
-    end stuck (:data:`STUCK`)."""
+def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) -> dict[str, float]:
+    """Of ``translate``'s episodes at k = 1 on ``modality`` (``seeds`` seeds): how many fail, how
+    many of those end stuck (:data:`STUCK`), and, in failed and in successful episodes, the
+    share of steps whose reading places the agent on its true cell (``agent``) and the goal
+    where it truly lies from the agent (``relative``: a reading shifted as a whole still walks
+    to the goal)."""
+    from metaxm.align.reading_set import agent_goal_pairs
     from metaxm.evaluate.episodes import target_env
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.strategies import STRATEGIES
@@ -113,9 +119,13 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
 
     family, variant = parse_modality_id(modality)
     agents = load_agents(run, load_spec(spec_path))
-    failed = stuck = played = 0
+    counts = {"episodes": 0, "failed": 0, "stuck": 0}
+    shares: dict[str, list[torch.Tensor]] = {}
     for seed in range(seeds):
         policy = STRATEGIES["translate"].policy(agents, family, variant, 1, seed)
+        context = policy.translator.context
+        (goal_f, agent_f), cell = agent_goal_pairs(context)
+        decode = context.feature_map().float()
         env = target_env(agents.spec, family, variant, episodes, seed)
         reads: list[torch.Tensor] = []  # what the policy reads at each step
         hook = policy.translator.register_forward_hook(
@@ -124,8 +134,18 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
         policy.begin()
         obs = env.reset()
         done = success = torch.zeros(episodes, dtype=torch.bool)
+        right = {"agent": torch.zeros(episodes), "relative": torch.zeros(episodes)}
+        steps = torch.zeros(episodes)
         for _ in range(agents.spec.world.horizon):
+            true = env.world.scene().features.float()
             action = policy.act(obs)
+            read = reads[-1] @ decode
+            live = (~done).float()
+            near = (read - true).abs() < cell / 2
+            right["agent"] += near[:, agent_f].all(1).float() * live
+            offset = (read[:, goal_f] - read[:, agent_f]) - (true[:, goal_f] - true[:, agent_f])
+            right["relative"] += (offset.abs() < cell / 2).all(1).float() * live
+            steps += live
             obs, reward, terminated, truncated, _ = env.step(action)
             policy.observe(action, reward, terminated | truncated)  # as the evaluator tells it
             success = success | (terminated & ~done)
@@ -135,10 +155,18 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
         hook.remove()
         last = torch.stack(reads[-STUCK:])  # (STUCK, B, S): the failed ones ran the horizon
         same = (last - last[-1]).abs().amax((0, 2)) < 1e-6
-        failed += int((~success).sum())
-        stuck += int((~success & same).sum())
-        played += episodes
-    return {"episodes": played, "failed": failed, "stuck": stuck}
+        counts["failed"] += int((~success).sum())
+        counts["stuck"] += int((~success & same).sum())
+        counts["episodes"] += episodes
+        for name, got in right.items():
+            share = got / steps.clamp_min(1)
+            shares.setdefault(f"{name} in failed", []).append(share[~success])
+            shares.setdefault(f"{name} in successful", []).append(share[success])
+    out: dict[str, float] = dict(counts)
+    for name, parts in shares.items():
+        joined = torch.cat(parts)
+        out[name] = float(joined.mean()) if len(joined) else float("nan")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         counts = trace(args.run, args.spec, args.trace, args.seeds, args.episodes)
         table["trace " + args.trace] = counts  # type: ignore[assignment]
         print(f"{args.trace} at k = 1: {counts['failed']} of {counts['episodes']} episodes "
-              f"failed, {counts['stuck']} of them stuck", flush=True)  # fmt: skip
+              f"failed, {counts['stuck']} of them stuck; steps reading the agent's cell right "
+              f"{counts['agent in failed']:.2f} in failed, {counts['agent in successful']:.2f} "
+              f"in successful episodes; the goal right from the agent "
+              f"{counts['relative in failed']:.2f} and {counts['relative in successful']:.2f}",
+              flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "translate-priors.json").write_text(json.dumps(table, indent=1))
     return 0
