@@ -41,8 +41,9 @@ Told the action taken on each reading (:meth:`SensorPosteriorTranslator.observe`
 :class:`~metaxm.learners.AdaptedPolicy` calls every step), the search reads the episode so far
 rather than one step: the belief over (agent part, goal part) is carried over each move the
 world makes (:mod:`metaxm.align.sensor_track`), so a wrong agent cell that a wall contradicts
-loses its weight (section 32). Call :meth:`SensorPosteriorTranslator.begin` before a new
-batch of episodes.
+loses its weight (section 32), and each episode starts with a walk into the walls of the
+nearest corner, which gives the walls their say (section 33). Call
+:meth:`SensorPosteriorTranslator.begin` before a new batch of episodes.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import explains, fit_routing, ridge
 from metaxm.align.reading_set import CONSTANT
 from metaxm.align.sensor_sweep import SweepSearch
-from metaxm.align.sensor_track import agent_moves, forward_step, static_channels
+from metaxm.align.sensor_track import agent_moves, forward_step, static_channels, wall_walk
 from metaxm.align.sensor_walk import WalkSearch
 
 MIN_NOISE = 1e-3
@@ -205,12 +206,19 @@ class SensorPosteriorTranslator(nn.Module):
         self.register_buffer("success", torch.zeros(0, dtype=torch.bool))  # (M,)
         # (U, A) per action, where it moves each agent part (none: each step read alone)
         self.register_buffer("moves", torch.zeros(0, 0, dtype=torch.long))
+        # (A, P) and (G, P): the agent parts' and goal parts' paired features, and a cell's
+        # length, for the wall walk at each episode's start (none: no walk)
+        self.register_buffer("agent_cells", torch.zeros(0, 0, dtype=torch.float64))
+        self.register_buffer("goal_cells", torch.zeros(0, 0, dtype=torch.float64))
+        self.register_buffer("cell", torch.tensor(1.0, dtype=torch.float64))
         self.sources: Tensor | None = None
         self.context: Any = None
         self.ruled_out: Tensor | None = None
         self.belief: Tensor | None = None  # (N, A, G) over the episode (sensor_track)
         self.action: Tensor | None = None  # (N,) taken on the last reading
         self.restart: Tensor | None = None  # (N,) the last step ended an episode
+        self.steps: Tensor | None = None  # (N,) the episode's steps so far (one call each)
+        self.walk_from: Tensor | None = None  # (N, P) the agent read at the episode's start
         self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
         self.sweep = SweepSearch(d, out_dim)  # a sweep for the goal, where it leaves none
 
@@ -239,6 +247,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.sweep.active.fill_(False)
         self.group = torch.zeros(0, dtype=torch.long, device=device)  # no search until set
         self.moves = torch.zeros(0, 0, dtype=torch.long, device=device)
+        self.agent_cells = self.goal_cells = torch.zeros(0, 0, dtype=torch.float64, device=device)
         self.success = torch.zeros(0, dtype=torch.bool, device=device)
         self.ruled_out = None
         z, y = unsquash(target.cpu()), source.detach().double().cpu()
@@ -279,6 +288,7 @@ class SensorPosteriorTranslator(nn.Module):
             moves = agent_moves(candidates, parts, ctx)
             if moves is not None:
                 self.moves = moves.to(device)
+                self._keep_cells(features, parts, ctx)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
         mean[:, alive] = xs @ theta
         self.candidates = candidates.to(device)
@@ -323,9 +333,24 @@ class SensorPosteriorTranslator(nn.Module):
             return self.candidates[log_density.argmax(1)]
         return self.candidates[self._search(log_density)]
 
+    def _keep_cells(self, features: Tensor, parts: int, ctx: Any) -> None:
+        """Keep the agent and goal parts' paired features (the context's pairing, where it has
+        one) for the wall walk."""
+        from metaxm.align.reading_set import agent_goal_pairs
+
+        (goal_f, agent_f), cell = agent_goal_pairs(ctx)
+        if len(goal_f) == 0:
+            return
+        device = self.alive.device
+        goals = len(features) // parts
+        self.agent_cells = features[::goals][:, agent_f].to(device)  # (A, P)
+        self.goal_cells = features[:goals][:, goal_f].to(device)  # (G, P)
+        self.cell.fill_(cell)
+
     def begin(self) -> None:
         """New episodes start: no goal part is ruled out, nothing is tracked."""
         self.ruled_out = self.belief = self.action = self.restart = None
+        self.steps = self.walk_from = None
         self.walk.begin()
         self.sweep.begin()
 
@@ -349,6 +374,7 @@ class SensorPosteriorTranslator(nn.Module):
             self.ruled_out = torch.zeros(n, parts, dtype=torch.bool, device=log_density.device)
             self.belief = None
         if self.moves.numel():  # the belief over the episode so far (sensor_track)
+            self._count_steps(n, log_density.device)
             self.belief = forward_step(self.belief, log_density, self.moves, self.action,
                                        self.restart)  # fmt: skip
             self.action = self.restart = None
@@ -363,13 +389,37 @@ class SensorPosteriorTranslator(nn.Module):
             self.ruled_out[rows[hit], self.group[best[hit]]] = True
         masked = log_density.masked_fill(self.ruled_out[:, self.group], float("-inf"))
         best = masked.argmax(1)
-        return torch.where(masked[rows, best].isfinite(), best, log_density.argmax(1))
+        best = torch.where(masked[rows, best].isfinite(), best, log_density.argmax(1))
+        if self.moves.numel() and self.agent_cells.numel():  # the wall walk first
+            start = self.agent_cells[log_density.argmax(1) // len(self.goal_cells)]
+            first = self.steps == 0
+            self.walk_from = start if self.walk_from is None else torch.where(
+                first[:, None], start, self.walk_from)  # fmt: skip
+            walk = wall_walk(self.walk_from, self.agent_cells, self.goal_cells,
+                             float(self.cell), self.steps)  # fmt: skip
+            best = torch.where(walk >= 0, walk, best)
+        return best
+
+    def _count_steps(self, n: int, device: torch.device) -> None:
+        """One more step of each row's episode (a call per step), 0 where one just ended."""
+        if self.steps is None or len(self.steps) != n:
+            self.steps = torch.zeros(n, dtype=torch.long, device=device)
+            self.walk_from = None
+        elif self.restart is not None:
+            self.steps = torch.where(self.restart.bool().to(device), 0, self.steps + 1)
+        else:
+            self.steps = self.steps + 1
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         for name in ("group", "success"):  # a fit saved before the goal search: no search
             state_dict.setdefault(prefix + name, getattr(self, name)[:0])
         state_dict.setdefault(prefix + "moves", self.moves[:0, :0])  # saved before: no tracking
-        for name in ("candidates", "mean", "var", "group", "success", "moves"):  # the fit's sizes
+        for name in ("agent_cells", "goal_cells"):  # saved before the wall walk: none
+            state_dict.setdefault(prefix + name, getattr(self, name)[:0, :0])
+        state_dict.setdefault(prefix + "cell", self.cell)
+        sized = ("candidates", "mean", "var", "group", "success", "moves", "agent_cells",
+                 "goal_cells")  # fmt: skip
+        for name in sized:  # the saved fit's sizes
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, device=self.alive.device))

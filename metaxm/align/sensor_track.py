@@ -18,7 +18,14 @@ goal part) is carried over that move and multiplied by the new step's density
 (:func:`forward_step`, a hidden Markov model's forward step with the goal part fixed): an
 agent part that the action would have moved while the sensors say it stayed loses its weight.
 The belief restarts where an episode ends, and where no action was observed (a caller that
-does not report them reads one step at a time, as before). :func:`static_channels` names the
+does not report them reads one step at a time, as before).
+
+A wall is what tells the agent's cell from a reading shifted as a whole, and the source policy,
+walking to the goal it reads, meets one only by chance. So each episode starts with a wall
+walk (:func:`wall_walk`): the translator shows the policy a goal at the corner nearest the read
+agent, with the agent one cell from it, so that the policy steps towards the walls, a few steps
+past where the reading places them; the moves the walls stop pin the agent's cell in the
+belief, and the search goes on from there (section 33). :func:`static_channels` names the
 goal's channels from the same moves (those no move changes), so the search, and this, run
 after two episodes and more too, where no channel is constant over the pairs
 (``docs/transfer-studies.md`` section 32).
@@ -33,6 +40,11 @@ from torch import Tensor
 
 SAME = 1e-4
 """Two observations whose agent channels differ by at most this are the same agent part."""
+MARGIN = 2
+"""Cells a wall walk goes past the wall its reading places: a reading off by up to this many
+cells still meets the wall. Chosen on validation projected 100-103 (4 seeds, k = 1): margin 1
+/ 2 read 1.00 / 0.85 / 0.87 / 0.91 and 1.00 / 0.87 / 0.88 / 0.88, a walk to one fixed corner
+0.97 / 0.83 / 0.94 / 0.88 (``docs/transfer-studies.md`` section 33)."""
 
 
 def agent_moves(candidates: Tensor, parts: int, context: Any) -> Tensor | None:
@@ -66,6 +78,46 @@ def agent_moves(candidates: Tensor, parts: int, context: Any) -> Tensor | None:
         return None
     table[pairs[:, 0], pairs[:, 1]] = pairs[:, 2]
     return None if bool((table < 0).any()) else table
+
+
+def wall_walk(
+    agent: Tensor, agent_cells: Tensor, goal_cells: Tensor, cell: float, steps_taken: Tensor
+) -> Tensor:
+    """(N,) per row, the candidate (agent-major, ``len(agent_cells) * len(goal_cells)``) that
+    walks the agent into the walls of the corner nearest its reading, or -1 once the walk is
+    over: the goal read at that corner and the agent one cell inward from it along one feature,
+    so the policy steps along that feature towards the corner, for the read distance plus
+    :data:`MARGIN` steps (at most the grid's span), then along the next feature.
+
+    Args:
+        agent: (N, P) the read agent's features (at the episode's first step).
+        agent_cells: (A, P) each agent part's features; ``goal_cells``: (G, P) each goal
+            part's, paired with them feature by feature.
+        cell: a cell's length in the features.
+        steps_taken: (N,) the steps of the episode so far.
+    """
+    lo, hi = agent_cells.amin(0), agent_cells.amax(0)
+    span = int(((hi - lo) / cell).round().max())
+    low = (agent - lo) <= (hi - agent)  # (N, P) the nearer edge, per feature
+    corner = torch.where(low, lo, hi)
+    inward = torch.where(low, cell, -cell)
+    steps = (((agent - corner).abs() / cell).round().long() + MARGIN).clamp_max(span)
+    ends = steps.cumsum(1)  # (N, P) the step each feature's walk ends at
+    feature = (steps_taken[:, None] >= ends).sum(1)  # (N,) the feature walked now (P: done)
+    walking = feature < agent.shape[1]
+    along = torch.nn.functional.one_hot(feature.clamp_max(agent.shape[1] - 1), agent.shape[1])
+    start = corner + inward * along  # (N, P): one cell inward along the feature walked
+    a = _nearest(agent_cells, start, cell)
+    g = _nearest(goal_cells, corner, cell)
+    index = a * len(goal_cells) + g
+    return torch.where(walking & (a >= 0) & (g >= 0), index, -1)
+
+
+def _nearest(cells: Tensor, want: Tensor, cell: float) -> Tensor:
+    """(N,) the row of ``cells`` (K, P) at ``want`` (N, P), or -1 where none is."""
+    gap = (want[:, None, :] - cells[None]).abs().amax(-1)  # (N, K)
+    near, which = gap.min(1)
+    return torch.where(near < cell / 4, which, -1)
 
 
 def static_channels(moves: tuple[Tensor, Tensor, Tensor]) -> Tensor:

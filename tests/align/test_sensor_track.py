@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from metaxm.align.sensor_posterior import SensorPosteriorTranslator
-from metaxm.align.sensor_track import forward_step
+from metaxm.align.sensor_track import MARGIN, forward_step, wall_walk
 from metaxm.align.translate import fit_translator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
@@ -103,15 +103,20 @@ def test_told_the_actions_one_episode_reads_more_tasks(tracked, walk, pairs, tas
     assert min(gains) >= 0 and sum(gains) / len(gains) >= 0.1
 
 
-def test_a_saved_fit_keeps_its_moves_and_an_older_one_loads_without(tracked, walk, pairs) -> None:
+def test_a_saved_fit_keeps_its_moves_and_walk_and_an_older_one_loads_without(
+    tracked, walk, pairs
+) -> None:
     translator = fitted(42, tracked, walk, pairs)
     again = SensorPosteriorTranslator(SPACE, translator.candidates.shape[1])
     again.load_state_dict(translator.state_dict())
     assert torch.equal(again.moves, translator.moves)
-    older = {k: v for k, v in translator.state_dict().items() if k != "moves"}
+    assert translator.agent_cells.shape == (49, 2) and translator.goal_cells.shape == (49, 2)
+    assert torch.equal(again.agent_cells, translator.agent_cells)
+    added = ("moves", "agent_cells", "goal_cells", "cell")
+    older = {k: v for k, v in translator.state_dict().items() if k not in added}
     old = SensorPosteriorTranslator(SPACE, translator.candidates.shape[1])
     old.load_state_dict(older)
-    assert old.moves.numel() == 0  # reads one step at a time, as a fit saved before tracking
+    assert old.moves.numel() == 0 and old.agent_cells.numel() == 0  # as a fit saved before
 
 
 def test_after_two_episodes_the_goals_channels_are_those_no_move_changes(
@@ -142,3 +147,16 @@ def test_after_two_episodes_the_goals_channels_are_those_no_move_changes(
             shares.append(sum(found) / len(tasks))
         gains.append(shares[1] - shares[0])
     assert min(gains) >= 0 and sum(gains) / len(gains) >= 0.1
+
+
+def test_the_wall_walk_heads_for_the_nearest_corner_then_stops() -> None:
+    """A 7 x 7 grid in cell units: read at (1, 5), the nearest corner is (0, 6); the walk shows
+    the goal there and the agent one cell below it (the policy steps up) for 1 + MARGIN steps,
+    then one cell left of it (the policy steps right) for 1 + MARGIN more, then ends."""
+    cells = torch.cartesian_prod(torch.arange(7), torch.arange(7)).double()  # (49, 2)
+    read = torch.tensor([[1.0, 5.0]])
+    shown = [int(wall_walk(read, cells, cells, 1.0, torch.tensor([t]))) for t in range(9)]
+    up, right = 1 * 7 + 6, 0 * 7 + 5  # agent parts (1, 6) and (0, 5)
+    goal = 0 * 7 + 6
+    walk = [up * 49 + goal] * (1 + MARGIN) + [right * 49 + goal] * (1 + MARGIN)
+    assert shown == walk + [-1] * (9 - len(walk))
