@@ -272,6 +272,7 @@ class SensorPosteriorTranslator(nn.Module):
         theta = cov @ x.T @ z / noise**2  # (P, W): the posterior mean of every sensor's row
         states = torch.unique(self.sources[:, keep], dim=0)  # (M, K) the possible observations
         held = y[:, keep].std(0, unbiased=False) <= CONSTANT  # (K,) the goal's, in one episode
+        one_goal = bool(held.any())  # the pairs show one goal: the agent's cell needs the walls
         ctx, group = self.context, None
         searching = ctx is not None and ctx.reached is not None and ctx.features is not None
         if searching and ctx.moves is not None:  # and those no move changes, over any episodes
@@ -288,7 +289,8 @@ class SensorPosteriorTranslator(nn.Module):
             moves = agent_moves(candidates, parts, ctx)
             if moves is not None:
                 self.moves = moves.to(device)
-                self._keep_cells(features, parts, ctx)
+                if one_goal:  # from two goals on, the reading places the agent (section 33)
+                    self._keep_cells(features, parts, ctx)
         mean = torch.zeros(len(states), alive.numel(), dtype=torch.float64)
         mean[:, alive] = xs @ theta
         self.candidates = candidates.to(device)
