@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.least_squares import explains, fit_routing, ridge
-from metaxm.align.reading_set import CONSTANT
+from metaxm.align.reading_set import CONSTANT, agent_goal_pairs
 from metaxm.align.sensor_sweep import SweepSearch
 from metaxm.align.sensor_track import agent_moves, forward_step, static_channels, wall_walk
 from metaxm.align.sensor_walk import WalkSearch
@@ -338,8 +338,6 @@ class SensorPosteriorTranslator(nn.Module):
     def _keep_cells(self, features: Tensor, parts: int, ctx: Any) -> None:
         """Keep the agent and goal parts' paired features (the context's pairing, where it has
         one) for the wall walk."""
-        from metaxm.align.reading_set import agent_goal_pairs
-
         (goal_f, agent_f), cell = agent_goal_pairs(ctx)
         if len(goal_f) == 0:
             return

@@ -64,13 +64,9 @@ def agent_moves(candidates: Tensor, parts: int, context: Any) -> Tensor | None:
     before, acted, after = (t.cpu() for t in context.moves)
     agents = candidates.double().cpu()[:: len(candidates) // parts]  # (A, S): goal part 0 each
     moving = (agents - agents[:1]).abs().amax(0) > SAME  # the agent's channels
-
-    def part_of(obs: Tensor) -> Tensor:
-        gap = (obs.double()[:, None, moving] - agents[None, :, moving]).abs().amax(-1)
-        near, which = gap.min(1)
-        return torch.where(near <= SAME, which, -1)
-
-    src, dst = part_of(before), part_of(after)
+    src, dst = (
+        _nearest(agents[:, moving], obs.double()[:, moving], SAME) for obs in (before, after)
+    )
     seen = (src >= 0) & (dst >= 0)
     table = torch.full((int(acted.max()) + 1, parts), -1, dtype=torch.long)
     pairs = torch.stack((acted.long()[seen], src[seen], dst[seen]), 1).unique(dim=0)
@@ -107,17 +103,18 @@ def wall_walk(
     walking = feature < agent.shape[1]
     along = torch.nn.functional.one_hot(feature.clamp_max(agent.shape[1] - 1), agent.shape[1])
     start = corner + inward * along  # (N, P): one cell inward along the feature walked
-    a = _nearest(agent_cells, start, cell)
-    g = _nearest(goal_cells, corner, cell)
+    a = _nearest(agent_cells, start, cell / 4)
+    g = _nearest(goal_cells, corner, cell / 4)
     index = a * len(goal_cells) + g
     return torch.where(walking & (a >= 0) & (g >= 0), index, -1)
 
 
-def _nearest(cells: Tensor, want: Tensor, cell: float) -> Tensor:
-    """(N,) the row of ``cells`` (K, P) at ``want`` (N, P), or -1 where none is."""
+def _nearest(cells: Tensor, want: Tensor, tolerance: float) -> Tensor:
+    """(N,) the row of ``cells`` (K, P) within ``tolerance`` of ``want`` (N, P) in every
+    column, or -1 where none is."""
     gap = (want[:, None, :] - cells[None]).abs().amax(-1)  # (N, K)
     near, which = gap.min(1)
-    return torch.where(near < cell / 4, which, -1)
+    return torch.where(near <= tolerance, which, -1)
 
 
 def static_channels(moves: tuple[Tensor, Tensor, Tensor]) -> Tensor:
