@@ -111,6 +111,7 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
     where it truly lies from the agent (``relative``: a reading shifted as a whole still walks
     to the goal)."""
     from metaxm.align.reading_set import agent_goal_pairs
+    from metaxm.envs.play import play
     from metaxm.evaluate.episodes import target_env
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.strategies import STRATEGIES
@@ -131,28 +132,20 @@ def trace(run: str, spec_path: str, modality: str, seeds: int, episodes: int) ->
         hook = policy.translator.register_forward_hook(
             lambda _m, _i, o, into=reads: into.append(o.float())
         )
-        policy.begin()
-        obs = env.reset()
-        done = success = torch.zeros(episodes, dtype=torch.bool)
-        right = {"agent": torch.zeros(episodes), "relative": torch.zeros(episodes)}
-        steps = torch.zeros(episodes)
-        for _ in range(agents.spec.world.horizon):
-            true = env.world.scene().features.float()
-            action = policy.act(obs)
-            read = reads[-1] @ decode
-            live = (~done).float()
-            near = (read - true).abs() < cell / 2
-            right["agent"] += near[:, agent_f].all(1).float() * live
-            offset = (read[:, goal_f] - read[:, agent_f]) - (true[:, goal_f] - true[:, agent_f])
-            right["relative"] += (offset.abs() < cell / 2).all(1).float() * live
-            steps += live
-            obs, reward, terminated, truncated, _ = env.step(action)
-            policy.observe(action, reward, terminated | truncated)  # as the evaluator tells it
-            success = success | (terminated & ~done)
-            done = done | terminated | truncated
-            if bool(done.all()):
-                break
+        policy.begin()  # played as the evaluator plays it, the actions told
+        played = play(env, policy.act, observe=policy.observe, record=("scene", "alive"))
         hook.remove()
+        success = played.success[:, 0]
+        live = played.record["alive"].float()  # (T, B): before the first episode ended
+        true = torch.stack([scene.features.float() for scene in played.record["scene"]])
+        read = torch.stack(reads) @ decode  # (T, B, F)
+        near = (read - true).abs() < cell / 2
+        offset = (read[..., goal_f] - read[..., agent_f]) - (true[..., goal_f] - true[..., agent_f])
+        right = {
+            "agent": (near[..., agent_f].all(-1).float() * live).sum(0),
+            "relative": ((offset.abs() < cell / 2).all(-1).float() * live).sum(0),
+        }
+        steps = live.sum(0)
         last = torch.stack(reads[-STUCK:])  # (STUCK, B, S): the failed ones ran the horizon
         same = (last - last[-1]).abs().amax((0, 2)) < 1e-6
         counts["failed"] += int((~success).sum())
