@@ -56,7 +56,7 @@ make results ONLY="main sine"             # the same through make (installs .ven
 * ``one-episode-bound``: ``scripts/one_episode_bound.py`` (about 1 minute): the most any paired
   reading of k episodes reaches on vector and projected, from the families' own priors;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
-  ``main`` first; about 4 minutes): ``translate`` on validation variants with its learned
+  ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved.
 
 Each page holds its headline number and the command's own printed summary.
@@ -415,10 +415,15 @@ def bench_sensory() -> Path:
     return study_page("bench-sensory", "Sensory encoder speed", [command], headline)
 
 
+def need_main(name: str, why: str) -> None:
+    """Refuse in one line, naming ``why``, where the main job (its ``ppo`` run) has not run."""
+    if not (RUNS / "main" / "ppo").is_dir():
+        raise SystemExit(f"{name}: run the main job first (--only main): {why}")
+
+
 def selffit() -> Path:
     main = RUNS / "main"
-    if not (main / "ppo").is_dir():
-        raise SystemExit("selffit: run the main job first (--only main): it adapts its ppo agent")
+    need_main("selffit", "it adapts its ppo agent")
     out, report = main / "selffit", RUNS / "selffit-report"
     compared = RUNS / "selffit_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
@@ -514,8 +519,7 @@ def rl2_every_family() -> Path:
 def beside_main(job: Path, name: str, why: str) -> None:
     """Make ``job`` a folder of runs whose ``ppo`` is the main job's, beside the ``rl2`` run a
     study trains there; refuse in one line (naming ``why``) if the main job has not run."""
-    if not (RUNS / "main" / "ppo").is_dir():
-        raise SystemExit(f"{name}: run the main job first (--only main): {why}")
+    need_main(name, why)
     job.mkdir(parents=True, exist_ok=True)
     if not (job / "ppo").exists():
         (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
@@ -733,8 +737,7 @@ VALIDATION_VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in rang
 
 def selfread() -> Path:
     main = RUNS / "main"
-    if not (main / "ppo").is_dir():
-        raise SystemExit("selfread: run the main job first (--only main): it reads with its agent")
+    need_main("selfread", "it reads with its agent")
     report = RUNS / "selfread-report"
     compared = RUNS / "selfread_vs_zeroshot.json"  # beside the report: a rerun refuses extras
     commands = [
@@ -838,6 +841,7 @@ def one_episode_bound() -> Path:
 
 
 def translate_priors() -> Path:
+    need_main("translate-priors", "it measures translate with its agent")
     out = RUNS / "translate-priors"
     command = ["python", "scripts/translate_priors.py", rel(RUNS / "main"), "--trace",
                "projected:102", "--out", rel(out)]  # fmt: skip
