@@ -219,6 +219,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.restart: Tensor | None = None  # (N,) the last step ended an episode
         self.steps: Tensor | None = None  # (N,) the episode's steps so far (one call each)
         self.walk_from: Tensor | None = None  # (N, P) the agent read at the episode's start
+        self.untold = False  # a step came without the last one's action: no tracking, no walk
         self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
         self.sweep = SweepSearch(d, out_dim)  # a sweep for the goal, where it leaves none
 
@@ -362,7 +363,7 @@ class SensorPosteriorTranslator(nn.Module):
         """The action taken on the last reading, and whether the episode ended with it: the
         goal search tracks the agent's cell over the episode with them
         (:mod:`metaxm.align.sensor_track`)."""
-        self.action, self.restart = action, done
+        self.action, self.restart, self.untold = action, done, False
 
     def _search(self, log_density: Tensor) -> Tensor:
         """(N, M) -> (N,) the most probable candidate whose goal part is not ruled out; a
@@ -375,6 +376,9 @@ class SensorPosteriorTranslator(nn.Module):
             self.belief = None
         if self.moves.numel():  # the belief over the episode so far (sensor_track)
             self._count_steps(n, log_density.device)
+            # a caller that does not tell the actions gets no walk: untracked, it only costs
+            # steps (it loses at most the walk's first step, before this is known)
+            self.untold = self.untold or (self.action is None and bool(self.steps.gt(0).any()))
             self.belief = forward_step(self.belief, log_density, self.moves, self.action,
                                        self.restart)  # fmt: skip
             self.action = self.restart = None
@@ -390,7 +394,7 @@ class SensorPosteriorTranslator(nn.Module):
         masked = log_density.masked_fill(self.ruled_out[:, self.group], float("-inf"))
         best = masked.argmax(1)
         best = torch.where(masked[rows, best].isfinite(), best, log_density.argmax(1))
-        if self.moves.numel() and self.agent_cells.numel():  # the wall walk first
+        if self.moves.numel() and self.agent_cells.numel() and not self.untold:  # walk first
             start = self.agent_cells[log_density.argmax(1) // len(self.goal_cells)]
             first = self.steps == 0
             self.walk_from = start if self.walk_from is None else torch.where(

@@ -18,7 +18,7 @@ goal part) is carried over that move and multiplied by the new step's density
 (:func:`forward_step`, a hidden Markov model's forward step with the goal part fixed): an
 agent part that the action would have moved while the sensors say it stayed loses its weight.
 The belief restarts where an episode ends, and where no action was observed (a caller that
-does not report them reads one step at a time, as before).
+does not report them reads one step at a time, as before, and gets no wall walk below).
 
 A wall is what tells the agent's cell from a reading shifted as a whole, and the source policy,
 walking to the goal it reads, meets one only by chance. So each episode starts with a wall
