@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaxm.align.sensor_walk import agent_map, dihedral, lattice_coords
+from metaxm.align.sensor_walk import agent_map, dihedral, lattice_coords, lattice_options
 from metaxm.align.translate import make_translator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
@@ -39,6 +39,33 @@ def test_the_goals_lattice_is_found_up_to_the_squares_symmetries() -> None:
         assert bool(on.all())
         rel = cells - cells[0]
         assert any(torch.equal((coords - coords[0]) @ turn.T, rel) for turn in dihedral())
+
+
+def test_goals_on_a_coarser_lattice_too_keep_the_true_one() -> None:
+    """Four goals whose differences' coordinates all sum to an even number (a validation walk
+    of four episodes drew these) lie on a lattice of cells a diagonal long too, as plausible:
+    no difference, half or third of one is a true cell, and that lattice alone was read. The
+    true one is now found beside it (its half-diagonal refinement), comes first (its cells
+    are the nearest the agent's), and needs the smaller weights, which the readings are
+    costed by."""
+    g = torch.Generator().manual_seed(6)
+    weights = torch.randn(24, 2, generator=g, dtype=torch.float64) / 3
+    cells = torch.tensor([[0, 1], [5, 4], [6, 3], [5, 0]])
+    noise = torch.randn(4, 24, generator=g, dtype=torch.float64) * 0.01
+    points = cells.double() @ weights.T + 0.3 + noise
+    rel = cells - cells[0]
+
+    def true(coords: torch.Tensor) -> bool:
+        return any(torch.equal((coords - coords[0]) @ turn.T, rel) for turn in dihedral())
+
+    def weight_cost(coords: torch.Tensor) -> float:
+        design = torch.cat((coords.double(), torch.ones(len(coords), 1, dtype=torch.float64)), 1)
+        return float(torch.linalg.lstsq(design, points).solution[:2].pow(2).sum())
+
+    options = lattice_options(points, float(weights.norm(dim=0).mean()), 7)
+    assert len(options) >= 2 and true(options[0][0])
+    assert not any(true(coords) for coords, _ in options[1:])
+    assert all(weight_cost(options[0][0]) < weight_cost(c) for c, _ in options[1:])
 
 
 def test_collinear_goals_have_no_lattice() -> None:
