@@ -325,7 +325,9 @@ class SensorPosteriorTranslator(nn.Module):
         if bool(self.walk.active):
             return self.walk.choose(obs)
         if bool(self.sweep.active):
-            return self.sweep.choose(obs)
+            out = self.sweep.choose(obs, self.action, self.restart)
+            self.action = self.restart = None
+            return out
         if not bool(self.discrete):
             return (unsquash(obs) @ self.routing).to(self.candidates.dtype)
         z = unsquash(obs)[:, self.alive]

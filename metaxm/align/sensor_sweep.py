@@ -7,11 +7,23 @@ axis; one or two episodes of the wall walk already place the agent. Unsquashed, 
 read ``z = W_a a + W_g g + b``; the walk gives ``W_a``, and where a wall placed an episode's
 start it gives that episode's ``pinv(W_a) (W_g g + b)``, the goal's and offset's part along
 the agent's: small (a fraction of a cell, mostly) and the same whatever the agent does. So a
-new observation places the agent at ``pinv(W_a) z`` less the mean of those parts, rounded to
-the nearest cell, while its goal stays unknown. The search then shows the source policy a goal
-on the nearest cell the agent has not stood on in this episode, and the next one when it
-stands there and the episode goes on: a sweep of the grid, nearest first, which ends where the
-episode does, on the goal.
+new observation places the agent at ``pinv(W_a) z`` less the mean of those parts, while its
+goal stays unknown. The search then shows the source policy a goal on the nearest cell the
+agent has not stood on in this episode, and the next one when it stands there and the episode
+goes on: a sweep of the grid, nearest first, which ends where the episode does, on the goal.
+
+The goal's part along the agent's is the same all episode and differs from those means by up
+to a cell or so (it depends on the new goal), so read step by step the agent is often a cell
+off, and a policy shown a goal beyond a wall it does not see pushes into that wall for the
+rest of the episode (validation projected 101-102 after two episodes: the agent's cell read
+right on 0.18-0.22 of the failed episodes' steps, and 51-66 of 135-140 failures ended stuck).
+What the agent does within the episode is read exactly, though: a move changes the reading by
+one of the actions' steps, a wall by nothing. So the sweep tracks the episode: each change of
+the reading, rounded to the nearest step (or none), adds to where the agent is relative to the
+episode's start; the start is the mean of the readings less those relative places, kept where
+every place lies on the grid; and a move that did not happen (the action told, or where none is
+told the one step the sweep showed) pins the start along its axis, at that wall. The cells
+stood on are the start plus the relative places, so they follow the start as it is pinned.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from torch import Tensor, nn
 
 from metaxm.align.reading_set import SavedSizes
 from metaxm.align.sensor_walk import AgentWalk
+from metaxm.align.walk_features import feature_steps
 
 
 class SweepSearch(SavedSizes, nn.Module):
@@ -43,7 +56,9 @@ class SweepSearch(SavedSizes, nn.Module):
         self.register_buffer("agent_at", torch.zeros(0, dtype=torch.long))  # (m,)
         self.register_buffer("goal_at", torch.zeros(0, dtype=torch.long))  # (g,)
         self.register_buffer("goal_from", torch.zeros(0, dtype=torch.long))  # (g,)
-        self.visited: Tensor | None = None  # (B, C) cells stood on in this episode
+        # per action, the agent's features' step (none: a sweep saved before, read step by step)
+        self.register_buffer("steps", torch.zeros(0, 0, dtype=torch.float64))  # (U, m)
+        self.track: _Track | None = None
 
     def fit(self, walk: AgentWalk, context: Any) -> bool:
         """Read the agent's cell from ``walk``: False where no wall placed an episode along
@@ -65,30 +80,109 @@ class SweepSearch(SavedSizes, nn.Module):
         self.goal_at = torch.tensor(statics, device=device)
         self.goal_from = torch.tensor([walk.moving.index(walk.pairing[g]) for g in statics],
                                       device=device)  # fmt: skip
-        self.visited = None
+        self.steps = feature_steps(context)[:, walk.moving].to(device)
+        self.track = None
         self.active.fill_(True)
         return True
 
     def begin(self) -> None:
         """New episodes start: no cell has been stood on."""
-        self.visited = None
+        self.track = None
 
-    def choose(self, obs: Tensor) -> Tensor:
+    def choose(
+        self, obs: Tensor, action: Tensor | None = None, restart: Tensor | None = None
+    ) -> Tensor:
         """(B, S) the source observation of the agent on its cell and a goal on the nearest
-        cell it has not stood on in this episode."""
+        cell it has not stood on in this episode; ``action`` (B,), where told, the action taken
+        on the last reading, and ``restart`` (B,) where that step ended an episode."""
         from metaxm.align.sensor_posterior import unsquash
 
         z = unsquash(obs)[:, self.alive]  # (B, D')
         at = z @ self.reader.T - self.offset  # (B, m)
-        rows = torch.arange(len(z), device=z.device)
-        if self.visited is None or self.visited.shape[0] != len(z):
-            self.visited = torch.zeros(len(z), len(self.cells), dtype=torch.bool, device=z.device)
-        here = (at[:, None, :] - self.cells).abs().sum(-1).argmin(1)  # (B,) nearest cell
-        self.visited[rows, here] = True
-        agent = self.cells[here]  # (B, m)
+        track = self.track
+        if track is None or track.prev.shape != at.shape:
+            track = self.track = _Track.start(at)
+        elif not self.steps.numel():  # saved before the tracking: each step read alone
+            track.trail = torch.cat((track.trail, (at - track.total)[:, None]), 1)
+        else:
+            intended = track.shown if action is None else self.steps[action.long()]
+            track.step(at, self._moves(), intended, self.cells)
+            if restart is not None:
+                track.restart(restart.bool(), at)
+        start = track.placed(self.cells) if self.steps.numel() else track.total  # (B, m)
+        stood = track.trail + start[:, None, :]  # (B, T, m)
+        visited = torch.zeros(len(z), len(self.cells), dtype=torch.bool, device=z.device)
+        near = (stood[:, :, None, :] - self.cells).abs().sum(-1).argmin(-1)  # (B, T)
+        visited.scatter_(1, near, True)
+        agent = self.cells[near[:, -1]]  # (B, m)
         gap = (agent[:, None, :] - self.cells).abs().sum(-1)  # (B, C)
-        goal = self.cells[gap.masked_fill(self.visited, float("inf")).argmin(1)]
+        goal = self.cells[gap.masked_fill(visited, float("inf")).argmin(1)]
+        if self.steps.numel():  # the step shown, where the goal is one step away
+            step = goal - agent
+            one = (step.abs().sum(1, keepdim=True) - self._cell()).abs() < 1e-9
+            track.shown = torch.where(one & ((step.abs() > 1e-9).sum(1, keepdim=True) == 1),
+                                      step, torch.zeros_like(step))  # fmt: skip
         features = agent.new_zeros(len(z), self.render.shape[0])
         features[:, self.agent_at] = agent
         features[:, self.goal_at] = goal[:, self.goal_from]
         return (features @ self.render).float()
+
+    def _moves(self) -> Tensor:
+        """(K, m) every step an action makes, and none."""
+        return torch.cat((self.steps.new_zeros(1, self.steps.shape[1]), self.steps)).unique(dim=0)
+
+    def _cell(self) -> float:
+        """A cell's length along the agent's features (the smallest step an action makes)."""
+        moving = self.steps.abs()
+        return float(moving[moving > 0].min())
+
+
+class _Track:
+    """One episode's reading of where the agent is, per row: the last reading ``prev`` (B, m),
+    the places relative to the episode's start ``trail`` (B, T, m, the last one now), the sum
+    and count of the readings less those places, the start a wall pinned ``pinned`` (B, m, NaN
+    where none), and the step the sweep last showed ``shown`` (B, m, 0 where none)."""
+
+    def __init__(self, prev: Tensor, trail: Tensor, total: Tensor, count: Tensor,
+                 pinned: Tensor) -> None:  # fmt: skip
+        self.prev, self.trail, self.total, self.count = prev, trail, total, count
+        self.pinned = pinned
+        self.shown = torch.zeros_like(prev)
+
+    @classmethod
+    def start(cls, at: Tensor) -> _Track:
+        """Episodes starting at the readings ``at`` (B, m)."""
+        nan = torch.full_like(at, float("nan"))
+        return cls(at, torch.zeros_like(at)[:, None], at.clone(), at.new_ones(len(at)), nan)
+
+    def step(self, at: Tensor, moves: Tensor, intended: Tensor, cells: Tensor) -> None:
+        """The next readings ``at``: the change rounded to the nearest of ``moves``; where
+        ``intended`` (B, m) is a step and the reading did not change, a wall stopped it, and
+        the start is pinned along that axis at that edge of ``cells``."""
+        rel = self.trail[:, -1]
+        moved = moves[((at - self.prev)[:, None, :] - moves).abs().sum(-1).argmin(1)]  # (B, m)
+        stopped = (moved.abs().sum(1, keepdim=True) == 0) & (intended != 0)  # (B, m)
+        edge = torch.where(intended > 0, cells.amax(0), cells.amin(0))
+        self.pinned = torch.where(stopped, edge - rel, self.pinned)
+        rel = rel + moved
+        self.trail = torch.cat((self.trail, rel[:, None]), 1)
+        self.total, self.count, self.prev = self.total + at - rel, self.count + 1, at
+
+    def restart(self, rows: Tensor, at: Tensor) -> None:
+        """The ``rows`` (B,) bool whose last step ended an episode start anew at ``at``."""
+        fresh = _Track.start(at)
+        keep = ~rows[:, None]
+        self.trail = torch.where(keep[:, :, None], self.trail, 0.0)
+        self.total = torch.where(keep, self.total, fresh.total)
+        self.count = torch.where(rows, 1.0, self.count)
+        self.pinned = torch.where(keep, self.pinned, fresh.pinned)
+        self.shown = torch.where(keep, self.shown, 0.0)
+
+    def placed(self, cells: Tensor) -> Tensor:
+        """(B, m) where each episode started: pinned by a wall, else the mean reading less
+        the places, kept where every place lies within ``cells``' span."""
+        low = cells.amin(0) - self.trail.amin(1)
+        high = cells.amax(0) - self.trail.amax(1)
+        mean = self.total / self.count[:, None]
+        start = torch.maximum(torch.minimum(mean, high), low)
+        return torch.where(self.pinned.isnan(), start, self.pinned)

@@ -72,3 +72,27 @@ def test_a_walk_that_meets_no_wall_is_not_read(pairs, context) -> None:  # noqa:
     assert not translator.start_unpaired(obs, actions, first, second)
     with torch.no_grad():
         assert bool((translator(obs) == 0).all())
+
+
+def test_a_wall_pins_a_reading_a_cell_off() -> None:
+    """A reading a cell off along the rows (the goal's part along the agent's, which the walk
+    does not pin): the tracked places follow the moves exactly, and when a move towards the
+    top wall changes nothing, the wall pins the start, so the agent is then read on its true
+    cell, and every cell it stood on with it."""
+    from metaxm.align.sensor_sweep import _Track
+
+    levels = torch.arange(7, dtype=torch.float64) / 3 - 1  # a feature's values, a cell 1/3
+    cells = torch.cartesian_prod(levels, levels)  # (49, 2)
+    moves = torch.tensor([[0.0, 0.0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=torch.float64) / 3
+    up = torch.tensor([[-1.0, 0.0]], dtype=torch.float64) / 3
+    true = torch.tensor([[2.0, 4.0]], dtype=torch.float64) / 3 - 1  # row 2, column 4
+    off = torch.tensor([[1.0, 0.0]], dtype=torch.float64) / 3  # read a row lower
+    track = _Track.start(true + off)
+    for t in range(1, 4):  # three moves up: rows 1, 0, then the wall
+        now = true + up * min(t, 2)
+        track.step(now + off, moves, up, cells)
+        placed = track.placed(cells) + track.trail[:, -1]
+        if t < 3:
+            assert torch.allclose(placed, now + off) and bool(track.pinned.isnan().all())
+    assert torch.allclose(placed, now)  # pinned: row 0, column 4
+    assert torch.allclose(track.placed(cells) + track.trail[0, 0], true)  # its start too
