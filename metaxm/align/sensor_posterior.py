@@ -303,7 +303,7 @@ class SensorPosteriorTranslator(nn.Module):
         """Fit from the target's observations and the agent's actions alone (no reward, no
         pair): the readings of the goals the walk leaves
         (:func:`~metaxm.align.sensor_walk.walk_readings`), searched within each episode; where
-        it leaves none but places the agent, a sweep for the goal
+        it leaves none but reads the agent's part, a sweep for the goal
         (:class:`~metaxm.align.sensor_sweep.SweepSearch`). True if it reads; False where the
         walk shows too little (then it reads 0)."""
         from metaxm.align.sensor_walk import walk_agent, walk_readings
@@ -319,7 +319,10 @@ class SensorPosteriorTranslator(nn.Module):
         if walk is not None:
             self.walk.fit(walk, ctx)
             return True
-        return agent is not None and self.sweep.fit(agent, ctx)
+        if agent is None:
+            return False
+        self.sweep.fit(agent, ctx)
+        return True
 
     def forward(self, obs: Tensor) -> Tensor:
         if bool(self.walk.active):

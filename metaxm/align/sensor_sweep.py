@@ -1,9 +1,10 @@
 """Looking for the goal while a sensor bank's goals are still unread (:class:`SweepSearch`, what
-the projected translator reads by when ``selfread``'s walk places the agent but shows too few
-goals to read them).
+the projected translator reads by when ``selfread``'s walk reads the agent's part of the
+sensors but shows too few goals to read them).
 
 The goals' lattice (:mod:`~metaxm.align.sensor_walk`) needs three episodes placed along each
-axis; one or two episodes of the wall walk already place the agent. Unsquashed, the sensors
+axis; one or two episodes of the wall walk already place the agent (where the goal ended one
+before its walls, the measured episode's walls do: below). Unsquashed, the sensors
 read ``z = W_a a + W_g g + b``; the walk gives ``W_a``, and where a wall placed an episode's
 start it gives that episode's ``pinv(W_a) (W_g g + b)``, the goal's and offset's part along
 the agent's: small (a fraction of a cell, mostly) and the same whatever the agent does. So a
@@ -60,14 +61,16 @@ class SweepSearch(SavedSizes, nn.Module):
         self.register_buffer("steps", torch.zeros(0, 0, dtype=torch.float64))  # (U, m)
         self.track: _Track | None = None
 
-    def fit(self, walk: AgentWalk, context: Any) -> bool:
-        """Read the agent's cell from ``walk``: False where no wall placed an episode along
-        some axis (nothing places the agent)."""
+    def fit(self, walk: AgentWalk, context: Any) -> None:
+        """Read the agent's cell from ``walk``. Along an axis no wall placed an episode on,
+        the episodes are taken to have started mid-grid (a start's mean), and the measured
+        episode's first wall along it pins it (:class:`_Track`)."""
         placed = ~walk.start.isnan()  # (E, m)
-        if not bool(placed.any(0).all()):
-            return False
         reader = torch.linalg.pinv(walk.weights)  # (m, D')
-        along = walk.mean_z @ reader.T - walk.mean_rel - walk.start  # (E, m): W_g g + b along
+        middle = torch.stack([walk.levels[f].mean() for f in walk.moving])  # (m,)
+        start = torch.where(placed, walk.start, middle)
+        along = walk.mean_z @ reader.T - walk.mean_rel - start  # (E, m): W_g g + b along
+        placed = torch.where(placed.any(0), placed, True)  # no wall on an axis: every episode
         offset = torch.stack([along[placed[:, f], f].mean() for f in range(along.shape[1])])
         device = self.active.device
         self.alive = walk.alive.to(device)
@@ -83,7 +86,6 @@ class SweepSearch(SavedSizes, nn.Module):
         self.steps = feature_steps(context)[:, walk.moving].to(device)
         self.track = None
         self.active.fill_(True)
-        return True
 
     def begin(self) -> None:
         """New episodes start: no cell has been stood on."""

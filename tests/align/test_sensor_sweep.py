@@ -72,18 +72,40 @@ def test_one_wall_walk_sweeps_for_the_goal(pairs, context, episodes, seek, tasks
     assert torch.equal((again.double() @ decode)[:, :2], (first.double() @ decode)[:, :2])
 
 
-def test_a_walk_that_meets_no_wall_is_not_read(pairs, context) -> None:  # noqa: ANN001
-    """A walk in the grid's middle is never stopped by a wall: nothing places the agent, so
-    nothing is read (False), and the translator reads 0."""
+def test_a_walk_that_meets_no_wall_is_read_from_mid_grid(pairs, context) -> None:  # noqa: ANN001
+    """A walk in the grid's middle is never stopped by a wall: nothing places its start, so it
+    is taken to have started mid-grid, at (3, 3), where it started at (3, 2). The sweep reads
+    a new episode from (3, 2) a column off, and the wall its moves meet pins it: told the
+    actions of four moves right and one the wall stops, it reads the agent on (3, 6). A walk
+    whose moves do not span the agent's features is not read (False: it reads 0)."""
     cells = torch.tensor([[3, 2], [3, 3], [3, 4], [2, 4], [2, 3], [3, 3], [4, 3], [4, 2]])
     actions = torch.tensor([3, 3, 0, 2, 1, 1, 2, 2])
     obs = pairs(("projected", 4), cells, torch.tensor([[6, 6]]).expand(len(cells), 2), 1)[0]
     translator = make_translator("projected", SPACE, 8, CONFIG)
     translator.prepare(context)
     first, second = torch.arange(len(cells) - 1), torch.arange(1, len(cells))
-    assert not translator.start_unpaired(obs, actions, first, second)
+    assert translator.start_unpaired(obs, actions, first, second)
+    assert bool(translator.sweep.active) and not bool(translator.walk.active)
+    decode = context.feature_map()
+    goal = torch.tensor([[0, 0]])
+    translator.begin()
+    read = []
+    for column in (2, 3, 4, 5, 6, 6):
+        now = pairs(("projected", 4), torch.tensor([[3, column]]), goal, 1)[0]
+        with torch.no_grad():
+            read.append(((translator(now).double() @ decode)[0, :2] + 1.0) * 3.0)
+        translator.observe(torch.tensor([3]), torch.tensor([False]))  # right, column + 1
+    # read a column off (the start taken mid-grid, the new goal's part along the agent's),
+    # each move followed exactly, until the stopped move pins it
+    assert [r.round().tolist() for r in read] == [[3, 1], [3, 2], [3, 3], [3, 4], [3, 5], [3, 6]]
+    along = torch.tensor([3, 3, 3, 3])  # one feature only
+    rows = torch.tensor([[3, 2], [3, 3], [3, 4], [3, 5], [3, 6]])
+    flat = pairs(("projected", 4), rows, torch.tensor([[6, 6]]).expand(len(rows), 2), 1)[0]
+    again = make_translator("projected", SPACE, 8, CONFIG)
+    again.prepare(context)
+    assert not again.start_unpaired(flat, along, torch.arange(4), torch.arange(1, 5))
     with torch.no_grad():
-        assert bool((translator(obs) == 0).all())
+        assert bool((again(flat) == 0).all())
 
 
 def test_a_wall_pins_a_reading_a_cell_off() -> None:
