@@ -2,7 +2,7 @@
 
 It plays k episodes in the target modality as :class:`~metaxm.learners.selffit.SelfFit` does
 (a random walk with ``align.explore: 1``; where the family's reader needs walls met, as the
-projected one does, each episode first walks to a wall along each axis:
+projected one does, each episode first walks to a wall along each axis, then sweeps the grid:
 :class:`~metaxm.align.wall_walk.WallWalk`) and keeps only the target's observations and the
 agent's own actions: no reward is read and no other modality is rendered. How the target
 answers each action, against how the scene's features (through the source modality, the
@@ -19,9 +19,10 @@ the reading in its ``start_unpaired``:
   goal's colour too;
 * ``projected`` (:mod:`~metaxm.align.sensor_walk`): the sensors' answers to the moves give the
   agent's part of the projection, the walls where the agent is, and what is left of each
-  episode lies on the lattice of the goals' cells, read up to the square's rotations and
-  flips, which are searched within each measured episode; with fewer than three goals seen,
-  the agent's cell alone is read and the goal swept for, the nearest cell not stood on first
+  episode lies on a lattice of the goals' cells (every lattice it may lie on kept), read up
+  to the square's rotations and flips, which are searched within each measured episode; with
+  fewer than three goals seen, the agent's cell alone is read, tracked over the episode, and
+  the goal swept for, the nearest cell not stood on first
   (:class:`~metaxm.align.sensor_sweep.SweepSearch`);
 * ``text`` (:func:`~metaxm.align.word_walk.walk_words`): the place whose word a move changes
   says the feature it moves, and each move chains the word after it to the word before it by
