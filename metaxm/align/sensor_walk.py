@@ -175,9 +175,9 @@ def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor
     number lie on a lattice of cells a diagonal long, as plausible, and no difference, half or
     third of one is a true cell (only the refinement finds it). :func:`walk_readings` costs the
     readings of each (validation projected 100-103, 16 seeds, success after 4 episodes: 0.97 /
-    0.67 / 0.80 / 0.75 reading the coarsest alone, as before; 0.97 / 0.89 / 0.86 / 0.94 now;
-    ``docs/transfer-studies.md`` section 34). Empty where the points do not span a plane or
-    lie on none."""
+    0.67 / 0.80 / 0.75 reading the coarsest alone, as before; 0.97 / 0.89 / 0.86 / 0.94 costing
+    them all; ``docs/transfer-studies.md`` section 34). Empty where the points do not span a
+    plane or lie on none."""
     centred = points - points.mean(0)
     if len(points) < 3:
         return []
