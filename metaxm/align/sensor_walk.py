@@ -142,7 +142,7 @@ def agent_features(
 
 
 class _Lattice(NamedTuple):
-    """A lattice :func:`lattice_coords` found: how many points lie on it, whether its cells are
+    """A lattice :func:`lattice_options` found: how many points lie on it, whether its cells are
     as long as the agent's may be, its cell's area, its misfit, how far (log squared) its cells'
     lengths are from the agent's, the points' coordinates and which lie on it."""
 
@@ -153,14 +153,6 @@ class _Lattice(NamedTuple):
     nearness: float
     coords: Tensor
     on: Tensor
-
-
-def lattice_coords(points: Tensor, cell: float, size: int) -> tuple[Tensor, Tensor] | None:
-    """(E, 2) long: the points' (E, D) coordinates in cells of a lattice they lie on, and (E,)
-    bool which do: the first of :func:`lattice_options` (its cells the nearest the agent's).
-    None where they do not span a plane or lie on none."""
-    options = lattice_options(points, cell, size)
-    return options[0] if options else None
 
 
 def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor, Tensor]]:

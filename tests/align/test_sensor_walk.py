@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaxm.align.sensor_walk import agent_map, dihedral, lattice_coords, lattice_options
+from metaxm.align.sensor_walk import agent_map, dihedral, lattice_options
 from metaxm.align.translate import make_translator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
@@ -33,9 +33,9 @@ def test_the_goals_lattice_is_found_up_to_the_squares_symmetries() -> None:
     for cells in (some, apart, even):
         noise = torch.randn(len(cells), 24, generator=g, dtype=torch.float64) * 0.01
         points = cells.double() @ weights.T + 0.3 + noise
-        found = lattice_coords(points, float(weights.norm(dim=0).mean()), 7)
-        assert found is not None
-        coords, on = found
+        options = lattice_options(points, float(weights.norm(dim=0).mean()), 7)
+        assert options
+        coords, on = options[0]
         assert bool(on.all())
         rel = cells - cells[0]
         assert any(torch.equal((coords - coords[0]) @ turn.T, rel) for turn in dihedral())
@@ -81,15 +81,17 @@ def test_a_cell_half_the_sum_of_two_differences() -> None:
         weights = torch.randn(24, 2, generator=g, dtype=torch.float64) / 3
         noise = torch.randn(8, 24, generator=g, dtype=torch.float64) * 0.05
         points = cells.double() @ weights.T + 0.3 + noise
-        found = lattice_coords(points, float(weights.norm(dim=0).mean()), 7)
-        assert found is not None and bool(found[1].all())
+        options = lattice_options(points, float(weights.norm(dim=0).mean()), 7)
+        assert options
+        found = options[0]
+        assert bool(found[1].all())
         assert any(torch.equal((found[0] - found[0][0]) @ turn.T, rel) for turn in dihedral())
 
 
 def test_collinear_goals_have_no_lattice() -> None:
     cells = torch.tensor([[0, 0], [1, 1], [2, 2], [4, 4]])
     weights = torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    assert lattice_coords(cells.double() @ weights.T, float(weights.norm(dim=0).mean()), 7) is None
+    assert lattice_options(cells.double() @ weights.T, float(weights.norm(dim=0).mean()), 7) == []
 
 
 def test_the_agents_part_and_the_stopped_moves() -> None:
@@ -173,7 +175,7 @@ def test_the_lattice_comes_in_one_orientation() -> None:
         draw = torch.Generator().manual_seed(100 + seed)
         order = torch.randperm(12, generator=draw)
         noise = torch.randn(points.shape, generator=draw, dtype=torch.float64) * 1e-9
-        coords = lattice_coords((points + noise)[order], cell, 7)
-        assert coords is not None
-        found.append(coords[0][order.argsort()])
+        options = lattice_options((points + noise)[order], cell, 7)
+        assert options
+        found.append(options[0][0][order.argsort()])
     assert all(torch.equal(found[0], other) for other in found)
