@@ -42,7 +42,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-from metaxm.align.action_readers import action_readers, source_answers
+from metaxm.align.action_readers import action_readers, source_answers, unread_walls
 from metaxm.align.least_squares import fit_routing
 from metaxm.align.reading_set import CONSTANT, FIT, ReadingSet
 from metaxm.align.translate_vector import VectorTranslator
@@ -123,20 +123,27 @@ class ReadingSearchTranslator(VectorTranslator):
         if "source_answers" not in ctx.learned:  # once per context
             ctx.learned["source_answers"] = source_answers(*ctx.moves)
         x = obs.double().flatten(1) * self.scale
-        answers = ctx.learned["source_answers"].to(x.device)
-        options = action_readers(x, actions, first, second, answers, ctx.sources)
-        kept = self._keep(options, obs.device)
+        answers, walls = (a.to(x.device) for a in ctx.learned["source_answers"])
+        options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
+        kept = self._keep(options, obs.device, unread_walls(options, walls))
         self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
         return kept
 
-    def _keep(self, options: list[list[tuple[int, float]]], device: torch.device) -> bool:
+    def _keep(
+        self,
+        options: list[list[tuple[int, float]]],
+        device: torch.device,
+        unread: Tensor | None = None,
+    ) -> bool:
         """Keep the readings of ``options`` with the family's gain prior (learned once per
-        context); the MLP takes no steps then (closed form)."""
+        context), ``unread`` what a channel no reading reads takes (default 0); the MLP takes
+        no steps then (closed form)."""
         ctx = self.context
         if "gain_prior" not in ctx.learned:  # once per context
             pairs = [(t.cpu(), s.cpu()) for t, s in ctx.family_pairs]
             ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, len(options))
-        kept = self.readings.keep(options, ctx, ctx.learned["gain_prior"], device)
+        prior = ctx.learned["gain_prior"]
+        kept = self.readings.keep(options, ctx, prior, device, unread=unread)
         if kept:
             self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
         return kept

@@ -111,6 +111,8 @@ class ReadingSet(SavedSizes, nn.Module):
         self.register_buffer("levels", torch.zeros(0, 1, dtype=torch.float64))  # (C, L)
         self.register_buffer("prior", torch.zeros(2, 0, dtype=torch.float64))  # (2, C)
         self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
+        # (S,) what a source channel no reading reads takes (empty: 0)
+        self.register_buffer("unread", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
         self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
         # (2, P) each goal feature and the agent's feature it pairs with, and a cell's length:
@@ -128,13 +130,15 @@ class ReadingSet(SavedSizes, nn.Module):
         device: torch.device,
         zero: Tensor | None = None,
         snap_cost: float = 0.0,
+        unread: Tensor | None = None,
     ) -> bool:
         """Keep the readings of ``options`` (per source channel, its readers, as
         :func:`~metaxm.align.reading_search.single_readers` gives them) with the gain
         ``prior`` (2, S) and the ``context``'s source values, feature map and world test.
         ``zero`` (D,): up to what a target value reads 0 (default :data:`CONSTANT`);
         ``snap_cost``: how much a reading's distance to the source's values adds to its cost
-        (noisy readings). False (and nothing kept) where there are none, too many, or a
+        (noisy readings); ``unread`` (S,): what a channel no reading reads takes (default 0).
+        False (and nothing kept) where there are none, too many, or a
         channel is continuous."""
         self.active.fill_(False)
         self.ruled_out = None
@@ -157,6 +161,7 @@ class ReadingSet(SavedSizes, nn.Module):
         self.decode = context.feature_map().to(device)
         self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
         self.snap_cost.fill_(snap_cost)
+        self.unread = torch.zeros(0) if unread is None else unread.double().to(device)
         self.pairs, cell = agent_goal_pairs(context)
         self.pairs = self.pairs.to(device)
         self.cell.fill_(cell)
@@ -174,7 +179,8 @@ class ReadingSet(SavedSizes, nn.Module):
 
     def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
-        ``base`` (B, S: the channels read otherwise; default 0), and its cost (B, R): squared
+        ``base`` (B, S: the channels read otherwise; default what :meth:`keep` was told, or
+        0), and its cost (B, R): squared
         standard deviations of its gains from the prior (plus ``snap_cost`` times its squared
         distance to the source's values in half gaps), ``inf`` where ruled out by the values
         (a constant channel that does not fit, a value off the source's)."""
@@ -196,7 +202,9 @@ class ReadingSet(SavedSizes, nn.Module):
         full = x.new_zeros(x.shape[0], self.reader.shape[0], self.decode.shape[0])
         if base is not None:
             full += base.double()[:, None, :]
-        full[..., self.channels] = value  # a channel no reading reads: its base (0)
+        elif self.unread.numel():
+            full += self.unread
+        full[..., self.channels] = value  # a channel no reading reads: its base
         return full, cost
 
     def rule_out_walked(self, x: Tensor) -> None:
