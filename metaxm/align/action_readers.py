@@ -66,6 +66,19 @@ def _motion(x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
     return changed, ~changed[:, ~changed.all(0)].any(1)
 
 
+def stopped_moves(x: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """(M,) whether each move ``first`` -> ``second`` (rows of ``x`` (N, C)) was stopped."""
+    return _motion(x, first, second)[1]
+
+
+def still_values(x: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """(C,) up to how far each channel of ``x`` (N, C) moves where a move is stopped (as
+    :func:`stopped_moves` tells it); inf for a channel that changes over every transition."""
+    changed = _motion(x, first, second)[0]
+    tolerance = CONSTANT * x.abs().amax(0).clamp_min(1e-12)
+    return tolerance.masked_fill(changed.all(0), float("inf"))
+
+
 def wall_answers(x: Tensor, actions: Tensor, first: Tensor, second: Tensor, n: int) -> Tensor:
     """(3, C) per channel of ``x`` (N, C) that tells a wall: the action whose move it tells
     stopped, the value it takes where that move is stopped and the one where it is not; NaN

@@ -42,7 +42,13 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-from metaxm.align.action_readers import action_readers, source_answers, unread_walls
+from metaxm.align.action_readers import (
+    action_readers,
+    source_answers,
+    still_values,
+    stopped_moves,
+    unread_walls,
+)
 from metaxm.align.least_squares import fit_routing
 from metaxm.align.reading_set import CONSTANT, FIT, ReadingSet
 from metaxm.align.translate_vector import VectorTranslator
@@ -127,6 +133,14 @@ class ReadingSearchTranslator(VectorTranslator):
         options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
         kept = self._keep(options, obs.device, unread_walls(options, walls))
         self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
+        if bool(walls[0].isnan().all()):
+            return kept
+        # a goal where a move the walk made was stopped (a wall there: inner walls), and
+        # within each measured episode (observe)
+        stopped, acted = stopped_moves(x, first, second), actions[first]
+        steps = answers.nan_to_num(0.0)
+        self.readings.rule_out_stopped(x[first[stopped]], steps[acted[stopped]])
+        self.readings.moves, self.readings.still = steps, still_values(x, first, second)
         return kept
 
     def _keep(
@@ -155,6 +169,13 @@ class ReadingSearchTranslator(VectorTranslator):
     def begin(self) -> None:
         """New episodes start: no reading is ruled out."""
         self.readings.begin()
+        self.last = self.action = None
+
+    def observe(self, action: Tensor, done: Tensor) -> None:
+        """The action taken on the last observation, and whether the episode ended with it: a
+        move that was stopped rules out the readings whose goal it leads to
+        (:meth:`ReadingSet.rule_out_blocked`)."""
+        self.action = action.masked_fill(done.bool(), -1) if done is not None else action
 
     def candidates(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`ReadingSet.candidates` of ``obs`` (B, D)."""
@@ -163,7 +184,12 @@ class ReadingSearchTranslator(VectorTranslator):
     def forward(self, obs: Tensor) -> Tensor:
         if not bool(self.readings.active):
             return super().forward(obs)
-        return self.readings.choose(obs.double().flatten(1) * self.scale)
+        x = obs.double().flatten(1) * self.scale
+        last, action = getattr(self, "last", None), getattr(self, "action", None)
+        if last is not None and action is not None and last.shape == x.shape:
+            self.readings.rule_out_blocked(last, x, action)
+        self.last, self.action = x, None
+        return self.readings.choose(x)
 
 
 def single_readers(x: Tensor, y: Tensor) -> list[list[tuple[int, float]]]:

@@ -113,6 +113,11 @@ class ReadingSet(SavedSizes, nn.Module):
         self.register_buffer("decode", torch.zeros(out_dim, 0, dtype=torch.float64))  # (S, F)
         # (S,) what a source channel no reading reads takes (empty: 0)
         self.register_buffer("unread", torch.zeros(0, dtype=torch.float64))
+        # (n, S) each action's step on the source channels, and (D,) up to how far each target
+        # value moves where a move is stopped (inf: noise): the stopped moves within an episode
+        # rule readings out (empty: they do not)
+        self.register_buffer("moves", torch.zeros(0, 0, dtype=torch.float64))
+        self.register_buffer("still", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
         self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
         # (2, P) each goal feature and the agent's feature it pairs with, and a cell's length:
@@ -220,6 +225,38 @@ class ReadingSet(SavedSizes, nn.Module):
             return
         keep = ~seen
         self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+
+    def rule_out_stopped(self, x: Tensor, steps: Tensor) -> None:
+        """Drop every reading that reads, at one of the walk's observations ``x`` (N, D) before
+        a move that was stopped, the goal where that move leads: the move would have ended the
+        episode there with success. ``steps`` (N, S): each move's step on the source channels
+        (0 for a channel the move does not step). Where that would drop every reading, none is
+        dropped."""
+        if self.reached is None or not bool(self.active) or not len(x):
+            return
+        full, _ = self.candidates(x)
+        seen = self.reached(((full + steps[:, None, :]) @ self.decode).float()).any(0)  # (R,)
+        if bool(seen.all()) or not bool(seen.any()):
+            return
+        keep = ~seen
+        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+
+    def rule_out_blocked(self, last: Tensor, x: Tensor, action: Tensor) -> None:
+        """Within the episode: where the move ``action`` (B,; -1 where the row's episode ended
+        with it) from ``last`` (B, D) to ``x`` was stopped (no target value moved beyond
+        ``still``), rule out for the episode every reading whose goal that move leads to (as
+        :meth:`rule_out_stopped` does for the walk's moves). Nothing where the moves were not
+        kept or no search is under way."""
+        if not self.moves.numel() or self.ruled_out is None or self.reached is None:
+            return
+        if self.ruled_out.shape[0] != len(x):
+            return
+        stopped = ((x - last).abs() <= self.still).all(1) & (action >= 0)
+        if not bool(stopped.any()):
+            return
+        full, _ = self.candidates(last[stopped])
+        led = full + self.moves[action[stopped].long()][:, None, :]
+        self.ruled_out[stopped] |= self.reached((led @ self.decode).float())
 
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
         """(B, S) the source observation of each row's cheapest reading not ruled out, each

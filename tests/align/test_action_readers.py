@@ -85,6 +85,11 @@ def test_a_walk_reads_every_wall_channel_without_reward_or_pair(walled) -> None:
     torch.testing.assert_close(read[:, told], truth[:, told], atol=1e-3, rtol=0)
     agent = (context.feature_map()[:, :2].abs() > 0.1).any(1)  # the agent's source channels
     torch.testing.assert_close(read[:, agent], truth[:, agent], atol=1e-3, rtol=0)
+    loaded = make_translator("vector", space, width, spec.align, seed=1)
+    loaded.load_state_dict(translator.state_dict())  # a saved policy keeps what rules out
+    for name in ("moves", "still", "unread"):
+        assert torch.equal(getattr(loaded.readings, name), getattr(translator.readings, name))
+    assert translator.readings.moves.shape == (4, width)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 4])

@@ -265,3 +265,63 @@ def test_the_search_tries_a_near_plausible_goal_first(
     fresh = make_translator("vector", SPACE, 8, CONFIG, seed=1)
     fresh.load_state_dict(translator.state_dict())
     assert torch.equal(fresh.readings.pairs, readings.pairs)
+
+
+def _wrong_goal(translator, pairs):  # noqa: ANN001, ANN202
+    """For a task of ``vector:3`` with its goal at (5, 1): the goal, each reading's goal
+    (R, 2), and a reading whose goal is wrong and off the grid's edge."""
+    goal = torch.tensor([[5, 1]])
+    x = pairs(("vector", 3), torch.tensor([[0, 0]]), goal, 5)[0].double() * translator.scale
+    with torch.no_grad():
+        full, _ = translator.readings.candidates(x)
+    named = (((full[0] @ translator.readings.decode)[:, 2:] + 1.0) * 3.0).round().long()
+    inner = ((named > 0) & (named < 6)).all(1) & (named != goal).any(1)
+    return goal, named, int(inner.nonzero()[0])
+
+
+def test_a_goal_a_stopped_move_leads_to_is_ruled_out(
+    pairs, candidates, features, moves, episodes
+) -> None:  # noqa: ANN001
+    """A move that was stopped did not reach its cell, so no reading's goal lies there (in a
+    world with inner walls: the goal is not behind a wall). From the walk it drops such a
+    reading for good; within a measured episode (the action told) for the episode. The
+    reading that reads the truth is kept both ways."""
+    from metaxm.align.action_readers import source_answers
+    from metaxm.envs.gridnav import MOVES
+
+    translator = _walked(candidates, features, moves, episodes)
+    readings = translator.readings
+    goal, named, wrong = _wrong_goal(translator, pairs)
+    steps = source_answers(*moves)[0].nan_to_num(0.0)  # (4, S) each action's source step
+    # kept where the source's channels tell walls (start_unpaired); here set by hand: a move
+    # is stopped where no value but the noise's moves
+    noise = torch.zeros(SPACE.shape[0], dtype=torch.bool)
+    noise[4:] = True  # vector:3's appended noise channels
+    readings.moves = steps
+    readings.still = torch.full(noise.shape, 1e-6, dtype=torch.float64).masked_fill(noise, 1e9)
+    up = MOVES.index((-1, 0))
+    below = (named[wrong] + torch.tensor([1, 0]))[None]  # the cell below that reading's goal
+    obs = pairs(("vector", 3), below, goal, 6)[0]
+    x = obs.double() * translator.scale
+    # within an episode: stand below it, move up, stopped (the same observation again)
+    translator.begin()
+    with torch.no_grad():
+        translator(obs)
+        translator.observe(torch.tensor([up]), torch.tensor([False]))
+        translator(obs)
+    full, _ = readings.candidates(x)
+    led = (((full[0] + steps[up]) @ readings.decode)[:, :2] + 1.0) * 3.0
+    assert bool(readings.ruled_out[0, wrong])
+    truth = (named == goal).all(1)
+    assert not bool(readings.ruled_out[0, truth].any())
+    assert (led[wrong].round().long() == named[wrong]).all()
+    # from the walk: the reading is gone, the truth kept
+    before = readings.reader.shape[0]
+    readings.rule_out_stopped(x, steps[up][None])
+    assert readings.reader.shape[0] < before
+    with torch.no_grad():
+        full, _ = readings.candidates(pairs(("vector", 3), torch.tensor([[0, 0]]), goal, 5)[0]
+                                      .double() * translator.scale)  # fmt: skip
+    left = (((full[0] @ readings.decode)[:, 2:] + 1.0) * 3.0).round().long()
+    assert bool((left == goal).all(1).any())
+    assert not bool((left == named[wrong]).all(1).any())
