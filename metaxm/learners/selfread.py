@@ -13,7 +13,8 @@ the reading in its ``start_unpaired``:
   source channel and gain; the goal's channels, which never move within an episode, at every
   gain that puts their values on the source's, the signs and the swap left open searched
   within each measured episode, as ``translate``'s readings are
-  (:mod:`metaxm.align.reading_search`);
+  (:mod:`metaxm.align.reading_search`); with inner walls, each channel that tells a wall,
+  named by the move it stops, and no goal where a stopped move leads;
 * ``pixels`` (:func:`~metaxm.align.colour_walk.colour_reader`): the colour that moves is the
   agent's, and how it moves gives the image's rotation, flip and tile size, which read the
   goal's colour too;
