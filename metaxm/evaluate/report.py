@@ -29,7 +29,9 @@
                                  measurable (false when the
                                  threshold lies within the 95% interval of a fresh agent,
                                  scratch at k = 0), strategies: {<name>: {
-                                   budgets, curves: {return|success|steps|episodes: [seed][k]},
+                                   budgets, curves: {return|success|steps|episodes: [seed][k],
+                                     paired_steps (a paired strategy), read (one that may read
+                                     nothing: 1 where it read, 0 where not, and at k = 0)},
                                    seconds: [seed] (each curve's wall-clock time),
                                    iqm: {<metric>: {point, low, high}: [k]},
                                    metrics: TransferMetrics (metaxm.evaluate.metrics),
@@ -276,6 +278,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
             )
         lines += _paired_lines(entry["strategies"])
+        lines += _read_nothing_lines(entry["strategies"])
         unread = report.get("unread", {}).get(mid, {})
         if unread:
             lines += [
@@ -288,6 +291,23 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Latent on held-out modalities", "", "```", json.dumps(
             report["representation"], indent=1), "```", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _read_nothing_lines(strategies: dict[str, Any]) -> list[str]:
+    """A line for each strategy that read nothing from its k episodes (k >= 1) in some of its
+    adaptations (its curves' ``read``); none where every one read."""
+    out = []
+    for name, rec in strategies.items():
+        read = rec.get("curves", {}).get("read")
+        if read is None:
+            continue
+        taken = [r for seed in read for b, r in zip(rec["budgets"], seed, strict=True) if b > 0]
+        nothing = sum(r == 0 for r in taken)
+        if nothing:
+            out += ["", f"{name} read nothing from its k episodes in {nothing} of {len(taken)} "
+                    "adaptations with k >= 1 (seeds x budgets): there the agent met the target "
+                    "as it is, as at k = 0."]  # fmt: skip
+    return out
 
 
 def _paired_lines(strategies: dict[str, Any]) -> list[str]:

@@ -105,6 +105,10 @@ class Strategy(ABC):
     control: ClassVar[str] = ""
     """What it controls for, where it is a control rather than a way to adapt (the report
     prints it, and it is never the headline's best strategy); empty for a strategy."""
+    may_read_nothing: ClassVar[bool] = False
+    """Its k episodes may show too little to read the target from, and then the agent meets
+    the target as it is: its curve counts where (``read``: 1 where it read, 0 where it read
+    nothing, and at k = 0), and the report says how often."""
     trains_encoder: ClassVar[bool] = False
     """It trains the target family's encoder, so it can read a family the agent was built
     without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
@@ -176,6 +180,7 @@ class LearnerStrategy(Strategy):
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
         spec = agents.spec
         extra = ("paired_steps",) if "paired" in self.data else ()
+        extra += ("read",) if self.may_read_nothing else ()
         curve: Curve = {k: [] for k in (*METRICS, "episodes", *extra)}
         for k in budgets:
             policy = self.policy(agents, family, variant, k, seed)
@@ -186,8 +191,10 @@ class LearnerStrategy(Strategy):
             for m in METRICS:
                 curve[m].append(r[m])
             curve["episodes"].append(float(policy.episodes))
-            if extra:
+            if "paired_steps" in extra:
                 curve["paired_steps"].append(float(policy.paired_steps))
+            if "read" in extra:
+                curve["read"].append(float(k > 0 and policy.translator is not None))
         return curve
 
 
@@ -457,6 +464,7 @@ class SelfRead(Translate):
     episode."""
 
     name = "selfread"
+    may_read_nothing = True
     learner = "selfread"
     data = ("observations",)
     in_episode = (

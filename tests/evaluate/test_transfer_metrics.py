@@ -182,3 +182,17 @@ def test_the_paired_line_says_when_the_seeds_cannot_give_a_smaller_p() -> None:
     assert (
         mixed["more"] == 1 and "allow" not in _paired_lines({"translate": {"vs_align": mixed}})[1]
     )
+
+
+def test_the_report_says_how_often_a_strategy_read_nothing() -> None:
+    """A strategy whose curves count where it read nothing (``read``) gets a line with the
+    count over its adaptations with k >= 1 (k = 0 reads nothing by design); none where every
+    one read, or where the curves do not count."""
+    from metaxm.evaluate.report import _read_nothing_lines
+
+    some = {"budgets": [0, 1, 2], "curves": {"read": [[0.0, 1.0, 0.0], [0.0, 1.0, 1.0]]}}
+    (line,) = [x for x in _read_nothing_lines({"selfread": some}) if x]
+    assert line.startswith("selfread read nothing from its k episodes in 1 of 4 adaptations")
+    every = {"budgets": [0, 1, 2], "curves": {"read": [[0.0, 1.0, 1.0]]}}
+    unread = {"budgets": [0, 1], "curves": {}}
+    assert _read_nothing_lines({"selfread": every, "align": unread}) == []

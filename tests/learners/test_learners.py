@@ -270,6 +270,19 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
     assert "episode went on" in STRATEGIES["selfread"].in_episode
     assert "walk stood on" in STRATEGIES["selfread"].in_episode  # the walk rule-out, said
+    # where the walk shows too little the agent meets the target as it is: the curve says so
+    read = report["modalities"][vector]["strategies"]["selfread"]["curves"]["read"]
+    budgets = report["modalities"][vector]["strategies"]["selfread"]["budgets"]
+    assert [[r for b, r in zip(budgets, seed) if b > 0] for seed in read] == [
+        [1.0] * sum(b > 0 for b in budgets)
+    ]  # every adaptation here read
+    assert "read nothing" not in text
+    from metaxm.align.reading_search import ReadingSearchTranslator
+
+    monkeypatch.setattr(ReadingSearchTranslator, "start_unpaired", lambda self, *a: False)
+    variant = int(vector.split(":")[1])
+    curve = STRATEGIES["selfread"].curve(agents, "vector", variant, [0, 2], seed=0)
+    assert curve["read"] == [0.0, 0.0]
 
 
 def test_selfread_refuses_a_world_that_cannot_tell_success_in_one_line() -> None:
