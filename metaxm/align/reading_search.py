@@ -141,6 +141,10 @@ class ReadingSearchTranslator(VectorTranslator):
         steps = answers.nan_to_num(0.0)
         self.readings.rule_out_stopped(x[first[stopped]], steps[acted[stopped]])
         self.readings.moves, self.readings.still = steps, still_values(x, first, second)
+        told = ~walls[0].isnan()
+        channels = told.nonzero().flatten().to(walls)
+        self.readings.wall_stops = torch.stack((channels, *walls[:2, told]))
+        self.readings.rule_out_walled(x)
         return kept
 
     def _keep(

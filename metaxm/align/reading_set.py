@@ -118,6 +118,9 @@ class ReadingSet(SavedSizes, nn.Module):
         # rule readings out (empty: they do not)
         self.register_buffer("moves", torch.zeros(0, 0, dtype=torch.float64))
         self.register_buffer("still", torch.zeros(0, dtype=torch.float64))
+        # (3, W) each source channel that tells a wall: the channel, the action whose move it
+        # stops, its value there (empty: no wall is read)
+        self.register_buffer("wall_stops", torch.zeros(3, 0, dtype=torch.float64))
         self.register_buffer("zero", torch.tensor(CONSTANT, dtype=torch.float64))  # (D,) or ()
         self.register_buffer("snap_cost", torch.tensor(0.0, dtype=torch.float64))
         # (2, P) each goal feature and the agent's feature it pairs with, and a cell's length:
@@ -241,6 +244,31 @@ class ReadingSet(SavedSizes, nn.Module):
         keep = ~seen
         self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
 
+    def behind_walls(self, full: Tensor) -> Tensor:
+        """(..., R) whether each reading's source observation ``full`` (..., R, S) reads a wall
+        beside the agent that stops the move to its goal (the goal is never behind a wall:
+        that move would end the episode with success); False where no wall is read."""
+        out = torch.zeros(full.shape[:-1], dtype=torch.bool, device=full.device)
+        if not self.wall_stops.shape[1] or not self.moves.numel() or self.reached is None:
+            return out
+        for j, a, level in self.wall_stops.T.tolist():
+            walled = (full[..., int(j)] - level).abs() <= FIT * abs(level)
+            led = full + self.moves[int(a)]
+            out |= walled & self.reached((led @ self.decode).float())
+        return out
+
+    def rule_out_walled(self, x: Tensor) -> None:
+        """Drop every reading that reads, at one of the walk's observations ``x`` (N, D), its
+        goal behind a wall it reads beside the agent (:meth:`behind_walls`). Where that would
+        drop every reading, none is dropped."""
+        if not bool(self.active) or not len(x) or not self.wall_stops.shape[1]:
+            return
+        seen = self.behind_walls(self.candidates(x)[0]).any(0)  # (R,)
+        if bool(seen.all()) or not bool(seen.any()):
+            return
+        keep = ~seen
+        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+
     def rule_out_blocked(self, last: Tensor, x: Tensor, action: Tensor) -> None:
         """Within the episode: where the move ``action`` (B,; -1 where the row's episode ended
         with it) from ``last`` (B, D) to ``x`` was stopped (no target value moved beyond
@@ -261,9 +289,14 @@ class ReadingSet(SavedSizes, nn.Module):
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
         """(B, S) the source observation of each row's cheapest reading not ruled out, each
         cell from the agent to the reading's goal adding :data:`NEAREST` to its cost; a
-        reading whose state is a success state is ruled out for the episode (it goes on)."""
+        reading whose state is a success state is ruled out for the episode (it goes on), as
+        is one that reads its goal behind a wall beside the agent (:meth:`behind_walls`)."""
         full, cost = self.candidates(x, base)
         states = full @ self.decode
+        if self.wall_stops.shape[1]:  # a goal behind a wall the reading reads: out
+            walled = self.behind_walls(full)
+            same = self.ruled_out is not None and self.ruled_out.shape == walled.shape
+            self.ruled_out = self.ruled_out | walled if same else walled
         if self.pairs.shape[1]:  # the nearest plausible goal first
             gap = (states[..., self.pairs[0]] - states[..., self.pairs[1]]).abs().sum(-1)
             cost = cost + NEAREST * gap / self.cell

@@ -92,6 +92,32 @@ def test_a_walk_reads_every_wall_channel_without_reward_or_pair(walled) -> None:
     assert translator.readings.moves.shape == (4, width)
 
 
+def test_no_reading_puts_the_goal_behind_a_wall_it_reads(walled) -> None:  # noqa: ANN001
+    """The goal is never behind a wall: a reading that reads a wall above the agent and its
+    goal in the cell above is ruled out (``ReadingSet.behind_walls``, within an episode and
+    over the walk), and not with the wall elsewhere or the goal elsewhere."""
+    spec, context = walled
+    data = _walk(spec, 8, seed=3)
+    source = default_source(spec)
+    space = make_env(spec, "vector", VARIANT, num_envs=1).observation_space
+    width = source_width(source[0], make_env(spec, *source, num_envs=1).observation_space)
+    translator = make_translator("vector", space, width, spec.align, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(data.obs, data.actions, data.first, data.second)
+    readings = translator.readings
+    assert readings.wall_stops.shape == (3, 4)  # every wall channel, its action and value
+    third = 1.0 / 3.0  # a cell, in features; the agent stands mid-grid, (3, 3)
+
+    def states(goal_row: float, wall_up: float) -> torch.Tensor:
+        # agent row, column, goal row, column, walls up, down, left, right
+        features = torch.tensor([0.0, 0.0, goal_row, 0.0, wall_up, -1.0, -1.0, -1.0])
+        return (features.double() @ context.source_map())[None, None]  # (1, 1, S)
+
+    assert bool(readings.behind_walls(states(-third, 1.0)))  # the goal above, a wall there
+    assert not bool(readings.behind_walls(states(-third, -1.0)))  # no wall above
+    assert not bool(readings.behind_walls(states(third, 1.0)))  # the goal below
+
+
 @pytest.mark.parametrize("seed", [0, 1, 4])
 def test_a_wall_channel_is_not_read_as_the_agents(walled, seed: int) -> None:  # noqa: ANN001
     """In one episode a wall channel changes one way under each move along its axis, as an
