@@ -111,7 +111,25 @@ class ReadingSearchTranslator(VectorTranslator):
         if self.context is None or self.context.reached is None:
             return
         x, y = target.double().flatten(1) * self.scale, source.double()
-        self._keep(single_readers(x, y), y.device)
+        if self._keep(single_readers(x, y), y.device) and self.context.moves is not None:
+            self._keep_walls()  # no goal behind a wall a reading reads (inner walls)
+
+    def _keep_walls(self) -> bool:
+        """Where the source's channels tell walls (a world with inner walls), give the readings
+        each action's source step and the walls the source tells, so that no goal is read
+        behind a wall (:meth:`ReadingSet.behind_walls`); False (nothing given) elsewhere."""
+        ctx = self.context
+        if "source_answers" not in ctx.learned:  # once per context
+            ctx.learned["source_answers"] = source_answers(*ctx.moves)
+        answers, walls = ctx.learned["source_answers"]
+        told = ~walls[0].isnan()
+        if not bool(told.any()):
+            return False
+        device = self.readings.active.device
+        self.readings.moves = answers.nan_to_num(0.0).to(device)
+        channels = told.nonzero().flatten().to(walls)
+        self.readings.wall_stops = torch.stack((channels, *walls[:2, told])).to(device)
+        return True
 
     @torch.no_grad()
     def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
@@ -133,8 +151,15 @@ class ReadingSearchTranslator(VectorTranslator):
         options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
         kept = self._keep(options, obs.device, unread_walls(options, walls))
         self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
-        if bool(walls[0].isnan().all()):
+        if not kept or not self._keep_walls():
             return kept
+        # inner walls: no goal where a move the walk made was stopped, or behind a wall a
+        # reading reads, over the walk and within each measured episode (observe)
+        stopped, acted = stopped_moves(x, first, second), actions[first]
+        self.readings.rule_out_stopped(x[first[stopped]], self.readings.moves[acted[stopped]])
+        self.readings.still = still_values(x, first, second)
+        self.readings.rule_out_walled(x)
+        return kept
         # a goal where a move the walk made was stopped (a wall there: inner walls), and
         # within each measured episode (observe)
         stopped, acted = stopped_moves(x, first, second), actions[first]

@@ -273,9 +273,9 @@ class ReadingSet(SavedSizes, nn.Module):
         """Within the episode: where the move ``action`` (B,; -1 where the row's episode ended
         with it) from ``last`` (B, D) to ``x`` was stopped (no target value moved beyond
         ``still``), rule out for the episode every reading whose goal that move leads to (as
-        :meth:`rule_out_stopped` does for the walk's moves). Nothing where the moves were not
-        kept or no search is under way."""
-        if not self.moves.numel() or self.ruled_out is None or self.reached is None:
+        :meth:`rule_out_stopped` does for the walk's moves). Nothing where ``still`` was not
+        kept (a reading from pairs) or no search is under way."""
+        if not self.still.numel() or self.ruled_out is None or self.reached is None:
             return
         if self.ruled_out.shape[0] != len(x):
             return
