@@ -141,3 +141,32 @@ def test_without_inner_walls_no_channel_tells_a_wall(moves) -> None:  # noqa: AN
     _, walls = source_answers(*moves)
     assert bool(walls.isnan().all())
     assert unread_walls([[]] * walls.shape[1], walls) is None
+
+
+def test_readings_from_pairs_know_the_walls_too(walled) -> None:  # noqa: ANN001
+    """``translate``'s readings, from pairs, get the source's walls and steps as ``selfread``'s
+    do (no goal behind a wall a reading reads), and none in a world without inner walls."""
+    spec, context = walled
+    source = default_source(spec)
+    env = make_env(spec, "vector", VARIANT, num_envs=64, seed=5)
+    env.reset()
+    views = [("vector", VARIANT), source]
+    target, truth = render_pairs(env.world.scene(), views, env.world.scene_info,
+                                 torch.Generator()).obs  # fmt: skip
+    width = truth.shape[1]
+    translator = make_translator("vector", env.observation_space, width, spec.align, seed=0)
+    translator.prepare(context)
+    translator.start(target, truth)
+    assert bool(translator.readings.active)
+    assert translator.readings.wall_stops.shape == (3, 4)
+    assert translator.readings.moves.shape == (4, width)
+    open_spec = load_spec("tasks/gridnav.yaml")
+    open_context = translation_context(open_spec, "vector", seed=0)
+    open_env = make_env(open_spec, "vector", VARIANT, num_envs=64, seed=5)
+    open_env.reset()
+    target, truth = render_pairs(open_env.world.scene(), views, open_env.world.scene_info,
+                                 torch.Generator()).obs  # fmt: skip
+    plain = make_translator("vector", open_env.observation_space, truth.shape[1], spec.align, 0)
+    plain.prepare(open_context)
+    plain.start(target, truth)
+    assert bool(plain.readings.active) and plain.readings.wall_stops.shape == (3, 0)
