@@ -160,17 +160,6 @@ class ReadingSearchTranslator(VectorTranslator):
         self.readings.still = still_values(x, first, second)
         self.readings.rule_out_walled(x)
         return kept
-        # a goal where a move the walk made was stopped (a wall there: inner walls), and
-        # within each measured episode (observe)
-        stopped, acted = stopped_moves(x, first, second), actions[first]
-        steps = answers.nan_to_num(0.0)
-        self.readings.rule_out_stopped(x[first[stopped]], steps[acted[stopped]])
-        self.readings.moves, self.readings.still = steps, still_values(x, first, second)
-        told = ~walls[0].isnan()
-        channels = told.nonzero().flatten().to(walls)
-        self.readings.wall_stops = torch.stack((channels, *walls[:2, told]))
-        self.readings.rule_out_walled(x)
-        return kept
 
     def _keep(
         self,

@@ -146,8 +146,7 @@ class ReadingSet(SavedSizes, nn.Module):
         ``zero`` (D,): up to what a target value reads 0 (default :data:`CONSTANT`);
         ``snap_cost``: how much a reading's distance to the source's values adds to its cost
         (noisy readings); ``unread`` (S,): what a channel no reading reads takes (default 0).
-        False (and nothing kept) where there are none, too many, or a
-        channel is continuous."""
+        False (and nothing kept) where there are none, too many, or a channel is continuous."""
         self.active.fill_(False)
         self.ruled_out = None
         channels = [j for j, found in enumerate(options) if found]
@@ -188,10 +187,10 @@ class ReadingSet(SavedSizes, nn.Module):
     def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
         ``base`` (B, S: the channels read otherwise; default what :meth:`keep` was told, or
-        0), and its cost (B, R): squared
-        standard deviations of its gains from the prior (plus ``snap_cost`` times its squared
-        distance to the source's values in half gaps), ``inf`` where ruled out by the values
-        (a constant channel that does not fit, a value off the source's)."""
+        0), and its cost (B, R): squared standard deviations of its gains from the prior (plus
+        ``snap_cost`` times its squared distance to the source's values in half gaps), ``inf``
+        where ruled out by the values (a constant channel that does not fit, a value off the
+        source's)."""
         x = x.double()
         read = x[:, self.reader]  # (B, R, C): each reading's target values
         by_ratio = ~self.ratio.isnan()
@@ -215,6 +214,13 @@ class ReadingSet(SavedSizes, nn.Module):
         full[..., self.channels] = value  # a channel no reading reads: its base
         return full, cost
 
+    def _drop(self, seen: Tensor) -> None:
+        """Drop the readings ``seen`` (R,) marks, unless that is every one (or none)."""
+        if bool(seen.all()) or not bool(seen.any()):
+            return
+        keep = ~seen
+        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+
     def rule_out_walked(self, x: Tensor) -> None:
         """Drop every reading whose state, at one of the walk's observations ``x`` (N, D), is a
         success state: the episode went on there, so that reading's goal is not the goal (the
@@ -224,10 +230,7 @@ class ReadingSet(SavedSizes, nn.Module):
             return
         full, _ = self.candidates(x)
         seen = self.reached((full @ self.decode).float()).any(0)  # (R,)
-        if bool(seen.all()) or not bool(seen.any()):
-            return
-        keep = ~seen
-        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+        self._drop(seen)
 
     def rule_out_stopped(self, x: Tensor, steps: Tensor) -> None:
         """Drop every reading that reads, at one of the walk's observations ``x`` (N, D) before
@@ -239,10 +242,7 @@ class ReadingSet(SavedSizes, nn.Module):
             return
         full, _ = self.candidates(x)
         seen = self.reached(((full + steps[:, None, :]) @ self.decode).float()).any(0)  # (R,)
-        if bool(seen.all()) or not bool(seen.any()):
-            return
-        keep = ~seen
-        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+        self._drop(seen)
 
     def behind_walls(self, full: Tensor) -> Tensor:
         """(..., R) whether each reading's source observation ``full`` (..., R, S) reads a wall
@@ -264,10 +264,7 @@ class ReadingSet(SavedSizes, nn.Module):
         if not bool(self.active) or not len(x) or not self.wall_stops.shape[1]:
             return
         seen = self.behind_walls(self.candidates(x)[0]).any(0)  # (R,)
-        if bool(seen.all()) or not bool(seen.any()):
-            return
-        keep = ~seen
-        self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+        self._drop(seen)
 
     def rule_out_blocked(self, last: Tensor, x: Tensor, action: Tensor) -> None:
         """Within the episode: where the move ``action`` (B,; -1 where the row's episode ended
