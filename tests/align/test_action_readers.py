@@ -38,6 +38,18 @@ def _walk(spec, episodes: int, seed: int) -> Transitions:  # noqa: ANN001
     return record_transitions(env, "vector", lambda obs: torch.randint(4, (len(obs),), generator=g))
 
 
+def _read(spec, context, data: Transitions):  # noqa: ANN001, ANN202
+    """The vector translator read from ``data`` alone (no reward, no pair), its observation
+    space and the source's width."""
+    source = default_source(spec)
+    space = make_env(spec, "vector", VARIANT, num_envs=1).observation_space
+    width = source_width(source[0], make_env(spec, *source, num_envs=1).observation_space)
+    translator = make_translator("vector", space, width, spec.align, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(data.obs, data.actions, data.first, data.second)
+    return translator, space, width
+
+
 def test_each_wall_feature_of_the_source_tells_the_move_it_stops(walled) -> None:  # noqa: ANN001
     """Over the source's drawn moves, the four wall features (and nothing else) are named, each
     by the action that walks into its side, with the value it takes where that move is stopped
@@ -65,12 +77,8 @@ def test_a_walk_reads_every_wall_channel_without_reward_or_pair(walled) -> None:
     data = _walk(spec, 8, seed=3)
     walls = wall_answers(data.obs.double(), data.actions, data.first, data.second, 4)
     assert int((~walls[0].isnan()).sum()) == 4
+    translator, space, width = _read(spec, context, data)
     source = default_source(spec)
-    space = make_env(spec, "vector", VARIANT, num_envs=1).observation_space
-    width = source_width(source[0], make_env(spec, *source, num_envs=1).observation_space)
-    translator = make_translator("vector", space, width, spec.align, seed=0)
-    translator.prepare(context)
-    assert translator.start_unpaired(data.obs, data.actions, data.first, data.second)
     env = make_env(spec, "vector", VARIANT, num_envs=256, seed=11)
     env.reset()
     for _ in range(3):
@@ -97,14 +105,7 @@ def test_no_reading_puts_the_goal_behind_a_wall_it_reads(walled) -> None:  # noq
     goal in the cell above is ruled out (``ReadingSet.behind_walls``, within an episode and
     over the walk), and not with the wall elsewhere or the goal elsewhere."""
     spec, context = walled
-    data = _walk(spec, 8, seed=3)
-    source = default_source(spec)
-    space = make_env(spec, "vector", VARIANT, num_envs=1).observation_space
-    width = source_width(source[0], make_env(spec, *source, num_envs=1).observation_space)
-    translator = make_translator("vector", space, width, spec.align, seed=0)
-    translator.prepare(context)
-    assert translator.start_unpaired(data.obs, data.actions, data.first, data.second)
-    readings = translator.readings
+    readings = _read(spec, context, _walk(spec, 8, seed=3))[0].readings
     assert readings.wall_stops.shape == (3, 4)  # every wall channel, its action and value
     third = 1.0 / 3.0  # a cell, in features; the agent stands mid-grid, (3, 3)
 
