@@ -111,7 +111,7 @@ def wall_answers(x: Tensor, actions: Tensor, first: Tensor, second: Tensor, n: i
             found += [(a, level) for level, flag in ((hi, b), (lo, ~b)) if bool((flag == s).all())]
         if len(found) == 1:  # two walls it might tell: neither
             a, level = found[0]
-            out[:, c] = torch.tensor([a, level, lo + hi - level], dtype=x.dtype)
+            out[:, c] = torch.tensor([a, level, lo + hi - level], dtype=x.dtype, device=x.device)
     return out
 
 
@@ -188,7 +188,8 @@ def unread_walls(options: list[list[tuple[int, float]]], source_walls: Tensor) -
     :func:`source_answers`) and has no reader in ``options`` takes: its value where no wall
     stops the move (the more common); 0 for the others; None where there is no such channel
     (a world without inner walls)."""
-    told = ~source_walls[0].isnan() & torch.tensor([not found for found in options])
+    unread = torch.tensor([not found for found in options], device=source_walls.device)
+    told = ~source_walls[0].isnan() & unread
     if not bool(told.any()):
         return None
     return torch.where(told, source_walls[2], 0.0)

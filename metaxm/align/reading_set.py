@@ -168,7 +168,11 @@ class ReadingSet(SavedSizes, nn.Module):
         self.decode = context.feature_map().to(device)
         self.zero = (torch.tensor(CONSTANT) if zero is None else zero).double().to(device)
         self.snap_cost.fill_(snap_cost)
-        self.unread = torch.zeros(0) if unread is None else unread.double().to(device)
+        self.unread = (
+            torch.zeros(0, dtype=torch.float64, device=device)
+            if unread is None
+            else unread.double().to(device)
+        )
         self.pairs, cell = agent_goal_pairs(context)
         self.pairs = self.pairs.to(device)
         self.cell.fill_(cell)
