@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import fit_routing, single_readings
 from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
+from metaxm.align.wall_tiles import WallTiles
 
 MAX_COLOURS = 8
 """Colours read (after the background); the rarer ones of a busier image read nothing."""
@@ -72,6 +73,7 @@ class ColourMomentTranslator(nn.Module):
         self.register_buffer("centre", torch.zeros(2))
         self.register_buffer("colours", torch.full((MAX_COLOURS, c), -1.0))  # -1: no colour
         self.register_buffer("routing", torch.zeros(2 * MAX_COLOURS, out_dim))
+        self.walls = WallTiles(c)  # the source's wall channels, read by looking (inner walls)
         self.space, self.out_dim = space, out_dim
         self.sources: Tensor | None = None
         self.context: TranslationContext | None = None
@@ -93,9 +95,11 @@ class ColourMomentTranslator(nn.Module):
             context.learned["colour_ties"] = learn_ties(routings, 2)
         self.ties = context.learned["colour_ties"]
 
-    def moments(self, obs: Tensor) -> Tensor:
-        """(N, C, H, W) -> (N, 2 * MAX_COLOURS): each colour's summed centred coordinates."""
-        return (self._match(obs).transpose(1, 2) @ (self.coords - self.centre)).flatten(1)
+    def moments(self, obs: Tensor, match: Tensor | None = None) -> Tensor:
+        """(N, C, H, W) -> (N, 2 * MAX_COLOURS): each colour's summed centred coordinates
+        (``match``: the colours' pixel masks, :meth:`_match`, where already taken)."""
+        match = self._match(obs) if match is None else match
+        return (match.transpose(1, 2) @ (self.coords - self.centre)).flatten(1)
 
     def _match(self, obs: Tensor) -> Tensor:
         pixels = obs.float().flatten(2).transpose(1, 2)  # (N, H * W, C)
@@ -145,6 +149,9 @@ class ColourMomentTranslator(nn.Module):
         else:
             self.colours[static] = -1.0  # read as no colour from now on
         self.routing.copy_(routing)
+        if self.context is not None:  # a world with inner walls: its wall channels by looking
+            self.walls.fit(target, self._match(target), self.coords - self.centre, source,
+                           self.context)  # fmt: skip
 
     @torch.no_grad()
     def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
@@ -155,6 +162,7 @@ class ColourMomentTranslator(nn.Module):
         from metaxm.align.colour_walk import colour_reader
 
         self.routing.zero_()
+        self.walls.active.fill_(False)  # not read from the actions (yet)
         context = self.context
         if context is None or context.reached is None or context.moves is None:
             return False
@@ -165,7 +173,12 @@ class ColourMomentTranslator(nn.Module):
         return True
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.moments(obs) @ self.routing
+        match = self._match(obs)
+        out = self.moments(obs, match) @ self.routing
+        if bool(self.walls.active):
+            channels = self.walls.values[0].long()
+            out[:, channels] = self.walls(obs, match, self.coords - self.centre)
+        return out
 
 
 def _palette(pixels: Tensor) -> tuple[Tensor, Tensor]:

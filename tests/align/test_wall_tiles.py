@@ -1,0 +1,90 @@
+"""The pixels translator's wall reading (``metaxm.align.wall_tiles``): on real ``pixels``
+renders of a GridNav with inner walls, the source's wall channels read by looking beside the
+agent, from pairs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metaxm.align.action_readers import source_answers
+from metaxm.align.colour_moments import ColourMomentTranslator
+from metaxm.align.fewshot import default_source
+from metaxm.align.pairs import render_pairs
+from metaxm.align.translation_context import translation_context
+from metaxm.build import make_env
+from metaxm.spec import load_spec
+
+VARIANT = 4
+
+
+def _pairs(spec, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    """``n`` states of fresh tasks after a few random moves, in ``pixels:VARIANT`` and the
+    source."""
+    env = make_env(spec, "pixels", VARIANT, num_envs=n, seed=seed)
+    env.reset()
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        env.step(torch.randint(4, (n,), generator=g))
+    views = [("pixels", VARIANT), default_source(spec)]
+    target, source = render_pairs(env.world.scene(), views, env.world.scene_info, g).obs
+    return target, source
+
+
+def _fitted(spec, context, n: int = 128) -> ColourMomentTranslator:  # noqa: ANN001
+    target, source = _pairs(spec, n, seed=1)
+    space = make_env(spec, "pixels", VARIANT, num_envs=1).observation_space
+    translator = ColourMomentTranslator(space, source.shape[1])
+    translator.prepare(context)
+    translator.start(target, source)
+    return translator
+
+
+@pytest.fixture(scope="module")
+def walled():  # noqa: ANN201
+    spec = load_spec("tasks/gridnav.yaml", ["world.walls=true"])
+    return spec, translation_context(spec, "pixels", seed=0)
+
+
+def test_the_walls_beside_the_agent_are_read_by_looking(walled) -> None:  # noqa: ANN001
+    """Fitted from 128 pairs, the translation gives every source wall channel exactly on
+    fresh states where nothing hides the agent (a least-squares routing of the colours'
+    moments, which is all it had, missed them on most), and the agent's channels too. A
+    translator saved before it read walls loads, and reads none."""
+    spec, context = walled
+    translator = _fitted(spec, context)
+    assert bool(translator.walls.active)
+    target, truth = _pairs(spec, 256, seed=9)
+    with torch.no_grad():
+        read = translator(target)
+    _, walls = source_answers(*context.moves)
+    told = ~walls[0].isnan()
+    seen = translator._match(target)[..., int(translator.walls.agent)].sum(1)
+    whole = seen == translator.walls.whole  # the occluder hides the agent on the others
+    assert int(whole.sum()) > 128
+    torch.testing.assert_close(read[whole][:, told], truth[whole][:, told], atol=1e-4, rtol=0)
+    agent = (context.feature_map()[:, :2].abs() > 0.1).any(1)
+    torch.testing.assert_close(read[whole][:, agent], truth[whole][:, agent], atol=1e-3, rtol=0)
+    translator.walls.active.fill_(False)  # the routing alone: what it read before
+    with torch.no_grad():
+        routed = translator(target)
+    assert (
+        float((routed[whole][:, told] - truth[whole][:, told]).abs().gt(0.5).float().mean()) > 0.5
+    )
+    old = {k: v for k, v in translator.state_dict().items() if not k.startswith("walls.")}
+    loaded = ColourMomentTranslator(translator.space, translator.out_dim)
+    loaded.load_state_dict(old)
+    assert not bool(loaded.walls.active)
+
+
+def test_without_inner_walls_nothing_is_read_by_looking() -> None:
+    """In a world without inner walls the source tells no walls: nothing is fitted, and the
+    translator is the routing of the colours' moments it was."""
+    spec = load_spec("tasks/gridnav.yaml")
+    translator = _fitted(spec, translation_context(spec, "pixels", seed=0))
+    assert not bool(translator.walls.active)
+    target, _ = _pairs(spec, 16, seed=9)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            translator(target), translator.moments(target) @ translator.routing
+        )
