@@ -90,6 +90,7 @@ class ColourMomentTranslator(nn.Module):
             routings = []
             for target, source in context.family_pairs:
                 fitted = ColourMomentTranslator(self.space, self.out_dim)
+                fitted.context = context  # inner walls: their colour left out of the routing
                 fitted.start(target.cpu(), source.cpu())
                 routings.append(fitted.routing)
             context.learned["colour_ties"] = learn_ties(routings, 2)
@@ -130,10 +131,19 @@ class ColourMomentTranslator(nn.Module):
         low = centroids.masked_fill(~shown[..., None], float("inf")).amin(0)
         high = centroids.masked_fill(~shown[..., None], float("-inf")).amax(0)
         static = ((high - low).abs() < 1e-6).all(1) | ~shown.any(0)  # (K,) never moves
+        # a world with inner walls: the source's wall channels are read by looking, and the
+        # walls' colour (more than one tile, moving from episode to episode) is left out of
+        # the routing, and of the rows' test below, which its count would fail across episodes
+        walled = torch.zeros_like(static)
+        if self.context is not None and self.walls.fit(
+            target, self._match(target), self.coords - self.centre, source, self.context
+        ):
+            walled = (counts.amax(0) > self.walls.whole.to(counts)) & ~static
+            moments = moments.masked_fill(walled[:, None], 0.0)
         # rows where a colour shows more or less of itself than usual (the occluder painted
         # over it, or the agent stands on the goal) do not follow the linear map: left out
         modal = counts.mode(0).values  # (K,)
-        whole = ((counts == modal) | static).all(1)
+        whole = ((counts == modal) | static | walled).all(1)
         x, y = moments[whole], source[whole]
         moving = x.masked_fill(static[:, None], 0.0).flatten(1)  # a static colour: no offset
         routing = fit_routing(moving, y)
@@ -149,9 +159,6 @@ class ColourMomentTranslator(nn.Module):
         else:
             self.colours[static] = -1.0  # read as no colour from now on
         self.routing.copy_(routing)
-        if self.context is not None:  # a world with inner walls: its wall channels by looking
-            self.walls.fit(target, self._match(target), self.coords - self.centre, source,
-                           self.context)  # fmt: skip
 
     @torch.no_grad()
     def start_unpaired(self, obs: Tensor, actions: Tensor, first: Tensor, second: Tensor) -> bool:
