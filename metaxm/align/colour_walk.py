@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from metaxm.align.reading_set import FIT
-from metaxm.align.walk_features import feature_steps, goal_pairing, moving_features
+from metaxm.align.walk_features import feature_steps, goal_pairing
+from metaxm.align.wall_tiles import agent_features, wall_features
 
 MOVED = 1e-6
 """A centroid that changes by more than this between two images has moved."""
@@ -53,9 +54,10 @@ def colour_reader(
     if float(share[agent]) < AGENT_MOVES:
         return None
     steps = feature_steps(context)  # (A, F)
-    moving = moving_features(context)
-    pairing = goal_pairing(context, moving)
-    if pairing is None or len(moving) + len(pairing) != steps.shape[1]:
+    moving = agent_features(context)
+    walls = wall_features(context)  # inner walls: read by looking (wall_tiles)
+    pairing = goal_pairing(context, moving, walls)
+    if pairing is None or len(moving) + len(pairing) + len(walls) != steps.shape[1]:
         return None
     # the map from the agent's centroid to its features, from the steps it made
     made = both[:, agent] & moved[:, agent]

@@ -13,6 +13,7 @@ actions (:mod:`~metaxm.align.colour_walk`) reads the goal's through the pairing.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -45,20 +46,23 @@ def moving_features(context: Any) -> list[int]:
     return (feature_steps(context).abs() > 0).any(0).nonzero().flatten().tolist()
 
 
-def goal_pairing(context: Any, moving: list[int]) -> dict[int, int] | None:
+def goal_pairing(
+    context: Any, moving: list[int], ignore: Sequence[int] = ()
+) -> dict[int, int] | None:
     """``{static feature: moving feature}``: the one pairing of the features no action moves
-    with the ``moving`` ones under which every drawn state, given the goal on the agent's cell
-    (each static feature set to its moving one), is a success state (the world's test); None
-    where none or several are. Computed once per context and ``moving``."""
-    key = f"goal_pairing {moving}"
+    (but those to ``ignore``: the walls', :func:`~metaxm.align.wall_tiles.wall_features`) with
+    the ``moving`` ones under which every drawn state, given the goal on the agent's cell (each
+    static feature set to its moving one), is a success state (the world's test); None where
+    none or several are. Computed once per context, ``moving`` and ``ignore``."""
+    key = f"goal_pairing {moving}" + (f" {list(ignore)}" if ignore else "")
     if key not in context.learned:
-        context.learned[key] = _goal_pairing(context, moving)
+        context.learned[key] = _goal_pairing(context, moving, ignore)
     return context.learned[key]
 
 
-def _goal_pairing(context: Any, moving: list[int]) -> dict[int, int] | None:
+def _goal_pairing(context: Any, moving: list[int], ignore: Sequence[int]) -> dict[int, int] | None:
     features = context.features.double().cpu()
-    static = [f for f in range(features.shape[1]) if f not in moving]
+    static = [f for f in range(features.shape[1]) if f not in moving and f not in ignore]
     found = []
     for order in itertools.permutations(moving, len(static)):
         placed = features.clone()

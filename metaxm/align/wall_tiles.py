@@ -60,19 +60,14 @@ class WallTiles(SavedSizes, nn.Module):
         observations ``source`` (N, S); the ``context`` gives the source's walls and each
         action's step. False (nothing read) where the source tells no walls or the agent's
         colour or the walls' colours are not found."""
-        from metaxm.align.action_readers import source_answers
-        from metaxm.align.walk_features import feature_steps, moving_features
+        from metaxm.align.walk_features import feature_steps
 
         self.active.fill_(False)
-        if context is None or context.moves is None or context.features is None:
+        walls = source_walls(context)
+        if walls is None:
             return False
-        if "source_answers" not in context.learned:  # once per context
-            context.learned["source_answers"] = source_answers(*context.moves)
-        walls = context.learned["source_answers"][1]
         told = (~walls[0].isnan()).nonzero().flatten()
-        if not len(told):
-            return False
-        moving = moving_features(context)
+        moving = agent_features(context)
         features = (source.double().cpu() @ context.feature_map())[:, moving]  # (N, m)
         counts = match.sum(1).cpu()  # (N, K)
         centroids = (match.transpose(1, 2) @ coords).cpu().double() / counts.clamp_min(1)[..., None]
@@ -86,15 +81,67 @@ class WallTiles(SavedSizes, nn.Module):
         level = walls[1, told]
         stopped = (source.double().cpu()[whole][:, told] - level).abs() <= FIT * level.abs()
         stops = _stopping(colours, stopped)  # stopped: (N, W) the source tells a wall there
+        return self._keep(agent, float(counts[whole, agent][0]), offsets, stops, walls)
+
+    @torch.no_grad()
+    def fit_walk(
+        self,
+        target: Tensor,
+        match: Tensor,
+        coords: Tensor,
+        agent: int,
+        moves: tuple[Tensor, Tensor, Tensor],
+        context: Any,
+    ) -> bool:
+        """Fit from a walk's images alone (no pair, no reward; ``selfread``): ``target``,
+        ``match`` and ``coords`` as :meth:`fit` has them, the agent's colour ``agent`` (the one
+        that moves), and ``moves`` (actions (N,), transitions first -> second). Each wall
+        channel's offset is how far its action moved the agent's centroid where it moved it;
+        the colours that stop a move are those seen there only before moves that did not move
+        it. False (nothing read) where the source tells no walls, or a wall channel's action
+        never moved the agent."""
+        self.active.fill_(False)
+        walls = source_walls(context)
+        if walls is None or agent < 0:
+            return False
+        actions, first, second = (t.cpu() for t in moves)
+        counts = match[..., agent].sum(1).cpu()
+        centre = (match[..., agent] @ coords).cpu().double()
+        centre = centre / counts.clamp_min(1)[:, None]  # (N, 2)
+        shown = counts[counts > 0]
+        if not len(shown):
+            return False
+        full = float(shown.mode().values)
+        both = (counts[first] == full) & (counts[second] == full)
+        delta = centre[second] - centre[first]  # (M, 2)
+        moved = delta.abs().amax(1) > 1e-6
+        told = (~walls[0].isnan()).nonzero().flatten()
+        offsets = []
+        for a in walls[0, told].long().tolist():
+            made = both & moved & (actions[first] == a)
+            if not bool(made.any()):
+                return False
+            offsets.append(delta[made].median(0).values)
+        offsets = torch.stack(offsets).float()  # (W, 2)
+        acted = actions[first][both]
+        which = (acted[:, None] == walls[0, told].long()).float().argmax(1)  # its channel
+        at = _beside(target[first[both]], centre[first[both]], offsets, coords)  # (M, W, C)
+        colours = at[torch.arange(len(which)), which][:, None, :]  # (M, 1, C)
+        stops = _stopping(colours, ~moved[both][:, None])
+        return self._keep(agent, full, offsets, stops, walls)
+
+    def _keep(
+        self, agent: int, whole: float, offsets: Tensor, stops: Tensor | None, walls: Tensor
+    ) -> bool:
+        """Keep a fit (see :meth:`fit`); False where no colour stops a move."""
         if stops is None:
             return False
+        told = (~walls[0].isnan()).nonzero().flatten()
+        device = self.active.device
         self.agent.fill_(agent)
-        self.whole.fill_(float(counts[whole, agent][0]))
-        self.offsets = offsets.to(self.active.device)
-        self.stops = stops.to(self.active.device)
-        self.values = torch.stack((told.double(), walls[1, told], walls[2, told])).to(
-            self.active.device
-        )
+        self.whole.fill_(whole)
+        self.offsets, self.stops = offsets.to(device), stops.to(device)
+        self.values = torch.stack((told.double(), walls[1, told], walls[2, told])).to(device)
         self.active.fill_(True)
         return True
 
@@ -109,6 +156,37 @@ class WallTiles(SavedSizes, nn.Module):
         stop = stop & (count == self.whole)[:, None]  # the agent (partly) hidden: no wall
         values = self.values.to(target.device)
         return torch.where(stop, values[1], values[2]).float()
+
+
+def source_walls(context: Any) -> Tensor | None:
+    """(3, S) the walls the source's channels tell (:func:`~metaxm.align.action_readers.
+    source_answers`), computed once per context; None where they tell none (a world without
+    inner walls) or the context has no moves or features."""
+    from metaxm.align.action_readers import source_answers
+
+    if context is None or context.moves is None or context.features is None:
+        return None
+    if "source_answers" not in context.learned:
+        context.learned["source_answers"] = source_answers(*context.moves)
+    walls = context.learned["source_answers"][1]
+    return walls if bool((~walls[0].isnan()).any()) else None
+
+
+def wall_features(context: Any) -> list[int]:
+    """The features the source's wall channels tell (none without inner walls)."""
+    walls = source_walls(context)
+    if walls is None:
+        return []
+    told = (~walls[0].isnan()).nonzero().flatten()
+    return sorted(set(context.feature_map()[told].abs().argmax(1).tolist()))
+
+
+def agent_features(context: Any) -> list[int]:
+    """The features some action moves, less the walls' (:func:`wall_features`)."""
+    from metaxm.align.walk_features import moving_features
+
+    walls = wall_features(context)
+    return [f for f in moving_features(context) if f not in walls]
 
 
 def _agent_map(centroids: Tensor, counts: Tensor, features: Tensor) -> tuple[int, Tensor]:
