@@ -310,16 +310,17 @@ def agent_goal_pairs(context: Any) -> tuple[Tensor, float]:
     (:func:`~metaxm.align.walk_features.goal_pairing`), and the features' smallest step (a
     cell), computed once per context; (2, 0) where the context has no moves or no pairing, or
     more than :data:`MAX_PAIRED` features to pair (the pairings tried grow as a factorial)."""
-    from metaxm.align.walk_features import goal_pairing, moving_features
+    from metaxm.align.walk_features import goal_pairing
+    from metaxm.align.wall_tiles import agent_features, wall_features
 
     if "agent_goal_pairs" in context.learned:
         return context.learned["agent_goal_pairs"]
     out = torch.zeros(2, 0, dtype=torch.long), 1.0
     if context.moves is not None and context.features is not None:
-        moving = moving_features(context)
-        width = context.features.shape[1]
+        moving, walls = agent_features(context), wall_features(context)
+        width = context.features.shape[1] - len(walls)  # inner walls: neither agent nor goal
         small = 0 < len(moving) <= MAX_PAIRED and width - len(moving) <= MAX_PAIRED
-        pairing = goal_pairing(context, moving) if small else None
+        pairing = goal_pairing(context, moving, walls) if small else None
         levels = column_levels(context.features)
         if pairing and levels is not None:
             cell = level_spacing(levels)

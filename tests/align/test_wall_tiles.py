@@ -98,3 +98,40 @@ def test_without_inner_walls_nothing_is_read_by_looking() -> None:
         torch.testing.assert_close(
             translator(target), translator.moments(target) @ translator.routing
         )
+
+
+def test_a_walk_alone_reads_the_walls_by_looking(walled) -> None:  # noqa: ANN001
+    """No pair, no reward (``selfread``): four random episodes give the agent's colour and
+    geometry from its moves, each wall channel's offset from how its action moved the agent,
+    and the wall's colour from the moves that did not move it; the translation then gives
+    every source wall channel exactly on fresh states where nothing hides the agent, and the
+    agent's to the context's map. The walls' features are neither the agent's nor the goal's
+    (before, with them among the goal's, the reader refused)."""
+    from metaxm.align.selffit import record_transitions
+    from metaxm.align.walk_features import goal_pairing
+    from metaxm.align.wall_tiles import agent_features, wall_features
+
+    spec, context = walled
+    assert wall_features(context) == [4, 5, 6, 7] and agent_features(context) == [0, 1]
+    assert goal_pairing(context, [0, 1]) is None  # the walls among the features to pair
+    assert goal_pairing(context, [0, 1], wall_features(context)) == {2: 0, 3: 1}
+    env = make_env(spec, "pixels", VARIANT, num_envs=4, seed=3)
+    g = torch.Generator().manual_seed(3)
+    data = record_transitions(env, "pixels", lambda obs: torch.randint(4, (len(obs),), generator=g))
+    space = make_env(spec, "pixels", VARIANT, num_envs=1).observation_space
+    _, source = _pairs(spec, 1, seed=1)
+    translator = ColourMomentTranslator(space, source.shape[1])
+    translator.prepare(context)
+    assert translator.start_unpaired(data.obs, data.actions, data.first, data.second)
+    assert bool(translator.walls.active)
+    target, truth = _pairs(spec, 256, seed=9)
+    with torch.no_grad():
+        read = translator(target)
+    seen = translator._match(target)[..., int(translator.walls.agent)].sum(1)
+    whole = seen == translator.walls.whole
+    _, walls = source_answers(*context.moves)
+    told = ~walls[0].isnan()
+    torch.testing.assert_close(read[whole][:, told], truth[whole][:, told], atol=1e-4, rtol=0)
+    agent = (context.feature_map()[:, :2].abs() > 0.1).any(1)  # rendered through the
+    # context's ridge map from features to the source (a small shrinkage), as without walls
+    torch.testing.assert_close(read[whole][:, agent], truth[whole][:, agent], atol=0.05, rtol=0)
