@@ -7,12 +7,16 @@ off the grid, another where it is not (:func:`~metaxm.align.action_readers.wall_
 colour's moment is linear in where its tiles are, but whether a cell is a wall is not: the
 walls are many tiles of one colour, and their moment says nothing of the cells beside the
 agent. So these channels are read by looking: the agent's centroid is an affine map of its
-features (the variant's rotation, flip and tile size, fitted from the pairs), each action's
-step moves it by one tile to the cell the move leads to, and the colour of the pixel there
-says whether that cell stops the move. The colours that do (the wall's, the padding's) are
-those the pairs show there only where the source's channel tells a wall; a pixel off the image
-stops it too. Where the agent's colour is hidden (the occluder), each wall channel reads its
-no-wall value.
+features (the variant's rotation, flip and tile size), each action's step moves it by one tile
+to the cell the move leads to, and the colour of the pixel there says whether that cell stops
+the move; a pixel off the image stops it too. Where the agent's colour is partly hidden (the
+occluder), each wall channel reads its no-wall value.
+
+From pairs (``translate``, :meth:`WallTiles.fit`) the map is fitted to the source's features,
+and the colours that stop a move (the wall's, the padding's) are those the pairs show there
+only where the source's channel tells a wall. From a walk alone (``selfread``,
+:meth:`WallTiles.fit_walk`) each action's offset is how it moved the agent's centroid, and the
+colours that stop a move are those seen there only before moves that did not move it.
 """
 
 from __future__ import annotations
@@ -216,8 +220,10 @@ def _beside(target: Tensor, centre: Tensor, offsets: Tensor, coords: Tensor) -> 
     in images ``target`` (N, C, H, W) whose pixels sit at ``coords`` (H * W, 2): -1 off the
     image (a move off it is stopped)."""
     n, c, h, w = target.shape
+    device = target.device
+    coords = coords.to(device)
     pixels = target.float().flatten(2).transpose(1, 2)  # (N, H * W, C)
-    spot = centre.float()[:, None, :] + offsets.float().to(centre.device)  # (N, W, 2)
+    spot = centre.float().to(device)[:, None, :] + offsets.float().to(device)  # (N, W, 2)
     # the nearest pixel: coords are (x, y) / max(h, w), centred by the same offset
     step = (coords[1] - coords[0]).abs().amax()
     origin = coords[0]
