@@ -57,7 +57,9 @@ make results ONLY="main sine"             # the same through make (installs .ven
   reading of k episodes reaches on vector and projected, from the families' own priors;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
-  family priors, without them, and with the projected posterior's calibration moved.
+  family priors, without them, and with the projected posterior's calibration moved;
+* ``walls``: the main job's pretraining and source agent on GridNav with inner walls, then
+  ``selfread`` and ``translate`` on validation variants (about 9 minutes).
 
 Each page holds its headline number and the command's own printed summary.
 
@@ -170,9 +172,11 @@ def captured(command: list[str]) -> tuple[str, float]:
 
 
 def reusing(command: list[str]) -> list[str]:
-    """``command`` with ``--resume`` added where it is a ``metaxm train`` whose ``--out`` holds a
-    run already (a finished one is reused, an interrupted one continued)."""
-    if command[:2] != ["metaxm", "train"] or "--resume" in command or "--out" not in command:
+    """``command`` with ``--resume`` added where it is a ``metaxm train`` or ``pretrain`` whose
+    ``--out`` holds a run already (a finished one is reused, an interrupted one continued)."""
+    if command[:2] not in (["metaxm", "train"], ["metaxm", "pretrain"]):
+        return command
+    if "--resume" in command or "--out" not in command:
         return command
     out = ROOT / command[command.index("--out") + 1]
     return [*command, "--resume"] if (out / "config.yaml").exists() else command
@@ -775,6 +779,59 @@ def selfread() -> Path:
                       commands, headline)  # fmt: skip
 
 
+WALLED = [f"{f}:{v}" for f in ("vector", "pixels") for v in range(100, 104)]
+WALLED += ["projected:100", "text:100", "audio:100"]
+"""The validation variants ``walls`` measures (outside every split)."""
+
+
+def walls() -> Path:
+    """The main job's first two stages on GridNav with inner walls, then ``selfread`` and
+    ``translate`` on validation variants (``docs/transfer-studies.md`` section 35)."""
+    out = RUNS / "walls"
+    report = RUNS / "walls-report"
+    walled = ["--set", "world.walls=true"]
+    commands = [
+        ["metaxm", "pretrain", "tasks/gridnav.yaml", *walled, "--set",
+         "align.pretrain_updates=2000", "--out", rel(out / "pretrain")],
+        ["metaxm", "train", "tasks/gridnav.yaml", *walled, "--set", "train.total_steps=600000",
+         "--set", "agent.adapters=variant", "--set", f"align.init_from={rel(out / 'pretrain')}",
+         "--set", "train.freeze=latent", "--out", rel(out / "ppo")],
+        ["metaxm", "evaluate", rel(out / "ppo"), "--seeds", "8", "--strategy", "selfread",
+         "--strategy", "translate", *[a for m in WALLED for a in ("--modality", m)], "--set",
+         "evaluate.budgets=[0, 1, 2, 4, 8]", "--set", "evaluate.scratch_cap=8", "--out",
+         rel(report)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        data = json.loads((report / "report.json").read_text())
+        lines = [
+            "GridNav with inner walls (`--set world.walls=true`): the main job's pretraining and "
+            "source agent, then `selfread` (no reward, no pair) and `translate` (paired) on "
+            "validation variants, IQM success over 8 seeds at k = 1 / 2 / 4 / 8, and episodes "
+            "to 80% of the family's source:",
+            "",
+        ]
+        for mid, entry in data["modalities"].items():
+            for name in ("selfread", "translate"):
+                got = entry["strategies"][name]
+                reach = got["metrics"]
+                v = reach["episodes_to_threshold"]
+                to = f"{v['point']:.1f} [{v['low']:.1f}, {v['high']:.1f}]"
+                if reach["censored"] == reach["seeds"]:
+                    to = f"> {got['budgets'][-1]}"
+                if reach["censored"]:
+                    to += f" ({reach['censored']} of {reach['seeds']} censored)"
+                lines.append(
+                    f"- **{mid}** `{name}`: "
+                    + " / ".join(f"{v:.2f}" for v in got["iqm"]["success"]["point"][1:])
+                    + f"; to 80% {to}"
+                )
+        lines += ["", f"The curves are in `{rel(report / 'report.md')}`."]
+        return "\n".join(lines)
+
+    return study_page("walls", "A world with inner walls", commands, headline)
+
+
 def permutation_case() -> Path:
     out = RUNS / "permutation-case"
     command = ["python", "scripts/permutation_case.py", "--out", rel(out)]
@@ -898,6 +955,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "ridge-prior": ridge_prior,
     "one-episode-bound": one_episode_bound,
     "translate-priors": translate_priors,
+    "walls": walls,
 }
 """Job name -> the function that runs it and writes its page."""
 
