@@ -14,6 +14,8 @@ takes two values, and one of them holds exactly where a move one way is stopped
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -56,6 +58,19 @@ def source_answers(before: Tensor, acted: Tensor, after: Tensor) -> tuple[Tensor
     n = int(acted.max()) + 1
     answers = _answers(both, acts, rows, rows + len(before), n)
     return answers, wall_answers(both, acts, rows, rows + len(before), n)
+
+
+def context_answers(context: Any) -> tuple[Tensor, Tensor]:
+    """:func:`source_answers` of the translation ``context``'s ``moves``, computed once per
+    context."""
+    if "source_answers" not in context.learned:
+        context.learned["source_answers"] = source_answers(*context.moves)
+    return context.learned["source_answers"]
+
+
+def wall_channels(walls: Tensor) -> Tensor:
+    """(W,) the channels that tell a wall, of ``walls`` (3, C) (:func:`wall_answers`)."""
+    return (~walls[0].isnan()).nonzero().flatten()
 
 
 def _motion(x: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:

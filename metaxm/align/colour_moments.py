@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from metaxm.align.least_squares import fit_routing, single_readings
 from metaxm.align.tied_readings import learn_ties, tied_readings
 from metaxm.align.translation_context import TranslationContext
-from metaxm.align.wall_tiles import WallTiles, agent_features
+from metaxm.align.wall_tiles import WallTiles, agent_features, source_walls
 
 MAX_COLOURS = 8
 """Colours read (after the background); the rarer ones of a busier image read nothing."""
@@ -135,7 +135,7 @@ class ColourMomentTranslator(nn.Module):
         # walls' colour (more than one tile, moving from episode to episode) is left out of
         # the routing, and of the rows' test below, which its count would fail across episodes
         walled = torch.zeros_like(static)
-        if self.context is not None and self.walls.fit(
+        if source_walls(self.context) is not None and self.walls.fit(
             target, self._match(target), self.coords - self.centre, source, self.context
         ):
             walled = (counts.amax(0) > self.walls.whole.to(counts)) & ~static
@@ -177,12 +177,12 @@ class ColourMomentTranslator(nn.Module):
         if reader is None:
             return False
         self.routing.copy_(reader @ context.source_map())
-        # inner walls: the colour that moves with the agent's features is the agent's
-        moved = reader[:, agent_features(context)].abs().sum(1).view(-1, 2).sum(1)
-        agent = int(moved.argmax()) if bool(moved.gt(0).any()) else -1
-        match = self._match(obs)
-        self.walls.fit_walk(obs, match, self.coords - self.centre, agent, (actions, first, second),
-                            context)  # fmt: skip
+        if source_walls(context) is not None:  # inner walls: read by looking, from the walk
+            # the agent's colour: the one that moves with the agent's features
+            moved = reader[:, agent_features(context)].abs().sum(1).view(-1, 2).sum(1)
+            agent = int(moved.argmax()) if bool(moved.gt(0).any()) else -1
+            self.walls.fit_walk(obs, self._match(obs), self.coords - self.centre, agent,
+                                (actions, first, second), context)  # fmt: skip
         return True
 
     def forward(self, obs: Tensor) -> Tensor:

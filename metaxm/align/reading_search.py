@@ -44,10 +44,11 @@ from torch import Tensor
 
 from metaxm.align.action_readers import (
     action_readers,
-    source_answers,
+    context_answers,
     still_values,
     stopped_moves,
     unread_walls,
+    wall_channels,
 )
 from metaxm.align.least_squares import fit_routing
 from metaxm.align.reading_set import CONSTANT, FIT, ReadingSet
@@ -93,6 +94,9 @@ class ReadingSearchTranslator(VectorTranslator):
         super().__init__(space, out_dim, config)
         self.readings = ReadingSet(out_dim)
         self.context: Any = None
+        # the last observation read and the action taken on it (observe), within an episode
+        self.last: Tensor | None = None
+        self.action: Tensor | None = None
 
     def prepare(self, context: Any) -> None:
         """Keep the context for :meth:`start` (the gain prior is learned once per context)."""
@@ -118,17 +122,13 @@ class ReadingSearchTranslator(VectorTranslator):
         """Where the source's channels tell walls (a world with inner walls), give the readings
         each action's source step and the walls the source tells, so that no goal is read
         behind a wall (:meth:`ReadingSet.behind_walls`); False (nothing given) elsewhere."""
-        ctx = self.context
-        if "source_answers" not in ctx.learned:  # once per context
-            ctx.learned["source_answers"] = source_answers(*ctx.moves)
-        answers, walls = ctx.learned["source_answers"]
-        told = ~walls[0].isnan()
-        if not bool(told.any()):
+        answers, walls = context_answers(self.context)
+        told = wall_channels(walls)
+        if not len(told):
             return False
         device = self.readings.active.device
         self.readings.moves = answers.nan_to_num(0.0).to(device)
-        channels = told.nonzero().flatten().to(walls)
-        self.readings.wall_stops = torch.stack((channels, *walls[:2, told])).to(device)
+        self.readings.wall_stops = torch.stack((told.to(walls), *walls[:2, told])).to(device)
         return True
 
     @torch.no_grad()
@@ -144,10 +144,8 @@ class ReadingSearchTranslator(VectorTranslator):
         self.linear.zero_()
         if ctx is None or ctx.reached is None or ctx.moves is None:
             return False
-        if "source_answers" not in ctx.learned:  # once per context
-            ctx.learned["source_answers"] = source_answers(*ctx.moves)
         x = obs.double().flatten(1) * self.scale
-        answers, walls = (a.to(x.device) for a in ctx.learned["source_answers"])
+        answers, walls = (a.to(x.device) for a in context_answers(ctx))
         options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
         kept = self._keep(options, obs.device, unread_walls(options, walls))
         self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
@@ -203,9 +201,8 @@ class ReadingSearchTranslator(VectorTranslator):
         if not bool(self.readings.active):
             return super().forward(obs)
         x = obs.double().flatten(1) * self.scale
-        last, action = getattr(self, "last", None), getattr(self, "action", None)
-        if last is not None and action is not None and last.shape == x.shape:
-            self.readings.rule_out_blocked(last, x, action)
+        if self.last is not None and self.action is not None and self.last.shape == x.shape:
+            self.readings.rule_out_blocked(self.last, x, self.action)
         self.last, self.action = x, None
         return self.readings.choose(x)
 

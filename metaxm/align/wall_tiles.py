@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metaxm.align.action_readers import context_answers, wall_channels
 from metaxm.align.reading_set import FIT, SavedSizes
 
 MOVES = 0.01
@@ -70,7 +71,7 @@ class WallTiles(SavedSizes, nn.Module):
         walls = source_walls(context)
         if walls is None:
             return False
-        told = (~walls[0].isnan()).nonzero().flatten()
+        told = wall_channels(walls)
         moving = agent_features(context)
         features = (source.double().cpu() @ context.feature_map())[:, moving]  # (N, m)
         counts = match.sum(1).cpu()  # (N, K)
@@ -119,7 +120,7 @@ class WallTiles(SavedSizes, nn.Module):
         both = (counts[first] == full) & (counts[second] == full)
         delta = centre[second] - centre[first]  # (M, 2)
         moved = delta.abs().amax(1) > 1e-6
-        told = (~walls[0].isnan()).nonzero().flatten()
+        told = wall_channels(walls)
         offsets = []
         for a in walls[0, told].long().tolist():
             made = both & moved & (actions[first] == a)
@@ -140,7 +141,7 @@ class WallTiles(SavedSizes, nn.Module):
         """Keep a fit (see :meth:`fit`); False where no colour stops a move."""
         if stops is None:
             return False
-        told = (~walls[0].isnan()).nonzero().flatten()
+        told = wall_channels(walls)
         device = self.active.device
         self.agent.fill_(agent)
         self.whole.fill_(whole)
@@ -166,14 +167,10 @@ def source_walls(context: Any) -> Tensor | None:
     """(3, S) the walls the source's channels tell (:func:`~metaxm.align.action_readers.
     source_answers`), computed once per context; None where they tell none (a world without
     inner walls) or the context has no moves or features."""
-    from metaxm.align.action_readers import source_answers
-
     if context is None or context.moves is None or context.features is None:
         return None
-    if "source_answers" not in context.learned:
-        context.learned["source_answers"] = source_answers(*context.moves)
-    walls = context.learned["source_answers"][1]
-    return walls if bool((~walls[0].isnan()).any()) else None
+    walls = context_answers(context)[1]
+    return walls if len(wall_channels(walls)) else None
 
 
 def wall_features(context: Any) -> list[int]:
@@ -181,7 +178,7 @@ def wall_features(context: Any) -> list[int]:
     walls = source_walls(context)
     if walls is None:
         return []
-    told = (~walls[0].isnan()).nonzero().flatten()
+    told = wall_channels(walls)
     return sorted(set(context.feature_map()[told].abs().argmax(1).tolist()))
 
 
