@@ -161,7 +161,10 @@ def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor
     (E, 2) long and which lie on it (E,) bool (:func:`_fit_cells`). The cells are two of their
     shortest differences, fractions of them, or half the sum or difference of two (eight goals
     of a validation walk whose shortest differences were two diagonals: k = 8 success 0.36 ->
-    1.00), refined by least squares on all points, and
+    1.00); or one shortest difference and a sum or difference of two differences, or a half or
+    third of it (:func:`_combined`; validation walks of eight episodes whose goals' columns were
+    all 0, 3 or 6, or whose rows were 0, 3 or 5: 0.66 and 0.56 -> 1.00, section 36), refined
+    by least squares on all points, and
     each such lattice's half-diagonal refinement where its cells come nearer ``cell``; which
     lattices of all those within ``size`` cells along each axis are kept is said in the code's
     comments (cells as long as ``cell`` within :data:`PLAUSIBLE`, the tightest fits). A few
@@ -183,7 +186,8 @@ def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor
     diffs = q[pairs[0]] - q[pairs[1]]
     diffs = diffs[diffs.norm(dim=1) > SAME_GOAL * cell]  # not one goal twice
     # a cell is a difference, or a half or third of one (no two goals a cell apart), or half
-    # the sum or difference of two (the shortest differences two diagonals)
+    # the sum or difference of two (the shortest differences two diagonals), or beside a
+    # shortest difference, a combination of two differences (no goal's column or row one apart)
     shortest = diffs[diffs.norm(dim=1).argsort()[:CELL_CANDIDATES]]
     i, j = torch.triu_indices(len(shortest), len(shortest), 1)
     halves = torch.cat(((shortest[i] + shortest[j]) / 2, (shortest[i] - shortest[j]) / 2))
@@ -192,12 +196,13 @@ def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor
     firsts = firsts[firsts.norm(dim=1) > SAME_GOAL * cell]
     seconds = seconds[seconds.norm(dim=1) > SAME_GOAL * cell]
     seconds = seconds[seconds.norm(dim=1).argsort()]
+    combined = _combined(diffs, cell)
     found: list[_Lattice] = []
     finer: dict[tuple[float, ...], Tensor] = {}
-    for u in firsts:
-        sines = (u[0] * seconds[:, 1] - u[1] * seconds[:, 0]).abs()
-        sines = sines / (seconds.norm(dim=1) * u.norm())
-        for v in seconds[sines > 0.3][: 2 * CELL_CANDIDATES]:  # the shortest not along u
+    tried = [(u, seconds) for u in firsts] + [(u, combined) for u in shortest]
+    for u, pool in tried:
+        sines = (u[0] * pool[:, 1] - u[1] * pool[:, 0]).abs() / (pool.norm(dim=1) * u.norm())
+        for v in pool[sines > 0.3][: 2 * CELL_CANDIDATES]:  # the first not along u
             cells = _consider(q, torch.stack((u, v)), cell, size, found)
             if cells is not None:  # its half-diagonal lattice, where nearer the agent's cells
                 a, b = cells
@@ -218,11 +223,30 @@ def lattice_options(points: Tensor, cell: float, size: int) -> list[tuple[Tensor
     tight = min(f.misfit for f in found)
     found = [f for f in found if f.misfit <= 2.0 * tight + 0.02 * cell]
     # one of each (one lattice comes from other differences, in other cells: the same by its
-    # area and coordinates), those whose cells are nearest the agent's first; ties, as near to
-    # 1e-6, by their coordinates, not by which the last bits of a fit make nearer
-    keyed = {(round(f.area / cell**2, 6), tuple(_listing(*_canonical(f)))): f for f in found}
+    # area and each goal's coordinates; two lattices of one area may place the same set of
+    # coordinates on other goals), those whose cells are nearest the agent's first; ties, as
+    # near to 1e-6, by their coordinates, not by which the last bits of a fit make nearer
+    keyed = {(round(f.area / cell**2, 6), *_canonical_key(f)): f for f in found}
     order = sorted(keyed, key=lambda key: (round(keyed[key].nearness, 6), key))
     return [_canonical(keyed[key]) for key in order[:MAX_LATTICES]]
+
+
+def _combined(diffs: Tensor, cell: float) -> Tensor:
+    """The sums and differences of two differences ``diffs`` (N, 2), their halves and thirds,
+    as long as ``cell`` within :data:`PLAUSIBLE`, one of each, nearest ``cell`` first: cells
+    that no difference of two goals, half or third of one gives. Goals whose columns are all
+    0, 3 or 6 differ by no single column, and (1, 0) is a third of (3, 1) less (0, 1); rows
+    0, 3 and 5 differ by 2, 3 and 5, never 1, which is 3 less 2."""
+    i, j = torch.triu_indices(len(diffs), len(diffs), 1)
+    once = torch.cat((diffs[i] - diffs[j], diffs[i] + diffs[j]))
+    out = torch.cat((once, once / 2, once / 3))
+    out = out[(out.norm(dim=1) / cell).log().abs() < PLAUSIBLE]
+    out = torch.where((out[:, :1] < 0) | ((out[:, :1] == 0) & (out[:, 1:] < 0)), -out, out)
+    first: dict[tuple[int, ...], int] = {}  # one of each, to a tenth of a cell
+    for n, key in enumerate((out / cell * 10).round().long().tolist()):
+        first.setdefault(tuple(key), n)
+    out = out[list(first.values())]
+    return out[(out.norm(dim=1) / cell).log().abs().argsort(stable=True)]  # nearest a cell first
 
 
 def _consider(
@@ -259,8 +283,16 @@ def _canonical(lattice: _Lattice) -> tuple[Tensor, Tensor]:
     at 0, and which points lie on it."""
     whole, on = lattice.coords, lattice.on
     turned = [whole @ turn.T for turn in dihedral()]
-    canonical = min(turned, key=lambda c: _listing(c, on))
-    return canonical - canonical[on].min(0).values, on
+    turned = [c - c[on].min(0).values for c in turned]
+    # by the sorted coordinates, then (a set of goals a turn maps onto itself) each goal's
+    return min(turned, key=lambda c: (_listing(c, on), c[on].tolist())), on
+
+
+def _canonical_key(lattice: _Lattice) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """:func:`_canonical`'s sorted coordinates, then each goal's (the goals off it at -1)."""
+    coords, on = _canonical(lattice)
+    each = torch.where(on[:, None], coords, -1)
+    return tuple(_listing(coords, on)), tuple(map(tuple, each.tolist()))
 
 
 def _listing(coords: Tensor, on: Tensor) -> list[tuple[int, ...]]:
