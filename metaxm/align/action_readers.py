@@ -198,6 +198,47 @@ def action_readers(
     return out
 
 
+def held_readers(
+    options: list[list[tuple[int, float]]],
+    axes: list[int],
+    x: Tensor,
+    actions: Tensor,
+    first: Tensor,
+    second: Tensor,
+    n: int,
+    sources: Tensor,
+) -> list[list[tuple[int, float]]]:
+    """``options`` with each of the agent's source channels ``axes`` (:func:`unmoved_agent`)
+    read, as a goal's channel is, by every target channel held over each episode, at each
+    ratio that puts its values on the source channel's (``sources`` (M', S)); the arguments
+    as :func:`action_readers`'."""
+    target = _answers(x, actions, first, second, n)
+    still_t = (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)
+    out = [list(found) for found in options]
+    for j in axes:
+        taken = sources[:, j].double().unique()
+        top = float(taken.abs().max())
+        for i in still_t.nonzero().flatten().tolist():
+            out[j] += [(i, q) for q in _held_ratios(x[:, i].unique(), taken, top)]
+    return out
+
+
+def unmoved_agent(
+    options: list[list[tuple[int, float]]], source: Tensor, source_walls: Tensor | None = None
+) -> list[int]:
+    """The source channels an action steps (the agent's) that no target channel was found to
+    read: a walk too short to move along that axis (or whose every move along it was
+    stopped). Held over each episode, such an axis reads like a goal's channel, so the held
+    target channels are offered for it too (:func:`held_readers`), and the measured episode's
+    moves tell them apart (:meth:`~metaxm.align.reading_set.ReadingSet.rule_out_unmoved`)."""
+    walls = source_walls[0] if source_walls is not None else None
+    return [
+        j for j, found in enumerate(options)
+        if not found and not bool(source[:, j].isnan().any()) and bool((source[:, j] != 0).any())
+        and (walls is None or bool(walls[j].isnan()))
+    ]  # fmt: skip
+
+
 def unread_walls(options: list[list[tuple[int, float]]], source_walls: Tensor) -> Tensor | None:
     """(S,) what each source channel that tells a wall (``source_walls`` (3, S),
     :func:`source_answers`) and has no reader in ``options`` takes: its value where no wall

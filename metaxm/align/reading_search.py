@@ -45,13 +45,21 @@ from torch import Tensor
 from metaxm.align.action_readers import (
     action_readers,
     context_answers,
+    held_readers,
     still_values,
     stopped_moves,
+    unmoved_agent,
     unread_walls,
     wall_channels,
 )
 from metaxm.align.least_squares import fit_routing
-from metaxm.align.reading_set import CONSTANT, FIT, ReadingSet
+from metaxm.align.reading_set import (
+    CONSTANT,
+    FIT,
+    MAX_READINGS,
+    MAX_UNMOVED_READINGS,
+    ReadingSet,
+)
 from metaxm.align.translate_vector import VectorTranslator
 from metaxm.config.align import AlignConfig
 
@@ -147,8 +155,16 @@ class ReadingSearchTranslator(VectorTranslator):
         x = obs.double().flatten(1) * self.scale
         answers, walls = (a.to(x.device) for a in context_answers(ctx))
         options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
-        kept = self._keep(options, obs.device, unread_walls(options, walls))
+        unmoved = unmoved_agent(options, answers, walls)  # an axis the walk never moved along
+        if unmoved:
+            options = held_readers(options, unmoved, x, actions, first, second, len(answers),
+                                   ctx.sources.to(x.device))  # fmt: skip
+        most = MAX_UNMOVED_READINGS if unmoved else MAX_READINGS
+        kept = self._keep(options, obs.device, unread_walls(options, walls), most)
         self.readings.rule_out_walked(x)  # a goal the walk stood on, the episode going on
+        if kept and unmoved:  # the measured episode's moves tell which reads the agent
+            self.readings.moves = answers.nan_to_num(0.0).to(obs.device)
+            self.readings.follow_moves.fill_(True)
         if not kept or not self._keep_walls():
             return kept
         # inner walls: no goal where a move the walk made was stopped, or behind a wall a
@@ -164,6 +180,7 @@ class ReadingSearchTranslator(VectorTranslator):
         options: list[list[tuple[int, float]]],
         device: torch.device,
         unread: Tensor | None = None,
+        most: int = MAX_READINGS,
     ) -> bool:
         """Keep the readings of ``options`` with the family's gain prior (learned once per
         context), ``unread`` what a channel no reading reads takes (default 0); the MLP takes
@@ -173,7 +190,7 @@ class ReadingSearchTranslator(VectorTranslator):
             pairs = [(t.cpu(), s.cpu()) for t, s in ctx.family_pairs]
             ctx.learned["gain_prior"] = gain_prior(pairs, self.scale, len(options))
         prior = ctx.learned["gain_prior"]
-        kept = self.readings.keep(options, ctx, prior, device, unread=unread)
+        kept = self.readings.keep(options, ctx, prior, device, unread=unread, most=most)
         if kept:
             self.net.requires_grad_(False)  # closed form: no steps (fit_translator)
         return kept
@@ -203,6 +220,7 @@ class ReadingSearchTranslator(VectorTranslator):
         x = obs.double().flatten(1) * self.scale
         if self.last is not None and self.action is not None and self.last.shape == x.shape:
             self.readings.rule_out_blocked(self.last, x, self.action)
+            self.readings.rule_out_unmoved(self.last, x, self.action)
         self.last, self.action = x, None
         return self.readings.choose(x)
 

@@ -24,6 +24,10 @@ MAX_LEVELS = 64
 """A source channel that takes more values over the drawn states is continuous: no search."""
 MAX_READINGS = 4096
 """The most readings kept (more than this: no search)."""
+MAX_UNMOVED_READINGS = 16384
+"""The most kept where a walk left an agent axis unread (``keep(..., most=...)``): each held
+target channel is then also that axis' reader, which multiplies the readings (validation
+vector 100-103 at k = 1: up to 8,520), and the measured moves rule them out."""
 MAX_PAIRED = 4
 """The most agent features, and goal features, :func:`agent_goal_pairs` pairs."""
 NEAREST = 1.0
@@ -118,6 +122,9 @@ class ReadingSet(SavedSizes, nn.Module):
         # rule readings out (empty: they do not)
         self.register_buffer("moves", torch.zeros(0, 0, dtype=torch.float64))
         self.register_buffer("still", torch.zeros(0, dtype=torch.float64))
+        # whether a reading must follow each measured move (rule_out_unmoved; a walk that left
+        # an agent axis unread), by ``moves``
+        self.register_buffer("follow_moves", torch.tensor(False))
         # (3, W) each source channel that tells a wall: the channel, the action whose move it
         # stops, its value there (empty: no wall is read)
         self.register_buffer("wall_stops", torch.zeros(3, 0, dtype=torch.float64))
@@ -129,6 +136,7 @@ class ReadingSet(SavedSizes, nn.Module):
         self.register_buffer("cell", torch.tensor(1.0, dtype=torch.float64))
         self.reached: Callable[[Tensor], Tensor] | None = None
         self.ruled_out: Tensor | None = None
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None  # (x, full, cost) choose read
 
     def keep(
         self,
@@ -139,22 +147,25 @@ class ReadingSet(SavedSizes, nn.Module):
         zero: Tensor | None = None,
         snap_cost: float = 0.0,
         unread: Tensor | None = None,
+        most: int = MAX_READINGS,
     ) -> bool:
         """Keep the readings of ``options`` (per source channel, its readers, as
         :func:`~metaxm.align.reading_search.single_readers` gives them) with the gain
         ``prior`` (2, S) and the ``context``'s source values, feature map and world test.
         ``zero`` (D,): up to what a target value reads 0 (default :data:`CONSTANT`);
         ``snap_cost``: how much a reading's distance to the source's values adds to its cost
-        (noisy readings); ``unread`` (S,): what a channel no reading reads takes (default 0).
-        False (and nothing kept) where there are none, too many, or a channel is continuous."""
+        (noisy readings); ``unread`` (S,): what a channel no reading reads takes (default 0);
+        ``most``: the most readings kept. False (and nothing kept) where there are none, more
+        than ``most``, or a channel is continuous."""
         self.active.fill_(False)
-        self.ruled_out = None
+        self.follow_moves.fill_(False)
+        self.ruled_out = self._last = None
         channels = [j for j, found in enumerate(options) if found]
         levels = channel_levels(context.sources[:, channels]) if channels else None
         if levels is None:
             return False
-        readings = readings_of([options[j] for j in channels], levels)
-        if not readings or len(readings) > MAX_READINGS:
+        readings = readings_of([options[j] for j in channels], levels, most)
+        if not readings or len(readings) > most:
             return False
         dtype = torch.float64
         self.channels = torch.tensor(channels, device=device)
@@ -186,7 +197,7 @@ class ReadingSet(SavedSizes, nn.Module):
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out."""
-        self.ruled_out = None
+        self.ruled_out = self._last = None
 
     def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
@@ -224,6 +235,7 @@ class ReadingSet(SavedSizes, nn.Module):
             return
         keep = ~seen
         self.reader, self.ratio, self.level = self.reader[keep], self.ratio[keep], self.level[keep]
+        self._last = None
 
     def rule_out_walked(self, x: Tensor) -> None:
         """Drop every reading whose state, at one of the walk's observations ``x`` (N, D), is a
@@ -287,12 +299,48 @@ class ReadingSet(SavedSizes, nn.Module):
         led = full + self.moves[action[stopped].long()][:, None, :]
         self.ruled_out[stopped] |= self.reached((led @ self.decode).float())
 
+    def _candidates(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`candidates` of ``x``, kept for the same tensor's next call: within an
+        episode each observation is read by :meth:`rule_out_unmoved` twice (after its move and
+        before the next) and by :meth:`choose` once."""
+        if self._last is None or self._last[0] is not x:
+            self._last = (x, *self.candidates(x))
+        return self._last[1], self._last[2]
+
+    def rule_out_unmoved(self, last: Tensor, x: Tensor, action: Tensor) -> None:
+        """Within the episode: rule out for the episode every reading whose source observation
+        did not follow the move ``action`` (B,; -1 where the row's episode ended with it) from
+        ``last`` (B, D) to ``x``: a channel the move does not step changed, or one it steps
+        neither took the step nor was stopped (without inner walls a move is stopped only
+        where its step would leave the source's values: the grid's edge). Nothing unless
+        ``follow_moves``, or where no search is under way."""
+        if not bool(self.follow_moves) or not self.moves.numel():
+            return
+        if self.ruled_out is None or self.ruled_out.shape[0] != len(x):
+            return
+        rows = action >= 0
+        if not bool(rows.any()):
+            return
+        before = self._candidates(last)[0][rows][..., self.channels]  # (b, R, C)
+        after = self._candidates(x)[0][rows][..., self.channels]
+        step = self.moves[action[rows].long()][:, None, self.channels]  # (b, 1, C)
+        tolerance = FIT * self.levels.nan_to_num(0.0).abs().amax(1)  # (C,)
+        change = after - before
+        still = change.abs() <= tolerance
+        low = self.levels.nan_to_num(float("inf")).amin(1)
+        high = self.levels.nan_to_num(float("-inf")).amax(1)
+        led = before + step
+        off = (led < low - tolerance) | (led > high + tolerance)
+        stoppable = off | bool(self.wall_stops.shape[1])  # inner walls stop moves anywhere
+        follows = ((change - step).abs() <= tolerance) | (still & stoppable)
+        self.ruled_out[rows] |= ~follows.all(-1)
+
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
         """(B, S) the source observation of each row's cheapest reading not ruled out, each
         cell from the agent to the reading's goal adding :data:`NEAREST` to its cost; a
         reading whose state is a success state is ruled out for the episode (it goes on), as
         is one that reads its goal behind a wall beside the agent (:meth:`behind_walls`)."""
-        full, cost = self.candidates(x, base)
+        full, cost = self.candidates(x, base) if base is not None else self._candidates(x)
         states = full @ self.decode
         if self.wall_stops.shape[1]:  # a goal behind a wall the reading reads: out
             walled = self.behind_walls(full)
@@ -351,7 +399,7 @@ def search(
 
 
 def readings_of(
-    options: list[list[tuple[int, float]]], levels: Tensor
+    options: list[list[tuple[int, float]]], levels: Tensor, most: int = MAX_READINGS
 ) -> list[list[tuple[int, float, float]]]:
     """Every reading: one of its ``options`` (per read channel, its readers) per channel, no
     target channel reading two; per channel (reader, ratio, NaN), or, where both read 0, one
@@ -369,6 +417,6 @@ def readings_of(
         readers = [i for i, _, _ in reading]
         if len(set(readers)) == len(readers):
             out.append(list(reading))
-            if len(out) > MAX_READINGS:
+            if len(out) > most:
                 break
     return out
