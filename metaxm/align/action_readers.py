@@ -230,9 +230,9 @@ def unmoved_agent(
     read: mostly a walk too short to move along that axis (or whose every move along it was
     stopped; a walk whose moves along it matched no channel is one too, and then the held
     channels offered are not its reader). Held over each episode, such an axis reads like a
-    goal's channel, so the held
-    target channels are offered for it too (:func:`held_readers`), and the measured episode's
-    moves tell them apart (:meth:`~metaxm.align.reading_set.ReadingSet.rule_out_unmoved`)."""
+    goal's channel, so the held target channels are offered for it too
+    (:func:`held_readers`), and the measured episode's moves tell them apart
+    (:meth:`~metaxm.align.reading_set.ReadingSet.rule_out_unmoved`)."""
     walls = source_walls[0] if source_walls is not None else None
     return [
         j for j, found in enumerate(options)
