@@ -166,7 +166,7 @@ def action_readers(
     acted = actions[first]
     # (n, D) whether each channel changed over every move of each action that was not stopped
     follows = torch.stack([changed[(acted == a) & ~stopped].all(0) for a in range(len(source))])
-    still_t = (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)  # held by episodes
+    still_t = _held_channels(target)
     still_s = (source == 0).all(0)
     out: list[list[tuple[int, float]]] = [[] for _ in range(source.shape[1])]
     for j in range(source.shape[1]):
@@ -177,10 +177,7 @@ def action_readers(
         if bool(sj.isnan().any()):
             continue  # the source's noise
         if bool(still_s[j]):
-            taken = sources[:, j].double().unique()
-            top = float(taken.abs().max())
-            for i in still_t.nonzero().flatten().tolist():
-                out[j] += [(i, q) for q in _held_ratios(x[:, i].unique(), taken, top)]
+            out[j] += _held_readers(x, still_t, sources[:, j])
             continue
         for i in range(target.shape[1]):
             ti = target[:, i]
@@ -212,19 +209,15 @@ def held_readers(
     read, as a goal's channel is, by every target channel held over each episode, at each
     ratio that puts its values on the source channel's (``sources`` (M', S)); the arguments
     as :func:`action_readers`'."""
-    target = _answers(x, actions, first, second, n)
-    still_t = (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)
+    still_t = _held_channels(_answers(x, actions, first, second, n))
     out = [list(found) for found in options]
     for j in axes:
-        taken = sources[:, j].double().unique()
-        top = float(taken.abs().max())
-        for i in still_t.nonzero().flatten().tolist():
-            out[j] += [(i, q) for q in _held_ratios(x[:, i].unique(), taken, top)]
+        out[j] += _held_readers(x, still_t, sources[:, j])
     return out
 
 
 def unmoved_agent(
-    options: list[list[tuple[int, float]]], source: Tensor, source_walls: Tensor | None = None
+    options: list[list[tuple[int, float]]], source: Tensor, source_walls: Tensor
 ) -> list[int]:
     """The source channels an action steps (the agent's) that no target channel was found to
     read: mostly a walk too short to move along that axis (or whose every move along it was
@@ -232,12 +225,15 @@ def unmoved_agent(
     channels offered are not its reader). Held over each episode, such an axis reads like a
     goal's channel, so the held target channels are offered for it too
     (:func:`held_readers`), and the measured episode's moves tell them apart
-    (:meth:`~metaxm.align.reading_set.ReadingSet.rule_out_unmoved`)."""
-    walls = source_walls[0] if source_walls is not None else None
+    (:meth:`~metaxm.align.reading_set.ReadingSet.rule_out_unmoved`). None where the source
+    tells inner walls (``source_walls``, :func:`source_answers`): they stop a move anywhere,
+    so the measured moves cannot tell the axis' reader (walled validation vector, k = 1: 2 of
+    32 adaptations read less with them, none more)."""
+    if len(wall_channels(source_walls)):
+        return []
     return [
         j for j, found in enumerate(options)
         if not found and not bool(source[:, j].isnan().any()) and bool((source[:, j] != 0).any())
-        and (walls is None or bool(walls[j].isnan()))
     ]  # fmt: skip
 
 
@@ -263,6 +259,23 @@ def _wall_readers(walls: Tensor, told: Tensor) -> list[tuple[int, float]]:
         if abs(ratio * float(walls[2, i]) - float(told[2])) <= FIT * float(told[1:].abs().max()):
             out.append((i, ratio))
     return out
+
+
+def _held_channels(target: Tensor) -> Tensor:
+    """(D,) bool: the target channels held over each episode, of their answers to the
+    actions ``target`` (n, D, :func:`_answers`): 0 to every action seen."""
+    return (target.nan_to_num(0.0) == 0).all(0) & ~target.isnan().all(0)
+
+
+def _held_readers(x: Tensor, held: Tensor, values: Tensor) -> list[tuple[int, float]]:
+    """Every target channel ``held`` (D,) of ``x`` (N, D), at each ratio that puts its values
+    on one of those a source channel takes (``values`` (M',))."""
+    taken = values.double().unique()
+    top = float(taken.abs().max())
+    return [
+        (i, q) for i in held.nonzero().flatten().tolist()
+        for q in _held_ratios(x[:, i].unique(), taken, top)
+    ]  # fmt: skip
 
 
 def _held_ratios(values: Tensor, taken: Tensor, top: float) -> list[float]:

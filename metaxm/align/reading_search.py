@@ -155,10 +155,7 @@ class ReadingSearchTranslator(VectorTranslator):
         x = obs.double().flatten(1) * self.scale
         answers, walls = (a.to(x.device) for a in context_answers(ctx))
         options = action_readers(x, actions, first, second, answers, ctx.sources, walls)
-        # an axis the walk never moved along; not with inner walls, which stop a move anywhere,
-        # so that the measured moves cannot tell its reader (walled validation vector, k = 1:
-        # 2 of 32 adaptations read less, none more)
-        unmoved = [] if len(wall_channels(walls)) else unmoved_agent(options, answers, walls)
+        unmoved = unmoved_agent(options, answers, walls)  # an axis the walk never moved along
         if unmoved:
             options = held_readers(options, unmoved, x, actions, first, second, len(answers),
                                    ctx.sources.to(x.device))  # fmt: skip

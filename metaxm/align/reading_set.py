@@ -311,12 +311,12 @@ class ReadingSet(SavedSizes, nn.Module):
         """Within the episode: rule out for the episode every reading whose source observation
         did not follow the move ``action`` (B,; -1 where the row's episode ended with it) from
         ``last`` (B, D) to ``x``: a channel the move does not step changed, or one it steps
-        neither took the step nor was stopped (without inner walls a move is stopped only
-        where its step would leave the source's values: the grid's edge). Nothing unless
-        ``follow_moves``, or where no search is under way."""
-        if not bool(self.follow_moves) or not self.moves.numel():
+        neither took the step nor was stopped where its step leaves the source's values (the
+        grid's edge: it is kept only without inner walls, which stop a move anywhere). Nothing
+        unless ``follow_moves``, or where no search is under way."""
+        if not bool(self.follow_moves) or self.ruled_out is None:
             return
-        if self.ruled_out is None or self.ruled_out.shape[0] != len(x):
+        if self.ruled_out.shape[0] != len(x):
             return
         rows = action >= 0
         if not bool(rows.any()):
@@ -331,8 +331,7 @@ class ReadingSet(SavedSizes, nn.Module):
         high = self.levels.nan_to_num(float("-inf")).amax(1)
         led = before + step
         off = (led < low - tolerance) | (led > high + tolerance)
-        stoppable = off | bool(self.wall_stops.shape[1])  # inner walls stop moves anywhere
-        follows = ((change - step).abs() <= tolerance) | (still & stoppable)
+        follows = ((change - step).abs() <= tolerance) | (still & off)
         self.ruled_out[rows] |= ~follows.all(-1)
 
     def choose(self, x: Tensor, base: Tensor | None = None) -> Tensor:
