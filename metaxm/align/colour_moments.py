@@ -136,7 +136,7 @@ class ColourMomentTranslator(nn.Module):
         # the routing, and of the rows' test below, which its count would fail across episodes
         walled = torch.zeros_like(static)
         if source_walls(self.context) is not None and self.walls.fit(
-            target, self._match(target), self.coords - self.centre, source, self.context
+            target, moments, counts, self.coords - self.centre, source, self.context
         ):
             walled = (counts.amax(0) > self.walls.whole.to(counts)) & ~static
             moments = moments.masked_fill(walled[:, None], 0.0)

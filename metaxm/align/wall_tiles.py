@@ -55,16 +55,18 @@ class WallTiles(SavedSizes, nn.Module):
     def fit(
         self,
         target: Tensor,
-        match: Tensor,
+        moments: Tensor,
+        counts: Tensor,
         coords: Tensor,
         source: Tensor,
         context: Any,
     ) -> bool:
-        """Fit from the pairs' images ``target`` (N, C, H, W), their colours' pixel masks
-        ``match`` (N, H * W, K) over ``coords`` (H * W, 2, centred), and the source's
-        observations ``source`` (N, S); the ``context`` gives the source's walls and each
-        action's step. False (nothing read) where the source tells no walls or the agent's
-        colour or the walls' colours are not found."""
+        """Fit from the pairs' images ``target`` (N, C, H, W), their colours' summed pixel
+        coordinates ``moments`` (N, K, 2) and pixel counts ``counts`` (N, K) over ``coords``
+        (H * W, 2, centred), as the colour translator's ``read_colours`` gives them, and the
+        source's observations ``source`` (N, S); the ``context`` gives the source's walls and
+        each action's step. False (nothing read) where the source tells no walls or the
+        agent's colour or the walls' colours are not found."""
         from metaxm.align.walk_features import feature_steps
 
         self.active.fill_(False)
@@ -74,8 +76,8 @@ class WallTiles(SavedSizes, nn.Module):
         told = wall_channels(walls)
         moving = agent_features(context)
         features = (source.double().cpu() @ context.feature_map())[:, moving]  # (N, m)
-        counts = match.sum(1).cpu()  # (N, K)
-        centroids = (match.transpose(1, 2) @ coords).cpu().double() / counts.clamp_min(1)[..., None]
+        counts = counts.cpu()  # (N, K)
+        centroids = moments.cpu().double() / counts.clamp_min(1)[..., None]
         agent, to_image = _agent_map(centroids, counts, features)
         if agent < 0:
             return False
@@ -98,9 +100,10 @@ class WallTiles(SavedSizes, nn.Module):
         moves: tuple[Tensor, Tensor, Tensor],
         context: Any,
     ) -> bool:
-        """Fit from a walk's images alone (no pair, no reward; ``selfread``): ``target``,
-        ``match`` and ``coords`` as :meth:`fit` has them, the agent's colour ``agent`` (the one
-        that moves), and ``moves`` (actions (N,), transitions first -> second). Each wall
+        """Fit from a walk's images alone (no pair, no reward; ``selfread``): ``target`` and
+        ``coords`` as :meth:`fit` has them, the colours' pixel masks ``match`` (N, H * W, K),
+        the agent's colour ``agent`` (the one that moves), and ``moves`` (actions (N,),
+        transitions first -> second). Each wall
         channel's offset is how far its action moved the agent's centroid where it moved it;
         the colours that stop a move are those seen there only before moves that did not move
         it. False (nothing read) where the source tells no walls, or a wall channel's action
