@@ -166,6 +166,9 @@ def action_readers(
     acted = actions[first]
     # (n, D) whether each channel changed over every move of each action that was not stopped
     follows = torch.stack([changed[(acted == a) & ~stopped].all(0) for a in range(len(source))])
+    # (n,) each action some move of which was not stopped: one whose every move was (at the
+    # grid's edge) tells nothing of which channels it steps
+    free = torch.stack([((acted == a) & ~stopped).any() for a in range(len(source))])
     still_t = _held_channels(target)
     still_s = (source == 0).all(0)
     out: list[list[tuple[int, float]]] = [[] for _ in range(source.shape[1])]
@@ -185,8 +188,11 @@ def action_readers(
             if not bool(seen.any()) or bool(still_t[i]):
                 continue
             moves = seen & (ti != 0)
-            if not bool(moves.any()) or bool(((ti[seen] != 0) != (sj[seen] != 0)).any()):
+            told = seen & (free | moves)
+            if not bool(moves.any()) or bool(((ti[told] != 0) != (sj[told] != 0)).any()):
                 continue
+            if bool((free & ~seen & (sj != 0)).any()):
+                continue  # noise: it moved by different amounts under a move the source steps
             if not bool(follows[sj != 0, i].all()):
                 continue  # a wall's channel: a move that was not stopped left it as it was
             ratio = sj[moves] / ti[moves]

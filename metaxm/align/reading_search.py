@@ -175,6 +175,22 @@ class ReadingSearchTranslator(VectorTranslator):
         self.readings.rule_out_walled(x)
         return kept
 
+    @torch.no_grad()
+    def keep_ended(self, obs: Tensor, actions: Tensor, ended: Tensor) -> None:
+        """After :meth:`start_unpaired`: keep the readings that put the agent on the goal after
+        the last move of every walk episode that ended before its horizon (``ended`` (N,), rows
+        of ``obs`` (N, D) whose action ``actions`` (N,) ended one): in a world whose episodes
+        end early only on success, that move ended it there. Nothing where no episode ended,
+        or an axis the agent moves along has no reading (its cell would be read at 0)."""
+        if not bool(self.readings.active) or not bool(ended.any()):
+            return
+        steps = context_answers(self.context)[0].nan_to_num(0.0).to(obs.device)
+        moved = (steps != 0).any(0).nonzero().flatten()
+        if not bool(torch.isin(moved, self.readings.channels).all()):
+            return
+        x = obs[ended].double().flatten(1) * self.scale
+        self.readings.keep_ended(x, steps[actions[ended].long()])
+
     def _keep(
         self,
         options: list[list[tuple[int, float]]],

@@ -199,18 +199,23 @@ class ReadingSet(SavedSizes, nn.Module):
         """New episodes start: no reading is ruled out."""
         self.ruled_out = self._last = None
 
-    def candidates(self, x: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def candidates(
+        self, x: Tensor, base: Tensor | None = None, walked: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """``x`` (B, D) target values -> every reading's source observation (B, R, S), on
         ``base`` (B, S: the channels read otherwise; default what :meth:`keep` was told, or
         0), and its cost (B, R): squared standard deviations of its gains from the prior (plus
         ``snap_cost`` times its squared distance to the source's values in half gaps), ``inf``
         where ruled out by the values (a constant channel that does not fit, a value off the
-        source's)."""
+        source's). ``walked``: ``x`` are the observations the readings were read from, where a
+        channel read with no ratio (0 there: any gain) reads 0, not the value the reading
+        names for a new episode."""
         x = x.double()
         read = x[:, self.reader]  # (B, R, C): each reading's target values
         by_ratio = ~self.ratio.isnan()
-        value = torch.where(by_ratio, self.ratio * read, self.level)
         zero = read.abs() <= (self.zero[self.reader] if self.zero.dim() else self.zero)
+        level = torch.where(zero, 0.0, self.level) if walked else self.level
+        value = torch.where(by_ratio, self.ratio * read, level)
         fits = by_ratio | ((self.level.abs() <= CONSTANT) == zero)
         # snap each value to the nearest the source channel takes; ruled out between two
         value, near = snap(value, self.levels)
@@ -244,7 +249,7 @@ class ReadingSet(SavedSizes, nn.Module):
         that would drop every reading, none is dropped."""
         if self.reached is None or not bool(self.active):
             return
-        full, _ = self.candidates(x)
+        full, _ = self.candidates(x, walked=True)
         seen = self.reached((full @ self.decode).float()).any(0)  # (R,)
         self._drop(seen)
 
@@ -256,9 +261,23 @@ class ReadingSet(SavedSizes, nn.Module):
         dropped."""
         if self.reached is None or not bool(self.active) or not len(x):
             return
-        full, _ = self.candidates(x)
-        seen = self.reached(((full + steps[:, None, :]) @ self.decode).float()).any(0)  # (R,)
-        self._drop(seen)
+        self._drop(self._led(x, steps).any(0))
+
+    def keep_ended(self, x: Tensor, steps: Tensor) -> None:
+        """Drop every reading that does not read a success state where the move from each of
+        ``x`` (N, D) leads: the walk's last observations of episodes that ended before their
+        horizon, whose last move therefore ended them on the goal (``steps`` (N, S): each
+        move's step on the source channels, as :meth:`rule_out_stopped` takes them). Where that
+        would drop every reading, none is dropped."""
+        if self.reached is None or not bool(self.active) or not len(x):
+            return
+        self._drop(~self._led(x, steps, walked=True).all(0))
+
+    def _led(self, x: Tensor, steps: Tensor, walked: bool = False) -> Tensor:
+        """(N, R) whether each reading reads a success state where the move ``steps`` (N, S)
+        from each of ``x`` (N, D) leads (``walked`` as :meth:`candidates` takes it)."""
+        full, _ = self.candidates(x, walked=walked)
+        return self.reached(((full + steps[:, None, :]) @ self.decode).float())
 
     def behind_walls(self, full: Tensor) -> Tensor:
         """(..., R) whether each reading's source observation ``full`` (..., R, S) reads a wall

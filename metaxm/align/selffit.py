@@ -90,6 +90,9 @@ class Transitions:
         actions: (N,) the action the agent took on each.
         first: (M,) rows of ``obs``; ``second`` (M,) the row that came next in the episode.
         episodes: how many episodes.
+        ended: (N,) bool, the rows whose action ended the episode before its horizon (the
+            world's ``terminated``: no reward is read, only that the episode stopped); None
+            where it was not recorded.
     """
 
     family: str
@@ -98,6 +101,7 @@ class Transitions:
     first: Tensor
     second: Tensor
     episodes: int
+    ended: Tensor | None = None
 
     @staticmethod
     def concat(parts: Sequence[Transitions]) -> Transitions:
@@ -112,6 +116,7 @@ class Transitions:
             torch.cat([p.first + o for p, o in zip(parts, offsets)]),
             torch.cat([p.second + o for p, o in zip(parts, offsets)]),
             sum(p.episodes for p in parts),
+            None if any(p.ended is None for p in parts) else torch.cat([p.ended for p in parts]),
         )
 
 
@@ -128,14 +133,16 @@ def collect_transitions(
 
 def record_transitions(env: TaskEnv, family: str, act: Callable[[Tensor], Tensor]) -> Transitions:
     """One episode in every environment of ``env`` played by ``act`` (observations -> actions),
-    with its observations and actions; nothing else is recorded."""
-    played = play(env, act, record=("obs", "action", "alive", "count"))
+    with its observations and actions, and which actions ended their episode before its
+    horizon; nothing else is recorded."""
+    played = play(env, act, record=("obs", "action", "alive", "count", "terminated"))
     alive, count = played.record["alive"], played.record["count"]
     first, second = transitions(alive, count)
     keep = alive.flatten()
     obs = played.record["obs"].flatten(0, 1)[keep]
     actions = played.record["action"].flatten(0, 1)[keep]
-    return Transitions(family, obs, actions, first, second, env.num_envs)
+    ended = played.record["terminated"].flatten(0, 1)[keep].bool()
+    return Transitions(family, obs, actions, first, second, env.num_envs, ended)
 
 
 def inverse_loss(

@@ -130,6 +130,9 @@ class SelfRead(Translate):
         # meets the target as it is, as at k = 0 (not through a translation reading 0)
         if not translator.start_unpaired(data.obs, data.actions, data.first, data.second):
             return policy
+        keep_ended = getattr(translator, "keep_ended", None)  # the walk's episodes that ended
+        if keep_ended is not None and data.ended is not None:
+            keep_ended(data.obs, data.actions, data.ended)
         policy.translator, policy.reads = translator.eval(), source[0]
         policy.params = source_params(self.agent, source)
         return policy

@@ -1,0 +1,101 @@
+"""What a reward-free walk's edges and ends tell ``selfread`` on a re-wired vector
+(``metaxm.align.action_readers``, :meth:`ReadingSearchTranslator.keep_ended`): a move stopped at
+the grid's edge says nothing of the channel it would have stepped, a channel that moved by
+different amounts under a move is noise, and an episode that ended before its horizon ended on
+the goal."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from metaxm.align.action_readers import action_readers, source_answers
+from metaxm.align.translate import make_translator
+from metaxm.align.translation_context import TranslationContext
+from metaxm.config.align import AlignConfig
+from metaxm.envs import GridNav, GridNavConfig
+from metaxm.envs.gridnav import MOVES
+
+SPACE = gym.spaces.Box(-2, 2, (8,), np.float32)
+CONFIG = AlignConfig(translate_iters=50, translate_lr=0.01, batch_size=64)
+WORLD = GridNav(GridNavConfig(size=7), 1)
+UP, DOWN, LEFT, RIGHT = range(4)
+
+
+def _played(pairs, view, start, goal, actions, seed=0):  # noqa: ANN001, ANN202
+    """One episode of ``actions`` from ``start`` in ``view`` (fresh noise at every step): the
+    target's observations and the source's (``vector:0``) of each state the actions were taken
+    in, the transitions, and whether each action ended the episode (onto ``goal``)."""
+    pos, goal = torch.tensor(start), torch.tensor(goal)
+    cells, ended = [], []
+    for action in actions:
+        cells.append(pos)
+        pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
+        ended.append(bool((pos == goal).all()))
+        if ended[-1]:
+            break
+    obs = [pairs(view, c[None], goal[None], seed + n) for n, c in enumerate(cells)]
+    rows = torch.arange(len(cells))
+    return (torch.cat([o[0] for o in obs]).double(), torch.cat([o[1] for o in obs]).double(),
+            torch.tensor(actions[: len(cells)]), rows[:-1], rows[1:], torch.tensor(ended))  # fmt: skip
+
+
+def _true_readers(pairs, view):  # noqa: ANN001, ANN202
+    """(S,) the target channel that reads each of the source's four feature channels."""
+    g = torch.Generator().manual_seed(0)
+    agent, goal = (torch.randint(0, 7, (64, 2), generator=g) for _ in range(2))
+    target, source = (o.double() for o in pairs(view, agent, goal, 0))
+    corr = torch.corrcoef(torch.cat((target, source), 1).T)[:8, 8:].abs().nan_to_num(0.0)
+    return corr.argmax(0)
+
+
+def test_a_move_stopped_at_the_edge_and_noise_under_a_taken_move(pairs, moves) -> None:  # noqa: ANN001
+    """From the top row, a move up is stopped and steps no channel; three moves down are taken.
+    The agent's row channel has exactly its own reader (before, the stopped move read as 'this
+    channel does not answer up', and the row had none), and no noise channel is taken for it,
+    although each changed under the one move up: under the moves down it changed by different
+    amounts (before, a noise channel was a reader of the row too)."""
+    view = ("vector", 3)
+    obs, _, actions, first, second, _ = _played(pairs, view, (0, 3), (6, 0), [UP, DOWN, DOWN, DOWN])
+    answers, _ = source_answers(*moves)
+    options = action_readers(obs, actions, first, second, answers, moves[0])
+    row = int((answers[UP].nan_to_num(0.0) != 0).nonzero()[0])
+    assert [i for i, _ in options[row]] == [int(_true_readers(pairs, view)[row])]
+
+
+def _read(candidates, features, moves, obs, actions, first, second):  # noqa: ANN001, ANN202
+    """The vector translator read from a walk alone (no reward, no pair)."""
+    context = TranslationContext(candidates, features=features, reached=WORLD.reached)
+    context.moves = moves
+    translator = make_translator("vector", SPACE, 8, CONFIG, seed=0)
+    translator.prepare(context)
+    assert translator.start_unpaired(obs.float(), actions, first, second)
+    return translator
+
+
+def test_an_episode_that_ended_early_keeps_the_readings_whose_goal_it_ended_on(
+    pairs, candidates, features, moves, seek, tasks
+) -> None:  # noqa: ANN001
+    """One walk episode that ends on the goal at (3, 5): the goal's row reads 0 there, so its
+    channel's gain is open and each value the source takes is a reading of it. Keeping the
+    readings that put the agent on the goal after the last move (the episode ended there)
+    leaves 7 of 77, every one of them reading the goal there, and they find all 39 new tasks
+    (without it, 34). Those readings of the goal's row are judged at 0 on the walk, as the
+    walk read it: judged at the values they name for a new episode instead, 1 reading was
+    left, not the goal's, and 7 of 39 tasks were found."""
+    view = ("vector", 3)
+    actions = [LEFT, DOWN, RIGHT, RIGHT, DOWN, UP, RIGHT, RIGHT, DOWN, RIGHT]
+    obs, _, acted, first, second, ended = _played(pairs, view, (1, 2), (3, 5), actions)
+    assert bool(ended[-1]) and int(ended.sum()) == 1
+    translator = _read(candidates, features, moves, obs, acted, first, second)
+    before = translator.readings.reader.shape[0]
+    translator.keep_ended(obs.float(), acted, ended)
+    readings = translator.readings
+    assert 0 < readings.reader.shape[0] < before
+    with torch.no_grad():
+        full, _ = readings.candidates(obs[ended] * translator.scale, walked=True)
+    goal = (((full[0] @ readings.decode)[:, 2:] + 1.0) * 3.0).round().long()  # (R, 2)
+    assert bool((goal == torch.tensor([3, 5])).all())  # every reading left ended the walk there
+    found = np.mean([seek(translator, readings.decode, view, s, t) for s, t in tasks])
+    assert found >= 0.9
