@@ -220,6 +220,7 @@ class SensorPosteriorTranslator(nn.Module):
         self.steps: Tensor | None = None  # (N,) the episode's steps so far (one call each)
         self.walk_from: Tensor | None = None  # (N, P) the agent read at the episode's start
         self.untold = False  # a step came without the last one's action: no tracking, no walk
+        self._walked: Any = None  # what start_unpaired's walk read of the agent (keep_ended)
         self.walk = WalkSearch(d, out_dim)  # the readings a reward-free walk leaves
         self.sweep = SweepSearch(d, out_dim)  # a sweep for the goal, where it leaves none
 
@@ -321,8 +322,23 @@ class SensorPosteriorTranslator(nn.Module):
             return True
         if agent is None:
             return False
-        self.sweep.fit(agent, ctx)
+        self.sweep.fit(agent, ctx, float(self.bias))
+        self._walked = agent
         return True
+
+    @torch.no_grad()
+    def keep_ended(self, obs: Tensor, actions: Tensor, ended: Tensor) -> None:
+        """After :meth:`start_unpaired`: keep the walk's readings that put the agent on the
+        goal after the last move of every walk episode that ended before its horizon
+        (``ended`` (N,), rows of ``obs`` whose action ``actions`` (N,) ended one)
+        (:meth:`~metaxm.align.sensor_walk.WalkSearch.keep_ended`); nothing for a sweep."""
+        from metaxm.align.walk_features import feature_steps
+
+        if bool(self.walk.active) and bool(ended.any()):
+            steps = feature_steps(self.context)[actions[ended].long().cpu()]
+            self.walk.keep_ended(obs[ended], steps.to(obs.device))
+        elif bool(self.sweep.active) and self._walked is not None:
+            self.sweep.know_goals(self._walked, actions.cpu(), ended.cpu())
 
     def forward(self, obs: Tensor) -> Tensor:
         if bool(self.walk.active):

@@ -374,8 +374,8 @@ class AgentWalk(NamedTuple):
     ``pairing`` ({goal feature: agent feature}), every feature's ``levels``, the agent's part
     ``weights`` (D', m), the ``episodes``' rows, the agent's features relative to each
     episode's start ``rel`` (N, m), the starts the walls placed ``start`` (E, m, NaN where
-    none), and each episode's mean sensors and relative features (``mean_z`` (E, D'),
-    ``mean_rel`` (E, m))."""
+    none), each episode's mean sensors and relative features (``mean_z`` (E, D'),
+    ``mean_rel`` (E, m)), and the sensors read, unsquashed (``z`` (N, D'))."""
 
     alive: Tensor
     moving: list[int]
@@ -387,6 +387,7 @@ class AgentWalk(NamedTuple):
     start: Tensor
     mean_z: Tensor
     mean_rel: Tensor
+    z: Tensor
 
 
 def walk_agent(
@@ -426,14 +427,14 @@ def walk_agent(
     rel_in = torch.cat([rel[r] - m for r, m in zip(rows, mean_rel, strict=True)])
     weights = torch.linalg.lstsq(rel_in, z_in).solution.T  # (D', m)
     return AgentWalk(alive, moving, pairing, levels, weights, episodes, rel, start, mean_z,
-                     mean_rel)  # fmt: skip
+                     mean_rel, z)  # fmt: skip
 
 
 def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
     """Every reading of the goals a walk leaves, costed (see the module docstring), from what
     it says of the agent (:func:`walk_agent`); None where it shows too little (fewer than three
     walls met along an axis, or no lattice)."""
-    alive, moving, pairing, levels, weights, episodes, rel, start, mean_z, mean_rel = found
+    alive, moving, pairing, levels, weights, episodes, rel, start, mean_z, mean_rel, _ = found
     if int((~start.isnan()).sum(0).min()) < 3:  # fewer than three walls met along an axis
         return None
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
@@ -589,6 +590,23 @@ class WalkSearch(SavedSizes, nn.Module):
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
         self.reached = world_test(world) or self.reached
+
+    @torch.no_grad()
+    def keep_ended(self, obs: Tensor, steps: Tensor) -> None:
+        """Keep the readings that read, at each of ``obs`` (N, D: the walk's last observations
+        of episodes that ended before their horizon), a state that the move ``steps`` (N, F:
+        in features) makes a success state: that move ended the episode on the goal. Where
+        that would drop every reading, none is dropped."""
+        from metaxm.align.sensor_posterior import unsquash
+
+        if not bool(self.active) or self.reached is None or not len(obs):
+            return
+        z = unsquash(obs.double())[:, self.alive]  # (N, D')
+        misfit = self.means.pow(2).sum(-1) - 2.0 * torch.einsum("nd,rmd->nrm", z, self.means)
+        led = self.states[misfit.argmin(2)] + steps[:, None, :].to(self.states)  # (N, R, F)
+        ends = self.reached(led.float()).all(0)  # (R,)
+        if bool(ends.any()) and not bool(ends.all()):
+            self.means, self.cost = self.means[ends], self.cost[ends]
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out, none was chosen."""

@@ -37,8 +37,9 @@ def _played(pairs, view, start, goal, actions, seed=0):  # noqa: ANN001, ANN202
             break
     obs = [pairs(view, c[None], goal[None], seed + n) for n, c in enumerate(cells)]
     rows = torch.arange(len(cells))
-    return (torch.cat([o[0] for o in obs]).double(), torch.cat([o[1] for o in obs]).double(),
-            torch.tensor(actions[: len(cells)]), rows[:-1], rows[1:], torch.tensor(ended))  # fmt: skip
+    target, source = (torch.cat([o[i] for o in obs]).double() for i in range(2))
+    acted = torch.tensor(actions[: len(cells)])
+    return target, source, acted, rows[:-1], rows[1:], torch.tensor(ended)
 
 
 def _true_readers(pairs, view):  # noqa: ANN001, ANN202
