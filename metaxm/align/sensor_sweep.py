@@ -124,29 +124,18 @@ class SweepSearch(SavedSizes, nn.Module):
         self.prior = torch.tensor([weight_var, bias_scale**2, noise], dtype=torch.float64,
                                   device=device)  # fmt: skip
 
-    def know_goals(self, walk: AgentWalk, actions: Tensor, ended: Tensor) -> None:
-        """The goals of ``walk``'s episodes that ended before their horizon (``ended`` (N,),
-        the rows whose action ``actions`` (N,) ended one): the cell that last move led to,
-        where the walls placed the episode's start along both axes; each with its episode's
-        mean reading off the agent's part."""
-        if not self.prior.numel():
+    def know_goals(self, walk: AgentWalk, ends: dict[int, Tensor]) -> None:
+        """The goals of ``walk``'s episodes that ended on them (``ends``,
+        :func:`~metaxm.align.sensor_walk.ended_goals`), each with its episode's mean reading
+        off the agent's part and its noise, as the points the posterior is conditioned on."""
+        if not self.prior.numel() or not ends:
             return
-        goals, readings, noise = [], [], []
-        partners = self.goal_from.cpu()
-        for e, rows in enumerate(walk.episodes):
-            last = rows[-1]
-            if not bool(ended[last]) or bool(walk.start[e].isnan().any()):
-                continue
-            step = self.steps.cpu()[int(actions[last])]
-            cell = walk.start[e] + walk.rel[last] + step  # (m,): where the last move led
-            goals.append(cell[partners])
-            readings.append(walk.mean_z[e] @ self.project.cpu().T)
-            noise.append(float(self.prior[2]) / len(rows))
-        if goals:
-            device = self.active.device
-            self.known = torch.stack(goals).to(device)
-            self.known_r = torch.stack(readings).to(device)
-            self.known_noise = torch.tensor(noise, dtype=torch.float64, device=device)
+        device = self.active.device
+        project = self.project.cpu()
+        self.known = torch.stack(list(ends.values())).to(device)
+        self.known_r = torch.stack([walk.mean_z[e] @ project.T for e in ends]).to(device)
+        noise = [float(self.prior[2]) / len(walk.episodes[e]) for e in ends]
+        self.known_noise = torch.tensor(noise, dtype=torch.float64, device=device)
 
     def begin(self) -> None:
         """New episodes start: no cell has been stood on."""

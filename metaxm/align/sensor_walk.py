@@ -469,7 +469,7 @@ def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
                     cost += float(bias.pow(2).sum()) / (2 * bias_scale**2)
                     # rounded: the rotations and flips tie, and least squares' last bits vary
                     # with memory alignment, which would break the tie differently run to run
-                    kept.append((round(cost, 6), w_goal, bias, goal))
+                    kept.append((round(cost, 6), w_goal, bias))
     if not kept:
         return None
     kept.sort(key=lambda item: item[0])
@@ -478,6 +478,23 @@ def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
         alive, weights, torch.stack([k[1] for k in kept]), torch.stack([k[2] for k in kept]),
         torch.tensor([k[0] for k in kept], dtype=torch.float64), moving, statics, partners,
     )  # fmt: skip
+
+
+def ended_goals(
+    found: AgentWalk, actions: Tensor, ended: Tensor, steps: Tensor
+) -> dict[int, Tensor]:
+    """{episode: its goal's features (g,)} for each walk episode that ended before its horizon
+    (``ended`` (N,), the rows whose action ``actions`` (N,) ended one) and whose start the
+    walls placed along both axes: the agent's cell its last move (``steps`` (A, m), per
+    action, in the agent's features) led to, in the goal features' order."""
+    partners = [found.moving.index(found.pairing[f]) for f in sorted(found.pairing)]
+    out = {}
+    for e, rows in enumerate(found.episodes):
+        last = rows[-1]
+        if bool(ended[last]) and not bool(found.start[e].isnan().any()):
+            cell = found.start[e] + found.rel[last] + steps[int(actions[last])]
+            out[e] = cell[partners]
+    return out
 
 
 class _Walk:
@@ -590,23 +607,6 @@ class WalkSearch(SavedSizes, nn.Module):
     def attach(self, world: Any) -> None:
         """Take ``world``'s test of success (a loaded translator: the test is not saved)."""
         self.reached = world_test(world) or self.reached
-
-    @torch.no_grad()
-    def keep_ended(self, obs: Tensor, steps: Tensor) -> None:
-        """Keep the readings that read, at each of ``obs`` (N, D: the walk's last observations
-        of episodes that ended before their horizon), a state that the move ``steps`` (N, F:
-        in features) makes a success state: that move ended the episode on the goal. Where
-        that would drop every reading, none is dropped."""
-        from metaxm.align.sensor_posterior import unsquash
-
-        if not bool(self.active) or self.reached is None or not len(obs):
-            return
-        z = unsquash(obs.double())[:, self.alive]  # (N, D')
-        misfit = self.means.pow(2).sum(-1) - 2.0 * torch.einsum("nd,rmd->nrm", z, self.means)
-        led = self.states[misfit.argmin(2)] + steps[:, None, :].to(self.states)  # (N, R, F)
-        ends = self.reached(led.float()).all(0)  # (R,)
-        if bool(ends.any()) and not bool(ends.all()):
-            self.means, self.cost = self.means[ends], self.cost[ends]
 
     def begin(self) -> None:
         """New episodes start: no reading is ruled out, none was chosen."""

@@ -231,6 +231,27 @@ def gridnav_episodes(
     return torch.stack(obs), torch.tensor(actions), torch.tensor(first), torch.tensor(second)
 
 
+def gridnav_played(pairs, view, start, goal, actions, seed=0):  # noqa: ANN001, ANN201
+    """One episode of ``actions`` from ``start`` in ``view`` (fresh noise at every step): the
+    target's observations and the source's (``vector:0``) of each state the actions were taken
+    in, the transitions, and whether each action ended the episode (onto ``goal``)."""
+    from metaxm.envs.gridnav import MOVES
+
+    pos, goal = torch.tensor(start), torch.tensor(goal)
+    cells, ended = [], []
+    for action in actions:
+        cells.append(pos)
+        pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
+        ended.append(bool((pos == goal).all()))
+        if ended[-1]:
+            break
+    obs = [pairs(view, c[None], goal[None], seed + n) for n, c in enumerate(cells)]
+    rows = torch.arange(len(cells))
+    target, source = (torch.cat([o[i] for o in obs]).double() for i in range(2))
+    acted = torch.tensor(actions[: len(cells)])
+    return target, source, acted, rows[:-1], rows[1:], torch.tensor(ended)
+
+
 @pytest.fixture(scope="session")
 def episodes() -> Callable[..., tuple[torch.Tensor, ...]]:
     """:func:`gridnav_episodes`."""

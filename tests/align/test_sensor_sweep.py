@@ -14,6 +14,8 @@ from metaxm.align.wall_walk import WallWalk
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
 from metaxm.modalities import get_family
+from metaxm.modalities.projected import MAX_BIAS
+from tests.align.conftest import gridnav_played
 
 WORLD = GridNav(GridNavConfig(size=7), 1)
 SPACE = get_family("projected").observation_space(WORLD.scene_info)
@@ -130,3 +132,46 @@ def test_a_wall_pins_a_reading_a_cell_off() -> None:
             assert torch.allclose(placed, now + off) and bool(track.pinned.isnan().all())
     assert torch.allclose(placed, now)  # pinned: row 0, column 4
     assert torch.allclose(track.placed(cells) + track.trail[0, 0], true)  # its start too
+
+
+def test_the_sweep_by_the_posterior_finds_more_goals(pairs, context, episodes, seek, tasks) -> None:  # noqa: ANN001
+    """One wall-walk episode of projected 4 and 9: the sweep that tries the most likely cell
+    first (the family's offset scale known, as its training variants give it) finds more of
+    39 new tasks than the nearest cell first: 0.82 and 0.74 against 0.62 and 0.64."""
+    for variant in (4, 9):
+        found = []
+        for scale in (float("nan"), MAX_BIAS / 3**0.5):
+            translator = make_translator("projected", SPACE, 8, CONFIG)
+            translator.prepare(context)
+            translator.bias.fill_(scale)
+            walked = episodes(("projected", variant), 1, seed=variant, walk=wall_walk(context))
+            assert translator.start_unpaired(*walked)
+            assert bool(translator.sweep.prior.numel()) == (scale == scale)
+            view = ("projected", variant)
+            decode = context.feature_map()
+            found.append(np.mean([seek(translator, decode, view, s, t) for s, t in tasks]))
+        assert found[1] > found[0] + 0.05
+
+
+def test_a_walk_episode_that_ended_on_its_goal_is_a_goal_read(pairs, context) -> None:  # noqa: ANN001
+    """A walk that meets the top and left walls (placing its start) and ends on the goal at
+    (2, 2): that goal, where its last move led, is what the sweep's posterior is conditioned
+    on, with the episode's mean reading off the agent's part; an episode that ran to its
+    horizon gives none."""
+    up, down, left, right = range(4)
+    walk = [up, up, left, left, down, down, right, right]
+    obs, _, actions, first, second, ended = gridnav_played(
+        pairs, ("projected", 4), (1, 1), (2, 2), walk
+    )
+    assert bool(ended[-1])
+    translator = make_translator("projected", SPACE, 8, CONFIG)
+    translator.prepare(context)
+    translator.bias.fill_(MAX_BIAS / 3**0.5)
+    assert translator.start_unpaired(obs, actions, first, second)
+    assert bool(translator.sweep.active) and len(translator.sweep.known) == 0
+    translator.keep_ended(obs, actions, torch.zeros_like(ended))  # ran to its horizon
+    assert len(translator.sweep.known) == 0
+    translator.keep_ended(obs, actions, ended)
+    torch.testing.assert_close(translator.sweep.known, torch.tensor([[2.0, 2.0]]) / 3.0 - 1.0,
+                               check_dtype=False)  # fmt: skip
+    assert translator.sweep.known_r.shape == (1, int(translator.sweep.alive.sum()))

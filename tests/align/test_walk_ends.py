@@ -15,31 +15,12 @@ from metaxm.align.translate import make_translator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
 from metaxm.envs import GridNav, GridNavConfig
-from metaxm.envs.gridnav import MOVES
+from tests.align.conftest import gridnav_played
 
 SPACE = gym.spaces.Box(-2, 2, (8,), np.float32)
 CONFIG = AlignConfig(translate_iters=50, translate_lr=0.01, batch_size=64)
 WORLD = GridNav(GridNavConfig(size=7), 1)
 UP, DOWN, LEFT, RIGHT = range(4)
-
-
-def _played(pairs, view, start, goal, actions, seed=0):  # noqa: ANN001, ANN202
-    """One episode of ``actions`` from ``start`` in ``view`` (fresh noise at every step): the
-    target's observations and the source's (``vector:0``) of each state the actions were taken
-    in, the transitions, and whether each action ended the episode (onto ``goal``)."""
-    pos, goal = torch.tensor(start), torch.tensor(goal)
-    cells, ended = [], []
-    for action in actions:
-        cells.append(pos)
-        pos = (pos + torch.tensor(MOVES[action])).clamp(0, 6)
-        ended.append(bool((pos == goal).all()))
-        if ended[-1]:
-            break
-    obs = [pairs(view, c[None], goal[None], seed + n) for n, c in enumerate(cells)]
-    rows = torch.arange(len(cells))
-    target, source = (torch.cat([o[i] for o in obs]).double() for i in range(2))
-    acted = torch.tensor(actions[: len(cells)])
-    return target, source, acted, rows[:-1], rows[1:], torch.tensor(ended)
 
 
 def _true_readers(pairs, view):  # noqa: ANN001, ANN202
@@ -58,7 +39,9 @@ def test_a_move_stopped_at_the_edge_and_noise_under_a_taken_move(pairs, moves) -
     although each changed under the one move up: under the moves down it changed by different
     amounts (before, a noise channel was a reader of the row too)."""
     view = ("vector", 3)
-    obs, _, actions, first, second, _ = _played(pairs, view, (0, 3), (6, 0), [UP, DOWN, DOWN, DOWN])
+    obs, _, actions, first, second, _ = gridnav_played(
+        pairs, view, (0, 3), (6, 0), [UP, DOWN, DOWN, DOWN]
+    )
     answers, _ = source_answers(*moves)
     options = action_readers(obs, actions, first, second, answers, moves[0])
     row = int((answers[UP].nan_to_num(0.0) != 0).nonzero()[0])
@@ -87,7 +70,7 @@ def test_an_episode_that_ended_early_keeps_the_readings_whose_goal_it_ended_on(
     left, not the goal's, and 7 of 39 tasks were found."""
     view = ("vector", 3)
     actions = [LEFT, DOWN, RIGHT, RIGHT, DOWN, UP, RIGHT, RIGHT, DOWN, RIGHT]
-    obs, _, acted, first, second, ended = _played(pairs, view, (1, 2), (3, 5), actions)
+    obs, _, acted, first, second, ended = gridnav_played(pairs, view, (1, 2), (3, 5), actions)
     assert bool(ended[-1]) and int(ended.sum()) == 1
     translator = _read(candidates, features, moves, obs, acted, first, second)
     before = translator.readings.reader.shape[0]
