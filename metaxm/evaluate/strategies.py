@@ -470,7 +470,8 @@ class SelfRead(Translate):
     in_episode = (
         "where one reading of the task is left open, the cells it stood on while the episode "
         "went on, and before that the cells its k episodes' walk stood on while they went on "
-        "(no reward, no pair: that an episode had not ended); where inner walls, or an axis "
+        "and the cell a walk episode's last move led to where it ended before its horizon "
+        "(no reward, no pair: whether an episode had ended); where inner walls, or an axis "
         "the walk never moved along, leave one open, how its observations answered the "
         "actions it took"
     )
