@@ -50,8 +50,8 @@ def goal_log_likelihood(
     """(B, C) the log-likelihood of each episode's mean off-agent reading ``r`` (B, D'), of
     noise variance ``noise`` (B,), under each goal of ``goals`` (C, g), given the goals ``known``
     (L, g) with their readings ``known_r`` (L, D') and noise variances ``known_noise`` (L,).
-    ``prior``: the weights' and the offsets' variances; ``dims``: the sensors off the agent's
-    part (the projection's rank)."""
+    ``prior``: the weights' and the offsets' variances (its first two); ``dims``: the sensors
+    off the agent's part (the projection's rank)."""
     weight_var, bias_var = float(prior[0]), float(prior[1])
     own = weight_var * goals.pow(2).sum(1) + bias_var  # (C,)
     if len(known):

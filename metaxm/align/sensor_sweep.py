@@ -72,7 +72,7 @@ class SweepSearch(SavedSizes, nn.Module):
         # weights', offsets' and noise's variances, and the goals the walk ended on with their
         # readings and noise (none kept: the nearest cell first, as a sweep saved before)
         self.register_buffer("project", torch.zeros(0, 0, dtype=torch.float64))  # (D', D')
-        self.register_buffer("prior", torch.zeros(0, dtype=torch.float64))  # (3,)
+        self.register_buffer("prior", torch.zeros(0, dtype=torch.float64))  # (4,): and P's rank
         self.register_buffer("known", torch.zeros(0, 0, dtype=torch.float64))  # (L, g)
         self.register_buffer("known_r", torch.zeros(0, 0, dtype=torch.float64))  # (L, D')
         self.register_buffer("known_noise", torch.zeros(0, dtype=torch.float64))  # (L,)
@@ -112,16 +112,17 @@ class SweepSearch(SavedSizes, nn.Module):
         """Keep the goal's prior (:mod:`~metaxm.align.goal_posterior`); none without
         ``bias_scale`` (a finite one)."""
         device = self.active.device
-        empty = torch.zeros(0, dtype=torch.float64, device=device)
-        self.known, self.known_r = empty[:, None][:0], empty[:, None][:0]
-        self.known_noise, self.prior, self.project = empty, empty, empty[:, None][:0]
+        empty = torch.zeros(0, 0, dtype=torch.float64, device=device)
+        self.known, self.known_r, self.project = empty, empty, empty
+        self.known_noise, self.prior = empty.new_zeros(0), empty.new_zeros(0)
         if bias_scale is None or not math.isfinite(bias_scale):
             return
         project = off_agent(walk.weights)
         noise = within_noise(walk.z, walk.episodes, project)
         weight_var = float(walk.weights.pow(2).mean())
+        rank = float(torch.linalg.matrix_rank(project))
         self.project = project.to(device)
-        self.prior = torch.tensor([weight_var, bias_scale**2, noise], dtype=torch.float64,
+        self.prior = torch.tensor([weight_var, bias_scale**2, noise, rank], dtype=torch.float64,
                                   device=device)  # fmt: skip
 
     def know_goals(self, walk: AgentWalk, ends: dict[int, Tensor]) -> None:
@@ -196,10 +197,9 @@ class SweepSearch(SavedSizes, nn.Module):
                           torch.where(fresh[:, 0], ones, count + 1))  # fmt: skip
         total, count = self.heard
         goals = self.cells[:, self.goal_from]  # (C, g)
-        rank = int(torch.linalg.matrix_rank(self.project))
         return -goal_log_likelihood(total / count[:, None], self.prior[2] / count, goals,
                                     self.known, self.known_r, self.known_noise, self.prior,
-                                    rank)  # fmt: skip
+                                    int(self.prior[3]))  # fmt: skip
 
     def _moves(self) -> Tensor:
         """(K, m) every step an action makes, and none."""

@@ -151,6 +151,15 @@ def test_the_sweep_by_the_posterior_finds_more_goals(pairs, context, episodes, s
             decode = context.feature_map()
             found.append(np.mean([seek(translator, decode, view, s, t) for s, t in tasks]))
         assert found[1] > found[0] + 0.05
+    # saved and loaded, it sweeps by the same posterior
+    loaded = make_translator("projected", SPACE, 8, CONFIG)
+    loaded.load_state_dict(translator.state_dict())
+    assert torch.equal(loaded.sweep.prior, translator.sweep.prior)
+    states = pairs(view, torch.tensor([[0, 0], [3, 4]]), torch.tensor([[6, 6], [1, 2]]), 5)[0]
+    translator.begin()
+    loaded.begin()
+    with torch.no_grad():
+        assert torch.equal(loaded(states), translator(states))
 
 
 def test_a_walk_episode_that_ended_on_its_goal_is_a_goal_read(pairs, context) -> None:  # noqa: ANN001
