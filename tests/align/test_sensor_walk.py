@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from metaxm.align.sensor_walk import agent_map, dihedral, lattice_options
+from metaxm.align.goal_lattice import dihedral, lattice_options
+from metaxm.align.sensor_walk import agent_map
 from metaxm.align.translate import make_translator
 from metaxm.align.translation_context import TranslationContext
 from metaxm.config.align import AlignConfig
