@@ -9,9 +9,14 @@ read ``z = W_a a + W_g g + b``; the walk gives ``W_a``, and where a wall placed 
 start it gives that episode's ``pinv(W_a) (W_g g + b)``, the goal's and offset's part along
 the agent's: small (a fraction of a cell, mostly) and the same whatever the agent does. So a
 new observation places the agent at ``pinv(W_a) z`` less the mean of those parts, while its
-goal stays unknown. The search then shows the source policy a goal on the nearest cell the
-agent has not stood on in this episode, and the next one when it stands there and the episode
-goes on: a sweep of the grid, nearest first, which ends where the episode does, on the goal.
+goal stays unknown. The search then shows the source policy a goal on a cell the agent has
+not stood on in this episode, and the next one when it stands there and the episode goes on: a
+sweep of the grid, which ends where the episode does, on the goal. The cell shown is the most
+likely one under the goal's posterior, a nearer one among near equals
+(:mod:`~metaxm.align.goal_posterior`: the sensors off the agent's part, over the episode so
+far, given the goals of the walk's episodes that ended on them; ``docs/transfer-studies.md``
+section 37); without the family's offset scale (no training variants), or in a sweep saved
+before it, the nearest cell.
 
 The goal's part along the agent's is the same all episode and differs from those means by up
 to a cell or so (it depends on the new goal), so read step by step the agent is often a cell
@@ -50,8 +55,9 @@ projected 100-103 (16 seeds x 64 episodes; mean success at k = 1 / 2 summed over
 
 class SweepSearch(SavedSizes, nn.Module):
     """Squashed sensors (D,) -> the source's (S,): the agent's cell read from its part of the
-    sensors, a goal on the nearest cell not stood on (see the module docstring). :meth:`fit`
-    sets it from a walk; :meth:`begin` starts new episodes."""
+    sensors, a goal on the most likely cell not stood on (see the module docstring).
+    :meth:`fit` sets it from a walk, :meth:`know_goals` gives it the goals the walk's ended
+    episodes give; :meth:`begin` starts new episodes."""
 
     def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
@@ -145,9 +151,10 @@ class SweepSearch(SavedSizes, nn.Module):
     def choose(
         self, obs: Tensor, action: Tensor | None = None, restart: Tensor | None = None
     ) -> Tensor:
-        """(B, S) the source observation of the agent on its cell and a goal on the nearest
-        cell it has not stood on in this episode; ``action`` (B,), where told, the action taken
-        on the last reading, and ``restart`` (B,) where that step ended an episode."""
+        """(B, S) the source observation of the agent on its cell and a goal on the most
+        likely cell it has not stood on in this episode (the nearest, without a posterior);
+        ``action`` (B,), where told, the action taken on the last reading, and ``restart``
+        (B,) where that step ended an episode."""
         from metaxm.align.sensor_posterior import unsquash
 
         z = unsquash(obs)[:, self.alive]  # (B, D')

@@ -23,8 +23,8 @@ the reading in its ``start_unpaired``:
   episode lies on a lattice of the goals' cells (every lattice it may lie on kept), read up
   to the square's rotations and flips, which are searched within each measured episode; with
   fewer than three goals seen, the agent's cell alone is read, tracked over the episode, and
-  the goal swept for, the nearest cell not stood on first
-  (:class:`~metaxm.align.sensor_sweep.SweepSearch`);
+  the goal swept for, the most likely cell not stood on first
+  (:class:`~metaxm.align.sensor_sweep.SweepSearch`, :mod:`~metaxm.align.goal_posterior`);
 * ``text`` (:func:`~metaxm.align.word_walk.walk_words`): the place whose word a move changes
   says the feature it moves, and each move chains the word after it to the word before it by
   the move's step, pinned where a wall stopped a move; the words the walk never said are
@@ -32,6 +32,9 @@ the reading in its ``start_unpaired``:
 * ``audio`` (:func:`~metaxm.align.frame_walk.walk_pitch`): one line reads every frame's pitch
   as its feature's value; how far the agent's frames move per move gives its gain, the walls
   the agent met its origin, and the goal's frames are read by the same line.
+
+A translator with a ``keep_ended`` is then told which of the walk's episodes ended before
+their horizon (on their goal, in GridNav): the vector and projected ones use it.
 
 A family whose translator has no ``start_unpaired`` is refused in one line, as is a world that
 cannot tell success from features or whose actions are not discrete.
