@@ -336,11 +336,10 @@ class SensorPosteriorTranslator(nn.Module):
         episode's goal elsewhere changed 1 of 64 adaptations at k = 4 on validation projected
         100-103, for the worse (0.70 -> 0.44: its goal misplaced, or its reading not kept)."""
         from metaxm.align.sensor_walk import ended_goals
-        from metaxm.align.walk_features import feature_steps
 
         if not bool(self.sweep.active) or self._walked is None or not bool(ended.any()):
             return
-        steps = feature_steps(self.context)[:, self._walked.moving]
+        steps = self.sweep.steps.cpu()  # each action's step on the agent's features
         ends = ended_goals(self._walked, actions.cpu(), ended.cpu(), steps)
         self.sweep.know_goals(self._walked, ends)
 

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metaxm.align.goal_posterior import goal_log_likelihood, off_agent, within_noise
+from metaxm.align.goal_posterior import goal_predictive, log_likelihood, off_agent, within_noise
 from metaxm.align.reading_set import SavedSizes
 from metaxm.align.sensor_walk import AgentWalk
 from metaxm.align.walk_features import feature_steps
@@ -84,6 +84,8 @@ class SweepSearch(SavedSizes, nn.Module):
         self.register_buffer("known_noise", torch.zeros(0, dtype=torch.float64))  # (L,)
         self.track: _Track | None = None
         self.heard: tuple[Tensor, Tensor] | None = None  # (B, D') sum of P z, (B,) count
+        # each cell's predictive mean and variance (goal_predictive), kept until the next fit
+        self.predictive: tuple[Tensor, Tensor] | None = None
 
     def fit(self, walk: AgentWalk, context: Any, bias_scale: float | None = None) -> None:
         """Read the agent's cell from ``walk``. Along an axis no wall placed an episode on,
@@ -118,15 +120,16 @@ class SweepSearch(SavedSizes, nn.Module):
         """Keep the goal's prior (:mod:`~metaxm.align.goal_posterior`); none without
         ``bias_scale`` (a finite one)."""
         device = self.active.device
+        self.predictive = None
         empty = torch.zeros(0, 0, dtype=torch.float64, device=device)
         self.known, self.known_r, self.project = empty, empty, empty
         self.known_noise, self.prior = empty.new_zeros(0), empty.new_zeros(0)
         if bias_scale is None or not math.isfinite(bias_scale):
             return
         project = off_agent(walk.weights)
-        noise = within_noise(walk.z, walk.episodes, project)
+        rank = int(torch.linalg.matrix_rank(project))
+        noise = within_noise(walk.z, walk.episodes, project, rank)
         weight_var = float(walk.weights.pow(2).mean())
-        rank = float(torch.linalg.matrix_rank(project))
         self.project = project.to(device)
         self.prior = torch.tensor([weight_var, bias_scale**2, noise, rank], dtype=torch.float64,
                                   device=device)  # fmt: skip
@@ -139,14 +142,15 @@ class SweepSearch(SavedSizes, nn.Module):
             return
         device = self.active.device
         project = self.project.cpu()
+        self.predictive = None
         self.known = torch.stack(list(ends.values())).to(device)
         self.known_r = torch.stack([walk.mean_z[e] @ project.T for e in ends]).to(device)
         noise = [float(self.prior[2]) / len(walk.episodes[e]) for e in ends]
         self.known_noise = torch.tensor(noise, dtype=torch.float64, device=device)
 
     def begin(self) -> None:
-        """New episodes start: no cell has been stood on."""
-        self.track = self.heard = None
+        """New episodes start: no cell has been stood on (and what was loaded is read anew)."""
+        self.track = self.heard = self.predictive = None
 
     def choose(
         self, obs: Tensor, action: Tensor | None = None, restart: Tensor | None = None
@@ -203,10 +207,13 @@ class SweepSearch(SavedSizes, nn.Module):
             self.heard = (torch.where(fresh, off, total + off),
                           torch.where(fresh[:, 0], ones, count + 1))  # fmt: skip
         total, count = self.heard
-        goals = self.cells[:, self.goal_from]  # (C, g)
-        return -goal_log_likelihood(total / count[:, None], self.prior[2] / count, goals,
-                                    self.known, self.known_r, self.known_noise, self.prior,
-                                    int(self.prior[3]))  # fmt: skip
+        if self.predictive is None:  # the same for every step until the next fit
+            goals = self.cells[:, self.goal_from]  # (C, g)
+            self.predictive = goal_predictive(goals, self.known, self.known_r, self.known_noise,
+                                              self.prior, len(self.project))  # fmt: skip
+        mean, var = self.predictive
+        return -log_likelihood(total / count[:, None], self.prior[2] / count, mean, var,
+                               int(self.prior[3]))  # fmt: skip
 
     def _moves(self) -> Tensor:
         """(K, m) every step an action makes, and none."""
