@@ -257,11 +257,12 @@ class ReadingSet(SavedSizes, nn.Module):
         """Drop every reading that reads, at one of the walk's observations ``x`` (N, D) before
         a move that was stopped, the goal where that move leads: the move would have ended the
         episode there with success. ``steps`` (N, S): each move's step on the source channels
-        (0 for a channel the move does not step). Where that would drop every reading, none is
-        dropped."""
+        (0 for a channel the move does not step). Each reading is judged as the walk read it
+        (``walked``: a channel read with no ratio reads 0). Where that would drop every reading,
+        none is dropped."""
         if self.reached is None or not bool(self.active) or not len(x):
             return
-        self._drop(self._led(x, steps).any(0))
+        self._drop(self._led(x, steps, walked=True).any(0))
 
     def keep_ended(self, x: Tensor, steps: Tensor) -> None:
         """Drop every reading that does not read a success state where the move from each of
@@ -294,11 +295,11 @@ class ReadingSet(SavedSizes, nn.Module):
 
     def rule_out_walled(self, x: Tensor) -> None:
         """Drop every reading that reads, at one of the walk's observations ``x`` (N, D), its
-        goal behind a wall it reads beside the agent (:meth:`behind_walls`). Where that would
-        drop every reading, none is dropped."""
+        goal behind a wall it reads beside the agent (:meth:`behind_walls`), judged as the walk
+        read it (``walked``). Where that would drop every reading, none is dropped."""
         if not bool(self.active) or not len(x) or not self.wall_stops.shape[1]:
             return
-        seen = self.behind_walls(self.candidates(x)[0]).any(0)  # (R,)
+        seen = self.behind_walls(self.candidates(x, walked=True)[0]).any(0)  # (R,)
         self._drop(seen)
 
     def rule_out_blocked(self, last: Tensor, x: Tensor, action: Tensor) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from metaxm.align.action_readers import action_readers, source_answers
@@ -83,3 +84,46 @@ def test_an_episode_that_ended_early_keeps_the_readings_whose_goal_it_ended_on(
     assert bool((goal == torch.tensor([3, 5])).all())  # every reading left ended the walk there
     found = np.mean([seek(translator, readings.decode, view, s, t) for s, t in tasks])
     assert found >= 0.9
+
+
+@pytest.mark.parametrize("rule", ["stopped", "walled"])
+def test_the_walks_stopped_and_walled_moves_read_its_goal_as_the_walk_did(
+    pairs, candidates, features, moves, rule
+) -> None:  # noqa: ANN001
+    """The walk of the test above, whose goal's row reads 0 (its gain open: a reading per
+    value the source takes). A move from the cell above the goal, down, stopped (or a wall read
+    below the agent, as inner walls give it) says the goal is not below: judged on the walk's
+    own observation, every reading dropped is one that reads the goal there as the walk read
+    it, at 0 (before, judged at the value each names for a new episode, only the reading whose
+    value was 0 was dropped), and every reading left reads it elsewhere."""
+    from metaxm.align.action_readers import source_answers
+
+    view = ("vector", 3)
+    actions = [LEFT, DOWN, RIGHT, RIGHT, DOWN, UP, RIGHT, RIGHT, DOWN, RIGHT]
+    obs, _, acted, first, second, _ = gridnav_played(pairs, view, (1, 2), (3, 5), actions)
+    translator = _read(candidates, features, moves, obs, acted, first, second)
+    readings = translator.readings
+    x = pairs(view, torch.tensor([[2, 5]]), torch.tensor([[3, 5]]), 40)[0].double()
+    x = x * translator.scale
+    steps = source_answers(*moves)[0].nan_to_num(0.0)  # (4, S) each action's source step
+
+    def below_goal(walked: bool) -> torch.Tensor:
+        with torch.no_grad():
+            full, _ = readings.candidates(x, walked=walked)
+        led = ((full[0] + steps[DOWN]) @ readings.decode).float()
+        return readings.reached(led[None])[0]  # (R,)
+
+    as_walked, as_new = below_goal(True), below_goal(False)
+    assert int(as_new.sum()) < int(as_walked.sum()) < readings.reader.shape[0]
+    before = readings.reader.shape[0]
+    if rule == "stopped":
+        readings.rule_out_stopped(x, steps[DOWN][None])
+    else:
+        row = int((steps[DOWN] != 0).nonzero()[0])  # the agent's row, which a move down steps
+        with torch.no_grad():
+            level = float(readings.candidates(x, walked=True)[0][0, 0, row])
+        readings.moves = steps
+        readings.wall_stops = torch.tensor([[row], [DOWN], [level]], dtype=torch.float64)
+        readings.rule_out_walled(x)
+    assert readings.reader.shape[0] == before - int(as_walked.sum())
+    assert not bool(below_goal(True).any())
