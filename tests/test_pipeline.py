@@ -229,7 +229,10 @@ def test_every_stage_of_the_pipeline_starts_from_the_one_before(tmp_path: Path) 
         not torch.allclose(v, torch.full_like(v, 0.1)) for v in learned["lrs"]["vector"].values()
     )
     prior = load_checkpoint(resolve_checkpoint(out / "priorfit"))["trainer"]["priorfit"]
-    assert set(prior) == {"mean", "log_prec"} and set(prior["mean"]) == {"vector", "projected"}
+    assert set(prior) == {"mean", "log_prec", "unsquashed"}
+    assert set(prior["mean"]) == {"vector", "projected"} and set(prior["unsquashed"]) == {
+        "projected"
+    }  # the squashed sensor bank's map reads it unsquashed
     assert prior["mean"]["vector"]["map"].abs().max() > 0  # meta-training moved it from 0
     selffit = load_checkpoint(resolve_checkpoint(out / "selffit"))["trainer"]["selffit"]
     assert set(selffit) == {"init", "lrs", "head"}

@@ -21,13 +21,16 @@ takes the squared error of the source latents the translation of query episodes 
 the exact solve, so the meta-gradient is the implicit one (``tests/align/test_priorfit.py``
 checks it against ``higher`` unrolled to convergence). A linear map reads a vector observation
 only (:func:`readable`): a family whose observation is an image, a spectrogram or token ids
-has no prior, and neither has a family the meta-training never saw.
+has no prior, and neither has a family the meta-training never saw. A family whose sensors are
+``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
+(``atanh``), where the map to the state is linear; a prior records it (:attr:`MapPrior.unsquashed`),
+so one meta-learned before that is read as it was learned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -45,9 +48,22 @@ def readable(space: gym.Space | None) -> bool:
     return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
 
 
-def features(obs: Tensor, space: gym.Space) -> Tensor:
-    """(N, D) the map's inputs: observations flattened and scaled as the encoders scale them."""
-    return obs.float().flatten(1) * _scale(space)
+SQUASHED = {"projected"}
+"""Families whose sensors are ``tanh`` of a linear mix of the state (and noise): a prior
+meta-learned for one reads its observations unsquashed (:func:`unsquash`). A plugin family of
+that kind adds its name here before its ``priorfit`` run."""
+
+
+def unsquash(x: Tensor) -> Tensor:
+    """``atanh`` of squashed sensors, clamped 1e-6 inside (-1, 1)."""
+    return torch.atanh(x.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
+
+
+def features(obs: Tensor, space: gym.Space, unsquashed: bool = False) -> Tensor:
+    """(N, D) the map's inputs: observations flattened and scaled as the encoders scale them,
+    or with ``unsquashed``, flattened and unsquashed (:func:`unsquash`)."""
+    x = obs.float().flatten(1)
+    return unsquash(x) if unsquashed else x * _scale(space)
 
 
 def map_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
@@ -91,11 +107,12 @@ def units(x: Tensor) -> Tensor:
 
 
 class LinearTranslator(nn.Module):
-    """A target observation -> the source's: ``features(obs) @ weight``."""
+    """A target observation -> the source's: ``features(obs, space, unsquashed) @ weight``."""
 
-    def __init__(self, weight: Tensor, space: gym.Space) -> None:
+    def __init__(self, weight: Tensor, space: gym.Space, unsquashed: bool = False) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach())
+        self.register_buffer("unsquashed", torch.tensor(unsquashed))
         self.space = space
 
     @classmethod
@@ -103,8 +120,13 @@ class LinearTranslator(nn.Module):
         """A map of zeros from ``space`` to ``width`` values, for a saved one to load into."""
         return cls(torch.zeros(int(np.prod(space.shape)), width), space)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        """A map saved before ``unsquashed`` was kept read its inputs as they are."""
+        state_dict.setdefault(prefix + "unsquashed", torch.tensor(False))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, obs: Tensor) -> Tensor:
-        return features(obs, self.space) @ self.weight
+        return features(obs, self.space, bool(self.unsquashed)) @ self.weight
 
 
 @dataclass
@@ -114,10 +136,17 @@ class MapPrior:
     Attributes:
         mean: ``{family: (D, S)}``.
         log_prec: ``{family: (D, S)}``.
+        unsquashed: the families whose observations the map reads unsquashed
+            (:func:`features`): those of :data:`SQUASHED` when the prior was first made.
     """
 
     mean: dict[str, Tensor]
     log_prec: dict[str, Tensor]
+    unsquashed: set[str] = field(default_factory=set)
+
+    def features(self, family: str, obs: Tensor, space: gym.Space) -> Tensor:
+        """(N, D) what ``family``'s map reads of ``obs`` (:func:`features`)."""
+        return features(obs, space, family in self.unsquashed)
 
     def solve(self, family: str, x: Tensor, y: Tensor) -> Tensor:
         """The MAP map of ``family`` from features ``x`` (N, D) to source observations ``y``
@@ -134,12 +163,14 @@ class MapPrior:
         return {
             "mean": {f: {MAP: t} for f, t in self.mean.items()},
             "log_prec": {f: {MAP: t} for f, t in self.log_prec.items()},
+            "unsquashed": {f: {MAP: torch.tensor(1.0)} for f in sorted(self.unsquashed)},
         }
 
     @classmethod
     def from_state(
         cls, state: Mapping[str, Mapping[str, Mapping[str, Tensor]]], device: str | None = None
     ) -> MapPrior:
-        """What :meth:`state_dict` saved, on ``device`` (default: where it is)."""
+        """What :meth:`state_dict` saved, on ``device`` (default: where it is); a prior saved
+        before :attr:`unsquashed` was kept reads every family as it is."""
         tables = [{f: p[MAP].to(device) for f, p in state[k].items()} for k in ("mean", "log_prec")]
-        return cls(*tables)
+        return cls(*tables, set(state.get("unsquashed", {})))

@@ -7,7 +7,8 @@ pairs are solved in closed form for the linear map to the source observation und
 family's prior, and the outer loss is the squared error of the source latents that map gives
 on the query's target observations, against the source's own. It learns, per training family
 whose observation is a vector, the prior's mean (starting at 0) and log precisions (starting
-at ``align.prior_log_prec``); the other families are left out (``skipped``).
+at ``align.prior_log_prec``), a squashed family's read unsquashed
+(:data:`~metaxm.align.priorfit.SQUASHED`); the other families are left out (``skipped``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor
 from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import encode
 from metaxm.align.metafit_trainer import MetaFitTrainer
-from metaxm.align.priorfit import MapPrior, features, readable, units
+from metaxm.align.priorfit import SQUASHED, MapPrior, readable, units
 from metaxm.errors import ConfigError
 from metaxm.rl.trainer import derive_seed
 
@@ -68,7 +69,7 @@ class PriorFitTrainer(MetaFitTrainer):
         mean = {f: torch.zeros(d, s, device=self.device) for f, d in dims.items()}
         start = self.config.prior_log_prec
         log_prec = {f: torch.full((d, s), start, device=self.device) for f, d in dims.items()}
-        return MapPrior(mean, log_prec)
+        return MapPrior(mean, log_prec, {f for f in self.families if f in SQUASHED})
 
     def _restore(self, state: dict[str, Any]) -> MapPrior:
         return MapPrior.from_state(state, self.device)
@@ -97,7 +98,7 @@ class PriorFitTrainer(MetaFitTrainer):
         support, query = (c.batch for c in collected)
         self.episodes += sum(c.episodes for c in collected)
         space = self.agent.observation_spaces[family]
-        x, xq = features(support.obs[0], space), features(query.obs[0], space)
+        x, xq = (prior.features(family, o.obs[0], space) for o in (support, query))
         weight = prior.solve(family, x, support.obs[1].float().flatten(1))
         z_q = self._source_latents(query.obs[1])
         loss = (self._read(xq @ weight) - z_q).pow(2).mean()

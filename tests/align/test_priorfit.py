@@ -5,6 +5,7 @@ on what it cannot read."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import pytest
 import torch
 
@@ -111,6 +112,48 @@ def test_a_prior_round_trips_and_refuses_a_family_it_lacks() -> None:
     assert torch.equal(again.log_prec["vector"], prior.log_prec["vector"])
     with pytest.raises(KeyError, match="no meta-learned prior for family 'pixels'"):
         prior.solve("pixels", torch.zeros(2, 4), torch.zeros(2, 3))
+
+
+def test_a_prior_keeps_which_families_it_reads_unsquashed() -> None:
+    """A prior saved before ``unsquashed`` was kept (no such table) reads every family as it
+    is; a map saved before it (no such buffer) loads reading its inputs as they are."""
+    from metaxm.align.priorfit import LinearTranslator
+
+    prior = MapPrior(
+        {"projected": torch.randn(4, 3)}, {"projected": torch.randn(4, 3)}, {"projected"}
+    )
+    assert MapPrior.from_state(prior.state_dict()).unsquashed == {"projected"}
+    old = {k: v for k, v in prior.state_dict().items() if k != "unsquashed"}
+    assert MapPrior.from_state(old).unsquashed == set()
+    space = gym.spaces.Box(-1.0, 1.0, (4,))
+    saved = LinearTranslator(torch.randn(4, 3), space).state_dict()
+    del saved["unsquashed"]
+    blank = LinearTranslator(torch.zeros(4, 3), space, unsquashed=True)
+    blank.load_state_dict(saved)
+    assert not bool(blank.unsquashed) and torch.equal(blank.weight, saved["weight"])
+
+
+def test_a_squashed_familys_map_is_linear_in_its_unsquashed_sensors(pairs) -> None:
+    """``projected`` sensors are ``tanh`` of a linear mix of the state: from 40 paired states of
+    a variant, least squares (a weak prior) on the unsquashed sensors translates 400 others to
+    the source's state channels with a fraction of the error it makes on the squashed
+    ones (under 0.3 of it), on each of four variants."""
+    from metaxm.align.priorfit import SQUASHED, features
+
+    assert "projected" in SQUASHED
+    space = gym.spaces.Box(-1.0, 1.0, (32,))
+    g = torch.Generator().manual_seed(0)
+    cells = [torch.randint(0, 7, (440, 2), generator=g) for _ in range(2)]
+    for variant in range(4):
+        target, source = pairs(("projected", variant), *cells, variant)
+        y = source.double()[:, :4]  # the state channels (the source's noise: not mapped)
+        errors = []
+        for unsquashed in (False, True):
+            x = features(target, space, unsquashed).double()
+            weak = torch.full((32, 4), -12.0, dtype=torch.float64)
+            w = prior_solve(x[:40], y[:40], torch.zeros_like(weak), weak)
+            errors.append(float((x[40:] @ w - y[40:]).pow(2).mean() / y[40:].pow(2).mean()))
+        assert errors[1] < 0.3 * errors[0], (variant, errors)
 
 
 def _trainer_spec(make_spec, source_run, tmp_path, train):
