@@ -210,21 +210,30 @@ def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) 
         learner.adapt(env, 1)
 
 
-def test_a_saved_priorfit_policy_loads_and_acts_as_the_one_adapted(make_spec, tmp_path) -> None:
+@pytest.mark.parametrize("family", ["vector", "projected"])
+def test_a_saved_priorfit_policy_loads_and_acts_as_the_one_adapted(
+    make_spec, tmp_path, family
+) -> None:
     """``metaxm adapt --save-policy`` of a ``priorfit`` policy: its linear map is saved and
-    built again as a map (not as the family's own translator), and acts the same."""
+    built again as a map (not as the family's own translator), reading its inputs as it did
+    (``projected``'s unsquashed), and acts the same."""
     from metaxm.build import make_env
     from metaxm.learners import AdaptedPolicy, PriorFit
 
-    spec = make_spec(modalities={"train": {"vector": 2}, "heldout_variants": {"vector": 1}})
+    train = {"vector": 2, family: 2}
+    spec = make_spec(modalities={"train": train, "heldout_variants": {family: 1}})
     agent = build_agent(spec)
-    d = s = int(agent.observation_spaces["vector"].shape[0])
+    d = int(agent.observation_spaces[family].shape[0])
+    s = int(agent.observation_spaces["vector"].shape[0])
     g = torch.Generator().manual_seed(1)
-    prior = MapPrior({"vector": torch.randn(d, s, generator=g)}, {"vector": torch.zeros(d, s)})
-    policy = PriorFit(agent, spec, prior).adapt(make_env(spec, "vector", 7, num_envs=2), 2)
+    mean, log_prec = {family: torch.randn(d, s, generator=g)}, {family: torch.zeros(d, s)}
+    prior = MapPrior(mean, log_prec, {family} & {"projected"})
+    policy = PriorFit(agent, spec, prior).adapt(make_env(spec, family, 7, num_envs=2), 2)
     assert policy.translator is not None and policy.reads == "vector"
+    assert bool(policy.translator.unsquashed) == (family == "projected")
     again = AdaptedPolicy.load(policy.save(tmp_path / "policy.pt"))
     assert (again.learner, again.reads) == ("priorfit", "vector")
     assert torch.equal(again.translator.weight, policy.translator.weight)
-    obs = make_env(spec, "vector", 7, num_envs=8, seed=3).reset()
+    assert bool(again.translator.unsquashed) == (family == "projected")
+    obs = make_env(spec, family, 7, num_envs=8, seed=3).reset()
     torch.testing.assert_close(again.distribution(obs), policy.distribution(obs))
