@@ -154,6 +154,26 @@ def test_meta_gradient_matches_higher_on_the_agent(
     _assert_grads_close(ours, ref, 1e-6 if own[names[0]].dtype == torch.float64 else 1e-5)
 
 
+@pytest.mark.parametrize("family", ["text", "pixels"])
+def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(family: str, monkeypatch) -> None:  # noqa: ANN001
+    """The trunk (the encoder, when only the adapter is adapted) runs on a task batch in chunks
+    of ``TRUNK_CHUNK`` rows; with chunks of 3 rows the meta-gradient is still ``higher``'s."""
+    import metaxm.meta.policy_gradient as policy_gradient
+
+    monkeypatch.setattr(policy_gradient, "TRUNK_CHUNK", 3)
+    agent, dtype, tol = _agent(), torch.float64, 1e-6
+    if family == "pixels":  # the conv encoder casts to float32; keep it float32 end to end
+        agent, dtype, tol = agent.float(), torch.float32, 1e-5
+    supports, query = _problem(agent, family, SPACES[family], inner=2)
+    supports, query = [s.to(dtype) for s in supports], query.to(dtype)
+    assert query.mask.numel() > 3  # rows of the batch: the trunk runs in chunks
+    cfg = MAMLConfig(adapt="adapter", inner_lr=0.2)
+    names = adapted_names(agent, cfg.adapt, family)
+    _, ours = meta_gradient(agent, family, names, supports, query, cfg)
+    _, ref = higher_meta_gradient(agent, family, names, supports, query, 0.2, False, cfg.clip_coef)
+    _assert_grads_close(ours, ref, tol)
+
+
 def test_second_order_differs_from_first_order() -> None:
     agent = _agent()
     supports, query = _problem(agent, "text", SPACES["text"], inner=1)
