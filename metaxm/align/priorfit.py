@@ -23,8 +23,8 @@ checks it against ``higher`` unrolled to convergence). A linear map reads a vect
 only (:func:`readable`): a family whose observation is an image, a spectrogram or token ids
 has no prior, and neither has a family the meta-training never saw. A family whose sensors are
 ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
-(``atanh``), where the map to the state is linear; a prior records it (:attr:`MapPrior.unsquashed`),
-so one meta-learned before that is read as it was learned.
+(``atanh``), where the map to the state is linear; a prior records it
+(:attr:`MapPrior.unsquashed`), so one meta-learned before that is read as it was learned.
 """
 
 from __future__ import annotations

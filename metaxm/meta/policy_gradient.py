@@ -120,13 +120,14 @@ class FunctionalPolicy:
     """The policy as two pure functions: ``pd = head(params, trunk(obs))``.
 
     ``trunk`` is the part of the forward that no adapted parameter enters (the family's
-    encoder when only the adapter and core are adapted, else nothing); it runs once for the
-    whole task batch, outside ``vmap``, with the model's own parameters (so autograd still
-    reaches them). ``head`` takes the adapted parameters and runs under ``vmap`` per task. This
-    is exact: the encoder's features do not depend on the adapted parameters, so splitting the
-    forward only changes where the encoder runs, not what is differentiated (it avoids
-    batching rules for convolutions and a double backward through the encoder; compare ANIL,
-    Raghu et al. 2020, which caches the body's features the same way).
+    encoder when only the adapter and core are adapted, else nothing); it runs once over the
+    whole task batch (in chunks of :data:`TRUNK_CHUNK` rows), outside ``vmap``, with the
+    model's own parameters (so autograd still reaches them). ``head`` takes the adapted
+    parameters and runs under ``vmap`` per task. This is exact: the encoder's features do not
+    depend on the adapted parameters, so splitting the forward only changes where the encoder
+    runs, not what is differentiated (it avoids batching rules for convolutions and a double
+    backward through the encoder; compare ANIL, Raghu et al. 2020, which caches the body's
+    features the same way).
 
     Attributes:
         model: the module (an :class:`~metaxm.nn.agent.Agent`, or any module whose forward is
