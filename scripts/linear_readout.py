@@ -4,8 +4,10 @@ paired states: the ceiling of a linear paired fit such as ``priorfit`` (``docs/t
 
 States are drawn from the run's world and rendered in the source modality and in each named
 modality; a linear map without intercept (``metaxm.align.priorfit.features``, the encoders'
-scaling) is fitted by least squares on the first ``--fit`` states and scored on the rest, as
-R^2 per source channel (the source's noise channels read about 0 by construction)::
+scaling, every observation as it is: ``projected`` squashed, where ``priorfit`` has read it
+unsquashed since stop 51, transfer-studies section 38) is fitted by least squares on the
+first ``--fit`` states and scored on the rest, as R^2 per source channel (the source's noise
+channels read about 0 by construction)::
 
     python scripts/linear_readout.py runs/results/main audio:14416 vector:100 projected:100
 """

@@ -74,7 +74,8 @@ def meta_train(
 ) -> dict:  # fmt: skip
     """Meta-learn ``family``'s prior (module docstring); returns its mean and log precisions
     (``prior``) and its training curve. (``algo: priorfit``, :mod:`metaxm.align.priorfit_trainer`,
-    is the same with every family in one loop, its outer gradient clipped.)"""
+    is the same with every family in one loop, its outer gradient clipped, and ``projected``
+    read unsquashed since section 38; this study reads every observation as it is.)"""
     agent, spec = learner.agent, learner.spec
     agent.requires_grad_(False)  # only the prior learns
     source = default_source(spec)

@@ -23,7 +23,8 @@ checks it against ``higher`` unrolled to convergence). A linear map reads a vect
 only (:func:`readable`): a family whose observation is an image, a spectrogram or token ids
 has no prior, and neither has a family the meta-training never saw. A family whose sensors are
 ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
-(``atanh``), where the map to the state is linear; a prior records it
+(``atanh``), where the state is an affine map of them (the bias one more direction of the 32
+sensors, which the map learns to send to 0); a prior records it
 (:attr:`MapPrior.unsquashed`), so one meta-learned before that is read as it was learned.
 """
 
@@ -40,7 +41,8 @@ from torch import Tensor, nn
 from metaxm.nn.encoders import _scale
 
 MAP = "map"
-"""The one tensor per family of a saved prior's tables (``{kind: {family: {MAP: (D, S)}}}``)."""
+"""The one tensor per family of a saved prior's tables (``{kind: {family: {MAP: tensor}}}``):
+(D, S) for ``mean`` and ``log_prec``, and 1.0 in ``unsquashed`` for a family read unsquashed."""
 
 
 def readable(space: gym.Space | None) -> bool:
@@ -114,6 +116,7 @@ class LinearTranslator(nn.Module):
         self.register_buffer("weight", weight.detach())
         self.register_buffer("unsquashed", torch.tensor(unsquashed))
         self.space = space
+        self._unsquashed = unsquashed  # the buffer's value, read without a device sync
 
     @classmethod
     def blank(cls, space: gym.Space, width: int) -> LinearTranslator:
@@ -124,9 +127,10 @@ class LinearTranslator(nn.Module):
         """A map saved before ``unsquashed`` was kept read its inputs as they are."""
         state_dict.setdefault(prefix + "unsquashed", torch.tensor(False))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._unsquashed = bool(state_dict[prefix + "unsquashed"])
 
     def forward(self, obs: Tensor) -> Tensor:
-        return features(obs, self.space, bool(self.unsquashed)) @ self.weight
+        return features(obs, self.space, self._unsquashed) @ self.weight
 
 
 @dataclass
@@ -144,7 +148,7 @@ class MapPrior:
     log_prec: dict[str, Tensor]
     unsquashed: set[str] = field(default_factory=set)
 
-    def features(self, family: str, obs: Tensor, space: gym.Space) -> Tensor:
+    def inputs(self, family: str, obs: Tensor, space: gym.Space) -> Tensor:
         """(N, D) what ``family``'s map reads of ``obs`` (:func:`features`)."""
         return features(obs, space, family in self.unsquashed)
 
@@ -173,4 +177,5 @@ class MapPrior:
         """What :meth:`state_dict` saved, on ``device`` (default: where it is); a prior saved
         before :attr:`unsquashed` was kept reads every family as it is."""
         tables = [{f: p[MAP].to(device) for f, p in state[k].items()} for k in ("mean", "log_prec")]
-        return cls(*tables, set(state.get("unsquashed", {})))
+        unsquashed = {f for f, p in state.get("unsquashed", {}).items() if bool(p[MAP])}
+        return cls(*tables, unsquashed)

@@ -7,7 +7,7 @@ pairs are solved in closed form for the linear map to the source observation und
 family's prior, and the outer loss is the squared error of the source latents that map gives
 on the query's target observations, against the source's own. It learns, per training family
 whose observation is a vector, the prior's mean (starting at 0) and log precisions (starting
-at ``align.prior_log_prec``), a squashed family's read unsquashed
+at ``align.prior_log_prec``), a squashed family's observations read unsquashed
 (:data:`~metaxm.align.priorfit.SQUASHED`); the other families are left out (``skipped``).
 """
 
@@ -98,7 +98,7 @@ class PriorFitTrainer(MetaFitTrainer):
         support, query = (c.batch for c in collected)
         self.episodes += sum(c.episodes for c in collected)
         space = self.agent.observation_spaces[family]
-        x, xq = (prior.features(family, o.obs[0], space) for o in (support, query))
+        x, xq = (prior.inputs(family, o.obs[0], space) for o in (support, query))
         weight = prior.solve(family, x, support.obs[1].float().flatten(1))
         z_q = self._source_latents(query.obs[1])
         loss = (self._read(xq @ weight) - z_q).pow(2).mean()

@@ -262,7 +262,7 @@ class ReadingSet(SavedSizes, nn.Module):
         none is dropped."""
         if self.reached is None or not bool(self.active) or not len(x):
             return
-        self._drop(self._led(x, steps, walked=True).any(0))
+        self._drop(self._led(x, steps).any(0))
 
     def keep_ended(self, x: Tensor, steps: Tensor) -> None:
         """Drop every reading that does not read a success state where the move from each of
@@ -272,12 +272,13 @@ class ReadingSet(SavedSizes, nn.Module):
         would drop every reading, none is dropped."""
         if self.reached is None or not bool(self.active) or not len(x):
             return
-        self._drop(~self._led(x, steps, walked=True).all(0))
+        self._drop(~self._led(x, steps).all(0))
 
-    def _led(self, x: Tensor, steps: Tensor, walked: bool = False) -> Tensor:
+    def _led(self, x: Tensor, steps: Tensor) -> Tensor:
         """(N, R) whether each reading reads a success state where the move ``steps`` (N, S)
-        from each of ``x`` (N, D) leads (``walked`` as :meth:`candidates` takes it)."""
-        full, _ = self.candidates(x, walked=walked)
+        from each of the walk's observations ``x`` (N, D) leads, as the walk read it
+        (:meth:`candidates` with ``walked``)."""
+        full, _ = self.candidates(x, walked=True)
         return self.reached(((full + steps[:, None, :]) @ self.decode).float())
 
     def behind_walls(self, full: Tensor) -> Tensor:

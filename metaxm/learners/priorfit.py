@@ -85,15 +85,15 @@ class PriorFit(Translate):
         """Solve the map from view 0 of ``pairs`` (the target) to view 1 (the source) under
         the family's prior and give it to ``policy``, with the source variant's adapter."""
         from metaxm.align.fewshot import default_source, source_params
-        from metaxm.align.priorfit import LinearTranslator
+        from metaxm.align.priorfit import LinearTranslator, features
 
         family = pairs.families[0]
         space = self.agent.observation_spaces[family]
         source = default_source(self.spec)
+        unsquashed = family in self.prior.unsquashed  # the solve's inputs and the map's alike
         with torch.no_grad():
-            x = self.prior.features(family, pairs.obs[0], space)
+            x = features(pairs.obs[0], space, unsquashed)
             weight = self.prior.solve(family, x, pairs.obs[1].float().flatten(1))
-        unsquashed = family in self.prior.unsquashed
         policy.translator = LinearTranslator(weight, space, unsquashed).to(x.device)
         policy.reads = source[0]
         policy.params = source_params(self.agent, source)

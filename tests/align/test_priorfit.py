@@ -156,6 +156,37 @@ def test_a_squashed_familys_map_is_linear_in_its_unsquashed_sensors(pairs) -> No
         assert errors[1] < 0.3 * errors[0], (variant, errors)
 
 
+def test_the_learner_solves_and_reads_a_squashed_family_alike(make_spec) -> None:
+    """``projected`` under a prior that reads it unsquashed: the learner solves the map on the
+    unsquashed sensors and its translator reads them so (not the squashed ones, whose solve
+    differs)."""
+    from types import SimpleNamespace
+
+    from metaxm.align.fewshot import collect_paired_steps, default_source
+    from metaxm.align.priorfit import features
+    from metaxm.learners import PriorFit
+
+    spec = make_spec(modalities={"train": {"vector": 2, "projected": 2}, "heldout_variants": {}})
+    agent = build_agent(spec)
+    space = agent.observation_spaces["projected"]
+    d, s = int(space.shape[0]), int(agent.observation_spaces["vector"].shape[0])
+    prior = MapPrior(
+        {"projected": torch.zeros(d, s)}, {"projected": torch.zeros(d, s)}, {"projected"}
+    )
+    pairs = collect_paired_steps(
+        agent, spec, ("projected", 5), source=default_source(spec), seed=0, episodes=2
+    ).batch
+    policy = SimpleNamespace()
+    PriorFit(agent, spec, prior).fit_into(policy, pairs, seed=0)
+    y = pairs.obs[1].float().flatten(1)
+    unsquashed = features(pairs.obs[0], space, True)
+    expected = prior.solve("projected", unsquashed, y)
+    assert torch.equal(policy.translator.weight, expected)
+    squashed = prior.solve("projected", features(pairs.obs[0], space), y)
+    assert not torch.allclose(expected, squashed, atol=1e-3)
+    torch.testing.assert_close(policy.translator(pairs.obs[0]), unsquashed @ expected)
+
+
 def _trainer_spec(make_spec, source_run, tmp_path, train):
     spec = make_spec(
         modalities={"train": train, "heldout_variants": {}},
@@ -173,17 +204,21 @@ def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
 ) -> None:
     from metaxm.align.priorfit_trainer import PriorFitTrainer
 
-    spec = _trainer_spec(make_spec, source_run, tmp_path, {"vector": 2, "pixels": 2})
+    train = {"vector": 2, "projected": 2, "pixels": 2}
+    spec = _trainer_spec(make_spec, source_run, tmp_path, train)
     a = PriorFitTrainer(spec)
-    assert a.families == ["vector"] and a.skipped == ["pixels"]  # no linear map reads pixels
+    assert a.families == ["vector", "projected"] and a.skipped == ["pixels"]  # no map reads pixels
     first = a.update()
-    assert {"query_loss", "query_loss/vector", "start_loss/vector"} <= set(first)
+    assert a.metafit.unsquashed == {"projected"}  # the squashed sensor bank is read unsquashed
+    assert {"query_loss", "query_loss/vector", "start_loss/projected"} <= set(first)
     assert not torch.equal(a.metafit.mean["vector"], torch.zeros_like(a.metafit.mean["vector"]))
     assert (
         float(a.metafit.log_prec["vector"].detach().sub(-3.0).abs().max()) > 0
     )  # both tables learn
     resumes(PriorFitTrainer, spec, a)
-    assert [n for n, _ in a.named_parameters()] == ["mean.vector", "log_prec.vector"]
+    assert [n for n, _ in a.named_parameters()] == [
+        "mean.vector", "mean.projected", "log_prec.vector", "log_prec.projected"
+    ]  # fmt: skip
 
 
 def test_the_trainer_refuses_a_spec_without_a_vector_family(
@@ -220,7 +255,7 @@ def test_a_saved_priorfit_policy_loads_and_acts_as_the_one_adapted(
     from metaxm.build import make_env
     from metaxm.learners import AdaptedPolicy, PriorFit
 
-    train = {"vector": 2, family: 2}
+    train = {"vector": 2} | {family: 2}
     spec = make_spec(modalities={"train": train, "heldout_variants": {family: 1}})
     agent = build_agent(spec)
     d = int(agent.observation_spaces[family].shape[0])

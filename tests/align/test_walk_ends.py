@@ -96,8 +96,6 @@ def test_the_walks_stopped_and_walled_moves_read_its_goal_as_the_walk_did(
     own observation, every reading dropped is one that reads the goal there as the walk read
     it, at 0 (before, judged at the value each names for a new episode, only the reading whose
     value was 0 was dropped), and every reading left reads it elsewhere."""
-    from metaxm.align.action_readers import source_answers
-
     view = ("vector", 3)
     actions = [LEFT, DOWN, RIGHT, RIGHT, DOWN, UP, RIGHT, RIGHT, DOWN, RIGHT]
     obs, _, acted, first, second, _ = gridnav_played(pairs, view, (1, 2), (3, 5), actions)

@@ -155,9 +155,13 @@ def test_meta_gradient_matches_higher_on_the_agent(
 
 
 @pytest.mark.parametrize("family", ["text", "pixels"])
-def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(family: str, monkeypatch) -> None:  # noqa: ANN001
+def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(
+    family: str,
+    monkeypatch,  # noqa: ANN001
+) -> None:
     """The trunk (the encoder, when only the adapter is adapted) runs on a task batch in chunks
-    of ``TRUNK_CHUNK`` rows; with chunks of 3 rows the meta-gradient is still ``higher``'s."""
+    of ``TRUNK_CHUNK`` rows: with chunks of 3 rows the encoder never sees more than 3 at once,
+    and the meta-gradient is still ``higher``'s."""
     import metaxm.meta.policy_gradient as policy_gradient
 
     monkeypatch.setattr(policy_gradient, "TRUNK_CHUNK", 3)
@@ -166,10 +170,15 @@ def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(family: str, monkeypat
         agent, dtype, tol = agent.float(), torch.float32, 1e-5
     supports, query = _problem(agent, family, SPACES[family], inner=2)
     supports, query = [s.to(dtype) for s in supports], query.to(dtype)
-    assert query.mask.numel() > 3  # rows of the batch: the trunk runs in chunks
     cfg = MAMLConfig(adapt="adapter", inner_lr=0.2)
     names = adapted_names(agent, cfg.adapt, family)
+    rows: list[int] = []
+    hook = agent.encoders[family].register_forward_hook(
+        lambda _m, args, _out: rows.append(len(args[0]))
+    )
     _, ours = meta_gradient(agent, family, names, supports, query, cfg)
+    hook.remove()
+    assert max(rows) <= 3 and sum(rows) == sum(b.mask.numel() for b in (*supports, query))
     _, ref = higher_meta_gradient(agent, family, names, supports, query, 0.2, False, cfg.clip_coef)
     _assert_grads_close(ours, ref, tol)
 
