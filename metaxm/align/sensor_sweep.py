@@ -109,8 +109,7 @@ class SweepSearch(SavedSizes, nn.Module):
         statics = sorted(walk.pairing)
         self.agent_at = torch.tensor(walk.moving, device=device)
         self.goal_at = torch.tensor(statics, device=device)
-        self.goal_from = torch.tensor([walk.moving.index(walk.pairing[g]) for g in statics],
-                                      device=device)  # fmt: skip
+        self.goal_from = torch.tensor(walk.partners(), device=device)
         self.steps = feature_steps(context)[:, walk.moving].to(device)
         self.track = self.heard = None
         self._fit_posterior(walk, bias_scale)

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.align.goal_lattice import dihedral, lattice_options
+from metaxm.align.goal_posterior import off_agent
 from metaxm.align.reading_set import SavedSizes, column_levels, level_spacing, search, world_test
 from metaxm.align.walk_features import feature_steps, goal_pairing, moving_features
 
@@ -164,6 +165,10 @@ class AgentWalk(NamedTuple):
     mean_rel: Tensor
     z: Tensor
 
+    def partners(self) -> list[int]:
+        """Per goal feature (``sorted(pairing)``), its agent feature's place in ``moving``."""
+        return [self.moving.index(self.pairing[f]) for f in sorted(self.pairing)]
+
 
 def walk_agent(
     obs: Tensor, actions: Tensor, first: Tensor, second: Tensor, context: Any
@@ -214,16 +219,15 @@ def walk_readings(found: AgentWalk, bias_scale: float) -> WalkFit | None:
         return None
     # W_a start + W_g g + b per episode; off the agent's part, the goals' lattice alone
     rest = mean_z - mean_rel @ weights.T  # (E, D')
-    off_agent = torch.eye(len(weights), dtype=weights.dtype) - weights @ torch.linalg.pinv(weights)
     spacing = level_spacing(levels)
     cell = float(weights.norm(dim=0).mean()) * spacing  # a cell of the agent's, in sensors
     statics = sorted(pairing)
     goal_levels = [levels[f] for f in statics]
     size = min(len(v) for v in goal_levels)
-    partners = [moving.index(pairing[f]) for f in statics]
+    partners = found.partners()
     weight_var = float(weights.pow(2).mean())
     kept: list[tuple[float, Tensor, Tensor, Tensor]] = []
-    for coords, on in lattice_options(rest @ off_agent, cell, size):
+    for coords, on in lattice_options(rest @ off_agent(weights), cell, size):
         kept_episodes = on.nonzero().flatten().tolist()  # an episode off the lattice: left out
         walk = _Walk([episodes[e] for e in kept_episodes], rel, start[on], weights,
                      [levels[f] for f in moving])  # fmt: skip
@@ -262,7 +266,7 @@ def ended_goals(
     (``ended`` (N,), the rows whose action ``actions`` (N,) ended one) and whose start the
     walls placed along both axes: the agent's cell its last move (``steps`` (A, m), per
     action, in the agent's features) led to, in the goal features' order."""
-    partners = [found.moving.index(found.pairing[f]) for f in sorted(found.pairing)]
+    partners = found.partners()
     out = {}
     for e, rows in enumerate(found.episodes):
         last = rows[-1]
