@@ -19,9 +19,12 @@ reads ``X w`` with the source's encoder and adapter, as ``translate``'s policy
 does (:class:`metaxm.learners.PriorFit`). Meta-training (:mod:`metaxm.align.priorfit_trainer`)
 takes the squared error of the source latents the translation of query episodes gives, through
 the exact solve, so the meta-gradient is the implicit one (``tests/align/test_priorfit.py``
-checks it against ``higher`` unrolled to convergence). A linear map reads a vector observation
-only (:func:`readable`): a family whose observation is an image, a spectrogram or token ids
-has no prior, and neither has a family the meta-training never saw. A family whose sensors are
+checks it against ``higher`` unrolled to convergence). A family's own prior is learned for a
+vector observation only (:func:`readable`). A family with none (never trained on, or an image
+or a spectrogram; not token ids, :func:`flat_readable`) is read flattened under the prior for
+any family (:attr:`MapPrior.unseen`): mean 0 and, per source channel, one log precision less
+``log D`` (the prior variance of a channel's reading summed over the D features, whatever D),
+meta-learned on the training families' tasks beside their own priors. A family whose sensors are
 ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
 (``atanh``), where the state is an affine map of them (the bias one more direction of the 32
 sensors, which the map learns to send to 0); a prior records it
@@ -46,8 +49,19 @@ MAP = "map"
 
 
 def readable(space: gym.Space | None) -> bool:
-    """Whether a linear map reads observations of ``space``: a ``Box`` of rank 1."""
+    """Whether a family's own prior is learned for observations of ``space``: a ``Box`` of
+    rank 1."""
     return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+
+def flat_readable(space: gym.Space | None) -> bool:
+    """Whether a linear map reads observations of ``space`` flattened: a ``Box`` of any rank
+    (a vector, an image, a spectrogram), not token ids."""
+    return isinstance(space, gym.spaces.Box)
+
+
+UNSEEN = "any"
+"""The family key of :attr:`MapPrior.unseen` in a saved prior's ``unseen`` table."""
 
 
 SQUASHED = {"projected"}
@@ -142,11 +156,28 @@ class MapPrior:
         log_prec: ``{family: (D, S)}``.
         unsquashed: the families whose observations the map reads unsquashed
             (:func:`features`): those of :data:`SQUASHED` when the prior was first made.
+        unseen: (S,) the prior of a family with none of its own (:meth:`unseen_prior`), or
+            None (a prior saved before it was learned: such a family is refused).
     """
 
     mean: dict[str, Tensor]
     log_prec: dict[str, Tensor]
     unsquashed: set[str] = field(default_factory=set)
+    unseen: Tensor | None = None
+
+    def knows(self, family: str) -> bool:
+        """Whether :meth:`solve` has a prior for ``family``: its own, or :attr:`unseen`."""
+        return family in self.mean or self.unseen is not None
+
+    def unseen_prior(self, d: int) -> tuple[Tensor, Tensor]:
+        """The mean (0) and log precisions (D, S) of a family with no prior of its own, read
+        through ``d`` features: per source channel, :attr:`unseen` plus ``log d``, so the
+        prior variance of the channel's reading, summed over the features (each in units of
+        its root mean square, :func:`prior_solve`), is ``exp(-unseen)`` whatever ``d``."""
+        if self.unseen is None:
+            raise KeyError("this prior has no prior for a family it was not trained on")
+        log_prec = (self.unseen + float(np.log(d))).expand(d, -1)
+        return torch.zeros_like(log_prec), log_prec
 
     def inputs(self, family: str, obs: Tensor, space: gym.Space) -> Tensor:
         """(N, D) what ``family``'s map reads of ``obs`` (:func:`features`)."""
@@ -154,28 +185,36 @@ class MapPrior:
 
     def solve(self, family: str, x: Tensor, y: Tensor) -> Tensor:
         """The MAP map of ``family`` from features ``x`` (N, D) to source observations ``y``
-        (:func:`prior_solve`).
+        (:func:`prior_solve`), under the family's own prior or, where it has none,
+        :meth:`unseen_prior`.
 
         Raises:
-            KeyError: the family has no learned prior (never trained on, or not a vector).
+            KeyError: no prior for the family (none of its own, and no :attr:`unseen`).
         """
-        if family not in self.mean:
+        if family in self.mean:
+            return prior_solve(x, y, self.mean[family], self.log_prec[family])
+        if self.unseen is None:
             raise KeyError(f"no meta-learned prior for family {family!r}")
-        return prior_solve(x, y, self.mean[family], self.log_prec[family])
+        return prior_solve(x, y, *self.unseen_prior(x.shape[1]))
 
     def state_dict(self) -> dict[str, dict[str, dict[str, Tensor]]]:
-        return {
+        state = {
             "mean": {f: {MAP: t} for f, t in self.mean.items()},
             "log_prec": {f: {MAP: t} for f, t in self.log_prec.items()},
             "unsquashed": {f: {MAP: torch.tensor(1.0)} for f in sorted(self.unsquashed)},
         }
+        if self.unseen is not None:
+            state["unseen"] = {UNSEEN: {MAP: self.unseen}}
+        return state
 
     @classmethod
     def from_state(
         cls, state: Mapping[str, Mapping[str, Mapping[str, Tensor]]], device: str | None = None
     ) -> MapPrior:
         """What :meth:`state_dict` saved, on ``device`` (default: where it is); a prior saved
-        before :attr:`unsquashed` was kept reads every family as it is."""
+        before :attr:`unsquashed` was kept reads every family as it is, and one saved before
+        :attr:`unseen` was learned has none."""
         tables = [{f: p[MAP].to(device) for f, p in state[k].items()} for k in ("mean", "log_prec")]
         unsquashed = {f for f, p in state.get("unsquashed", {}).items() if bool(p[MAP])}
-        return cls(*tables, unsquashed)
+        unseen = state.get("unseen", {}).get(UNSEEN)
+        return cls(*tables, unsquashed, None if unseen is None else unseen[MAP].to(device))

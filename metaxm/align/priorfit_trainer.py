@@ -9,6 +9,13 @@ on the query's target observations, against the source's own. It learns, per tra
 whose observation is a vector, the prior's mean (starting at 0) and log precisions (starting
 at ``align.prior_log_prec``), a squashed family's observations read unsquashed
 (:data:`~metaxm.align.priorfit.SQUASHED`); the other families are left out (``skipped``).
+
+Beside them it learns the prior for a family with none of its own
+(:attr:`~metaxm.align.priorfit.MapPrior.unseen`: mean 0, one log precision per source channel,
+starting at ``align.prior_log_prec``) on the same tasks: each support is solved under it too,
+and its query loss is the same squared error. So its tasks are the training families' own,
+each met as if it were new (the prior knows nothing of a family); it has its own Adam step and
+gradient clipping, so the families' priors learn exactly what they learn without it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from torch import Tensor
 from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import encode
 from metaxm.align.metafit_trainer import MetaFitTrainer
-from metaxm.align.priorfit import SQUASHED, MapPrior, readable, units
+from metaxm.align.priorfit import SQUASHED, MapPrior, prior_solve, readable, units
 from metaxm.errors import ConfigError
 from metaxm.rl.trainer import derive_seed
 
@@ -41,6 +48,7 @@ class PriorFitTrainer(MetaFitTrainer):
         agent: the source agent (loaded by the run loop from ``train.init_from``; frozen).
         metafit: the learned :class:`MapPrior`.
         skipped: the training families a linear map does not read (no prior is learned).
+        unseen_optimizer: the Adam step of the prior for a family with none of its own.
     """
 
     key = "priorfit"
@@ -61,6 +69,8 @@ class PriorFitTrainer(MetaFitTrainer):
                 f"family is one ({', '.join(self.skipped)})"
             )
         self.generator = torch.Generator().manual_seed(derive_seed(spec.seed, self.key))
+        self.unseen_optimizer: torch.optim.Adam | None = None
+        self._unseen_losses: list[Tensor] = []
 
     def _fresh(self) -> MapPrior:
         spaces = self.agent.observation_spaces
@@ -69,10 +79,25 @@ class PriorFitTrainer(MetaFitTrainer):
         mean = {f: torch.zeros(d, s, device=self.device) for f, d in dims.items()}
         start = self.config.prior_log_prec
         log_prec = {f: torch.full((d, s), start, device=self.device) for f, d in dims.items()}
-        return MapPrior(mean, log_prec, {f for f in self.families if f in SQUASHED})
+        squashed = {f for f in self.families if f in SQUASHED}
+        return MapPrior(mean, log_prec, squashed, self._fresh_unseen())
+
+    def _fresh_unseen(self) -> Tensor:
+        s = int(np.prod(self.agent.observation_spaces[self.source[0]].shape))
+        return torch.full((s,), self.config.prior_log_prec, device=self.device)
 
     def _restore(self, state: dict[str, Any]) -> MapPrior:
-        return MapPrior.from_state(state, self.device)
+        prior = MapPrior.from_state(state, self.device)
+        if prior.unseen is None:  # a run begun before it was learned: it starts now
+            prior.unseen = self._fresh_unseen()
+        return prior
+
+    def _start(self, state: dict[str, Any] | None = None) -> None:
+        """:meth:`MetaFitTrainer._start`, and the unseen prior's own optimizer."""
+        super()._start(state)
+        assert isinstance(self.metafit, MapPrior) and self.metafit.unseen is not None
+        self.metafit.unseen.requires_grad_(True)
+        self.unseen_optimizer = torch.optim.Adam([self.metafit.unseen], lr=self.config.meta_lr)
 
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
         """The prior's tensors as ``<kind>.<family>`` (kind: mean, log_prec)."""
@@ -99,9 +124,12 @@ class PriorFitTrainer(MetaFitTrainer):
         self.episodes += sum(c.episodes for c in collected)
         space = self.agent.observation_spaces[family]
         x, xq = (prior.inputs(family, o.obs[0], space) for o in (support, query))
-        weight = prior.solve(family, x, support.obs[1].float().flatten(1))
+        y = support.obs[1].float().flatten(1)
+        weight = prior.solve(family, x, y)
         z_q = self._source_latents(query.obs[1])
         loss = (self._read(xq @ weight) - z_q).pow(2).mean()
+        unseen = prior_solve(x, y, *prior.unseen_prior(x.shape[1]))
+        self._unseen_losses.append((self._read(xq @ unseen) - z_q).pow(2).mean())
         with torch.no_grad():
             start = (self._read(xq @ (prior.mean[family] / units(x)[:, None])) - z_q).pow(2).mean()
         return loss, float(start), sum(c.steps for c in collected)
@@ -112,3 +140,30 @@ class PriorFitTrainer(MetaFitTrainer):
 
     def _after_step(self) -> None:
         """Nothing to hold in range: any mean and log precision is a prior."""
+
+    def update(self) -> dict[str, float]:
+        """:meth:`MetaFitTrainer.update` for the families' priors, then one step of the unseen
+        prior on the query losses its solves of the same tasks gave."""
+        self._unseen_losses = []
+        metrics = super().update()
+        assert self.unseen_optimizer is not None and isinstance(self.metafit, MapPrior)
+        total = torch.stack(self._unseen_losses).mean()
+        self._unseen_losses = []
+        self.unseen_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        unseen = self.metafit.unseen
+        assert unseen is not None
+        torch.nn.utils.clip_grad_norm_([unseen], self.config.max_grad_norm)
+        self.unseen_optimizer.step()
+        metrics["query_loss/unseen"] = float(total.detach())
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self.unseen_optimizer is not None
+        return {**super().state_dict(), "unseen_optimizer": self.unseen_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "unseen_optimizer" in state:  # else a run begun before it was learned
+            assert self.unseen_optimizer is not None
+            self.unseen_optimizer.load_state_dict(state["unseen_optimizer"])

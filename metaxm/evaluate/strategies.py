@@ -23,7 +23,8 @@ align        ppo agent      the adapter (and, for a new family, the encoder) fit
 metafit      metafit run    the meta-learned paired fit (learned start and per-parameter rates)
                             on the same pairs, then the frozen policy
 priorfit     priorfit run   the same pairs solved in closed form for a linear map into the source
-                            modality, under a meta-learned prior; vector families only
+                            modality, under a meta-learned prior (a vector family's own, or the
+                            one for any family); not token ids
 selffit      selffit run    the meta-learned reward-free fit: inverse dynamics on the target's
                             observations and the agent's actions alone, then the frozen policy
 translate    ppo agent      a translator into the source modality fitted on ``align``'s pairs;
@@ -420,7 +421,9 @@ class PriorFitStrategy(Translate):
     """The :class:`metaxm.learners.PriorFit` learner: on ``translate``'s episodes and pairs, the
     linear map into the source modality most probable under the family's meta-learned prior,
     read by the source's encoder and adapter; nothing searched within the measured episode. A
-    family without a prior (not a vector, or never trained on) is not measured."""
+    family without a prior of its own (never trained on, or an image) is read under the prior
+    for any family; token ids, or any family where the run has no such prior, are not
+    measured."""
 
     name = "priorfit"
     needs = "priorfit"
@@ -428,9 +431,10 @@ class PriorFitStrategy(Translate):
     in_episode = ""
     meta_learned = (
         "the Gaussian prior of its map (mean and per-entry precisions), through the exact "
-        "solve over fresh variants of each vector family"
+        "solve over fresh variants of each vector family; for a family with no prior of its "
+        "own, one precision per source channel, learned on the same tasks"
     )
-    trains_encoder = False  # a family the run never trained on has no prior to read it with
+    trains_encoder = True  # it reads a family the agent was built without (the prior for any)
 
     def cannot_read(self, agents, family):  # noqa: D102
         why = super().cannot_read(agents, family)

@@ -5,8 +5,10 @@ It plays and pairs k episodes exactly as :class:`~metaxm.learners.translate.Tran
 from the target's observations to the source's that is most probable under the family's
 meta-learned Gaussian prior (:mod:`metaxm.align.priorfit`), and reads the translation with the
 source's encoder and adapter, then the frozen policy. Unlike ``translate`` it searches nothing
-within the measured episode. A family with no learned prior (not a vector, or never trained
-on) is refused before any episode is played.
+within the measured episode. A family with no prior of its own (never trained on, or an image)
+is read under the run's prior for any family (:attr:`~metaxm.align.priorfit.MapPrior.unseen`);
+token ids, or any family where the run has no such prior (saved before it was learned), are
+refused before any episode is played.
 """
 
 from __future__ import annotations
@@ -56,12 +58,19 @@ class PriorFit(Translate):
 
     def cannot_read(self, family: str) -> str | None:
         """Why there is no prior for ``family``, or None."""
+        from metaxm.align.priorfit import flat_readable
+
         if family in self.prior.mean:
             return None
-        return (
-            f"no meta-learned prior for {family}: the priorfit run learned one per vector "
-            f"family it trained on ({', '.join(self.prior.mean)})"
-        )
+        if self.prior.unseen is None:
+            return (
+                f"no meta-learned prior for {family}: the priorfit run learned one per vector "
+                f"family it trained on ({', '.join(self.prior.mean)}), and none for others"
+            )
+        space = self.agent.observation_spaces.get(family)
+        if not flat_readable(space):
+            return f"a linear map does not read {family}'s observations ({space})"
+        return None
 
     def target(self, env: TaskEnv) -> tuple[str, int]:
         """:meth:`Translate.target`, and refused where the family has no prior."""

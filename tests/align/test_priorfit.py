@@ -5,6 +5,8 @@ on what it cannot read."""
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import pytest
 import torch
@@ -114,6 +116,51 @@ def test_a_prior_round_trips_and_refuses_a_family_it_lacks() -> None:
         prior.solve("pixels", torch.zeros(2, 4), torch.zeros(2, 3))
 
 
+def test_the_prior_for_any_family_is_its_precision_per_channel_times_the_features() -> None:
+    """A family with no prior of its own is solved under mean 0 and, per source channel j,
+    precision exp(unseen_j) * D on every feature in its RMS units; the prior round-trips, and
+    one saved before it was learned has none (and refuses such a family)."""
+    x, y, _, _ = _problem(12, 5, s=2, seed=3)
+    unseen = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    prior = MapPrior({"vector": torch.zeros(3, 2)}, {"vector": torch.zeros(3, 2)}, set(), unseen)
+    r = units(x)
+    log_prec = (unseen + torch.tensor(5.0).log()).expand(5, 2) + 2 * r.log()[:, None]
+    ref = _primal(x, y, torch.zeros(5, 2, dtype=torch.float64), log_prec)
+    assert torch.allclose(prior.solve("audio", x, y), ref, atol=1e-10)
+    assert prior.knows("audio") and torch.equal(
+        MapPrior.from_state(prior.state_dict()).unseen, unseen
+    )
+    old = {k: v for k, v in prior.state_dict().items() if k != "unseen"}
+    assert MapPrior.from_state(old).unseen is None and not MapPrior.from_state(old).knows("audio")
+    with pytest.raises(KeyError, match="no meta-learned prior for family 'audio'"):
+        MapPrior.from_state(old).solve("audio", x, y)
+
+
+def test_the_meta_gradient_of_the_prior_for_any_family_matches_higher() -> None:
+    """The unseen prior's meta-gradient (one log precision per source channel, through the
+    exact solve in RMS units) against ``higher``'s SGD on the same objective unrolled to
+    convergence (float64)."""
+    higher = pytest.importorskip("higher")
+    x, y, _, _ = _problem(12, 4, seed=4)
+    unseen = torch.tensor([0.2, -0.3, 0.1], dtype=torch.float64, requires_grad=True)
+    xq = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    prior = MapPrior({}, {}, set(), unseen)
+    ours = torch.autograd.grad((xq @ prior.solve("audio", x, y)).pow(2).mean(), [unseen])[0]
+    r = units(x)
+    xr = x / r  # the solve's features, in their RMS units
+    prec = (unseen + float(torch.tensor(4.0).log())).exp()  # (S,): the same on every feature
+    model = torch.nn.Linear(4, 3, bias=False).double()
+    torch.nn.init.zeros_(model.weight)
+    lr = 1.0 / (2 * float(torch.linalg.eigvalsh(xr.T @ xr).max()) + 2 * float(prec.detach().max()))
+    with higher.innerloop_ctx(model, torch.optim.SGD(model.parameters(), lr=lr)) as (f, opt):
+        for _ in range(3000):
+            w = f.weight.T
+            opt.step((xr @ w - y).pow(2).sum() + (prec * w.pow(2)).sum())
+        ref = torch.autograd.grad((xq @ (f.weight.T / r[:, None])).pow(2).mean(), [unseen])[0]
+    assert float(ours.abs().max()) > 1e-6  # it learns
+    assert torch.allclose(ours, ref, atol=1e-7), (ours - ref).abs().max()
+
+
 def test_a_prior_keeps_which_families_it_reads_unsquashed() -> None:
     """A prior saved before ``unsquashed`` was kept (no such table) reads every family as it
     is; a map saved before it (no such buffer) loads reading its inputs as they are."""
@@ -215,10 +262,35 @@ def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
     assert (
         float(a.metafit.log_prec["vector"].detach().sub(-3.0).abs().max()) > 0
     )  # both tables learn
+    assert "query_loss/unseen" in first and float(a.metafit.unseen.sub(-3.0).abs().max()) > 0
+    state = copy.deepcopy(a.state_dict())  # (the resumed trainer trains the state it loads)
     resumes(PriorFitTrainer, spec, a)
+    again = PriorFitTrainer(spec)
+    again.load_state_dict(state)
+    again.update()
+    assert torch.equal(again.metafit.unseen, a.metafit.unseen)  # its own Adam state resumed
     assert [n for n, _ in a.named_parameters()] == [
         "mean.vector", "mean.projected", "log_prec.vector", "log_prec.projected"
     ]  # fmt: skip
+
+
+def test_the_prior_for_any_family_leaves_the_families_priors_as_they_were(
+    make_spec, source_run, tmp_path
+) -> None:
+    """The unseen prior has its own Adam step and clipping: the families' priors take the same
+    steps as the trainer's update without it (``MetaFitTrainer.update``) takes."""
+    from metaxm.align.metafit_trainer import MetaFitTrainer
+    from metaxm.align.priorfit_trainer import PriorFitTrainer
+
+    spec = _trainer_spec(make_spec, source_run, tmp_path, {"vector": 2, "projected": 2})
+    a, b = PriorFitTrainer(spec), PriorFitTrainer(spec)
+    for _ in range(2):
+        a.update()
+        MetaFitTrainer.update(b)
+    assert not torch.equal(a.metafit.unseen, b.metafit.unseen)  # only a's learned it
+    for family in ("vector", "projected"):
+        assert torch.equal(a.metafit.mean[family], b.metafit.mean[family])
+        assert torch.equal(a.metafit.log_prec[family], b.metafit.log_prec[family])
 
 
 def test_the_trainer_refuses_a_spec_without_a_vector_family(
@@ -243,6 +315,37 @@ def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) 
     env = make_env(spec, "text", 0, num_envs=1, seed=0)
     with pytest.raises(ConfigError, match="priorfit cannot adapt to text:0: no meta-learned"):
         learner.adapt(env, 1)
+    prior.unseen = torch.zeros(1)  # a prior for any family reads no token ids either
+    assert "a linear map does not read text's observations" in learner.cannot_read("text")
+
+
+def test_the_learner_reads_a_family_never_trained_on_under_the_prior_for_any(make_spec) -> None:
+    """A spectrogram the run never trained on: its pairs solved under the unseen prior (the
+    map :meth:`MapPrior.solve` gives), read flattened as it is; and ``adapt`` plays it."""
+    from types import SimpleNamespace
+
+    from metaxm.align.fewshot import collect_paired_steps, default_source
+    from metaxm.align.priorfit import features
+    from metaxm.build import make_env
+    from metaxm.learners import PriorFit
+
+    spec = make_spec(modalities={"train": {"vector": 2}, "heldout_families": {"audio": 1}})
+    agent = build_agent(spec)
+    space, s = agent.observation_spaces["audio"], int(agent.observation_spaces["vector"].shape[0])
+    learner = PriorFit(agent, spec, MapPrior({}, {}, set(), torch.full((s,), -1.0)))
+    assert learner.cannot_read("audio") is None
+    pairs = collect_paired_steps(
+        agent, spec, ("audio", 5), source=default_source(spec), seed=0, episodes=2
+    ).batch
+    policy = SimpleNamespace()
+    learner.fit_into(policy, pairs, seed=0)
+    x = features(pairs.obs[0], space)
+    assert torch.equal(
+        policy.translator.weight, learner.prior.solve("audio", x, pairs.obs[1].float().flatten(1))
+    )
+    assert policy.translator.weight.shape == (128, s) and not bool(policy.translator.unsquashed)
+    played = learner.adapt(make_env(spec, "audio", 5, num_envs=1, seed=3), 1)
+    assert played.translator.weight.shape == (128, s)
 
 
 @pytest.mark.parametrize("family", ["vector", "projected"])
