@@ -22,9 +22,10 @@ the exact solve, so the meta-gradient is the implicit one (``tests/align/test_pr
 checks it against ``higher`` unrolled to convergence). A family's own prior is learned for a
 vector observation only (:func:`readable`). A family with none (never trained on, or an image
 or a spectrogram; not token ids, :func:`flat_readable`) is read flattened under the prior for
-any family (:attr:`MapPrior.unseen`): mean 0 and, per source channel, one log precision less
-``log D`` (the prior variance of a channel's reading summed over the D features, whatever D),
-meta-learned on the training families' tasks beside their own priors. A family whose sensors are
+any family (:attr:`MapPrior.unseen`): mean 0 and, per source channel j, one log precision
+``u_j``, set on every feature as ``u_j + log D`` (so the prior variance of the channel's
+reading summed over the D features is ``exp(-u_j)`` whatever D), meta-learned on the training
+families' tasks beside their own priors. A family whose sensors are
 ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
 (``atanh``), where the state is an affine map of them (the bias one more direction of the 32
 sensors, which the map learns to send to 0); a prior records it
@@ -33,6 +34,7 @@ sensors, which the map learns to send to 0); a prior records it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -49,8 +51,8 @@ MAP = "map"
 
 
 def readable(space: gym.Space | None) -> bool:
-    """Whether a family's own prior is learned for observations of ``space``: a ``Box`` of
-    rank 1."""
+    """Whether ``space`` is a vector (a ``Box`` of rank 1): what a family's own prior, and the
+    source a map translates into, observe."""
     return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
 
 
@@ -60,8 +62,9 @@ def flat_readable(space: gym.Space | None) -> bool:
     return isinstance(space, gym.spaces.Box)
 
 
-UNSEEN = "any"
-"""The family key of :attr:`MapPrior.unseen` in a saved prior's ``unseen`` table."""
+ANY = "any"
+"""The family key of :attr:`MapPrior.unseen` in a saved prior's ``unseen`` table: any family
+without a prior of its own."""
 
 
 SQUASHED = {"projected"}
@@ -165,18 +168,13 @@ class MapPrior:
     unsquashed: set[str] = field(default_factory=set)
     unseen: Tensor | None = None
 
-    def knows(self, family: str) -> bool:
-        """Whether :meth:`solve` has a prior for ``family``: its own, or :attr:`unseen`."""
-        return family in self.mean or self.unseen is not None
-
     def unseen_prior(self, d: int) -> tuple[Tensor, Tensor]:
         """The mean (0) and log precisions (D, S) of a family with no prior of its own, read
         through ``d`` features: per source channel, :attr:`unseen` plus ``log d``, so the
         prior variance of the channel's reading, summed over the features (each in units of
         its root mean square, :func:`prior_solve`), is ``exp(-unseen)`` whatever ``d``."""
-        if self.unseen is None:
-            raise KeyError("this prior has no prior for a family it was not trained on")
-        log_prec = (self.unseen + float(np.log(d))).expand(d, -1)
+        assert self.unseen is not None, "a prior saved before the unseen one was learned"
+        log_prec = (self.unseen + math.log(d)).expand(d, -1)
         return torch.zeros_like(log_prec), log_prec
 
     def inputs(self, family: str, obs: Tensor, space: gym.Space) -> Tensor:
@@ -204,7 +202,7 @@ class MapPrior:
             "unsquashed": {f: {MAP: torch.tensor(1.0)} for f in sorted(self.unsquashed)},
         }
         if self.unseen is not None:
-            state["unseen"] = {UNSEEN: {MAP: self.unseen}}
+            state["unseen"] = {ANY: {MAP: self.unseen}}
         return state
 
     @classmethod
@@ -214,7 +212,11 @@ class MapPrior:
         """What :meth:`state_dict` saved, on ``device`` (default: where it is); a prior saved
         before :attr:`unsquashed` was kept reads every family as it is, and one saved before
         :attr:`unseen` was learned has none."""
-        tables = [{f: p[MAP].to(device) for f, p in state[k].items()} for k in ("mean", "log_prec")]
+
+        def load(table: Mapping[str, Tensor]) -> Tensor:  # a copy: training it leaves state be
+            return table[MAP].to(device, copy=True)
+
+        tables = [{f: load(p) for f, p in state[k].items()} for k in ("mean", "log_prec")]
         unsquashed = {f for f, p in state.get("unsquashed", {}).items() if bool(p[MAP])}
-        unseen = state.get("unseen", {}).get(UNSEEN)
-        return cls(*tables, unsquashed, None if unseen is None else unseen[MAP].to(device))
+        unseen = state.get("unseen", {}).get(ANY)
+        return cls(*tables, unsquashed, None if unseen is None else load(unseen))

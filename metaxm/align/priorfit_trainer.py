@@ -13,9 +13,10 @@ at ``align.prior_log_prec``), a squashed family's observations read unsquashed
 Beside them it learns the prior for a family with none of its own
 (:attr:`~metaxm.align.priorfit.MapPrior.unseen`: mean 0, one log precision per source channel,
 starting at ``align.prior_log_prec``) on the same tasks: each support is solved under it too,
-and its query loss is the same squared error. So its tasks are the training families' own,
-each met as if it were new (the prior knows nothing of a family); it has its own Adam step and
-gradient clipping, so the families' priors learn exactly what they learn without it.
+on the observations as they are (a squashed family not unsquashed, as a family without a prior
+of its own is read), and its query loss is the same squared error. So its tasks are the
+training families' own, each met as if it were new; it has its own Adam step and gradient
+clipping, so the families' priors learn exactly what they learn without it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from torch import Tensor
 from metaxm.align.fewshot import collect_paired_steps
 from metaxm.align.losses import encode
 from metaxm.align.metafit_trainer import MetaFitTrainer
-from metaxm.align.priorfit import SQUASHED, MapPrior, prior_solve, readable, units
+from metaxm.align.priorfit import (
+    ANY,
+    SQUASHED,
+    MapPrior,
+    features,
+    prior_solve,
+    readable,
+    units,
+)
 from metaxm.errors import ConfigError
 from metaxm.rl.trainer import derive_seed
 
@@ -47,7 +56,7 @@ class PriorFitTrainer(MetaFitTrainer):
     Attributes:
         agent: the source agent (loaded by the run loop from ``train.init_from``; frozen).
         metafit: the learned :class:`MapPrior`.
-        skipped: the training families a linear map does not read (no prior is learned).
+        skipped: the training families that are not vectors (no prior of their own).
         unseen_optimizer: the Adam step of the prior for a family with none of its own.
     """
 
@@ -73,14 +82,14 @@ class PriorFitTrainer(MetaFitTrainer):
         self._unseen_losses: list[Tensor] = []
 
     def _fresh(self) -> MapPrior:
-        spaces = self.agent.observation_spaces
-        s = int(np.prod(spaces[self.source[0]].shape))
+        spaces, unseen = self.agent.observation_spaces, self._fresh_unseen()
+        s = unseen.shape[0]
         dims = {f: int(np.prod(spaces[f].shape)) for f in self.families}
         mean = {f: torch.zeros(d, s, device=self.device) for f, d in dims.items()}
         start = self.config.prior_log_prec
         log_prec = {f: torch.full((d, s), start, device=self.device) for f, d in dims.items()}
         squashed = {f for f in self.families if f in SQUASHED}
-        return MapPrior(mean, log_prec, squashed, self._fresh_unseen())
+        return MapPrior(mean, log_prec, squashed, unseen)
 
     def _fresh_unseen(self) -> Tensor:
         s = int(np.prod(self.agent.observation_spaces[self.source[0]].shape))
@@ -100,12 +109,22 @@ class PriorFitTrainer(MetaFitTrainer):
         self.unseen_optimizer = torch.optim.Adam([self.metafit.unseen], lr=self.config.meta_lr)
 
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
-        """The prior's tensors as ``<kind>.<family>`` (kind: mean, log_prec)."""
+        """The prior's tensors as ``<kind>.<family>`` (kind: mean, log_prec), then the prior
+        for any family as ``unseen.any`` (what the run loop checks is finite)."""
+        yield from self._family_parameters()
+        if isinstance(self.metafit, MapPrior) and self.metafit.unseen is not None:
+            yield f"unseen.{ANY}", self.metafit.unseen
+
+    def _family_parameters(self) -> Iterator[tuple[str, Tensor]]:
         if self.metafit is None:
             return
         assert isinstance(self.metafit, MapPrior)
         yield from ((f"mean.{f}", t) for f, t in self.metafit.mean.items())
         yield from ((f"log_prec.{f}", t) for f, t in self.metafit.log_prec.items())
+
+    def _leaves(self) -> Iterator[Tensor]:
+        """The families' priors: what the outer Adam step and its clipping move."""
+        return (v for _, v in self._family_parameters())
 
     def task(self, family: str, variant: int, k: int, seed: int) -> tuple[Tensor, float, int]:
         """Support: ``k`` episodes' pairs, solved for the map; query: the source latents of
@@ -128,8 +147,9 @@ class PriorFitTrainer(MetaFitTrainer):
         weight = prior.solve(family, x, y)
         z_q = self._source_latents(query.obs[1])
         loss = (self._read(xq @ weight) - z_q).pow(2).mean()
-        unseen = prior_solve(x, y, *prior.unseen_prior(x.shape[1]))
-        self._unseen_losses.append((self._read(xq @ unseen) - z_q).pow(2).mean())
+        u, uq = (features(o.obs[0], space) for o in (support, query))  # as if never seen
+        unseen = prior_solve(u, y, *prior.unseen_prior(u.shape[1]))
+        self._unseen_losses.append((self._read(uq @ unseen) - z_q).pow(2).mean())
         with torch.no_grad():
             start = (self._read(xq @ (prior.mean[family] / units(x)[:, None])) - z_q).pow(2).mean()
         return loss, float(start), sum(c.steps for c in collected)
@@ -155,7 +175,7 @@ class PriorFitTrainer(MetaFitTrainer):
         assert unseen is not None
         torch.nn.utils.clip_grad_norm_([unseen], self.config.max_grad_norm)
         self.unseen_optimizer.step()
-        metrics["query_loss/unseen"] = float(total.detach())
+        metrics["unseen_query_loss"] = float(total.detach())
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

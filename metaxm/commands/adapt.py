@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the modality's family is not one the agent was trained with: give the agent a "
         "fresh encoder for it (strategies that train it: finetune, align, metafit, selffit, "
-        "scratch; translate and selfread read the family through their translators)",
+        "scratch; translate, selfread and priorfit read the family through their translators)",
     )
 
 

@@ -92,8 +92,10 @@ class AlignConfig:
         meta_first_order: drop the second-order terms of the meta-gradient.
         prior_log_prec: where the closed-form paired fit's prior (``algo: priorfit``,
             :mod:`metaxm.align.priorfit`) starts: every entry's log precision (its mean
-            starts at 0). -3, chosen on validation variants (``docs/transfer-studies.md``
-            section 21), is close to least squares where the pairs pin an entry.
+            starts at 0), and where its prior for any family without its own starts (each
+            source channel's log precision, set on each of D features plus ``log D``). -3,
+            chosen on validation variants (``docs/transfer-studies.md`` section 21), is close
+            to least squares where the pairs pin an entry.
     """
 
     weight: float = bounded(0.0, 0, 10000.0)

@@ -111,8 +111,9 @@ class Strategy(ABC):
     the target as it is: its curve counts where (``read``: 1 where it read, 0 where it read
     nothing, and at k = 0), and the report says how often."""
     trains_encoder: ClassVar[bool] = False
-    """It trains the target family's encoder, so it can read a family the agent was built
-    without (``metaxm adapt --add-family`` gives the agent a fresh encoder for it)."""
+    """It can read a family the agent was built without: it trains the new encoder, or reads
+    the family through a map or translator of its own (``metaxm adapt --add-family`` gives the
+    agent a fresh encoder for it)."""
 
     def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:
         """What it consumes of the k episodes with these agents: :attr:`data` (``rl2``

@@ -57,7 +57,7 @@ class PriorFit(Translate):
         return cls(agent, spec, MapPrior.from_state(learned["priorfit"], spec.device))
 
     def cannot_read(self, family: str) -> str | None:
-        """Why there is no prior for ``family``, or None."""
+        """Why ``family`` is not read (no prior for it, or token ids), or None."""
         from metaxm.align.priorfit import flat_readable
 
         if family in self.prior.mean:
@@ -68,6 +68,8 @@ class PriorFit(Translate):
                 f"family it trained on ({', '.join(self.prior.mean)}), and none for others"
             )
         space = self.agent.observation_spaces.get(family)
+        if space is None:
+            return f"the agent has no observation space for {family}"
         if not flat_readable(space):
             return f"a linear map does not read {family}'s observations ({space})"
         return None

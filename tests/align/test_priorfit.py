@@ -127,11 +127,9 @@ def test_the_prior_for_any_family_is_its_precision_per_channel_times_the_feature
     log_prec = (unseen + torch.tensor(5.0).log()).expand(5, 2) + 2 * r.log()[:, None]
     ref = _primal(x, y, torch.zeros(5, 2, dtype=torch.float64), log_prec)
     assert torch.allclose(prior.solve("audio", x, y), ref, atol=1e-10)
-    assert prior.knows("audio") and torch.equal(
-        MapPrior.from_state(prior.state_dict()).unseen, unseen
-    )
+    assert torch.equal(MapPrior.from_state(prior.state_dict()).unseen, unseen)
     old = {k: v for k, v in prior.state_dict().items() if k != "unseen"}
-    assert MapPrior.from_state(old).unseen is None and not MapPrior.from_state(old).knows("audio")
+    assert MapPrior.from_state(old).unseen is None
     with pytest.raises(KeyError, match="no meta-learned prior for family 'audio'"):
         MapPrior.from_state(old).solve("audio", x, y)
 
@@ -234,11 +232,11 @@ def test_the_learner_solves_and_reads_a_squashed_family_alike(make_spec) -> None
     torch.testing.assert_close(policy.translator(pairs.obs[0]), unsquashed @ expected)
 
 
-def _trainer_spec(make_spec, source_run, tmp_path, train):
+def _trainer_spec(make_spec, source_run, tmp_path, train, **align):
     spec = make_spec(
         modalities={"train": train, "heldout_variants": {}},
         agent={"adapters": "variant"},
-        align={"meta_batch": 1, "meta_episodes": [1, 2], "meta_query_episodes": 2},
+        align={"meta_batch": 1, "meta_episodes": [1, 2], "meta_query_episodes": 2, **align},
         train={"init_from": str(tmp_path)},
         algo="priorfit",
     )
@@ -254,7 +252,7 @@ def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
     train = {"vector": 2, "projected": 2, "pixels": 2}
     spec = _trainer_spec(make_spec, source_run, tmp_path, train)
     a = PriorFitTrainer(spec)
-    assert a.families == ["vector", "projected"] and a.skipped == ["pixels"]  # no map reads pixels
+    assert a.families == ["vector", "projected"] and a.skipped == ["pixels"]  # no prior of its own
     first = a.update()
     assert a.metafit.unsquashed == {"projected"}  # the squashed sensor bank is read unsquashed
     assert {"query_loss", "query_loss/vector", "start_loss/projected"} <= set(first)
@@ -262,32 +260,51 @@ def test_the_trainer_learns_a_prior_per_vector_family_and_resumes_exactly(
     assert (
         float(a.metafit.log_prec["vector"].detach().sub(-3.0).abs().max()) > 0
     )  # both tables learn
-    assert "query_loss/unseen" in first and float(a.metafit.unseen.sub(-3.0).abs().max()) > 0
-    state = copy.deepcopy(a.state_dict())  # (the resumed trainer trains the state it loads)
+    assert "unseen_query_loss" in first
+    assert float(a.metafit.unseen.detach().sub(-3.0).abs().max()) > 0  # so does the unseen one
+    state = copy.deepcopy(a.state_dict())  # (Adam's loaded state is the state's own tensors)
+    old = copy.deepcopy(state)  # as a run begun before the unseen prior was learned saved it
+    del old["priorfit"]["unseen"], old["unseen_optimizer"]
     resumes(PriorFitTrainer, spec, a)
     again = PriorFitTrainer(spec)
     again.load_state_dict(state)
     again.update()
     assert torch.equal(again.metafit.unseen, a.metafit.unseen)  # its own Adam state resumed
     assert [n for n, _ in a.named_parameters()] == [
-        "mean.vector", "mean.projected", "log_prec.vector", "log_prec.projected"
-    ]  # fmt: skip
+        "mean.vector",
+        "mean.projected",
+        "log_prec.vector",
+        "log_prec.projected",
+        "unseen.any",
+    ]  # fmt: skip  (the run loop checks every one is finite)
+    before = PriorFitTrainer(spec)
+    before.load_state_dict(old)
+    assert torch.equal(before.metafit.unseen, torch.full_like(a.metafit.unseen, -3.0))
+    before.update()
+    for kind in ("mean", "log_prec"):  # its families' priors resume exactly still
+        assert torch.equal(
+            getattr(before.metafit, kind)["vector"], getattr(a.metafit, kind)["vector"]
+        )
 
 
 def test_the_prior_for_any_family_leaves_the_families_priors_as_they_were(
     make_spec, source_run, tmp_path
 ) -> None:
-    """The unseen prior has its own Adam step and clipping: the families' priors take the same
-    steps as the trainer's update without it (``MetaFitTrainer.update``) takes."""
-    from metaxm.align.metafit_trainer import MetaFitTrainer
+    """The unseen prior has its own Adam step and clipping: two runs whose unseen priors start
+    far apart (so their gradients differ), with a clip that binds, give the families' priors
+    the same steps."""
     from metaxm.align.priorfit_trainer import PriorFitTrainer
 
-    spec = _trainer_spec(make_spec, source_run, tmp_path, {"vector": 2, "projected": 2})
+    train = {"vector": 2, "projected": 2}
+    spec = _trainer_spec(make_spec, source_run, tmp_path, train, max_grad_norm=1e-3)
     a, b = PriorFitTrainer(spec), PriorFitTrainer(spec)
-    for _ in range(2):
-        a.update()
-        MetaFitTrainer.update(b)
-    assert not torch.equal(a.metafit.unseen, b.metafit.unseen)  # only a's learned it
+    for trainer, start in ((a, -8.0), (b, 8.0)):
+        trainer._start()
+        trainer.metafit.unseen.data.fill_(start)
+    first = [t.update() for t in (a, b)]
+    assert first[0]["unseen_query_loss"] != first[1]["unseen_query_loss"]
+    assert first[0]["grad_norm"] > 1e-3  # the clip binds
+    a.update(), b.update()
     for family in ("vector", "projected"):
         assert torch.equal(a.metafit.mean[family], b.metafit.mean[family])
         assert torch.equal(a.metafit.log_prec[family], b.metafit.log_prec[family])
@@ -317,6 +334,7 @@ def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) 
         learner.adapt(env, 1)
     prior.unseen = torch.zeros(1)  # a prior for any family reads no token ids either
     assert "a linear map does not read text's observations" in learner.cannot_read("text")
+    assert learner.cannot_read("audio") == "the agent has no observation space for audio"
 
 
 def test_the_learner_reads_a_family_never_trained_on_under_the_prior_for_any(make_spec) -> None:
