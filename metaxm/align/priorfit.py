@@ -20,13 +20,13 @@ does (:class:`metaxm.learners.PriorFit`). Meta-training (:mod:`metaxm.align.prio
 takes the squared error of the source latents the translation of query episodes gives, through
 the exact solve, so the meta-gradient is the implicit one (``tests/align/test_priorfit.py``
 checks it against ``higher`` unrolled to convergence). A family's own prior is learned for a
-vector observation only (:func:`readable`). A family with none (never trained on, or an image
-or a spectrogram; not token ids, :func:`flat_readable`) is read flattened under the prior for
-any family (:attr:`MapPrior.unseen`): mean 0 and, per source channel j, one log precision
-``u_j``, set on every feature as ``u_j + log D`` (so the prior variance of the channel's
-reading summed over the D features is ``exp(-u_j)`` whatever D), meta-learned on the training
-families' tasks beside their own priors. A family whose sensors are
-``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
+vector observation only (:func:`~metaxm.align.translate.is_vector`). A family with none
+(never trained on, or an image or a spectrogram; not token ids, :func:`flat_readable`) is read
+flattened under the prior for any family (:attr:`MapPrior.unseen`): mean 0 and, per source
+channel j, one log precision ``u_j``, set on every feature as ``u_j + log D`` (so the prior
+variance of the channel's reading summed over the D features is ``exp(-u_j)`` whatever D),
+meta-learned on the training families' tasks beside their own priors. A family whose sensors
+are ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
 (``atanh``), where the state is an affine map of them (the bias one more direction of the 32
 sensors, which the map learns to send to 0); a prior records it
 (:attr:`MapPrior.unsquashed`), so one meta-learned before that is read as it was learned.
@@ -48,12 +48,6 @@ from metaxm.nn.encoders import _scale
 MAP = "map"
 """The one tensor per family of a saved prior's tables (``{kind: {family: {MAP: tensor}}}``):
 (D, S) for ``mean`` and ``log_prec``, and 1.0 in ``unsquashed`` for a family read unsquashed."""
-
-
-def readable(space: gym.Space | None) -> bool:
-    """Whether ``space`` is a vector (a ``Box`` of rank 1): what a family's own prior, and the
-    source a map translates into, observe."""
-    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
 
 
 def flat_readable(space: gym.Space | None) -> bool:

@@ -37,9 +37,9 @@ from metaxm.align.priorfit import (
     MapPrior,
     features,
     prior_solve,
-    readable,
     units,
 )
+from metaxm.align.translate import is_vector
 from metaxm.errors import ConfigError
 from metaxm.rl.trainer import derive_seed
 
@@ -65,13 +65,13 @@ class PriorFitTrainer(MetaFitTrainer):
     def __init__(self, spec: Spec) -> None:
         super().__init__(spec)
         spaces = self.agent.observation_spaces
-        if not readable(spaces[self.source[0]]):
+        if not is_vector(spaces[self.source[0]]):
             raise ConfigError(
                 f"algo: priorfit maps into the source modality, which must be a vector; "
                 f"{self.source[0]} observes {spaces[self.source[0]]}"
             )
-        self.skipped = [f for f in self.families if not readable(spaces[f])]
-        self.families = [f for f in self.families if readable(spaces[f])]
+        self.skipped = [f for f in self.families if not is_vector(spaces[f])]
+        self.families = [f for f in self.families if is_vector(spaces[f])]
         if not self.families:
             raise ConfigError(
                 "algo: priorfit fits a linear map from a vector observation, and no training "
