@@ -47,6 +47,9 @@ make results ONLY="main sine"             # the same through make (installs .ven
   then ``projected``; run ``main`` first; about 35 minutes each to train), measured on new
   tasks of the main job's held-out modalities and of validation variants, the other family
   one its meta-training never saw;
+* ``rl2-memory-every-family``: that ``rl2`` trained on all four training families, reading
+  images by colour and sentences by word (run ``main`` first; about 90 minutes to train),
+  measured on new tasks of the held-out modalities and of validation variants of every family;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
 * ``ridge-prior``: ``scripts/ridge_prior.py`` on the ``main`` job's source agent (run ``main``
@@ -635,9 +638,10 @@ def rl2_channel_memory() -> Path:
     )  # fmt: skip
 
 
-def newtask_lines(report: Path) -> list[str]:
+def newtask_lines(report: Path, after: dict[str, str] | None = None) -> list[str]:
     """A line per modality of ``report`` that ``rl2-newtask`` measured: its IQM success curve,
-    the episodes to 80% of source and those from which it stays there, with intervals."""
+    the episodes to 80% of source and those from which it stays there, with intervals, then
+    ``after``'s text for that modality."""
     data = json.loads(report.read_text())
     lines = []
     for mid, entry in data["modalities"].items():
@@ -652,6 +656,7 @@ def newtask_lines(report: Path) -> list[str]:
             f"- **{mid}** (k = {' / '.join(map(str, got['budgets']))}): "
             + " / ".join(f"{v:.2f}" for v in got["iqm"]["success"]["point"])
             + f"; to 80% {cells[0]}, stays from {cells[1]}"
+            + (after or {}).get(mid, "")
         )
     return lines
 
@@ -702,6 +707,49 @@ def rl2_family_out() -> Path:
     return study_page(name, title, commands, headline)
 
 
+def rl2_memory_every_family() -> Path:
+    """``rl2-channel-memory``'s agent trained on all four training families, reading images by
+    colour and sentences by word as ``rl2-every-family`` does (their channels keep their window
+    alone), measured on new tasks (``rl2-newtask``) of the main job's held-out modalities and
+    of validation variants 100-103 of every family, against ``zeroshot``."""
+    name = "rl2-memory-every-family"
+    job = RUNS / name
+    beside_main(job, name, "it is measured beside its zeroshot agent")
+    held_out, validation = RUNS / f"{name}-newtask", RUNS / f"{name}-validation"
+    compared = RUNS / f"{name.replace('-', '_')}_vs_zeroshot.json"
+    evaluate = ["metaxm", "evaluate", rel(job), "--spec", "tasks/gridnav.yaml", "--strategy",
+                "zeroshot", "--strategy", "rl2-newtask"]  # fmt: skip
+    commands = [
+        rl2_train(MEMORY_EVERY_FAMILY, job / "rl2"),
+        [*evaluate, "--out", rel(held_out)],
+        [*evaluate, "--out", rel(validation),
+         *[a for f in FAMILIES for v in range(100, 104) for a in ("--modality", f"{f}:{v}")]],
+        ["python", "scripts/compare_strategies.py", rel(held_out / "report.json"), "rl2-newtask",
+         "zeroshot", "--json", rel(compared)],
+    ]  # fmt: skip
+
+    def headline() -> str:
+        diffs = json.loads(compared.read_text())
+        lines = [
+            "RL^2 with `rl2-channel-memory`'s settings (the main job's `rl2` stage, the reward "
+            "not read, each sensory neuron keeping its channel's statistics over 6-episode trials "
+            "of new tasks) trained on all four training families, images read by colour and "
+            "sentences by word (their channels keep their window alone), 12M steps (section 27's "
+            "3M per family), measured on new tasks (`rl2-newtask`) of the main job's held-out "
+            "modalities: IQM success over 5 seeds, episodes to 80% of source and from which it "
+            "stays there [95% interval]; above `zeroshot`, mean over k >= 1 [95% interval]:",
+            "",
+        ]
+        above = {mid: "; above zeroshot {point:+.2f} [{low:+.2f}, {high:+.2f}]".format(**d["mean"])
+                 for mid, d in diffs.items()}  # fmt: skip
+        lines += newtask_lines(held_out / "report.json", above)
+        lines += validation_means(validation / "report.json", "rl2-newtask")
+        return "\n".join(lines)
+
+    title = "RL^2 with channel memory, reading every training family"
+    return study_page(name, title, commands, headline)
+
+
 def validation_means(report: Path, strategy: str) -> list[str]:
     """A line per family of ``report``: ``strategy``'s success at each k, the mean over its
     variants (named by their first and last seed) and evaluation seeds."""
@@ -734,6 +782,18 @@ CHANNEL_MEMORY = {
 """``rl2-channel-memory``'s settings over the main job's ``rl2`` stage."""
 
 
+FAMILIES = ("vector", "projected", "pixels", "text")
+"""The main job's training families."""
+MEMORY_EVERY_FAMILY = {
+    **CHANNEL_MEMORY,
+    "agent.sensory_images": "colours",
+    "agent.sensory_text": "words",
+    "modalities.train": {f: 8 for f in FAMILIES},
+    "modalities.heldout_variants": {f: 1 for f in FAMILIES},
+    # section 27's 3M steps per family, set before the run was seen
+    "train.total_steps": 12_000_000,
+}
+"""``rl2-memory-every-family``'s settings over the main job's ``rl2`` stage."""
 STEPS_REWARD_FREE = 3_000_000
 VALIDATION_VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in range(100, 104)]
 """Variant seeds outside every split (``metaxm evaluate --modality``)."""
@@ -951,6 +1011,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-every-family": rl2_every_family,
     "rl2-channel-memory": rl2_channel_memory,
     "rl2-family-out": rl2_family_out,
+    "rl2-memory-every-family": rl2_memory_every_family,
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
     "one-episode-bound": one_episode_bound,

@@ -43,7 +43,8 @@ class AgentConfig:
             ``trial``: also its statistics over the trial so far (the mean change after each
             action, the mean, spread and RMS change of its values), so that what the agent read
             of a wiring reaches the trial's next episode (:mod:`metaxm.nn.channel_stats`). Channel
-            families only: not with ``sensory_images: colours`` or ``sensory_text: words``.
+            families only: symbol channels (``sensory_images: colours``, ``sensory_text:
+            words``) keep their window alone, their statistics zero.
         sensory_images: how a sensory agent reads RGB images (``pixels``): ``conv``, their
             own convolutional encoder; ``colours``, three channels per colour of the frame
             (where its pixels lie, how much of the image it covers) read by the sensory
@@ -131,15 +132,8 @@ class AgentConfig:
             )
         if min(self.token_layers, self.layers, self.adapter_rank, self.conv_layers) < 0:
             raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
-        if self.sensory_memory == "trial" and (
-            self.sensory_window < 2
-            or self.sensory_images == "colours"
-            or self.sensory_text == "words"
-        ):
-            raise ValueError(
-                "sensory_memory: trial needs sensory_window >= 2 and channel families only "
-                "(not sensory_images: colours or sensory_text: words)"
-            )
+        if self.sensory_memory == "trial" and self.sensory_window < 2:
+            raise ValueError("sensory_memory: trial needs sensory_window >= 2")
         if self.pool_queries < 1:
             raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
         if not 1 <= self.sensory_lags <= max(self.sensory_window - 1, 1):

@@ -221,15 +221,15 @@ def make_encoder(
     if config.encoder == "sensory":
         from metaxm.nn.sensory import SensoryChannels, sensory_channels
 
+        trial = config.sensory_memory == "trial"
         if sensory_channels(space) is not None:
-            trial = config.sensory_memory == "trial"
             return SensoryChannels(space, config.sensory_window, action_dim, trial)
         from metaxm.nn import symbol_channels as symbols
 
         if config.sensory_images == "colours" and symbols.is_image(space):
-            return symbols.ColourChannels(space, config.sensory_window, action_dim)
+            return symbols.ColourChannels(space, config.sensory_window, action_dim, trial=trial)
         if config.sensory_text == "words" and symbols.is_sentence(space):
-            return symbols.WordChannels(space, config.sensory_window, action_dim)
+            return symbols.WordChannels(space, config.sensory_window, action_dim, trial=trial)
     if config.encoder == "tokens":
         from metaxm.nn.tokens import FamilyTokenizer
 

@@ -33,6 +33,11 @@ memory's float type) and channels, so the windows of a whole rollout are built a
 An observation with more than ``symbols`` distinct symbols keeps those with the smallest ids.
 The ``pixels`` family draws at most 6 colours (background, wall, goal, agent, padding, occluder)
 and one more per coloured object; a ``text`` sentence of GridNav says at most 15 distinct words.
+
+With ``agent.sensory_memory: trial`` (:mod:`metaxm.nn.channel_stats`) a vector family's neurons
+also read their channel's statistics over the trial. A symbol's channels move between slots as
+symbols come and go, so they keep no per-channel sums: their statistic rows are zero, and a
+symbol family is read from its window alone beside channel families that remember.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from metaxm.nn.channel_stats import ChannelStats
 from metaxm.nn.sensory import SensoryChannels
 
 MAX_COLOURS = 8
@@ -135,9 +141,13 @@ class SymbolChannels(SensoryChannels):
         action_dim: the width of the previous-action encoding.
         symbols: M, the most symbols of an observation that get channels.
         group: the channels of a symbol (its coordinates and its share).
+        trial: the shared encoder reads trial statistics (``agent.sensory_memory: trial``):
+            the windows get its statistic rows, zero (see the module).
     """
 
-    def __init__(self, window: int, action_dim: int, symbols: int, group: int) -> None:
+    def __init__(
+        self, window: int, action_dim: int, symbols: int, group: int, trial: bool = False
+    ) -> None:
         nn.Module.__init__(self)
         self.symbols = symbols
         self.group = group
@@ -146,6 +156,7 @@ class SymbolChannels(SensoryChannels):
         self.action_dim = action_dim
         self.scale = 1.0
         self.stats = None  # symbols change slots from step to step: no per-channel trial sums
+        self.zero_rows = ChannelStats(0, action_dim).features if trial else 0
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """obs (N, *shape) -> keys (N, M) and values (N, M, group), as :func:`symbol_table`."""
@@ -165,7 +176,8 @@ class SymbolChannels(SensoryChannels):
         first: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """As :meth:`SensoryChannels.windows`: windows (T, B, K, group * M + A), each symbol of
-        step t with its channels at every step of t's window."""
+        step t with its channels at every step of t's window (with ``trial``, then S zero
+        rows: (T, B, K + S, group * M + A))."""
         t, b = obs.shape[:2]
         m = self.symbols
         keys, values = self.table(obs.flatten(0, 1), memory.dtype)
@@ -177,18 +189,28 @@ class SymbolChannels(SensoryChannels):
         same = (then[..., None, :] == now[..., None]) & (now[..., None] > 0)  # (T, B, K, M, M)
         values = steps[..., m : (1 + self.group) * m].unflatten(-1, (m, self.group))
         grouped = torch.einsum("tbkmn,tbknv->tbkmv", same.to(values.dtype), values)
-        return torch.cat((grouped.flatten(-2), steps[..., (1 + self.group) * m :]), -1), after
+        windows = torch.cat((grouped.flatten(-2), steps[..., (1 + self.group) * m :]), -1)
+        if self.zero_rows:
+            windows = torch.cat(
+                (windows, windows.new_zeros(t, b, self.zero_rows, windows.shape[-1])), 2
+            )
+        return windows, after
 
 
 class ColourChannels(SymbolChannels):
     """An RGB image family (:func:`is_image`) read as three channels per colour."""
 
     def __init__(
-        self, space: gym.Space, window: int, action_dim: int, colours: int = MAX_COLOURS
+        self,
+        space: gym.Space,
+        window: int,
+        action_dim: int,
+        colours: int = MAX_COLOURS,
+        trial: bool = False,
     ) -> None:
         if not is_image(space):
             raise ValueError(f"colour channels read RGB images (3, H, W) of 0-255, not {space}")
-        super().__init__(window, action_dim, colours, group=3)
+        super().__init__(window, action_dim, colours, group=3, trial=trial)
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         return colour_table(obs, self.symbols, dtype)
@@ -198,11 +220,16 @@ class WordChannels(SymbolChannels):
     """A token-id family (:func:`is_sentence`) read as two channels per distinct word."""
 
     def __init__(
-        self, space: gym.Space, window: int, action_dim: int, words: int = MAX_WORDS
+        self,
+        space: gym.Space,
+        window: int,
+        action_dim: int,
+        words: int = MAX_WORDS,
+        trial: bool = False,
     ) -> None:
         if not is_sentence(space):
             raise ValueError(f"word channels read 1-D sequences of token ids, not {space}")
-        super().__init__(window, action_dim, words, group=2)
+        super().__init__(window, action_dim, words, group=2, trial=trial)
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         return word_table(obs, self.symbols, dtype)

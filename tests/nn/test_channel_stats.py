@@ -1,6 +1,7 @@
 """A sensory neuron's memory of its channel over the trial (``agent.sensory_memory: trial``):
-what the statistics say of a channel, where they restart, that a chunk equals stepping, and
-that the encoder stays blind to the channels' order and signs."""
+what the statistics say of a channel, where they restart, that a chunk equals stepping, that
+the encoder stays blind to the channels' order and signs, and that symbol channels read their
+window alone beside them."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import torch
 from sensory_stepping import stepped
 
 from metaxm.config.agent import AgentConfig
+from metaxm.meta.trials import zero_actions
+from metaxm.nn.agent import Agent
 from metaxm.nn.channel_stats import ChannelStats
 from metaxm.nn.layers import init_weights
 from metaxm.nn.sensory import SensoryChannels, SensoryEncoder
+from metaxm.nn.symbol_channels import ColourChannels, WordChannels
 
 C, K, A = 5, 3, 3  # channels, window, actions (one-hot)
 
@@ -151,10 +155,49 @@ def test_still_blind_to_the_order_and_the_signs_of_the_channels() -> None:
     assert float((z - z_flip).abs().max()) < 1e-9
 
 
-def test_trial_memory_is_refused_where_channels_change_slots() -> None:
-    with pytest.raises(ValueError, match="sensory_memory: trial"):
-        AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_images="colours")
-    with pytest.raises(ValueError, match="sensory_memory: trial"):
+def test_trial_memory_needs_a_window_of_two() -> None:
+    with pytest.raises(ValueError, match="sensory_memory: trial needs sensory_window >= 2"):
         AgentConfig(encoder="sensory", core="gru", sensory_memory="trial", sensory_window=1)
     with pytest.raises(ValueError, match="sensory_window >= 2"):
         SensoryChannels(gym.spaces.Box(-1.0, 1.0, (C,)), 1, A, trial=True)
+
+
+def test_symbol_families_read_their_window_alone_beside_channels_that_remember() -> None:
+    """Colours and words move between slots, so under trial memory their statistic rows are
+    zero: the windows are the window-only ones plus those rows, and the memory carries no
+    sums. One agent then reads a vector family, which remembers, and images and sentences."""
+    g = torch.Generator().manual_seed(5)
+    image = gym.spaces.Box(0, 255, (3, 6, 6), dtype="uint8")
+    sentence = gym.spaces.MultiDiscrete([9] * 7)
+    grey = torch.randint(0, 3, (6, 2, 1, 6, 6), generator=g) * 100
+    obs = {
+        "pixels": grey.expand(-1, -1, 3, -1, -1),
+        "text": torch.randint(0, 9, (6, 2, 7), generator=g),
+    }
+    e = torch.nn.functional.one_hot(torch.randint(0, A, (6, 2), generator=g), A).double()
+    first = torch.zeros(6, 2, dtype=torch.bool)
+    rows = ChannelStats(0, A).features
+    for family, make, space in (
+        ("pixels", ColourChannels, image),
+        ("text", WordChannels, sentence),
+    ):
+        alone, remembering = make(space, K, A), make(space, K, A, trial=True)
+        assert remembering.memory_dim == alone.memory_dim  # no sums carried
+        memory = torch.zeros(2, alone.memory_dim, dtype=torch.float64)
+        w_alone, m_alone = alone.windows(obs[family], e, None, memory, first)
+        w_trial, m_trial = remembering.windows(obs[family], e, None, memory, first)
+        assert w_trial.shape[2] == K + rows
+        assert torch.equal(w_trial[:, :, :K], w_alone) and torch.equal(m_trial, m_alone)
+        assert not w_trial[:, :, K:].any()
+    config = AgentConfig(
+        encoder="sensory", core="gru", sensory_window=K, sensory_memory="trial",
+        sensory_images="colours", sensory_text="words", hidden=8,
+    )  # fmt: skip
+    spaces = {"vector": gym.spaces.Box(-1.0, 1.0, (C,)), "pixels": image, "text": sentence}
+    agent = Agent(config, spaces, gym.spaces.Discrete(A))
+    assert all(agent.sensory(f) for f in spaces)
+    for family in ("pixels", "text"):
+        h = agent.initial_state(2)
+        a, r = zero_actions(agent, 2, "cpu"), torch.zeros(2)
+        _, value, h1 = agent.step(obs[family][0], family, a, r, torch.ones(2, dtype=torch.bool), h)
+        assert h1.shape == h.shape and bool(torch.isfinite(value).all())
