@@ -48,7 +48,7 @@ make results ONLY="main sine"             # the same through make (installs .ven
   tasks of the main job's held-out modalities and of validation variants, the other family
   one its meta-training never saw;
 * ``rl2-memory-every-family``: that ``rl2`` trained on all four training families, reading
-  images by colour and sentences by word (run ``main`` first; about 90 minutes to train),
+  images by colour and sentences by word (run ``main`` first; about 100 minutes to train),
   measured on new tasks of the held-out modalities and of validation variants of every family;
 * ``permutation-case``: ``scripts/permutation_case.py`` (#15's constructed case: a pure
   permutation of a known ``vector`` variant fitted from one CartPole episode; about 2 minutes);
