@@ -479,17 +479,12 @@ def rl2_reward_free() -> Path:
 def rl2_every_family() -> Path:
     """The reward-free ``rl2`` of ``rl2-reward-free`` reading every training family: images by
     colour and sentences by word (``docs/sensory.md``), trained on all four families."""
-    families = ("vector", "projected", "pixels", "text")
     changed = {
         "agent.reward_input": False,
-        "agent.sensory_images": "colours",
-        "agent.sensory_text": "words",
-        "modalities.train": {f: 8 for f in families},
-        "modalities.heldout_variants": {f: 1 for f in families},
+        **EVERY_FAMILY,
         # twice rl2-reward-free's 3M for twice its families, set before the run was seen
         "train.total_steps": 2 * STEPS_REWARD_FREE,
     }
-    validation = [f"{f}:{v}" for f in families for v in range(100, 104)]
     name = "rl2-every-family"
     run, seeing, blind = RUNS / name / "rl2", RUNS / f"{name}-trials", RUNS / f"{name}-blind"
     trials = ["python", "scripts/rl2_trials.py", rel(run), "--trials", "1000", "--episodes", "3"]
@@ -515,7 +510,7 @@ def rl2_every_family() -> Path:
         return lines
 
     return rl2_study(
-        name, "RL^2 without the reward input, reading every family", changed, validation,
+        name, "RL^2 without the reward input, reading every family", changed, VALIDATION_EVERY,
         "RL^2 with the main job's `rl2` stage settings, trained on all four training families "
         "for 6M steps, reading images by colour and sentences by word "
         "(`agent.sensory_images: colours`, `agent.sensory_text: words`) and 0 for the previous "
@@ -723,7 +718,7 @@ def rl2_memory_every_family() -> Path:
         rl2_train(MEMORY_EVERY_FAMILY, job / "rl2"),
         [*evaluate, "--out", rel(held_out)],
         [*evaluate, "--out", rel(validation),
-         *[a for f in FAMILIES for v in range(100, 104) for a in ("--modality", f"{f}:{v}")]],
+         *[a for v in VALIDATION_EVERY for a in ("--modality", v)]],
         ["python", "scripts/compare_strategies.py", rel(held_out / "report.json"), "rl2-newtask",
          "zeroshot", "--json", rel(compared)],
     ]  # fmt: skip
@@ -784,12 +779,16 @@ CHANNEL_MEMORY = {
 
 FAMILIES = ("vector", "projected", "pixels", "text")
 """The main job's training families."""
-MEMORY_EVERY_FAMILY = {
-    **CHANNEL_MEMORY,
+EVERY_FAMILY = {
     "agent.sensory_images": "colours",
     "agent.sensory_text": "words",
     "modalities.train": {f: 8 for f in FAMILIES},
     "modalities.heldout_variants": {f: 1 for f in FAMILIES},
+}
+"""A sensory ``rl2`` stage on every training family, images read by colour, sentences by word."""
+MEMORY_EVERY_FAMILY = {
+    **CHANNEL_MEMORY,
+    **EVERY_FAMILY,
     # section 27's 3M steps per family, set before the run was seen
     "train.total_steps": 12_000_000,
 }
@@ -797,6 +796,8 @@ MEMORY_EVERY_FAMILY = {
 STEPS_REWARD_FREE = 3_000_000
 VALIDATION_VARIANTS = [f"{f}:{v}" for f in ("vector", "projected") for v in range(100, 104)]
 """Variant seeds outside every split (``metaxm evaluate --modality``)."""
+VALIDATION_EVERY = [f"{f}:{v}" for f in FAMILIES for v in range(100, 104)]
+"""The same seeds of every training family."""
 
 
 def selfread() -> Path:
