@@ -58,6 +58,9 @@ make results ONLY="main sine"             # the same through make (installs .ven
   variants;
 * ``one-episode-bound``: ``scripts/one_episode_bound.py`` (about 1 minute): the most any paired
   reading of k episodes reaches on vector and projected, from the families' own priors;
+* ``reward-signal``: ``scripts/reward_signal.py`` on the ``main`` job (run ``main`` first; about
+  15 seconds): the rewarded episodes among ``maml``'s k = 8 support episodes on each held-out
+  modality, beside a random walk's;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;
@@ -958,6 +961,28 @@ def one_episode_bound() -> Path:
                       headline)  # fmt: skip
 
 
+def reward_signal() -> Path:
+    need_main("reward-signal", "it counts the rewards its maml stage's start collects")
+    out = RUNS / "reward-signal"
+    command = ["python", "scripts/reward_signal.py", rel(RUNS / "main"), "--episodes", "8",
+               "--draws", "40", "--out", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads((out / "reward-signal.json").read_text())["modalities"]
+        got = ", ".join(f"{m} {r['maml']['rewarded_per_k']:.2f}" for m, r in rows.items())
+        walk = next(iter(rows.values()))["random"]["rewarded_per_k"]
+        return (
+            "what maml's policy-gradient inner step has to learn from: of its 8 support episodes "
+            "(40 draws), those its start (the policy before the step) ends on the goal: "
+            + got
+            + f"; a random walk, which reads nothing, reaches {walk:.2f}. Every other episode "
+            "returns the same (the step costs of the whole horizon)."
+        )
+
+    return study_page("reward-signal", "The rewards a reward-only inner loop sees", [command],
+                      headline)  # fmt: skip
+
+
 def translate_priors() -> Path:
     need_main("translate-priors", "it measures translate with its agent")
     out = RUNS / "translate-priors"
@@ -1016,6 +1041,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "permutation-case": permutation_case,
     "ridge-prior": ridge_prior,
     "one-episode-bound": one_episode_bound,
+    "reward-signal": reward_signal,
     "translate-priors": translate_priors,
     "walls": walls,
 }
