@@ -28,6 +28,7 @@ from metaxm.evaluate.episodes import target_env
 from metaxm.evaluate.loading import Agents, load_agents
 from metaxm.evaluate.runner import heldout_modalities
 from metaxm.meta.policy_gradient import collect_episodes
+from metaxm.modalities import parse_modality_id
 
 
 def random_walk_rewards(env: TaskEnv, generator: torch.Generator) -> int:
@@ -43,12 +44,12 @@ def count(agents: Agents, modalities: list[str], episodes: int, draws: int) -> d
     learner = agents.learners["maml"]
     rows: dict[str, dict] = {}
     for modality in tqdm(modalities, desc="modalities"):
-        family, variant = modality.split(":")
+        family, variant = parse_modality_id(modality)
         cfg = learner.config_for(family)
         got: dict[str, list[int]] = {"maml": [], "random": []}
         missed: set[float] = set()
         for draw in range(draws):
-            env = target_env(agents.spec, family, int(variant), episodes, 1000 + draw)
+            env = target_env(agents.spec, family, variant, episodes, 1000 + draw)
             gen = torch.Generator().manual_seed(2000 + draw)
             played = collect_episodes(learner.agent, env, family, 1, None, gen, cfg)
             got["maml"].append(int(played.success.sum()))
@@ -57,7 +58,7 @@ def count(agents: Agents, modalities: list[str], episodes: int, draws: int) -> d
                 for r, s in zip(played.returns.flatten(), played.success.flatten())
                 if not s
             }
-            env = target_env(agents.spec, family, int(variant), episodes, 1000 + draw)
+            env = target_env(agents.spec, family, variant, episodes, 1000 + draw)
             got["random"].append(random_walk_rewards(env, gen))
         rows[modality] = {
             **{
@@ -81,7 +82,13 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     agents = load_agents(a.run)
-    modalities = a.modality or [f"{f}:{v}" for _, f, v in heldout_modalities(agents)]
+    if "maml" not in agents.learners:
+        raise SystemExit(f"reward_signal: {a.run} has no maml run to count the rewards of")
+    try:
+        modalities = [f"{f}:{v}" for f, v in map(parse_modality_id, a.modality or [])]
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"reward_signal: {e}") from None
+    modalities = modalities or [f"{f}:{v}" for _, f, v in heldout_modalities(agents)]
     rows = count(agents, modalities, a.episodes, a.draws)
     k = a.episodes
     print(f"| held-out | maml's start: rewarded of {k} | draws with none | random walk: rewarded "
