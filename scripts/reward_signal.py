@@ -59,7 +59,8 @@ def count(agents: Agents, modalities: list[str], episodes: int, draws: int) -> d
                 if not s
             }
             env = target_env(agents.spec, family, variant, episodes, 1000 + draw)
-            got["random"].append(random_walk_rewards(env, gen))
+            walk = torch.Generator().manual_seed(3000 + draw)  # not maml's: its draws vary
+            got["random"].append(random_walk_rewards(env, walk))
         rows[modality] = {
             **{
                 who: {"rewarded_per_k": sum(c) / draws, "share": sum(c) / (draws * episodes),
