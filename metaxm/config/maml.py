@@ -24,6 +24,10 @@ class MAMLConfig:
         adapt: the subset the inner loop changes: ``adapter`` (the family's adapter),
             ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
         first_order: drop the second-order terms of the meta-gradient (FOMAML).
+        vectorize: run the outer loss's tasks under one ``vmap`` (true) or in a Python loop
+            (false). The two give the same meta-gradient up to float summation order; the
+            loop is faster where each task's batch is large and every weight is adapted
+            (PointNav: ``metaxm bench maml``, ``docs/maml.md``).
         meta_sgd: learn a per-parameter inner learning rate in the outer loop (Meta-SGD).
         variants: what each meta-training task is shown through: a variant of the ``split``
             (the spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for
@@ -56,6 +60,7 @@ class MAMLConfig:
     inner_lr: float = bounded(0.1, 0, 100)
     adapt: AdaptSubset = "adapter"
     first_order: bool = False
+    vectorize: bool = True
     meta_sgd: bool = False
     variants: Literal["split", "fresh"] = "split"
     baseline: Literal["latent", "time", "value", "none"] = "latent"

@@ -9,8 +9,9 @@ One meta-iteration (:meth:`MAMLTrainer.update`), following Finn et al. (2017), A
    and takes the inner steps of all tasks at once (``vmap``);
 3. the query episodes are played with every task's adapted parameters;
 4. ``maml.outer_epochs`` Adam steps on the post-adaptation PPO-clip loss summed over the
-   family groups (each group's inner loops recomputed under ``vmap`` from the stored support
-   episodes; :func:`~metaxm.meta.maml.meta_loss`), plus ``align.weight`` times the
+   family groups (each group's inner loops recomputed under ``vmap``, or per task with
+   ``maml.vectorize: false``, from the stored support episodes;
+   :func:`~metaxm.meta.maml.meta_loss`), plus ``align.weight`` times the
    cross-modal alignment loss when that is set.
 
 Families cannot share a ``vmap`` (their encoders and observation shapes differ), hence the
@@ -215,7 +216,7 @@ class MAMLTrainer:
                 lrs = inner_lrs(names, cfg.inner_lr, self.inner_lrs)
                 supports = [s.batch for s in adaptation.supports]
                 f_loss, f_stats = meta_loss(
-                    self.agent, family, theta, supports, query.batch, lrs, cfg
+                    self.agent, family, theta, supports, query.batch, lrs, cfg, cfg.vectorize
                 )
                 w = self.tasks_per_family[family] / total
                 loss = loss + w * f_loss

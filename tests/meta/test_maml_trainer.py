@@ -109,6 +109,17 @@ def test_resume_continues_exactly() -> None:
         assert torch.equal(a, b), name
 
 
+def test_the_task_loop_takes_the_vmapped_meta_update() -> None:
+    """``maml.vectorize: false`` runs the outer loss per task: the same update as ``vmap``."""
+    runs = [MAMLTrainer(tiny_spec(maml={"meta_sgd": True, "vectorize": v})) for v in (True, False)]
+    stats = [r.update() for r in runs]
+    assert stats[0]["loss"] != 0.0
+    for key in stats[0].keys() - set(TIMING):
+        assert stats[1][key] == pytest.approx(stats[0][key], rel=1e-5, abs=1e-7), key
+    for (name, a), (_, b) in zip(runs[0].named_parameters(), runs[1].named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_adapt_returns_the_adapted_subset_and_leaves_the_agent_alone() -> None:
     spec = tiny_spec(maml={"adapt": "adapter+encoder", "inner_lr": 0.5})
     agent = MAMLTrainer(spec).agent
