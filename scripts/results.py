@@ -224,7 +224,7 @@ def bench_maml() -> Path:
         return (
             "metaxm's meta-gradient (the path each case's spec runs) vs `higher`: primary case "
             f"**{d['speedup_vs_higher']:.1f}x**; {cases}; largest gradient difference "
-            f"{d['max_abs_grad_diff']:.1e} (vmap vs `higher`)."
+            f"{d['max_abs_grad_diff']:.1e} (the primary case's path vs `higher`)."
         )
 
     command = ["metaxm", "bench", "maml", "--json", rel(out)]

@@ -16,11 +16,12 @@ of one meta-gradient (forward and backward of the whole task batch), after one u
 warm-up each; wall-clock and process-CPU seconds are both recorded (on a shared machine the
 CPU times are the steadier measure; with one thread they equal the wall-clock time of an
 idle core), with the 1-minute load average. The episodes are real ones, collected once before
-timing. ``max_abs_grad_diff`` is the largest absolute difference between the vmapped and the
-higher meta-gradients over all parameters. ``path`` is the one of the two the case's spec runs
-(``maml.vectorize``), and ``speedup_vs_higher`` is ``higher_s`` over that path's time;
-``speedup_vs_loop`` is ``loop_s / vmap_s`` whatever the path. The torch thread count is
-whatever the caller set (the command sets 1 by default and prints it).
+timing. ``path`` is the one of vmap and loop that the case's spec runs (``maml.vectorize``);
+``speedup_vs_higher`` is ``higher_s`` over that path's time, ``speedup_vs_loop`` is ``loop_s /
+vmap_s`` whatever the path. ``max_abs_grad_diff`` is the largest absolute difference between
+that path's meta-gradient and higher's over all parameters, ``max_abs_grad_diff_loop`` the same
+between the vmapped and the looped ones. The torch thread count is whatever the caller set (the
+command sets 1 by default and prints it).
 
 The default cases (:data:`CASES`): the agent of ``tasks/gridnav.yaml`` (encoders for five
 families) with the default MAML settings (:class:`~metaxm.meta.maml.MAMLConfig`: 20 tasks x 20
@@ -39,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -115,7 +116,7 @@ class MAMLBenchRecord:
     threads: int
     repeats: int
     load_average: float
-    path: str
+    path: Literal["vmap", "loop"]
     vmap_s: float
     higher_s: float
     loop_s: float
@@ -273,7 +274,7 @@ def bench_case(case: Case, repeats: int = 5) -> MAMLBenchRecord:
 
     g_vmap, g_loop, g_higher = vmapped(), looped(), with_higher()
     t = _time({"vmap": vmapped, "loop": looped, "higher": with_higher}, repeats)
-    path = "vmap" if cfg.vectorize else "loop"
+    path: Literal["vmap", "loop"] = "vmap" if cfg.vectorize else "loop"
     params = dict(agent.named_parameters())
     return MAMLBenchRecord(
         case=case.name,
@@ -301,7 +302,7 @@ def bench_case(case: Case, repeats: int = 5) -> MAMLBenchRecord:
         speedup_vs_higher=t["higher"][0] / t[path][0],
         speedup_vs_loop=t["loop"][0] / t["vmap"][0],
         speedup_vs_higher_cpu=t["higher"][1] / t[path][1],
-        max_abs_grad_diff=_max_diff(g_vmap, g_higher),
+        max_abs_grad_diff=_max_diff(g_vmap if path == "vmap" else g_loop, g_higher),
         max_abs_grad_diff_loop=_max_diff(g_vmap, g_loop),
     )
 

@@ -159,8 +159,8 @@ def run_maml(quick: bool = False, json_path: str | None = None, threads: int = 1
         "vmap: torch.func, tasks under one vmap; loop: the same per task; higher: "
         "higher.innerloop_ctx per task; runs: the one of vmap and loop the case's spec runs "
         "(maml.vectorize); vs higher: its wall-clock speed-up over higher, (CPU): the same in "
-        "process CPU time; vmap/loop: vmap's speed-up over the loop; max |dg|: vmap vs higher "
-        "meta-gradient; load: 1-minute load average"
+        "process CPU time; vmap/loop: vmap's speed-up over the loop; max |dg|: that path's "
+        "meta-gradient vs higher's; load: 1-minute load average"
     )
     if json_path:
         print(f"wrote {bench.write_json(records, json_path)}")

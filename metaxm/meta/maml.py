@@ -229,7 +229,9 @@ def meta_loss(
 
     The trunk of the policy (the encoder, when it is not adapted; see
     :class:`~metaxm.meta.policy_gradient.FunctionalPolicy`) runs once on every observation of
-    the batch; the inner loops and query losses of the tasks then run under one ``vmap``.
+    the batch; the inner loops and query losses of the tasks then run under one ``vmap``, or
+    one task at a time (``vectorize`` false: ``maml.vectorize``, faster where each task's batch
+    is large and every weight adapted).
 
     Args:
         model: an :class:`~metaxm.nn.agent.Agent`, or any module whose forward is
@@ -241,7 +243,8 @@ def meta_loss(
         query: the task-major query batch, (n, N, ...).
         lrs: the inner learning rates.
         config: ``first_order``, ``clip_coef``, ``ent_coef``.
-        vectorize: run the tasks under ``vmap`` (true) or in a Python loop (the reference).
+        vectorize: run the tasks under ``vmap`` (true) or in a Python loop (false); the same
+            loss up to float summation order.
 
     Returns:
         the loss (a scalar with the autograd graph to ``theta``, ``lrs`` and the model) and the

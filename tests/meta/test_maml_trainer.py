@@ -15,7 +15,7 @@ from torch.func import functional_call
 from metaxm.envs import make_world
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
-from metaxm.meta.maml import adapt, adapted_agent, adapted_names
+from metaxm.meta.maml import adapt, adapted_agent, adapted_names, meta_loss
 from metaxm.meta.maml_trainer import MAMLTrainer, evaluate_maml
 from metaxm.meta.policy_gradient import collect_episodes
 from metaxm.nn.agent import build_agent
@@ -109,10 +109,23 @@ def test_resume_continues_exactly() -> None:
         assert torch.equal(a, b), name
 
 
-def test_the_task_loop_takes_the_vmapped_meta_update() -> None:
+def test_the_task_loop_takes_the_vmapped_meta_update(monkeypatch: pytest.MonkeyPatch) -> None:
     """``maml.vectorize: false`` runs the outer loss per task: the same update as ``vmap``."""
+    import metaxm.meta.maml_trainer as trainer_module
+
+    paths: list[bool] = []
+
+    def recording(*args: Any) -> Any:
+        paths.append(args[7])
+        return meta_loss(*args)
+
+    monkeypatch.setattr(trainer_module, "meta_loss", recording)
     runs = [MAMLTrainer(tiny_spec(maml={"meta_sgd": True, "vectorize": v})) for v in (True, False)]
-    stats = [r.update() for r in runs]
+    stats = []
+    for run in runs:
+        paths.clear()
+        stats.append(run.update())
+        assert set(paths) == {run.config.vectorize}
     assert stats[0]["loss"] != 0.0
     for key in stats[0].keys() - set(TIMING):
         assert stats[1][key] == pytest.approx(stats[0][key], rel=1e-5, abs=1e-7), key
