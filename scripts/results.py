@@ -61,6 +61,8 @@ make results ONLY="main sine"             # the same through make (installs .ven
 * ``reward-signal``: ``scripts/reward_signal.py`` on the ``main`` job (run ``main`` first; about
   15 seconds): the rewarded episodes among ``maml``'s k = 8 support episodes on each held-out
   modality, beside a random walk's;
+* ``rl2-failures``: ``scripts/rl2_failures.py`` on ``rl2-memory-every-family``'s agent (run
+  that first; about 5 minutes): its success on new tasks by the goal's distance and by variant;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;
@@ -986,6 +988,38 @@ def reward_signal() -> Path:
                       headline)  # fmt: skip
 
 
+def rl2_failures() -> Path:
+    agent = RUNS / "rl2-memory-every-family" / "rl2"
+    if not agent.is_dir():
+        raise SystemExit("rl2-failures: run rl2-memory-every-family first: it plays its agent")
+    out = RUNS / "rl2-failures.json"
+    command = ["python", "scripts/rl2_failures.py", rel(agent), "--family", "vector", "--family",
+               "projected", "--variants", "100-123", "--json", rel(out)]  # fmt: skip
+
+    def headline() -> str:
+        rows = json.loads(out.read_text())
+        parts = []
+        for family, s in rows.items():
+            near = [p for o, (p, _) in s["by_distance"].items() if int(o) <= 2]
+            far = [p for o, (p, _) in s["by_distance"].items() if int(o) >= 8]
+            parts.append(
+                f"{family}: {min(s['by_episode']):.2f}-{max(s['by_episode']):.2f} over the "
+                f"trial's 6 episodes, {min(near):.2f}-{max(near):.2f} with the goal 1-2 steps "
+                f"away and {min(far):.2f}-{max(far):.2f} at 8 or more; "
+                f"{s['failed_at_horizon']:.0%} of failed episodes cut at the horizon"
+            )
+        return (
+            "Where `rl2-memory-every-family`'s agent fails on new tasks (validation variants "
+            "100-123, 64 trials of 6 episodes each, a new task every episode): "
+            + "; ".join(parts)
+            + ". It fails about as often next to the goal as far from it: it misreads the goal, "
+            "it is not slow to reach it."
+        )
+
+    return study_page("rl2-failures", "Where the reward-free RL^2 agent fails", [command],
+                      headline)  # fmt: skip
+
+
 def translate_priors() -> Path:
     need_main("translate-priors", "it measures translate with its agent")
     out = RUNS / "translate-priors"
@@ -1045,6 +1079,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "ridge-prior": ridge_prior,
     "one-episode-bound": one_episode_bound,
     "reward-signal": reward_signal,
+    "rl2-failures": rl2_failures,
     "translate-priors": translate_priors,
     "walls": walls,
 }

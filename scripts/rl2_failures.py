@@ -24,6 +24,7 @@ and reports:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 
@@ -110,6 +111,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=64, help="per variant (default: 64)")
     parser.add_argument("--episodes", type=int, default=6, help="per trial (default: 6)")
     parser.add_argument("--mode", action="store_true", help="act with the policy's mode")
+    parser.add_argument("--json", help="also write every family's summary here")
     args = parser.parse_args()
     try:
         if args.trials < 1 or args.episodes < 1:
@@ -123,6 +125,7 @@ def main() -> int:
             if family not in agent.families:
                 raise ConfigError(f"the agent has no encoder for {family!r}")
         torch.set_num_threads(spec.train.threads)
+        summaries = {}
         for family in families:
             results = {
                 v: run_trial(
@@ -142,7 +145,11 @@ def main() -> int:
             if family == "projected":
                 fam, info = get_family(family), make_world(spec.world, 1).scene_info
                 bank = {v: sensor_bank(fam.variant(v, info)) for v in variants}
-            print(report(family, summarize(results, spec.world.horizon), bank))
+            summaries[family] = summarize(results, spec.world.horizon)
+            print(report(family, summaries[family], bank))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(summaries, f, indent=2)
     except MetaxmError as err:
         print(f"rl2_failures: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1

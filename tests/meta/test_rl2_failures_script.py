@@ -3,6 +3,7 @@ trials and on a tiny trained rl2 run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,15 @@ def test_runs_on_a_trained_agent_and_refuses_a_family_it_cannot_read(
     script = load_script("rl2_failures")
     train(spec_from_dict(SPEC), tmp_path / "rl2")
     argv = ["rl2_failures.py", str(tmp_path / "rl2"), "--variants", "100-101", "--trials", "4"]
-    monkeypatch.setattr("sys.argv", [*argv, "--family", "projected"])
+    written = tmp_path / "failures.json"
+    monkeypatch.setattr("sys.argv", [*argv, "--family", "projected", "--json", str(written)])
     assert script.main() == 0
     out = capsys.readouterr().out
     assert "projected: success by episode of the trial" in out and "over 2 variants" in out
     assert "Spearman with live sensors" in out
+    summary = json.loads(written.read_text())["projected"]
+    assert len(summary["by_episode"]) == 6 and set(summary["by_variant"]) == {"100", "101"}
+    assert sum(n for _, n in summary["by_distance"].values()) == 2 * 4 * 6
     monkeypatch.setattr("sys.argv", [*argv, "--family", "pixels"])
     assert script.main() == 2
     assert "no encoder for 'pixels'" in capsys.readouterr().err
