@@ -62,7 +62,7 @@ make results ONLY="main sine"             # the same through make (installs .ven
   15 seconds): the rewarded episodes among ``maml``'s k = 8 support episodes on each held-out
   modality, beside a random walk's;
 * ``rl2-failures``: ``scripts/rl2_failures.py`` on ``rl2-memory-every-family``'s agent (run
-  that first; about 5 minutes): its success on new tasks by the goal's distance and by variant;
+  that first; about 25 seconds): its success on new tasks by the goal's distance and by variant;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;
@@ -999,25 +999,28 @@ def rl2_failures() -> Path:
     def headline() -> str:
         rows = json.loads(out.read_text())
 
-        def pooled(by: dict, low: int, high: int) -> float:
+        def pooled(by: dict, low: int, high: int) -> str:
             got = [(p * n, n) for o, (p, n) in by.items() if low <= int(o) <= high]
-            return sum(a for a, _ in got) / sum(n for _, n in got)
+            total = sum(n for _, n in got)
+            return f"{sum(a for a, _ in got) / total:.2f}" if total else "none played"
 
-        parts = [
-            f"{family}: {min(s['by_episode']):.2f}-{max(s['by_episode']):.2f} over the trial's "
-            f"6 episodes; {pooled(s['by_distance'], 1, 1):.2f} with the goal 1 step away, "
-            f"{pooled(s['by_distance'], 2, 6):.2f} at 2-6 steps, "
-            f"{pooled(s['by_distance'], 7, 99):.2f} at 7 or more; "
-            f"{s['failed_at_horizon']:.0%} of failed episodes run to the horizon"
-            for family, s in rows.items()
-        ]
+        parts = []
+        for family, f in rows.items():
+            line = (
+                f"{family}: {min(f['by_episode']):.2f}-{max(f['by_episode']):.2f} over the "
+                f"trial's 6 episodes; {pooled(f['by_distance'], 1, 1)} with the goal 1 step away,"
+                f" {pooled(f['by_distance'], 2, 6)} at 2-6 steps, "
+                f"{pooled(f['by_distance'], 7, 99)} at 7 or more; by variant "
+                f"{min(f['by_variant'].values()):.2f}-{max(f['by_variant'].values()):.2f}"
+            )
+            if f["spearman"]:
+                line += ", Spearman with the sensor bank " + ", ".join(
+                    f"{k} {rho:+.2f} (p = {p:.2f})" for k, (rho, p) in f["spearman"].items()
+                )
+            parts.append(line)
         return (
-            "Where `rl2-memory-every-family`'s agent fails on new tasks (validation variants "
-            "100-123, 64 trials of 6 episodes each, a new task every episode): "
-            + "; ".join(parts)
-            + ". A goal one step from the start is missed in about one episode of six, and a "
-            "missed goal is never reached in the 30 steps: the agent misreads where the goal is "
-            "and does not search for it."
+            "`rl2-memory-every-family`'s agent on new tasks (validation variants 100-123, 64 "
+            "trials of 6 episodes each, a new task every episode), success: " + "; ".join(parts)
         )
 
     return study_page("rl2-failures", "Where the reward-free RL^2 agent fails", [command],

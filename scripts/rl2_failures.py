@@ -7,18 +7,17 @@ evaluator's ``rl2-newtask`` does), on each of ``--variants`` variants of each ``
 and reports:
 
 - success by the episode's index in the trial (the few-shot curve);
-- success by the world's shortest number of steps from the episode's start to its goal: an
-  agent that reads the goal and is only slow fails more often the farther the goal is, one
-  that misreads it fails about as often at every distance;
-- how long the failed episodes ran (the horizon: it never reached the goal; shorter: the world
-  ended it otherwise);
+- success by the world's shortest number of steps from the episode's start to its goal. An
+  agent that reads the goal right reaches one a step away in nearly every episode (the
+  world's oracle: always), so the share it misses there is a floor that no slowness explains;
+  what it loses beyond that floor as the goal gets farther is the rest;
 - the spread of success over variants, and for ``projected`` its Spearman correlation with
-  each variant's sensor bank (live sensors, gain, bias, noise).
+  each variant's sensor bank (live sensors, gain, mean |bias|, noise).
 
-::
+The world must give shortest paths (``World.optimal_steps``, as GridNav does). ::
 
     python scripts/rl2_failures.py runs/results/rl2-memory-every-family/rl2 \\
-        --family vector --family projected --variants 100-123
+        --family vector --family projected --variants 100-123 --json failures.json
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import asdict, dataclass
 
 import torch
 from scipy import stats
@@ -43,13 +43,13 @@ SEED = 7
 
 def variant_range(text: str) -> list[int]:
     """``"100-123"`` -> [100, ..., 123]; ``"5"`` -> [5]."""
-    low, _, high = text.partition("-")
+    low, dash, high = text.partition("-")
     try:
-        first, last = int(low), int(high or low)
+        first, last = int(low), int(high if dash else low)
     except ValueError:
         raise ConfigError(f"--variants must be N or N-M, got {text!r}") from None
-    if first < 0 or last < first:
-        raise ConfigError(f"--variants must be N or N-M with 0 <= N <= M, got {text!r}")
+    if last < first:
+        raise ConfigError(f"--variants must be N or N-M with N <= M, got {text!r}")
     return list(range(first, last + 1))
 
 
@@ -64,46 +64,68 @@ def sensor_bank(params: dict[str, torch.Tensor]) -> dict[str, float]:
     }
 
 
-def summarize(results: dict[int, TrialResult], horizon: int) -> dict:
-    """The module docstring's numbers from one family's trials, keyed by variant."""
+@dataclass(frozen=True)
+class Failures:
+    """One family's numbers (see the module docstring).
+
+    Attributes:
+        by_episode: success by the episode's index in the trial.
+        by_distance: ``{shortest path: (success, episodes)}``.
+        by_variant: ``{variant: success}``.
+        spearman: ``{sensor-bank statistic: (rho, p)}`` of success by variant (``projected``
+            only; else empty).
+    """
+
+    by_episode: list[float]
+    by_distance: dict[int, tuple[float, int]]
+    by_variant: dict[int, float]
+    spearman: dict[str, tuple[float, float]]
+
+
+def summarize(
+    results: dict[int, TrialResult], banks: dict[int, dict[str, float]] | None = None
+) -> Failures:
+    """The module docstring's numbers from one family's trials, keyed by variant; ``banks``:
+    each variant's sensor-bank statistics, to correlate with its success."""
     by_distance: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for r in results.values():
+        if bool((r.optimal < 0).any()):
+            raise ConfigError("the world gives no shortest path to the goal (optimal_steps)")
         for o, s in zip(r.optimal.flatten().tolist(), r.success.flatten().tolist()):
             by_distance[o][0] += int(s)
             by_distance[o][1] += 1
     success = torch.stack([r.success.double() for r in results.values()])  # (V, B, K)
-    failed = torch.cat([r.length[~r.success.bool()].double() for r in results.values()])
-    return {
-        "by_episode": success.mean((0, 1)).tolist(),
-        "by_distance": {o: (a / n, n) for o, (a, n) in sorted(by_distance.items())},
-        "failed_length": float(failed.mean()) if len(failed) else float("nan"),
-        "failed_at_horizon": float((failed >= horizon).double().mean()) if len(failed) else 0.0,
-        "by_variant": dict(zip(results, success.mean((1, 2)).tolist())),
-    }
+    by_variant = dict(zip(results, success.mean((1, 2)).tolist()))
+    spearman = {}
+    for key in next(iter(banks.values())) if banks else ():
+        rho, p = stats.spearmanr([banks[v][key] for v in results], list(by_variant.values()))
+        spearman[key] = (float(rho), float(p))
+    return Failures(
+        by_episode=success.mean((0, 1)).tolist(),
+        by_distance={o: (a / n, n) for o, (a, n) in sorted(by_distance.items())},
+        by_variant=by_variant,
+        spearman=spearman,
+    )
 
 
-def report(family: str, summary: dict, variants: dict[int, dict[str, float]] | None) -> str:
+def report(family: str, f: Failures) -> str:
     """The printed lines for one family."""
-    per_variant = summary["by_variant"]
     lines = [
         f"{family}: success by episode of the trial "
-        + " / ".join(f"{x:.2f}" for x in summary["by_episode"]),
+        + " / ".join(f"{x:.2f}" for x in f.by_episode),
         "  by shortest path (steps: success, episodes): "
-        + ", ".join(f"{o}: {p:.2f} ({n})" for o, (p, n) in summary["by_distance"].items()),
-        f"  failed episodes: {summary['failed_length']:.1f} steps on average, "
-        f"{summary['failed_at_horizon']:.0%} of them cut at the horizon",
-        f"  by variant: {min(per_variant.values()):.2f} to {max(per_variant.values()):.2f} "
-        f"over {len(per_variant)} variants",
+        + ", ".join(f"{o}: {p:.2f} ({n})" for o, (p, n) in f.by_distance.items()),
+        f"  by variant: {min(f.by_variant.values()):.2f} to {max(f.by_variant.values()):.2f} "
+        f"over {len(f.by_variant)} variants",
     ]
-    if variants:
-        success = [per_variant[v] for v in variants]
-        for key in next(iter(variants.values())):
-            rho, p = stats.spearmanr([variants[v][key] for v in variants], success)
-            lines.append(f"  Spearman with {key}: {rho:+.2f} (p = {p:.3f})")
+    lines += [
+        f"  Spearman with {k}: {rho:+.2f} (p = {p:.3f})" for k, (rho, p) in f.spearman.items()
+    ]
     return "\n".join(lines)
 
 
 def main() -> int:
+    """Parse the arguments, play the trials, print (and with ``--json`` write) the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="an RL^2 run directory or checkpoint")
     parser.add_argument("--family", action="append", help="(repeatable; default: vector)")
@@ -111,21 +133,23 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=64, help="per variant (default: 64)")
     parser.add_argument("--episodes", type=int, default=6, help="per trial (default: 6)")
     parser.add_argument("--mode", action="store_true", help="act with the policy's mode")
-    parser.add_argument("--json", help="also write every family's summary here")
+    parser.add_argument("--json", help="also write every family's numbers here")
     args = parser.parse_args()
     try:
         if args.trials < 1 or args.episodes < 1:
-            raise ConfigError("--trials and --episodes must be >= 1")
+            raise ConfigError(
+                f"--trials and --episodes must be >= 1, got {args.trials} and {args.episodes}"
+            )
         variants = variant_range(args.variants)
         agent, spec, algo, _ = load_agent(args.run)
         if algo != "rl2":
-            raise ConfigError(f"{args.run}: an {algo} run; this needs an rl2 run")
+            raise ConfigError(f"{args.run}: its algo is {algo!r}; this needs an rl2 run")
         families = args.family or ["vector"]
         for family in families:
             if family not in agent.families:
                 raise ConfigError(f"the agent has no encoder for {family!r}")
         torch.set_num_threads(spec.train.threads)
-        summaries = {}
+        found = {}
         for family in families:
             results = {
                 v: run_trial(
@@ -141,15 +165,18 @@ def main() -> int:
                 )  # fmt: skip
                 for v in tqdm(variants, desc=family)
             }
-            bank = None
+            banks = None
             if family == "projected":
                 fam, info = get_family(family), make_world(spec.world, 1).scene_info
-                bank = {v: sensor_bank(fam.variant(v, info)) for v in variants}
-            summaries[family] = summarize(results, spec.world.horizon)
-            print(report(family, summaries[family], bank))
+                banks = {v: sensor_bank(fam.variant(v, info)) for v in variants}
+            found[family] = summarize(results, banks)
+            print(report(family, found[family]))
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(summaries, f, indent=2)
+            try:
+                with open(args.json, "w") as f:
+                    json.dump({k: asdict(v) for k, v in found.items()}, f, indent=2)
+            except OSError as err:
+                raise ConfigError(f"cannot write --json {args.json}: {err.strerror}") from None
     except MetaxmError as err:
         print(f"rl2_failures: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1

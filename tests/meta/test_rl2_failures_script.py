@@ -39,34 +39,51 @@ def test_summary_counts_success_by_distance_episode_and_variant(load_script) -> 
     results = {
         100: trials([[1, 0], [1, 1]], [[1, 3], [3, 1]], [[1, 8], [3, 1]]),
         101: trials([[0, 0], [1, 0]], [[1, 2], [2, 3]], [[8, 8], [2, 5]]),
+        102: trials([[1, 1], [1, 1]], [[2, 2], [1, 1]], [[2, 2], [1, 1]]),
     }
-    s = script.summarize(results, horizon=8)
-    assert s["by_episode"] == pytest.approx([0.75, 0.25])
+    banks = {100: {"gain": 2.0}, 101: {"gain": 3.0}, 102: {"gain": 1.0}}
+    f = script.summarize(results, banks)
+    assert f.by_episode == pytest.approx([5 / 6, 0.5])
     third = pytest.approx(1 / 3)
-    assert s["by_distance"] == {1: (pytest.approx(2 / 3), 3), 2: (0.5, 2), 3: (third, 3)}
-    # failed: 8, 8, 8, 5 steps; three of four cut at the horizon
-    assert s["failed_length"] == pytest.approx(7.25) and s["failed_at_horizon"] == 0.75
-    assert s["by_variant"] == {100: 0.75, 101: 0.25}
-    text = script.report("projected", s, {100: {"gain": 1.0}, 101: {"gain": 2.0}})
-    assert "0.75 / 0.25" in text and "0.25 to 0.75 over 2 variants" in text
+    assert f.by_distance == {1: (0.8, 5), 2: (0.75, 4), 3: (third, 3)}
+    assert f.by_variant == {100: 0.75, 101: 0.25, 102: 1.0}
+    assert f.spearman["gain"][0] == pytest.approx(-1.0)  # success falls as gain rises
+    text = script.report("projected", f)
+    assert "0.83 / 0.50" in text and "0.25 to 1.00 over 3 variants" in text
     assert "Spearman with gain: -1.00" in text
+    assert script.summarize(results).spearman == {}
 
 
-def test_sensor_bank_reads_the_variants_live_sensors(load_script) -> None:
+def test_a_world_without_shortest_paths_is_refused(load_script) -> None:
     script = load_script("rl2_failures")
-    info = make_world(spec_from_dict(SPEC).world, 1).scene_info
-    params = get_family("projected").variant(100, info)
+    with pytest.raises(ConfigError, match="no shortest path"):
+        script.summarize({0: trials([[1, 0]], [[-1, -1]], [[3, 8]])})
+
+
+def test_sensor_bank_reads_live_sensors_only(load_script) -> None:
+    script = load_script("rl2_failures")
+    params = {
+        "weight": torch.tensor([[3.0, 4.0], [0.0, 1.0], [0.0, 0.0]]),  # norms 5, 1; one dead
+        "bias": torch.tensor([0.5, -0.1, 0.0]),
+        "noise": torch.tensor([0.05, 0.05, 0.0]),
+    }
     bank = script.sensor_bank(params)
-    live = int((params["bias"] != 0).sum())
-    assert bank["live sensors"] == live and 16 <= live <= 32
-    assert bank["gain"] > 0 and 0 <= bank["|bias|"] <= 0.5 and 0 <= bank["noise"] <= 0.1
+    assert bank == {
+        "live sensors": 2.0,
+        "gain": 3.0,
+        "|bias|": pytest.approx(0.3),
+        "noise": pytest.approx(0.05),
+    }
+    info = make_world(spec_from_dict(SPEC).world, 1).scene_info
+    real = get_family("projected").variant(100, info)
+    assert script.sensor_bank(real)["live sensors"] == int((real["bias"] != 0).sum())
 
 
 def test_variant_ranges_and_their_errors(load_script) -> None:
     script = load_script("rl2_failures")
     assert script.variant_range("100-103") == [100, 101, 102, 103]
     assert script.variant_range("7") == [7]
-    for bad in ("a-b", "5-3", "-1"):
+    for bad in ("a-b", "5-3", "-1", "100-"):
         with pytest.raises(ConfigError, match="--variants"):
             script.variant_range(bad)
 
@@ -86,6 +103,10 @@ def test_runs_on_a_trained_agent_and_refuses_a_family_it_cannot_read(
     summary = json.loads(written.read_text())["projected"]
     assert len(summary["by_episode"]) == 6 and set(summary["by_variant"]) == {"100", "101"}
     assert sum(n for _, n in summary["by_distance"].values()) == 2 * 4 * 6
+    assert set(summary["spearman"]) == {"live sensors", "gain", "|bias|", "noise"}
+    monkeypatch.setattr("sys.argv", [*argv, "--json", str(tmp_path / "no" / "such" / "x.json")])
+    assert script.main() == 2
+    assert "cannot write --json" in capsys.readouterr().err
     monkeypatch.setattr("sys.argv", [*argv, "--family", "pixels"])
     assert script.main() == 2
     assert "no encoder for 'pixels'" in capsys.readouterr().err
