@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -87,22 +86,22 @@ def summarize(
 ) -> Failures:
     """The module docstring's numbers from one family's trials, keyed by variant; ``banks``:
     each variant's sensor-bank statistics, to correlate with its success."""
-    by_distance: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for r in results.values():
-        if bool((r.optimal < 0).any()):
-            raise ConfigError("the world gives no shortest path to the goal (optimal_steps)")
-        for o, s in zip(r.optimal.flatten().tolist(), r.success.flatten().tolist()):
-            by_distance[o][0] += int(s)
-            by_distance[o][1] += 1
-    success = torch.stack([r.success.double() for r in results.values()])  # (V, B, K)
-    by_variant = dict(zip(results, success.mean((1, 2)).tolist()))
+    every = TrialResult.concat(list(results.values()))
+    if bool((every.optimal < 0).any()):
+        raise ConfigError("the world gives no shortest path to the goal (optimal_steps)")
+    steps, success = every.optimal.flatten(), every.success.flatten().double()
+    by_distance = {
+        d: (float(success[steps == d].mean()), int((steps == d).sum()))
+        for d in steps.unique().tolist()
+    }
+    by_variant = {v: float(r.success.double().mean()) for v, r in results.items()}
     spearman = {}
     for key in next(iter(banks.values())) if banks else ():
         rho, p = stats.spearmanr([banks[v][key] for v in results], list(by_variant.values()))
         spearman[key] = (float(rho), float(p))
     return Failures(
-        by_episode=success.mean((0, 1)).tolist(),
-        by_distance={o: (a / n, n) for o, (a, n) in sorted(by_distance.items())},
+        by_episode=every.curve()["success"],
+        by_distance=by_distance,
         by_variant=by_variant,
         spearman=spearman,
     )
