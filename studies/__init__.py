@@ -8,5 +8,7 @@ Each module measures one question with the library's public pieces; the scripts 
 * :mod:`studies.paraphrases`: instruction encoders on held-out paraphrases
   (``scripts/lang_paraphrases.py``, ``docs/language.md``);
 * :mod:`studies.align_fewshot`: how well k paired steps align a held-out family after
-  pretraining (``scripts/align_fewshot.py``, ``docs/alignment.md``).
+  pretraining (``scripts/align_fewshot.py``, ``docs/alignment.md``);
+* :mod:`studies.results`: the jobs of ``make results`` (``scripts/results.py``), each writing
+  one page of ``docs/results/`` or ``docs/main-report.md``.
 """
