@@ -37,7 +37,8 @@ LIMIT = 0.9  # of the device's memory a single run may plan to use
 def check_spec(spec: Spec) -> None:
     """Refuse a spec whose families cannot render its world, that would not fit in memory, or
     whose agent cannot be trained by its algorithm (a sensory encoder outside RL^2, a probe of
-    visited cells on a world without a layout).
+    visited cells or a coverage bonus on a world without a layout, a coverage bonus that pays
+    as much as a step costs).
 
     Raises:
         ConfigError: one line naming the family and world, or what was estimated and where;
@@ -66,10 +67,18 @@ def check_spec(spec: Spec) -> None:
         )
     resolve_device(spec.device)
     info, horizon = _world_info(spec)
-    if spec.algo == "rl2" and spec.rl2.state_probe_visited and info.layout_size is None:
+    for name in ("state_probe_visited", "coverage_bonus"):
+        if spec.algo == "rl2" and getattr(spec.rl2, name) and info.layout_size is None:
+            raise ConfigError(
+                f"rl2.{name} needs a world whose scenes have a layout (gridnav, minigrid), "
+                f"not {spec.world.name}"
+            )
+    cost = getattr(spec.world, "step_cost", None)
+    bonus = spec.rl2.coverage_bonus if spec.algo == "rl2" else 0.0
+    if bonus and cost is not None and bonus >= cost:
         raise ConfigError(
-            f"rl2.state_probe_visited needs a world whose scenes have a layout (gridnav, "
-            f"minigrid), not {spec.world.name}"
+            f"rl2.coverage_bonus {bonus} is not below world.step_cost {cost}: a step onto a "
+            "new cell would cost nothing, and wandering could pay more than the goal"
         )
     sizes = _observation_sizes(spec, info)
     parts = estimate(spec, sizes, horizon)

@@ -39,6 +39,13 @@ class RL2Config:
             of the world's layout the trial has stood on so far (binary cross-entropy averaged
             over cells, the same weight): the memory a search that goes on into the next
             episode needs. Worlds whose scenes have a layout (GridNav, MiniGrid).
+        coverage_bonus: in training only, a reward added for every step onto a layout cell the
+            episode has not stood on before: shaping toward searching when the goal was
+            misread. Below GridNav's ``step_cost`` it leaves the shortest path to a known goal
+            the best (every step of it is onto a new cell, so each still costs the difference),
+            and a step back onto an old cell costs the whole ``step_cost``. The agent's
+            previous-reward input, its logged return and every evaluation see the world's
+            reward alone. 0 (the default) adds nothing. Worlds whose scenes have a layout.
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """
@@ -50,6 +57,7 @@ class RL2Config:
     state_probe: float = bounded(0.0, 0.0, 100.0)
     state_probe_lags: tuple[int, ...] = bounded((), 1, 4096)
     state_probe_visited: bool = False
+    coverage_bonus: float = bounded(0.0, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         if (self.state_probe_lags or self.state_probe_visited) and not self.state_probe > 0:

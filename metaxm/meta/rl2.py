@@ -300,6 +300,7 @@ class RL2Trainer:
                 self.tasks[family], self.action_generators[family], stats[family],
                 record_state=self.config.state_probe > 0,
                 record_visited=self.config.state_probe_visited,
+                coverage_bonus=self.config.coverage_bonus,
             )  # fmt: skip
             rollout = with_windows(self.agent, family, rollout)  # once, not every epoch
             end = rollout.trial_end

@@ -104,6 +104,8 @@ class TrialState:
         episode: (B,) long, the index of the current episode inside the trial (0-based).
         visited: (B, cells) bool, the layout cells the trial has stood on before this step;
             kept only for ``rl2.state_probe_visited`` (None otherwise).
+        covered: (B, cells) bool, the layout cells the episode has stood on before this step;
+            kept only for ``rl2.coverage_bonus`` (None otherwise).
     """
 
     obs: Tensor
@@ -114,6 +116,7 @@ class TrialState:
     new_trial: Tensor
     episode: Tensor
     visited: Tensor | None = None
+    covered: Tensor | None = None
 
     @classmethod
     def start(cls, agent: Agent, obs: Tensor) -> TrialState:
@@ -255,6 +258,7 @@ def collect_trials(
     stats: TrialStats,
     record_state: bool = False,
     record_visited: bool = False,
+    coverage_bonus: float = 0.0,
 ) -> tuple[TrialRollout, TrialState]:
     """Run the stochastic recurrent policy for ``steps`` steps in every environment of ``env``.
 
@@ -275,6 +279,9 @@ def collect_trials(
             (``TrialRollout.state``).
         record_visited: also record the layout cells each trial has stood on
             (``TrialRollout.visited``; worlds whose scenes have a layout).
+        coverage_bonus: add this to the reward the rollout records for every step onto a
+            layout cell the episode has not stood on before (not for a step that ends the
+            episode); the agent's previous-reward input and ``stats`` keep the world's reward.
 
     Returns:
         the rollout and the state after its last step.
@@ -283,15 +290,17 @@ def collect_trials(
     buf: dict[str, list[Tensor]] = {k: [] for k in TrialRollout.__dataclass_fields__}
     hidden0 = s.hidden
     rows = torch.arange(env.num_envs, device=env.device)
-    visited = s.visited
+    visited, covered = s.visited, s.covered
     for _ in range(steps):
-        if record_state or record_visited:  # the scene s.obs was rendered from
+        if record_state or record_visited or coverage_bonus:  # the scene s.obs was rendered from
             scene = env.world.scene()
             if record_state:
                 buf["state"].append(scene.features)
             if record_visited:
                 visited = _visit(scene, visited, rows)
                 buf["visited"].append(visited)
+            if coverage_bonus:
+                covered = _visit(scene, covered, rows, "rl2.coverage_bonus")
         pd, value, hidden = agent.step(
             s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden
         )
@@ -299,13 +308,19 @@ def collect_trials(
         obs, reward, terminated, truncated, info = env.step(action)
         done = terminated | truncated
         stats.add(done, s.episode, info)
+        shaped = reward
+        if covered is not None:  # the cell stepped onto, new to the episode (not after a reset)
+            onto = _cells(env.world.scene(), "rl2.coverage_bonus")
+            fresh = ~covered[rows, onto] & ~done
+            shaped = reward + coverage_bonus * fresh
+            covered = covered & ~done.unsqueeze(1)
         episode = s.episode + done.long()
         trial_end = episode >= episodes_per_trial
         for k, v in (
             ("obs", s.obs), ("prev_actions", s.prev_action), ("prev_rewards", s.prev_reward),
             ("first", s.first), ("reset", s.new_trial), ("actions", action),
             ("logprobs", agent.head.log_prob(pd, action)), ("values", value),
-            ("rewards", reward), ("trial_end", trial_end),
+            ("rewards", shaped), ("trial_end", trial_end),
         ):  # fmt: skip
             buf[k].append(v)
         ids = trial_end.nonzero().squeeze(1)
@@ -323,6 +338,7 @@ def collect_trials(
             new_trial=trial_end,
             episode=episode * keep,
             visited=None if visited is None else visited & keep.unsqueeze(1),
+            covered=covered,
         )
         visited = s.visited
     last_value = agent.step(s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden)[1]
@@ -332,17 +348,26 @@ def collect_trials(
     return TrialRollout(**out, hidden=hidden0), s
 
 
-def _visit(scene: Any, visited: Tensor | None, rows: Tensor) -> Tensor:
-    """The trials' visited maps with each environment's current layout cell added."""
-    layout = scene.layout
-    if layout is None or layout.agent is None:
-        raise ValueError("rl2.state_probe_visited needs a world whose scenes have a layout")
+def _visit(
+    scene: Any, visited: Tensor | None, rows: Tensor, what: str = "rl2.state_probe_visited"
+) -> Tensor:
+    """The visited maps (B, cells) with each environment's current layout cell added."""
+    cells = _cells(scene, what)
     if visited is None:
-        visited = torch.zeros(len(rows), layout.size**2, dtype=torch.bool, device=rows.device)
-    cells = layout.agent[:, 0] * layout.size + layout.agent[:, 1]
+        size = scene.layout.size
+        visited = torch.zeros(len(rows), size**2, dtype=torch.bool, device=rows.device)
     visited = visited.clone()
     visited[rows, cells] = True
     return visited
+
+
+def _cells(scene: Any, what: str) -> Tensor:
+    """(B,) long, each environment's layout cell (row * size + col); ``what`` names the
+    setting that needs it when the world's scenes have no layout."""
+    layout = scene.layout
+    if layout is None or layout.agent is None:
+        raise ValueError(f"{what} needs a world whose scenes have a layout")
+    return layout.agent[:, 0] * layout.size + layout.agent[:, 1]
 
 
 def replay(agent: Agent, family: str, rollout: TrialRollout) -> tuple[Tensor, Tensor]:
