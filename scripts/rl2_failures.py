@@ -34,7 +34,7 @@ from tqdm import tqdm
 from metaxm.envs import make_world
 from metaxm.errors import ConfigError, MetaxmError
 from metaxm.evaluate.loading import load_agent
-from metaxm.meta.trials import TrialResult, run_trial
+from metaxm.meta.trial_eval import TrialResult, run_trial
 from metaxm.modalities import get_family
 
 SEED = 7

@@ -46,7 +46,7 @@ from metaxm.envs.wrappers import ModalityObservation
 from metaxm.errors import ConfigError, MetaxmError
 from metaxm.evaluate.actor import Actor
 from metaxm.evaluate.loading import load_agent
-from metaxm.meta.trials import Rewire, run_trials
+from metaxm.meta.trial_eval import Rewire, run_trials
 from metaxm.modalities.vector import VectorFamily
 from metaxm.sampler import VARIANT_POOL
 

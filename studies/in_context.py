@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from scipy import stats
 
-from metaxm.meta.trials import Rewire, TrialResult, run_trial
+from metaxm.meta.trial_eval import Rewire, TrialResult, run_trial
 from metaxm.nn.agent import Agent
 
 if TYPE_CHECKING:
@@ -82,10 +82,10 @@ def in_context_study(
         deterministic: act with the policy's mode instead of sampling it.
         rewire: re-draw each trial's variant from its split's pool of that family ``between``
             episodes or ``within`` them, at step ``rewire_at``
-            (:class:`~metaxm.meta.trials.Rewire`): a gain that survives a new wiring between
+            (:class:`~metaxm.meta.trial_eval.Rewire`): a gain that survives a new wiring between
             episodes is memory of the task, read through a wiring the agent meets afresh.
         blind: the agent sees zeros instead of the observations (a control: what it achieves
-            without reading the modality; :func:`~metaxm.meta.trials.run_trials`).
+            without reading the modality; :func:`~metaxm.meta.trial_eval.run_trials`).
 
     Returns:
         ``{split: {family: FamilyTrials}}``; families the agent has no encoder for are left

@@ -332,7 +332,7 @@ class RL2Blind(RL2Control):
     """``rl2``'s trials with every observation zeroed (the same agent, seeds and episodes): what
     the ``rl2`` agent reaches without reading the modality, from the rewards it reads, where
     episodes end and a search; ``rl2``'s rise above it is what it reads
-    (:func:`metaxm.meta.trials.run_trials` with ``blind``)."""
+    (:func:`metaxm.meta.trial_eval.run_trials` with ``blind``)."""
 
     name = "rl2-blind"
     blind = True
@@ -353,7 +353,7 @@ class RL2NewTask(RL2Control):
     """``rl2``'s trials with a new task in every episode after the first (the same agent, seeds
     and variant): what its k episodes teach of the modality, measured, as every other strategy
     is, on a task they did not show; ``rl2``'s margin over it is what the trial found of its
-    one task (:func:`metaxm.meta.trials.run_trial` with ``new_tasks``)."""
+    one task (:func:`metaxm.meta.trial_eval.run_trial` with ``new_tasks``)."""
 
     name = "rl2-newtask"
     new_tasks = True

@@ -9,7 +9,7 @@ from metaxm.learners.policy import AdaptedPolicy
 
 if TYPE_CHECKING:
     from metaxm.envs.task_env import TaskEnv
-    from metaxm.meta.trials import TrialResult
+    from metaxm.meta.trial_eval import TrialResult
 
 
 class RL2(Learner):
@@ -33,7 +33,8 @@ class RL2(Learner):
         return episodes
 
     def adapt(self, env: TaskEnv, episodes: int, seed: int = 0) -> AdaptedPolicy:  # noqa: D102
-        from metaxm.meta.trials import TrialState, run_trials
+        from metaxm.meta.trial_eval import run_trials
+        from metaxm.meta.trials import TrialState
 
         family, variant = self.target(env)
         k = self.rounds(env, episodes)
@@ -60,10 +61,10 @@ class RL2(Learner):
     ) -> TrialResult:
         """``num_trials`` fresh trials of ``episodes`` episodes in ``family:variant``: column k
         of the result is the episode played after k episodes of experience (the evaluator's
-        few-shot curve, :func:`metaxm.meta.trials.run_trial`); ``blind``: the agent sees zeros
+        few-shot curve, :func:`metaxm.meta.trial_eval.run_trial`); ``blind``: the agent sees zeros
         instead of every observation (the control for what it reads); ``new_tasks``: every
         episode after the first on a new task (the control for what it keeps of the task)."""
-        from metaxm.meta.trials import run_trial
+        from metaxm.meta.trial_eval import run_trial
 
         return run_trial(
             self.agent, self.spec.world, family, variant,

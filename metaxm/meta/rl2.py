@@ -6,8 +6,8 @@ one task (a *trial*), does the adapting: the "fast" learner is the GRU's state, 
 learner is the policy-gradient method that trains its weights. Here a task includes a modality
 variant, so the agent must also work out in context how to read an observation stream it has
 not seen before. The trial mechanics (asynchronous per-environment trials, the recurrent
-inputs) and the few-shot API for evaluation (:func:`~metaxm.meta.trials.run_trial`, also
-importable from here) live in :mod:`metaxm.meta.trials`.
+inputs) and the few-shot API for evaluation (:func:`~metaxm.meta.trial_eval.run_trial`, also
+importable from here) live in :mod:`metaxm.meta.trials` and :mod:`metaxm.meta.trial_eval`.
 
 One update (:meth:`RL2Trainer.update`):
 
@@ -66,16 +66,14 @@ from metaxm.build import make_env
 from metaxm.config.rl2 import RL2Config
 from metaxm.envs import has_oracle, make_world
 from metaxm.envs.task_env import TaskEnv
+from metaxm.meta.trial_eval import TrialResult, run_trial, run_trials
 from metaxm.meta.trials import (
-    TrialResult,
     TrialRollout,
     TrialState,
     TrialStats,
     TrialTasks,
     collect_trials,
     replay_hidden,
-    run_trial,
-    run_trials,
     start_trials,
     with_windows,
 )

@@ -13,7 +13,7 @@ from metaxm.envs.seeded import episode_seed
 from metaxm.envs.wrappers import ModalityObservation
 from metaxm.evaluate.actor import Actor
 from metaxm.meta.rl2 import build_rl2_agent
-from metaxm.meta.trials import Rewire, run_trials
+from metaxm.meta.trial_eval import Rewire, run_trials
 from metaxm.modalities.vector import VectorFamily
 from metaxm.nn.agent import build_agent
 from metaxm.spec import spec_from_dict

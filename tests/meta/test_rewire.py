@@ -17,7 +17,7 @@ from metaxm.build import make_env
 from metaxm.envs import WORLDS, SceneInfo, TaskParams, World, register_world
 from metaxm.envs.base import Scene
 from metaxm.meta.rl2 import build_rl2_agent
-from metaxm.meta.trials import Rewire, run_trial, run_trials
+from metaxm.meta.trial_eval import Rewire, run_trial, run_trials
 from metaxm.spec import spec_from_dict
 
 SPEC = spec_from_dict(

@@ -11,7 +11,7 @@ import torch
 
 from metaxm.envs import make_world
 from metaxm.errors import ConfigError
-from metaxm.meta.trials import TrialResult
+from metaxm.meta.trial_eval import TrialResult
 from metaxm.modalities import get_family
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict

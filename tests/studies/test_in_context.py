@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from metaxm.meta.rl2 import build_rl2_agent
-from metaxm.meta.trials import TrialResult
+from metaxm.meta.trial_eval import TrialResult
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
 from studies.in_context import (

@@ -1,0 +1,249 @@
+"""Few-shot evaluation of a recurrent agent: trials of K episodes played without gradients.
+
+:func:`run_trial` builds environments for one modality and runs one trial of K episodes in
+each; :func:`run_trials` does the same on a given TaskEnv. The agent adapts without gradients,
+so one trial of K episodes gives the whole few-shot curve: episode k (0-based) is played after
+k episodes of experience of that task and modality::
+
+    res = run_trial(agent, spec.world, "audio", 7, episodes=8, num_trials=64, seed=1)
+    res.curve()["success"]  # [8]: success after 0, 1, ..., 7 episodes of target experience
+    res.returns             # (64, 8) per trial and episode
+
+An agent trained on trials of ``rl2.episodes_per_trial`` episodes runs on with the state it
+has when asked for more, which measures how far in-context adaptation extends past the trained
+trial length. :class:`Rewire` changes the sensor's wiring during a trial. Training-side trials
+(collecting and replaying them) are :mod:`metaxm.meta.trials`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from metaxm.build import make_env
+from metaxm.envs import TaskParams
+from metaxm.envs.play import Step, play
+from metaxm.envs.task_env import TaskEnv
+from metaxm.meta.trials import TrialState, row_mask
+from metaxm.nn.agent import Agent
+
+
+@dataclass
+class TrialResult:
+    """Per-episode results of B trials of K episodes each, every tensor (B, K).
+
+    Episode index k (0-based) of a trial was played after k episodes of experience of that
+    task and modality, so the column means are the few-shot curve for k = 0 .. K-1.
+
+    Attributes:
+        returns: the episode returns.
+        success: whether the episode succeeded.
+        length: its steps (the horizon where it was cut).
+        optimal: the world's shortest number of steps to the goal from the episode's start
+            (``World.optimal_steps``), or -1 where the world has none.
+        final_state: each trial's carried inputs (``hidden``, ``prev_action``,
+            ``prev_reward``, ``first``) at the end of its K-th episode, (B, ...) each; what an
+            adapted RL^2 policy continues from (:class:`metaxm.learners.RL2`).
+    """
+
+    returns: Tensor
+    success: Tensor
+    length: Tensor
+    optimal: Tensor
+    final_state: dict[str, Tensor] | None = None
+
+    def curve(self) -> dict[str, list[float]]:
+        """Means over trials per episode index: ``{"return": [K], "success": [K], ...}``."""
+        out = {
+            "return": self.returns.double().mean(0).tolist(),
+            "success": self.success.double().mean(0).tolist(),
+            "length": self.length.double().mean(0).tolist(),
+        }
+        if bool((self.optimal >= 0).all()):
+            out["optimal"] = self.optimal.double().mean(0).tolist()
+        return out
+
+    @classmethod
+    def concat(cls, results: Sequence[TrialResult]) -> TrialResult:
+        """The trials of several results, one after the other."""
+        per_episode = ("returns", "success", "length", "optimal")
+        return cls(*(torch.cat([getattr(r, name) for r in results]) for name in per_episode))
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """The curve flattened to ``{prefix + "<key>/ep<k>": mean}`` (k 1-based)."""
+        return {
+            f"{prefix}{key}/ep{i + 1}": v
+            for key, values in self.curve().items()
+            for i, v in enumerate(values)
+        }
+
+
+@dataclass(frozen=True)
+class Rewire:
+    """Re-wire the sensor during a trial: each environment's variant is re-drawn from
+    ``variants`` (the task is kept), so that reading the new wiring and remembering the task
+    can be told apart (``studies/in_context.py``, ``scripts/rl2_trials.py --rewire``).
+
+    Attributes:
+        when: ``between``: as every episode but the last ends, before the next one's first
+            observation; ``within``: at step ``at`` of every episode, mid-episode.
+        variants: the pool a new variant is drawn from (a draw may repeat the current one).
+        at: the step of ``within``.
+        seed: seeds the draws.
+    """
+
+    when: Literal["between", "within"]
+    variants: tuple[int, ...]
+    at: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise ValueError("Rewire needs a pool of variants to draw from")
+        if self.at < 1:
+            raise ValueError(f"Rewire.at must be >= 1, got {self.at}")
+
+    def switch(
+        self, env: TaskEnv, step: Step, episodes: int, gen: torch.Generator
+    ) -> Tensor | None:
+        """Re-wire the environments due at this step; their new observations, or None."""
+        if self.when == "between":
+            due = step.done & (step.count < episodes)
+        else:
+            due = ~step.done & (env.episode_length == self.at) & step.alive
+        ids = due.nonzero().squeeze(1)
+        if ids.numel() == 0:
+            return None
+        draw = torch.randint(len(self.variants), (ids.numel(),), generator=gen)
+        env.set_env_variants(ids, [self.variants[i] for i in draw.tolist()])
+        return env.observe()
+
+
+@torch.no_grad()
+def run_trials(
+    agent: Agent,
+    env: TaskEnv,
+    family: str,
+    episodes: int,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+    rewire: Rewire | None = None,
+    blind: bool = False,
+) -> TrialResult:
+    """Run one trial of ``episodes`` episodes in every environment of ``env``, keeping tasks.
+
+    The environments are reset here and keep the tasks and variants they hold; the hidden state
+    starts at zero and is carried across the episodes (adaptation without gradients).
+
+    Args:
+        agent: a recurrent agent that reads ``family``.
+        env: the environments (B trials at once).
+        family: the family name.
+        episodes: K, the episodes per trial.
+        deterministic: act with the policy's mode instead of sampling it.
+        generator: draws the actions when sampling.
+        rewire: change the trials' variants during them (:class:`Rewire`); None keeps them.
+        blind: the agent sees zeros instead of every observation (it still knows when an
+            episode ends, and the reward where it reads it): what it achieves without reading
+            the modality, a control for what it reads.
+    """
+    b, dev = env.num_envs, env.device
+    rewire_gen = None if rewire is None else torch.Generator().manual_seed(rewire.seed)
+    rows = torch.arange(b, device=dev)
+    optimal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
+    optimal_steps = getattr(env.world, "optimal_steps", None)
+    carry: dict[str, Tensor] = {}  # the inputs of the next step; the first act sets them
+    final: dict[str, Tensor] = {}
+
+    def act(obs: Tensor) -> Tensor:
+        if blind:
+            obs = torch.zeros_like(obs)
+        if not carry:  # a fresh trial, right after play's reset
+            start = TrialState.start(agent, obs)
+            carry.update(hidden=start.hidden, prev_action=start.prev_action,
+                         prev_reward=start.prev_reward, first=start.first)  # fmt: skip
+            final.update(carry)
+            if optimal_steps is not None:
+                optimal[:, 0] = optimal_steps()
+        pd, _, carry["hidden"] = agent.step(
+            obs, family, carry["prev_action"], carry["prev_reward"], carry["first"],
+            carry["hidden"],
+        )  # fmt: skip
+        return agent.head.mode(pd) if deterministic else agent.head.sample(pd, generator)
+
+    def observe(action: Tensor, reward: Tensor, done: Tensor) -> None:
+        carry.update(prev_action=action, prev_reward=reward, first=done)
+
+    def after(step: Step) -> Tensor | None:
+        episode = step.count
+        if optimal_steps is not None:
+            starts = step.done & (episode < episodes)
+            col = episode.clamp(max=episodes - 1)
+            optimal[rows, col] = torch.where(starts, optimal_steps(), optimal[rows, col])
+        ended = step.done & step.alive & (episode == episodes)  # the K-th episode ended
+        for key, value in carry.items():
+            final[key] = torch.where(row_mask(ended, value), value, final[key])
+        return None if rewire is None else rewire.switch(env, step, episodes, rewire_gen)
+
+    played = play(env, act, episodes, observe=observe, after=after)
+    return TrialResult(played.returns, played.success, played.length, optimal, final)
+
+
+def run_trial(
+    agent: Agent,
+    world: Any,
+    family: str,
+    variant: int | Sequence[int],
+    tasks: TaskParams | None = None,
+    episodes: int = 2,
+    num_trials: int | None = None,
+    seed: int = 0,
+    deterministic: bool = False,
+    rewire: Rewire | None = None,
+    blind: bool = False,
+    new_tasks: bool = False,
+) -> TrialResult:
+    """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
+
+    Builds ``num_trials`` environments of ``world`` seen through ``family`` and runs one trial
+    of ``episodes`` episodes in each (:func:`run_trials`). Row b of the result is trial b; its
+    column k is the episode played after k episodes of experience, so one call with K episodes
+    gives the whole few-shot curve k = 0 .. K-1. ::
+
+        res = run_trial(agent, spec.world, "audio", 7, episodes=8, num_trials=64)
+        res.curve()["success"]  # [8] success rate after 0, 1, ..., 7 episodes
+
+    Args:
+        agent: a recurrent agent with an encoder for ``family`` (``Agent.add_family`` adds one).
+        world: a registered world's config (e.g. ``spec.world``).
+        family: the modality family.
+        variant: the variant seed of every trial, or one per trial.
+        tasks: per-trial world task parameters; default: drawn from the world with ``seed``.
+        episodes: K.
+        num_trials: B; default: the number of variants or task rows given, else 1.
+        seed: seeds the world (tasks, starts), the observation noise and the actions.
+        deterministic: act with the policy's mode instead of sampling it.
+        rewire: change the trials' variants during them (:class:`Rewire`).
+        blind: the agent sees zeros instead of the observations (:func:`run_trials`).
+        new_tasks: every episode after the first starts on a new task drawn from the world
+            (the variant kept; ``TaskEnv.resample_tasks``), so that what the trial teaches
+            of the modality is told apart from what it found of the task.
+    """
+    if num_trials is None:
+        if not isinstance(variant, int):
+            num_trials = len(variant)
+        elif tasks is not None:
+            num_trials = int(next(iter(tasks.values())).shape[0])
+        else:
+            num_trials = 1
+    device = next(agent.parameters()).device
+    env = make_env(
+        world, family, variant, num_envs=num_trials, seed=seed, device=device, tasks=tasks,
+        resample_tasks=new_tasks,
+    )  # fmt: skip
+    gen = torch.Generator(device).manual_seed(seed + 1)
+    return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind)
