@@ -63,6 +63,9 @@ make results ONLY="main sine"             # the same through make (installs .ven
   modality, beside a random walk's;
 * ``rl2-failures``: ``scripts/rl2_failures.py`` on ``rl2-memory-every-family``'s agent (run
   that first; about 25 seconds): its success on new tasks by the goal's distance and by variant;
+* ``rl2-coverage-bonus``: ``rl2-memory-every-family``'s agent trained with a reward for each step
+  onto a cell new to its episode (``rl2.coverage_bonus``; run ``main`` first; about 90 minutes
+  to train), measured the same way and with ``scripts/rl2_failures.py``;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;

@@ -31,6 +31,7 @@ from studies.results.headline import (
 )
 from studies.results.reward_free import (
     rl2_channel_memory,
+    rl2_coverage_bonus,
     rl2_every_family,
     rl2_failures,
     rl2_family_out,
@@ -68,6 +69,7 @@ JOBS: dict[str, Callable[[], Path]] = {
     "one-episode-bound": one_episode_bound,
     "reward-signal": reward_signal,
     "rl2-failures": rl2_failures,
+    "rl2-coverage-bonus": rl2_coverage_bonus,
     "translate-priors": translate_priors,
     "walls": walls,
 }

@@ -4,6 +4,7 @@ with inner walls), and the reward-free meta-learned RL^2 agents, with where they
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from studies.results.page import RUNS, beside_main, need_main, rel, study_page
@@ -284,7 +285,51 @@ def rl2_memory_every_family() -> Path:
     colour and sentences by word as ``rl2-every-family`` does (their channels keep their window
     alone), measured on new tasks (``rl2-newtask``) of the main job's held-out modalities and
     of validation variants 100-103 of every family, against ``zeroshot``."""
-    name = "rl2-memory-every-family"
+    return every_family_study(
+        "rl2-memory-every-family", "RL^2 with channel memory, reading every training family",
+        MEMORY_EVERY_FAMILY, "",
+    )  # fmt: skip
+
+
+def rl2_coverage_bonus() -> Path:
+    """``rl2-memory-every-family``'s agent trained with ``rl2.coverage_bonus`` (a reward for each
+    step onto a cell new to its episode, in training only), measured the same way, and where it
+    fails as ``rl2-failures`` measures it (``docs/transfer-studies.md`` section 44)."""
+    name = "rl2-coverage-bonus"
+    out = RUNS / f"{name}-failures.json"
+    failures = ["python", "scripts/rl2_failures.py", rel(RUNS / name / "rl2"), "--family",
+                "vector", "--family", "projected", "--variants", "100-123", "--json",
+                rel(out)]  # fmt: skip
+
+    def where_it_fails() -> list[str]:
+        return ["", "Where it fails (`scripts/rl2_failures.py`, as `rl2-failures`): "
+                + failure_lines(json.loads(out.read_text()))]  # fmt: skip
+
+    return every_family_study(
+        name, "RL^2 with channel memory, reading every family, trained with a coverage bonus",
+        {**MEMORY_EVERY_FAMILY, "rl2.coverage_bonus": COVERAGE_BONUS},
+        f", and {COVERAGE_BONUS} added to the reward of every training step onto a cell new to "
+        "its episode (`rl2.coverage_bonus`; half of GridNav's step cost, set before the run)",
+        [failures], where_it_fails,
+    )  # fmt: skip
+
+
+COVERAGE_BONUS = 0.005
+"""``rl2-coverage-bonus``'s bonus: half of GridNav's ``step_cost``, set before the run was seen."""
+
+
+def every_family_study(
+    name: str,
+    title: str,
+    changed: dict,
+    described: str,
+    controls: list[list[str]] | None = None,
+    control_lines: Callable[[], list[str]] | None = None,
+) -> Path:
+    """The main job's ``rl2`` stage with ``changed`` (``rl2-memory-every-family``'s settings and
+    more, ``described`` in the headline) measured on new tasks (``rl2-newtask``) of the main
+    job's held-out modalities and of validation variants 100-103 of every family, against
+    ``zeroshot``; ``controls`` run after, and ``control_lines()`` ends the headline."""
     job = RUNS / name
     beside_main(job, name, "it is measured beside its zeroshot agent")
     held_out, validation = RUNS / f"{name}-newtask", RUNS / f"{name}-validation"
@@ -292,12 +337,13 @@ def rl2_memory_every_family() -> Path:
     evaluate = ["metaxm", "evaluate", rel(job), "--spec", "tasks/gridnav.yaml", "--strategy",
                 "zeroshot", "--strategy", "rl2-newtask"]  # fmt: skip
     commands = [
-        rl2_train(MEMORY_EVERY_FAMILY, job / "rl2"),
+        rl2_train(changed, job / "rl2"),
         [*evaluate, "--out", rel(held_out)],
         [*evaluate, "--out", rel(validation),
          *[a for v in VALIDATION_EVERY for a in ("--modality", v)]],
         ["python", "scripts/compare_strategies.py", rel(held_out / "report.json"), "rl2-newtask",
          "zeroshot", "--json", rel(compared)],
+        *(controls or []),
     ]  # fmt: skip
 
     def headline() -> str:
@@ -307,18 +353,19 @@ def rl2_memory_every_family() -> Path:
             "not read, each sensory neuron keeping its channel's statistics over 6-episode trials "
             "of new tasks) trained on all four training families, images read by colour and "
             "sentences by word (their channels keep their window alone), 12M steps (section 27's "
-            "3M per family), measured on new tasks (`rl2-newtask`) of the main job's held-out "
-            "modalities: IQM success over 5 seeds, episodes to 80% of source and from which it "
-            "stays there [95% interval]; above `zeroshot`, mean over k >= 1 [95% interval]:",
+            f"3M per family){described}, measured on new tasks (`rl2-newtask`) of the main job's "
+            "held-out modalities: IQM success over 5 seeds, episodes to 80% of source and from "
+            "which it stays there [95% interval]; above `zeroshot`, mean over k >= 1 [95% "
+            "interval]:",
             "",
         ]
         above = {mid: "; above zeroshot {point:+.2f} [{low:+.2f}, {high:+.2f}]".format(**d["mean"])
                  for mid, d in diffs.items()}  # fmt: skip
         lines += newtask_lines(held_out / "report.json", above)
         lines += validation_means(validation / "report.json", "rl2-newtask")
+        lines += control_lines() if control_lines else []
         return "\n".join(lines)
 
-    title = "RL^2 with channel memory, reading every training family"
     return study_page(name, title, commands, headline)
 
 
@@ -331,31 +378,38 @@ def rl2_failures() -> Path:
                "projected", "--variants", "100-123", "--json", rel(out)]  # fmt: skip
 
     def headline() -> str:
-        rows = json.loads(out.read_text())
-
-        def pooled(by: dict, low: int, high: int) -> str:
-            got = [(p * n, n) for o, (p, n) in by.items() if low <= int(o) <= high]
-            total = sum(n for _, n in got)
-            return f"{sum(a for a, _ in got) / total:.2f}" if total else "none played"
-
-        parts = []
-        for family, f in rows.items():
-            line = (
-                f"{family}: {min(f['by_episode']):.2f}-{max(f['by_episode']):.2f} over the "
-                f"trial's 6 episodes; {pooled(f['by_distance'], 1, 1)} with the goal 1 step away,"
-                f" {pooled(f['by_distance'], 2, 6)} at 2-6 steps, "
-                f"{pooled(f['by_distance'], 7, 99)} at 7 or more; by variant "
-                f"{min(f['by_variant'].values()):.2f}-{max(f['by_variant'].values()):.2f}"
-            )
-            if f["spearman"]:
-                line += ", Spearman with the sensor bank " + ", ".join(
-                    f"{k} {rho:+.2f} (p = {p:.2f})" for k, (rho, p) in f["spearman"].items()
-                )
-            parts.append(line)
         return (
             "`rl2-memory-every-family`'s agent on new tasks (validation variants 100-123, 64 "
-            "trials of 6 episodes each, a new task every episode), success: " + "; ".join(parts)
+            "trials of 6 episodes each, a new task every episode), success: "
+            + failure_lines(json.loads(out.read_text()))
         )
 
     return study_page("rl2-failures", "Where the reward-free RL^2 agent fails", [command],
                       headline)  # fmt: skip
+
+
+def failure_lines(rows: dict) -> str:
+    """``scripts/rl2_failures.py``'s JSON in a sentence per family: success over the trial's
+    episodes, by the goal's distance from the start, by variant, and its Spearman correlations
+    with the sensor bank."""
+
+    def pooled(by: dict, low: int, high: int) -> str:
+        got = [(p * n, n) for o, (p, n) in by.items() if low <= int(o) <= high]
+        total = sum(n for _, n in got)
+        return f"{sum(a for a, _ in got) / total:.2f}" if total else "none played"
+
+    parts = []
+    for family, f in rows.items():
+        line = (
+            f"{family}: {min(f['by_episode']):.2f}-{max(f['by_episode']):.2f} over the "
+            f"trial's 6 episodes; {pooled(f['by_distance'], 1, 1)} with the goal 1 step away,"
+            f" {pooled(f['by_distance'], 2, 6)} at 2-6 steps, "
+            f"{pooled(f['by_distance'], 7, 99)} at 7 or more; by variant "
+            f"{min(f['by_variant'].values()):.2f}-{max(f['by_variant'].values()):.2f}"
+        )
+        if f["spearman"]:
+            line += ", Spearman with the sensor bank " + ", ".join(
+                f"{k} {rho:+.2f} (p = {p:.2f})" for k, (rho, p) in f["spearman"].items()
+            )
+        parts.append(line)
+    return "; ".join(parts)
