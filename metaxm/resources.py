@@ -75,6 +75,11 @@ def check_spec(spec: Spec) -> None:
             )
     cost = getattr(spec.world, "step_cost", None)
     bonus = spec.rl2.coverage_bonus if spec.algo == "rl2" else 0.0
+    if bonus and cost is None:
+        raise ConfigError(
+            f"rl2.coverage_bonus needs a world that charges a step_cost (gridnav), not "
+            f"{spec.world.name}: without one, wandering onto new cells could pay more than the goal"
+        )
     if bonus and cost is not None and bonus >= cost:
         raise ConfigError(
             f"rl2.coverage_bonus {bonus} is not below world.step_cost {cost}: a step onto a "

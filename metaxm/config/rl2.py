@@ -45,7 +45,8 @@ class RL2Config:
             the best (every step of it is onto a new cell, so each still costs the difference),
             and a step back onto an old cell costs the whole ``step_cost``. The agent's
             previous-reward input, its logged return and every evaluation see the world's
-            reward alone. 0 (the default) adds nothing. Worlds whose scenes have a layout.
+            reward alone. 0 (the default) adds nothing. Worlds whose scenes have a layout and
+            whose steps cost (GridNav); refused elsewhere, and at or above the step cost.
 
     The weight of the alignment auxiliary loss is the ``align`` section's ``weight``.
     """

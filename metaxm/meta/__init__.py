@@ -1,4 +1,5 @@
-"""Meta-learning outer loops: MAML (:mod:`.maml`) and RL^2 (:mod:`.rl2`, :mod:`.trials`).
+"""Meta-learning outer loops: MAML (:mod:`.maml`) and RL^2 (:mod:`.rl2`, :mod:`.trials`,
+:mod:`.trial_eval`).
 
 Import the modules directly; this package imports nothing heavy. ``MAML`` and ``MetaSGD``
 (:mod:`.functional`, learn2learn's API for any module) are exported lazily: ``from

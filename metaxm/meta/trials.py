@@ -279,7 +279,7 @@ def collect_trials(
     buf: dict[str, list[Tensor]] = {k: [] for k in TrialRollout.__dataclass_fields__}
     hidden0 = s.hidden
     rows = torch.arange(env.num_envs, device=env.device)
-    visited, covered = s.visited, s.covered
+    visited, covered = s.visited, (s.covered if coverage_bonus else None)
     for _ in range(steps):
         if record_state or record_visited or coverage_bonus:  # the scene s.obs was rendered from
             scene = env.world.scene()
@@ -298,7 +298,7 @@ def collect_trials(
         done = terminated | truncated
         stats.add(done, s.episode, info)
         shaped = reward
-        if covered is not None:  # the cell stepped onto, new to the episode (not after a reset)
+        if covered is not None and coverage_bonus:  # stepped onto a cell new to the episode
             onto = _cells(env.world.scene(), "rl2.coverage_bonus")
             fresh = ~covered[rows, onto] & ~done
             shaped = reward + coverage_bonus * fresh

@@ -3,7 +3,8 @@ page of ``docs/`` with its headline number, its command, commit and wall-clock t
 
 The jobs live in modules by kind (:mod:`~studies.results.headline`,
 :mod:`~studies.results.bench`, :mod:`~studies.results.sensory`,
-:mod:`~studies.results.reward_free`, :mod:`~studies.results.adaptation`), on the plumbing of
+:mod:`~studies.results.reward_free`, with the RL^2 settings it shares in
+:mod:`~studies.results.rl2_stage`, :mod:`~studies.results.adaptation`), on the plumbing of
 :mod:`~studies.results.page`. A new job is a function that returns the page it wrote, added to
 :data:`JOBS`.
 """

@@ -291,6 +291,10 @@ def rl2_memory_every_family() -> Path:
     )  # fmt: skip
 
 
+COVERAGE_BONUS = 0.005
+"""``rl2-coverage-bonus``'s bonus: half of GridNav's ``step_cost``, set before the run was seen."""
+
+
 def rl2_coverage_bonus() -> Path:
     """``rl2-memory-every-family``'s agent trained with ``rl2.coverage_bonus`` (a reward for each
     step onto a cell new to its episode, in training only), measured the same way, and where it
@@ -312,10 +316,6 @@ def rl2_coverage_bonus() -> Path:
         "its episode (`rl2.coverage_bonus`; half of GridNav's step cost, set before the run)",
         [failures], where_it_fails,
     )  # fmt: skip
-
-
-COVERAGE_BONUS = 0.005
-"""``rl2-coverage-bonus``'s bonus: half of GridNav's ``step_cost``, set before the run was seen."""
 
 
 def every_family_study(

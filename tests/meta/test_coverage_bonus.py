@@ -31,13 +31,16 @@ def spec(bonus: float, **world: Any) -> Any:
     )
 
 
+CHUNK, CHUNKS = 4, 6  # short chunks: episodes (horizon 6) run across their boundaries
+
+
 def chunks(bonus: float) -> tuple[list[Any], TrialState, TrialStats]:
-    """Two rollout chunks of the same seeded trainer, with the bonus or without."""
+    """Rollout chunks of the same seeded trainer, with the bonus or without."""
     trainer = RL2Trainer(spec(bonus))
     state, out, stats = trainer.states["vector"], [], TrialStats(2)
-    for seed in (0, 1):
+    for seed in range(CHUNKS):
         rollout, state = collect_trials(
-            trainer.agent, trainer.envs["vector"], "vector", state, 12, 2,
+            trainer.agent, trainer.envs["vector"], "vector", state, CHUNK, 2,
             trainer.tasks["vector"], torch.Generator().manual_seed(seed), stats,
             record_state=True, coverage_bonus=bonus,
         )  # fmt: skip
@@ -52,23 +55,31 @@ def test_a_step_onto_a_cell_new_to_the_episode_earns_the_bonus_and_nothing_else_
         for field in ("obs", "actions", "prev_rewards", "first", "reset"):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
     assert plain_stats.summary() == shaped_stats.summary()  # logged returns: the world's
+    steps = CHUNK * CHUNKS
     states = torch.cat([c.state for c in shaped])  # (24, 8, 4): the scene before each step
     first = torch.cat([c.first for c in shaped])
     added = torch.cat([b.rewards - a.rewards for a, b in zip(plain, shaped, strict=True)])
     cells = ((states[..., :2] + 1) * 1.5).round().long()
     cell = cells[..., 0] * 4 + cells[..., 1]
-    paid = 0
+    paid, carried = 0, 0
     for b in range(8):
-        for t in range(23):  # step t's cell onto is step t + 1's, unless step t ended it
+        for t in range(steps - 1):  # step t's cell onto is step t + 1's, unless step t ended it
             start = max(s for s in range(t + 1) if s == 0 or first[s, b])
             if first[t + 1, b]:
                 expected = 0.0
             else:
                 expected = BONUS * float(bool((cell[start : t + 1, b] != cell[t + 1, b]).all()))
+                # a revisit of a cell the episode stood on only in an earlier chunk: 0 only if
+                # the covered map crossed the chunk boundary
+                chunk_start = (t // CHUNK) * CHUNK
+                seen_before = cell[start:chunk_start, b] == cell[t + 1, b]
+                seen_since = cell[max(start, chunk_start) : t + 1, b] == cell[t + 1, b]
+                carried += bool(seen_before.any()) and not bool(seen_since.any())
             assert added[t, b].item() == pytest.approx(expected, abs=1e-7), (t, b)
             paid += expected > 0
     assert paid > 20  # the walks do reach new cells (and revisit others: checked as 0 above)
     assert (added.abs() < 1e-7).sum() > 20
+    assert carried > 0  # the case a map dropped at each chunk's start would pay wrongly
     assert state.covered is not None
     restored = TrialState.from_state_dict(state.state_dict(), "cpu")
     assert restored.covered is not None and torch.equal(restored.covered, state.covered)
@@ -104,3 +115,13 @@ def test_a_bonus_that_pays_as_much_as_a_step_costs_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match="coverage_bonus needs a world whose scenes have"):
         check_spec(cartpole)
+    pointnav = spec_from_dict(
+        {
+            "world": {"name": "pointnav"},
+            "modalities": {"train": {"vector": 2}},
+            "algo": "rl2",
+            "rl2": {"coverage_bonus": BONUS},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"coverage_bonus needs a world that charges a step_cost"):
+        check_spec(pointnav)  # a layout, but no step cost to stay under
