@@ -37,8 +37,8 @@ LIMIT = 0.9  # of the device's memory a single run may plan to use
 def check_spec(spec: Spec) -> None:
     """Refuse a spec whose families cannot render its world, that would not fit in memory, or
     whose agent cannot be trained by its algorithm (a sensory encoder outside RL^2, a probe of
-    visited cells or a coverage bonus on a world without a layout, a coverage bonus that pays
-    as much as a step costs).
+    visited cells or a coverage bonus on a world without a layout, a coverage bonus on a world
+    that charges no step cost or at or above the cost it charges).
 
     Raises:
         ConfigError: one line naming the family and world, or what was estimated and where;
