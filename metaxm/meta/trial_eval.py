@@ -28,7 +28,7 @@ from metaxm.build import make_env
 from metaxm.envs import TaskParams
 from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
-from metaxm.meta.trials import TrialState, row_mask
+from metaxm.meta.trials import TrialState, layout_cells, row_mask
 from metaxm.nn.agent import Agent
 
 
@@ -48,6 +48,11 @@ class TrialResult:
         final_state: each trial's carried inputs (``hidden``, ``prev_action``,
             ``prev_reward``, ``first``) at the end of its K-th episode, (B, ...) each; what an
             adapted RL^2 policy continues from (:class:`metaxm.learners.RL2`).
+        goal_cell: with ``run_trials(layout=True)``: the episode's goal as a layout cell
+            (``row * size + col``), -1 where the layout shows no goal; None otherwise.
+        cells: with ``layout=True``: the distinct layout cells the episode stood on before
+            its last step, its start included (how far a failed episode searched); None
+            otherwise.
     """
 
     returns: Tensor
@@ -55,6 +60,8 @@ class TrialResult:
     length: Tensor
     optimal: Tensor
     final_state: dict[str, Tensor] | None = None
+    goal_cell: Tensor | None = None
+    cells: Tensor | None = None
 
     def curve(self) -> dict[str, list[float]]:
         """Means over trials per episode index: ``{"return": [K], "success": [K], ...}``."""
@@ -71,7 +78,11 @@ class TrialResult:
     def concat(cls, results: Sequence[TrialResult]) -> TrialResult:
         """The trials of several results, one after the other."""
         per_episode = ("returns", "success", "length", "optimal")
-        return cls(*(torch.cat([getattr(r, name) for r in results]) for name in per_episode))
+        out = cls(*(torch.cat([getattr(r, name) for r in results]) for name in per_episode))
+        for name in ("goal_cell", "cells"):  # kept where every result has them
+            if all(getattr(r, name) is not None for r in results):
+                setattr(out, name, torch.cat([getattr(r, name) for r in results]))
+        return out
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         """The curve flattened to ``{prefix + "<key>/ep<k>": mean}`` (k 1-based)."""
@@ -123,6 +134,56 @@ class Rewire:
         return env.observe()
 
 
+class _LayoutLog:
+    """Each episode's goal cell and the layout cells it stood on, for ``run_trials(layout=True)``.
+
+    Read from the world's scene after every step; an episode's coverage is the cells it stood on
+    before its last step (the step that ends it lands where the next episode's reset moves it
+    away from).
+    """
+
+    def __init__(self, env: TaskEnv, episodes: int) -> None:
+        b, dev = env.num_envs, env.device
+        self.world, self.episodes = env.world, episodes
+        self.rows = torch.arange(b, device=dev)
+        self.goal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
+        self.cells = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
+        self.covered = torch.zeros(b, 0, dtype=torch.bool, device=dev)
+
+    def _here(self) -> tuple[Tensor, Tensor]:
+        """Every environment's layout cell and its goal's (-1 where the layout shows none)."""
+        scene = self.world.scene()
+        cells = layout_cells(scene, "run_trials(layout=True)")
+        layout = scene.layout
+        if self.covered.shape[1] != layout.size**2:
+            n = layout.size**2
+            self.covered = torch.zeros(len(self.rows), n, dtype=torch.bool, device=cells.device)
+        goal = layout.goal
+        if goal is None:
+            return cells, torch.full_like(cells, -1)
+        return cells, goal[:, 0] * layout.size + goal[:, 1]
+
+    def start(self) -> None:
+        """At the trial's first observation."""
+        cells, goal = self._here()
+        self.goal[:, 0] = goal
+        self.covered[:] = False
+        self.covered[self.rows, cells] = True
+
+    def after(self, step: Step) -> None:
+        """After every step: close the episodes that ended, open the ones that start."""
+        cells, goal = self._here()
+        rows, k = self.rows, self.episodes
+        ended = step.done & step.alive
+        last = (step.count - 1).clamp(0, k - 1)  # the index of the episode that ended
+        self.cells[rows, last] = torch.where(ended, self.covered.sum(1), self.cells[rows, last])
+        starts = step.done & (step.count < k)
+        col = step.count.clamp(max=k - 1)
+        self.goal[rows, col] = torch.where(starts, goal, self.goal[rows, col])
+        self.covered &= ~step.done.unsqueeze(1)
+        self.covered[rows, cells] = True
+
+
 @torch.no_grad()
 def run_trials(
     agent: Agent,
@@ -133,6 +194,7 @@ def run_trials(
     generator: torch.Generator | None = None,
     rewire: Rewire | None = None,
     blind: bool = False,
+    layout: bool = False,
 ) -> TrialResult:
     """Run one trial of ``episodes`` episodes in every environment of ``env``, keeping tasks.
 
@@ -150,6 +212,8 @@ def run_trials(
         blind: the agent sees zeros instead of every observation (it still knows when an
             episode ends, and the reward where it reads it): what it achieves without reading
             the modality, a control for what it reads.
+        layout: also record each episode's goal cell and the cells it stood on
+            (``TrialResult.goal_cell`` and ``.cells``; worlds whose scenes have a layout).
     """
     b, dev = env.num_envs, env.device
     rewire_gen = None if rewire is None else torch.Generator().manual_seed(rewire.seed)
@@ -158,6 +222,7 @@ def run_trials(
     optimal_steps = getattr(env.world, "optimal_steps", None)
     carry: dict[str, Tensor] = {}  # the inputs of the next step; the first act sets them
     final: dict[str, Tensor] = {}
+    log = _LayoutLog(env, episodes) if layout else None
 
     def act(obs: Tensor) -> Tensor:
         if blind:
@@ -169,6 +234,8 @@ def run_trials(
             final.update(carry)
             if optimal_steps is not None:
                 optimal[:, 0] = optimal_steps()
+            if log is not None:
+                log.start()
         pd, _, carry["hidden"] = agent.step(
             obs, family, carry["prev_action"], carry["prev_reward"], carry["first"],
             carry["hidden"],
@@ -184,13 +251,18 @@ def run_trials(
             starts = step.done & (episode < episodes)
             col = episode.clamp(max=episodes - 1)
             optimal[rows, col] = torch.where(starts, optimal_steps(), optimal[rows, col])
+        if log is not None:
+            log.after(step)
         ended = step.done & step.alive & (episode == episodes)  # the K-th episode ended
         for key, value in carry.items():
             final[key] = torch.where(row_mask(ended, value), value, final[key])
         return None if rewire is None else rewire.switch(env, step, episodes, rewire_gen)
 
     played = play(env, act, episodes, observe=observe, after=after)
-    return TrialResult(played.returns, played.success, played.length, optimal, final)
+    result = TrialResult(played.returns, played.success, played.length, optimal, final)
+    if log is not None:
+        result.goal_cell, result.cells = log.goal, log.cells
+    return result
 
 
 def run_trial(
@@ -206,6 +278,7 @@ def run_trial(
     rewire: Rewire | None = None,
     blind: bool = False,
     new_tasks: bool = False,
+    layout: bool = False,
 ) -> TrialResult:
     """Few-shot evaluation of a recurrent agent on one modality: K episodes in context.
 
@@ -232,6 +305,8 @@ def run_trial(
         new_tasks: every episode after the first starts on a new task drawn from the world
             (the variant kept; ``TaskEnv.resample_tasks``), so that what the trial teaches
             of the modality is told apart from what it found of the task.
+        layout: also record each episode's goal cell and the cells it stood on
+            (:func:`run_trials`).
     """
     if num_trials is None:
         if not isinstance(variant, int):
@@ -246,4 +321,4 @@ def run_trial(
         resample_tasks=new_tasks,
     )  # fmt: skip
     gen = torch.Generator(device).manual_seed(seed + 1)
-    return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind)
+    return run_trials(agent, env, family, episodes, deterministic, gen, rewire, blind, layout)

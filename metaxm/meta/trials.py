@@ -299,7 +299,7 @@ def collect_trials(
         stats.add(done, s.episode, info)
         shaped = reward
         if covered is not None and coverage_bonus:  # stepped onto a cell new to the episode
-            onto = _cells(env.world.scene(), "rl2.coverage_bonus")
+            onto = layout_cells(env.world.scene(), "rl2.coverage_bonus")
             fresh = ~covered[rows, onto] & ~done
             shaped = reward + coverage_bonus * fresh
             covered = covered & ~done.unsqueeze(1)
@@ -341,7 +341,7 @@ def _visit(
     scene: Any, visited: Tensor | None, rows: Tensor, what: str = "rl2.state_probe_visited"
 ) -> Tensor:
     """The visited maps (B, cells) with each environment's current layout cell added."""
-    cells = _cells(scene, what)
+    cells = layout_cells(scene, what)
     if visited is None:
         size = scene.layout.size
         visited = torch.zeros(len(rows), size**2, dtype=torch.bool, device=rows.device)
@@ -350,7 +350,7 @@ def _visit(
     return visited
 
 
-def _cells(scene: Any, what: str) -> Tensor:
+def layout_cells(scene: Any, what: str) -> Tensor:
     """(B,) long, each environment's layout cell (row * size + col); ``what`` names the
     setting that needs it when the world's scenes have no layout."""
     layout = scene.layout

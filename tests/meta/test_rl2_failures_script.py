@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from metaxm.build import make_env
 from metaxm.envs import make_world
 from metaxm.errors import ConfigError
 from metaxm.meta.trial_eval import TrialResult
@@ -52,6 +53,53 @@ def test_summary_counts_success_by_distance_episode_and_variant(load_script) -> 
     assert "0.83 / 0.50" in text and "0.25 to 1.00 over 3 variants" in text
     assert "Spearman with gain: -1.00" in text
     assert script.summarize(results).spearman == {}
+
+
+def test_rings_and_the_failed_episodes_coverage(load_script) -> None:
+    script = load_script("rl2_failures")
+    cells = torch.arange(49)
+    rings = script.ring(cells, 7).view(7, 7)
+    assert rings[3, 3] == 0 and rings[2, 4] == 1 and rings[1, 3] == 2 and rings[0, 6] == 3
+    assert script.ring(torch.arange(16), 4).view(4, 4).tolist()[0] == [1, 1, 1, 1]  # even side
+    result = trials([[1, 0], [0, 1]], [[1, 2], [3, 1]], [[1, 8], [8, 2]])
+    result.goal_cell = torch.tensor([[24, 8], [0, 24]])  # rings 0, 2 / 3, 0 on a 7 x 7 grid
+    result.cells = torch.tensor([[1, 7], [5, 2]])
+    f = script.summarize({100: result}, size=7)
+    assert f.by_ring == {0: (1.0, 2), 2: (0.0, 1), 3: (0.0, 1)}
+    assert f.ring_by_episode[0] == [1.0, 1.0]
+    assert f.ring_by_episode[2][1] == 0.0 and f.ring_by_episode[2][0] != f.ring_by_episode[2][0]
+    assert f.failed_cells == 6.0  # the two failed episodes: 7 and 5 cells
+    text = script.report("vector", f)
+    assert "by the goal's ring (0: the centre; success, episodes): 0: 1.00 (2)" in text
+    assert "ring 2 by episode of the trial: nan / 0.00" in text and "6.0 distinct cells" in text
+    assert script.summarize({100: result}).by_ring == {}  # no layout size: no rings
+
+
+def test_gain_sets_only_the_named_features_channels(load_script) -> None:
+    script = load_script("rl2_failures")
+    spec = spec_from_dict(SPEC)
+    env = make_env(spec.world, "vector", [100, 101, 102], num_envs=3, seed=0)
+    perm, gain = env.params["perm"].clone(), env.params["gain"].clone()
+    script.set_gains(env, {"goal_row": 1.0, "goal_col": 2.0})
+    row, col = perm == 2, perm == 3
+    assert torch.equal(env.params["gain"][row], gain[row].sign())
+    assert torch.equal(env.params["gain"][col], 2 * gain[col].sign())
+    assert torch.equal(env.params["gain"][~(row | col)], gain[~(row | col)])
+    assert bool((gain[row | col].abs() != 1).all())  # the variants' own scales were not 1
+    obs = env.reset()
+    features = env.world.scene().features
+    for b, j in (row | col).nonzero().tolist():
+        want = features[b, perm[b, j]] * env.params["gain"][b, j]
+        assert obs[b, j] == pytest.approx(float(want))
+    with pytest.raises(ConfigError, match="has no feature 'goal_x'"):
+        script.set_gains(env, {"goal_x": 1.0})
+    projected = make_env(spec.world, "projected", 100, num_envs=1, seed=0)
+    with pytest.raises(ConfigError, match="needs the vector family, not 'projected'"):
+        script.set_gains(projected, {"goal_row": 1.0})
+    assert script.gain_setting("goal_row=0.5") == ("goal_row", 0.5)
+    for bad in ("goal_row", "goal_row=", "=2", "goal_row=-1", "goal_row=x"):
+        with pytest.raises(ConfigError, match="--gain must be NAME=G"):
+            script.gain_setting(bad)
 
 
 def test_a_world_without_shortest_paths_is_refused(load_script) -> None:
@@ -104,6 +152,8 @@ def test_runs_on_a_trained_agent_and_refuses_a_family_it_cannot_read(
     assert len(summary["by_episode"]) == 6 and set(summary["by_variant"]) == {"100", "101"}
     assert sum(n for _, n in summary["by_distance"].values()) == 2 * 4 * 6
     assert set(summary["spearman"]) == {"live sensors", "gain", "|bias|", "noise"}
+    assert sum(n for _, n in summary["by_ring"].values()) == 2 * 4 * 6  # rings 0..1 of 4 x 4
+    assert "distinct cells on average" in out or summary["failed_cells"] is None
     monkeypatch.setattr("sys.argv", [*argv, "--json", str(tmp_path / "no" / "such" / "x.json")])
     assert script.main() == 2
     assert "cannot write --json" in capsys.readouterr().err
