@@ -66,6 +66,13 @@ make results ONLY="main sine"             # the same through make (installs .ven
 * ``rl2-coverage-bonus``: ``rl2-memory-every-family``'s agent trained with a reward for each step
   onto a cell new to its episode (``rl2.coverage_bonus``; run ``main`` first; about 90 minutes
   to train), measured the same way and with ``scripts/rl2_failures.py``;
+* ``rl2-goal-gain``: ``scripts/rl2_failures.py`` on ``rl2-memory-every-family``'s agent (run
+  that first; about 3 minutes): its success by the goal's place on the grid, with every vector
+  variant's goal channels as drawn and at gain 1, 0.5 and 2, beside pixels and text;
+* ``rl2-scaled-value``: ``rl2-memory-every-family``'s agent with each sensory neuron also
+  reading its channel's value over the trial's root mean square of it
+  (``agent.sensory_scaled``; run ``main`` first; about 90 minutes to train), measured the same
+  way and as ``rl2-goal-gain`` measures it;
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;

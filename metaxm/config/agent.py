@@ -45,6 +45,9 @@ class AgentConfig:
             of a wiring reaches the trial's next episode (:mod:`metaxm.nn.channel_stats`). Channel
             families only: symbol channels (``sensory_images: colours``, ``sensory_text:
             words``) keep their window alone, their statistics zero.
+        sensory_scaled: with ``sensory_memory: trial``, each neuron also reads its channel's
+            current value divided by the root mean square of its values over the trial, a
+            reading its gain does not change (:mod:`metaxm.nn.channel_stats`).
         sensory_images: how a sensory agent reads RGB images (``pixels``): ``conv``, their
             own convolutional encoder; ``colours``, three channels per colour of the frame
             (where its pixels lie, how much of the image it covers) read by the sensory
@@ -92,6 +95,7 @@ class AgentConfig:
     sensory_lags: int = bounded(1, 1, 63)
     sensory_sign: Literal["learned", "invariant"] = "learned"
     sensory_memory: Literal["window", "trial"] = "window"
+    sensory_scaled: bool = False
     sensory_images: Literal["conv", "colours"] = "conv"
     sensory_text: Literal["tokens", "words"] = "tokens"
     encoder_width: int = bounded(128, 1, 8192)
@@ -134,6 +138,8 @@ class AgentConfig:
             raise ValueError("token_layers, layers, conv_layers and adapter_rank must be >= 0")
         if self.sensory_memory == "trial" and self.sensory_window < 2:
             raise ValueError("sensory_memory: trial needs sensory_window >= 2")
+        if self.sensory_scaled and self.sensory_memory != "trial":
+            raise ValueError("sensory_scaled needs sensory_memory: trial")
         if self.pool_queries < 1:
             raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
         if not 1 <= self.sensory_lags <= max(self.sensory_window - 1, 1):

@@ -15,7 +15,13 @@ channel it read. The statistics carry it, per channel:
   channel's value when the agent chose each action, against its mean, divided by its spread
   (how the agent answers the channel: a goal's channel is high when the agent goes one way to
   reach it, which says in the agent's own actions which way it points); and the mean value;
-* even: the value's standard deviation and the root mean square change.
+* even: the value's standard deviation and the root mean square change;
+* with ``agent.sensory_scaled``, one more odd statistic: the channel's current value divided by
+  the root mean square of its values over the trial. A channel's gain multiplies its value and
+  that root mean square alike, so the ratio is the same whatever the gain: a constant channel
+  (GridNav's goal) is read on the scale of the values it has shown, which a neuron that gets
+  the value and its spread apart would have to divide out itself (``docs/transfer-studies.md``
+  section 45 found the agent reading a goal's channel as though its gain were about 1).
 
 A change is counted only between two steps of one episode (the done flag ``first`` is false),
 so that the jump of a reset, or of a new task's goal, is not read as an answer to an action.
@@ -64,22 +70,25 @@ class ChannelStats:
 
     The carried sums are, per channel, ``sum dx * e_a`` (A), ``sum x_prev * e_a`` (A, the value
     before the action), ``sum dx^2``, ``sum x``, ``sum x^2``, and, shared by the channels, ``sum
-    e_a^2`` over the counted changes (A), their count, and the count of steps.
+    e_a^2`` over the counted changes (A), their count, and the count of steps. ``scaled`` adds
+    the scaled value (from the same sums) to the statistics, not to the sums.
     """
 
-    def __init__(self, channels: int, actions: int) -> None:
+    def __init__(self, channels: int, actions: int, scaled: bool = False) -> None:
         self.channels = channels
         self.actions = actions
+        self.scaled = scaled
 
     @property
     def features(self) -> int:
-        """What a neuron reads per channel: 2A + 1 odd in the sign, then 2 even."""
-        return 2 * self.actions + 3
+        """What a neuron reads per channel: 2A + 1 odd in the sign (2A + 2 when ``scaled``),
+        then 2 even."""
+        return self.odd + 2
 
     @property
     def odd(self) -> int:
         """How many of :attr:`features` (the first ones) flip with the channel's sign."""
-        return 2 * self.actions + 1
+        return 2 * self.actions + 1 + int(self.scaled)
 
     @property
     def width(self) -> int:
@@ -126,5 +135,9 @@ class ChannelStats:
         std = (own[..., 2 * a + 2] / steps - mean * mean).clamp(min=0).sqrt()
         given = (own[..., a : 2 * a] - pushes * mean[..., None]) / (pushes + 1)
         given = given / (std[..., None] + FLOOR)
-        stats = torch.cat((slope, given, mean[..., None], std[..., None], rms[..., None]), -1)
+        odd = [slope, given, mean[..., None]]
+        if self.scaled:  # the value on the scale of the values the trial has shown
+            spread = (own[..., 2 * a + 2] / steps).sqrt()
+            odd.append((values / (spread + FLOOR))[..., None])
+        stats = torch.cat((*odd, std[..., None], rms[..., None]), -1)
         return stats, sums[-1]

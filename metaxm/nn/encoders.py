@@ -222,14 +222,15 @@ def make_encoder(
         from metaxm.nn.sensory import SensoryChannels, sensory_channels
 
         trial = config.sensory_memory == "trial"
+        memory = {"trial": trial, "scaled": config.sensory_scaled}
         if sensory_channels(space) is not None:
-            return SensoryChannels(space, config.sensory_window, action_dim, trial)
+            return SensoryChannels(space, config.sensory_window, action_dim, **memory)
         from metaxm.nn import symbol_channels as symbols
 
         if config.sensory_images == "colours" and symbols.is_image(space):
-            return symbols.ColourChannels(space, config.sensory_window, action_dim, trial=trial)
+            return symbols.ColourChannels(space, config.sensory_window, action_dim, **memory)
         if config.sensory_text == "words" and symbols.is_sentence(space):
-            return symbols.WordChannels(space, config.sensory_window, action_dim, trial=trial)
+            return symbols.WordChannels(space, config.sensory_window, action_dim, **memory)
     if config.encoder == "tokens":
         from metaxm.nn.tokens import FamilyTokenizer
 

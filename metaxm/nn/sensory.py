@@ -113,9 +113,17 @@ class SensoryChannels(nn.Module):
             ``encoding_dim``).
         trial: also each channel's statistics over the trial (``agent.sensory_memory: trial``,
             :mod:`metaxm.nn.channel_stats`), as rows after the window's.
+        scaled: with ``trial``, the statistics include the scaled value (``agent.sensory_scaled``).
     """
 
-    def __init__(self, space: gym.Space, window: int, action_dim: int, trial: bool = False) -> None:
+    def __init__(
+        self,
+        space: gym.Space,
+        window: int,
+        action_dim: int,
+        trial: bool = False,
+        scaled: bool = False,
+    ) -> None:
         super().__init__()
         channels = sensory_channels(space)
         if channels is None:
@@ -126,7 +134,7 @@ class SensoryChannels(nn.Module):
         self.window = window
         self.action_dim = action_dim
         self.scale = _scale(space)
-        self.stats = ChannelStats(channels, action_dim) if trial else None
+        self.stats = ChannelStats(channels, action_dim, scaled) if trial else None
         if trial and window < 2:  # a change needs the step before in the window
             raise ValueError("agent.sensory_memory: trial needs agent.sensory_window >= 2")
 
@@ -228,7 +236,8 @@ class SensoryEncoder(nn.Module):
         self.sign_invariant = config.sensory_sign == "invariant"
         self.action_dim = action_dim
         # the statistics' layout (how many, which are odd); the channel count is the family's
-        self.stats = ChannelStats(0, action_dim) if config.sensory_memory == "trial" else None
+        trial = config.sensory_memory == "trial"
+        self.stats = ChannelStats(0, action_dim, config.sensory_scaled) if trial else None
         d = config.token_dim
         inputs = 2 * k - 1 + (k + self.lags) * action_dim
         inputs += self.stats.features if self.stats is not None else 0

@@ -143,10 +143,17 @@ class SymbolChannels(SensoryChannels):
         group: the channels of a symbol (its coordinates and its share).
         trial: the shared encoder reads trial statistics (``agent.sensory_memory: trial``):
             the windows get its statistic rows, zero (see the module).
+        scaled: with ``trial``, the statistics include the scaled value (one more zero row).
     """
 
     def __init__(
-        self, window: int, action_dim: int, symbols: int, group: int, trial: bool = False
+        self,
+        window: int,
+        action_dim: int,
+        symbols: int,
+        group: int,
+        trial: bool = False,
+        scaled: bool = False,
     ) -> None:
         nn.Module.__init__(self)
         self.symbols = symbols
@@ -156,7 +163,7 @@ class SymbolChannels(SensoryChannels):
         self.action_dim = action_dim
         self.scale = 1.0
         self.stats = None  # symbols change slots from step to step: no per-channel trial sums
-        self.zero_rows = ChannelStats(0, action_dim).features if trial else 0
+        self.zero_rows = ChannelStats(0, action_dim, scaled).features if trial else 0
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """obs (N, *shape) -> keys (N, M) and values (N, M, group), as :func:`symbol_table`."""
@@ -207,10 +214,11 @@ class ColourChannels(SymbolChannels):
         action_dim: int,
         colours: int = MAX_COLOURS,
         trial: bool = False,
+        scaled: bool = False,
     ) -> None:
         if not is_image(space):
             raise ValueError(f"colour channels read RGB images (3, H, W) of 0-255, not {space}")
-        super().__init__(window, action_dim, colours, group=3, trial=trial)
+        super().__init__(window, action_dim, colours, group=3, trial=trial, scaled=scaled)
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         return colour_table(obs, self.symbols, dtype)
@@ -226,10 +234,11 @@ class WordChannels(SymbolChannels):
         action_dim: int,
         words: int = MAX_WORDS,
         trial: bool = False,
+        scaled: bool = False,
     ) -> None:
         if not is_sentence(space):
             raise ValueError(f"word channels read 1-D sequences of token ids, not {space}")
-        super().__init__(window, action_dim, words, group=2, trial=trial)
+        super().__init__(window, action_dim, words, group=2, trial=trial, scaled=scaled)
 
     def table(self, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         return word_table(obs, self.symbols, dtype)

@@ -4,7 +4,8 @@ page of ``docs/`` with its headline number, its command, commit and wall-clock t
 The jobs live in modules by kind (:mod:`~studies.results.headline`,
 :mod:`~studies.results.bench`, :mod:`~studies.results.sensory`,
 :mod:`~studies.results.reward_free`, with the RL^2 settings it shares in
-:mod:`~studies.results.rl2_stage`, :mod:`~studies.results.adaptation`), on the plumbing of
+:mod:`~studies.results.rl2_stage`, :mod:`~studies.results.goal_reading`,
+:mod:`~studies.results.adaptation`), on the plumbing of
 :mod:`~studies.results.page`. A new job is a function that returns the page it wrote, added to
 :data:`JOBS`.
 """
@@ -22,6 +23,7 @@ from studies.results.adaptation import (
     translate_priors,
 )
 from studies.results.bench import bench_envs, bench_maml, bench_sensory
+from studies.results.goal_reading import rl2_goal_gain, rl2_scaled_value
 from studies.results.headline import (
     alignment,
     language,
@@ -71,6 +73,8 @@ JOBS: dict[str, Callable[[], Path]] = {
     "reward-signal": reward_signal,
     "rl2-failures": rl2_failures,
     "rl2-coverage-bonus": rl2_coverage_bonus,
+    "rl2-goal-gain": rl2_goal_gain,
+    "rl2-scaled-value": rl2_scaled_value,
     "translate-priors": translate_priors,
     "walls": walls,
 }
