@@ -16,26 +16,26 @@ GAINS = (1.0, 0.5, 2.0)
 (log-uniform on 0.5-2) and its two ends."""
 
 
-def gain_commands(agent: Path, stem: str) -> tuple[list[list[str]], dict[str, Path]]:
+def gain_commands(agent: Path, stem: str) -> tuple[list[list[str]], list[tuple[str, Path]]]:
     """``scripts/rl2_failures.py`` on ``agent``: vector and projected as they come, then vector
-    with both goal channels at each of :data:`GAINS`; the commands and their JSON by label."""
+    with both goal channels at each of :data:`GAINS`; the commands, and each one's label and
+    JSON."""
     failures = ["python", "scripts/rl2_failures.py", rel(agent), "--variants", "100-123"]
-    out = {"own gains": RUNS / f"{stem}.json"}
+    out = [("as drawn", RUNS / f"{stem}.json")]
     commands = [[*failures, "--family", "vector", "--family", "projected", "--json",
-                 rel(out["own gains"])]]  # fmt: skip
+                 rel(out[0][1])]]  # fmt: skip
     for g in GAINS:
-        label = f"goal gain {g:g}"
-        out[label] = RUNS / f"{stem}-goal{g:g}.json"
+        out.append((f"goal gain {g:g}", RUNS / f"{stem}-goal{g:g}.json"))
         commands.append([*failures, "--family", "vector", "--gain", f"goal_row={g:g}", "--gain",
-                         f"goal_col={g:g}", "--json", rel(out[label])])  # fmt: skip
+                         f"goal_col={g:g}", "--json", rel(out[-1][1])])  # fmt: skip
     return commands, out
 
 
-def ring_lines(out: dict[str, Path]) -> list[str]:
+def ring_lines(out: list[tuple[str, Path]]) -> list[str]:
     """A line per run and family: success by the goal's ring, ring 2 over the trial, and the
     cells a failed episode stood on."""
     lines = []
-    for label, path in out.items():
+    for label, path in out:
         for family, f in json.loads(path.read_text()).items():
             rings = ", ".join(f"{r}: {p:.2f}" for r, (p, _) in f["by_ring"].items())
             middle = " / ".join(f"{x:.2f}" for x in f["ring_by_episode"].get("2", []))
@@ -55,10 +55,10 @@ def rl2_goal_gain() -> Path:
     if not agent.is_dir():
         raise SystemExit("rl2-goal-gain: run rl2-memory-every-family first: it plays its agent")
     commands, out = gain_commands(agent, "rl2-goal-gain")
-    out["images and sentences"] = RUNS / "rl2-goal-gain-pixels-text.json"
+    out.append(("as drawn", RUNS / "rl2-goal-gain-pixels-text.json"))
     commands.append(["python", "scripts/rl2_failures.py", rel(agent), "--variants", "100-123",
                      "--family", "pixels", "--family", "text", "--json",
-                     rel(out["images and sentences"])])  # fmt: skip
+                     rel(out[-1][1])])  # fmt: skip
 
     def headline() -> str:
         return "\n".join([
@@ -81,7 +81,7 @@ def rl2_scaled_value() -> Path:
     controls, out = gain_commands(RUNS / name / "rl2", f"{name}-failures")
 
     def where_it_fails() -> list[str]:
-        rows = json.loads(out["own gains"].read_text())
+        rows = json.loads(out[0][1].read_text())
         return ["", "Where it fails (`scripts/rl2_failures.py`, as `rl2-failures`): "
                 + failure_lines(rows), "", *ring_lines(out)]  # fmt: skip
 
