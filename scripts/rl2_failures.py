@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
 
@@ -49,6 +50,8 @@ from metaxm.errors import ConfigError, MetaxmError
 from metaxm.evaluate.loading import load_agent
 from metaxm.meta.trial_eval import TrialResult, run_trials
 from metaxm.modalities import get_family
+from metaxm.nn.agent import Agent
+from metaxm.spec import Spec
 
 SEED = 7
 
@@ -95,14 +98,14 @@ def set_gains(env: TaskEnv, gains: dict[str, float]) -> None:
 
 
 def gain_setting(text: str) -> tuple[str, float]:
-    """``"goal_row=2"`` -> ("goal_row", 2.0); the gain must be positive."""
+    """``"goal_row=2"`` -> ("goal_row", 2.0); the gain must be positive and finite."""
     name, eq, value = text.partition("=")
     try:
         g = float(value)
     except ValueError:
         g = float("nan")
-    if not (eq and name and g > 0):
-        raise ConfigError(f"--gain must be NAME=G with G > 0, got {text!r}")
+    if not (eq and name and 0 < g < math.inf):
+        raise ConfigError(f"--gain must be NAME=G with a finite G > 0, got {text!r}")
     return name, g
 
 
@@ -160,9 +163,10 @@ def summarize(
         spearman[key] = (float(rho), float(p))
     by_ring, ring_by_episode, failed_cells = {}, {}, None
     if size is not None and every.goal_cell is not None and every.cells is not None:
-        rings, ok = ring(every.goal_cell, size), every.success.double()
-        for r in rings.unique().tolist():
-            at = rings == r
+        shown = every.goal_cell >= 0  # -1: the layout hides the goal; it has no ring
+        rings, ok = ring(every.goal_cell.clamp(min=0), size), every.success.double()
+        for r in rings[shown].unique().tolist():
+            at = (rings == r) & shown
             by_ring[r] = (float(ok[at].mean()), int(at.sum()))
             per_episode = [ok[:, k][at[:, k]] for k in range(ok.shape[1])]
             ring_by_episode[r] = [
@@ -212,7 +216,9 @@ def report(family: str, f: Failures) -> str:
     return "\n".join(lines)
 
 
-def play(agent, spec, family: str, variant: int, args: argparse.Namespace) -> TrialResult:
+def play(
+    agent: Agent, spec: Spec, family: str, variant: int, args: argparse.Namespace
+) -> TrialResult:
     """``--trials`` trials of one variant, a new task in every episode (as ``run_trial`` with
     ``new_tasks``), the goal cells and coverage recorded where the world has a layout."""
     device = next(agent.parameters()).device
@@ -258,6 +264,8 @@ def main() -> int:
         for family in families:
             if family not in agent.families:
                 raise ConfigError(f"the agent has no encoder for {family!r}")
+            if args.gains and family != "vector":
+                raise ConfigError(f"--gain needs the vector family, not {family!r}")
         torch.set_num_threads(spec.train.threads)
         info = make_world(spec.world, 1).scene_info
         found = {}

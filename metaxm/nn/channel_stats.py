@@ -17,11 +17,15 @@ channel it read. The statistics carry it, per channel:
   reach it, which says in the agent's own actions which way it points); and the mean value;
 * even: the value's standard deviation and the root mean square change;
 * with ``agent.sensory_scaled``, one more odd statistic: the channel's current value divided by
-  the root mean square of its values over the trial. A channel's gain multiplies its value and
-  that root mean square alike, so the ratio is the same whatever the gain: a constant channel
-  (GridNav's goal) is read on the scale of the values it has shown, which a neuron that gets
-  the value and its spread apart would have to divide out itself (``docs/transfer-studies.md``
-  section 45 found the agent reading a goal's channel as though its gain were about 1).
+  the root mean square of its values over the trial's steps so far. A channel's gain multiplies
+  its value and that root mean square alike, so the ratio is the same whatever the gain, which
+  a neuron that gets the value and its spread apart would have to divide out itself
+  (``docs/transfer-studies.md`` section 45 found the agent reading a goal's channel as though
+  its gain were about 1). What it says of a channel that holds still within an episode
+  (GridNav's goal) grows over the trial: in the first episode it is only the sign (the value
+  over its own size), and from the second on it places the goal against the goals before it,
+  each weighted by its episode's steps. After a long stretch near zero it can reach the square
+  root of the trial's steps.
 
 A change is counted only between two steps of one episode (the done flag ``first`` is false),
 so that the jump of a reset, or of a new task's goal, is not read as an answer to an action.

@@ -39,11 +39,14 @@ def ring_lines(out: list[tuple[str, Path]]) -> list[str]:
         for family, f in json.loads(path.read_text()).items():
             rings = ", ".join(f"{r}: {p:.2f}" for r, (p, _) in f["by_ring"].items())
             middle = " / ".join(f"{x:.2f}" for x in f["ring_by_episode"].get("2", []))
+            cells = f["failed_cells"]
+            searched = "no episode failed" if cells is None else (
+                f"a failed episode stood on {cells:.1f} distinct cells"
+            )  # fmt: skip
             lines.append(
                 f"- {family}, {label}: {min(f['by_episode']):.2f}-{max(f['by_episode']):.2f} "
                 f"over the trial; by the goal's ring (0 the centre, 3 the border) {rings}; ring "
-                f"2 over the trial {middle}; a failed episode stood on "
-                f"{f['failed_cells']:.1f} distinct cells"
+                f"2 over the trial {middle}; {searched}"
             )
     return lines
 

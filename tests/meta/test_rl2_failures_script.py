@@ -3,6 +3,7 @@ trials and on a tiny trained rl2 run."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import torch
 from metaxm.build import make_env
 from metaxm.envs import make_world
 from metaxm.errors import ConfigError
-from metaxm.meta.trial_eval import TrialResult
+from metaxm.evaluate.loading import load_agent
+from metaxm.meta.trial_eval import TrialResult, run_trial
 from metaxm.modalities import get_family
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
@@ -73,6 +75,11 @@ def test_rings_and_the_failed_episodes_coverage(load_script) -> None:
     assert "by the goal's ring (0: the centre; success, episodes): 0: 1.00 (2)" in text
     assert "ring 2 by episode of the trial: nan / 0.00" in text and "6.0 distinct cells" in text
     assert script.summarize({100: result}).by_ring == {}  # no layout size: no rings
+    result.goal_cell = torch.tensor([[-1, 8], [-1, -1]])  # a layout that hides the goal: -1
+    assert script.summarize({100: result}, size=7).by_ring == {2: (0.0, 1)}
+    result.goal_cell = torch.full((2, 2), -1)
+    hidden = script.summarize({100: result}, size=7)
+    assert hidden.by_ring == {} and hidden.ring_by_episode == {}
 
 
 def test_gain_sets_only_the_named_features_channels(load_script) -> None:
@@ -81,7 +88,8 @@ def test_gain_sets_only_the_named_features_channels(load_script) -> None:
     env = make_env(spec.world, "vector", [100, 101, 102], num_envs=3, seed=0)
     perm, gain = env.params["perm"].clone(), env.params["gain"].clone()
     script.set_gains(env, {"goal_row": 1.0, "goal_col": 2.0})
-    row, col = perm == 2, perm == 3
+    names = env.world.scene_info.feature_names
+    row, col = perm == names.index("goal_row"), perm == names.index("goal_col")
     assert torch.equal(env.params["gain"][row], gain[row].sign())
     assert torch.equal(env.params["gain"][col], 2 * gain[col].sign())
     assert torch.equal(env.params["gain"][~(row | col)], gain[~(row | col)])
@@ -97,7 +105,7 @@ def test_gain_sets_only_the_named_features_channels(load_script) -> None:
     with pytest.raises(ConfigError, match="needs the vector family, not 'projected'"):
         script.set_gains(projected, {"goal_row": 1.0})
     assert script.gain_setting("goal_row=0.5") == ("goal_row", 0.5)
-    for bad in ("goal_row", "goal_row=", "=2", "goal_row=-1", "goal_row=x"):
+    for bad in ("goal_row", "goal_row=", "=2", "goal_row=-1", "goal_row=x", "goal_row=inf"):
         with pytest.raises(ConfigError, match="--gain must be NAME=G"):
             script.gain_setting(bad)
 
@@ -153,7 +161,22 @@ def test_runs_on_a_trained_agent_and_refuses_a_family_it_cannot_read(
     assert sum(n for _, n in summary["by_distance"].values()) == 2 * 4 * 6
     assert set(summary["spearman"]) == {"live sensors", "gain", "|bias|", "noise"}
     assert sum(n for _, n in summary["by_ring"].values()) == 2 * 4 * 6  # rings 0..1 of 4 x 4
-    assert "distinct cells on average" in out or summary["failed_cells"] is None
+    cells = summary["failed_cells"]
+    assert ("distinct cells on average" in out) == (cells is not None)
+    # the same trials as the evaluator's few-shot API plays with new tasks every episode
+    agent, spec, _, _ = load_agent(str(tmp_path / "rl2"))
+    args = argparse.Namespace(trials=4, episodes=6, mode=False, gains={})
+    mine = script.play(agent, spec, "projected", 100, args)
+    theirs = run_trial(agent, spec.world, "projected", 100, episodes=6, num_trials=4,
+                       seed=script.SEED, new_tasks=True)  # fmt: skip
+    assert torch.equal(mine.success, theirs.success) and torch.equal(mine.length, theirs.length)
+    assert mine.goal_cell is not None and theirs.goal_cell is None
+    monkeypatch.setattr("sys.argv", [*argv, "--gain", "goal_row=1", "--gain", "goal_col=2"])
+    assert script.main() == 0
+    assert "by the goal's ring" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", [*argv, "--family", "projected", "--gain", "goal_row=1"])
+    assert script.main() == 2
+    assert "--gain needs the vector family, not 'projected'" in capsys.readouterr().err
     monkeypatch.setattr("sys.argv", [*argv, "--json", str(tmp_path / "no" / "such" / "x.json")])
     assert script.main() == 2
     assert "cannot write --json" in capsys.readouterr().err

@@ -47,6 +47,26 @@ def test_a_channels_gain_does_not_change_its_scaled_value() -> None:
     assert not torch.allclose(one[..., 2 * A], scaled[..., 2 * A])  # the mean is not
 
 
+def test_still_blind_to_the_order_and_the_signs_of_the_channels() -> None:
+    config = AgentConfig(
+        encoder="sensory", core="gru", sensory_window=K, sensory_sign="invariant",
+        sensory_memory="trial", sensory_scaled=True, latent_dim=16,
+    )  # fmt: skip
+    enc = SensoryEncoder(config, action_dim=A)
+    init_weights(enc, torch.Generator().manual_seed(0))
+    enc = enc.double()
+    channels = SensoryChannels(gym.spaces.Box(-1.0, 1.0, (C,)), K, A, trial=True, scaled=True)
+    x, e, first = _walk(seed=2)
+    flip = torch.tensor([-1.0, 1.0, -1.0, 1.0, -1.0], dtype=x.dtype)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        z = stepped(enc, channels, x, e, None, None, first)[0]
+        z_flip = stepped(enc, channels, (x * flip)[..., perm], e, None, None, first)[0]
+        z_scaled = stepped(enc, channels, x * 3.0, e, None, None, first)[0]
+    assert float((z - z_flip).abs().max()) < 1e-9
+    assert float((z - z_scaled).abs().max()) > 1e-4  # the raw values still read their scale
+
+
 def test_an_agent_reads_the_scaled_value_and_needs_trial_memory() -> None:
     config = AgentConfig(
         encoder="sensory", core="gru", sensory_window=K, sensory_memory="trial",

@@ -3,13 +3,16 @@ job writes, and its refusals."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
 import studies.results.page as page
 from studies.results import JOBS
+from studies.results.goal_reading import ring_lines
 
 
 def test_every_job_is_documented_in_the_script(load_script):
@@ -65,3 +68,22 @@ def test_jobs_that_need_the_main_job_refuse_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="run the main job first"):
         page.beside_main(job, "study", "it is compared with its agents")
     assert not job.exists()
+
+
+def test_goal_gain_lines_read_the_scripts_json(tmp_path: Path) -> None:
+    row = {
+        "by_episode": [0.5, 0.75],
+        "by_ring": {"0": [1.0, 4], "2": [0.25, 8]},
+        "ring_by_episode": {"0": [1.0, 1.0], "2": [0.0, 0.5]},
+        "failed_cells": 12.5,
+    }
+    perfect = {**row, "failed_cells": None}
+    (tmp_path / "a.json").write_text(json.dumps({"vector": row, "projected": perfect}))
+    lines = ring_lines([("goal gain 2", tmp_path / "a.json")])
+    assert lines[0] == (
+        "- vector, goal gain 2: 0.50-0.75 over the trial; by the goal's ring (0 the centre, 3 the "
+        "border) 0: 1.00, 2: 0.25; ring 2 over the trial 0.00 / 0.50; a failed episode stood on "
+        "12.5 distinct cells"
+    )
+    assert lines[1].startswith("- projected, goal gain 2:")
+    assert lines[1].endswith("no episode failed")
