@@ -28,7 +28,7 @@ from metaxm.build import make_env
 from metaxm.envs import TaskParams
 from metaxm.envs.play import Step, play
 from metaxm.envs.task_env import TaskEnv
-from metaxm.meta.trials import TrialState, layout_cells, row_mask
+from metaxm.meta.trials import TrialState, row_mask, visit_cells
 from metaxm.nn.agent import Agent
 
 
@@ -148,40 +148,37 @@ class _LayoutLog:
         self.rows = torch.arange(b, device=dev)
         self.goal = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
         self.cells = torch.full((b, episodes), -1, dtype=torch.long, device=dev)
-        self.covered = torch.zeros(b, 0, dtype=torch.bool, device=dev)
+        self.covered: Tensor | None = None  # (B, cells): the cells each episode has stood on
 
-    def _here(self) -> tuple[Tensor, Tensor]:
-        """Every environment's layout cell and its goal's (-1 where the layout shows none)."""
-        scene = self.world.scene()
-        cells = layout_cells(scene, "run_trials(layout=True)")
+    def _visit(self, scene: Any, covered: Tensor | None) -> Tensor:
+        return visit_cells(scene, covered, self.rows, "run_trials(layout=True)")
+
+    @staticmethod
+    def _goal(scene: Any) -> Tensor:
+        """Every environment's goal as a layout cell (-1 where the layout shows none)."""
         layout = scene.layout
-        if self.covered.shape[1] != layout.size**2:
-            n = layout.size**2
-            self.covered = torch.zeros(len(self.rows), n, dtype=torch.bool, device=cells.device)
-        goal = layout.goal
-        if goal is None:
-            return cells, torch.full_like(cells, -1)
-        return cells, goal[:, 0] * layout.size + goal[:, 1]
+        if layout.goal is None:
+            return torch.full_like(layout.agent[:, 0], -1)
+        return layout.goal[:, 0] * layout.size + layout.goal[:, 1]
 
     def start(self) -> None:
         """At the trial's first observation."""
-        cells, goal = self._here()
-        self.goal[:, 0] = goal
-        self.covered[:] = False
-        self.covered[self.rows, cells] = True
+        scene = self.world.scene()
+        self.covered = self._visit(scene, None)
+        self.goal[:, 0] = self._goal(scene)
 
     def after(self, step: Step) -> None:
         """After every step: close the episodes that ended, open the ones that start."""
-        cells, goal = self._here()
+        assert self.covered is not None, "start() comes first"
+        scene = self.world.scene()
         rows, k = self.rows, self.episodes
         ended = step.done & step.alive
         last = (step.count - 1).clamp(0, k - 1)  # the index of the episode that ended
         self.cells[rows, last] = torch.where(ended, self.covered.sum(1), self.cells[rows, last])
         starts = step.done & (step.count < k)
         col = step.count.clamp(max=k - 1)
-        self.goal[rows, col] = torch.where(starts, goal, self.goal[rows, col])
-        self.covered &= ~step.done.unsqueeze(1)
-        self.covered[rows, cells] = True
+        self.goal[rows, col] = torch.where(starts, self._goal(scene), self.goal[rows, col])
+        self.covered = self._visit(scene, self.covered & ~step.done.unsqueeze(1))
 
 
 @torch.no_grad()

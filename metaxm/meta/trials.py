@@ -286,10 +286,10 @@ def collect_trials(
             if record_state:
                 buf["state"].append(scene.features)
             if record_visited:
-                visited = _visit(scene, visited, rows)
+                visited = visit_cells(scene, visited, rows)
                 buf["visited"].append(visited)
             if coverage_bonus:
-                covered = _visit(scene, covered, rows, "rl2.coverage_bonus")
+                covered = visit_cells(scene, covered, rows, "rl2.coverage_bonus")
         pd, value, hidden = agent.step(
             s.obs, family, s.prev_action, s.prev_reward, s.first, s.hidden
         )
@@ -337,7 +337,7 @@ def collect_trials(
     return TrialRollout(**out, hidden=hidden0), s
 
 
-def _visit(
+def visit_cells(
     scene: Any, visited: Tensor | None, rows: Tensor, what: str = "rl2.state_probe_visited"
 ) -> Tensor:
     """The visited maps (B, cells) with each environment's current layout cell added."""

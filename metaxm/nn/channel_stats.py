@@ -136,12 +136,12 @@ class ChannelStats:
         rms = (own[..., 2 * a] / moved.clamp(min=1)).sqrt()  # (T, B, C)
         slope = own[..., :a] / (pushes + 1) / (rms[..., None] + FLOOR)
         mean = own[..., 2 * a + 1] / steps
-        std = (own[..., 2 * a + 2] / steps - mean * mean).clamp(min=0).sqrt()
+        square = own[..., 2 * a + 2] / steps  # the mean square of the values
+        std = (square - mean * mean).clamp(min=0).sqrt()
         given = (own[..., a : 2 * a] - pushes * mean[..., None]) / (pushes + 1)
         given = given / (std[..., None] + FLOOR)
         odd = [slope, given, mean[..., None]]
         if self.scaled:  # the value on the scale of the values the trial has shown
-            spread = (own[..., 2 * a + 2] / steps).sqrt()
-            odd.append((values / (spread + FLOOR))[..., None])
+            odd.append((values / (square.sqrt() + FLOOR))[..., None])
         stats = torch.cat((*odd, std[..., None], rms[..., None]), -1)
         return stats, sums[-1]
