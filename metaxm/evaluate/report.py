@@ -391,14 +391,28 @@ def _aggregate_table(report: dict[str, Any]) -> str:
     return "\n".join(rows + ([""] + [n + "." for n in notes] if notes else []))
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+"""The line styles that tell strategies apart once the colour cycle has gone round."""
+
+
+def line_styles(names: list[str]) -> dict[str, dict[str, str]]:
+    """A colour and a line style per strategy: the colour cycle's colours in order, and past its
+    end (matplotlib's has 10; the main job plots 11 strategies) the next line style, so no two
+    strategies share a line."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {
+        n: {"color": cycle[i % len(cycle)], "ls": LINE_STYLES[i // len(cycle) % len(LINE_STYLES)]}
+        for i, n in enumerate(names)
+    }
+
+
 def plot_curves(report: dict[str, Any], path: Path) -> None:
     """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis,
-    with the modality's threshold dashed. A strategy keeps its colour in every panel, also
+    with the modality's threshold dashed. A strategy keeps its line in every panel, also
     where another is not measured (a family it does not read)."""
     mods = list(report["modalities"].items())
     names = list(dict.fromkeys(n for _, entry in mods for n in entry["strategies"]))
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colour = {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
+    style = line_styles(names)
     cols = min(4, len(mods))
     rows = math.ceil(len(mods) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -411,8 +425,8 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
         for name, rec in entry["strategies"].items():
             x = [math.log2(1 + k) for k in rec["budgets"]]
             band = rec["iqm"][metric]
-            ax.plot(x, band["point"], marker="o", ms=3, label=name, color=colour[name])
-            ax.fill_between(x, band["low"], band["high"], color=colour[name], alpha=0.2)
+            ax.plot(x, band["point"], marker="o", ms=3, label=name, **style[name])
+            ax.fill_between(x, band["low"], band["high"], color=style[name]["color"], alpha=0.2)
         if level is not None:
             ax.axhline(level, color="k", ls="--", lw=0.8)
         ticks = report["scratch_budgets"]
@@ -430,7 +444,7 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(mods) :]:
         ax.axis("off")
-    handles = [Line2D([], [], color=colour[n], marker="o", ms=3, label=n) for n in names]
+    handles = [Line2D([], [], marker="o", ms=3, label=n, **style[n]) for n in names]
     fig.legend(handles=handles, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
