@@ -23,7 +23,12 @@ from studies.results.adaptation import (
     translate_priors,
 )
 from studies.results.bench import bench_envs, bench_maml, bench_sensory
-from studies.results.goal_reading import rl2_goal_gain, rl2_scaled_value
+from studies.results.goal_reading import (
+    rl2_goal_gain,
+    rl2_scaled_value,
+    rl2_scaled_value_seed1,
+    rl2_scaled_value_seed2,
+)
 from studies.results.headline import (
     alignment,
     language,
@@ -75,6 +80,8 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-coverage-bonus": rl2_coverage_bonus,
     "rl2-goal-gain": rl2_goal_gain,
     "rl2-scaled-value": rl2_scaled_value,
+    "rl2-scaled-value-seed1": rl2_scaled_value_seed1,
+    "rl2-scaled-value-seed2": rl2_scaled_value_seed2,
     "translate-priors": translate_priors,
     "walls": walls,
 }

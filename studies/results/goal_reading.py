@@ -76,11 +76,11 @@ def rl2_goal_gain() -> Path:
                       commands, headline)  # fmt: skip
 
 
-def rl2_scaled_value() -> Path:
+def scaled_value_study(seed: int = 0) -> Path:
     """``rl2-memory-every-family``'s agent trained with ``agent.sensory_scaled`` (each neuron
-    also reads its channel's value over the trial's root mean square of it), measured the same
-    way, with ``rl2-goal-gain``'s counterfactuals on it."""
-    name = "rl2-scaled-value"
+    also reads its channel's value over the trial's root mean square of it) at training
+    ``seed``, measured the same way, with ``rl2-goal-gain``'s counterfactuals on it."""
+    name = "rl2-scaled-value" + (f"-seed{seed}" if seed else "")
     controls, out = gain_commands(RUNS / name / "rl2", f"{name}-failures")
 
     def where_it_fails() -> list[str]:
@@ -89,9 +89,26 @@ def rl2_scaled_value() -> Path:
                 + failure_lines(rows), "", *ring_lines(out)]  # fmt: skip
 
     return every_family_study(
-        name, "RL^2 with channel memory, reading every family, each value on its trial's scale",
-        {**MEMORY_EVERY_FAMILY, "agent.sensory_scaled": True},
+        name, "RL^2 with channel memory, reading every family, each value on its trial's scale"
+        + (f" (training seed {seed})" if seed else ""),
+        {**MEMORY_EVERY_FAMILY, "agent.sensory_scaled": True, **({"seed": seed} if seed else {})},
         ", each sensory neuron also reading its channel's value divided by the root mean square "
-        "of its values over the trial (`agent.sensory_scaled`)",
+        "of its values over the trial (`agent.sensory_scaled`)"
+        + (f", training seed {seed}" if seed else ""),
         controls, where_it_fails,
     )  # fmt: skip
+
+
+def rl2_scaled_value() -> Path:
+    """:func:`scaled_value_study` at training seed 0 (section 46)."""
+    return scaled_value_study(0)
+
+
+def rl2_scaled_value_seed1() -> Path:
+    """:func:`scaled_value_study` at training seed 1."""
+    return scaled_value_study(1)
+
+
+def rl2_scaled_value_seed2() -> Path:
+    """:func:`scaled_value_study` at training seed 2."""
+    return scaled_value_study(2)
