@@ -398,7 +398,7 @@ LINE_STYLES = ("-", "--", ":", "-.")
 def line_styles(names: list[str]) -> dict[str, dict[str, str]]:
     """A colour and a line style per strategy: the colour cycle's colours in order, and past its
     end (matplotlib's has 10; the main job plots 11 strategies) the next line style, so no two
-    strategies share a line."""
+    strategies share a line (up to colours x styles: 40)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {
         n: {"color": cycle[i % len(cycle)], "ls": LINE_STYLES[i // len(cycle) % len(LINE_STYLES)]}
