@@ -74,7 +74,7 @@ make results ONLY="main sine"             # the same through make (installs .ven
   (``agent.sensory_scaled``; run ``main`` first; about 90 minutes to train), measured the same
   way and as ``rl2-goal-gain`` measures it;
 * ``rl2-scaled-value-seed1``, ``rl2-scaled-value-seed2``: ``rl2-scaled-value`` at training
-  seeds 1 and 2 (run ``main`` first; about 90 minutes each to train);
+  seeds 1 and 2 (run ``main`` first; about 80-95 minutes each to train, 8 to measure);
 * ``translate-priors``: ``scripts/translate_priors.py`` on the ``main`` job's source agent (run
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;
