@@ -5,7 +5,7 @@ The jobs live in modules by kind (:mod:`~studies.results.headline`,
 :mod:`~studies.results.bench`, :mod:`~studies.results.sensory`,
 :mod:`~studies.results.reward_free`, with the RL^2 settings it shares in
 :mod:`~studies.results.rl2_stage`, :mod:`~studies.results.goal_reading`,
-:mod:`~studies.results.adaptation`), on the plumbing of
+:mod:`~studies.results.adaptation`, :mod:`~studies.results.family_out`), on the plumbing of
 :mod:`~studies.results.page`. A new job is a function that returns the page it wrote, added to
 :data:`JOBS`.
 """
@@ -23,6 +23,7 @@ from studies.results.adaptation import (
     translate_priors,
 )
 from studies.results.bench import bench_envs, bench_maml, bench_sensory
+from studies.results.family_out import fits_family_out
 from studies.results.goal_reading import (
     rl2_goal_gain,
     rl2_scaled_value,
@@ -84,5 +85,6 @@ JOBS: dict[str, Callable[[], Path]] = {
     "rl2-scaled-value-seed2": rl2_scaled_value_seed2,
     "translate-priors": translate_priors,
     "walls": walls,
+    "fits-family-out": fits_family_out,
 }
 """Job name -> the function that runs it and writes its page."""

@@ -87,3 +87,27 @@ def test_goal_gain_lines_read_the_scripts_json(tmp_path: Path) -> None:
     )
     assert lines[1].startswith("- projected, goal gain 2:")
     assert lines[1].endswith("no episode failed")
+
+
+def test_family_out_cells_read_the_reports_curves() -> None:
+    from studies.results.family_out import curve, family_mean
+
+    def entry(family: str, curves: list[list[float]]) -> dict:
+        iqm = [sum(c[j] for c in curves) / len(curves) for j in range(len(curves[0]))]
+        return {
+            "family": family,
+            "strategies": {
+                "maml": {"curves": {"success": curves}, "iqm": {"success": {"point": iqm}}}
+            },
+        }
+
+    report = {"modalities": {
+        "vector:7": entry("vector", [[0.0, 1.0]]),
+        "vector:100": entry("vector", [[0.5, 0.5], [0.25, 1.0]]),
+        "projected:100": entry("projected", [[1.0, 1.0]]),
+    }}  # fmt: skip
+    assert curve(report, "vector:7", "maml") == "0.00 / 1.00"
+    assert curve(report, "vector:7", "selffit") == "not measured"
+    assert family_mean(report, "vector", "maml", skip="vector:7") == "0.38 / 0.75"
+    assert family_mean(report, "vector", "maml") == "0.25 / 0.83"
+    assert family_mean(report, "text", "maml") == "not measured"
