@@ -32,10 +32,14 @@ FIT_STAGES = {
 """The stages added to the main job's for the fits it does not train."""
 
 
-def modalities(family: str) -> list[str]:
-    """``--modality`` arguments for the main job's held-out variant of ``family`` (a family
-    the job never trained on may be met at any seed), then its validation variants 100-103."""
-    mids = [held_out_variant(family), *(f"{family}:{v}" for v in range(100, 104))]
+def validation(family: str) -> list[str]:
+    """``family``'s validation variants 100-103, outside every split."""
+    return [f"{family}:{v}" for v in range(100, 104)]
+
+
+def modality_args(mids: list[str]) -> list[str]:
+    """``--modality`` arguments for ``mids`` (a family a run never trained on may be met at
+    any seed, the main job's held-out one too)."""
     return [a for m in mids for a in ("--modality", m)]
 
 
@@ -76,7 +80,7 @@ def fits_family_out() -> Path:
              f"main.runs={json.dumps(stages)}", "--set", "main.workers=1", "--set",
              "main.render=false", "--set", "main.evaluate=false", "--out", rel(job)],
             ["metaxm", "evaluate", rel(job), *strategies, "--out", rel(report(job)),
-             *modalities(family)],
+             *modality_args([held_out_variant(family), *validation(family)])],
         ]  # fmt: skip
     trained = RUNS / f"{name}-trained"
     validated = RUNS / f"{name}-trained-validation"
@@ -90,7 +94,7 @@ def fits_family_out() -> Path:
          f"modalities.heldout_variants={json.dumps({f: 1 for f in HELD_OUT})}", "--set",
          "modalities.heldout_families={}"],
         ["metaxm", "evaluate", rel(trained), *strategies, "--out", rel(validated),
-         *[a for f in HELD_OUT for a in modalities(f)[2:]]],
+         *modality_args([m for f in HELD_OUT for m in validation(f)])],
     ]  # fmt: skip
 
     def headline() -> str:
@@ -135,20 +139,21 @@ def held_out_variant(family: str) -> str:
     return next(f"{f}:{v}" for f, v in sampler.modalities("heldout_variants") if f == family)
 
 
-def curve(report: dict, mid: str, strategy: str) -> str:
-    """``strategy``'s IQM success curve on ``mid``, or why it was not measured."""
-    entry = report["modalities"][mid]["strategies"].get(strategy)
+def curve(data: dict, mid: str, strategy: str) -> str:
+    """``strategy``'s IQM success curve on ``mid`` of the report ``data``, or why it was not
+    measured."""
+    entry = data["modalities"][mid]["strategies"].get(strategy)
     if entry is None:
         return "not measured"
     return " / ".join(f"{v:.2f}" for v in entry["iqm"]["success"]["point"])
 
 
-def family_mean(report: dict, family: str, strategy: str, skip: str = "") -> str:
-    """``strategy``'s success at each k, the mean over ``family``'s modalities of ``report``
-    (but ``skip``) and their seeds."""
+def family_mean(data: dict, family: str, strategy: str, skip: str = "") -> str:
+    """``strategy``'s success at each k, the mean over ``family``'s modalities of the report
+    ``data`` (but ``skip``) and their seeds."""
     rows = [
         c
-        for mid, entry in report["modalities"].items()
+        for mid, entry in data["modalities"].items()
         if entry["family"] == family and mid != skip and strategy in entry["strategies"]
         for c in entry["strategies"][strategy]["curves"]["success"]
     ]
