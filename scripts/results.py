@@ -79,10 +79,10 @@ make results ONLY="main sine"             # the same through make (installs .ven
   ``main`` first; about 2.5 minutes): ``translate`` on validation variants with its learned
   family priors, without them, and with the projected posterior's calibration moved;
 * ``fits-family-out``: the main job's stages but ``rl2``, with ``metafit`` and ``selffit``,
-  trained without ``vector``, then without ``projected`` (``metaxm main``), and ``metaxm
-  evaluate`` of ``zeroshot``, ``maml``, ``align``, ``metafit``, ``selffit`` and ``priorfit`` on
-  the family left out (its held-out variant and validation variants 100-103), against the same
-  fits on the ``main`` job's agents (run ``main`` first);
+  trained without each training family in turn (``metaxm main``; about 8 minutes each), and
+  ``metaxm evaluate`` of ``zeroshot``, ``maml``, ``align``, ``metafit``, ``selffit`` and
+  ``priorfit`` on the family left out (its held-out variant and validation variants 100-103),
+  against the same fits on the ``main`` job's agents (run ``main`` first);
 * ``walls``: the main job's pretraining and source agent on GridNav with inner walls, then
   ``selfread`` and ``translate`` on validation variants (about 9 minutes).
 
