@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from studies.results.page import ROOT, RUNS, beside_main, rel, study_page
-from studies.results.rl2_stage import FAMILIES
+from studies.results.rl2_stage import FAMILIES, family_mean
 
 FITS = ("zeroshot", "maml", "align", "metafit", "selffit", "priorfit")
 """The strategies measured: the gradient-based meta-learned fits, ``priorfit``, and the
@@ -62,11 +62,14 @@ def fits_family_out() -> Path:
     :data:`HELD_OUT` in turn; measured on that family's held-out modality (the main job's
     held-out variant seed, now a family never seen) and validation variants 100-103; and the
     same fits on the main job's agents (``metafit``, ``selffit`` trained from its ``ppo``)."""
+    from metaxm.sampler import TaskSampler
     from metaxm.spec import load_spec
 
     name = "fits-family-out"
-    stages = load_spec(ROOT / "tasks" / "gridnav.yaml").main.runs
-    stages = {**{k: v for k, v in stages.items() if k != "rl2"}, **FIT_STAGES}
+    spec = load_spec(ROOT / "tasks" / "gridnav.yaml")
+    stages = {**{k: v for k, v in spec.main.runs.items() if k != "rl2"}, **FIT_STAGES}
+    # the main job's held-out variant of each family (``family:seed``)
+    held = {f: f"{f}:{v}" for f, v in TaskSampler(spec).modalities("heldout_variants")}
     strategies = [a for s in FITS for a in ("--strategy", s)]
     commands: list[list[str]] = []
     for family in HELD_OUT:
@@ -79,14 +82,14 @@ def fits_family_out() -> Path:
              f"main.runs={json.dumps(stages)}", "--set", "main.workers=1", "--set",
              "main.render=false", "--set", "main.evaluate=false", "--out", rel(job)],
             ["metaxm", "evaluate", rel(job), *strategies, "--out", rel(report(job)),
-             *modality_args([held_out_variant(family), *validation(family)])],
+             *modality_args([held[family], *validation(family)])],
         ]  # fmt: skip
     trained = RUNS / f"{name}-trained"
     validated = RUNS / f"{name}-trained-validation"
-    beside_main(trained, name, "its agents are the reference, trained on every family")
-    for link in ("maml", "priorfit"):
-        if not (trained / link).exists():
-            (trained / link).symlink_to(Path("..") / "main" / link)
+    beside_main(
+        trained, name, "its agents are the reference, trained on every family",
+        links=("ppo", "maml", "priorfit"),
+    )  # fmt: skip
     commands += [
         *(stage_train(s, trained) for s in FIT_STAGES),
         ["metaxm", "evaluate", rel(trained), *strategies, "--out", rel(report(trained)), "--set",
@@ -111,7 +114,7 @@ def fits_family_out() -> Path:
         ]
         for family in HELD_OUT:
             never = json.loads((report(RUNS / f"{name}-{family}") / "report.json").read_text())
-            mid = held_out_variant(family)
+            mid = held[family]
             lines += ["", f"**{family} held out** ({mid}; validation {family} 100-103):", "",
                       "| strategy | held out, never seen | trained on | validation, never seen "
                       "| trained on |", "|---|---|---|---|---|"]  # fmt: skip
@@ -129,15 +132,6 @@ def fits_family_out() -> Path:
     return study_page(name, title, commands, headline)
 
 
-def held_out_variant(family: str) -> str:
-    """The main job's held-out modality of ``family`` (``family:seed``)."""
-    from metaxm.sampler import TaskSampler
-    from metaxm.spec import load_spec
-
-    sampler = TaskSampler(load_spec(ROOT / "tasks" / "gridnav.yaml"))
-    return next(f"{f}:{v}" for f, v in sampler.modalities("heldout_variants") if f == family)
-
-
 def curve(data: dict, mid: str, strategy: str) -> str:
     """``strategy``'s IQM success curve on ``mid`` of the report ``data``, or why it was not
     measured."""
@@ -145,17 +139,3 @@ def curve(data: dict, mid: str, strategy: str) -> str:
     if entry is None:
         return "not measured"
     return " / ".join(f"{v:.2f}" for v in entry["iqm"]["success"]["point"])
-
-
-def family_mean(data: dict, family: str, strategy: str, skip: str = "") -> str:
-    """``strategy``'s success at each k, the mean over ``family``'s modalities of the report
-    ``data`` (but ``skip``) and their seeds."""
-    rows = [
-        c
-        for mid, entry in data["modalities"].items()
-        if entry["family"] == family and mid != skip and strategy in entry["strategies"]
-        for c in entry["strategies"][strategy]["curves"]["success"]
-    ]
-    if not rows:
-        return "not measured"
-    return " / ".join(f"{sum(r[j] for r in rows) / len(rows):.2f}" for j in range(len(rows[0])))

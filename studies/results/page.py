@@ -100,10 +100,12 @@ def need_main(name: str, why: str) -> None:
         raise SystemExit(f"{name}: run the main job first (--only main): {why}")
 
 
-def beside_main(job: Path, name: str, why: str) -> None:
-    """Make ``job`` a folder of runs whose ``ppo`` is the main job's, beside the ``rl2`` run a
-    study trains there; refuse in one line (naming ``why``) if the main job has not run."""
+def beside_main(job: Path, name: str, why: str, links: tuple[str, ...] = ("ppo",)) -> None:
+    """Make ``job`` a folder of runs whose ``links`` (``ppo`` by default) are the main job's,
+    beside the runs a study trains there; refuse in one line (naming ``why``) if the main job
+    has not run."""
     need_main(name, why)
     job.mkdir(parents=True, exist_ok=True)
-    if not (job / "ppo").exists():
-        (job / "ppo").symlink_to(Path("..") / "main" / "ppo")
+    for link in links:
+        if not (job / link).exists():
+            (job / link).symlink_to(Path("..") / "main" / link)

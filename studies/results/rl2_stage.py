@@ -159,17 +159,26 @@ def validation_means(report: Path, strategy: str) -> list[str]:
     """A line per family of ``report``: ``strategy``'s success at each k, the mean over its
     variants (named by their first and last seed) and evaluation seeds."""
     data = json.loads(report.read_text())
-    curves: dict[str, list[list[float]]] = {}
     variants: dict[str, list[str]] = {}
     for mid, entry in data["modalities"].items():
         if strategy in entry["strategies"]:
-            curves.setdefault(entry["family"], []).extend(
-                entry["strategies"][strategy]["curves"]["success"]
-            )
             variants.setdefault(entry["family"], []).append(mid.split(":")[1])
     return [
-        f"- validation {family} {variants[family][0]}-{variants[family][-1]} (mean over variants "
-        "and seeds): "
-        + " / ".join(f"{sum(c[j] for c in rows) / len(rows):.2f}" for j in range(len(rows[0])))
-        for family, rows in curves.items()
+        f"- validation {family} {seeds[0]}-{seeds[-1]} (mean over variants and seeds): "
+        + family_mean(data, family, strategy)
+        for family, seeds in variants.items()
     ]
+
+
+def family_mean(data: dict, family: str, strategy: str, skip: str = "") -> str:
+    """``strategy``'s success at each k, the mean over ``family``'s modalities of the report
+    ``data`` (but ``skip``) and their seeds; "not measured" where it measured none."""
+    rows = [
+        c
+        for mid, entry in data["modalities"].items()
+        if entry["family"] == family and mid != skip and strategy in entry["strategies"]
+        for c in entry["strategies"][strategy]["curves"]["success"]
+    ]
+    if not rows:
+        return "not measured"
+    return " / ".join(f"{sum(r[j] for r in rows) / len(rows):.2f}" for j in range(len(rows[0])))

@@ -90,7 +90,8 @@ def test_goal_gain_lines_read_the_scripts_json(tmp_path: Path) -> None:
 
 
 def test_family_out_cells_read_the_reports_curves() -> None:
-    from studies.results.family_out import curve, family_mean
+    from studies.results.family_out import curve
+    from studies.results.rl2_stage import family_mean
 
     def entry(family: str, curves: list[list[float]]) -> dict:
         iqm = [sum(c[j] for c in curves) / len(curves) for j in range(len(curves[0]))]
