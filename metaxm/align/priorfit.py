@@ -175,10 +175,13 @@ class MapPrior:
         """(N, D) what ``family``'s map reads of ``obs`` (:func:`features`)."""
         return features(obs, space, family in self.unsquashed)
 
-    def solve(self, family: str, x: Tensor, y: Tensor) -> Tensor:
+    def solve(
+        self, family: str, x: Tensor, y: Tensor, frames: tuple[int, int] | None = None
+    ) -> Tensor:
         """The MAP map of ``family`` from features ``x`` (N, D) to source observations ``y``
         (:func:`prior_solve`), under the family's own prior or, where it has none,
-        :meth:`unseen_prior`.
+        :meth:`unseen_prior`, read as ``frames`` (F, T) under one code where the pairs keep
+        that reading (:func:`metaxm.align.frame_code.read`).
 
         Raises:
             KeyError: no prior for the family (none of its own, and no :attr:`unseen`).
@@ -187,7 +190,9 @@ class MapPrior:
             return prior_solve(x, y, self.mean[family], self.log_prec[family])
         if self.unseen is None:
             raise KeyError(f"no meta-learned prior for family {family!r}")
-        return prior_solve(x, y, *self.unseen_prior(x.shape[1]))
+        from metaxm.align.frame_code import read
+
+        return read(x, y, frames, self.unseen_prior)
 
     def state_dict(self) -> dict[str, dict[str, dict[str, Tensor]]]:
         state = {

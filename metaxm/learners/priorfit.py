@@ -96,6 +96,7 @@ class PriorFit(Translate):
         """Solve the map from view 0 of ``pairs`` (the target) to view 1 (the source) under
         the family's prior and give it to ``policy``, with the source variant's adapter."""
         from metaxm.align.fewshot import default_source, source_params
+        from metaxm.align.frame_code import frame_shape
         from metaxm.align.priorfit import LinearTranslator, features
 
         family = pairs.families[0]
@@ -104,7 +105,8 @@ class PriorFit(Translate):
         unsquashed = family in self.prior.unsquashed  # the solve's inputs and the map's alike
         with torch.no_grad():
             x = features(pairs.obs[0], space, unsquashed)
-            weight = self.prior.solve(family, x, pairs.obs[1].float().flatten(1))
+            y = pairs.obs[1].float().flatten(1)
+            weight = self.prior.solve(family, x, y, frame_shape(space))
         policy.translator = LinearTranslator(weight, space, unsquashed).to(x.device)
         policy.reads = source[0]
         policy.params = source_params(self.agent, source)
