@@ -54,18 +54,36 @@ def frame_solve(
     x: Tensor, y: Tensor, frames: tuple[int, int], prior: Prior, rank: int = RANK,
     iters: int = ITERS,
 ) -> Tensor:  # fmt: skip
-    """The frame-coded map (D, S) from ``x`` (N, F*T) to ``y`` (N, S) (module docstring),
-    started from the top ``rank`` right singular vectors of every frame pooled."""
+    """The frame-coded map (D, S) from ``x`` (N, F*T) to ``y`` (N, S) (module docstring).
+
+    Alternating least squares is not convex, so it starts twice and keeps the start whose map
+    fits the pairs better: from the top ``rank`` right singular vectors of every frame pooled
+    (what the frames show most), and from the top ``rank`` left singular vectors of the
+    flattened map (D, S) laid out as (F, T*S) (the code the flattened fit shares most)."""
     from metaxm.align.priorfit import prior_solve
 
     f, t = frames
     n, s = x.shape[0], y.shape[1]
     xf = x.double().reshape(n, f, t)
-    yd = y.double()
-    mean, log_prec = (p.double() for p in prior(t * rank))
     pooled = xf.transpose(1, 2).reshape(n * t, f)
-    code = torch.linalg.svd(pooled, full_matrices=False).Vh[:rank].T  # (F, R)
-    eye = torch.eye(f * rank, dtype=torch.float64, device=x.device)
+    flat = prior_solve(x.double(), y.double(), *(p.double() for p in prior(f * t)))
+    starts = [
+        torch.linalg.svd(pooled, full_matrices=False).Vh[:rank].T,  # (F, R)
+        torch.linalg.svd(flat.reshape(f, t * s), full_matrices=False).U[:, :rank],
+    ]
+    fits = [_alternate(xf, y.double(), code, prior, iters) for code in starts]
+    w = min(fits, key=lambda w: float((x.double() @ w - y.double()).pow(2).sum()))
+    return w.to(x.dtype)
+
+
+def _alternate(xf: Tensor, yd: Tensor, code: Tensor, prior: Prior, iters: int) -> Tensor:
+    """:func:`frame_solve`'s rounds from one start ``code`` (F, R): the map (F*T, S), float64."""
+    from metaxm.align.priorfit import prior_solve
+
+    n, f, t = xf.shape
+    s, rank = yd.shape[1], code.shape[1]
+    mean, log_prec = (p.double() for p in prior(t * rank))
+    eye = torch.eye(f * rank, dtype=torch.float64, device=xf.device)
     for _ in range(iters):
         a = prior_solve(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
         g = torch.einsum("nft,trs->nsfr", xf, a).reshape(n * s, f * rank)
@@ -74,7 +92,7 @@ def frame_solve(
         code = torch.linalg.solve(normal + lam * eye, g.T @ yd.reshape(-1)).reshape(f, rank)
         code = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
     a = prior_solve(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
-    return torch.einsum("fr,trs->fts", code, a).reshape(f * t, s).to(x.dtype)
+    return torch.einsum("fr,trs->fts", code, a).reshape(f * t, s)
 
 
 def codes(xf: Tensor, code: Tensor) -> Tensor:

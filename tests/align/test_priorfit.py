@@ -339,10 +339,12 @@ def test_the_learner_refuses_a_family_without_a_prior_before_playing(make_spec) 
 
 def test_the_learner_reads_a_family_never_trained_on_under_the_prior_for_any(make_spec) -> None:
     """A spectrogram the run never trained on: its pairs solved under the unseen prior (the
-    map :meth:`MapPrior.solve` gives), read flattened as it is; and ``adapt`` plays it."""
+    map :meth:`MapPrior.solve` gives it, frames and all), read as it is; and ``adapt`` plays
+    it."""
     from types import SimpleNamespace
 
     from metaxm.align.fewshot import collect_paired_steps, default_source
+    from metaxm.align.frame_code import frame_shape
     from metaxm.align.priorfit import features
     from metaxm.build import make_env
     from metaxm.learners import PriorFit
@@ -358,9 +360,9 @@ def test_the_learner_reads_a_family_never_trained_on_under_the_prior_for_any(mak
     policy = SimpleNamespace()
     learner.fit_into(policy, pairs, seed=0)
     x = features(pairs.obs[0], space)
-    assert torch.equal(
-        policy.translator.weight, learner.prior.solve("audio", x, pairs.obs[1].float().flatten(1))
-    )
+    y = pairs.obs[1].float().flatten(1)
+    assert torch.equal(policy.translator.weight, learner.prior.solve("audio", x, y, (32, 4)))
+    assert frame_shape(space) == (32, 4)
     assert policy.translator.weight.shape == (128, s) and not bool(policy.translator.unsquashed)
     played = learner.adapt(make_env(spec, "audio", 5, num_envs=1, seed=3), 1)
     assert played.translator.weight.shape == (128, s)
