@@ -35,6 +35,9 @@ ITERS = 100
 """Alternating least-squares rounds (30 rounds read validation audio 100 at k = 4 0.92, 100
 rounds 1.00; section 49)."""
 
+SETTLED = 1e-9
+"""The rounds stop early once no entry of the (unit-norm) code moves by more than this."""
+
 RIDGE = 1e-3
 """The code's ridge, as a share of its normal equations' mean diagonal."""
 
@@ -60,13 +63,12 @@ def frame_solve(
     fits the pairs better: from the top ``rank`` right singular vectors of every frame pooled
     (what the frames show most), and from the top ``rank`` left singular vectors of the
     flattened map (D, S) laid out as (F, T*S) (the code the flattened fit shares most)."""
-    from metaxm.align.priorfit import prior_solve
 
     f, t = frames
     n, s = x.shape[0], y.shape[1]
     xf = x.double().reshape(n, f, t)
     pooled = xf.transpose(1, 2).reshape(n * t, f)
-    flat = prior_solve(x.double(), y.double(), *(p.double() for p in prior(f * t)))
+    flat = solve_pairs(x.double(), y.double(), *(p.double() for p in prior(f * t)))
     starts = [
         torch.linalg.svd(pooled, full_matrices=False).Vh[:rank].T,  # (F, R)
         torch.linalg.svd(flat.reshape(f, t * s), full_matrices=False).U[:, :rank],
@@ -78,21 +80,50 @@ def frame_solve(
 
 def _alternate(xf: Tensor, yd: Tensor, code: Tensor, prior: Prior, iters: int) -> Tensor:
     """:func:`frame_solve`'s rounds from one start ``code`` (F, R): the map (F*T, S), float64."""
-    from metaxm.align.priorfit import prior_solve
 
     n, f, t = xf.shape
     s, rank = yd.shape[1], code.shape[1]
     mean, log_prec = (p.double() for p in prior(t * rank))
     eye = torch.eye(f * rank, dtype=torch.float64, device=xf.device)
     for _ in range(iters):
-        a = prior_solve(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
+        a = solve_pairs(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
         g = torch.einsum("nft,trs->nsfr", xf, a).reshape(n * s, f * rank)
         normal = g.T @ g
         lam = RIDGE * normal.diagonal().mean().clamp_min(1e-12)
         code = torch.linalg.solve(normal + lam * eye, g.T @ yd.reshape(-1)).reshape(f, rank)
-        code = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
-    a = prior_solve(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
+        new = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        settled = bool((new - code).abs().max() < SETTLED)
+        code = new
+        if settled:
+            break
+    a = solve_pairs(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
     return torch.einsum("fr,trs->fts", code, a).reshape(f * t, s)
+
+
+def primal_solve(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
+    """:func:`~metaxm.align.priorfit.prior_solve` in its primal form, per source channel j
+    ``(X'X + diag p_j) w_j = X'y_j + p_j m_j`` (D x D), in float64: the same map, far cheaper
+    where the pairs outnumber the features (a frame code's T*R against a few hundred pairs);
+    the dual form solves N x N."""
+    from metaxm.align.priorfit import units
+
+    x, y, mean, log_prec = (t.double() for t in (x, y, mean, log_prec))
+    r = units(x)
+    xs = x / r
+    prec = log_prec.exp().T  # (S, D)
+    lhs = (xs.T @ xs).expand(prec.shape[0], -1, -1) + torch.diag_embed(prec)
+    rhs = (xs.T @ y).T + prec * mean.T  # (S, D)
+    return torch.linalg.solve(lhs, rhs.unsqueeze(-1)).squeeze(-1).T / r[:, None]
+
+
+def solve_pairs(x: Tensor, y: Tensor, mean: Tensor, log_prec: Tensor) -> Tensor:
+    """The MAP map (D, S) in whichever form is smaller: :func:`primal_solve` where the pairs
+    outnumber the features, :func:`~metaxm.align.priorfit.prior_solve` (dual) otherwise."""
+    from metaxm.align.priorfit import prior_solve
+
+    if x.shape[1] < x.shape[0]:
+        return primal_solve(x, y, mean, log_prec).to(mean.dtype)
+    return prior_solve(x, y, mean, log_prec)
 
 
 def codes(xf: Tensor, code: Tensor) -> Tensor:
@@ -106,7 +137,6 @@ def choose(x: Tensor, y: Tensor, frames: tuple[int, int], prior: Prior) -> bool:
     both ways, by its squared error per source channel in units of the channel's variance over
     the pairs (so a goal's channel, which moves only between episodes, weighs as much as the
     agent's; a channel the pairs hold still is not scored)."""
-    from metaxm.align.priorfit import prior_solve
 
     half = x.shape[0] // 2
     if half < 1:
@@ -116,7 +146,7 @@ def choose(x: Tensor, y: Tensor, frames: tuple[int, int], prior: Prior) -> bool:
     folds = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
     flat = framed = 0.0
     for fit, held in folds:
-        w_flat = prior_solve(x[fit], y[fit], *prior(x.shape[1]))
+        w_flat = solve_pairs(x[fit], y[fit], *prior(x.shape[1]))
         w_frames = frame_solve(x[fit], y[fit], frames, prior)
         flat += float(((x[held] @ w_flat - y[held]).double().pow(2) * weight).sum())
         framed += float(((x[held] @ w_frames - y[held]).double().pow(2) * weight).sum())

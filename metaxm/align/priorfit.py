@@ -25,7 +25,9 @@ vector observation only (:func:`~metaxm.align.translate.is_vector`). A family wi
 flattened under the prior for any family (:attr:`MapPrior.unseen`): mean 0 and, per source
 channel j, one log precision ``u_j``, set on every feature as ``u_j + log D`` (so the prior
 variance of the channel's reading summed over the D features is ``exp(-u_j)`` whatever D),
-meta-learned on the training families' tasks beside their own priors. A family whose sensors
+meta-learned on the training families' tasks beside their own priors; an observation with
+frames (a spectrogram) may be read as frames under one shared code instead, where the pairs
+prefer it (:mod:`metaxm.align.frame_code`: a structure set by hand). A family whose sensors
 are ``tanh`` of a linear mix of the state (``projected``, :data:`SQUASHED`) is read unsquashed
 (``atanh``), where the state is an affine map of them (the bias one more direction of the 32
 sensors, which the map learns to send to 0); a prior records it

@@ -433,7 +433,8 @@ class PriorFitStrategy(Translate):
     meta_learned = (
         "the Gaussian prior of its map (mean and per-entry precisions), through the exact "
         "solve over fresh variants of each vector family; for a family with no prior of its "
-        "own, one precision per source channel, learned on the same tasks"
+        "own, one precision per source channel, learned on the same tasks (a spectrogram's "
+        "frames read under one shared code where the pairs prefer it: set by hand)"
     )
     trains_encoder = True  # it reads a family the agent was built without (the prior for any)
 

@@ -6,9 +6,10 @@ from the target's observations to the source's that is most probable under the f
 meta-learned Gaussian prior (:mod:`metaxm.align.priorfit`), and reads the translation with the
 source's encoder and adapter, then the frozen policy. Unlike ``translate`` it searches nothing
 within the measured episode. A family with no prior of its own (never trained on, or an image)
-is read under the run's prior for any family (:attr:`~metaxm.align.priorfit.MapPrior.unseen`);
-token ids, or any family where the run has no such prior (saved before it was learned), are
-refused before any episode is played.
+is read under the run's prior for any family (:attr:`~metaxm.align.priorfit.MapPrior.unseen`),
+as frames under one shared code where its observation has frames and the pairs prefer that
+(:mod:`metaxm.align.frame_code`); token ids, or any family where the run has no such prior
+(saved before it was learned), are refused before any episode is played.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from metaxm.align.frame_code import choose, frame_shape, frame_solve, read
+from metaxm.align.frame_code import choose, frame_shape, frame_solve, primal_solve, read
 from metaxm.align.priorfit import MapPrior, prior_solve
 
 F, T, S = 16, 6, 3
@@ -80,3 +80,14 @@ def test_a_familys_own_prior_reads_it_flattened_whatever_its_frames() -> None:
     framed = frame_solve(x, y, (F, T), own.unseen_prior)
     assert torch.equal(own.solve("new", x, y, (F, T)), framed)  # a family with none: frames
     assert not torch.allclose(framed, own.solve("new", x, y), atol=1e-3)
+
+
+def test_the_primal_solve_is_the_dual_one() -> None:
+    """:func:`primal_solve` (D x D per channel) gives :func:`prior_solve`'s map (N x N)."""
+    g = torch.Generator().manual_seed(7)
+    for n, d in ((40, 6), (9, 20)):
+        x = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.linspace(0.1, 3.0, d)
+        y = torch.randn(n, S, generator=g, dtype=torch.float64)
+        mean = torch.randn(d, S, generator=g, dtype=torch.float64)
+        log_prec = torch.randn(d, S, generator=g, dtype=torch.float64)
+        assert torch.allclose(primal_solve(x, y, mean, log_prec), prior_solve(x, y, mean, log_prec))
