@@ -35,9 +35,6 @@ ITERS = 100
 """Alternating least-squares rounds (30 rounds read validation audio 100 at k = 4 0.92, 100
 rounds 1.00; section 49)."""
 
-SETTLED = 1e-9
-"""The rounds stop early once no entry of the (unit-norm) code moves by more than this."""
-
 RIDGE = 1e-3
 """The code's ridge, as a share of its normal equations' mean diagonal."""
 
@@ -63,7 +60,6 @@ def frame_solve(
     fits the pairs better: from the top ``rank`` right singular vectors of every frame pooled
     (what the frames show most), and from the top ``rank`` left singular vectors of the
     flattened map (D, S) laid out as (F, T*S) (the code the flattened fit shares most)."""
-
     f, t = frames
     n, s = x.shape[0], y.shape[1]
     xf = x.double().reshape(n, f, t)
@@ -80,7 +76,6 @@ def frame_solve(
 
 def _alternate(xf: Tensor, yd: Tensor, code: Tensor, prior: Prior, iters: int) -> Tensor:
     """:func:`frame_solve`'s rounds from one start ``code`` (F, R): the map (F*T, S), float64."""
-
     n, f, t = xf.shape
     s, rank = yd.shape[1], code.shape[1]
     mean, log_prec = (p.double() for p in prior(t * rank))
@@ -91,11 +86,7 @@ def _alternate(xf: Tensor, yd: Tensor, code: Tensor, prior: Prior, iters: int) -
         normal = g.T @ g
         lam = RIDGE * normal.diagonal().mean().clamp_min(1e-12)
         code = torch.linalg.solve(normal + lam * eye, g.T @ yd.reshape(-1)).reshape(f, rank)
-        new = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
-        settled = bool((new - code).abs().max() < SETTLED)
-        code = new
-        if settled:
-            break
+        code = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
     a = solve_pairs(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
     return torch.einsum("fr,trs->fts", code, a).reshape(f * t, s)
 
@@ -137,7 +128,6 @@ def choose(x: Tensor, y: Tensor, frames: tuple[int, int], prior: Prior) -> bool:
     both ways, by its squared error per source channel in units of the channel's variance over
     the pairs (so a goal's channel, which moves only between episodes, weighs as much as the
     agent's; a channel the pairs hold still is not scored)."""
-
     half = x.shape[0] // 2
     if half < 1:
         return False
