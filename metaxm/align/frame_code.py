@@ -27,6 +27,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
+from metaxm.align.least_squares import ridge
+
 RANK = 1
 """Directions of the frames' shared code. Chosen on validation audio 100-101 (section 49):
 at k = 2 / 4, 1 read 0.90 / 1.00 and 0.54 / 1.00, 2 read 0.70 / 1.00 and 0.20 / 0.99."""
@@ -36,7 +38,8 @@ ITERS = 100
 rounds 1.00; section 49)."""
 
 RIDGE = 1e-3
-"""The code's ridge, as a share of its normal equations' mean diagonal."""
+"""The code's ridge (:func:`~metaxm.align.least_squares.ridge`), as a share of its normal
+equations' mean diagonal."""
 
 Prior = Callable[[int], tuple[Tensor, Tensor]]
 """The prior's mean and log precisions (D, S) for D features (``MapPrior.unseen_prior``)."""
@@ -79,13 +82,10 @@ def _alternate(xf: Tensor, yd: Tensor, code: Tensor, prior: Prior, iters: int) -
     n, f, t = xf.shape
     s, rank = yd.shape[1], code.shape[1]
     mean, log_prec = (p.double() for p in prior(t * rank))
-    eye = torch.eye(f * rank, dtype=torch.float64, device=xf.device)
     for _ in range(iters):
         a = solve_pairs(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
         g = torch.einsum("nft,trs->nsfr", xf, a).reshape(n * s, f * rank)
-        normal = g.T @ g
-        lam = RIDGE * normal.diagonal().mean().clamp_min(1e-12)
-        code = torch.linalg.solve(normal + lam * eye, g.T @ yd.reshape(-1)).reshape(f, rank)
+        code = ridge(g, yd.reshape(-1, 1), RIDGE).reshape(f, rank)
         code = code / code.norm(dim=0, keepdim=True).clamp_min(1e-12)
     a = solve_pairs(codes(xf, code), yd, mean, log_prec).reshape(t, rank, s)
     return torch.einsum("fr,trs->fts", code, a).reshape(f * t, s)
