@@ -251,8 +251,8 @@ def meta_loss(
         diagnostics averaged over tasks.
     """
     policy = functional_policy(model, family, theta)
-    supports = [s._replace(obs=policy.features(s.obs)) for s in supports]
-    query = query._replace(obs=policy.features(query.obs))
+    supports = [s._replace(obs=policy.features(s.obs, mask=s.mask)) for s in supports]
+    query = query._replace(obs=policy.features(query.obs, mask=query.mask))
 
     def one(sup: list[PGBatch], q: PGBatch) -> tuple[Tensor, dict[str, Tensor]]:
         return task_loss(policy, theta, sup, q, lrs, config)
@@ -360,7 +360,8 @@ def adapt_in_env(
         episodes = collect_episodes(agent, env, family, n_tasks, params, generator, config)
         supports.append(episodes)
         with torch.no_grad():
-            batch = episodes.batch._replace(obs=policy.features(episodes.batch.obs))
+            batch = episodes.batch
+            batch = batch._replace(obs=policy.features(batch.obs, mask=batch.mask))
         if params is None:
             params = vmap(step, in_dims=(None, 0))(theta, batch)
         else:
