@@ -101,7 +101,12 @@ def _run_main(
         t = time.perf_counter()
         echo(f"modalities drawn in {render_spec(spec, out / 'render.png')}")
         timings["render"] = time.perf_counter() - t
-    timings.update(run_stages(specs, cfg.links, out, cfg.workers, echo))
+    early = None
+    if cfg.evaluate and cfg.workers > 1:  # a worker the last stages leave idle measures curves
+        from metaxm.run.early_eval import EarlyEvaluation
+
+        early = EarlyEvaluation(spec, out)
+    timings.update(run_stages(specs, cfg.links, out, cfg.workers, echo, early))
     report: dict[str, Any] = {}
     if cfg.evaluate:
         from metaxm.evaluate.loading import load_agents
@@ -109,8 +114,11 @@ def _run_main(
         from metaxm.evaluate.runner import run_evaluation
 
         t = time.perf_counter()
+        measured = early.stop() if early is not None else {}
+        if measured:
+            echo(f"evaluate: {len(measured)} curves measured beside the stages")
         agents = load_agents(out, spec)
-        report = run_evaluation(agents)
+        report = run_evaluation(agents, measured=measured)
         paths = write_report(report, out / "report")
         timings["evaluate"] = time.perf_counter() - t
         echo(report["headline"]["text"])

@@ -9,6 +9,7 @@ such a folder. Checkpoints are loaded with ``weights_only=True`` (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +147,12 @@ def load_agent(
     return agent, spec, algo, extras
 
 
-def load_agents(path: str | Path, spec: Spec | None = None, device: str | None = None) -> Agents:
+def load_agents(
+    path: str | Path,
+    spec: Spec | None = None,
+    device: str | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> Agents:
     """Every trained agent under ``path``: a run directory, or a folder of runs named by algo.
 
     Args:
@@ -154,9 +160,11 @@ def load_agents(path: str | Path, spec: Spec | None = None, device: str | None =
         spec: the spec to evaluate under (its held-out splits and ``evaluate`` section);
             defaults to the spec of the first run found.
         device: load onto this device instead of the runs' own.
+        kinds: in a folder of runs, the algos loaded (default: all of :data:`KINDS`; the main
+            job loads the finished ones while others still train).
     """
     path = Path(path)
-    runs = [path / k for k in KINDS if (path / k).is_dir()] if path.is_dir() else []
+    runs = [path / k for k in KINDS if k in kinds and (path / k).is_dir()] if path.is_dir() else []
     if not runs:
         runs = [path]
     agents = Agents(spec=spec)  # type: ignore[arg-type]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from metaxm.spec import Spec
 
 log = logging.getLogger(__name__)
+
+Job = tuple[str, str, int, int]  # (modality id, strategy, seed index, seed)
 
 
 def heldout_modalities(agents: Agents) -> list[tuple[str, str, int]]:
@@ -165,29 +169,44 @@ def unmeasurable_reason(src: float | None, threshold: float, fresh: float, metri
     )
 
 
-def run_evaluation(
+@dataclass
+class Plan:
+    """What an evaluation measures (:func:`plan_evaluation`).
+
+    Attributes:
+        names: the strategies measured (``scratch`` always among them).
+        skipped: the strategies asked for whose agent is missing.
+        seeds: seeds per curve.
+        held: ``(split, family, variant)`` of every modality measured.
+        unread: per modality id, the strategies that do not read it and why.
+        budgets: the few-shot budgets (``scratch``'s: ``scratch_budgets``).
+        scratch_budgets: ``scratch``'s budgets.
+        root: the evaluation's seed, from which every job's is derived.
+        jobs: one per (modality, strategy, seed), each seeded on its own.
+    """
+
+    names: list[str]
+    skipped: list[str]
+    seeds: int
+    held: list[tuple[str, str, int]]
+    unread: dict[str, dict[str, str]]
+    budgets: list[int]
+    scratch_budgets: list[int]
+    root: int
+    jobs: list[Job]
+
+
+def plan_evaluation(
     agents: Agents,
     strategies: Sequence[str] | None = None,
     seeds: int | None = None,
     modalities: Sequence[tuple[str, str, int]] | None = None,
-    progress: bool | None = None,
-    on_curve: Callable[[dict[str, Any]], None] | None = None,
-    workers: int | None = None,
-) -> dict[str, Any]:
-    """Measure every few-shot curve and derive the transfer metrics.
+) -> Plan:
+    """The jobs :func:`run_evaluation` measures, checked before any is (arguments as there).
 
-    Args:
-        agents: the trained agents and the spec.
-        strategies: names from :data:`STRATEGIES` (default: ``evaluate.strategies``); those
-            whose agent is missing are skipped and listed in the result.
-        seeds: seeds per curve (default ``evaluate.seeds``).
-        modalities: ``(split, family, variant)`` to evaluate (default: all held-out ones).
-        progress: show a progress bar (default ``log.progress``).
-        on_curve: called with each finished curve record (for incremental saving).
-        workers: processes measuring curves in parallel (default ``evaluate.workers``).
-
-    Returns:
-        the report data (see :mod:`metaxm.evaluate.report` for the schema).
+    Raises:
+        ConfigError: an unknown strategy, no held-out modality, a family the agents cannot
+            read, or an ``align`` fit setting that cannot work.
     """
     spec = agents.spec
     cfg = spec.evaluate
@@ -224,10 +243,7 @@ def run_evaluation(
         for _, family, _ in held:
             fit_subset(spec, family)
     budgets = list(cfg.budgets)
-    sbudgets = scratch_budgets(budgets, cfg.scratch_cap)
     root = derive_seed(spec.seed, "evaluate") % (2**31)
-    started = time.perf_counter()
-    source = source_performance(agents, root)
     jobs = [
         (mid, name, k, (root + 7919 * k + 104729 * v) % (2**31))
         for (_, f, v) in held
@@ -236,12 +252,55 @@ def run_evaluation(
         if name not in unread.get(mid, {})
         for k in range(n_seeds)
     ]
+    return Plan(names, skipped, n_seeds, held, unread, budgets,
+                scratch_budgets(budgets, cfg.scratch_cap), root, jobs)  # fmt: skip
+
+
+def run_evaluation(
+    agents: Agents,
+    strategies: Sequence[str] | None = None,
+    seeds: int | None = None,
+    modalities: Sequence[tuple[str, str, int]] | None = None,
+    progress: bool | None = None,
+    on_curve: Callable[[dict[str, Any]], None] | None = None,
+    workers: int | None = None,
+    measured: Mapping[Job, tuple[Curve, float]] | None = None,
+) -> dict[str, Any]:
+    """Measure every few-shot curve and derive the transfer metrics.
+
+    Args:
+        agents: the trained agents and the spec.
+        strategies: names from :data:`STRATEGIES` (default: ``evaluate.strategies``); those
+            whose agent is missing are skipped and listed in the result.
+        seeds: seeds per curve (default ``evaluate.seeds``).
+        modalities: ``(split, family, variant)`` to evaluate (default: all held-out ones).
+        progress: show a progress bar (default ``log.progress``).
+        on_curve: called with each finished curve record (for incremental saving).
+        workers: processes measuring curves in parallel (default ``evaluate.workers``).
+        measured: jobs of the plan already measured (curve and seconds), not measured again:
+            the main job measures some beside its last stages (:mod:`metaxm.run.early_eval`).
+
+    Returns:
+        the report data (see :mod:`metaxm.evaluate.report` for the schema).
+    """
+    spec = agents.spec
+    cfg = spec.evaluate
+    plan = plan_evaluation(agents, strategies, seeds, modalities)
+    names, n_seeds, held, unread = plan.names, plan.seeds, plan.held, plan.unread
+    budgets, sbudgets, skipped = plan.budgets, plan.scratch_budgets, plan.skipped
+    started = time.perf_counter()
+    source = source_performance(agents, plan.root)
+    measured = {job: measured[job] for job in plan.jobs if job in (measured or {})}
+    jobs = [job for job in plan.jobs if job not in measured]
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
     curves: dict[str, dict[str, dict[int, Curve]]] = {}
     times: dict[str, dict[str, dict[int, float]]] = {}
     show = spec.log.progress if progress is None else progress
-    bar = tqdm(total=len(jobs), desc="evaluate", disable=not show, dynamic_ncols=True)
-    for (mid, name, k, _), curve, seconds in _run_jobs(agents, jobs, budgets, sbudgets, n_workers):
+    bar = tqdm(total=len(plan.jobs), desc="evaluate", disable=not show, dynamic_ncols=True)
+    done = ((job, *measured[job]) for job in measured)
+    for (mid, name, k, _), curve, seconds in chain(
+        done, _run_jobs(agents, jobs, budgets, sbudgets, n_workers)
+    ):
         curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
         times.setdefault(mid, {}).setdefault(name, {})[k] = seconds
         bar.set_postfix_str(f"{mid} {name} seed {k}")
@@ -275,8 +334,6 @@ def run_evaluation(
     report["workers"] = n_workers
     return report
 
-
-Job = tuple[str, str, int, int]  # (modality id, strategy, seed index, seed)
 
 _WORKER_AGENTS: Agents | None = None
 

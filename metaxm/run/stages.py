@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from metaxm.errors import MetaxmError
 
 if TYPE_CHECKING:
+    from metaxm.run.early_eval import EarlyEvaluation
     from metaxm.spec import Spec
 
 Echo = Callable[[str], None]
@@ -76,7 +77,12 @@ def run_stage(name: str, spec: Spec, rundir: Path) -> str:
 
 
 def run_stages(
-    specs: dict[str, Spec], links: dict[str, set[str]], out: Path, workers: int, echo: Echo
+    specs: dict[str, Spec],
+    links: dict[str, set[str]],
+    out: Path,
+    workers: int,
+    echo: Echo,
+    early: EarlyEvaluation | None = None,
 ) -> dict[str, float]:
     """Train every stage of ``specs`` (name -> its spec) into ``out/<name>``, keeping a
     finished one (with ``summary.json``); returns each trained stage's wall-clock seconds.
@@ -87,6 +93,8 @@ def run_stages(
         out: the main job's output folder.
         workers: stages trained at once (1: in this process, in order).
         echo: where progress lines go.
+        early: the evaluation's jobs to measure in a worker the stages leave idle, once no
+            stage is left to start (:mod:`metaxm.run.early_eval`); stopped when they end.
     """
     todo = []
     for name in specs:
@@ -103,7 +111,7 @@ def run_stages(
             seconds[name] = time.perf_counter() - t
             echo(line)
         return seconds
-    return _side_by_side(specs, links, todo, out, workers, echo)
+    return _side_by_side(specs, links, todo, out, workers, echo, early)
 
 
 def _side_by_side(
@@ -113,6 +121,7 @@ def _side_by_side(
     out: Path,
     workers: int,
     echo: Echo,
+    early: EarlyEvaluation | None = None,
 ) -> dict[str, float]:
     """:func:`run_stages` with more than one worker: one spawned process per stage."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
@@ -143,7 +152,14 @@ def _side_by_side(
                 running[name] = (process, receive, time.perf_counter())
             if not running:  # every remaining stage links to one that never finishes
                 raise MetaxmError(f"main.runs: {', '.join(todo)} cannot start")
-            ready = wait([conn for _, conn, _ in running.values()], timeout=2.0)
+            if early is not None and early.conn is None and not todo and len(running) < workers:
+                line = early.start(done)  # an idle worker: the evaluation begins
+                if line is not None:
+                    say(line)
+            conns = [conn for _, conn, _ in running.values()]
+            ready = wait([*conns, early.conn] if early and early.running else conns, timeout=2.0)
+            if early is not None and early.conn in ready:
+                early.receive()
             for name in [n for n, (_, conn, _) in running.items() if conn in ready]:
                 process, conn, started = running.pop(name)
                 outcome = _receive(conn)
@@ -155,7 +171,12 @@ def _side_by_side(
                 done.add(name)
                 bar.update(1)
                 say(outcome)
-            bar.set_postfix_str(_progress(specs, running, out), refresh=True)
+            measured = f", evaluate {len(early.measured)} curves" if early and early.conn else ""
+            bar.set_postfix_str(_progress(specs, running, out) + measured, refresh=True)
+    except BaseException:
+        if early is not None:
+            early.terminate()
+        raise
     finally:
         for process, conn, _ in running.values():  # a failure or an interrupt: stop the rest
             process.terminate()
