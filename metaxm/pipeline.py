@@ -4,7 +4,8 @@ For a spec it (1) draws one state in every modality (``OUT/render.png``), (2) ru
 per entry of ``main.runs`` (``OUT/<name>/``), each with the spec plus that entry's overrides,
 every stage starting from the ones it links to through ``{out}`` (in order, or side by side
 with ``main.workers``: :mod:`metaxm.run.stages`), (3) evaluates
-the trained agents on the held-out modalities (``OUT/report/``) and, optionally, (4)
+the trained agents on the held-out modalities (``OUT/report/``; begun on a worker the last
+stages leave idle, :mod:`metaxm.run.early_eval`) and, optionally, (4)
 benchmarks the batched worlds. The default spec's stages::
 
     pretrain   alignment of the training families' encoders and per-variant adapters

@@ -6,7 +6,8 @@ Each stage trains one run into ``OUT/<stage>``; a stage that starts from another
 With more, each trains in a spawned process of its own as soon as the stages it links to are
 finished, at most ``workers`` at once, and the listed order breaks ties. The default spec's
 ``rl2`` stage links to nothing, so on two workers it trains beside pretrain -> ppo -> maml,
-priorfit (``docs/transfer.md``).
+priorfit (``docs/transfer.md``), and then beside the evaluation's first curves, measured on
+the idle worker (:mod:`metaxm.run.early_eval`).
 
 Every stage seeds itself and runs the spec's ``train.threads``, so what it writes does not
 depend on the number of workers (``tests/test_pipeline.py`` compares them). A side-by-side
