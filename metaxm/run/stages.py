@@ -95,7 +95,8 @@ def run_stages(
         workers: stages trained at once (1: in this process, in order).
         echo: where progress lines go.
         early: the evaluation's jobs to measure in a worker the stages leave idle, once no
-            stage is left to start (:mod:`metaxm.run.early_eval`); stopped when they end.
+            stage is left to start (:mod:`metaxm.run.early_eval`); stopped when they end. With
+            it, one stage left (a resumed job's ``rl2``) trains in a process of its own too.
     """
     todo = []
     for name in specs:
@@ -103,7 +104,7 @@ def run_stages(
             echo(f"{name}: finished run kept ({out / name})")
         else:
             todo.append(name)
-    if workers <= 1 or len(todo) <= 1:
+    if workers <= 1 or (len(todo) <= 1 and early is None) or not todo:
         seconds = {}
         for name in todo:
             t = time.perf_counter()
