@@ -8,7 +8,7 @@ loads the finished runs and measures the evaluation's jobs whose strategy needs 
 ``maml``, ``priorfit``, ``scratch``, ...), one at a time, sending each curve back. When the
 last stage finishes it stops after the job in hand, and the evaluation measures only what is
 left (:func:`~metaxm.evaluate.runner.run_evaluation`'s ``measured``). Every job is seeded on
-its own, so a curve is the same whichever process measures it (``tests/test_pipeline.py``
+its own, so a curve is the same whichever process measures it (``tests/test_early_eval.py``
 compares the report with and without it). Its console goes to ``OUT/logs/evaluate.log``.
 """
 
