@@ -119,7 +119,11 @@ def _run_main(
         if measured:
             echo(f"evaluate: {len(measured)} curves measured beside the stages")
         agents = load_agents(out, spec)
-        report = run_evaluation(agents, measured=measured)
+        # every curve saved as it is measured; a rerun job keeps those of an evaluation killed
+        # before its report (the same agents, spec, jobs and code: metaxm.evaluate.curve_log)
+        folder = out / "report"
+        resume = not (folder / "report.json").is_file()
+        report = run_evaluation(agents, measured=measured, report_dir=folder, resume=resume)
         paths = write_report(report, out / "report")
         timings["evaluate"] = time.perf_counter() - t
         echo(report["headline"]["text"])

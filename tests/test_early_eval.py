@@ -88,3 +88,22 @@ def test_an_early_evaluation_stops_after_the_job_in_hand(jobs: dict[int, Path]) 
     measured = early.stop()  # at once: at most the job in hand
     assert len(measured) <= 1 and not early.process.is_alive()
     assert {name for _, name, _, _ in measured} <= {"zeroshot", "finetune", "scratch"}
+
+
+def test_a_main_job_killed_in_its_evaluation_keeps_the_curves_it_saved(jobs) -> None:
+    """Rerun after a kill before the report (report.json missing), the job takes back the
+    curves its log holds and measures the rest; after a finished one it measures them all."""
+    out = jobs[1]
+    folder = out / "report"
+    whole = json.loads((folder / "report.json").read_text())
+    lines = (folder / "curves.jsonl").read_text().splitlines()
+    (folder / "curves.jsonl").write_text("\n".join(lines[:4]) + "\n")  # 3 curves saved
+    (folder / "report.json").unlink()
+    spec = str(out.parent / "spec1.yaml")
+    assert main(["main", spec, "--out", str(out)]) == 0
+    again = (folder / "curves.jsonl").read_text().splitlines()
+    assert again[:4] == lines[:4] and len(again) == len(lines)
+    assert _curves(json.loads((folder / "report.json").read_text())) == _curves(whole)
+    assert main(["main", spec, "--out", str(out)]) == 0  # a finished evaluation: all anew
+    fresh = (folder / "curves.jsonl").read_text().splitlines()
+    assert fresh[0] == lines[0] and fresh[1:4] != lines[1:4]

@@ -4,7 +4,9 @@ RUNDIR is a training run (``metaxm train --out RUNDIR``) or a folder of runs nam
 (``ppo/``, ``maml/``, ``rl2/``, as the main job writes). Every held-out modality of the spec x
 every applicable strategy x budget x seed is measured (or, with ``--modality FAMILY:VARIANT``,
 the validation variants named: outside every split, to tune on); ``report.json``, ``report.md``,
-``curves.png`` and ``speedup.png`` are written to ``--out`` (default ``RUNDIR/report``).
+``curves.png`` and ``speedup.png`` are written to ``--out`` (default ``RUNDIR/report``), and
+every curve to its ``curves.jsonl`` as it is measured; ``--resume`` keeps those of a killed
+evaluation of the same agents, spec and jobs (:mod:`metaxm.evaluate.curve_log`).
 """
 
 from __future__ import annotations
@@ -40,10 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overrides(parser, "--set evaluate.eval_episodes=32 (a value of the evaluation spec)")
     parser.add_argument("--device", help="load the agents onto this device (e.g. cuda)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the curves a killed evaluation of the same agents, spec and jobs saved in "
+        "--out's curves.jsonl, and measure only the rest",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from metaxm.errors import ConfigError
@@ -79,16 +86,10 @@ def run(args: argparse.Namespace) -> int:
     chosen = validation_modalities(agents, args.modalities) if args.modalities else None
     out = Path(args.out) if args.out else Path(args.rundir) / "report"
     with OutputLock(out):  # one writer per report folder
-        partial = out / "curves.jsonl"
-        partial.unlink(missing_ok=True)
-
-        def save(record: dict) -> None:  # every finished curve is on disk at once
-            with partial.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-
-        report = run_evaluation(
-            agents, args.strategies, args.seeds, modalities=chosen, on_curve=save
-        )
+        report = run_evaluation(  # every finished curve is on disk at once (curves.jsonl)
+            agents, args.strategies, args.seeds, modalities=chosen, report_dir=out,
+            resume=args.resume,
+        )  # fmt: skip
         paths = write_report(report, out)
     print(report["headline"]["text"])
     print(

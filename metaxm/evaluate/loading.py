@@ -17,7 +17,12 @@ from metaxm.errors import CheckpointError
 from metaxm.evaluate.strategies import Agents
 from metaxm.learners import Learner
 from metaxm.nn.agent import Agent
-from metaxm.run.checkpoint import load_checkpoint, resolve_checkpoint, state_dict_error
+from metaxm.run.checkpoint import (
+    file_sha256,
+    load_checkpoint,
+    resolve_checkpoint,
+    state_dict_error,
+)
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -174,6 +179,7 @@ def load_agents(
         if algo in agents.by_kind:
             raise CheckpointError(f"{path}: two runs of algo {algo!r}")
         agents.by_kind[algo] = agent
+        agents.checkpoints[algo] = file_sha256(resolve_checkpoint(run))
         agents.configs[algo] = run_spec
         if agents.spec is None:
             agents.spec = run_spec

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -265,6 +266,8 @@ def run_evaluation(
     on_curve: Callable[[dict[str, Any]], None] | None = None,
     workers: int | None = None,
     measured: Mapping[Job, tuple[Curve, float]] | None = None,
+    report_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Measure every few-shot curve and derive the transfer metrics.
 
@@ -279,6 +282,9 @@ def run_evaluation(
         workers: processes measuring curves in parallel (default ``evaluate.workers``).
         measured: jobs of the plan already measured (curve and seconds), not measured again:
             the main job measures some beside its last stages (:mod:`metaxm.run.early_eval`).
+        report_dir: where every finished curve is saved at once (``curves.jsonl``,
+            :mod:`metaxm.evaluate.curve_log`); None saves nothing.
+        resume: take back the curves ``report_dir``'s log holds for this very evaluation.
 
     Returns:
         the report data (see :mod:`metaxm.evaluate.report` for the schema).
@@ -290,6 +296,12 @@ def run_evaluation(
     budgets, sbudgets, skipped = plan.budgets, plan.scratch_budgets, plan.skipped
     started = time.perf_counter()
     source = source_performance(agents, plan.root)
+    saved = None
+    if report_dir is not None:
+        from metaxm.evaluate.curve_log import CurveLog, fingerprint
+
+        saved = CurveLog(report_dir, fingerprint(agents, plan), resume)
+        measured = {**saved.measured, **(measured or {})}
     measured = {job: measured[job] for job in plan.jobs if job in (measured or {})}
     jobs = [job for job in plan.jobs if job not in measured]
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
@@ -298,17 +310,18 @@ def run_evaluation(
     show = spec.log.progress if progress is None else progress
     bar = tqdm(total=len(plan.jobs), desc="evaluate", disable=not show, dynamic_ncols=True)
     done = ((job, *measured[job]) for job in measured)
-    for (mid, name, k, _), curve, seconds in chain(
-        done, _run_jobs(agents, jobs, budgets, sbudgets, n_workers)
-    ):
+    for job, curve, seconds in chain(done, _run_jobs(agents, jobs, budgets, sbudgets, n_workers)):
+        mid, name, k, job_seed = job
         curves.setdefault(mid, {}).setdefault(name, {})[k] = curve
         times.setdefault(mid, {}).setdefault(name, {})[k] = seconds
         bar.set_postfix_str(f"{mid} {name} seed {k}")
         bar.update()
+        record = {"modality": mid, "strategy": name, "seed": k, "job_seed": job_seed,
+                  "curve": curve, "seconds": seconds}  # fmt: skip
+        if saved is not None and job not in saved.measured:
+            saved(record)
         if on_curve is not None:
-            on_curve(
-                {"modality": mid, "strategy": name, "seed": k, "curve": curve, "seconds": seconds}
-            )
+            on_curve(record)
     bar.close()
     ordered = {
         mid: {name: [runs[k] for k in range(n_seeds)] for name, runs in by_name.items()}

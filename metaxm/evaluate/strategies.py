@@ -73,12 +73,15 @@ class Agents:
             learned about adapting (MAML's inner rates, the meta-learned fit's start):
             ``align`` (the ``ppo`` agent), ``maml``, ``rl2``, ``metafit``, ``selffit``
             (:mod:`metaxm.learners`).
+        checkpoints: per kind, the SHA-256 of the checkpoint it was loaded from (what ties a
+            saved curve to its agent: :mod:`metaxm.evaluate.curve_log`).
     """
 
     spec: Spec
     by_kind: dict[str, Agent] = field(default_factory=dict)
     configs: dict[str, Spec] = field(default_factory=dict)
     learners: dict[str, Learner] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
 
 
 class Strategy(ABC):

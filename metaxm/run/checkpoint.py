@@ -105,7 +105,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             torch.save(data, f)
             f.flush()
             os.fsync(f.fileno())
-        _write_checksum(checksum_path(path), _sha256(Path(tmp)), path.name)
+        _write_checksum(checksum_path(path), file_sha256(Path(tmp)), path.name)
         _fsync_dir(path.parent)  # the checksum's rename reaches the disk before the file's
         os.replace(tmp, path)
         _fsync_dir(path.parent)
@@ -123,7 +123,7 @@ def write_checksum(path: str | Path) -> Path:
     :func:`load_checkpoint` still refuses code and foreign data.
     """
     path = Path(path)
-    return _write_checksum(checksum_path(path), _sha256(path), path.name)
+    return _write_checksum(checksum_path(path), file_sha256(path), path.name)
 
 
 def load_checkpoint(
@@ -275,9 +275,9 @@ def prune_checkpoints(rundir: str | Path, keep: int) -> None:
 
 
 # --------------------------------------------------------------------------- integrity helpers
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
     """The file's SHA-256, read in chunks (a checkpoint may not fit in memory twice)."""
-    with path.open("rb") as f:
+    with Path(path).open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -322,7 +322,7 @@ def _problem(path: Path, verify: bool = True) -> str | None:
             return f"no checksum file {sidecar.name}; {_NOT_WRITTEN_HERE}"
         except (OSError, UnicodeDecodeError):
             recorded = []
-        if not recorded or recorded[0].lower() != _sha256(path):
+        if not recorded or recorded[0].lower() != file_sha256(path):
             return "checksum mismatch (the file changed after it was written)"
     try:  # torch.save writes a zip archive; a cut one has no index
         with zipfile.ZipFile(path):

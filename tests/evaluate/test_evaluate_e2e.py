@@ -92,7 +92,8 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
         assert e["unmeasurable"] in md
 
     lines = (root / "report" / "curves.jsonl").read_text().splitlines()
-    assert len(lines) == 2 * 5 * 2  # modalities x strategies x seeds, saved as they finish
+    assert set(json.loads(lines[0])) == {"fingerprint"}  # which evaluation wrote the log
+    assert len(lines) == 1 + 2 * 5 * 2  # modalities x strategies x seeds, saved as they finish
 
 
 def test_report_states_data_needs_and_an_oracle_relative_threshold(report) -> None:

@@ -152,7 +152,7 @@ def test_hashing_streams_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             return self.f.readinto(buf)
 
     monkeypatch.setattr(Path, "open", lambda self, *a, **k: Spy(real_open(self, *a, **k)))
-    assert ckpt_module._sha256(path) == expected
+    assert ckpt_module.file_sha256(path) == expected
     assert len(reads) > 2 and all(0 < n < path.stat().st_size // 2 for n in reads)
 
 

@@ -1,0 +1,87 @@
+"""A killed evaluation resumed from its ``curves.jsonl`` gives the report a whole one gives, and
+a log of another evaluation is never taken back (:mod:`metaxm.evaluate.curve_log`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from metaxm.cli import main
+from metaxm.run.loop import train
+from metaxm.spec import spec_from_dict
+
+SPEC = {
+    "seed": 3,
+    "world": {"name": "gridnav", "size": 4, "horizon": 8},
+    "modalities": {"train": {"vector": 2}, "heldout_variants": {"vector": 1}},
+    "ppo": {"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
+    "train": {"total_steps": 128, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
+    "log": {"mode": "disabled", "progress": False},
+    "evaluate": {
+        "seeds": 3,
+        "budgets": [0, 1],
+        "scratch_cap": 2,
+        "eval_episodes": 4,
+        "strategies": ["zeroshot", "finetune"],
+    },
+}
+
+
+def _curves(folder: Path) -> dict:
+    report = json.loads((folder / "report.json").read_text())
+    return {
+        (mid, name): {k: v for k, v in record.items() if k != "seconds"}
+        for mid, m in report["modalities"].items()
+        for name, record in m["strategies"].items()
+    }
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "curves.jsonl").read_text().splitlines()[1:]]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("curve_log")
+    train(spec_from_dict(SPEC), root / "ppo")
+    assert main(["evaluate", str(root), "--out", str(root / "whole")]) == 0
+    return root
+
+
+def test_a_resumed_evaluation_measures_only_what_the_killed_one_left(run: Path) -> None:
+    whole = run / "whole"
+    killed = run / "killed"
+    killed.mkdir()
+    lines = (whole / "curves.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 3 * 3  # the fingerprint, then strategies x seeds
+    torn = lines[3][: len(lines[3]) // 2]  # the kill tore the third curve's line
+    (killed / "curves.jsonl").write_text("\n".join([*lines[:3], torn]) + "\n")
+    assert main(["evaluate", str(run), "--out", str(killed), "--resume"]) == 0
+    assert _curves(killed) == _curves(whole)
+    kept, again = _records(killed)[:2], _records(killed)[2:]
+    assert kept == _records(whole)[:2]  # taken back, their seconds too
+    assert len(again) == 7 and all(r["seconds"] > 0 for r in again)  # measured anew
+
+
+def test_a_log_of_another_evaluation_is_not_taken_back(run: Path, caplog) -> None:
+    other = run / "other"
+    assert main(["evaluate", str(run), "--out", str(other), "--seeds", "2"]) == 0
+    before = _records(other)
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", str(run), "--out", str(other), "--resume"]) == 0
+    assert "not resuming from" in caplog.text and "another evaluation wrote it" in caplog.text
+    assert len(before) == 3 * 2 and len(_records(other)) == 3 * 3
+    assert _curves(other) == _curves(run / "whole")
+
+
+def test_without_resume_the_log_starts_over(run: Path) -> None:
+    again = run / "again"
+    again.mkdir()
+    (again / "curves.jsonl").write_text((run / "whole" / "curves.jsonl").read_text())
+    assert main(["evaluate", str(run), "--out", str(again)]) == 0
+    seconds = [[r["seconds"] for r in _records(f)] for f in (again, run / "whole")]
+    assert seconds[0] != seconds[1]  # every curve measured anew
+    assert _curves(again) == _curves(run / "whole")
