@@ -296,13 +296,14 @@ def run_evaluation(
     budgets, sbudgets, skipped = plan.budgets, plan.scratch_budgets, plan.skipped
     started = time.perf_counter()
     source = source_performance(agents, plan.root)
+    measured = dict(measured or {})
     saved = None
     if report_dir is not None:
         from metaxm.evaluate.curve_log import CurveLog, fingerprint
 
         saved = CurveLog(report_dir, fingerprint(agents, plan), resume)
-        measured = {**saved.measured, **(measured or {})}
-    measured = {job: measured[job] for job in plan.jobs if job in (measured or {})}
+        measured = {**saved.measured, **measured}
+    measured = {job: measured[job] for job in plan.jobs if job in measured}
     jobs = [job for job in plan.jobs if job not in measured]
     n_workers = min(workers or cfg.workers, len(jobs)) or 1
     curves: dict[str, dict[str, dict[int, Curve]]] = {}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,13 +107,9 @@ def _child(
 
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.runner import _one, plan_evaluation
-    from metaxm.run.children import die_with_parent
+    from metaxm.run.stages import child_console
 
-    die_with_parent()
-    with open(logfile, "a", buffering=1) as f:  # noqa: PTH123 (a file descriptor is needed)
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    child_console(logfile)
     torch.set_num_threads(1)
     try:
         agents = load_agents(out, spec, kinds=kinds)

@@ -188,9 +188,9 @@ def _side_by_side(
     return seconds
 
 
-def _child(name: str, spec: Spec, rundir: Path, logfile: Path, conn: Connection) -> None:
-    """A spawned process: train stage ``name`` with its console in ``logfile``; send the line
-    that says what it reached, or the error it met."""
+def child_console(logfile: Path) -> None:
+    """First thing in a spawned child of the job (a stage, the early evaluation): die with the
+    parent, and send the console (progress bars, warnings, a traceback) to ``logfile``."""
     import threading
 
     import tqdm as tqdm_module
@@ -204,6 +204,12 @@ def _child(name: str, spec: Spec, rundir: Path, logfile: Path, conn: Connection)
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _child(name: str, spec: Spec, rundir: Path, logfile: Path, conn: Connection) -> None:
+    """A spawned process: train stage ``name`` with its console in ``logfile``; send the line
+    that says what it reached, or the error it met."""
+    child_console(logfile)
     try:
         outcome: Any = run_stage(name, spec, rundir)
     except BaseException as err:  # noqa: BLE001 (sent to the parent, which raises it)
