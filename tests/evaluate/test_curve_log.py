@@ -12,22 +12,10 @@ import pytest
 from metaxm.cli import main
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
+from tests.test_pipeline import TINY
 
-SPEC = {
-    "seed": 3,
-    "world": {"name": "gridnav", "size": 4, "horizon": 8},
-    "modalities": {"train": {"vector": 2}, "heldout_variants": {"vector": 1}},
-    "ppo": {"num_steps": 8, "update_epochs": 1, "num_minibatches": 1},
-    "train": {"total_steps": 128, "num_envs": 8, "checkpoint_interval": 0, "eval_episodes": 0},
-    "log": {"mode": "disabled", "progress": False},
-    "evaluate": {
-        "seeds": 3,
-        "budgets": [0, 1],
-        "scratch_cap": 2,
-        "eval_episodes": 4,
-        "strategies": ["zeroshot", "finetune"],
-    },
-}
+SPEC = {**TINY, "seed": 3, "evaluate": {**TINY["evaluate"], "seeds": 3}}
+"""The pipeline tests' tiny spec, with three seeds per curve."""
 
 
 def _curves(folder: Path) -> dict:

@@ -3,6 +3,8 @@ first against second order, the functional policy split, the baseline and the ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -165,11 +167,22 @@ def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(
     import metaxm.meta.policy_gradient as policy_gradient
 
     monkeypatch.setattr(policy_gradient, "TRUNK_CHUNK", 3)
+    rows, batches = trunk_rows_against_higher(family)
+    live = sum(int((b.mask > 0).sum()) for b in batches)  # padding is not run
+    assert max(rows) <= 3 and sum(rows) == live
+
+
+def trunk_rows_against_higher(
+    family: str, prepare: Callable[[PGBatch], PGBatch] = lambda b: b
+) -> tuple[list[int], list[PGBatch]]:
+    """The adapter's meta-gradient on ``family`` (a random problem, each batch through
+    ``prepare``) checked against ``higher``'s; returns the rows of each pass of the family's
+    encoder and the batches (supports, then the query)."""
     agent, dtype, tol = _agent(), torch.float64, 1e-6
     if family == "pixels":  # the conv encoder casts to float32; keep it float32 end to end
         agent, dtype, tol = agent.float(), torch.float32, 1e-5
     supports, query = _problem(agent, family, SPACES[family], inner=2)
-    supports, query = [s.to(dtype) for s in supports], query.to(dtype)
+    supports, query = [prepare(s).to(dtype) for s in supports], prepare(query).to(dtype)
     cfg = MAMLConfig(adapt="adapter", inner_lr=0.2)
     names = adapted_names(agent, cfg.adapt, family)
     rows: list[int] = []
@@ -178,10 +191,9 @@ def test_the_trunk_in_chunks_gives_higher_s_meta_gradient(
     )
     _, ours = meta_gradient(agent, family, names, supports, query, cfg)
     hook.remove()
-    live = sum(int((b.mask > 0).sum()) for b in (*supports, query))  # padding is not run
-    assert max(rows) <= 3 and sum(rows) == live
     _, ref = higher_meta_gradient(agent, family, names, supports, query, 0.2, False, cfg.clip_coef)
     _assert_grads_close(ours, ref, tol)
+    return rows, [*supports, query]
 
 
 def test_second_order_differs_from_first_order() -> None:
