@@ -32,6 +32,11 @@ class MAMLConfig:
         variants: what each meta-training task is shown through: a variant of the ``split``
             (the spec's ``train`` split), or a ``fresh`` one no split holds, drawn anew for
             every task, so the adaptation is meta-learned on variants as new as a held-out one.
+        episode_tasks: ``task``: every support and query episode of a meta-training task plays
+            the task's world parameters (its goal), MAML's tasks; ``new``: every episode draws
+            its own (the variant kept), as the evaluator's k episodes and measured ones do, so
+            what the inner step can carry to the query is a reading of the modality, not the
+            goal. :func:`evaluate_maml` follows it.
         baseline: the inner and outer advantages' baseline: a linear fit per task on
             ``latent`` (rllab's features on the agent's latent) or ``time`` (a time
             polynomial) features, the agent's ``value`` head (trained in the outer loop with
@@ -63,6 +68,7 @@ class MAMLConfig:
     vectorize: bool = True
     meta_sgd: bool = False
     variants: Literal["split", "fresh"] = "split"
+    episode_tasks: Literal["task", "new"] = "task"
     baseline: Literal["latent", "time", "value", "none"] = "latent"
     baseline_reg: float = bounded(1e-2, 0, 1000000.0)
     normalize: Literal["task", "batch", "none"] = "task"

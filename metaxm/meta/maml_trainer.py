@@ -166,8 +166,9 @@ class MAMLTrainer:
                 continue  # another rank's family
             sup, qry = self.support_envs[family], self.query_envs[family]
             gen = self.action_generators[family]
-            _assign(sup, tasks, cfg.support_episodes)
-            _assign(qry, tasks, cfg.query_episodes)
+            new = self.task_generator if cfg.episode_tasks == "new" else None
+            _assign(sup, tasks, cfg.support_episodes, self.sampler, new)
+            _assign(qry, tasks, cfg.query_episodes, self.sampler, new)
             adaptation = adapt_in_env(
                 self.agent, sup, family, n, cfg, gen, learned_lrs=self.inner_lrs
             )
@@ -324,18 +325,30 @@ def value_loss(agent: Agent, family: str, episodes: list[Episodes]) -> Tensor:
     return 0.5 * total / max(float(count), 1.0)  # type: ignore[return-value]
 
 
-def _assign(env: TaskEnv, tasks: list[Task], episodes: int) -> None:
-    """Give ``env`` the tasks, task-major, ``episodes`` environments each."""
-    env.set_tasks(
-        batch_params(tasks, episodes), [t.variant for t in tasks for _ in range(episodes)]
-    )
+def _assign(
+    env: TaskEnv,
+    tasks: list[Task],
+    episodes: int,
+    sampler: TaskSampler | None = None,
+    new: torch.Generator | None = None,
+) -> None:
+    """Give ``env`` the tasks, task-major, ``episodes`` environments each; with ``new`` (a
+    generator, and ``sampler``) each environment draws its own world parameters, the task's
+    variant kept (``maml.episode_tasks: new``)."""
+    n = len(tasks) * episodes
+    params = batch_params(tasks, episodes) if new is None else sampler.world_params(n, new)  # type: ignore[union-attr]
+    env.set_tasks(params, [t.variant for t in tasks for _ in range(episodes)])
 
 
-def _fresh_env(spec: Spec, family: str, tasks: list[Task], per_task: int, seed: int) -> TaskEnv:
+def _fresh_env(
+    spec: Spec, family: str, tasks: list[Task], per_task: int, seed: int, sampler: TaskSampler
+) -> TaskEnv:
     """A new TaskEnv of ``per_task`` environments per task, seeded: the same seed gives the same
-    tasks, start states and observation noise."""
+    tasks, start states and observation noise (with ``maml.episode_tasks: new``, world
+    parameters of each environment's own, drawn from ``seed``)."""
     env = make_env(spec, family, num_envs=len(tasks) * per_task, seed=seed)
-    _assign(env, tasks, per_task)
+    new = torch.Generator().manual_seed(seed) if spec.maml.episode_tasks == "new" else None
+    _assign(env, tasks, per_task, sampler, new)
     return env
 
 
@@ -399,18 +412,18 @@ def evaluate_maml(
 
             post: dict[str, Tensor] | None = None
             if cfg.inner_steps:
-                sup = _fresh_env(spec, family, tasks, cfg.support_episodes, s + 1)
+                sup = _fresh_env(spec, family, tasks, cfg.support_episodes, s + 1, sampler)
                 post = adapt_in_env(
                     agent, sup, family, n_tasks, cfg, gen, learned_lrs=learned_lrs
                 ).params
             row: dict[str, float] = {}
             for name, params in (("pre", None), ("post", post)):
                 for mode, det in (("", False), ("mode_", True)):
-                    q = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2)
+                    q = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2, sampler)
                     episodes_ = collect_episodes(agent, q, family, n_tasks, params, gen, cfg, det)
                     row.update(episodes_.summary(f"{name}_{mode}"))
             if has_oracle(spec.world):
-                oracle_env = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2)
+                oracle_env = _fresh_env(spec, family, tasks, cfg.query_episodes, s + 2, sampler)
                 oracle = run_episodes(oracle_env, oracle_act)
                 row.update({f"oracle_{k}": float(v.double().mean()) for k, v in oracle.items()})
             per_family[family] = row

@@ -100,3 +100,37 @@ def test_a_task_env_keeps_a_bounded_number_of_variants_built(monkeypatch) -> Non
     env.set_env_variants(torch.tensor([0, 1]), [1, 1])
     twin = make_env(spec_from_dict(BASE), "vector", [1, 1], seed=0)
     assert all(torch.equal(env.params[k][0], twin.params[k][0]) for k in env.params)
+
+
+@pytest.mark.parametrize("episode_tasks", ["task", "new"])
+def test_maml_episode_tasks_keep_the_variant_and_draw_goals_per_episode_or_per_task(
+    episode_tasks: str,
+) -> None:
+    spec = spec_from_dict(
+        {
+            **BASE,
+            "world": {**BASE["world"], "size": 7},
+            "algo": "maml",
+            "maml": {
+                "meta_batch": 2,
+                "support_episodes": 8,
+                "query_episodes": 8,
+                "episode_tasks": episode_tasks,
+            },
+            "train": {**BASE["train"], "num_envs": 1},
+        }
+    )
+    trainer = MAMLTrainer(spec)
+    trainer.update()
+    for env in [*trainer.support_envs.values(), *trainer.query_envs.values()]:
+        goals = env.world.task_params()["goal"].view(-1, 8, 2)  # (tasks, episodes, 2)
+        variants = torch.tensor(env.variants).view(-1, 8)
+        assert (variants == variants[:, :1]).all()  # every episode keeps its task's variant
+        distinct = [len({tuple(g) for g in task.tolist()}) for task in goals]
+        if episode_tasks == "task":
+            assert distinct == [1] * len(distinct)
+        else:  # 8 draws from 48 cells: a repeat or two, never one goal for all
+            assert min(distinct) > 1
+    support, query = trainer.support_envs["vector"], trainer.query_envs["vector"]
+    same = torch.equal(support.world.task_params()["goal"], query.world.task_params()["goal"])
+    assert same == (episode_tasks == "task")
