@@ -60,6 +60,7 @@ from metaxm.run import distributed
 from metaxm.sampler import Task, TaskSampler, batch_params
 
 if TYPE_CHECKING:
+    from metaxm.envs.base import TaskParams
     from metaxm.spec import Spec
 
 
@@ -166,9 +167,11 @@ class MAMLTrainer:
                 continue  # another rank's family
             sup, qry = self.support_envs[family], self.query_envs[family]
             gen = self.action_generators[family]
-            new = self.task_generator if cfg.episode_tasks == "new" else None
-            _assign(sup, tasks, cfg.support_episodes, self.sampler, new)
-            _assign(qry, tasks, cfg.query_episodes, self.sampler, new)
+            for env, episodes in ((sup, cfg.support_episodes), (qry, cfg.query_episodes)):
+                world = None  # each task's own goal, or with episode_tasks new one per episode
+                if cfg.episode_tasks == "new":
+                    world = self.sampler.world_params(n * episodes, self.task_generator)
+                _assign(env, tasks, episodes, world)
             adaptation = adapt_in_env(
                 self.agent, sup, family, n, cfg, gen, learned_lrs=self.inner_lrs
             )
@@ -326,17 +329,12 @@ def value_loss(agent: Agent, family: str, episodes: list[Episodes]) -> Tensor:
 
 
 def _assign(
-    env: TaskEnv,
-    tasks: list[Task],
-    episodes: int,
-    sampler: TaskSampler | None = None,
-    new: torch.Generator | None = None,
+    env: TaskEnv, tasks: list[Task], episodes: int, world: TaskParams | None = None
 ) -> None:
-    """Give ``env`` the tasks, task-major, ``episodes`` environments each; with ``new`` (a
-    generator, and ``sampler``) each environment draws its own world parameters, the task's
-    variant kept (``maml.episode_tasks: new``)."""
-    n = len(tasks) * episodes
-    params = batch_params(tasks, episodes) if new is None else sampler.world_params(n, new)  # type: ignore[union-attr]
+    """Give ``env`` the tasks, task-major, ``episodes`` environments each: each task's world
+    parameters, or ``world``'s rows, one per environment (``maml.episode_tasks: new``), with
+    the task's variant."""
+    params = batch_params(tasks, episodes) if world is None else world
     env.set_tasks(params, [t.variant for t in tasks for _ in range(episodes)])
 
 
@@ -346,9 +344,12 @@ def _fresh_env(
     """A new TaskEnv of ``per_task`` environments per task, seeded: the same seed gives the same
     tasks, start states and observation noise (with ``maml.episode_tasks: new``, world
     parameters of each environment's own, drawn from ``seed``)."""
-    env = make_env(spec, family, num_envs=len(tasks) * per_task, seed=seed)
-    new = torch.Generator().manual_seed(seed) if spec.maml.episode_tasks == "new" else None
-    _assign(env, tasks, per_task, sampler, new)
+    n = len(tasks) * per_task
+    env = make_env(spec, family, num_envs=n, seed=seed)
+    world = None
+    if spec.maml.episode_tasks == "new":
+        world = sampler.world_params(n, torch.Generator().manual_seed(seed))
+    _assign(env, tasks, per_task, world)
     return env
 
 
