@@ -141,13 +141,16 @@ def higher_meta_gradient(
     clip_coef: float,
     ent_coef: float = 0.0,
     learned_lrs: Mapping[str, Tensor] | None = None,
+    lvc: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The MAML meta-gradient with ``higher``, written independently of :mod:`metaxm.meta`.
 
     Per task: a differentiable SGD over the parameters ``names`` (one parameter group each,
-    their Meta-SGD rates passed as ``override``), ``len(supports)`` steps on the REINFORCE loss,
-    then the PPO-clip surrogate of the query episodes minus the entropy bonus, averaged over
-    tasks. First order: the inner gradients are detached in ``grad_callback``.
+    their Meta-SGD rates passed as ``override``), ``len(supports)`` steps on the REINFORCE loss
+    (with ``lvc``, ProMP's: the probability of each action over the one it was played with in
+    place of its log-probability), then the PPO-clip surrogate of the query episodes minus the
+    entropy bonus, averaged over tasks. First order: the inner gradients are detached in
+    ``grad_callback``.
 
     Returns:
         the loss and ``{name: gradient}`` for every parameter of ``model`` (and ``"lr:<name>"``
@@ -185,8 +188,10 @@ def higher_meta_gradient(
             diffopt,
         ):
             for support in supports:
-                obs, act, _, adv, mask = (x[i] for x in support)
+                obs, act, played, adv, mask = (x[i] for x in support)
                 logp = dist(fmodel(obs, family)[0]).log_prob(act / scale)
+                if lvc:
+                    logp = torch.exp((logp - played) * (mask > 0))
                 inner = -(logp * adv * mask).sum() / mask.sum()
                 diffopt.step(inner, grad_callback=detach if first_order else None)
             obs, act, old, adv, mask = (x[i] for x in query)

@@ -10,6 +10,9 @@ from metaxm.config import bounded
 AdaptSubset = Literal["adapter", "adapter+encoder", "all"]
 """What the inner loop adapts: the family's adapter, adapter and encoder, or all it uses."""
 
+InnerObjective = Literal["reinforce", "lvc"]
+"""The inner policy-gradient loss: REINFORCE's, or ProMP's low-variance-curvature one."""
+
 
 @dataclass(frozen=True)
 class MAMLConfig:
@@ -24,6 +27,11 @@ class MAMLConfig:
         adapt: the subset the inner loop changes: ``adapter`` (the family's adapter),
             ``adapter+encoder`` or ``all`` (every parameter the family's forward uses).
         first_order: drop the second-order terms of the meta-gradient (FOMAML).
+        inner_objective: the inner loss: ``reinforce`` (``log pi`` times the advantage) or
+            ``lvc``, ProMP's low-variance-curvature objective (the likelihood ratio to the
+            policy that played the support episodes times the advantage; Rothfuss et al.
+            2019). Both give the same inner step; ``lvc``'s meta-gradient also credits the
+            start with the support episodes it plays (:func:`metaxm.meta.maml.inner_loss`).
         vectorize: run the outer loss's tasks under one ``vmap`` (true) or in a Python loop
             (false). The two give the same meta-gradient up to float summation order; the
             loop is faster where each task's batch is large and every weight is adapted
@@ -65,6 +73,7 @@ class MAMLConfig:
     inner_lr: float = bounded(0.1, 0, 100)
     adapt: AdaptSubset = "adapter"
     first_order: bool = False
+    inner_objective: InnerObjective = "reinforce"
     vectorize: bool = True
     meta_sgd: bool = False
     variants: Literal["split", "fresh"] = "split"

@@ -21,7 +21,8 @@ fitted per task (rllab's baseline, as in the paper and pytorch-maml-rl; ``maml.b
 the outer loop; better for sparse rewards); see :mod:`metaxm.meta.policy_gradient`. Each inner
 step collects fresh support episodes with the current adapted parameters, as in the paper.
 ``alpha`` is one scalar, or with ``meta_sgd`` a tensor per parameter element learned in the
-outer loop (Meta-SGD, Li et al. 2017).
+outer loop (Meta-SGD, Li et al. 2017). With ``inner_objective: lvc`` the inner loss is ProMP's
+low-variance-curvature one, ``log pi`` replaced by ``pi / pi_old`` (:func:`inner_loss`).
 
 Outer loop. Query episodes are collected with the adapted parameters ``theta_i'(theta_old)``.
 The outer update maximises the PPO-clip surrogate (Schulman et al. 2017) of the post-adaptation
@@ -59,7 +60,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from metaxm.build import make_env
-from metaxm.config.maml import AdaptSubset, MAMLConfig
+from metaxm.config.maml import AdaptSubset, InnerObjective, MAMLConfig
 from metaxm.meta.functional import sgd_step
 from metaxm.meta.policy_gradient import (
     Episodes,
@@ -103,15 +104,30 @@ def inner_lrs(names: Sequence[str], default: float, learned: InnerLRs | None = N
 
 
 # ---------------------------------------------------------------------- losses (one task)
-def inner_loss(policy: FunctionalPolicy, params: Params, batch: PGBatch) -> Tensor:
-    """REINFORCE with a baseline on one task's padded episodes (a scalar to minimise).
+def inner_loss(
+    policy: FunctionalPolicy,
+    params: Params,
+    batch: PGBatch,
+    objective: InnerObjective = "reinforce",
+) -> Tensor:
+    """The policy-gradient loss of one task's padded episodes (a scalar to minimise).
+
+    ``reinforce``: ``-sum_t m_t log pi(a_t|s_t) A_t / sum_t m_t``. ``lvc``: ProMP's
+    low-variance-curvature objective (Rothfuss et al. 2019, eq. 11), ``log pi`` replaced by the
+    likelihood ratio ``pi / pi_old`` to the policy that played the episodes: the same gradient
+    where the two policies are one (every inner step taken while adapting), and a Hessian that
+    also carries how the support episodes' sampling depends on the parameters, which
+    REINFORCE's drops.
 
     Args:
         policy: the split policy (:func:`~metaxm.meta.policy_gradient.functional_policy`).
         params: the adapted parameters (they replace the model's own).
         batch: one task's row of a :class:`PGBatch` whose ``obs`` are the trunk's features.
+        objective: ``reinforce`` or ``lvc`` (``maml.inner_objective``).
     """
     logp = policy.model.head.log_prob(policy.head(params, batch.obs), batch.actions)
+    if objective == "lvc":
+        logp = torch.where(batch.mask > 0, logp - batch.logprobs, 0.0).exp()
     return -(logp * batch.advantages * batch.mask).sum() / batch.mask.sum().clamp(min=1.0)
 
 
@@ -121,10 +137,11 @@ def inner_step(
     batch: PGBatch,
     lrs: InnerLRs,
     first_order: bool = False,
+    objective: InnerObjective = "reinforce",
 ) -> Params:
     """One inner step ``theta - alpha * grad L_in(theta)``; differentiable in ``params`` and the
     learning rates unless ``first_order`` (then the gradient is treated as a constant)."""
-    grads = grad(inner_loss, argnums=1)(policy, params, batch)
+    grads = grad(inner_loss, argnums=1)(policy, params, batch, objective)
     return sgd_step(params, grads, lrs, first_order)  # the update rule of metaxm.meta.MAML
 
 
@@ -134,10 +151,11 @@ def adapt_params(
     supports: Sequence[PGBatch],
     lrs: InnerLRs,
     first_order: bool = False,
+    objective: InnerObjective = "reinforce",
 ) -> Params:
     """The inner loop on one task: one :func:`inner_step` per support batch."""
     for batch in supports:
-        params = inner_step(policy, params, batch, lrs, first_order)
+        params = inner_step(policy, params, batch, lrs, first_order, objective)
     return params
 
 
@@ -181,7 +199,7 @@ def task_loss(
     config: MAMLConfig,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One task's post-adaptation loss: adapt ``theta`` on ``supports``, score on ``query``."""
-    adapted = adapt_params(policy, theta, supports, lrs, config.first_order)
+    adapted = adapt_params(policy, theta, supports, lrs, config.first_order, config.inner_objective)
     return query_loss(policy, adapted, query, config.clip_coef, config.ent_coef)
 
 
@@ -354,7 +372,7 @@ def adapt_in_env(
     policy = functional_policy(agent, family, names)
 
     def step(p: Params, batch: PGBatch) -> Params:
-        return inner_step(policy, p, batch, lrs, first_order=True)
+        return inner_step(policy, p, batch, lrs, True, config.inner_objective)
 
     for _ in range(steps):
         episodes = collect_episodes(agent, env, family, n_tasks, params, generator, config)

@@ -12,7 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from metaxm.bench.maml import higher_meta_gradient
-from metaxm.meta.maml import MAMLConfig, adapted_names, meta_gradient
+from metaxm.meta.maml import (
+    MAMLConfig,
+    adapted_names,
+    inner_lrs,
+    inner_step,
+    meta_gradient,
+)
 from metaxm.meta.policy_gradient import (
     PGBatch,
     fit_linear_baseline,
@@ -120,15 +126,17 @@ def test_meta_gradient_matches_higher_on_a_plain_mlp(kind: str, first_order: boo
 
 
 @pytest.mark.parametrize(
-    ("family", "subset", "first_order", "meta_sgd"),
+    ("family", "subset", "first_order", "meta_sgd", "objective"),
     [
-        ("text", "adapter", False, False),
-        ("vector", "adapter+encoder", True, False),
-        ("text", "all", False, True),
+        ("text", "adapter", False, False, "reinforce"),
+        ("vector", "adapter+encoder", True, False, "reinforce"),
+        ("text", "all", False, True, "reinforce"),
+        ("text", "adapter", False, False, "lvc"),
+        ("text", "all", False, True, "lvc"),
     ],
 )
 def test_meta_gradient_matches_higher_on_the_agent(
-    family: str, subset: str, first_order: bool, meta_sgd: bool
+    family: str, subset: str, first_order: bool, meta_sgd: bool, objective: str
 ) -> None:
     agent = _agent(gym.spaces.Box(-0.1, 0.1, (2,), np.float32) if family == "vector" else None)
     if family == "vector":  # the vector encoder casts to float32; keep it float32 end to end
@@ -137,7 +145,12 @@ def test_meta_gradient_matches_higher_on_the_agent(
     if family == "vector":
         supports = [s.to(torch.float32) for s in supports]
         query = query.to(torch.float32)
-    cfg = MAMLConfig(adapt=subset, inner_lr=0.2, first_order=first_order)  # type: ignore[arg-type]
+    cfg = MAMLConfig(
+        adapt=subset,  # type: ignore[arg-type]
+        inner_lr=0.2,
+        first_order=first_order,
+        inner_objective=objective,  # type: ignore[arg-type]
+    )
     names = adapted_names(agent, cfg.adapt, family)
     own = dict(agent.named_parameters())
     lrs = None
@@ -151,8 +164,9 @@ def test_meta_gradient_matches_higher_on_the_agent(
         }
     _, ours = meta_gradient(agent, family, names, supports, query, cfg, lrs)
     _, ref = higher_meta_gradient(
-        agent, family, names, supports, query, cfg.inner_lr, first_order, cfg.clip_coef, 0.0, lrs
-    )
+        agent, family, names, supports, query, cfg.inner_lr, first_order, cfg.clip_coef, 0.0, lrs,
+        lvc=objective == "lvc",
+    )  # fmt: skip
     _assert_grads_close(ours, ref, 1e-6 if own[names[0]].dtype == torch.float64 else 1e-5)
 
 
@@ -194,6 +208,36 @@ def trunk_rows_against_higher(
     _, ref = higher_meta_gradient(agent, family, names, supports, query, 0.2, False, cfg.clip_coef)
     _assert_grads_close(ours, ref, tol)
     return rows, [*supports, query]
+
+
+def test_lvc_steps_as_reinforce_on_its_own_episodes_with_another_meta_gradient() -> None:
+    """ProMP's objective: the same inner step where the support episodes were played by the
+    start itself (ratio 1), another second-order term (every weight adapted, where it shows)."""
+    agent = _agent()
+    supports, query = _problem(agent, "text", SPACES["text"], inner=1)
+    with torch.no_grad():  # the support's actions as played by the start: ratio 1
+        pd = agent(supports[0].obs.flatten(0, 1), "text")[0].unflatten(0, supports[0].mask.shape)
+        played = agent.head.log_prob(pd, supports[0].actions)
+    supports = [supports[0]._replace(logprobs=played)]
+    names = adapted_names(agent, "all", "text")
+    theta = {n: p.detach() for n, p in agent.named_parameters() if n in names}
+    policy = functional_policy(agent, "text", names)
+    batch = supports[0]._replace(obs=policy.features(supports[0].obs)).task(0)
+    steps = {
+        objective: inner_step(policy, theta, batch, inner_lrs(names, 0.2), True, objective)
+        for objective in ("reinforce", "lvc")
+    }
+    _assert_grads_close(steps["reinforce"], steps["lvc"], 1e-12)
+    grads = {
+        objective: meta_gradient(
+            agent, "text", names, supports, query,
+            MAMLConfig(adapt="all", inner_lr=0.2, inner_objective=objective),  # type: ignore[arg-type]
+        )[1]
+        for objective in ("reinforce", "lvc")
+    }  # fmt: skip
+    worst = max(float((grads["reinforce"][k] - grads["lvc"][k]).abs().max()) for k in names)
+    scale = max(float(grads["reinforce"][k].abs().max()) for k in names)
+    assert worst > 0.01 * scale
 
 
 def test_second_order_differs_from_first_order() -> None:
