@@ -391,7 +391,8 @@ def evaluate_maml(
     maml.query_episodes)`` fresh tasks are drawn; each is adapted with ``maml.inner_steps``
     steps on ``maml.support_episodes`` episodes, then the unadapted (pre) and adapted (post)
     policies play the *same* query episodes (same tasks, start states and observation noise),
-    sampled and deterministic (mode), next to the world's oracle.
+    sampled and deterministic (mode), next to the world's oracle. With ``maml.episode_tasks:
+    new`` every support and query episode has a goal of its own, the task's variant kept.
 
     Returns:
         ``<split>/{pre,post}_{return,success}`` (sampled policy, the MAML convention),
