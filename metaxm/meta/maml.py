@@ -68,6 +68,7 @@ from metaxm.meta.policy_gradient import (
     PGBatch,
     collect_episodes,
     functional_policy,
+    identity,
 )
 
 if TYPE_CHECKING:
@@ -212,8 +213,9 @@ class ExactLayerNorm(TorchFunctionMode):
     norm's affine weight is differentiated as well, which silently corrupts the second-order
     meta-gradient of any adapted parameter below an affine LayerNorm (the text and token
     transformers' norms). :func:`meta_loss` runs its vmapped second-order path under this
-    mode; the per-task loop and first-order MAML do not need it. Checked against ``higher``
-    in ``tests/meta/test_maml.py``.
+    mode where the vmapped head runs the encoder (or the whole module); the adapter and the
+    core's MLP call no layer norm, and the per-task loop and first-order MAML do not need it.
+    Checked against ``higher`` in ``tests/meta/test_maml.py``.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -276,7 +278,11 @@ def meta_loss(
         return task_loss(policy, theta, sup, q, lrs, config)
 
     if vectorize:
-        with ExactLayerNorm() if not config.first_order else contextlib.nullcontext():
+        # past a trunk the head is the adapter and the core's MLP, which call no layer norm;
+        # the mode intercepts every op under vmap (about 3% of the bench's vector case), so only
+        # a head that runs the encoder, or a whole module, gets it
+        exact = not config.first_order and policy.trunk is identity
+        with ExactLayerNorm() if exact else contextlib.nullcontext():
             losses, stats = vmap(one)(supports, query)
     else:
         rows = [one([s.task(i) for s in supports], query.task(i)) for i in range(len(query.mask))]
