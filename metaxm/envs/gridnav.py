@@ -38,6 +38,12 @@ class GridNavConfig:
             from reward, as in the RL^2 paper's mazes.
         horizon: steps before an episode is truncated.
         step_cost: reward paid for each step that does not reach the goal.
+        shaping: a potential-based shaping term (Ng, Harada & Russell 1999, with the
+            shortest-path distance to the goal as the potential): each step also earns
+            ``shaping`` times the distance it closed (+shaping for a step toward the goal,
+            -shaping away, 0 into a wall), which leaves the optimal policies as they are. 0
+            (the default): the sparse reward alone. A diagnostic of how much a learner's
+            trouble is the reward's sparsity (``docs/transfer-studies.md`` section 51).
     """
 
     name: Literal["gridnav"] = "gridnav"
@@ -47,6 +53,7 @@ class GridNavConfig:
     goal_visible: bool = True
     horizon: int = bounded(30, 1, 10000)
     step_cost: float = bounded(0.01, 0, 1)
+    shaping: float = bounded(0.0, 0, 10)
 
     def __post_init__(self) -> None:
         if self.size < 2:
@@ -171,6 +178,7 @@ class GridNav(World):
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n = self.size
+        before = self.optimal_steps() if self.config.shaping else None
         new = (self.pos + self._moves[actions.long()]).clamp_(0, n - 1)
         if self._any_walls:
             cell = (new * self._strides).sum(1, keepdim=True)  # (B, 1)
@@ -180,6 +188,8 @@ class GridNav(World):
             self.pos = new
         at_goal = (self.pos == self.goal).all(1)
         reward = torch.where(at_goal, 1.0, -self.config.step_cost)
+        if before is not None:
+            reward = reward + self.config.shaping * (before - self.optimal_steps())
         self.t += 1
         return reward, at_goal, at_goal
 

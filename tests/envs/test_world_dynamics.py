@@ -76,6 +76,21 @@ def test_gridnav_rewards_and_termination() -> None:
     assert r2.item() == 1.0 and term2.item() and succ2.item()
 
 
+def test_gridnav_shaping_pays_the_distance_each_step_closes() -> None:
+    walls = torch.zeros(5, 5, dtype=torch.bool)
+    walls[2, 3] = True
+    world = make_grid(walls=True, step_cost=0.05, shaping=0.5)
+    place(world, (2, 2), (2, 4), walls)  # the wall at (2, 3) lies between: 4 steps round it
+    rewards = [world.step(torch.tensor([a]))[0].item() for a in (RIGHT, LEFT, UP, RIGHT, RIGHT)]
+    # into the wall (4 -> 4), away (4 -> 5), round it (5 -> 4 -> 3 -> 2)
+    assert rewards == pytest.approx([-0.05, -0.55, 0.45, 0.45, 0.45])
+    place(world, (1, 4), (2, 4), walls)  # onto the goal: its reward and one step closed
+    assert world.step(torch.tensor([DOWN]))[0].item() == pytest.approx(1.5)
+    plain = make_grid(walls=True, step_cost=0.05)
+    place(plain, (2, 2), (2, 4), walls)
+    assert plain.step(torch.tensor([LEFT]))[0].item() == pytest.approx(-0.05)
+
+
 def test_gridnav_oracle_reaches_goal_in_optimal_steps() -> None:
     world = GridNav(GridNavConfig(size=7, walls=True, horizon=200), num_envs=64, seed=1)
     budget = world.optimal_steps().clone()
