@@ -68,9 +68,16 @@ def _obs(space: gym.Space, shape: tuple[int, ...], g: torch.Generator) -> Tensor
 
 
 def _batch(
-    model: nn.Module, family: str, space: gym.Space, n: int, steps: int, g: torch.Generator
+    model: nn.Module,
+    family: str,
+    space: gym.Space,
+    n: int,
+    steps: int,
+    g: torch.Generator,
+    noise: float = 0.2,
 ) -> PGBatch:
-    """Random padded episodes; old log-probabilities near the model's own (some ratios clip)."""
+    """Random padded episodes; old log-probabilities near the model's own (some ratios clip;
+    ``noise`` 0: the model's own, as if it had played them)."""
     head = model.head
     obs = _obs(space, (n, steps), g)
     with torch.no_grad():
@@ -80,8 +87,8 @@ def _batch(
     mask = torch.arange(steps)[None] < torch.randint(steps // 2, steps + 1, (n, 1), generator=g)
     mask = mask.double()
     adv = torch.randn(n, steps, generator=g, dtype=torch.float64) * mask
-    noise = torch.randn(n, steps, generator=g, dtype=torch.float64) * 0.2
-    return PGBatch(obs, actions, logp + noise, adv, mask)
+    jitter = torch.randn(n, steps, generator=g, dtype=torch.float64) * noise
+    return PGBatch(obs, actions, logp + jitter, adv, mask)
 
 
 def tol_dtype(tol: float) -> torch.dtype:
@@ -214,11 +221,9 @@ def test_lvc_steps_as_reinforce_on_its_own_episodes_with_another_meta_gradient()
     """ProMP's objective: the same inner step where the support episodes were played by the
     start itself (ratio 1), another second-order term (every weight adapted, where it shows)."""
     agent = _agent()
-    supports, query = _problem(agent, "text", SPACES["text"], inner=1)
-    with torch.no_grad():  # the support's actions as played by the start: ratio 1
-        pd = agent(supports[0].obs.flatten(0, 1), "text")[0].unflatten(0, supports[0].mask.shape)
-        played = agent.head.log_prob(pd, supports[0].actions)
-    supports = [supports[0]._replace(logprobs=played)]
+    g = torch.Generator().manual_seed(0)
+    supports = [_batch(agent, "text", SPACES["text"], 3, 7, g, noise=0.0)]  # played by the start
+    query = _batch(agent, "text", SPACES["text"], 3, 9, g)
     names = adapted_names(agent, "all", "text")
     theta = {n: p.detach() for n, p in agent.named_parameters() if n in names}
     policy = functional_policy(agent, "text", names)
