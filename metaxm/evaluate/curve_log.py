@@ -3,12 +3,12 @@
 ``metaxm evaluate`` and the main job write every finished curve to ``curves.jsonl`` in the
 report folder at once. Its first line is the evaluation's fingerprint: a hash of the spec it
 evaluates under, its jobs (modality, strategy, seed) and budgets, the SHA-256 of every
-checkpoint it loaded, and metaxm's own source. An evaluation that resumes (``metaxm evaluate
+checkpoint it loaded, metaxm's own source and the source of every plugin registered
+(:func:`metaxm.plugin_source.plugin_sources`). An evaluation that resumes (``metaxm evaluate
 --resume``; a main job whose last evaluation wrote no report, killed before its end) takes
 back the curves of a log whose fingerprint is its own and measures only the rest; a log of
-another evaluation (other agents, spec, seeds, strategies or code) is started over, and the
-line that says so names why. A plugin's own code is not in the fingerprint: after changing a
-family or world of your own, evaluate without ``--resume``. Every job is seeded on its own,
+another evaluation (other agents, spec, seeds, strategies, code or plugin code) is started
+over, and the line that says so names why. Every job is seeded on its own,
 so a resumed report's curves are the ones a whole run gives
 (``tests/evaluate/test_curve_log.py``).
 """
@@ -46,7 +46,9 @@ def source_digest() -> str:
 
 def fingerprint(agents: Agents, plan: Plan) -> str:
     """The hash that ties a log to one evaluation: the spec, the plan's jobs and budgets, the
-    loaded checkpoints' SHA-256 (:attr:`Agents.checkpoints`) and metaxm's source."""
+    loaded checkpoints' SHA-256 (:attr:`Agents.checkpoints`), metaxm's source and the
+    plugins' (:func:`~metaxm.plugin_source.plugin_sources`)."""
+    from metaxm.plugin_source import plugin_sources
     from metaxm.spec import spec_to_dict
 
     data = {
@@ -56,6 +58,7 @@ def fingerprint(agents: Agents, plan: Plan) -> str:
         "scratch_budgets": plan.scratch_budgets,
         "checkpoints": dict(sorted(agents.checkpoints.items())),
         "source": source_digest(),
+        "plugins": plugin_sources(agents.spec),
     }
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -1,18 +1,23 @@
 """A killed evaluation resumed from its ``curves.jsonl`` gives the report a whole one gives, and
-a log of another evaluation is never taken back (:mod:`metaxm.evaluate.curve_log`)."""
+a log of another evaluation (other settings, or a plugin's code edited since) is never taken
+back (:mod:`metaxm.evaluate.curve_log`)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 
 from metaxm.cli import main
+from metaxm.modalities.base import FAMILIES
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
 from tests.test_pipeline import TINY
+from tests.test_plugin_source import RENDER, write_plugin
 
 SPEC = {**TINY, "seed": 3, "evaluate": {**TINY["evaluate"], "seeds": 3}}
 """The pipeline tests' tiny spec, with three seeds per curve."""
@@ -73,3 +78,32 @@ def test_without_resume_the_log_starts_over(run: Path) -> None:
     seconds = [[r["seconds"] for r in _records(f)] for f in (again, run / "whole")]
     assert seconds[0] != seconds[1]  # every curve measured anew
     assert _curves(again) == _curves(run / "whole")
+
+
+def test_a_plugin_edited_since_the_log_was_written_is_measured_again(run: Path, caplog) -> None:
+    """A registered plugin is in the fingerprint: taken back while its code is unchanged,
+    measured anew once it is edited (its family need not be one the evaluation reads)."""
+    code = run / "plugin_code"
+    code.mkdir()
+    write_plugin(code, "curvelog_plugin", "curvelogplug")
+    sys.path.insert(0, str(code))
+    try:
+        importlib.import_module("curvelog_plugin")
+        folder = run / "plugin"
+        assert main(["evaluate", str(run), "--out", str(folder)]) == 0
+        first = _records(folder)
+        assert main(["evaluate", str(run), "--out", str(folder), "--resume"]) == 0
+        assert _records(folder) == first  # the same code: every curve taken back
+        (code / "curvelog_plugin" / "render.py").write_text(RENDER.format(tail=" * 2.0"))
+        with caplog.at_level(logging.WARNING):
+            assert main(["evaluate", str(run), "--out", str(folder), "--resume"]) == 0
+        assert "another evaluation wrote it" in caplog.text
+        again = _records(folder)
+        assert len(again) == len(first)
+        assert all(a["seconds"] != b["seconds"] for a, b in zip(again, first, strict=True))
+        assert _curves(folder) == _curves(run / "whole")
+    finally:
+        FAMILIES.pop("curvelogplug", None)
+        for name in [m for m in sys.modules if m.split(".")[0] == "curvelog_plugin"]:
+            del sys.modules[name]
+        sys.path.remove(str(code))
