@@ -4,12 +4,12 @@
 report folder at once. Its first line is the evaluation's fingerprint: a hash of the spec it
 evaluates under, its jobs (modality, strategy, seed) and budgets, the SHA-256 of every
 checkpoint it loaded, metaxm's own source and the source of every plugin registered
-(:func:`metaxm.plugin_source.plugin_sources`). An evaluation that resumes (``metaxm evaluate
---resume``; a main job whose last evaluation wrote no report, killed before its end) takes
-back the curves of a log whose fingerprint is its own and measures only the rest; a log of
-another evaluation (other agents, spec, seeds, strategies, code or plugin code) is started
-over, and the line that says so names why. Every job is seeded on its own,
-so a resumed report's curves are the ones a whole run gives
+(:func:`metaxm.plugin_source.plugin_sources`), each part's hash kept beside it. An evaluation
+that resumes (``metaxm evaluate --resume``; a main job whose last evaluation wrote no report,
+killed before its end) takes back the curves of a log whose fingerprint is its own and
+measures only the rest; a log of another evaluation (other agents, spec, seeds, strategies,
+code or plugin code) is started over, and the line that says so names which parts differ.
+Every job is seeded on its own, so a resumed report's curves are the ones a whole run gives
 (``tests/evaluate/test_curve_log.py``).
 """
 
@@ -44,24 +44,53 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(agents: Agents, plan: Plan) -> str:
-    """The hash that ties a log to one evaluation: the spec, the plan's jobs and budgets, the
-    loaded checkpoints' SHA-256 (:attr:`Agents.checkpoints`), metaxm's source and the
-    plugins' (:func:`~metaxm.plugin_source.plugin_sources`)."""
+PARTS = {
+    "spec": "the spec",
+    "jobs": "the jobs or budgets",
+    "checkpoints": "the agents' checkpoints",
+    "source": "metaxm's code",
+    "plugins": "the plugin code",
+}
+"""What a fingerprint hashes, each part named as a warning names it when it differs."""
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint(agents: Agents, plan: Plan) -> dict[str, Any]:
+    """The log's first line, which ties it to one evaluation: ``fingerprint``, the hash of
+    its ``parts``: the spec, the plan's jobs and budgets, the loaded checkpoints' SHA-256
+    (:attr:`Agents.checkpoints`), metaxm's source and the plugins' (``{package: SHA-256}``,
+    :func:`~metaxm.plugin_source.plugin_sources`), kept so that a log not taken back can say
+    which differ."""
     from metaxm.plugin_source import plugin_sources
     from metaxm.spec import spec_to_dict
 
-    data = {
-        "spec": spec_to_dict(agents.spec),
-        "jobs": [list(job) for job in plan.jobs],
-        "budgets": plan.budgets,
-        "scratch_budgets": plan.scratch_budgets,
-        "checkpoints": dict(sorted(agents.checkpoints.items())),
+    parts = {
+        "spec": _sha(spec_to_dict(agents.spec)),
+        "jobs": _sha([[list(job) for job in plan.jobs], plan.budgets, plan.scratch_budgets]),
+        "checkpoints": _sha(dict(sorted(agents.checkpoints.items()))),
         "source": source_digest(),
         "plugins": plugin_sources(agents.spec),
     }
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return {"fingerprint": _sha(parts), "parts": parts}
+
+
+def differences(saved: Any, now: dict[str, Any]) -> str:
+    """What differs between a saved log's ``parts`` and ``now``'s, in words (the plugins by
+    package); empty where the saved log kept none to compare (an older one)."""
+    if not isinstance(saved, dict):
+        return ""
+    out = [
+        text for part, text in PARTS.items() if part != "plugins" and saved.get(part) != now[part]
+    ]
+    old, new = saved.get("plugins"), now["plugins"]
+    if old != new:
+        old = old if isinstance(old, dict) else {}
+        changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        out.append(f"{PARTS['plugins']} of {', '.join(changed)}" if changed else PARTS["plugins"])
+    return ", ".join(out)
 
 
 class CurveLog:
@@ -69,23 +98,24 @@ class CurveLog:
 
     Args:
         folder: the report folder (made if missing).
-        key: the evaluation's fingerprint.
+        head: the evaluation's :func:`fingerprint`, the log's first line.
         resume: take back the curves of a log with the same fingerprint (else start over).
     """
 
-    def __init__(self, folder: str | Path, key: str, resume: bool) -> None:
+    def __init__(self, folder: str | Path, head: dict[str, Any], resume: bool) -> None:
         self.path = Path(folder) / NAME
         self.measured: dict[Job, tuple[Curve, float]] = {}
-        kept = self._read(key) if resume else None
+        kept = self._read(head) if resume else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("w") as f:  # the log as kept, so a torn last line goes
-            f.write(json.dumps({"fingerprint": key}) + "\n")
+            f.write(json.dumps(head) + "\n")
             for line in kept or []:
                 f.write(line + "\n")
 
-    def _read(self, key: str) -> list[str] | None:
-        """The kept lines of a log with fingerprint ``key``, filling :attr:`measured`; None
-        (and a warning that says why) where there is none to keep."""
+    def _read(self, head: dict[str, Any]) -> list[str] | None:
+        """The kept lines of a log with ``head``'s fingerprint, filling :attr:`measured`; None
+        (and a warning that says why, naming what differs where it can) where there is none
+        to keep."""
         try:
             lines = self.path.read_text().splitlines()
         except FileNotFoundError:
@@ -94,11 +124,14 @@ class CurveLog:
             log.warning("evaluate: %s cannot be read (%s); measuring every curve", self.path, err)
             return None
         try:
-            head = json.loads(lines[0])["fingerprint"] if lines else None
-        except (ValueError, KeyError, TypeError):
-            head = None
-        if head != key:
-            why = "it has no fingerprint" if head is None else "another evaluation wrote it"
+            saved = json.loads(lines[0]) if lines else None
+            key, parts = saved["fingerprint"], saved.get("parts")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            key = parts = None
+        if key != head["fingerprint"]:
+            why = "it has no fingerprint" if key is None else "another evaluation wrote it"
+            diff = differences(parts, head["parts"]) if key is not None else ""
+            why += f" (differing: {diff})" if diff else ""
             log.warning("evaluate: not resuming from %s: %s; measuring every curve", self.path, why)
             return None
         kept = []

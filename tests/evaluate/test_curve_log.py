@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from metaxm.cli import main
+from metaxm.evaluate.curve_log import differences
 from metaxm.modalities.base import FAMILIES
 from metaxm.run.loop import train
 from metaxm.spec import spec_from_dict
@@ -65,7 +66,8 @@ def test_a_log_of_another_evaluation_is_not_taken_back(run: Path, caplog) -> Non
     before = _records(other)
     with caplog.at_level(logging.WARNING):
         assert main(["evaluate", str(run), "--out", str(other), "--resume"]) == 0
-    assert "not resuming from" in caplog.text and "another evaluation wrote it" in caplog.text
+    assert "not resuming from" in caplog.text
+    assert "another evaluation wrote it (differing: the jobs or budgets)" in caplog.text
     assert len(before) == 3 * 2 and len(_records(other)) == 3 * 3
     assert _curves(other) == _curves(run / "whole")
 
@@ -97,7 +99,7 @@ def test_a_plugin_edited_since_the_log_was_written_is_measured_again(run: Path, 
         (code / "curvelog_plugin" / "render.py").write_text(RENDER.format(tail=" * 2.0"))
         with caplog.at_level(logging.WARNING):
             assert main(["evaluate", str(run), "--out", str(folder), "--resume"]) == 0
-        assert "another evaluation wrote it" in caplog.text
+        assert "(differing: the plugin code of curvelog_plugin)" in caplog.text
         again = _records(folder)
         assert len(again) == len(first)
         assert all(a["seconds"] != b["seconds"] for a, b in zip(again, first, strict=True))
@@ -107,3 +109,12 @@ def test_a_plugin_edited_since_the_log_was_written_is_measured_again(run: Path, 
         for name in [m for m in sys.modules if m.split(".")[0] == "curvelog_plugin"]:
             del sys.modules[name]
         sys.path.remove(str(code))
+
+
+def test_the_warning_names_what_differs() -> None:
+    now = {"spec": "a", "jobs": "b", "checkpoints": "c", "source": "d", "plugins": {"p": "1"}}
+    assert differences(now, now) == ""
+    assert differences(None, now) == ""  # an older log kept no parts: nothing to name
+    other = {**now, "spec": "x", "checkpoints": "y", "plugins": {"p": "2", "q": "3"}}
+    assert differences(other, now) == ("the spec, the agents' checkpoints, the plugin code of p, q")
+    assert differences({**now, "plugins": {}}, now) == "the plugin code of p"

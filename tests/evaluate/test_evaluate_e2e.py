@@ -92,7 +92,9 @@ def test_report_covers_every_heldout_modality_strategy_and_seed(report) -> None:
         assert e["unmeasurable"] in md
 
     lines = (root / "report" / "curves.jsonl").read_text().splitlines()
-    assert set(json.loads(lines[0])) == {"fingerprint"}  # which evaluation wrote the log
+    head = json.loads(lines[0])  # which evaluation wrote the log, and what it hashed
+    assert set(head) == {"fingerprint", "parts"}
+    assert set(head["parts"]) == {"spec", "jobs", "checkpoints", "source", "plugins"}
     assert len(lines) == 1 + 2 * 5 * 2  # modalities x strategies x seeds, saved as they finish
 
 
