@@ -84,6 +84,15 @@ def import_modules(modules: Iterable[object], key: str = "imports") -> None:
             ) from None
 
 
+def load_in_child(imports: Iterable[str]) -> None:
+    """In a spawned process (an evaluation worker, a main job's stage or early evaluation):
+    load what its parent had loaded, the entry points and the spec's ``imports:``, so that a
+    family or world a plugin registers is there too (a spawned interpreter starts with
+    metaxm's own only). The parent has checked and imported these modules already."""
+    load_plugins()
+    import_modules(list(imports))
+
+
 def import_saved(modules: Iterable[object], key: str = "imports") -> None:
     """:func:`import_modules` for a spec saved in a run or checkpoint (anyone's file): a module
     not yet imported is imported only if it is not found in the current folder itself, since a

@@ -148,3 +148,39 @@ def test_a_saved_runs_imports_are_not_run_from_the_current_folder(tmp_path: Path
     done = _metaxm(argv, tmp_path / "plugins", tmp_path)
     assert done.returncode == 0, done.stderr
     assert marker.exists()
+
+
+def test_a_family_a_spec_imports_reaches_every_spawned_process(tmp_path: Path) -> None:
+    """``main.workers: 2`` trains the stage in a spawned process and ``evaluate.workers: 2``
+    measures in spawned workers: each imports the spec's ``imports:``, as the parent did,
+    so a family only a plugin registers is there (a spawned interpreter has metaxm's own)."""
+    import yaml
+
+    from tests.test_pipeline import TINY
+    from tests.test_plugin_source import write_plugin
+
+    code = tmp_path / "code"
+    code.mkdir()
+    write_plugin(code, "spawned_plugin", "spawnfam")
+    spec = {
+        **TINY,
+        "imports": ["spawned_plugin"],
+        "modalities": {"train": {"vector": 1, "spawnfam": 1}, "heldout_variants": {"spawnfam": 1}},
+        "evaluate": {**TINY["evaluate"], "workers": 2, "strategies": ["zeroshot"]},
+        "main": {"runs": {"ppo": {}}, "render": False, "workers": 2},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sys.path.insert(0, str(code))
+    try:
+        assert main(["main", str(path), "--out", str(tmp_path / "out")]) == 0
+    finally:
+        from metaxm.modalities.base import FAMILIES
+
+        FAMILIES.pop("spawnfam", None)
+        for name in [m for m in sys.modules if m.split(".")[0] == "spawned_plugin"]:
+            del sys.modules[name]
+        sys.path.remove(str(code))
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert [m.split(":")[0] for m in report["modalities"]] == ["spawnfam"]
+    assert report["workers"] == 2  # measured in spawned workers

@@ -33,6 +33,7 @@ from metaxm.evaluate.metrics import (
 )
 from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
+from metaxm.plugins import load_in_child
 from metaxm.rl.trainer import derive_seed
 from metaxm.run.children import die_with_parent
 from metaxm.sampler import TaskSampler
@@ -365,6 +366,7 @@ def _init_worker(agents: Agents) -> None:
     global _WORKER_AGENTS
     die_with_parent()  # else a SIGKILLed evaluation leaves its workers waiting forever
     torch.set_num_threads(1)
+    load_in_child(agents.spec.imports)  # a plugin's families and worlds, as the parent has
     _WORKER_AGENTS = agents
 
 

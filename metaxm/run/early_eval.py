@@ -107,11 +107,13 @@ def _child(
 
     from metaxm.evaluate.loading import load_agents
     from metaxm.evaluate.runner import _one, plan_evaluation
+    from metaxm.plugins import load_in_child
     from metaxm.run.stages import child_console
 
     child_console(logfile)
     torch.set_num_threads(1)
     try:
+        load_in_child(spec.imports)  # a plugin's families and worlds, as the parent has
         agents = load_agents(out, spec, kinds=kinds)
         plan = plan_evaluation(agents)
         for job in plan.jobs:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from metaxm.errors import MetaxmError
+from metaxm.plugins import load_in_child
 
 if TYPE_CHECKING:
     from metaxm.run.early_eval import EarlyEvaluation
@@ -211,6 +212,7 @@ def _child(name: str, spec: Spec, rundir: Path, logfile: Path, conn: Connection)
     that says what it reached, or the error it met."""
     child_console(logfile)
     try:
+        load_in_child(spec.imports)  # a plugin's families and worlds, as the parent has
         outcome: Any = run_stage(name, spec, rundir)
     except BaseException as err:  # noqa: BLE001 (sent to the parent, which raises it)
         traceback.print_exc()
