@@ -153,7 +153,8 @@ def test_a_saved_runs_imports_are_not_run_from_the_current_folder(tmp_path: Path
 def test_a_family_a_spec_imports_reaches_every_spawned_process(tmp_path: Path) -> None:
     """``main.workers: 2`` trains the stage in a spawned process and ``evaluate.workers: 2``
     measures in spawned workers: each imports the spec's ``imports:``, as the parent did,
-    so a family only a plugin registers is there (a spawned interpreter has metaxm's own)."""
+    so a family only a plugin registers is there (a spawned interpreter has metaxm's own);
+    and ``metaxm adapt`` checks ``--modality`` after the saved spec's imports are run."""
     import yaml
 
     from tests.test_pipeline import TINY
@@ -184,3 +185,9 @@ def test_a_family_a_spec_imports_reaches_every_spawned_process(tmp_path: Path) -
     report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
     assert [m.split(":")[0] for m in report["modalities"]] == ["spawnfam"]
     assert report["workers"] == 2  # measured in spawned workers
+    # a fresh interpreter: adapt knows the family once the run's saved spec has imported it
+    argv = ["adapt", str(tmp_path / "out" / "ppo"), "--modality", "spawnfam:7", "--strategy",
+            "zeroshot", "--episodes", "0", "--out", str(tmp_path / "adapt.json")]  # fmt: skip
+    done = _metaxm(argv, code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "adapt.json").read_text())["modality"] == "spawnfam:7"

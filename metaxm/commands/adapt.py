@@ -55,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from metaxm.modalities import parse_modality_id
     from metaxm.run.rundir import check_result_path
 
+    if not 0 <= args.episodes <= 4096:
+        raise ConfigError(f"--episodes: need K from 0 to 4096, got {args.episodes}")
+    if not 0 <= args.seed <= 2**62:
+        raise ConfigError(f"--seed: need 0 to 2**62, got {args.seed}")
+    if args.out is not None:
+        check_result_path(args.out)  # "" is refused, not taken for the default
+    # loading imports the saved spec's imports: first, so a plugin's family and strategy are known
+    agents = load_agents(args.checkpoint, device=args.device)
     try:
         family, variant = parse_modality_id(args.modality)
     except ValueError as err:
@@ -63,25 +71,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--strategy: unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}"
         )
-    if not 0 <= args.episodes <= 4096:
-        raise ConfigError(f"--episodes: need K from 0 to 4096, got {args.episodes}")
-    if not 0 <= args.seed <= 2**62:
-        raise ConfigError(f"--seed: need 0 to 2**62, got {args.seed}")
-    if args.out is not None:
-        check_result_path(args.out)  # "" is refused, not taken for the default
     out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
     check_result_path(out)  # before the adaptation runs, so its work is never lost
     strategy = STRATEGIES[args.strategy]
     if args.save_policy is not None:
         if strategy.learner is None:
+            with_learner = [n for n, s in STRATEGIES.items() if s.learner is not None]
             raise ConfigError(
                 f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
-                "use maml, rl2, align, translate, metafit, priorfit or selffit"
+                f"use {', '.join(with_learner)}"
             )
         check_result_path(args.save_policy, "--save-policy")
         if Path(args.save_policy).resolve() == out.resolve():
             raise ConfigError("--save-policy: the same file as --out")
-    agents = load_agents(args.checkpoint, device=args.device)
     why = strategy.unavailable(agents)
     if why is not None:
         raise ConfigError(
