@@ -196,7 +196,8 @@ LEARNER_KINDS = (
     ("rl2", "rl2"), ("metafit", "metafit"), ("selffit", "selffit"), ("priorfit", "priorfit"),
 )  # fmt: skip
 """``(agent kind, learner name)``: the learner (:data:`metaxm.learners.LEARNERS`) that
-:func:`learners` builds on each loaded agent of that kind."""
+:func:`learners` builds on each loaded agent of that kind; a learner not named here (a
+plugin's) is built on the first loaded kind among its ``algos``."""
 
 
 def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Learner]:
@@ -205,7 +206,13 @@ def learners(agents: Agents, learned: dict[str, dict[str, Any]]) -> dict[str, Le
     from metaxm.learners import LEARNERS
 
     out: dict[str, Learner] = {}
-    for algo, name in LEARNER_KINDS:
+    named = {name for _, name in LEARNER_KINDS}
+    others = [
+        (next(a for a in cls.algos if a in agents.by_kind), name)
+        for name, cls in LEARNERS.items()
+        if name not in named and any(a in agents.by_kind for a in cls.algos)
+    ]
+    for algo, name in (*LEARNER_KINDS, *others):
         cls = LEARNERS[name]
         if algo in agents.by_kind:
             # the run's own settings (maml, align), then the evaluation's spec

@@ -71,8 +71,9 @@ class Agents:
         configs: per kind, the trained run's spec (holds e.g. its ``maml`` section).
         learners: per learner name, the learner of the agent it adapts, holding what was
             learned about adapting (MAML's inner rates, the meta-learned fit's start):
-            ``align`` (the ``ppo`` agent), ``maml``, ``rl2``, ``metafit``, ``selffit``
-            (:mod:`metaxm.learners`).
+            ``align``, ``translate`` and ``selfread`` (the ``ppo`` agent), ``maml``, ``rl2``,
+            ``metafit``, ``selffit``, ``priorfit``, and a plugin's (:mod:`metaxm.learners`,
+            :func:`~metaxm.evaluate.loading.learners`).
         checkpoints: per kind, the SHA-256 of the checkpoint it was loaded from (what ties a
             saved curve to its agent: :mod:`metaxm.evaluate.curve_log`).
     """
@@ -165,7 +166,20 @@ class Strategy(ABC):
 
 class LearnerStrategy(Strategy):
     """A learner's strategy: at every budget, :meth:`policy` (the learner's adaptation), then
-    the policy's mode measured on fresh episodes (:func:`measure`)."""
+    the policy's mode measured on fresh episodes (:func:`measure`).
+
+    A new learner's strategy sets ``name``, ``needs`` (the run kind it adapts), ``learner``
+    (its name in :data:`metaxm.learners.LEARNERS`) and ``data``; :meth:`policy` walks its k
+    episodes (:meth:`walked`, their tasks drawn from ``seed +`` :attr:`offset`) unless it
+    spends them otherwise.
+    """
+
+    offset: ClassVar[int] = 41
+    """Where a strategy's target tasks are drawn from, past the measured episodes' ``seed``
+    (each built-in strategy has its own)."""
+
+    def policy(self, agents, family, variant, k, seed):  # noqa: D102
+        return self.walked(agents, family, variant, k, seed, self.offset)
 
     def unadapted(self, agents: Agents, family: str, variant: int) -> AdaptedPolicy:
         """The policy at k = 0: the learner's agent as it is."""
