@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
         )  # fmt: skip
         paths = write_report(report, out)
+    if args.resume:
+        back = report["curves_taken_back"]
+        print(f"resumed: {back} of {back + report['curves_measured']} curves taken back ({out})")
     print(report["headline"]["text"])
     print(
         f"report: {paths['md']}  data: {paths['json']}  plots: {paths['curves']}, "

@@ -347,6 +347,8 @@ def run_evaluation(
     }
     report["seeds"] = n_seeds
     report["workers"] = n_workers
+    report["curves_measured"] = len(jobs)  # by this call; the rest were taken back
+    report["curves_taken_back"] = len(plan.jobs) - len(jobs)  # (a resumed log, early curves)
     return report
 
 

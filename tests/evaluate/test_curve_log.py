@@ -45,7 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_a_resumed_evaluation_measures_only_what_the_killed_one_left(run: Path) -> None:
+def test_a_resumed_evaluation_measures_only_what_the_killed_one_left(run: Path, capsys) -> None:
     whole = run / "whole"
     killed = run / "killed"
     killed.mkdir()
@@ -54,6 +54,7 @@ def test_a_resumed_evaluation_measures_only_what_the_killed_one_left(run: Path) 
     torn = lines[3][: len(lines[3]) // 2]  # the kill tore the third curve's line
     (killed / "curves.jsonl").write_text("\n".join([*lines[:3], torn]) + "\n")
     assert main(["evaluate", str(run), "--out", str(killed), "--resume"]) == 0
+    assert f"resumed: 2 of 9 curves taken back ({killed})" in capsys.readouterr().out
     assert _curves(killed) == _curves(whole)
     kept, again = _records(killed)[:2], _records(killed)[2:]
     assert kept == _records(whole)[:2]  # taken back, their seconds too
