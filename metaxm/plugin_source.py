@@ -81,7 +81,11 @@ def _package_digest(top: str) -> str:
     digest = hashlib.sha256()
     for path in files:
         label = next((str(path.relative_to(r)) for r in roots if path.is_relative_to(r)), "")
-        digest.update(label.encode() + b"\0" + path.read_bytes() + b"\0")
+        try:
+            code = path.read_bytes()
+        except OSError:  # unreadable: never the same code as another process's
+            code = _UNREADABLE.encode()
+        digest.update(label.encode() + b"\0" + code + b"\0")
     return digest.hexdigest()
 
 
