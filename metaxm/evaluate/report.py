@@ -7,6 +7,9 @@
     seeds, seconds               repetitions per curve; wall-clock seconds of the evaluation
     seconds_by_strategy          per strategy, the seconds its curves took (summed over
                                  modalities and seeds, across worker processes)
+    workers                      processes that measured the curves
+    curves_measured,             curves this evaluation measured, and those it took back (a
+    curves_taken_back            resumed ``curves.jsonl``, a main job's early evaluation)
     source                       {agent, return, success, steps, per_modality, per_family,
                                  oracle}: the pre-trained agent on its training modalities, and
                                  the world's oracle (true-state policy) on fresh episodes
