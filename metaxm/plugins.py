@@ -104,35 +104,58 @@ def import_saved(modules: Iterable[object], key: str = "imports") -> None:
     Raises:
         ConfigError: a module found in the current folder, or one that cannot be imported.
     """
+    if isinstance(modules, (list, tuple)):
+        for name in modules:
+            if isinstance(name, str) and MODULE.match(name):
+                refuse_current_folder(name, f"{key}: the saved spec imports {name!r}")
+    import_modules(modules, key)
+
+
+def refuse_saved_env(world: object) -> None:
+    """:func:`refuse_current_folder` for the module of a saved spec's ``world.env_id`` written
+    ``module:Id``, which gymnasium imports when the env is made."""
+    env_id = world.get("env_id") if isinstance(world, dict) else None
+    module = env_id.partition(":")[0] if isinstance(env_id, str) and ":" in env_id else ""
+    if MODULE.match(module):
+        refuse_current_folder(
+            module, f"world.env_id: the saved spec's {env_id!r} imports {module!r}"
+        )
+
+
+def refuse_current_folder(name: str, what: str) -> None:
+    """Refuse module ``name`` of a saved spec (``what`` says where it names it) if it is not
+    imported yet and is found in the current folder itself (see :func:`import_saved`); it is
+    located, not imported.
+
+    Raises:
+        ConfigError: it is found there.
+    """
     import importlib.util
     import sys
     from pathlib import Path
 
-    if isinstance(modules, (list, tuple)):
-        here = Path.cwd().resolve()
-        for name in modules:
-            if not isinstance(name, str) or not MODULE.match(name) or name in sys.modules:
-                continue
-            top = name.split(".")[0]
-            try:
-                found = importlib.util.find_spec(top)  # locates; runs nothing of a top level
-            except (ImportError, ValueError):
-                found = None
-            # the folders it is found in (the sys.path entry that finds it), the last link not
-            # followed: a link in the current folder to a module below it is in the folder
-            places = []
-            if found is not None and found.submodule_search_locations:  # a package
-                places = [Path(p) for p in found.submodule_search_locations]
-            elif found is not None and found.has_location and found.origin:  # a module file
-                places = [Path(found.origin)]
-            for place in places:
-                if place.parent.resolve() == here:  # below it: a path the user set
-                    raise ConfigError(
-                        f"{key}: the saved spec imports {name!r}, found in the current folder "
-                        f"({place}); a saved run's imports are not run from there (they could "
-                        "be anyone's code): install the plugin, or run from another folder"
-                    )
-    import_modules(modules, key)
+    if name in sys.modules:
+        return
+    here = Path.cwd().resolve()
+    top = name.split(".")[0]
+    try:
+        found = importlib.util.find_spec(top)  # locates; runs nothing of a top level
+    except (ImportError, ValueError):
+        found = None
+    # the folders it is found in (the sys.path entry that finds it), the last link not
+    # followed: a link in the current folder to a module below it is in the folder
+    places = []
+    if found is not None and found.submodule_search_locations:  # a package
+        places = [Path(p) for p in found.submodule_search_locations]
+    elif found is not None and found.has_location and found.origin:  # a module file
+        places = [Path(found.origin)]
+    for place in places:
+        if place.parent.resolve() == here:  # below it: a path the user set
+            raise ConfigError(
+                f"{what}, found in the current folder ({place}); a saved run's imports are "
+                "not run from there (they could be anyone's code): install the plugin, or "
+                "run from another folder"
+            )
 
 
 def _first_line(err: BaseException) -> str:

@@ -66,7 +66,7 @@ def check_spec(spec: Spec) -> None:
             "agent reads the previous reward"
         )
     resolve_device(spec.device)
-    info, horizon = _world_info(spec)
+    info, horizon = world_info(spec)
     for name in ("state_probe_visited", "coverage_bonus"):
         if spec.algo == "rl2" and getattr(spec.rl2, name) and info.layout_size is None:
             raise ConfigError(
@@ -97,7 +97,13 @@ def check_spec(spec: Spec) -> None:
         )
 
 
-def _world_info(spec: Spec) -> tuple[SceneInfo, int]:
+def world_info(spec: Spec) -> tuple[SceneInfo, int]:
+    """The scene info and horizon of the spec's world, built once with one env.
+
+    Raises:
+        ConfigError: the world cannot be built (an unknown or unimportable gymnasium env, a
+            user's world that fails): one line naming it.
+    """
     from metaxm.envs import make_world
 
     try:

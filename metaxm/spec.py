@@ -191,15 +191,18 @@ def spec_from_dict(data: dict[str, Any], saved: bool = False) -> Spec:
 
     Args:
         data: the spec as plain data.
-        saved: the spec comes from a run or checkpoint, not from the user: its ``imports`` are
-            imported only from outside the current folder (:func:`metaxm.plugins.
-            import_saved`), so a module dropped beside a run is never run by loading it.
+        saved: the spec comes from a run or checkpoint, not from the user: its ``imports``,
+            and the module of a ``world.env_id`` written ``module:Id``, are imported only from
+            outside the current folder (:func:`metaxm.plugins.import_saved`), so a module
+            dropped beside a run is never run by loading it.
     """
-    from metaxm.plugins import import_modules, import_saved, load_plugins
+    from metaxm.plugins import import_modules, import_saved, load_plugins, refuse_saved_env
 
     load_plugins()
     if isinstance(data, dict) and data.get("imports"):
         (import_saved if saved else import_modules)(data["imports"])
+    if saved and isinstance(data, dict):
+        refuse_saved_env(data.get("world"))
     return from_dict(Spec, data)
 
 

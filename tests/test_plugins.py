@@ -191,3 +191,65 @@ def test_a_family_a_spec_imports_reaches_every_spawned_process(tmp_path: Path) -
     done = _metaxm(argv, code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "adapt.json").read_text())["modality"] == "spawnfam:7"
+
+
+CORRIDOR = """
+import gymnasium as gym
+import numpy as np
+import pathlib
+
+pathlib.Path({marker!r}).touch()
+
+
+class Corridor(gym.Env):
+    observation_space = gym.spaces.Box(0.0, 3.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.goal = 0, 3
+        return np.array([self.pos, self.goal], np.float32), {{}}
+
+    def step(self, action):
+        self.pos = min(max(self.pos + (1 if int(action) else -1), 0), 3)
+        done = self.pos == self.goal
+        return np.array([self.pos, self.goal], np.float32), float(done), done, False, {{}}
+
+
+gym.register("MetaxmTestCorridor-v0", entry_point=Corridor, max_episode_steps=8)
+"""
+
+
+def test_a_saved_runs_gym_env_module_is_checked_like_its_imports(tmp_path: Path) -> None:
+    """``world.env_id: module:Id`` makes gymnasium import ``module``: a saved run's is not
+    imported from the current folder (one line, nothing run), and one that cannot be imported
+    at all is one line too, never a traceback."""
+    marker = tmp_path / "ENV_MODULE_RAN"
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "corridor_env.py").write_text(CORRIDOR.format(marker=str(marker)))
+    (code / "spec.yaml").write_text(
+        "world: {name: gym, env_id: 'corridor_env:MetaxmTestCorridor-v0'}\n"
+        "modalities: {train: {vector: 1}, heldout_variants: {vector: 1}}\n"
+        "train: {total_steps: 256, num_envs: 4, eval_episodes: 0}\n"
+        "ppo: {num_steps: 16, update_epochs: 1, num_minibatches: 1}\n"
+        "log: {mode: disabled, progress: false}\n"
+    )
+    done = _metaxm(["train", "spec.yaml", "--out", str(tmp_path / "run")], code, code)
+    assert done.returncode == 0, done.stderr  # the user's own spec, from their own folder
+    marker.unlink()
+    adapt = ["adapt", str(tmp_path / "run"), "--modality", "vector:1", "--strategy", "zeroshot",
+             "--episodes", "0", "--out", str(tmp_path / "a.json")]  # fmt: skip
+    for argv in (["evaluate", str(tmp_path / "run")], adapt):
+        done = _metaxm(argv, code, code)  # the saved run, from the folder holding the module
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "found in the current folder" in done.stderr
+        assert not marker.exists()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(exist_ok=True)
+        done = _metaxm(argv, elsewhere, elsewhere)  # the module nowhere on the path
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "No module named 'corridor_env'" in done.stderr
+    done = _metaxm(adapt, code, tmp_path)  # on PYTHONPATH, from another folder: run
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()
