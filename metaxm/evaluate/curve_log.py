@@ -45,11 +45,11 @@ def source_digest() -> str:
 
 
 PARTS = {
-    "spec": "the spec",
-    "jobs": "the jobs or budgets",
-    "checkpoints": "the agents' checkpoints",
-    "source": "metaxm's code",
-    "plugins": "the plugin code",
+    "spec": "settings (the spec)",
+    "jobs": "jobs or budgets",
+    "checkpoints": "checkpoints",
+    "source": "metaxm code",
+    "plugins": "plugin or env code",
 }
 """What a fingerprint hashes, each part named as a warning names it when it differs."""
 
@@ -89,7 +89,7 @@ def differences(saved: Any, now: dict[str, Any]) -> str:
     if old != new:
         old = old if isinstance(old, dict) else {}
         changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-        out.append(f"{PARTS['plugins']} of {', '.join(changed)}" if changed else PARTS["plugins"])
+        out.append(f"{PARTS['plugins']} ({', '.join(changed)})" if changed else PARTS["plugins"])
     return ", ".join(out)
 
 
@@ -129,9 +129,14 @@ class CurveLog:
         except (ValueError, KeyError, TypeError, AttributeError):
             key = parts = None
         if key != head["fingerprint"]:
-            why = "it has no fingerprint" if key is None else "another evaluation wrote it"
             diff = differences(parts, head["parts"]) if key is not None else ""
-            why += f" (differing: {diff})" if diff else ""
+            why = (
+                "it has no fingerprint"
+                if key is None
+                else f"its curves were measured with other {diff}"
+                if diff
+                else "another evaluation wrote it"
+            )
             log.warning("evaluate: not resuming from %s: %s; measuring every curve", self.path, why)
             return None
         kept = []

@@ -68,7 +68,7 @@ def test_a_log_of_another_evaluation_is_not_taken_back(run: Path, caplog) -> Non
     with caplog.at_level(logging.WARNING):
         assert main(["evaluate", str(run), "--out", str(other), "--resume"]) == 0
     assert "not resuming from" in caplog.text
-    assert "another evaluation wrote it (differing: the jobs or budgets)" in caplog.text
+    assert "its curves were measured with other jobs or budgets" in caplog.text
     assert len(before) == 3 * 2 and len(_records(other)) == 3 * 3
     assert _curves(other) == _curves(run / "whole")
 
@@ -100,7 +100,7 @@ def test_a_plugin_edited_since_the_log_was_written_is_measured_again(run: Path, 
         (code / "curvelog_plugin" / "render.py").write_text(RENDER.format(tail=" * 2.0"))
         with caplog.at_level(logging.WARNING):
             assert main(["evaluate", str(run), "--out", str(folder), "--resume"]) == 0
-        assert "(differing: the plugin code of curvelog_plugin)" in caplog.text
+        assert "measured with other plugin or env code (curvelog_plugin)" in caplog.text
         again = _records(folder)
         assert len(again) == len(first)
         assert all(a["seconds"] != b["seconds"] for a, b in zip(again, first, strict=True))
@@ -117,5 +117,7 @@ def test_the_warning_names_what_differs() -> None:
     assert differences(now, now) == ""
     assert differences(None, now) == ""  # an older log kept no parts: nothing to name
     other = {**now, "spec": "x", "checkpoints": "y", "plugins": {"p": "2", "q": "3"}}
-    assert differences(other, now) == ("the spec, the agents' checkpoints, the plugin code of p, q")
-    assert differences({**now, "plugins": {}}, now) == "the plugin code of p"
+    assert differences(other, now) == (
+        "settings (the spec), checkpoints, plugin or env code (p, q)"
+    )
+    assert differences({**now, "plugins": {}}, now) == "plugin or env code (p)"
