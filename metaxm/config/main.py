@@ -24,8 +24,8 @@ class MainConfig:
             earlier one (``align.init_from: "{out}/pretrain"``, ``train.init_from:
             "{out}/ppo"``); a link to a stage listed later is refused. The names are the stages
             of :data:`RUN_NAMES`: ``pretrain`` (alignment pretraining, ``metaxm pretrain``),
-            ``ppo``, ``maml``, ``rl2``, ``metafit``, ``selffit`` (``metaxm train`` with that
-            ``algo``). The evaluator finds the agents by name.
+            ``ppo``, ``maml``, ``rl2``, ``metafit``, ``selffit``, ``priorfit`` (``metaxm
+            train`` with that ``algo``). The evaluator finds the agents by name.
         workers: how many stages train at once, each in a process of its own with the spec's
             ``train.threads``; a stage starts as soon as the stages it links to through
             ``{out}`` are finished (:mod:`metaxm.run.stages`). 1 runs them one after another
