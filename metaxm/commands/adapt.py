@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "finetune, scratch, rl2-blind (a control: rl2 with its observations zeroed), "
         "rl2-newtask (a control: rl2 with a new task every episode)",
     )
-    parser.add_argument("--episodes", type=int, default=8, help="K, episodes of the modality")
+    parser.add_argument(
+        "--episodes", type=int, default=8, help="K, episodes of the modality (default: 8)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
     parser.add_argument(
         "--out", help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K.json)"
@@ -114,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
         "strategy": args.strategy, "budgets": budgets, **curve,
     }  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
+    saved = None
     if args.save_policy is not None:
         policy = strategy.policy(agents, family, variant, args.episodes, args.seed)
-        print(f"policy: {policy.save(args.save_policy)}")
+        saved = policy.save(args.save_policy)
     print(f"{args.strategy} on {family}:{variant} ({args.episodes} episodes of experience)")
     print(f"  {'episodes':>8}{'return':>10}{'success':>10}{'steps':>8}")
     for i, k in enumerate(budgets):
@@ -124,5 +127,13 @@ def run(args: argparse.Namespace) -> int:
             f"  {k:>8}{curve['return'][i]:>10.3f}{curve['success'][i]:>10.3f}"
             f"{curve['steps'][i]:>8.1f}"
         )
+    if args.episodes > 0 and curve.get("read", [1.0])[-1] == 0.0:
+        episodes = f"{args.episodes} episode{'s' if args.episodes > 1 else ''}"
+        print(
+            f"  ({args.strategy} read nothing from its {episodes}: the agent met the modality "
+            "as it is; another --seed, or more episodes, may read it)"
+        )
     print(f"saved: {out}")
+    if saved is not None:
+        print(f"policy: {saved}")
     return 0

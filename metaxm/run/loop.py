@@ -297,6 +297,12 @@ def _train_locked(
         logger.summary({**summary, **{f"eval/{k}": v for k, v in evaluation.items()}})
     finally:
         logger.close()
+    if trained and trainer.env_steps >= 2 * cfg.total_steps:  # after the bar: a line of its own
+        log.warning(
+            "train.total_steps %d: trained %d env steps, since a run stops only at the end of "
+            "an update (train.num_envs x the rollout's steps x the families)",
+            cfg.total_steps, trainer.env_steps,
+        )  # fmt: skip
     return RunResult(rundir, update, trainer.env_steps, sps, cpu_sps, last, evaluation, trained)
 
 

@@ -390,3 +390,26 @@ def test_validation_variants_are_measured_instead_of_the_held_out_ones(report, c
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (bad, err)
         assert not (root / "refused" / "report.json").exists()
+
+
+def test_adapt_says_when_its_strategy_read_nothing(report, tmp_path: Path, capsys, monkeypatch):
+    """The printout says so where a strategy's curve records that its k episodes read nothing
+    (``read``: 0; ``selfread``'s rare case, here given to ``zeroshot``'s real curve)."""
+    from metaxm.evaluate.strategies import STRATEGIES
+
+    root, data = report
+    mid = next(m for m, e in data["modalities"].items() if e["split"] == "heldout_variants")
+    zeroshot = STRATEGIES["zeroshot"]
+    real = type(zeroshot).curve
+
+    def unread(self, *args):
+        curve = real(self, *args)
+        return {**curve, "read": [0.0] * len(curve["success"])}
+
+    args = ["adapt", str(root), "--modality", mid, "--strategy", "zeroshot", "--episodes", "2",
+            "--out", str(tmp_path / "a.json")]  # fmt: skip
+    assert main(args) == 0
+    assert "read nothing" not in capsys.readouterr().out
+    monkeypatch.setattr(type(zeroshot), "curve", unread)
+    assert main(args) == 0
+    assert "(zeroshot read nothing from its 2 episodes: the agent met" in capsys.readouterr().out
