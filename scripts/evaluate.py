@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metaxm.errors import ConfigError, MetaxmError
+from metaxm.errors import CheckpointError, ConfigError, MetaxmError
 from metaxm.evaluate.loading import load_agents
 from metaxm.evaluate.report import write_report
 from metaxm.evaluate.runner import run_evaluation
@@ -17,18 +17,24 @@ from metaxm.spec import load_spec
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("runs", help="a run directory, or a folder of ppo/maml/rl2 runs")
     parser.add_argument("--spec", help="evaluate under this spec (default: the runs' own)")
-    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--seeds", type=int, help="seeds per curve (default: evaluate.seeds)")
+    parser.add_argument(
+        "--strategy", action="append", dest="strategies", metavar="NAME",
+        help="a strategy to measure, repeatable (default: evaluate.strategies)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="report folder")
     args = parser.parse_args()
     try:
         agents = load_agents(args.runs, load_spec(args.spec) if args.spec else None)
-        report = run_evaluation(agents, seeds=args.seeds)
+        report = run_evaluation(agents, args.strategies, seeds=args.seeds)
     except MetaxmError as err:
         print(f"evaluate: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 1
+        return 2 if isinstance(err, (ConfigError, CheckpointError)) else 1  # the CLI's statuses
     paths = write_report(report, args.out)
     print(report["headline"]["text"])
     print(f"report: {paths['md']}")

@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metaxm.errors import ConfigError, MetaxmError
+from metaxm.errors import CheckpointError, ConfigError, MetaxmError
 from metaxm.run.loop import train
 from metaxm.spec import load_spec
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("spec", help="task spec YAML")
     parser.add_argument("--algo", choices=["ppo", "maml", "rl2"], help="override the spec's algo")
     parser.add_argument("--out", required=True, help="the run directory")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value, repeatable (e.g. train.total_steps=100000)",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     args = parser.parse_args()
     overrides = args.set + ([f"algo={args.algo}"] if args.algo else [])
@@ -27,9 +32,15 @@ def main() -> int:
         result = train(load_spec(args.spec, overrides), args.out, resume=args.resume)
     except MetaxmError as err:
         print(f"meta_train: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 1
+        return 2 if isinstance(err, (ConfigError, CheckpointError)) else 1  # the CLI's statuses
     print(f"{result.rundir}: {result.env_steps:,} env steps at {result.sps:,.0f} steps/s")
-    print(f"last log record: {result.last}")
+    shown = {k: v for k, v in result.last.items() if not isinstance(v, (dict, list))}
+    print(
+        "last log record: "
+        + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+        )
+    )
     return 0
 
 

@@ -22,7 +22,8 @@ class EvalConfig:
             and then at doublings up to this cap. Runs that never reach the threshold are
             reported as censored at the cap.
         eval_episodes: fresh episodes behind every measurement.
-        strategies: which strategies to run (those whose agent is missing are skipped).
+        strategies: which strategies to run (those whose agent is missing are skipped);
+            ``scratch`` is measured beside them always, the baseline of the speed-up.
         metric: the performance the transfer metrics and the threshold are computed on.
         threshold: the fraction of source-modality performance that counts as adapted.
         workers: processes that measure curves in parallel (each with one torch thread).
