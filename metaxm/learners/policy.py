@@ -78,6 +78,13 @@ class AdaptedPolicy:
         self.translator: torch.nn.Module | None = None
         self.reads: str | None = None
 
+    def __repr__(self) -> str:
+        reads = f", reads={self.reads!r}" if self.reads else ""
+        return (
+            f"AdaptedPolicy(learner={self.learner!r}, family={self.family!r}, "
+            f"variant={self.variant}, episodes={self.episodes}{reads})"
+        )
+
     # ------------------------------------------------------------------ acting
     def distribution(self, obs: Tensor) -> Tensor:
         """The policy's distribution parameters for ``obs`` (B, ...); a recurrent policy also

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from metaxm.cli import main
+from metaxm.evaluate.loading import load_agents
 from metaxm.evaluate.strategies import STRATEGIES, LearnerStrategy
 from metaxm.learners import LEARNERS, AdaptedPolicy, Learner
 from metaxm.run.loop import train
@@ -69,3 +70,11 @@ def test_a_plugin_learner_is_built_and_measured_like_a_built_in_one(
             assert frozen[metric] == zeroshot[metric]
         assert all(seed == [0.0, 1.0] for seed in frozen["episodes"])
         assert len({r for seed in frozen["return"] for r in seed}) > 1  # not one flat number
+    # the policy the curve measured, as a user gets it (and as it prints)
+    agents = load_agents(tmp_path)
+    mid = next(iter(report["modalities"]))
+    family, variant = mid.split(":")
+    policy = STRATEGIES["frozen"].policy(agents, family, int(variant), 1, 0)
+    assert repr(policy) == (
+        f"AdaptedPolicy(learner='frozen', family='{family}', variant={variant}, episodes=1)"
+    )
