@@ -17,6 +17,7 @@ so that building a PPO run never imports MAML); see ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,7 @@ def make_env(
         **task_env: further :class:`~metaxm.envs.task_env.TaskEnv` options (``final_obs``,
             ``resample_tasks``).
     """
+    variants = _check_env_args(spec, variants, num_envs)
     if num_envs is None:
         num_envs = 1 if isinstance(variants, int) else len(variants)
     world = make_world(
@@ -75,6 +77,40 @@ def make_env(
     if not isinstance(variants, int):
         variants = list(variants)
     return TaskEnv(world, family, variants, tasks=tasks, seed=seed, **task_env)
+
+
+def _index(value: Any) -> int | None:
+    """``value`` as an int where it is one (numpy's and 0-d tensors' too), else None."""
+    if isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _check_env_args(spec: Any, variants: Any, num_envs: Any) -> int | list[int]:
+    """:func:`make_env`'s variants as an int or a list of ints, after one-line errors for
+    arguments of the wrong kind (a variant given as a string is not split into characters)."""
+    if not hasattr(getattr(spec, "world", spec), "name"):
+        raise TypeError(
+            f"make_env: spec must be a Spec (metaxm.spec.load_spec(path)) or a world config, "
+            f"got {type(spec).__name__}"
+        )
+    one = _index(variants)
+    many = [] if one is not None or isinstance(variants, (str, bytes)) else variants
+    try:
+        ints = [_index(v) for v in many]
+    except TypeError:  # not iterable
+        ints = [None]
+    if one is None and (not ints or None in ints):
+        raise TypeError(
+            f"make_env: variants must be an int (e.g. 7, for audio:7) or a sequence of ints, "
+            f"got {variants!r}"
+        )
+    if num_envs is not None and _index(num_envs) is None:
+        raise TypeError(f"make_env: num_envs must be an int, got {num_envs!r}")
+    return one if one is not None else ints  # type: ignore[return-value]
 
 
 def make_agent(spec: Spec, seed: int | None = None) -> Agent:

@@ -144,6 +144,8 @@ def load_checkpoint(
             message names the run's newest earlier checkpoint that verifies.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     problem = _problem(path, verify)

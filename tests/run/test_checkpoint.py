@@ -100,6 +100,8 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path: Path) -> None:
         load_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path)  # AdaptedPolicy.load("runs/x") with a run's folder, say
 
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
