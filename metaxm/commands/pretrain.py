@@ -37,9 +37,14 @@ def run(args: argparse.Namespace) -> int:
         from metaxm.align.pretrain import check_pool
 
         check_pool(spec)  # what the trainer refuses when it is built
-        return check_only(spec, args.out, args.resume, "alignment pretraining")
+        return check_only(
+            spec, args.out, args.resume, "alignment pretraining", args.resume_last_good
+        )
     result = pretrain(spec, args.out, resume=args.resume, last_good=args.resume_last_good)
     print(f"run: {result.rundir}  updates: {result.updates}  paired states: {result.env_steps}")
-    print(f"throughput: {result.sps:,.0f} paired states/s")
+    if result.sps:
+        print(f"throughput: {result.sps:,.0f} paired states/s")
+    else:  # a resume of a finished run
+        print("nothing left to train")
     print(format_report(result.evaluation))
     return 0

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     check_resume_flags(args)
     spec = load_spec(args.spec, args.overrides)
     if args.check:
-        return check_only(spec, args.out, args.resume)
+        return check_only(spec, args.out, args.resume, last_good=args.resume_last_good)
     result = train(spec, args.out, resume=args.resume, last_good=args.resume_last_good)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports

@@ -128,7 +128,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     if best is None:
         text = (
             f"No adapting strategy reaches {report['threshold']:.0%} of source "
-            f"{report['metric']} ({level:.3f}) within {report['budgets'][-1]} episodes."
+            f"{report['metric']} ({level:.3f}) within {report['budgets'][-1]} "
+            f"episode{'' if report['budgets'][-1] == 1 else 's'}."
         )
     else:
         scratch_txt = f"{scratch_k}" if scratch is not None else f"more than {cap} (censored)"

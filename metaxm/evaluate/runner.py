@@ -220,11 +220,15 @@ def plan_evaluation(
         names.append("scratch")  # every transfer metric is relative to it
     skipped = [n for n in names if not STRATEGIES[n].applicable(agents)]
     names = [n for n in names if n not in skipped]
+    for name in (
+        skipped if strategies else ()
+    ):  # asked for by name: said here, not only in the report
+        log.warning("evaluate: %s is skipped: %s", name, STRATEGIES[name].unavailable(agents))
     n_seeds = seeds or cfg.seeds
     held = list(modalities or heldout_modalities(agents))
     if not held:
         raise ConfigError(
-            "evaluate: the spec holds no held-out modality (modalities.heldout_variants and "
+            "the spec holds no held-out modality (modalities.heldout_variants and "
             "heldout_families are empty); name some in the spec, or pass --spec with them"
         )
     check_readable(agents, [f for _, f, _ in held])

@@ -165,14 +165,17 @@ def check_resume_flags(args: Any) -> None:
     check_out_path(args.out)
 
 
-def check_only(spec: Any, out: str | Path, resume: bool, what: str | None = None) -> int:
-    """``--check``: the spec is loaded and checked; check ``out`` for this start too, print
-    one line and return 0. Builds and writes nothing."""
+def check_only(
+    spec: Any, out: str | Path, resume: bool, what: str | None = None, last_good: bool = False
+) -> int:
+    """``--check``: the spec is loaded and checked; check ``out`` for this start too (with
+    ``--resume-last-good``'s fallback past a checkpoint that does not verify), print one line
+    and return 0. Builds and writes nothing."""
     from metaxm.spec import spec_to_dict
 
     path = check_out_path(out)
     if path.is_dir():
-        open_rundir(path, spec_to_dict(spec), resume)
+        open_rundir(path, spec_to_dict(spec), resume, last_good)
     elif resume:
         raise ConfigError(f"--resume: {path} holds no run (no such folder)")
     if not resume:  # a fresh run starts its agent from these (metaxm.run.init)

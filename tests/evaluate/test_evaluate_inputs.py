@@ -40,6 +40,7 @@ def test_evaluate_refuses_a_spec_without_held_out_modalities_or_with_unread_fami
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no held-out modality" in err
+    assert "error: evaluate:" not in err  # the command's prefix, once
     assert not (run / "report").exists()  # nothing left behind
     assert main(["evaluate", str(run), "--spec", "tasks/gridnav.yaml"]) == 2
     err = capsys.readouterr().err
@@ -239,3 +240,12 @@ def test_the_blind_control_plays_rl2s_trials_with_every_observation_zeroed() -> 
     assert curve(seeing, 5) != curve(seeing, 6)
     with pytest.raises(ValueError, match="no learner"):
         blind.policy(agents, "vector", 5, 1, 0)
+
+
+def test_a_strategy_asked_for_by_name_that_cannot_run_is_said_to_be_skipped(
+    run: Path, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    args = ["evaluate", str(run), "--out", str(tmp_path / "r"), "--strategy", "maml", "--set"]
+    with caplog.at_level("WARNING"):
+        assert main([*args, "modalities.heldout_variants={vector: 1}"]) == 0
+    assert "evaluate: maml is skipped: no trained maml agent" in caplog.text

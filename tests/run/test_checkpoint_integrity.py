@@ -346,3 +346,24 @@ def test_first_difference_names_the_dotted_key() -> None:
     assert first_difference(a, {**a, "extra": {"x": 1}}) == "extra"
     assert first_difference(a, {"seed": 2}) == "seed"
     assert first_difference([1], {"a": 1}) == "the top level"
+
+
+def test_check_follows_resume_last_good_as_the_run_does(tmp_path: Path, capsys) -> None:
+    """``--resume --check`` past a damaged newest checkpoint refuses it as the run would, and
+    with ``--resume-last-good`` passes, as the run resumes (it once refused both)."""
+    import yaml
+
+    from metaxm.cli import main
+    from tests.test_pipeline import TINY
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "checkpoint_interval": 1}}))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run)]) == 0
+    _flip_tensor_bytes(list_checkpoints(run)[-1])
+    capsys.readouterr()
+    args = ["train", str(spec), "--out", str(run), "--resume", "--check"]
+    assert main(args) == 2
+    assert "pass --resume-last-good to resume from" in capsys.readouterr().err
+    assert main([*args, "--resume-last-good"]) == 0
+    assert main(["train", str(spec), "--out", str(run), "--resume", "--resume-last-good"]) == 0
