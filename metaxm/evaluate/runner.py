@@ -220,10 +220,9 @@ def plan_evaluation(
         names.append("scratch")  # every transfer metric is relative to it
     skipped = [n for n in names if not STRATEGIES[n].applicable(agents)]
     names = [n for n in names if n not in skipped]
-    for name in (
-        skipped if strategies else ()
-    ):  # asked for by name: said here, not only in the report
-        log.warning("evaluate: %s is skipped: %s", name, STRATEGIES[name].unavailable(agents))
+    if strategies:  # asked for by name: said here, not only in the report
+        for name in skipped:
+            log.warning("evaluate: %s is skipped: %s", name, STRATEGIES[name].unavailable(agents))
     n_seeds = seeds or cfg.seeds
     held = list(modalities or heldout_modalities(agents))
     if not held:

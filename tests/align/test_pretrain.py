@@ -238,3 +238,22 @@ def test_align_init_from_starts_every_trainer(make_spec, tmp_path, algo: str) ->
     for k, v in trained.agent.named_parameters():
         if k.startswith("encoders."):
             assert torch.equal(own[k], v), k
+
+
+def test_the_command_resumed_once_finished_says_nothing_is_left(tmp_path, capsys) -> None:
+    import yaml
+
+    from metaxm.cli import main
+    from tests.test_pipeline import TINY
+
+    spec = tmp_path / "spec.yaml"
+    modalities = {"train": {"vector": 1, "projected": 1}, "heldout_variants": {"vector": 1}}
+    spec.write_text(
+        yaml.safe_dump({**TINY, "modalities": modalities, "align": {"pretrain_updates": 2}})
+    )
+    args = ["pretrain", str(spec), "--out", str(tmp_path / "pre")]
+    assert main(args) == 0
+    assert "throughput: " in capsys.readouterr().out
+    assert main([*args, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing left to train" in out and "throughput" not in out
