@@ -97,7 +97,15 @@ def load_minilm(device: str = "cpu") -> Any:
         raise ConfigError(
             f"agent.instruction: minilm needs sentence-transformers: {INSTALL_HINT}"
         ) from None
-    model = SentenceTransformer(str(path), device=device)
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar for a local read: noise before a command's output
+    try:
+        model = SentenceTransformer(str(path), device=device)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

