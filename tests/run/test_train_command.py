@@ -169,3 +169,18 @@ def test_resume_refuses_unsafe_or_corrupt_checkpoint_and_runs_nothing(
     assert "truncated or corrupt" in err and err.count("\n") == 1
     assert "ckpt-00000002.pt" in err
     assert (out / "checkpoints" / "ckpt-00000002.pt").is_file() and _metrics(out) == before
+
+
+def test_a_total_below_one_update_says_why_it_trained_more(tmp_path: Path, caplog) -> None:
+    """A run stops at the end of an update: asked for 20 steps, it trains one update (64
+    here) and says so, where it trains twice its total or more; a whole update says nothing."""
+    from tests.test_pipeline import TINY
+
+    spec = tmp_path / "spec.yaml"
+    for steps, out in ((20, "short"), (64, "whole")):
+        spec.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "total_steps": steps}}))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="metaxm.run.loop"):
+            assert main(["train", str(spec), "--out", str(tmp_path / out)]) == 0
+        said = "train.total_steps 20: trained 64 env steps, since a run stops only" in caplog.text
+        assert said == (steps == 20)
