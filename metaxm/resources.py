@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from metaxm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from metaxm.envs.base import SceneInfo
+    from metaxm.envs.base import SceneInfo, World
     from metaxm.spec import Spec
 
 FLOAT = 4  # bytes
@@ -97,8 +97,8 @@ def check_spec(spec: Spec) -> None:
         )
 
 
-def world_info(spec: Spec) -> tuple[SceneInfo, int]:
-    """The scene info and horizon of the spec's world, built once with one env.
+def build_world(spec: Spec) -> World:
+    """The spec's world with one env, on the CPU (what its agent and checks are built from).
 
     Raises:
         ConfigError: the world cannot be built (an unknown or unimportable gymnasium env, a
@@ -107,12 +107,17 @@ def world_info(spec: Spec) -> tuple[SceneInfo, int]:
     from metaxm.envs import make_world
 
     try:
-        world = make_world(spec.world, 1, "cpu", seed=spec.seed)
+        return make_world(spec.world, 1, "cpu", seed=spec.seed)
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 (a user's or a library's world: any failure, one line)
         text = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise ConfigError(f"world: cannot build {spec.world.name}: {text}") from None
+
+
+def world_info(spec: Spec) -> tuple[SceneInfo, int]:
+    """The scene info and horizon of the spec's world (:func:`build_world`)."""
+    world = build_world(spec)
     return world.scene_info, int(world.horizon)
 
 

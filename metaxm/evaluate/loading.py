@@ -111,7 +111,6 @@ def load_agent(
         CheckpointError: no checkpoint, an unsafe or corrupt one, or one without an agent.
     """
     from metaxm.build import make_agent
-    from metaxm.resources import world_info
     from metaxm.run.device import resolve_device
     from metaxm.spec import replace, spec_from_dict
 
@@ -133,7 +132,6 @@ def load_agent(
             f"{ckpt}: a {algo} checkpoint holds no policy to evaluate; evaluate the runs "
             "trained from it (align.init_from)"
         )
-    world_info(spec)  # a world the saved spec names that cannot be built here: one line
     agent = make_agent(replace(spec, algo=algo)).to(spec.device)
     try:
         agent.load_state_dict(weights)

@@ -57,6 +57,7 @@ from metaxm.nn.tokens import SetTokenEncoder
 from metaxm.nn.variant_adapters import VariantAdapters
 
 if TYPE_CHECKING:
+    from metaxm.envs.base import SceneInfo
     from metaxm.spec import Spec
 
 ParamSubset = Literal["adapter", "adapter+encoder", "core", "all"]
@@ -418,23 +419,30 @@ class Agent(nn.Module):
         return torch.cat((h, h.new_zeros(batch, self.memory_dim)), 1)
 
 
-def observation_spaces(spec: Spec, families: list[str] | None = None) -> dict[str, gym.Space]:
-    """``{family: observation space}`` for ``families`` (default: every family of the spec)."""
-    from metaxm.envs import make_world
+def observation_spaces(
+    spec: Spec, families: list[str] | None = None, info: SceneInfo | None = None
+) -> dict[str, gym.Space]:
+    """``{family: observation space}`` for ``families`` (default: every family of the spec),
+    from the world's ``info`` (default: the spec's world, built)."""
     from metaxm.modalities import get_family
+    from metaxm.resources import build_world
 
     if families is None:
         m = spec.modalities
         families = list(dict.fromkeys([*m.train, *m.heldout_variants, *m.heldout_families]))
-    info = make_world(spec.world, num_envs=1, seed=spec.seed).scene_info
+    info = info if info is not None else build_world(spec).scene_info
     return {f: get_family(f).observation_space(info) for f in families}
 
 
 def build_agent(spec: Spec, seed: int | None = None) -> Agent:
-    """The agent of a spec: encoders for every family of every split, ``spec.agent`` config."""
-    from metaxm.envs import make_world
+    """The agent of a spec: encoders for every family of every split, ``spec.agent`` config.
 
-    world = make_world(spec.world, num_envs=1, seed=spec.seed)
+    Raises:
+        ConfigError: the spec's world cannot be built here (one line naming it).
+    """
+    from metaxm.resources import build_world
+
+    world = build_world(spec)  # built once: its action space, instruction and scene info
     pool = None
     if spec.agent.adapters == "variant":
         from metaxm.sampler import TaskSampler
@@ -442,7 +450,7 @@ def build_agent(spec: Spec, seed: int | None = None) -> Agent:
         pool = TaskSampler(spec).splits["train"]
     return Agent(
         spec.agent,
-        observation_spaces(spec),
+        observation_spaces(spec, info=world.scene_info),
         world.action_space,
         spec.seed if seed is None else seed,
         pool,
