@@ -114,15 +114,26 @@ def local_families(families: Sequence[str]) -> list[str]:
     return list(families[rank() :: world_size()])
 
 
+UNSPLIT_ALGOS = ("metafit", "selffit", "priorfit")
+"""Trainers that fit on every family themselves, with no :func:`local_families` share-out."""
+
+
 def check_spec(spec: Any, families: Sequence[str]) -> None:
     """Refuse what a distributed run cannot split (one line each, naming the setting).
 
     Raises:
-        ConfigError: more ranks than training families, or the alignment auxiliary loss.
+        ConfigError: more ranks than training families, the alignment auxiliary loss, or
+            a trainer that does not share out its families (``metafit``, ``selffit``,
+            ``priorfit``: every rank would repeat the whole run).
     """
     n = world_size()
     if n <= 1:
         return
+    if spec.algo in UNSPLIT_ALGOS:
+        raise ConfigError(
+            f"algo: {spec.algo} does not share its work out under torchrun (every rank would "
+            "repeat the whole run); run it as one process, metaxm train SPEC"
+        )
     if n > len(families):
         raise ConfigError(
             f"torchrun: {n} processes but only {len(families)} training families "

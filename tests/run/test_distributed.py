@@ -4,6 +4,7 @@ in one process; metrics from several ranks merge into the one-process record."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -184,6 +185,19 @@ def test_more_ranks_than_families_is_a_config_error(monkeypatch: pytest.MonkeyPa
         distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     distributed.check_spec(tiny_spec("ppo"), ["vector", "projected"])  # fits
+
+
+@pytest.mark.parametrize("algo", distributed.UNSPLIT_ALGOS)
+def test_a_trainer_that_does_not_split_is_refused(
+    monkeypatch: pytest.MonkeyPatch, algo: str
+) -> None:
+    """The fitting trainers never call ``local_families``: two ranks would each run it all."""
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    spec = dataclasses.replace(tiny_spec("ppo"), algo=algo)
+    with pytest.raises(ConfigError, match=rf"^algo: {algo} does not share its work out"):
+        distributed.check_spec(spec, ["vector", "projected"])
+    monkeypatch.setattr(distributed, "world_size", lambda: 1)
+    distributed.check_spec(spec, ["vector", "projected"])  # one process: nothing to split
 
 
 @pytest.mark.slow
