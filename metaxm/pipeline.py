@@ -20,6 +20,7 @@ last checkpoint, so running the job again after a kill continues where it stoppe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -43,10 +44,10 @@ def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
     from metaxm.spec import spec_from_dict, spec_to_dict
 
     own = spec.main.runs[name]
-    overrides = {
-        k: v.replace("{out}", str(out)) if isinstance(v, str) else v
-        for k, v in (own if name == "pretrain" else {"algo": name, **own}).items()
-    }
+    flat: dict[str, Any] = {}
+    for key, value in (own if name == "pretrain" else {"algo": name, **own}).items():
+        _flatten(spec, key, value, flat)
+    overrides = {k: v.replace("{out}", str(out)) if isinstance(v, str) else v for k, v in flat.items()}
     try:
         items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     except (TypeError, ValueError) as err:  # a date, bytes, a set: not a spec value
@@ -55,6 +56,21 @@ def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
         return spec_from_dict(apply_overrides(spec_to_dict(spec), items))
     except ConfigError as err:
         raise ConfigError(f"main.runs.{name}: {err}") from None
+
+
+def _flatten(spec: Spec, key: str, value: Any, into: dict[str, Any]) -> None:
+    """``key: value`` as dotted overrides: a mapping given for a section (``train: {total_steps:
+    128}``) sets the fields it names, as ``train.total_steps: 128`` does, rather than replacing
+    the section and resetting every other field; a mapping-valued field (``modalities.train``)
+    is kept whole."""
+    node: Any = spec
+    for part in key.split("."):
+        node = getattr(node, part, None)
+    if isinstance(value, dict) and dataclasses.is_dataclass(node):
+        for sub, inner in value.items():
+            _flatten(spec, f"{key}.{sub}", inner, into)
+    else:
+        into[key] = value
 
 
 def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info) -> dict[str, Any]:
@@ -66,10 +82,12 @@ def run_main(spec: Spec, out: str | Path, echo: Callable[[str], None] = log.info
         echo: where progress lines go (the CLI prints them).
     """
     from metaxm.run.rundir import OutputLock
+    from metaxm.run.stages import check_finished
 
     out = Path(out)
     specs = {name: run_spec(spec, name, out) for name in spec.main.runs}  # errors before work
     _check_main_out(out, specs)
+    check_finished(specs, out)  # a kept stage of another spec: refused before anything runs
     with OutputLock(out):  # one main job per folder; its runs lock their own folders
         return _run_main(spec, out, specs, echo)
 

@@ -47,6 +47,16 @@ def test_main_job_trains_evaluates_and_continues(tmp_path: Path, capsys) -> None
     capsys.readouterr()
     assert main(["main", str(spec), "--out", str(out)]) == 0
     assert "ppo: finished run kept" in capsys.readouterr().out
+    # a setting no training reads leaves the finished stage kept ...
+    assert main(["main", str(spec), "--out", str(out), "--set", "main.render=false"]) == 0
+    assert "ppo: finished run kept" in capsys.readouterr().out
+    # ... one that training reads is refused before anything runs, the report untouched
+    before = (out / "report" / "report.json").read_bytes()
+    assert main(["main", str(spec), "--out", str(out), "--set", "ppo.lr=0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "ppo: the finished run" in err and "first difference at ppo.lr" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (out / "report" / "report.json").read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -64,6 +74,7 @@ def test_main_job_trains_evaluates_and_continues(tmp_path: Path, capsys) -> None
             r"main: runs.maml: train.init_from starts from \{out\}/ppo, a stage that runs not at",
         ),
         ({"pretrain": {"align.init_from": "x"}}, "runs.pretrain: alignment pretraining starts"),
+        ({"pretrain": {"align": {"init_from": "x"}}}, "runs.pretrain: alignment pretraining"),
     ],
 )
 def test_main_section_errors(runs: dict, message: str) -> None:
@@ -88,6 +99,24 @@ def test_out_in_a_run_override_is_the_output_folder() -> None:
     rl2 = run_spec(spec, "rl2", "/data/job")
     assert rl2.algo == "rl2" and rl2.train.init_from == "/data/job/ppo"
     assert rl2.train.total_steps == 64 and run_spec(spec, "ppo", "x").train.init_from is None
+
+
+def test_a_mapping_for_a_section_sets_its_fields_and_keeps_the_rest() -> None:
+    """``train: {total_steps: 64}`` in a stage sets that field alone (it used to replace the
+    whole section, every other field back at its default); ``{out}`` inside it is a link."""
+    from metaxm.pipeline import run_spec
+
+    spec = spec_from_dict({**TINY, "main": {"runs": {"ppo": {}, "rl2": {
+        "train": {"total_steps": 64, "init_from": "{out}/ppo"},
+        "modalities": {"train": {"vector": 1}}}}}})  # fmt: skip
+    assert spec.main.links["rl2"] == {"ppo"}
+    rl2 = run_spec(spec, "rl2", "/data/job")
+    assert rl2.train.total_steps == 64 and rl2.train.init_from == "/data/job/ppo"
+    assert rl2.train.num_envs == 8 and rl2.train.eval_episodes == 0  # TINY's, not the defaults
+    assert rl2.modalities.train == {"vector": 1}  # a mapping-valued field is replaced whole
+    with pytest.raises(ValueError, match="runs.rl2: train.init_from starts from {out}/maml"):
+        spec_from_dict({**TINY, "main": {"runs": {"ppo": {}, "rl2": {
+            "train": {"init_from": "{out}/maml"}}}}})  # fmt: skip
 
 
 def meta_fit() -> dict:

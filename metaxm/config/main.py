@@ -64,9 +64,8 @@ class MainConfig:
                     f"runs.{name}: run names are {', '.join(RUN_NAMES)} (one per stage)"
                 )
             if name == "pretrain":
-                taken = [
-                    k for k in ("algo", "align.init_from", "train.init_from") if k in overrides
-                ]
+                dotted = _dotted(overrides)
+                taken = [k for k in ("algo", "align.init_from", "train.init_from") if k in dotted]
                 if taken:
                     raise ValueError(
                         f"runs.pretrain: alignment pretraining starts afresh and takes no "
@@ -82,10 +81,22 @@ class MainConfig:
         return {name: {stage for _, stage in _links(o)} for name, o in self.runs.items()}
 
 
+def _dotted(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``overrides`` with nested mappings as dotted keys (``train: {init_from: x}`` ->
+    ``train.init_from: x``), as :func:`metaxm.pipeline.run_spec` applies a section's mapping."""
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _links(overrides: dict[str, Any]) -> list[tuple[str, str]]:
     """``(key, stage)`` for every value of ``overrides`` that names ``{out}/<stage>``."""
     found = []
-    for key, value in overrides.items():
+    for key, value in _dotted(overrides).items():
         link = re.search(r"\{out\}/([^/\s]+)", value) if isinstance(value, str) else None
         if link:
             found.append((key, link.group(1)))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from metaxm.errors import MetaxmError
+from metaxm.errors import ConfigError, MetaxmError
 from metaxm.plugins import load_in_child
 
 if TYPE_CHECKING:
@@ -76,6 +76,46 @@ def run_stage(name: str, spec: Spec, rundir: Path) -> str:
         f"{name}: {result.env_steps:,} env steps, {result.sps:,.0f} steps/s, "
         f"{time.perf_counter() - t:.0f} s"
     )
+
+
+UNTRAINED_SECTIONS = ("main", "evaluate", "log")
+"""A stage's spec sections no training reads: a finished stage is kept whatever they say (a
+stage added to ``main.runs``, another evaluation, wandb on)."""
+
+
+def check_finished(specs: dict[str, Spec], out: Path) -> None:
+    """Refuse a finished stage (one with ``summary.json``) trained under another spec than the
+    one it would now be given: the job would keep it and report on it as if it were.
+
+    Raises:
+        ConfigError: naming the stage and the first setting that differs.
+    """
+    from metaxm.run.checkpoint import first_difference
+    from metaxm.spec import spec_to_dict, with_defaults
+    from metaxm.yaml_io import read_yaml
+
+    for name, spec in specs.items():
+        rundir = out / name
+        if not (rundir / "summary.json").is_file() or not (rundir / "config.yaml").is_file():
+            continue
+        try:
+            stored = read_yaml(rundir / "config.yaml")
+        except ConfigError:
+            continue  # unreadable: loading the run for the evaluation says so in one line
+        data = spec_to_dict(spec)
+        if stored != data:
+            stored = with_defaults(stored)
+        if not isinstance(stored, dict):
+            continue
+        mine, theirs = (
+            {k: v for k, v in d.items() if k not in UNTRAINED_SECTIONS} for d in (data, stored)
+        )
+        if mine != theirs:
+            raise ConfigError(
+                f"{name}: the finished run {rundir} was trained under another spec (first "
+                f"difference at {first_difference(theirs, mine)}); run the job with the spec it "
+                "was trained with, or into a new --out"
+            )
 
 
 def run_stages(
