@@ -47,7 +47,9 @@ def run_spec(spec: Spec, name: str, out: str | Path = "runs/main") -> Spec:
     flat: dict[str, Any] = {}
     for key, value in (own if name == "pretrain" else {"algo": name, **own}).items():
         _flatten(spec, key, value, flat)
-    overrides = {k: v.replace("{out}", str(out)) if isinstance(v, str) else v for k, v in flat.items()}
+    overrides = {
+        k: v.replace("{out}", str(out)) if isinstance(v, str) else v for k, v in flat.items()
+    }
     try:
         items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     except (TypeError, ValueError) as err:  # a date, bytes, a set: not a spec value
