@@ -21,6 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from metaxm.config.log import LogConfig
+from metaxm.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,14 @@ class RunLogger:
         self._start_step = initial_step
         self._wandb = None
         if config.mode != "disabled":
-            self._wandb = _init_wandb(self.rundir, config, run_config, resume_update is not None)
+            try:
+                self._wandb = _init_wandb(
+                    self.rundir, config, run_config, resume_update is not None
+                )
+            except ConfigError:
+                self._metrics.close()
+                self._timing.close()
+                raise
         self._bar = None
         if config.progress:
             self._bar = tqdm(
@@ -164,13 +172,22 @@ def _init_wandb(rundir: Path, config: LogConfig, run_config: dict[str, Any] | No
     else:
         run_id = uuid.uuid4().hex[:8]  # OS entropy: leaves every seeded generator alone
         id_file.write_text(run_id + "\n")
-    return wandb.init(
-        project=config.project,
-        dir=str(rundir),
-        mode=config.mode,
-        id=run_id,
-        name=rundir.name,
-        config=run_config,
-        resume="allow",
-        settings=wandb.Settings(console="off", silent=True),
-    )
+    try:
+        return wandb.init(
+            project=config.project,
+            dir=str(rundir),
+            mode=config.mode,
+            id=run_id,
+            name=rundir.name,
+            config=run_config,
+            resume="allow",
+            settings=wandb.Settings(console="off", silent=True),
+        )
+    except (wandb.errors.Error, ValueError) as err:  # no API key, a bad WANDB_* variable
+        said = " ".join(str(err).split())[:160] or type(err).__name__
+        fix = (
+            "set log.mode=offline to keep the run's logs on this machine"
+            if isinstance(err, wandb.errors.Error)
+            else "check the WANDB_* environment variables"
+        )
+        raise ConfigError(f"log.mode: {config.mode}: wandb did not start ({said}); {fix}") from None

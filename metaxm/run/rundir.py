@@ -251,7 +251,14 @@ def open_rundir(
     return None
 
 
-STARTED_FILES = ("config.yaml", "init.json", "metrics.jsonl", "timing.jsonl", "wandb")
+STARTED_FILES = (
+    "config.yaml",
+    "init.json",
+    "metrics.jsonl",
+    "timing.jsonl",
+    "wandb",
+    "wandb_id.txt",
+)
 
 
 def discard_unstarted(rundir: Path) -> None:

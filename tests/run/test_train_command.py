@@ -184,3 +184,29 @@ def test_a_total_below_one_update_says_why_it_trained_more(tmp_path: Path, caplo
             assert main(["train", str(spec), "--out", str(tmp_path / out)]) == 0
         said = "train.total_steps 20: trained 64 env steps, since a run stops only" in caplog.text
         assert said == (steps == 20)
+
+
+def test_wandb_online_without_a_key_is_one_line_and_leaves_nothing(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    """``log.mode: online`` with no API key: one line naming wandb's reason, exit 2, and no
+    ``wandb_id.txt`` left behind to block the retry (it was a 38-line traceback)."""
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "no-netrc"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "metaxm", "train", str(spec_file), "--out", str(out)]
+    cmd += ["--set", "train.total_steps=128", "--set", "log.progress=false"]
+    done = subprocess.run([*cmd, "--set", "log.mode=online"], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()  # wandb's own words vary with its version
+    assert line.startswith("metaxm train: error: log.mode: online: wandb did not start (")
+    assert "API key" in line and line.endswith(
+        "set log.mode=offline to keep the run's logs on this machine"
+    )
+    assert not out.exists()
+    # the retry in offline mode starts afresh, with nothing in its way
+    retry = subprocess.run([*cmd, "--set", "log.mode=offline"], env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert retry.returncode == 0, retry.stderr
+    assert (out / "wandb_id.txt").is_file() and (out / "summary.json").is_file()
