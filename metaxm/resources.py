@@ -46,6 +46,7 @@ def check_spec(spec: Spec) -> None:
     """
     from metaxm.config.agent import AgentConfig
     from metaxm.run.device import resolve_device
+    from metaxm.trainer_checks import check_trainer
 
     if spec.agent.encoder == "sensory" and spec.algo != "rl2":
         raise ConfigError(
@@ -65,6 +66,7 @@ def check_spec(spec: Spec) -> None:
             f"agent.reward_input: false needs algo: rl2, not {spec.algo}: only a recurrent "
             "agent reads the previous reward"
         )
+    check_trainer(spec)  # what the trainer of spec.algo refuses, before anything is built
     resolve_device(spec.device)
     info, horizon = world_info(spec)
     for name in ("state_probe_visited", "coverage_bonus"):

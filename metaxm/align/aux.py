@@ -111,23 +111,3 @@ def prepare_alignment(spec: Spec, agent: Agent, seed: int = 0) -> AuxAlignment |
     if spec.align.weight <= 0:
         return None
     return AuxAlignment.from_spec(spec, agent, seed)
-
-
-def check_frozen(spec: Spec) -> None:
-    """``train.freeze: latent`` needs a latent to keep (``align.init_from`` or
-    ``train.init_from``; frozen random encoders are a mistake, not a baseline), and excludes an
-    auxiliary alignment loss, which would train the very encoders and adapters it freezes."""
-    from metaxm.errors import ConfigError
-
-    if spec.train.freeze != "latent":
-        return
-    if spec.align.weight > 0:
-        raise ConfigError(
-            "train.freeze: latent keeps the encoders and adapters fixed, so align.weight "
-            f"({spec.align.weight}) would train nothing; set one of them off"
-        )
-    if not (spec.align.init_from or spec.train.init_from):
-        raise ConfigError(
-            "train.freeze: latent would keep randomly initialised encoders; start the run from "
-            "a pretraining run (align.init_from) or another run (train.init_from)"
-        )

@@ -22,10 +22,10 @@ from torch import Tensor
 from metaxm.align.fewshot import collect_paired_steps, default_source, source_params
 from metaxm.align.losses import encode
 from metaxm.align.metafit import MetaFit, inner_fit, pair_loss
-from metaxm.errors import ConfigError
 from metaxm.nn.agent import Agent, build_agent
 from metaxm.rl.trainer import derive_seed
 from metaxm.sampler import TaskSampler, fresh_variant_seed
+from metaxm.trainer_checks import check_fit
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -47,13 +47,7 @@ class MetaFitTrainer:
     """The ``algo``, and the checkpoint entry that holds the learned fit."""
 
     def __init__(self, spec: Spec) -> None:
-        if spec.agent.core != "mlp" or spec.agent.adapters != "variant":
-            raise ConfigError(
-                f"algo: {self.key} adapts a PPO source agent: set agent.adapters: variant and "
-                "agent.core: mlp, and train.init_from: its run"
-            )
-        if not spec.train.init_from:
-            raise ConfigError(f"algo: {self.key} needs train.init_from: the source agent's run")
+        check_fit(spec, self.key)
         self.spec = spec
         self.config = spec.align
         self.device = torch.device(spec.device)

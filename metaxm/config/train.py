@@ -35,7 +35,7 @@ class TrainConfig:
             and adapters keep the weights the run started from (``align.init_from`` or
             ``init_from``, one of which it needs; not with ``align.weight`` > 0), so every
             modality stays where alignment put it (:meth:`metaxm.nn.agent.Agent.freeze_latent`,
-            :func:`metaxm.align.aux.check_frozen`); ``none`` trains every weight. PPO and RL^2
+            :func:`metaxm.trainer_checks.check_frozen`); ``none`` trains every weight. PPO and RL^2
             only: MAML's inner loop adapts the adapter itself.
         loss_limit: a logged loss (a metric named ``*loss*``) whose size passes this has
             exploded without going NaN (e.g. ``ppo.lr`` far too large): the run warns once,

@@ -58,6 +58,7 @@ from metaxm.rl.trainer import (
 )
 from metaxm.run import distributed
 from metaxm.sampler import Task, TaskSampler, batch_params
+from metaxm.trainer_checks import check_maml
 
 if TYPE_CHECKING:
     from metaxm.envs.base import TaskParams
@@ -80,22 +81,12 @@ class MAMLTrainer:
     """
 
     def __init__(self, spec: Spec) -> None:
-        if spec.agent.core != "mlp":
-            raise ConfigError("agent.core: MAML adapts a feed-forward agent; use core: mlp")
-        if spec.train.freeze != "none":
-            raise ConfigError(
-                "train.freeze: MAML meta-learns the adapter its inner loop adapts; use none"
-            )
+        check_maml(spec)
         self.spec = spec
         self.config = cfg = spec.maml
         self.device = torch.device(spec.device)
         self.sampler = TaskSampler(spec)
         self.families = self.sampler.families("train")
-        if cfg.meta_batch < len(self.families):
-            raise ConfigError(
-                f"maml.meta_batch ({cfg.meta_batch}) must be at least the number of training "
-                f"families ({len(self.families)}): every family needs a task per meta-batch"
-            )
         k, r = divmod(cfg.meta_batch, len(self.families))
         self.tasks_per_family = {f: k + (i < r) for i, f in enumerate(self.families)}
         self.agent: Agent = build_agent(spec).to(self.device)

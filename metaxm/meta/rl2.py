@@ -230,7 +230,7 @@ class RL2Trainer:
         self.families = self.sampler.families("train")
         self.agent: Agent = build_rl2_agent(spec).to(self.device)
         if spec.train.freeze == "latent":
-            from metaxm.align.aux import check_frozen
+            from metaxm.trainer_checks import check_frozen
 
             check_frozen(spec)
             self.agent.freeze_latent()

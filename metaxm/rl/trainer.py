@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from metaxm.align.aux import check_frozen, prepare_alignment
+from metaxm.align.aux import prepare_alignment
 from metaxm.build import make_env
 from metaxm.envs.task_env import TaskEnv
 from metaxm.errors import ConfigError
@@ -35,6 +35,7 @@ from metaxm.rl.ppo import Batch, ppo_update
 from metaxm.rl.rollout import EpisodeStats, collect
 from metaxm.run import distributed
 from metaxm.sampler import TaskSampler
+from metaxm.trainer_checks import check_frozen, check_ppo
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
@@ -60,11 +61,7 @@ class PPOTrainer:
     """
 
     def __init__(self, spec: Spec) -> None:
-        if spec.agent.core != "mlp":
-            raise ConfigError(
-                "agent.core: PPO trains a feed-forward agent (core: mlp); the gru core is for "
-                "algo: rl2"
-            )
+        check_ppo(spec)
         self.spec = spec
         self.config = spec.ppo
         self.device = torch.device(spec.device)
