@@ -5,14 +5,17 @@ and ``run(args) -> int``; those modules import the heavy parts of metaxm inside 
 ``metaxm --help`` stays instant. User errors (a bad spec, flag, path or checkpoint:
 :class:`~metaxm.errors.ConfigError`, :class:`~metaxm.errors.CheckpointError`) print one line
 and exit with status 2, as does an ``OSError`` (a path that cannot be read or written); other
-:class:`~metaxm.errors.MetaxmError` (a run that diverged) exit with status 1.
+:class:`~metaxm.errors.MetaxmError` (a run that diverged) exit with status 1. Ctrl-C stops a
+command with status 130, SIGTERM with 143, each after the same clean-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from metaxm import __version__
@@ -45,7 +48,28 @@ def _out_of_memory(err: BaseException) -> bool:
     )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, Docker, Kubernetes), raised where the command is so that it
+    stops as after a Ctrl-C: a checkpoint being written is not left half-written, and a fresh
+    run that reached no checkpoint leaves nothing to block its retry."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from metaxm.plugins import load_plugins
 
     try:
@@ -77,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        print(f"metaxm {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        ended = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"metaxm {args.command}: {ended}", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -303,6 +304,20 @@ def test_a_killed_pretraining_stage_resumes(tmp_path: Path, capsys) -> None:
     assert "pretrain: resuming" in capsys.readouterr().out
     metrics = [(d / "pretrain" / "metrics.jsonl").read_text() for d in (whole, cut)]
     assert metrics[0] == metrics[1]
+    # a newest checkpoint cut short: the way on names the commands that take the flag
+    (cut / "pretrain" / "summary.json").unlink()
+    newest = list_checkpoints(cut / "pretrain")[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
+    assert main(["main", str(spec), "--out", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "to resume the stage from" in err and "--resume --resume-last-good, then metaxm main" in err
+    )
+    # as if killed before its first checkpoint: it starts again, not "already holds a run"
+    shutil.rmtree(cut / "pretrain" / "checkpoints")
+    assert main(["main", str(spec), "--out", str(cut)]) == 0
+    assert "pretrain: resuming" in capsys.readouterr().out
+    assert (cut / "pretrain" / "metrics.jsonl").read_text() == metrics[0]
 
 
 def test_a_stage_that_trains_fewer_families_is_not_measured_on_the_others(tmp_path: Path) -> None:

@@ -268,7 +268,10 @@ def first_difference(a: Any, b: Any, key: str = "") -> str:
 
 def prune_checkpoints(rundir: str | Path, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints and their checksum files (``keep`` <= 0
-    keeps everything)."""
+    keeps everything), and the temporary files of writes a killed process left (a SIGKILL
+    mid-write; the one writer a run folder's lock allows is past its own)."""
+    for stale in (Path(rundir) / "checkpoints").glob(".ckpt-*.tmp"):
+        stale.unlink(missing_ok=True)
     if keep <= 0:
         return
     for old in list_checkpoints(rundir)[:-keep]:

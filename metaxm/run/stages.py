@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from metaxm.errors import ConfigError, MetaxmError
+from metaxm.errors import CheckpointError, ConfigError, MetaxmError
 from metaxm.plugins import load_in_child
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class StageError(MetaxmError):
 
 def announce(name: str, spec: Spec, rundir: Path) -> str:
     """The line that says what stage ``name`` is about to do."""
-    verb = "resuming" if (rundir / "checkpoints").is_dir() else "training"
+    verb = "resuming" if _started(rundir) else "training"
     if name == "pretrain":
         return f"{name}: {verb} {spec.align.pretrain_updates:,} alignment updates into {rundir}"
     return f"{name}: {verb} {spec.train.total_steps:,} env steps into {rundir}"
@@ -59,8 +59,28 @@ def announce(name: str, spec: Spec, rundir: Path) -> str:
 def run_stage(name: str, spec: Spec, rundir: Path) -> str:
     """Train stage ``name`` of the main job into ``rundir`` (resuming it if it has
     checkpoints); returns the line that says what it reached."""
-    resume = (rundir / "checkpoints").is_dir()
+    resume = _started(rundir)
     t = time.perf_counter()
+    try:
+        return _run_stage(name, spec, rundir, resume, t)
+    except CheckpointError as err:
+        said = str(err)  # it names train's flag, which metaxm main does not take
+        if "pass --resume-last-good to resume from" not in said:
+            raise
+        raise CheckpointError(
+            said.replace("pass --resume-last-good to resume from", "to resume the stage from")
+            + f", run metaxm train {rundir / 'config.yaml'} --out {rundir} --resume "
+            "--resume-last-good, then metaxm main again"
+        ) from None
+
+
+def _started(rundir: Path) -> bool:
+    """A stage begun before: its spec written (a stage killed before its first checkpoint
+    resumes from the beginning, rather than being refused as a run already there)."""
+    return (rundir / "config.yaml").is_file() or (rundir / "checkpoints").is_dir()
+
+
+def _run_stage(name: str, spec: Spec, rundir: Path, resume: bool, t: float) -> str:
     if name == "pretrain":
         from metaxm.align.pretrain import pretrain
 

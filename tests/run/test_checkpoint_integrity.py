@@ -194,11 +194,17 @@ def test_listing_ignores_checksum_and_temporary_files(tmp_path: Path) -> None:
 
 def test_prune_removes_checksum_files_too(tmp_path: Path) -> None:
     _save(tmp_path, 1, 2, 3, 4)
+    folder = tmp_path / "checkpoints"
+    (folder / ".ckpt-00000005.pt.a1b2.tmp").write_bytes(b"cut")  # a SIGKILL mid-write
+    (folder / ".ckpt-00000005.pt.sha256.x1y2.tmp").write_text("0")
     prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "ckpt-00000003.pt", "ckpt-00000003.pt.sha256",
         "ckpt-00000004.pt", "ckpt-00000004.pt.sha256",
     ]  # fmt: skip
+    (folder / ".ckpt-00000006.pt.c3d4.tmp").write_bytes(b"cut")
+    prune_checkpoints(tmp_path, keep=0)  # keeping every checkpoint, still no stale write
+    assert len(list(folder.glob(".*.tmp"))) == 0 and len(list_checkpoints(tmp_path)) == 2
 
 
 # --------------------------------------------------------------------------- the last good one

@@ -216,3 +216,30 @@ def test_pretrain_check_refuses_a_pool_of_one_family(
             "--set", "align.views=0"]  # fmt: skip
     assert main(argv) == 2
     assert "pretraining aligns at least two views" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(
+    spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """SIGTERM (timeout, Slurm, Docker) used to end the process where it stood: no message,
+    and a fresh run's files left to block the retry, a checkpoint's temporary file behind."""
+    import os
+    import signal
+
+    from metaxm.rl.trainer import PPOTrainer
+
+    update = PPOTrainer.update
+
+    def terminated(self: PPOTrainer) -> dict:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return update(self)
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(PPOTrainer, "update", terminated)
+    out = tmp_path / "run"
+    assert main(["train", str(spec_file), "--out", str(out)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "metaxm train: terminated"
+    assert not out.exists()  # as after a Ctrl-C: the fresh run's files gone
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's alone
+    monkeypatch.undo()
+    assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
