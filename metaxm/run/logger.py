@@ -153,11 +153,16 @@ def _truncate_jsonl(path: Path, update: int) -> None:
         path.write_text("")
         return
     kept = []
-    for line in path.read_text().splitlines():
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            break  # a line torn by a kill mid-write: nothing after it can be trusted
+            rec = None
+        if not isinstance(rec, dict):
+            if number < len(lines):  # a kill tears only the last line: this one was edited
+                log.warning("%s: line %d is not a record; dropped, the rest kept", path, number)
+            continue
         if rec.get("update", 0) <= update:
             kept.append(line + "\n")
     path.write_text("".join(kept))

@@ -131,3 +131,21 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_throughput(
     assert (again.sps, again.cpu_sps) == (summary["sps"], summary["cpu_sps"])
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_resume_keeps_the_records_around_an_edited_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreadable line inside ``metrics.jsonl`` (an edit: a kill tears only the last line)
+    is dropped with a warning; the records after it used to be dropped silently with it."""
+    from metaxm.run.logger import _truncate_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    records = [json.dumps({"update": u, "step": 8 * u}) for u in range(1, 6)]
+    path.write_text("\n".join([*records[:2], "{garbage", *records[2:], '{"update": 6, "st']) + "\n")
+    with caplog.at_level("WARNING"):
+        _truncate_jsonl(path, 4)
+    assert path.read_text().splitlines() == records[:4]
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "line 3 is not a record; dropped, the rest kept"
+    ]  # the torn last line goes without a word
