@@ -9,6 +9,7 @@ such a folder. Checkpoints are loaded with ``weights_only=True`` (see
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from metaxm.run.checkpoint import (
 
 if TYPE_CHECKING:
     from metaxm.spec import Spec
+
+log = logging.getLogger(__name__)
 
 KINDS = ("ppo", "maml", "rl2", "metafit", "selffit", "priorfit")
 
@@ -123,6 +126,14 @@ def load_agent(
         weights = state["trainer"]["agent"]
     except (KeyError, TypeError):
         raise CheckpointError(f"{ckpt}: holds no agent and spec") from None
+    if Path(path).is_dir() and not (Path(path) / "summary.json").is_file():
+        loop = state.get("loop")
+        steps = loop.get("env_steps") if isinstance(loop, dict) else None
+        log.warning(
+            "%s did not finish (no summary.json): its agent is the newest checkpoint's, %s, "
+            "at %s of %s env steps", path, ckpt.name,
+            f"{steps:,}" if isinstance(steps, int) else "?", f"{spec.train.total_steps:,}",
+        )  # fmt: skip
     if device is not None:
         spec = replace(spec, device=device)
     resolve_device(spec.device)  # a run trained on a GPU, loaded where there is none

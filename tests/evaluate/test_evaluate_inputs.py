@@ -249,3 +249,24 @@ def test_a_strategy_asked_for_by_name_that_cannot_run_is_said_to_be_skipped(
     with caplog.at_level("WARNING"):
         assert main([*args, "modalities.heldout_variants={vector: 1}"]) == 0
     assert "evaluate: maml is skipped: no trained maml agent" in caplog.text
+
+
+def test_an_unfinished_run_is_loaded_with_a_warning(
+    run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run killed mid-training has no summary.json: its newest checkpoint is evaluated, and
+    now the user is told so (evaluate and adapt used it without a word)."""
+    import shutil
+
+    from metaxm.evaluate.loading import load_agent
+
+    killed = tmp_path / "killed"
+    shutil.copytree(run, killed)
+    (killed / "summary.json").unlink()
+    with caplog.at_level("WARNING", logger="metaxm.evaluate.loading"):
+        load_agent(run)
+        assert caplog.records == []  # a finished run: nothing to say
+        load_agent(killed)
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"{killed} did not finish (no summary.json): its agent")
+    assert "ckpt-00000002.pt, at 128 of 128 env steps" in record.getMessage()
