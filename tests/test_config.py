@@ -80,3 +80,10 @@ def test_load_yaml_errors(tmp_path) -> None:
     scalar.write_text("3\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_yaml(scalar)
+
+
+def test_a_documented_zero_is_in_range() -> None:
+    """``align.eval_interval: 0`` (only at the end) is documented and handled: it was refused."""
+    from metaxm.spec import spec_from_dict
+
+    assert spec_from_dict({"align": {"eval_interval": 0}}).align.eval_interval == 0

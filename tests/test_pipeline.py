@@ -76,6 +76,7 @@ def test_main_job_trains_evaluates_and_continues(tmp_path: Path, capsys) -> None
         ),
         ({"pretrain": {"align.init_from": "x"}}, "runs.pretrain: alignment pretraining starts"),
         ({"pretrain": {"align": {"init_from": "x"}}}, "runs.pretrain: alignment pretraining"),
+        ({}, "main: runs: empty; name at least one stage"),
     ],
 )
 def test_main_section_errors(runs: dict, message: str) -> None:

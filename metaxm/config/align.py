@@ -113,7 +113,7 @@ class AlignConfig:
     max_grad_norm: float = bounded(1.0, 0, 1000000.0)
     pretrain_updates: int = bounded(2500, 0, 10**7)
     eval_states: int = bounded(256, 1, 10**6)
-    eval_interval: int = bounded(250, 1, 10**7)
+    eval_interval: int = bounded(250, 0, 10**7)
     fit_iters: int = bounded(300, 0, 10**6)
     fit_lr: float = bounded(3e-3, 1e-10, 1)
     fit_mse: float = bounded(1.0, 0, 1000000.0)

@@ -45,6 +45,8 @@ class MainConfig:
     render: bool = True
 
     def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError(f"runs: empty; name at least one stage ({', '.join(RUN_NAMES)})")
         order = list(self.runs)
         for i, (name, overrides) in enumerate(self.runs.items()):
             for key, stage in _links(overrides):
