@@ -4,7 +4,8 @@ RUNDIR is a training run (``metaxm train --out RUNDIR``) or a folder of runs nam
 (``ppo/``, ``maml/``, ``rl2/``, as the main job writes). Every held-out modality of the spec x
 every applicable strategy x budget x seed is measured (or, with ``--modality FAMILY:VARIANT``,
 the validation variants named: outside every split, to tune on); ``report.json``, ``report.md``,
-``curves.png`` and ``speedup.png`` are written to ``--out`` (default ``RUNDIR/report``), and
+``curves.png`` and ``speedup.png`` are written to ``--out`` (default ``RUNDIR/report``, and
+``RUNDIR/validation`` with ``--modality``, so tuning never overwrites the held-out report), and
 every curve to its ``curves.jsonl`` as it is measured; ``--resume`` keeps those of a killed
 evaluation of the same agents, spec and jobs (:mod:`metaxm.evaluate.curve_log`).
 """
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spec", help="evaluate under this spec's splits and evaluate section (default: the run's)"
     )
     parser.add_argument("--seeds", type=int, help="seeds per curve (default: evaluate.seeds)")
-    parser.add_argument("--out", help="report folder (default: RUNDIR/report)")
+    parser.add_argument(
+        "--out", help="report folder (default: RUNDIR/report; with --modality RUNDIR/validation)"
+    )
     parser.add_argument(
         "--strategy",
         dest="strategies",
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         check_evaluation_spec(agents, overridden, "--set " + " --set ".join(args.overrides))
         use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
     chosen = validation_modalities(agents, args.modalities) if args.modalities else None
-    out = Path(args.out) if args.out else Path(args.rundir) / "report"
+    out = Path(args.out or Path(args.rundir) / ("validation" if args.modalities else "report"))
     with OutputLock(out):  # one writer per report folder
         report = run_evaluation(  # every finished curve is on disk at once (curves.jsonl)
             agents, args.strategies, args.seeds, modalities=chosen, report_dir=out,

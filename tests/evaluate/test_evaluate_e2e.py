@@ -359,9 +359,11 @@ def test_validation_variants_are_measured_instead_of_the_held_out_ones(report, c
     from metaxm.sampler import TaskSampler
 
     root, held = report
-    out = root / "validation"
-    argv = ["evaluate", str(root), "--strategy", "zeroshot", "--out", str(out)]
+    out = root / "validation"  # the default with --modality: the held-out report is kept
+    before = (root / "report" / "report.json").read_bytes()
+    argv = ["evaluate", str(root), "--strategy", "zeroshot"]
     assert main([*argv, "--modality", "vector:100", "--modality", "projected:101"]) == 0
+    assert (root / "report" / "report.json").read_bytes() == before
     data = json.loads((out / "report.json").read_text())
     assert {m: e["split"] for m, e in data["modalities"].items()} == {
         "vector:100": "validation", "projected:101": "validation",
