@@ -132,8 +132,19 @@ def test_bad_specs_exit_2_with_one_line(
 )
 def test_bad_bench_arguments_exit_2(args: list[str], message: str, capsys) -> None:
     assert cli.main(["bench", "envs", "--quick", *args]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+    assert captured.out == ""  # refused before the table's header
+
+
+@pytest.mark.parametrize("what", ["maml", "sensory"])
+def test_the_envs_flags_are_refused_by_the_other_benchmarks(what: str, capsys) -> None:
+    """``bench maml --worlds gym`` benchmarked GridNav without a word."""
+    assert cli.main(["bench", what, "--quick", "--worlds", "gym"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"metaxm bench: error: --worlds: only for bench envs; bench {what} times one fixed setting"
+    )
 
 
 def test_render_rejects_zero_variants(spec: Path, capsys: pytest.CaptureFixture) -> None:

@@ -98,6 +98,22 @@ class EnvBenchRecord:
     device: str
 
 
+def check_choice(
+    worlds: Sequence[str] | None, families: Sequence[str] | None, batches: Sequence[int]
+) -> None:
+    """Refuse an unknown world or family, or a batch size below 1 (``ValueError``)."""
+    for name in worlds or ():
+        if name not in WORLDS:
+            raise ValueError(f"unknown world {name!r}; registered: {', '.join(sorted(WORLDS))}")
+    for name in families or ():
+        if name not in FAMILIES:
+            raise ValueError(
+                f"unknown modality family {name!r}; registered: {', '.join(sorted(FAMILIES))}"
+            )
+    if any(b < 1 for b in batches):
+        raise ValueError(f"batch sizes must be >= 1, got {list(batches)}")
+
+
 def bench_envs(
     worlds: Sequence[str] | None = None,
     families: Sequence[str] | None = None,
@@ -127,16 +143,7 @@ def bench_envs(
     if worlds is None:  # the batched worlds; Python-loop adapters (MiniGrid) when named
         worlds = [name for name, (cls, _) in WORLDS.items() if not cls.python_loop]
     families = list(FAMILIES) if families is None else list(families)
-    for name in worlds:
-        if name not in WORLDS:
-            raise ValueError(f"unknown world {name!r}; registered: {', '.join(sorted(WORLDS))}")
-    for name in families:
-        if name not in FAMILIES:
-            raise ValueError(
-                f"unknown modality family {name!r}; registered: {', '.join(sorted(FAMILIES))}"
-            )
-    if any(b < 1 for b in batches):
-        raise ValueError(f"batch sizes must be >= 1, got {list(batches)}")
+    check_choice(worlds, families, batches)
     timing = QUICK if quick else FULL
     records = []
     for world in worlds:

@@ -31,12 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=1, help="torch threads for every side (default: 1)"
     )
     parser.add_argument(
-        "--worlds", nargs="+", metavar="WORLD", help="worlds (default: the batched ones)"
+        "--worlds", nargs="+", metavar="WORLD", help="envs: worlds (default: the batched ones)"
     )
     parser.add_argument(
-        "--families", nargs="+", metavar="FAMILY", help="modality families (default: all)"
+        "--families", nargs="+", metavar="FAMILY", help="envs: modality families (default: all)"
     )
-    parser.add_argument("--variant", type=int, default=0, help="family variant (default: 0)")
+    parser.add_argument("--variant", type=int, default=0, help="envs: family variant (default: 0)")
     # batch sizes other than 1, 64, 1024: for tests and quick looks
     parser.add_argument("--batches", nargs="+", type=int, help=argparse.SUPPRESS)
 
@@ -54,6 +54,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--variant: need 0 to 2**31 - 1, got {args.variant}")
     if args.batches and not all(1 <= b <= 65536 for b in args.batches):
         raise ConfigError(f"--batches: need 1 to 65536 each, got {args.batches}")
+    if args.what != "envs":
+        given = [
+            flag for flag, value in (("--worlds", args.worlds), ("--families", args.families),
+                                     ("--variant", args.variant), ("--batches", args.batches))
+            if value
+        ]  # fmt: skip
+        if given:
+            raise ConfigError(
+                f"{given[0]}: only for bench envs; bench {args.what} times one fixed setting"
+            )
     if args.what == "maml":
         return run_maml(quick=args.quick, json_path=args.json, threads=args.threads)
     if args.what == "sensory":
@@ -103,6 +113,10 @@ def run_envs(
     from metaxm.bench import envs as bench
     from metaxm.errors import ConfigError
 
+    try:  # before the table's header: a wrong name is one line
+        bench.check_choice(worlds, families, batches or bench.DEFAULT_BATCHES)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     with torch_threads(threads):
         mode = "quick" if quick else "full"
         print(
