@@ -46,6 +46,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 # The YAML 1.2 core-schema floats that YAML 1.1 reads as strings: those with an exponent but
 # no dot or no exponent sign (1e6, 1E-3, 1.0e3, .5e2). The rest already resolve as floats.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+# Integers YAML 1.1 reads otherwise than 1.2: a leading zero is octal (010 is 8), colons base 60
+# (1:30 is 90). YAML 1.2 reads 010 as 10 and 1:30 as a string; a spec refuses both readings.
+_AMBIGUOUS_INT = re.compile(r"^[-+]?(?:0[0-9_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)$")
 # UTF-32 first: its little-endian mark begins with UTF-16's.
 _OTHER_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
@@ -121,12 +124,22 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_strict_int(self, node: Node) -> Any:
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if _AMBIGUOUS_INT.match(value):
+            raise _Refused(
+                f"{_short(value)} reads as octal or base 60 in YAML 1.1 and otherwise in YAML 1.2 "
+                f"(line {_line(node)}); write the number without a leading zero or colon"
+            )
+        return self.construct_yaml_int(node)
+
     def construct_undefined(self, node: Node) -> Any:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         raise _Refused(f"the YAML tag {_short(tag)} is not allowed in specs (line {_line(node)})")
 
 
 _StrictLoader.add_constructor(None, _StrictLoader.construct_undefined)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_strict_int)
 _StrictLoader.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, list("-+.0123456789"))
 
 

@@ -81,6 +81,16 @@ def test_yaml_1_2_numbers(text: str, value: object) -> None:
     assert got == value and type(got) is type(value)
 
 
+@pytest.mark.parametrize("text", ["010", "-007", "00", "1:30", "!!int 012"])
+def test_an_integer_yaml_1_1_reads_otherwise_is_refused(text: str) -> None:
+    """``seed: 010`` was seed 8 (YAML 1.1 octal; 10 in YAML 1.2), ``1:30`` was 90."""
+    with pytest.raises(ConfigError, match=r"reads as octal or base 60 in YAML 1.1 .* \(line 2\)"):
+        parse_yaml(f"a: 1\nx: {text}", "t.yaml")
+    assert parse_yaml("x: 0\ny: 10\nz: '010'\nw: 1_000", "t.yaml") == {
+        "x": 0, "y": 10, "z": "010", "w": 1000,
+    }  # fmt: skip
+
+
 def test_nan_stays_a_float_and_safe_load_is_unchanged() -> None:
     assert math.isnan(parse_yaml("x: .nan", "t.yaml")["x"])
     assert yaml.safe_load("x: 1e6") == {"x": "1e6"}  # SafeLoader's own resolvers untouched
