@@ -10,6 +10,7 @@ align, translate, metafit, priorfit, selffit, selfread), for ``metaxm.AdaptedPol
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "adapt a trained agent to one modality with a strategy and K episodes of experience"
 
@@ -29,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the experience and measurement")
     parser.add_argument(
-        "--out", help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K.json)"
+        "--out",
+        help="JSON file for the result (default: adapt-FAMILY-VARIANT-STRATEGY-K-sSEED.json); an "
+        "existing file is replaced only if it holds an earlier result",
     )
     parser.add_argument(
         "--save-policy",
@@ -49,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from metaxm.errors import ConfigError
     from metaxm.evaluate.loading import add_family, load_agents
@@ -73,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--strategy: unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}"
         )
-    out = Path(args.out or f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}.json")
+    default = f"adapt-{family}-{variant}-{args.strategy}-{args.episodes}-s{args.seed}.json"
+    out = Path(args.out or default)
     check_result_path(out)  # before the adaptation runs, so its work is never lost
+    if out.is_file() and not _a_result(out):
+        raise ConfigError(
+            f"--out {out} exists and holds no metaxm adapt result (a run's eval.json?); choose "
+            "another file"
+        )
     strategy = STRATEGIES[args.strategy]
     if args.save_policy is not None:
         if strategy.learner is None:
@@ -137,3 +145,14 @@ def run(args: argparse.Namespace) -> int:
     if saved is not None:
         print(f"policy: {saved}")
     return 0
+
+
+def _a_result(path: Path) -> bool:
+    """Whether ``path`` holds what ``metaxm adapt`` writes (only that is replaced)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"checkpoint", "modality", "strategy", "budgets"} <= set(data)

@@ -202,6 +202,15 @@ def test_adapt_command_and_its_errors(report, tmp_path: Path, capsys) -> None:
     assert err[-3].startswith("metaxm adapt: error: --modality: unknown modality family 'smell'")
     assert "--strategy rl2: cannot run here: no trained rl2 agent" in err[-2]
     assert "no such checkpoint" in err[-1]
+    # an earlier result is replaced; any other file (the run's own eval.json) is not
+    again = ["adapt", str(root), "--modality", mid, "--strategy", "zeroshot", "--episodes", "1"]
+    assert main([*again, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["strategy"] == "zeroshot"
+    evaluation = root / "ppo" / "summary.json"
+    before = evaluation.read_bytes()
+    assert main([*again, "--out", str(evaluation)]) == 2
+    assert "holds no metaxm adapt result" in capsys.readouterr().err
+    assert evaluation.read_bytes() == before
 
 
 def test_worker_processes_give_the_same_curves(report) -> None:
