@@ -49,7 +49,7 @@ class GridNavConfig:
     name: Literal["gridnav"] = "gridnav"
     size: int = bounded(7, 2, 64)
     walls: bool = False
-    wall_fraction: float = bounded(0.15, 0, 0.9)
+    wall_fraction: float = bounded(0.15, 0, 0.6)  # below 0.6: __post_init__
     goal_visible: bool = True
     horizon: int = bounded(30, 1, 10000)
     step_cost: float = bounded(0.01, 0, 1)

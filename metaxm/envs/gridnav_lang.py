@@ -48,7 +48,7 @@ class GridNavLangConfig:
 
     name: Literal["gridnav_lang"] = "gridnav_lang"
     size: int = bounded(5, 2, 64)
-    objects: int = bounded(4, 1, 64)
+    objects: int = bounded(4, 2, 4)  # one colour each (COLOR_NAMES)
     paraphrases: Literal["train", "heldout", "all"] = "train"
     horizon: int = bounded(20, 1, 10000)
     step_cost: float = bounded(0.01, 0, 1)

@@ -43,7 +43,7 @@ class PointNavConfig:
     goal_visible: bool = True
     horizon: int = bounded(100, 1, 10000)
     max_action: float = bounded(0.1, 1e-06, 10)
-    goal_range: float = bounded(0.5, 0, 100)
+    goal_range: float = bounded(0.5, 0, 1)  # above 0: __post_init__
     success_radius: float = bounded(0.01, 1e-06, 100)
     layout_size: int = bounded(11, 2, 256)
 
