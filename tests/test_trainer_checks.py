@@ -70,3 +70,17 @@ def test_check_refuses_it_and_a_main_stage_is_refused_before_any_training(
     err = capsys.readouterr().err
     assert "main.runs.maml: maml.meta_batch (1) must be at least" in err
     assert not (tmp_path / "job").exists()  # nothing trained, nothing written
+
+
+def test_more_minibatches_than_samples_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """``ppo.num_minibatches: 1000`` on 16 samples ran minibatches of one without a word."""
+    from metaxm.rl.trainer import PPOTrainer
+
+    spec = {**BASE, "train": {"num_envs": 2}, "ppo": {"num_steps": 8, "num_minibatches": 1000}}
+    with caplog.at_level("WARNING", logger="metaxm.rl.trainer"):
+        PPOTrainer(spec_from_dict(spec))
+        PPOTrainer(spec_from_dict({**spec, "ppo": {"num_steps": 8, "num_minibatches": 16}}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "ppo.num_minibatches 1000 is more than the 16 samples a family collects per update "
+        "(train.num_envs x ppo.num_steps): each minibatch is one sample"
+    ]

@@ -16,6 +16,7 @@ states, so a run resumed from a checkpoint continues exactly. Every family has i
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,8 @@ from metaxm.trainer_checks import check_frozen, check_ppo
 if TYPE_CHECKING:
     from metaxm.spec import Spec
 
+log = logging.getLogger(__name__)
+
 
 def derive_seed(root: int, *names: str | int) -> int:
     """A seed for one named stream of randomness, derived from the run's root seed."""
@@ -62,6 +65,13 @@ class PPOTrainer:
 
     def __init__(self, spec: Spec) -> None:
         check_ppo(spec)
+        samples = spec.train.num_envs * spec.ppo.num_steps
+        if spec.ppo.num_minibatches > samples:
+            log.warning(
+                "ppo.num_minibatches %d is more than the %d samples a family collects per update "
+                "(train.num_envs x ppo.num_steps): each minibatch is one sample",
+                spec.ppo.num_minibatches, samples,
+            )  # fmt: skip
         self.spec = spec
         self.config = spec.ppo
         self.device = torch.device(spec.device)
