@@ -153,9 +153,17 @@ class MiniGrid(SeededTasks, World):
     ) -> None:
         super().__init__(num_envs, device, seed)
         import_minigrid()
+        from minigrid.minigrid_env import MiniGridEnv
+
         self.config = config
         kwargs = {} if config.max_steps is None else {"max_steps": config.max_steps}
         # the bare environments: gymnasium's checking wrappers would only slow the loop down
+        make = gym.make(config.env_id, disable_env_checker=True).unwrapped
+        if not isinstance(make, MiniGridEnv):
+            raise ValueError(
+                f"env_id {config.env_id!r} is not a MiniGrid level (it makes a "
+                f"{type(make).__name__}); for any other gymnasium env use world: {{name: gym}}"
+            )
         self.envs = [
             gym.make(config.env_id, disable_env_checker=True, **kwargs).unwrapped
             for _ in range(num_envs)

@@ -144,6 +144,9 @@ def test_config_is_checked() -> None:
     assert world.horizon == 10 and world.envs[0].max_steps == 10
     with pytest.raises(ValueError, match="2 task seeds for 1 environments"):
         world.set_tasks({"seed": torch.tensor([1, 2])})
+    # another gymnasium env is named as such (it failed on a missing max_steps attribute)
+    with pytest.raises(ValueError, match="'CartPole-v1' is not a MiniGrid level .*CartPoleEnv"):
+        MiniGrid(MiniGridConfig(env_id="CartPole-v1", max_steps=10), 1)
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
