@@ -255,6 +255,8 @@ def _pretrain(
         # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
         state = load_checkpoint(checkpoint, map_location="cpu")
         check_resumable(state, checkpoint, "pretrain", data)
+        if not (rundir / "config.yaml").exists():  # deleted: the checkpoint vouched for data
+            write_config(rundir, data)
         trainer.load_state_dict(state["trainer"])
         set_global_rng_state(state["rng"])
         log.info("resuming %s from update %d", rundir, trainer.updates)

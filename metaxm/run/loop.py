@@ -238,6 +238,8 @@ def _train_locked(
         # on the CPU: generator states must stay CPU byte tensors; the trainer moves the rest
         state = load_checkpoint(checkpoint, map_location="cpu")
         check_resumable(state, checkpoint, spec.algo, data)
+        if main and not (rundir / "config.yaml").exists():  # deleted: the checkpoint vouched
+            write_config(rundir, data)
         trainer.load_state_dict(state["trainer"])
         set_global_rng_state(state["rng"])
         update = int(state["loop"]["update"])

@@ -221,8 +221,17 @@ def open_rundir(
     config_path = rundir / "config.yaml"
     if resume:
         if not config_path.is_file():
-            raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
-        stored = read_yaml(config_path)
+            from metaxm.run.checkpoint import list_checkpoints
+
+            if not list_checkpoints(rundir):
+                raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
+            log.warning(
+                "%s has checkpoints but no config.yaml (deleted?): the checkpoint's spec is "
+                "checked against this one instead, and config.yaml written again", rundir
+            )  # fmt: skip
+            stored = data
+        else:
+            stored = read_yaml(config_path)
         if stored != data:  # a run started by an older metaxm: the fields added since
             stored = with_defaults(stored)
         if stored != data:

@@ -243,3 +243,31 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's alone
     monkeypatch.undo()
     assert main(["train", str(spec_file), "--out", str(out), "--set", "train.total_steps=128"]) == 0
+
+
+def test_a_resume_puts_back_a_deleted_config_yaml(
+    spec_file: Path, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--resume`` said "holds no run (no config.yaml)" and a plain start "already holds a
+    run; pass --resume": the checkpoint's own spec now vouches, and the file is written again."""
+    out = tmp_path / "run"
+    short = ["--set", "train.total_steps=256"]
+    assert main(["train", str(spec_file), "--out", str(out), *short]) == 0
+    saved = (out / "config.yaml").read_bytes()
+    (out / "config.yaml").unlink()
+    capsys.readouterr()
+    # another spec is still refused, and nothing is written
+    assert (
+        main(
+            ["train", str(spec_file), "--out", str(out), "--resume", *short, "--set", "ppo.lr=0.01"]
+        )
+        == 2
+    )
+    assert (
+        "written by a run of another spec (first difference at ppo.lr)" in capsys.readouterr().err
+    )
+    assert not (out / "config.yaml").exists()
+    with caplog.at_level("WARNING", logger="metaxm.run.rundir"):
+        assert main(["train", str(spec_file), "--out", str(out), "--resume", *short]) == 0
+    assert "has checkpoints but no config.yaml (deleted?)" in caplog.text
+    assert (out / "config.yaml").read_bytes() == saved
