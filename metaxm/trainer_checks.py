@@ -2,8 +2,7 @@
 
 The trainers call these when they are constructed; :func:`metaxm.resources.check_spec` calls
 :func:`check_trainer`, so ``load_spec``, ``metaxm train --check`` and the main job's check of
-every stage of ``main.runs`` refuse such a spec before anything runs (a ``maml`` stage refused
-only once the ``ppo`` stage before it had trained, before).
+every stage of ``main.runs`` refuse such a spec before anything is built or trained.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from metaxm.errors import ConfigError
+from metaxm.trainer_checks import FITS
 
 T = TypeVar("T")
 
@@ -114,7 +115,7 @@ def local_families(families: Sequence[str]) -> list[str]:
     return list(families[rank() :: world_size()])
 
 
-UNSPLIT_ALGOS = ("metafit", "selffit", "priorfit")
+UNSPLIT_ALGOS = FITS
 """Trainers that fit on every family themselves, with no :func:`local_families` share-out."""
 
 
