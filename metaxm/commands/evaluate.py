@@ -43,6 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure this modality instead of the spec's held-out ones (repeatable): a "
         "validation variant outside every split, to tune on, e.g. vector:100",
     )
+    parser.add_argument(
+        "--add-family",
+        dest="add_families",
+        action="append",
+        metavar="FAMILY",
+        help="a family the agents were trained without, measured as a held-out family "
+        "(repeatable): each agent gets a fresh encoder for it, as for a held-out family of the "
+        "spec (its variants: the --spec's heldout_families count, else 1)",
+    )
     add_overrides(parser, "--set evaluate.eval_episodes=32 (a value of the evaluation spec)")
     parser.add_argument("--device", help="load the agents onto this device (e.g. cuda)")
     parser.add_argument(
@@ -57,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from metaxm.errors import ConfigError
-    from metaxm.evaluate.loading import check_evaluation_spec, load_agents
+    from metaxm.evaluate.loading import add_family, check_evaluation_spec, load_agents
     from metaxm.evaluate.report import write_report
     from metaxm.evaluate.runner import run_evaluation, validation_modalities
     from metaxm.run.rundir import OutputLock, check_out_path, check_report_out
@@ -86,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         overridden = spec_from_dict(apply_overrides(spec_to_dict(agents.spec), args.overrides))
         check_evaluation_spec(agents, overridden, "--set " + " --set ".join(args.overrides))
         use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
+    for family in dict.fromkeys(args.add_families or ()):
+        reads = next(iter(agents.by_kind.values())).families
+        if family in reads:
+            raise ConfigError(f"--add-family {family}: the agents already read it")
+        add_family(agents, family, seed=agents.spec.seed)
     chosen = validation_modalities(agents, args.modalities) if args.modalities else None
     out = Path(args.out or Path(args.rundir) / ("validation" if args.modalities else "report"))
     with OutputLock(out):  # one writer per report folder

@@ -150,7 +150,7 @@ def check_readable(agents: Agents, held: Sequence[str]) -> None:
         raise ConfigError(
             f"the agents have no encoder for {', '.join(map(repr, missing))} (they read "
             f"{', '.join(sorted(readers))}): evaluate under the spec they were trained with, "
-            "or one whose families they read"
+            "or give them one with --add-family FAMILY"
         )
 
 

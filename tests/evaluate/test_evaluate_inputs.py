@@ -3,6 +3,7 @@ unmeasurable threshold, and the headline target as a setting."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,23 @@ def test_an_unfinished_run_is_loaded_with_a_warning(
     [record] = caplog.records
     assert record.getMessage().startswith(f"{killed} did not finish (no summary.json): its agent")
     assert "ckpt-00000002.pt, at 128 of 128 env steps" in record.getMessage()
+
+
+def test_evaluate_adds_a_family_the_agents_were_trained_without(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A never-seen family no longer has to be declared before training: ``--add-family``
+    gives every agent a fresh encoder for it and measures it as a held-out family."""
+    out = tmp_path / "report"
+    argv = ["evaluate", str(run), "--out", str(out), "--strategy", "zeroshot"]
+    assert main([*argv, "--add-family", "projected"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert [(m.split(":")[0], e["split"]) for m, e in data["modalities"].items()] == [
+        ("projected", "heldout_families")
+    ]
+    assert main([*argv, "--add-family", "vector"]) == 2
+    assert "--add-family vector: the agents already read it" in capsys.readouterr().err
+    assert main([*argv, "--add-family", "smell"]) == 2
+    assert "unknown modality family 'smell'" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--spec", "tasks/gridnav.yaml"]) == 2
+    assert "or give them one with --add-family FAMILY" in capsys.readouterr().err
