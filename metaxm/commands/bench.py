@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--families", nargs="+", metavar="FAMILY", help="envs: modality families (default: all)"
     )
     parser.add_argument("--variant", type=int, default=0, help="envs: family variant (default: 0)")
-    # batch sizes other than 1, 64, 1024: for tests and quick looks
-    parser.add_argument("--batches", nargs="+", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batches", nargs="+", type=int, metavar="B", help="envs: batch sizes (default: 1 64 1024)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
