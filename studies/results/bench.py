@@ -41,7 +41,7 @@ def bench_envs() -> Path:
         )
 
     command = ["metaxm", "bench", "envs", "--quick", "--json", rel(out)]
-    return study_page("bench-envs", "Batched worlds speed", [command], headline)
+    return study_page("bench-envs", "Batched worlds speed", [command], headline, shown_lines=None)
 
 
 def bench_sensory() -> Path:

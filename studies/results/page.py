@@ -71,10 +71,15 @@ def reusing(command: list[str]) -> list[str]:
 
 
 def study_page(
-    name: str, title: str, commands: list[list[str]], headline: Callable[[], str]
+    name: str,
+    title: str,
+    commands: list[list[str]],
+    headline: Callable[[], str],
+    shown_lines: int | None = 40,
 ) -> Path:
     """Run ``commands`` (``metaxm ...`` or ``python ...``), then write ``docs/results/NAME.md``:
-    the commands, the commit, the wall-clock, ``headline()`` and the last command's output."""
+    the commands, the commit, the wall-clock, ``headline()`` and the last command's output (its
+    last ``shown_lines`` lines; None: all of it, for a table the headline sums up)."""
     outputs, seconds = [], 0.0
     for i, command in enumerate(commands):
         command = commands[i] = reusing(command)  # decided now: an earlier command may make it
@@ -83,7 +88,8 @@ def study_page(
         outputs.append(out)
         seconds += took
     shown = " && ".join(" ".join(c) for c in commands)
-    tail = "\n".join(outputs[-1].strip().splitlines()[-40:])
+    lines = outputs[-1].strip().splitlines()
+    tail = "\n".join(lines if shown_lines is None else lines[-shown_lines:])
     page = ROOT / "docs" / "results" / f"{name}.md"
     page.parent.mkdir(exist_ok=True)
     page.write_text(header(title, shown, seconds) + headline() + f"\n\n```\n{tail}\n```\n")
