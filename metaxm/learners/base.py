@@ -98,14 +98,19 @@ class Learner(ABC):
         """The policy after ``episodes`` episodes of experience in ``env``.
 
         Args:
-            env: environments of one modality (one family and variant) of the spec's world.
+            env: environments of one modality (one family and variant) of the spec's world
+                (:func:`metaxm.make_env`; not a ``gym.make`` env).
             episodes: k, a multiple of ``env.num_envs`` (0: the agent as it is).
-            seed: seeds the actions (and renders) of the adaptation.
+            seed: seeds the adaptation's actions. The env's tasks and renders come from its
+                own generator, which moves on with every episode: a second ``adapt`` on the
+                same env meets other tasks; a fresh ``make_env(..., seed=s)`` repeats one.
         """
 
     # ------------------------------------------------------------------ shared checks
     def target(self, env: TaskEnv) -> tuple[str, int]:
-        """``(family, variant)`` of ``env``, checked: one variant, a family the agent reads."""
+        """``(family, variant)`` of ``env``, checked: a TaskEnv of the agent's world, one
+        variant, a family the agent reads, observations of the shape it reads."""
+        check_task_env(env, f"{type(self).__name__}.adapt")
         family = env.family.name
         if len(set(env.variants)) != 1:
             raise ValueError(
@@ -117,11 +122,24 @@ class Learner(ABC):
                 f"the agent has no encoder for family {family!r} (it reads "
                 f"{', '.join(self.agent.families)}); add one with agent.add_family"
             )
+        if env.world.name != self.spec.world.name:
+            raise ValueError(
+                f"the agent was trained on the {self.spec.world.name} world; env is a "
+                f"{env.world.name} world"
+            )
+        theirs = env.family.observation_space(env.world.scene_info).shape  # no instruction ids
+        mine = self.agent.observation_spaces[family].shape
+        if theirs != mine:
+            raise ValueError(
+                f"the agent reads {family} observations of shape {tuple(mine)}; env renders "
+                f"{tuple(theirs)} (another world size or layout)"
+            )
         return family, int(env.variants[0])
 
     def rounds(self, env: TaskEnv, episodes: int) -> int:
         """How many rounds of ``env.num_envs`` episodes ``episodes`` makes (checked)."""
-        if episodes < 0 or episodes % env.num_envs:
+        check_episodes(episodes)
+        if episodes % env.num_envs:
             raise ValueError(
                 f"episodes={episodes} is not a multiple of env.num_envs={env.num_envs}: "
                 f"{self.name} plays one episode in every environment per round"
@@ -130,3 +148,25 @@ class Learner(ABC):
 
     def generator(self, env: TaskEnv, seed: int) -> torch.Generator:
         return torch.Generator(env.device).manual_seed(seed)
+
+
+def check_task_env(env: Any, where: str) -> None:
+    """Refuse what is not a metaxm :class:`~metaxm.envs.task_env.TaskEnv` (a ``gym.make`` env,
+    whose batch and tensors a learner cannot drive) in one line naming what it got."""
+    from metaxm.envs.task_env import TaskEnv
+
+    if not isinstance(env, TaskEnv):
+        raise TypeError(
+            f"{where} needs a metaxm TaskEnv (metaxm.make_env(spec, family, variant, "
+            f"num_envs=...)), not {type(env).__name__}; gym.make's envs are for the gymnasium API"
+        )
+
+
+def check_episodes(episodes: Any) -> None:
+    """Refuse a k that is not a whole number of episodes >= 0."""
+    import numbers
+
+    if isinstance(episodes, bool) or not isinstance(episodes, numbers.Integral):
+        raise TypeError(f"episodes must be an int, got {episodes!r}")
+    if episodes < 0:
+        raise ValueError(f"episodes must be >= 0, got {episodes}")

@@ -118,7 +118,16 @@ class AdaptedPolicy:
     def act(
         self, obs: Tensor, deterministic: bool = True, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Actions for ``obs``: the policy's mode, or a sample drawn with ``generator``."""
+        """Actions for ``obs``, a batch (B, *shape; a numpy array is taken too): the policy's
+        mode, or a sample drawn with ``generator``."""
+        device = next(self.agent.parameters()).device
+        obs = torch.as_tensor(obs, device=device)
+        shape = tuple(self.agent.observation_spaces[self.family].shape)
+        if self.agent.instruction is None and tuple(obs.shape[1:]) != shape:
+            raise ValueError(
+                f"act takes a batch of {self.family} observations, (B, *{shape}); got shape "
+                f"{tuple(obs.shape)} (one observation: obs[None])"
+            )
         pd = self.distribution(obs)
         head = self.agent.head
         return head.mode(pd) if deterministic else head.sample(pd, generator)
@@ -135,14 +144,30 @@ class AdaptedPolicy:
 
     @torch.no_grad()
     def evaluate(self, env: Any, deterministic: bool = True) -> dict[str, float]:
-        """Mean ``return``, ``success`` and ``steps`` of one episode in every environment."""
+        """Mean ``return``, ``success`` and ``steps`` of one episode in every environment of
+        ``env`` (a :func:`metaxm.make_env` env of the policy's modality). The policy is left
+        as it was: a recurrent policy's carried state is put back after the episode, so two
+        calls measure the same policy (the env's tasks move on)."""
+        from metaxm.learners.base import check_task_env
         from metaxm.rl.evaluate import run_episodes, summarize
+
+        check_task_env(env, "AdaptedPolicy.evaluate")
+        if env.family.name != self.family:
+            raise ValueError(
+                f"this policy acts on {self.family} observations (adapted to "
+                f"{self.family}:{self.variant}); env renders {env.family.name}"
+            )
 
         def act(_env: Any, obs: Tensor) -> Tensor:
             return self.act(obs, deterministic)
 
+        kept = None if self.carry is None else {k: _copy(v) for k, v in self.carry.items()}
         self.begin()
-        out = summarize(run_episodes(env, act, self.observe))
+        try:
+            out = summarize(run_episodes(env, act, self.observe))
+        finally:
+            if kept is not None:
+                self.carry = kept
         return {"return": out["return"], "success": out["success"], "steps": out["length"]}
 
     # ------------------------------------------------------------------ saving
@@ -185,8 +210,11 @@ class AdaptedPolicy:
         """
         from metaxm.build import make_agent
         from metaxm.run.checkpoint import load_checkpoint, state_dict_error
+        from metaxm.run.device import resolve_device
         from metaxm.spec import replace, spec_from_dict
 
+        if device is not None:
+            resolve_device(device)  # a device this machine lacks: one line, not "corrupt"
         state = load_checkpoint(path, map_location=device or "cpu")
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not a saved policy (AdaptedPolicy.save writes one)")
@@ -249,3 +277,7 @@ def _translator(
     if callable(attach):
         attach(make_env(spec, family, policy.variant, num_envs=1).world)
     return translator.eval(), reads
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if isinstance(value, Tensor) else value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from metaxm.learners.base import Learner
+from metaxm.learners.base import Learner, check_episodes
 from metaxm.learners.policy import AdaptedPolicy
 
 if TYPE_CHECKING:
@@ -28,9 +28,8 @@ class RL2(Learner):
     recurrent = True
 
     def rounds(self, env: TaskEnv, episodes: int) -> int:
-        if episodes < 0:
-            raise ValueError(f"episodes must be >= 0, got {episodes}")
-        return episodes
+        check_episodes(episodes)
+        return int(episodes)
 
     def adapt(self, env: TaskEnv, episodes: int, seed: int = 0) -> AdaptedPolicy:  # noqa: D102
         from metaxm.meta.trial_eval import run_trials

@@ -316,3 +316,54 @@ def test_selfread_that_reads_nothing_meets_the_target_as_it_is(runs, monkeypatch
     bare = learner.adapt(env, episodes=0)
     obs = env.reset()
     assert torch.equal(policy.act(obs), bare.act(obs))
+
+
+def test_what_a_learner_or_policy_cannot_use_is_one_line(runs, tmp_path) -> None:
+    """A gym.make env, another world's or size's env, another family, a float or negative k, an
+    unbatched or numpy observation: each said in one line (they failed deep in torch, or
+    passed: a float k ran for MAML, a negative one was "not a multiple")."""
+    import gymnasium as gym
+
+    learner = MAML.from_run(runs / "ppo")
+    with pytest.raises(TypeError, match="MAML.adapt needs a metaxm TaskEnv .* not OrderEnforcing"):
+        learner.adapt(gym.make("metaxm/GridNav-v0", modality="vector", variant=1), episodes=4)
+    walls = {"name": "gridnav", "size": 4, "walls": True}  # their cells: more features
+    walled = metaxm.make_env(spec_from_dict({**SPEC, "world": walls}), "vector", 1, num_envs=4)
+    with pytest.raises(
+        ValueError, match=r"reads vector observations of shape \(8,\); env .* \(12,\)"
+    ):
+        learner.adapt(walled, episodes=4)
+    pointnav = metaxm.make_env(spec_from_dict({**SPEC, "world": {"name": "pointnav"}}), "vector", 1)
+    with pytest.raises(ValueError, match="trained on the gridnav world; env is a pointnav world"):
+        learner.adapt(pointnav, episodes=4)
+    env = env_of(learner)
+    with pytest.raises(TypeError, match="episodes must be an int, got 4.0"):
+        learner.adapt(env, episodes=4.0)
+    with pytest.raises(ValueError, match="episodes must be >= 0, got -4"):
+        learner.adapt(env, episodes=-4)
+    policy = learner.adapt(env, episodes=4)
+    with pytest.raises(ValueError, match="acts on vector observations .*; env renders projected"):
+        policy.evaluate(env_of(learner, "projected", 1))
+    obs = env.reset()
+    assert torch.equal(policy.act(obs.numpy()), policy.act(obs))  # numpy is taken
+    with pytest.raises(ValueError, match=r"act takes a batch of vector observations, \(B, \*\("):
+        policy.act(obs[0])
+    from metaxm.errors import ConfigError
+
+    saved = policy.save(tmp_path / "policy.pt")
+    with pytest.raises(ConfigError, match="device: 'gpu' is not a torch device"):
+        AdaptedPolicy.load(saved, device="gpu")  # was "truncated or corrupt checkpoint"
+
+
+def test_evaluating_a_recurrent_policy_leaves_it_as_it_was(runs, tmp_path) -> None:
+    """``evaluate`` moved an RL^2 policy's carried state on: a second call measured a policy
+    one episode further into its trial, and a save after it kept that state."""
+    learner = RL2.from_run(runs / "rl2")
+    env = env_of(learner)
+    policy = learner.adapt(env, episodes=2, seed=1)
+    before = {k: v.clone() for k, v in policy.carry.items()}
+    first = policy.evaluate(env_of(learner, seed=9))
+    assert all(torch.equal(policy.carry[k], v) for k, v in before.items())
+    assert policy.evaluate(env_of(learner, seed=9)) == first
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "rl2.pt"))
+    assert all(torch.equal(loaded.carry[k], v) for k, v in before.items())
