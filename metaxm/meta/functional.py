@@ -144,7 +144,8 @@ class Learner:
         if frozen and not allow_nograd:
             raise ValueError(
                 f"parameter {frozen[0]!r} has requires_grad=False; pass allow_nograd=True "
-                "to MAML(...) or adapt(...) to keep frozen parameters fixed"
+                "to MAML(...), MetaSGD(...), clone(...) or adapt(...) to keep frozen parameters "
+                "fixed"
             )
         if not loss.requires_grad:
             raise ValueError("the loss passed to adapt() depends on no trainable parameter")
@@ -250,8 +251,9 @@ class MetaSGD(MAML):
         model: the module to meta-learn; available as ``.module``.
         lr: the initial value of every rate.
         first_order: FOMAML-style: inner gradients are constants (the rates still learn).
-        lrs: initial rates, one tensor per parameter of ``model`` in its order; default
-            ``lr`` everywhere.
+        lrs: initial rates, one tensor per parameter of ``model`` in its order, each of the
+            parameter's shape or broadcastable to it (a scalar); default ``lr`` everywhere.
+        allow_unused, allow_nograd: as for :class:`MAML`.
     """
 
     def __init__(
@@ -260,9 +262,12 @@ class MetaSGD(MAML):
         lr: float = 1.0,
         first_order: bool = False,
         lrs: list[Tensor] | None = None,
+        allow_unused: bool = False,
+        allow_nograd: bool = False,
     ) -> None:
-        super().__init__(model, lr, first_order)
-        params = list(model.parameters())
+        super().__init__(model, lr, first_order, allow_unused, allow_nograd)
+        named = list(model.named_parameters())
+        params = [p for _, p in named]
         if lrs is None:
             lrs = [torch.full_like(p, lr) for p in params]
         if len(lrs) != len(params):
@@ -270,6 +275,17 @@ class MetaSGD(MAML):
                 f"MetaSGD got {len(lrs)} learning rates for {len(params)} parameters; "
                 "pass one tensor per model parameter, in model.parameters() order"
             )
+        for (name, p), rate in zip(named, lrs):
+            shape = torch.as_tensor(rate).shape
+            try:
+                fits = torch.broadcast_shapes(shape, p.shape) == p.shape
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"MetaSGD: the rate for {name!r} has shape {tuple(shape)}, which does not "
+                    f"broadcast to the parameter's {tuple(p.shape)}"
+                )
         self.lrs = nn.ParameterList([nn.Parameter(lr_.detach().clone()) for lr_ in lrs])
 
     def inner_lrs(self) -> dict[str, Tensor | float]:

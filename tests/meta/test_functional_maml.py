@@ -224,6 +224,20 @@ def test_frozen_parameter_needs_allow_nograd() -> None:
     learner.adapt(learner(x).sum())
     assert learner.params["0.bias"] is model[0].bias
     assert not torch.equal(learner.params["0.weight"], model[0].weight)
+    meta_sgd = MetaSGD(model, lr=LR, allow_nograd=True).clone()  # a TypeError before
+    meta_sgd.adapt(meta_sgd(x).sum())
+    assert meta_sgd.params["0.bias"] is model[0].bias
+
+
+def test_meta_sgd_refuses_a_rate_of_another_shape() -> None:
+    """A (3, 4, 4) rate for a (4, 4) weight was taken and broadcast the weight to (3, 4, 4),
+    failing only at the next forward pass."""
+    model = nn.Linear(4, 4)
+    with pytest.raises(
+        ValueError, match=r"rate for 'weight' has shape \(3, 4, 4\), which does not"
+    ):
+        MetaSGD(model, lrs=[torch.ones(3, 4, 4), torch.ones(4)])
+    MetaSGD(model, lrs=[torch.tensor(0.1), torch.ones(4)])  # a scalar broadcasts
 
 
 # ---------------------------------------------------------------------- sgd_step
