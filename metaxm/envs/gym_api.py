@@ -189,6 +189,10 @@ class MetaxmEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if isinstance(self.action_space, gym.spaces.Discrete):
+            if not self.action_space.contains(action):  # -1 acted as the last action, 1.5 as 1
+                raise ValueError(
+                    f"action {action!r} is not in the action space {self.action_space}"
+                )
             a = torch.tensor([int(action)], device=self.world.device)
         else:
             a = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.world.device)
@@ -285,6 +289,7 @@ class MetaxmVectorEnv(gym.vector.VectorEnv):
     def step(
         self, actions: ArrayLike
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        check_actions(np.asarray(actions), self.single_action_space, self.num_envs)
         a = torch.as_tensor(np.asarray(actions), device=self.world.device)
         obs, reward, terminated, truncated, tinfo = self.task_env.step(a)
         dtype = self.single_observation_space.dtype
@@ -334,3 +339,15 @@ def register_gym_envs() -> None:
 
 
 register_gym_envs()
+
+
+def check_actions(actions: np.ndarray, space: gym.Space, num_envs: int) -> None:
+    """Refuse a vector env's actions of the wrong shape, or discrete ones outside the space
+    (negative ones indexed from the end, fractions were cut)."""
+    want = (num_envs, *space.shape)
+    if actions.shape != want:
+        raise ValueError(f"actions of shape {actions.shape}; this vector env takes {want}")
+    if isinstance(space, gym.spaces.Discrete):
+        lo, hi = space.start, space.start + space.n
+        if actions.dtype.kind not in "iu" or ((actions < lo) | (actions >= hi)).any():
+            raise ValueError(f"actions {actions.tolist()} are not all in the action space {space}")

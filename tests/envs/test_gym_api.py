@@ -195,6 +195,23 @@ def test_vector_env_matches_sync_vector_env_over_single_envs() -> None:
             np.testing.assert_array_equal(ia["final_info"]["success"], ib["final_info"]["success"])
 
 
+def test_an_action_outside_the_space_is_refused() -> None:
+    """``step(-1)`` acted as the last action and ``step(1.5)`` as 1, silently."""
+    env = gym.make("metaxm/GridNav-v0", modality="vector", variant=1)
+    env.reset(seed=0)
+    for bad in (-1, 1.5, 4):
+        with pytest.raises(ValueError, match="is not in the action space Discrete"):
+            env.unwrapped.step(bad)
+    env.unwrapped.step(np.int64(2))
+    envs = MetaxmVectorEnv(3, "gridnav", "vector")
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions \[0, -1, 2\] are not all in the action space"):
+        envs.step(np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match=r"actions of shape \(2,\); this vector env takes \(3,\)"):
+        envs.step(np.array([0, 1]))
+    envs.step([0, 1, 3])
+
+
 def test_vector_env_rejects_a_seed_list() -> None:
     envs = MetaxmVectorEnv(2, "pointnav", "vector")
     with pytest.raises(ValueError, match="one int seed"):
