@@ -51,3 +51,8 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'metaxm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy API too, so ``dir(metaxm)`` and tab completion offer it."""
+    return sorted({*globals(), *__all__})

@@ -79,3 +79,13 @@ def test_building_a_ppo_trainer_imports_no_other_trainer() -> None:
         "metaxm.align.selffit_trainer",
     ):  # fmt: skip
         assert other not in modules
+
+
+def test_dir_offers_the_lazy_api_without_importing_it() -> None:
+    """``dir(metaxm)`` was ``['annotations', 'gym_ids']``: tab completion offered nothing."""
+    modules, torch_loaded = loaded_after(
+        "import metaxm, metaxm.meta\n"
+        "assert {'MAML', 'RL2', 'make_env', 'AdaptedPolicy'} <= set(dir(metaxm)), dir(metaxm)\n"
+        "assert {'MAML', 'MetaSGD'} <= set(dir(metaxm.meta))"
+    )
+    assert not torch_loaded and "metaxm.learners" not in modules
