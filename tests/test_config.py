@@ -87,3 +87,11 @@ def test_a_documented_zero_is_in_range() -> None:
     from metaxm.spec import spec_from_dict
 
     assert spec_from_dict({"align": {"eval_interval": 0}}).align.eval_interval == 0
+
+
+def test_overrides_given_as_one_string_are_refused() -> None:
+    """``load_spec(path, "seed=3")`` said ``--set 's': expected key=value``."""
+    from metaxm.config import apply_overrides
+
+    with pytest.raises(TypeError, match="a list of 'key=value' strings, got the string 'seed=3'"):
+        apply_overrides({}, "seed=3")  # type: ignore[arg-type]

@@ -205,6 +205,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     anchors, ``1e6`` is a float, at most 64 KiB). Type checking happens afterwards, in
     :func:`from_dict`, exactly as for the file.
     """
+    if isinstance(overrides, str):  # iterated, it would be one override per character
+        raise TypeError(f"overrides: a list of 'key=value' strings, got the string {overrides!r}")
     data = _deepcopy(data)
     for item in overrides:
         if "=" not in item:
