@@ -13,6 +13,10 @@ The public API, loaded on first use (``import metaxm`` itself loads no torch)::
     env = metaxm.make_env(learner.spec, "vector", 1001, num_envs=8, seed=1)
     policy = learner.adapt(env, episodes=8)                 # an AdaptedPolicy
     policy.evaluate(env), policy.save("adapted.pt")
+
+    metaxm.train(spec, "runs/mine")                       # what ``metaxm train`` runs
+    report = metaxm.run_evaluation(metaxm.load_agents("runs/mine"))  # ``metaxm evaluate``
+    metaxm.write_report(report, "runs/mine/report")
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ _API = {
     "make_learner": "metaxm.build",
     "load_spec": "metaxm.spec",
     "Spec": "metaxm.spec",
+    "train": "metaxm.run.loop",
+    "load_agents": "metaxm.evaluate.loading",
+    "run_evaluation": "metaxm.evaluate.runner",
+    "write_report": "metaxm.evaluate.report",
 }
 __all__ = ["__version__", *_API]
 

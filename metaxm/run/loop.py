@@ -167,6 +167,9 @@ def train(
 ) -> RunResult:
     """Run (or, with ``resume``, continue) the training run of ``spec`` in ``rundir``.
 
+    Like ``metaxm train``, it sets the process's torch threads to ``train.threads`` (when set)
+    and seeds the global torch, numpy and ``random`` generators from ``spec.seed``.
+
     Raises:
         ConfigError: ``rundir`` already holds a run (or other files) and ``resume`` is false,
             the spec differs from the one the run was started with, or another process is
