@@ -57,8 +57,8 @@ def announce(name: str, spec: Spec, rundir: Path) -> str:
 
 
 def run_stage(name: str, spec: Spec, rundir: Path) -> str:
-    """Train stage ``name`` of the main job into ``rundir`` (resuming it if it has
-    checkpoints); returns the line that says what it reached."""
+    """Train stage ``name`` of the main job into ``rundir`` (resuming it if it was begun);
+    returns the line that says what it reached."""
     resume = _started(rundir)
     t = time.perf_counter()
     try:
