@@ -122,10 +122,13 @@ class Learner(ABC):
                 f"the agent has no encoder for family {family!r} (it reads "
                 f"{', '.join(self.agent.families)}); add one with agent.add_family"
             )
-        if env.world.name != self.spec.world.name:
+        from metaxm.envs import WORLDS
+
+        trained = WORLDS.get(self.spec.world.name, (None,))[0]
+        if trained is not None and not isinstance(env.world, trained):
             raise ValueError(
                 f"the agent was trained on the {self.spec.world.name} world; env is a "
-                f"{env.world.name} world"
+                f"{getattr(env.world, 'name', type(env.world).__name__)} world"
             )
         theirs = env.family.observation_space(env.world.scene_info).shape  # no instruction ids
         mine = self.agent.observation_spaces[family].shape
