@@ -38,6 +38,13 @@ def test_the_scripts_train_evaluate_and_adapt(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "report.json").read_text())["strategies"] == ["zeroshot", "scratch"]
 
+    validation = tmp_path / "validation"
+    done = _script("evaluate", str(run), "--strategy", "zeroshot", "--seeds", "1",
+                   "--modality", "vector:100", "--out", str(validation))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    measured = json.loads((validation / "report.json").read_text())["modalities"]
+    assert list(measured) == ["vector:100"] and (validation / "curves.jsonl").is_file()
+
     held = next(iter(json.loads((out / "report.json").read_text())["modalities"]))
     done = _script("adapt_fewshot", str(run), "--modality", held, "--strategy", "zeroshot",
                    "--budgets", "0", "1")  # fmt: skip
