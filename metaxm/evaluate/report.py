@@ -21,7 +21,11 @@
     unread                       per modality, the strategies not measured on it: {name: why}
                                  (a strategy that reads some families only)
     data.<name>                  what the strategy consumes of its k episodes: observations,
-                                 rewards, paired (source renders of every target step)
+                                 rewards, paired (source renders of every target step), ends
+                                 (where episodes ended, for one that reads no reward)
+    same_task                    the strategies whose measured episode keeps the task their k
+                                 episodes showed (rl2); the others are measured on fresh tasks
+    headline.tied                strategies reaching the level after as few episodes as best
     in_episode.<name>            what its policy learns within a measured episode, if anything
     meta_learned.<name>          what it learned for adapting over training tasks ("": hand-set
                                  steps, closed forms or searches)
@@ -123,6 +127,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     else:
         best = min(adapting, key=lambda n: adapting[n])
         best_k = adapting[best]
+    tied = [n for n, k in adapting.items() if n != best and k == best_k]
     scratch_k = scratch if scratch is not None else cap
     met = best_k is not None and best_k <= budget and scratch_k >= factor * max(best_k, 1)
     if best is None:
@@ -133,8 +138,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         scratch_txt = f"{scratch_k}" if scratch is not None else f"more than {cap} (censored)"
+        also = f" (tied with {', '.join(tied)})" if tied else ""
         text = (
-            f"Best strategy: {best}, reaching {report['threshold']:.0%} of source "
+            f"Best strategy: {best}{also}, reaching {report['threshold']:.0%} of source "
             f"{report['metric']} ({level:.3f}) after {best_k} episodes; scratch needs "
             f"{scratch_txt}. Target (<= {budget} episodes, scratch >= "
             f"{factor:g}x): {'met' if met else 'NOT met'}."
@@ -143,6 +149,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "level": level,
         "episodes_to_threshold": reach,
         "best": best,
+        "tied": tied,
         "best_episodes": best_k,
         "scratch_episodes": scratch,
         "scratch_censored": scratch is None,
@@ -238,6 +245,14 @@ def markdown(report: dict[str, Any]) -> str:
     if controls:
         shown = "; ".join(f"{n}: {w}" for n, w in controls.items())
         lines += [f"Controls (not ways to adapt, never the best strategy): {shown}.", ""]
+    same = report.get("same_task", [])
+    if same:
+        lines += [
+            f"Marked {SAME_TASK}: {', '.join(same)}, measured on the task its k episodes showed "
+            "(one trial keeps its task), where every other strategy is measured on fresh "
+            "tasks: not like for like (rl2-newtask, where listed, is the fresh-task measure).",
+            "",
+        ]
     header = (
         "| strategy | data | jumpstart | AUC | transfer ratio | episodes to threshold | "
         "stays from | to oracle threshold | speed-up vs scratch | asymptote | negative "
@@ -264,19 +279,18 @@ def markdown(report: dict[str, Any]) -> str:
         for name, rec in entry["strategies"].items():
             m = rec.get("metrics")
             data = _data(needs.get(name, []), short=True)
+            shown_name = f"{name} {SAME_TASK}" if name in same else name
             if m is None:
-                lines.append(f"| {name} | {data} | " + " | ".join(["–"] * 9) + " |")
+                lines.append(f"| {shown_name} | {data} | " + " | ".join(["–"] * 9) + " |")
                 continue
             ett = _episodes(m, rec["budgets"])
             om = rec.get("oracle_metrics")
             ett_oracle = "–" if om is None else _episodes(om, rec["budgets"])
             sm = rec.get("stay_metrics")  # a report written before stop 42 has none
             stays = "–" if sm is None else _episodes(sm, rec["budgets"])
-            speed = _fmt(m["speedup"], 1)
-            if m["speedup"] is not None and m["speedup_is_lower_bound"]:
-                speed = ">= " + speed
+            speed = _speed(m)
             lines.append(
-                f"| {name} | {data} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
+                f"| {shown_name} | {data} | {_ci(m['jumpstart'])} | {_ci(m['auc'])} | "
                 f"{_fmt(m['transfer_ratio'])} | {ett} | {stays} | {ett_oracle} | {speed} | "
                 f"{_ci(m['asymptote'])} | "
                 f"{'yes' if m['negative_transfer'] else 'no'} |"
@@ -354,10 +368,17 @@ def _meta_learned(by_name: dict[str, str]) -> list[str]:
     return [text + ".", ""]
 
 
+SAME_TASK = "†"
+"""The mark of a strategy measured on the task its k episodes showed (``report["same_task"]``)."""
+
 DATA_WORDS = {
     "observations": ("target observations", "obs"),
     "rewards": ("target rewards", "rew"),
     "paired": ("paired source renders", "pairs"),
+    "ends": (
+        "where its episodes ended (in GridNav only the goal ends one early: the success bit)",
+        "ends",
+    ),
 }
 
 
@@ -369,13 +390,34 @@ def _data(needs: list[str], short: bool = False) -> str:
 
 
 def _episodes(m: dict[str, Any], budgets: list[int]) -> str:
-    """Episodes to threshold with its interval, or '> K' where most seeds never reach it."""
+    """Episodes to threshold with its interval; '>= ' where the IQM keeps a censored seed (a
+    lower bound), '> K' where most seeds never reach it."""
     censored = m["censored"]
     # where most seeds are censored, the IQM would be the cap, not a measurement
     text = f"> {budgets[-1]}" if censored * 2 > m["seeds"] else _ci(m["episodes_to_threshold"], 0)
+    if _bounded(m) and censored * 2 <= m["seeds"]:
+        text = ">= " + text
     if censored:
         text += f" ({censored}/{m['seeds']} censored)"
     return text
+
+
+def _speed(m: dict[str, Any]) -> str:
+    """The speed-up over scratch: '>= ' where scratch's episodes are a lower bound, '<= ' where
+    the strategy's are, no number where both are (each bounds the ratio the other way)."""
+    speed = _fmt(m["speedup"], 1)
+    if m["speedup"] is None:
+        return speed
+    up, down = m["speedup_is_lower_bound"], _bounded(m)
+    if up and down:
+        return "n/a (both censored)"
+    return (">= " if up else "<= " if down else "") + speed
+
+
+def _bounded(m: dict[str, Any]) -> bool:
+    """The IQM of episodes to threshold keeps a censored seed (the trim drops int(n / 4) from
+    each end; a censored seed counts as the cap, the largest), so it is a lower bound."""
+    return m["censored"] > int(0.25 * m["seeds"])
 
 
 def _aggregate_table(report: dict[str, Any]) -> str:

@@ -340,6 +340,7 @@ def run_evaluation(
     report["in_episode"] = {n: STRATEGIES[n].in_episode for n in names if STRATEGIES[n].in_episode}
     report["meta_learned"] = {n: STRATEGIES[n].meta_learned for n in names}
     report["controls"] = {n: STRATEGIES[n].control for n in names if STRATEGIES[n].control}
+    report["same_task"] = [n for n in names if STRATEGIES[n].same_task]
     report["seconds"] = time.perf_counter() - started
     for mid, by_name in times.items():
         for name, per_seed in by_name.items():

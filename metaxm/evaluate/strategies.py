@@ -91,7 +91,9 @@ class Strategy(ABC):
     ``data`` says what of the k episodes the strategy consumes (the report prints it beside
     every number, so a fair comparison can be told from an unfair one): ``observations``
     (target-modality observations), ``rewards``, ``paired`` (the source modality's render of
-    every target step).
+    every target step), ``ends`` (where its episodes ended, named for a strategy that reads no
+    reward: in GridNav only the goal ends an episode before its horizon, so an end carries
+    the success bit).
     """
 
     name: ClassVar[str]
@@ -103,6 +105,9 @@ class Strategy(ABC):
     in_episode: ClassVar[str] = ""
     """What the adapted policy learns within a measured episode besides ``data`` (the report
     prints it); empty for a policy that learns nothing there."""
+    same_task: ClassVar[bool] = False
+    """Its measured episode keeps the task its k episodes showed (an RL^2 trial), where every
+    other strategy is measured on fresh tasks: the report marks its rows."""
     meta_learned: ClassVar[str] = ""
     """What it learned for adapting, over training tasks, before it meets the target (the
     report prints it); empty for a strategy that adapts with hand-set steps, a closed form or a
@@ -300,6 +305,7 @@ class RL2(Strategy):
     needs = "rl2"
     learner = "rl2"
     data = ("observations", "rewards")
+    same_task = True
     meta_learned = "the recurrent policy that adapts in context, by RL^2 over multi-episode trials"
     in_episode = (
         "the task of its k episodes, which the measured episode keeps (one trial, one goal: what "
@@ -315,7 +321,7 @@ class RL2(Strategy):
         false``): it adapts in context from observations, its actions and episode ends."""
         agent = agents.by_kind.get("rl2")
         if agent is not None and not agent.config.reward_input:
-            return ("observations",)
+            return ("observations", "ends")
         return self.data
 
     def curve(self, agents, family, variant, budgets, seed):  # noqa: D102
@@ -363,7 +369,7 @@ class RL2Blind(RL2Control):
 
     def data_of(self, agents: Agents) -> tuple[DataNeed, ...]:  # noqa: D102
         agent = agents.by_kind.get("rl2")
-        return () if agent is not None and not agent.config.reward_input else self.data
+        return ("ends",) if agent is not None and not agent.config.reward_input else self.data
 
 
 class RL2NewTask(RL2Control):
@@ -374,6 +380,7 @@ class RL2NewTask(RL2Control):
 
     name = "rl2-newtask"
     new_tasks = True
+    same_task = False
     control = (
         "rl2 with a new task in every episode (the variant kept): what its k episodes teach of "
         "the modality, measured on tasks they did not show"
@@ -489,7 +496,7 @@ class SelfRead(Translate):
     name = "selfread"
     may_read_nothing = True
     learner = "selfread"
-    data = ("observations",)
+    data = ("observations", "ends")
     in_episode = (
         "where one reading of the task is left open, the cells it stood on while the episode "
         "went on, and before that the cells its k episodes' walk stood on while they went on "

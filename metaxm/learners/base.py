@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from metaxm.nn.agent import Agent
     from metaxm.spec import Spec
 
-DataNeed = Literal["observations", "rewards", "paired"]
+DataNeed = Literal["observations", "rewards", "paired", "ends"]
 """What a learner consumes of the k episodes: target-modality ``observations``, ``rewards``,
 or ``paired`` steps (the source modality's render of every target step)."""
 

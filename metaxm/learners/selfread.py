@@ -92,7 +92,7 @@ class SelfRead(Translate):
     docstring)."""
 
     name = "selfread"
-    data = ("observations",)
+    data = ("observations", "ends")  # ends: where its walk episodes ended (the success bit)
 
     def adapt(self, env: TaskEnv, episodes: int, seed: int = 0) -> AdaptedPolicy:
         """The policy after reading ``episodes`` episodes' observations and actions.

@@ -124,6 +124,27 @@ def test_a_control_is_never_the_best_strategy() -> None:
     assert headline(report)["best"] == "align"
 
 
+def test_a_tie_for_best_is_named_and_a_censored_iqm_is_a_bound() -> None:
+    """Two strategies at the level after as few episodes: both named (the first in the
+    report's order was the best alone). An IQM of episodes that keeps a censored seed is
+    printed as a lower bound, and a speed-up bounded both ways is not printed as a number."""
+    from metaxm.evaluate.report import _episodes, _speed
+
+    report = _report([0.1, 0.5, 0.9], [0.1, 0.2, 0.3, 0.9])  # align reaches it at 16
+    report["summary"]["translate"] = report["summary"]["align"]
+    said = headline(report)
+    assert said["best"] == "align" and said["tied"] == ["translate"]
+    assert "Best strategy: align (tied with translate), reaching" in said["text"]
+    five = {"seeds": 5, "episodes_to_threshold": {"point": 27.0, "low": 11.0, "high": 32.0}}
+    assert _episodes({**five, "censored": 1}, [0, 32]) == "27 [11, 32] (1/5 censored)"  # trimmed
+    assert _episodes({**five, "censored": 2}, [0, 32]) == ">= 27 [11, 32] (2/5 censored)"
+    assert _episodes({**five, "censored": 3}, [0, 32]) == "> 32 (3/5 censored)"
+    m = {**five, "censored": 2, "speedup": 9.6}
+    assert _speed({**m, "speedup_is_lower_bound": True}) == "n/a (both censored)"
+    assert _speed({**m, "speedup_is_lower_bound": False}) == "<= 9.6"
+    assert _speed({**m, "censored": 0, "speedup_is_lower_bound": True}) == ">= 9.6"
+
+
 def test_the_rl2_controls_say_what_their_measured_episode_keeps() -> None:
     # rl2-blind's trials keep their task, as rl2's do (its goal memory counts, so it is said);
     # rl2-newtask measures on a new task, so nothing of the trial's task is learned there
@@ -167,7 +188,8 @@ def test_a_strategy_whose_agent_lacks_the_family_says_so_instead_of_reading_it()
 
 
 def test_an_rl2_agent_that_reads_no_reward_consumes_no_reward() -> None:
-    """The data column follows the agent: agent.reward_input: false leaves observations."""
+    """The data column follows the agent: agent.reward_input: false leaves observations and
+    where episodes ended (in GridNav the success bit, so it is named)."""
     from metaxm.evaluate.strategies import STRATEGIES, Agents
     from metaxm.meta.rl2 import build_rl2_agent
     from metaxm.spec import spec_from_dict
@@ -177,7 +199,9 @@ def test_an_rl2_agent_that_reads_no_reward_consumes_no_reward() -> None:
     rl2 = STRATEGIES["rl2"]
     assert rl2.data_of(Agents(seeing, {"rl2": build_rl2_agent(seeing)})) == rl2.data
     assert rl2.data == ("observations", "rewards")
-    assert rl2.data_of(Agents(blind, {"rl2": build_rl2_agent(blind)})) == ("observations",)
+    assert rl2.data_of(Agents(blind, {"rl2": build_rl2_agent(blind)})) == ("observations", "ends")
+    assert STRATEGIES["selfread"].data == ("observations", "ends")
+    assert STRATEGIES["rl2"].same_task and not STRATEGIES["rl2-newtask"].same_task
 
 
 def test_the_curves_plot_keeps_a_strategys_colour_where_another_is_not_measured(

@@ -243,7 +243,7 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
         learner.adapt(env_of(learner, "projected", 2001), episodes=4)
     from metaxm.evaluate.strategies import STRATEGIES
 
-    assert STRATEGIES["selfread"].data == ("observations",)  # the report's data column: obs
+    assert STRATEGIES["selfread"].data == ("observations", "ends")  # its data column: obs + ends
     # the evaluator measures it where it reads, and says where it does not and why: there it
     # is no candidate for the headline, and its aggregate is over the families it reads
     from metaxm.evaluate.loading import load_agents
@@ -267,7 +267,10 @@ def test_selfread_reads_a_vector_from_observations_and_actions_alone(
     assert (
         "| selfread* |" in text and f"* over the modalities selfread reads: not {projected}" in text
     )
-    assert report["data"]["selfread"] == ["observations"] and "selfread" in report["in_episode"]
+    assert (
+        report["data"]["selfread"] == ["observations", "ends"]
+        and "selfread" in report["in_episode"]
+    )
     assert "episode went on" in STRATEGIES["selfread"].in_episode
     assert "walk stood on" in STRATEGIES["selfread"].in_episode  # the walk rule-out, said
     # where the walk shows too little the agent meets the target as it is: the curve says so
