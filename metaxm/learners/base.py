@@ -101,9 +101,10 @@ class Learner(ABC):
             env: environments of one modality (one family and variant) of the spec's world
                 (:func:`metaxm.make_env`; not a ``gym.make`` env).
             episodes: k, a multiple of ``env.num_envs`` (0: the agent as it is).
-            seed: seeds the adaptation's actions. The env's tasks and renders come from its
-                own generator, which moves on with every episode: a second ``adapt`` on the
-                same env meets other tasks; a fresh ``make_env(..., seed=s)`` repeats one.
+            seed: seeds the adaptation's actions. The env keeps its tasks (``make_env`` draws
+                them once), but its episodes' starts and render noise come from its own
+                generator, which moves on: a second ``adapt`` on the same env can differ; a
+                fresh ``make_env(..., seed=s)`` repeats one exactly.
         """
 
     # ------------------------------------------------------------------ shared checks

@@ -147,7 +147,8 @@ class AdaptedPolicy:
         """Mean ``return``, ``success`` and ``steps`` of one episode in every environment of
         ``env`` (a :func:`metaxm.make_env` env of the policy's modality). The policy is left
         as it was: a recurrent policy's carried state is put back after the episode, so two
-        calls measure the same policy (the env's tasks move on)."""
+        calls measure the same policy. The env keeps its tasks, so on the env it adapted on it
+        is measured on the tasks it adapted to; a fresh ``make_env`` measures it on others."""
         from metaxm.learners.base import check_task_env
         from metaxm.rl.evaluate import run_episodes, summarize
 

@@ -106,7 +106,8 @@ class SelfRead(Translate):
         from metaxm.align.wall_walk import WallWalk
 
         family, variant = self.target(env)
-        why = cannot_read(family) or world_cannot(env, env.world.name)  # the env given
+        world = getattr(env.world, "name", type(env.world).__name__)  # the env given
+        why = cannot_read(family) or world_cannot(env, world)
         if why is not None:
             raise ConfigError(why)
         spaces = self.agent.observation_spaces
