@@ -185,6 +185,12 @@ class AdaptedPolicy:
         from metaxm.spec import replace, spec_to_dict
 
         spec = replace(self.spec, agent=self.agent.config)  # an RL^2 agent's core is a GRU
+        m = spec.modalities
+        known = {*m.train, *m.heldout_variants, *m.heldout_families}
+        added = [f for f in self.agent.families if f not in known]  # agent.add_family's
+        if added:  # the spec the agent is rebuilt from names them, as a held-out family
+            held = {**m.heldout_families, **dict.fromkeys(added, 1)}
+            spec = replace(spec, modalities=replace(m, heldout_families=held))
 
         payload = {
             "format": FORMAT,

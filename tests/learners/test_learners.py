@@ -370,3 +370,17 @@ def test_evaluating_a_recurrent_policy_leaves_it_as_it_was(runs, tmp_path) -> No
     assert policy.evaluate(env_of(learner, seed=9)) == first
     loaded = AdaptedPolicy.load(policy.save(tmp_path / "rl2.pt"))
     assert all(torch.equal(loaded.carry[k], v) for k, v in before.items())
+
+
+def test_a_policy_of_an_agent_given_a_family_by_hand_saves_and_loads(runs, tmp_path) -> None:
+    """After ``agent.add_family`` (the documented way to meet a family the agent lacks) the
+    saved policy's spec did not name the family, so ``load`` refused its weights."""
+    from metaxm.modalities import get_family
+
+    learner = Align.from_run(runs / "ppo")
+    env = env_of(learner, "pixels", 3)
+    learner.agent.add_family("pixels", get_family("pixels").observation_space(env.world.scene_info))
+    policy = learner.adapt(env, episodes=4, seed=1)
+    loaded = AdaptedPolicy.load(policy.save(tmp_path / "pixels.pt"))
+    obs = env.reset()
+    assert loaded.family == "pixels" and torch.equal(loaded.act(obs), policy.act(obs))
