@@ -161,7 +161,11 @@ def discrete(states: Tensor) -> bool:
 
 
 def _standard(y: Tensor) -> tuple[Tensor, Tensor]:
-    return y.mean(0), y.std(0).clamp_min(1e-9)
+    """Each channel's mean and spread over the drawn states; a channel they never vary (a
+    world that starts every episode in one state) keeps its own scale, 1, rather than one
+    that would blow the regressors up (and the evidence fit's Cholesky with them)."""
+    sd = y.std(0)
+    return y.mean(0), torch.where(sd > 1e-9, sd, torch.ones_like(sd))
 
 
 def _regressors(y: Tensor, mu: Tensor, sd: Tensor) -> Tensor:

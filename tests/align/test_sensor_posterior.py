@@ -168,3 +168,20 @@ def test_one_episode_searches_the_goals_it_leaves_open(
         found = [seek(translator, decode, ("projected", variant), s, t) for s, t in tasks]
         shares.append(sum(found) / len(found))
     assert shares[1] >= shares[0] + 0.2
+
+
+def test_a_channel_the_drawn_states_never_vary_keeps_its_scale() -> None:
+    """A world that starts every episode in one state (examples/linenav) gave the drawn states
+    a constant source channel; its spread was clamped to 1e-9, the regressors blew up and the
+    evidence fit's Cholesky failed (a traceback from metaxm adapt --strategy translate)."""
+    import torch
+
+    from metaxm.align.sensor_posterior import _standard, evidence_fit
+
+    y = torch.tensor([[0.0, 1.0], [0.0, 3.0], [0.0, 5.0]], dtype=torch.float64)
+    mean, sd = _standard(y)
+    assert mean.tolist() == [0.0, 3.0] and sd.tolist() == [1.0, 2.0]
+    walk = torch.tensor([[1.0, 1.0], [2.0, 3.0], [3.0, 5.0], [4.0, 2.0]], dtype=torch.float64)
+    x = torch.cat(((walk - mean) / sd, torch.ones(4, 1, dtype=torch.float64)), 1)
+    w, b, noise = evidence_fit(x, 2.0 * x[:, :1] + 0.1)  # finite, where it raised before
+    assert all(map(torch.isfinite, map(torch.tensor, (w, b, noise))))
