@@ -70,9 +70,7 @@ def plot_latent_pca(
         title: the figure's title.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it was
     from sklearn.decomposition import PCA
 
     device = next(agent.parameters()).device
@@ -87,8 +85,9 @@ def plot_latent_pca(
     xy = PCA(n_components=2, random_state=seed).fit_transform(flat)
     n = scene.batch_size
     xy = xy.reshape(len(modalities), n, 2)
-    colours = plt.get_cmap("tab20")
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    colours = matplotlib.colormaps["tab20"]
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     for s in range(n):
         ax.plot(xy[:, s, 0], xy[:, s, 1], color=colours(s % 20), lw=0.6, alpha=0.5)
     for m, (family, variant) in enumerate(modalities):
@@ -106,21 +105,18 @@ def plot_latent_pca(
     fig.tight_layout()
     path = Path(out)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_pretrain_curve(rundir: str | Path, out: str | Path | None = None) -> Path | None:
     """Plot a pretraining run's loss and retrieval against paired states into ``curve.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it was
 
     records = [r for r in read_metrics(rundir) if "align_loss" in r]
     if not records:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
     axes[0].plot([r["step"] for r in records], [r["align_loss"] for r in records], lw=1.2)
     axes[0].set_ylabel("alignment loss")
     evals = [r for r in records if "top1_min" in r]

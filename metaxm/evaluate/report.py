@@ -69,10 +69,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it was
+from matplotlib.lines import Line2D
 
 HEADLINE_BUDGET = 8  # defaults for reports written before evaluate.target_* existed
 HEADLINE_FACTOR = 10
@@ -445,7 +443,7 @@ def line_styles(names: list[str]) -> dict[str, dict[str, str]]:
     """A colour and a line style per strategy: the colour cycle's colours in order, and past its
     end (matplotlib's has 10; the main job plots 11 strategies) the next line style, so no two
     strategies share a line (up to colours x styles: 40)."""
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     return {
         n: {"color": cycle[i % len(cycle)], "ls": LINE_STYLES[i // len(cycle) % len(LINE_STYLES)]}
         for i, n in enumerate(names)
@@ -461,7 +459,8 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
     style = line_styles(names)
     cols = min(4, len(mods))
     rows = math.ceil(len(mods) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     metric = report["metric"]
     overall = report.get("headline", {}).get("level")
     for ax, (mid, entry) in zip(axes.flat, mods):
@@ -494,14 +493,14 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_speedup(report: dict[str, Any], path: Path) -> None:
     """Speed-up over scratch (episodes to threshold) per strategy, one bar per modality."""
     names = [n for n in report["strategies"] if n != "scratch"]
     mods = list(report["modalities"])
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) * max(1, len(mods)) / 3), 3.5))
+    fig = Figure(figsize=(max(5, 1.2 * len(names) * max(1, len(mods)) / 3), 3.5))
+    ax = fig.subplots()
     width = 0.8 / max(len(mods), 1)
     for j, mid in enumerate(mods):
         vals = []
@@ -516,4 +515,3 @@ def plot_speedup(report: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -440,10 +440,7 @@ def evaluate_maml(
 def plot_adaptation_curve(rundir: str | Path, out: str | Path | None = None) -> Path | None:
     """Plot pre- and post-adaptation return of ``RUNDIR/metrics.jsonl`` against meta-iteration
     into ``RUNDIR/adaptation.png`` (or ``out``); None when the run logged no MAML records."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it was
 
     from metaxm.run.logger import read_metrics
 
@@ -452,7 +449,8 @@ def plot_adaptation_curve(rundir: str | Path, out: str | Path | None = None) -> 
         return None
     it = [r["update"] for r in records]
     per_iteration = records[-1]["step"] / records[-1]["update"] / 1e6  # million steps
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     for ax, key, label in ((axes[0], "return", "return"), (axes[1], "success", "success rate")):
         ax.plot(it, [r[f"pre_{key}"] for r in records], label="pre-adaptation", lw=1.5)
         ax.plot(it, [r[f"post_{key}"] for r in records], label="post-adaptation", lw=1.5)
@@ -468,5 +466,4 @@ def plot_adaptation_curve(rundir: str | Path, out: str | Path | None = None) -> 
     fig.tight_layout()
     path = Path(out) if out is not None else Path(rundir) / "adaptation.png"
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -17,10 +17,7 @@ def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
     Returns:
         the PNG's path, or None when the run has no records with a return yet.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it was
 
     records = [r for r in read_metrics(rundir) if "return" in r]
     if not records:
@@ -29,7 +26,8 @@ def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
     panels = [("return", "mean episode return")]
     if any("success" in r for r in records):
         panels.append(("success", "success rate"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
         ax.plot(steps, [r.get(key, float("nan")) for r in records], lw=1.5)
         ax.set_xlabel("environment steps")
@@ -40,12 +38,9 @@ def plot_learning_curve(rundir: str | Path, out: str | Path | None = None) -> Pa
 
 def save_run_figure(fig: Figure, rundir: str | Path, out: str | Path | None = None) -> Path:
     """Title ``fig`` with the run's name, save it to ``out`` (default ``RUNDIR/curve.png``)
-    and close it."""
-    import matplotlib.pyplot as plt
-
+    (a :class:`~matplotlib.figure.Figure`, never registered with pyplot)."""
     fig.suptitle(Path(rundir).name)
     fig.tight_layout()
     path = Path(out) if out is not None else Path(rundir) / "curve.png"
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -40,7 +40,7 @@ def test_curves_png_draws_each_strategy_in_its_own_line(tmp_path, monkeypatch) -
                                     "strategies": strategies}},
     }  # fmt: skip
     figures = []
-    monkeypatch.setattr(report_mod.plt, "close", figures.append)
+    monkeypatch.setattr(report_mod.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
     report_mod.plot_curves(report, tmp_path / "curves.png")
     (fig,) = figures
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines() if ln.get_label() in names}
@@ -48,4 +48,3 @@ def test_curves_png_draws_each_strategy_in_its_own_line(tmp_path, monkeypatch) -
     for drawn in (lines, legend):
         first, last = ((h.get_color(), h.get_linestyle()) for h in (drawn["s0"], drawn["s10"]))
         assert first != last
-    plt.close(fig)

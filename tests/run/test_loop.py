@@ -149,3 +149,24 @@ def test_a_resume_keeps_the_records_around_an_edited_line(
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
         "line 3 is not a record; dropped, the rest kept"
     ]  # the torn last line goes without a word
+
+
+def test_plotting_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """The run, MAML, alignment and report plots called ``matplotlib.use("Agg")``, so in a
+    notebook ``plt.show()`` showed nothing after ``metaxm.train``: they draw on Figure objects
+    now, never through pyplot."""
+    import subprocess
+    import sys
+
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": 8 * u, "update": u, "return": 0.1 * u}) + "\n" for u in (1, 2))
+    )
+    probe = (
+        "import matplotlib; matplotlib.use('svg')\n"
+        "from metaxm.run.curve import plot_learning_curve\n"
+        "import metaxm.evaluate.report, metaxm.align.plot, metaxm.meta.maml_trainer\n"
+        f"assert plot_learning_curve({str(tmp_path)!r}).is_file()\n"
+        "print(matplotlib.get_backend())"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "svg"
