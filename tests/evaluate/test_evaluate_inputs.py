@@ -145,6 +145,22 @@ def test_a_tie_for_best_is_named_and_a_censored_iqm_is_a_bound() -> None:
     assert _speed({**m, "censored": 0, "speedup_is_lower_bound": True}) == ">= 9.6"
 
 
+def test_the_headline_says_on_how_many_modalities_the_best_reaches_its_own_threshold() -> None:
+    """The aggregate pools every modality's seeds: it can pass the level while one modality
+    fails outright, so the headline counts the modalities that reach their own threshold."""
+    report = _report([0.1, 0.5, 0.9], [0.1, 0.2, 0.3, 0.9])  # align at 16 in aggregate
+
+    def entry(points: list[float]) -> dict:
+        rec = {"budgets": [0, 4, 16], "iqm": {"success": {"point": points}}}
+        return {"source": 1.0, "strategies": {"align": rec}}
+
+    report["modalities"] = {"a:1": entry([0.1, 0.9, 1.0]), "b:1": entry([0.0, 0.0, 0.1])}
+    assert (
+        "(its own threshold reached on 1 of 2 held-out modalities at k = 16)"
+        in (headline(report)["text"])
+    )
+
+
 def test_the_rl2_controls_say_what_their_measured_episode_keeps() -> None:
     # rl2-blind's trials keep their task, as rl2's do (its goal memory counts, so it is said);
     # rl2-newtask measures on a new task, so nothing of the trial's task is learned there
