@@ -44,15 +44,13 @@ def check_ppo(spec: Spec) -> None:
 
 
 def check_maml(spec: Spec) -> None:
-    from metaxm.sampler import TaskSampler
-
     if spec.agent.core != "mlp":
         raise ConfigError("agent.core: MAML adapts a feed-forward agent; use core: mlp")
     if spec.train.freeze != "none":
         raise ConfigError(
             "train.freeze: MAML meta-learns the adapter its inner loop adapts; use none"
         )
-    families = TaskSampler(spec).families("train")
+    families = list(spec.modalities.train)  # TaskSampler's training families, with no world built
     if spec.maml.meta_batch < len(families):
         raise ConfigError(
             f"maml.meta_batch ({spec.maml.meta_batch}) must be at least the number of training "
@@ -91,11 +89,9 @@ def check_frozen(spec: Spec) -> None:
 def check_alignment(spec: Spec) -> None:
     """``align.weight > 0`` pairs renders of the training variants: ``align.views: 0`` pairs
     every training family, so it needs two."""
-    from metaxm.sampler import TaskSampler
-
     if spec.align.weight <= 0 or spec.align.views != 0:
         return
-    families = TaskSampler(spec).families("train")
+    families = list(spec.modalities.train)
     if len(families) < 2:
         raise ConfigError(
             f"align.weight > 0 with align.views: 0 pairs every training family, and there is "
