@@ -18,6 +18,7 @@ one-line message names the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -225,3 +226,11 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
 def replace(spec: Spec, **changes: Any) -> Spec:
     """A copy of ``spec`` with top-level sections replaced (configs are frozen)."""
     return dataclasses.replace(spec, **changes)
+
+
+def with_heldout_families(spec: Spec, families: Sequence[str]) -> Spec:
+    """``spec`` with ``families`` among its held-out families (one variant each, unless it
+    already names them): the spec of an agent given their encoders after training."""
+    m = spec.modalities
+    held = {**m.heldout_families, **{f: m.heldout_families.get(f, 1) for f in families}}
+    return replace(spec, modalities=dataclasses.replace(m, heldout_families=held))

@@ -96,9 +96,6 @@ def run(args: argparse.Namespace) -> int:
         check_evaluation_spec(agents, overridden, "--set " + " --set ".join(args.overrides))
         use_spec(agents, overridden)  # the learners too: --set align.* reaches their fits
     for family in dict.fromkeys(args.add_families or ()):
-        reads = next(iter(agents.by_kind.values())).families
-        if family in reads:
-            raise ConfigError(f"--add-family {family}: the agents already read it")
         add_family(agents, family, seed=agents.spec.seed)
     chosen = validation_modalities(agents, args.modalities) if args.modalities else None
     out = Path(args.out or Path(args.rundir) / ("validation" if args.modalities else "report"))

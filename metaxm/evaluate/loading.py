@@ -38,27 +38,23 @@ def add_family(agents: Agents, family: str, seed: int = 0) -> None:
     it as a held-out family, and every agent a fresh encoder and identity adapter for it.
 
     Raises:
-        ConfigError: an unknown family, or one that cannot render the spec's world.
+        ConfigError: an unknown family, one the agents already read, or one that cannot
+            render the spec's world.
     """
-    from dataclasses import replace
-
     from metaxm.errors import ConfigError
     from metaxm.modalities import get_family
     from metaxm.resources import check_spec
+    from metaxm.spec import with_heldout_families
 
     try:
         space_of = get_family(family).observation_space
     except ValueError as err:
         raise ConfigError(f"--add-family: {err}") from None
-
-    def widened(spec: Spec) -> Spec:
-        splits = spec.modalities
-        held = {**splits.heldout_families, family: splits.heldout_families.get(family, 1)}
-        return replace(spec, modalities=replace(splits, heldout_families=held))
-
-    spec = widened(agents.spec)
+    if any(family in agent.families for agent in agents.by_kind.values()):
+        raise ConfigError(f"--add-family {family}: the agents already read it")
+    spec = with_heldout_families(agents.spec, [family])
     check_spec(spec)  # the family can render the world
-    agents.configs = {kind: widened(s) for kind, s in agents.configs.items()}
+    agents.configs = {k: with_heldout_families(s, [family]) for k, s in agents.configs.items()}
     from metaxm.envs import make_world
 
     info = make_world(spec.world, 1).scene_info

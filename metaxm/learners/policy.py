@@ -182,15 +182,13 @@ class AdaptedPolicy:
     def save(self, path: str | Path) -> Path:
         """Write the policy to ``path`` (atomically, with a checksum file beside it)."""
         from metaxm.run.checkpoint import save_checkpoint
-        from metaxm.spec import replace, spec_to_dict
+        from metaxm.spec import replace, spec_to_dict, with_heldout_families
 
         spec = replace(self.spec, agent=self.agent.config)  # an RL^2 agent's core is a GRU
         m = spec.modalities
         known = {*m.train, *m.heldout_variants, *m.heldout_families}
-        added = [f for f in self.agent.families if f not in known]  # agent.add_family's
-        if added:  # the spec the agent is rebuilt from names them, as a held-out family
-            held = {**m.heldout_families, **dict.fromkeys(added, 1)}
-            spec = replace(spec, modalities=replace(m, heldout_families=held))
+        # the families agent.add_family gave it: the spec the agent is rebuilt from names them
+        spec = with_heldout_families(spec, [f for f in self.agent.families if f not in known])
 
         payload = {
             "format": FORMAT,
