@@ -31,6 +31,7 @@ import random
 import re
 import tempfile
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -245,15 +246,26 @@ def check_resumable(
             start = "align.init_from" if theirs == "pretrain" else "train.init_from"
             hint = f" (to start a new run from its weights, use {start})"
         raise CheckpointError(f"{path}: {_kind(theirs)} checkpoint; {mine}{hint}")
+    differs = spec_difference(state["spec"], spec_data)
+    if differs is not None:
+        raise CheckpointError(
+            f"{path}: written by a run of another spec (first difference at {differs}); resume "
+            "with the spec and --set values it was written with"
+        )
+
+
+def spec_difference(saved: Any, data: dict[str, Any], ignore: Collection[str] = ()) -> str | None:
+    """Where a run's saved spec differs from ``data`` (the spec as plain data): the dotted key
+    of the first difference, or None where they agree. A spec an older metaxm saved is read
+    with the fields added since at their defaults (:func:`metaxm.spec.with_defaults`); the
+    top-level sections in ``ignore`` are not compared."""
     from metaxm.spec import with_defaults
 
-    saved = state["spec"] if state["spec"] == spec_data else with_defaults(state["spec"])
-    if saved != spec_data:
-        raise CheckpointError(
-            f"{path}: written by a run of another spec (first difference at "
-            f"{first_difference(saved, spec_data)}); resume with the spec and --set "
-            "values it was written with"
-        )
+    if saved != data:
+        saved = with_defaults(saved)
+    if ignore and isinstance(saved, dict):
+        saved, data = ({k: v for k, v in d.items() if k not in ignore} for d in (saved, data))
+    return None if saved == data else first_difference(saved, data)
 
 
 def first_difference(a: Any, b: Any, key: str = "") -> str:

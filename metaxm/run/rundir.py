@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from metaxm.errors import ConfigError
-from metaxm.run.checkpoint import first_difference, newest_checkpoint
-from metaxm.spec import with_defaults
+from metaxm.run.checkpoint import newest_checkpoint, spec_difference
 from metaxm.yaml_io import dump_yaml, read_yaml
 
 log = logging.getLogger(__name__)
@@ -232,13 +231,11 @@ def open_rundir(
             stored = data
         else:
             stored = read_yaml(config_path)
-        if stored != data:  # a run started by an older metaxm: the fields added since
-            stored = with_defaults(stored)
-        if stored != data:
+        differs = spec_difference(stored, data)
+        if differs is not None:
             raise ConfigError(
                 f"--resume: the spec differs from the one {rundir} was started with "
-                f"(first difference at {first_difference(stored, data)}); resume with the "
-                "same spec and --set values"
+                f"(first difference at {differs}); resume with the same spec and --set values"
             )
         found = newest_checkpoint(rundir, fallback=last_good)
         if found is None:

@@ -110,8 +110,8 @@ def check_finished(specs: dict[str, Spec], out: Path) -> None:
     Raises:
         ConfigError: naming the stage and the first setting that differs.
     """
-    from metaxm.run.checkpoint import first_difference
-    from metaxm.spec import spec_to_dict, with_defaults
+    from metaxm.run.checkpoint import spec_difference
+    from metaxm.spec import spec_to_dict
     from metaxm.yaml_io import read_yaml
 
     for name, spec in specs.items():
@@ -122,19 +122,14 @@ def check_finished(specs: dict[str, Spec], out: Path) -> None:
             stored = read_yaml(rundir / "config.yaml")
         except ConfigError:
             continue  # unreadable: loading the run for the evaluation says so in one line
-        data = spec_to_dict(spec)
-        if stored != data:
-            stored = with_defaults(stored)
         if not isinstance(stored, dict):
             continue
-        mine, theirs = (
-            {k: v for k, v in d.items() if k not in UNTRAINED_SECTIONS} for d in (data, stored)
-        )
-        if mine != theirs:
+        differs = spec_difference(stored, spec_to_dict(spec), ignore=UNTRAINED_SECTIONS)
+        if differs is not None:
             raise ConfigError(
                 f"{name}: the finished run {rundir} was trained under another spec (first "
-                f"difference at {first_difference(theirs, mine)}); run the job with the spec it "
-                "was trained with, or into a new --out"
+                f"difference at {differs}); run the job with the spec it was trained with, or "
+                "into a new --out"
             )
 
 
