@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from metaxm.errors import ConfigError
-from metaxm.run.checkpoint import newest_checkpoint, spec_difference
+from metaxm.run.checkpoint import list_checkpoints, newest_checkpoint, spec_difference
 from metaxm.yaml_io import dump_yaml, read_yaml
 
 log = logging.getLogger(__name__)
@@ -219,24 +219,21 @@ def open_rundir(
     """
     config_path = rundir / "config.yaml"
     if resume:
-        if not config_path.is_file():
-            from metaxm.run.checkpoint import list_checkpoints
-
-            if not list_checkpoints(rundir):
-                raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
+        if config_path.is_file():
+            differs = spec_difference(read_yaml(config_path), data)
+            if differs is not None:
+                raise ConfigError(
+                    f"--resume: the spec differs from the one {rundir} was started with "
+                    f"(first difference at {differs}); resume with the same spec and --set "
+                    "values"
+                )
+        elif list_checkpoints(rundir):
             log.warning(
                 "%s has checkpoints but no config.yaml (deleted?): the checkpoint's spec is "
                 "checked against this one instead, and config.yaml written again", rundir
             )  # fmt: skip
-            stored = data
         else:
-            stored = read_yaml(config_path)
-        differs = spec_difference(stored, data)
-        if differs is not None:
-            raise ConfigError(
-                f"--resume: the spec differs from the one {rundir} was started with "
-                f"(first difference at {differs}); resume with the same spec and --set values"
-            )
+            raise ConfigError(f"--resume: {rundir} holds no run (no config.yaml)")
         found = newest_checkpoint(rundir, fallback=last_good)
         if found is None:
             log.warning("%s has no checkpoint yet; starting the run from the beginning", rundir)
@@ -271,8 +268,6 @@ def discard_unstarted(rundir: Path) -> None:
     """Remove what a fresh run wrote before it failed, if it reached no checkpoint: a plain
     retry then starts it afresh (instead of "already holds a run"). Anything else is kept."""
     import shutil
-
-    from metaxm.run.checkpoint import list_checkpoints
 
     if list_checkpoints(rundir):
         return
