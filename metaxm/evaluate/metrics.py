@@ -40,11 +40,13 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+TRIM = 0.25
+"""The share the interquartile mean cuts from each end (``int(TRIM * n)`` values of n)."""
 
 
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Interquartile mean: the mean of the middle 50% (``scipy.stats.trim_mean(x, 0.25)``)."""
-    return stats.trim_mean(values, 0.25, axis=axis)
+    """Interquartile mean: the mean of the middle 50% (``scipy.stats.trim_mean(x, TRIM)``)."""
+    return stats.trim_mean(values, TRIM, axis=axis)
 
 
 @dataclass(frozen=True)

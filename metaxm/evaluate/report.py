@@ -436,9 +436,11 @@ def _speed(m: dict[str, Any]) -> str:
 
 
 def _bounded(m: dict[str, Any]) -> bool:
-    """The IQM of episodes to threshold keeps a censored seed (the trim drops int(n / 4) from
-    each end; a censored seed counts as the cap, the largest), so it is a lower bound."""
-    return m["censored"] > int(0.25 * m["seeds"])
+    """The IQM of episodes to threshold keeps a censored seed (the trim drops int(TRIM * n)
+    from each end; a censored seed counts as the cap, the largest), so it is a lower bound."""
+    from metaxm.evaluate.metrics import TRIM
+
+    return m["censored"] > int(TRIM * m["seeds"])
 
 
 def _aggregate_table(report: dict[str, Any]) -> str:
