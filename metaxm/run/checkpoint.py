@@ -204,7 +204,7 @@ def newest_checkpoint(rundir: str | Path, fallback: bool = False) -> Path | None
     if good is None:
         raise CheckpointError(f"{newest}: {problem}; no earlier checkpoint verifies")
     if not fallback:
-        raise CheckpointError(f"{newest}: {problem}; pass --resume-last-good to resume from {good}")
+        raise NewestDamaged(newest, problem, good)
     skipped = [p.name for p in found if _update(p) > _update(good)]
     log.warning(
         "%s: skipping %s (the newest does not verify: %s); resuming from %s",
@@ -252,6 +252,18 @@ def check_resumable(
             f"{path}: written by a run of another spec (first difference at {differs}); resume "
             "with the spec and --set values it was written with"
         )
+
+
+class NewestDamaged(CheckpointError):
+    """The newest checkpoint does not verify (``problem``) and an earlier one, ``good``, does:
+    ``--resume-last-good`` resumes from it (the main job names the command that takes it)."""
+
+    def __init__(self, newest: Path, problem: str, good: Path) -> None:
+        self.newest, self.problem, self.good = newest, problem, good
+        super().__init__(f"{newest}: {problem}; pass --resume-last-good to resume from {good}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # to cross a process boundary whole
+        return NewestDamaged, (self.newest, self.problem, self.good)
 
 
 def spec_difference(saved: Any, data: dict[str, Any], ignore: Collection[str] = ()) -> str | None:

@@ -59,18 +59,17 @@ def announce(name: str, spec: Spec, rundir: Path) -> str:
 def run_stage(name: str, spec: Spec, rundir: Path) -> str:
     """Train stage ``name`` of the main job into ``rundir`` (resuming it if it was begun);
     returns the line that says what it reached."""
+    from metaxm.run.checkpoint import NewestDamaged
+
     resume = _started(rundir)
     t = time.perf_counter()
     try:
         return _run_stage(name, spec, rundir, resume, t)
-    except CheckpointError as err:
-        said = str(err)  # it names train's flag, which metaxm main does not take
-        if "pass --resume-last-good to resume from" not in said:
-            raise
+    except NewestDamaged as err:  # its message names train's flag, which main does not take
         raise CheckpointError(
-            said.replace("pass --resume-last-good to resume from", "to resume the stage from")
-            + f", run metaxm train {rundir / 'config.yaml'} --out {rundir} --resume "
-            "--resume-last-good, then metaxm main again"
+            f"{err.newest}: {err.problem}; to resume the stage from {err.good}, run metaxm "
+            f"train {rundir / 'config.yaml'} --out {rundir} --resume --resume-last-good, then "
+            "metaxm main again"
         ) from None
 
 
