@@ -24,7 +24,9 @@ Definitions (``K`` is the largest budget of the adapting strategy):
   lower bound when scratch is censored (its cap is used), undefined when the strategy is.
 * **asymptote**: performance at the largest budget.
 * **negative transfer**: the strategy's auc is below scratch's, with the 95% bootstrap
-  interval of the IQM difference excluding zero.
+  interval of the IQM difference excluding zero. Where the two curves share their seeds
+  (``paired``, as in the evaluator), this interval and the jumpstart's resample seeds, not
+  the two curves apart.
 * **paired against a baseline** (:func:`paired_episodes`): seed by seed, the strategy's
   episodes to threshold minus the baseline's on the same seeds; its mean with a bootstrap
   interval and the Wilcoxon signed-rank test. Seeds pair two curves' target episodes, so this
@@ -100,12 +102,19 @@ def iqm_interval(
 
 
 def difference_interval(
-    a: np.ndarray, b: np.ndarray, n_resamples: int = 2000, seed: int = 0
+    a: np.ndarray, b: np.ndarray, n_resamples: int = 2000, seed: int = 0, paired: bool = False
 ) -> Interval:
-    """IQM(a) - IQM(b) with a bootstrap interval (a and b resampled independently)."""
+    """IQM(a) - IQM(b) with a bootstrap interval: a and b resampled independently, or with
+    ``paired`` (a[i] and b[i] measured on the same seed) the same seeds drawn for both, so
+    that what the seeds share (their tasks, their episodes) cancels out."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    if paired and a.shape != b.shape:
+        raise ValueError(f"paired values need the same seeds: {a.size} and {b.size}")
     point = float(iqm(a) - iqm(b))
-    if (a.size < 2 or np.all(a == a[0])) and (b.size < 2 or np.all(b == b[0])):
+    if paired:
+        if a.size < 2 or np.all(a - b == a[0] - b[0]):
+            return Interval(point, point, point)
+    elif (a.size < 2 or np.all(a == a[0])) and (b.size < 2 or np.all(b == b[0])):
         return Interval(point, point, point)
 
     def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -115,6 +124,7 @@ def difference_interval(
         (a, b),
         statistic,
         n_resamples=n_resamples,
+        paired=paired,
         method="percentile",
         vectorized=True,
         rng=np.random.default_rng(seed),
@@ -222,6 +232,7 @@ def transfer_metrics(
     source: float,
     fraction: float = 0.8,
     seed: int = 0,
+    paired: bool = False,
 ) -> TransferMetrics:
     """Transfer metrics of ``curves`` (seeds, K) against ``scratch_curves`` (seeds', K').
 
@@ -234,6 +245,9 @@ def transfer_metrics(
         source: the source-modality performance the threshold is a fraction of.
         fraction: the threshold is ``fraction * source``.
         seed: seeds the bootstrap.
+        paired: row i of ``curves`` and of ``scratch_curves`` were measured on the same seed
+            (the evaluator's jobs are): the jumpstart's and the AUC difference's bootstraps
+            draw the same seeds for both.
     """
     budgets = np.asarray(budgets)
     sb = np.asarray(scratch_budgets)
@@ -258,11 +272,11 @@ def transfer_metrics(
     speedup: float | None = None
     if censored <= len(hits) // 2:  # the IQM of the strategy's episodes is a real number
         speedup = float(max(iqm(scratch_values), 1.0) / max(iqm(hit_values), 1.0))
-    diff = difference_interval(auc, scratch_auc, seed=seed)
+    diff = difference_interval(auc, scratch_auc, seed=seed, paired=paired)
     scratch_area = float(iqm(scratch_auc))
     ratio = float(iqm(auc)) / scratch_area if scratch_area > 0 else float("inf")
     return TransferMetrics(
-        jumpstart=difference_interval(curves[:, 0], scratch[:, 0], seed=seed),
+        jumpstart=difference_interval(curves[:, 0], scratch[:, 0], seed=seed, paired=paired),
         auc=iqm_interval(auc, seed=seed),
         transfer_ratio=ratio,
         episodes_to_threshold=iqm_interval(hit_values, seed=seed),
@@ -293,15 +307,18 @@ def paired_episodes(
         threshold: the performance to reach.
 
     Returns:
-        ``{difference: {point, low, high}, fewer, more, seeds, p_value}``: the mean of the
-        per-seed differences (the strategy's minus the baseline's; censored seeds count as the
-        largest budget) with a percentile-bootstrap 95% interval, the seeds on which the
-        strategy needs fewer and more episodes, and the two-sided Wilcoxon signed-rank test's
-        p-value (seeds with no difference dropped; 1 where every seed ties).
+        ``{difference: {point, low, high}, fewer, more, seeds, p_value, censored,
+        baseline_censored, bound}``: the mean of the per-seed differences (the strategy's
+        minus the baseline's; censored seeds count as the largest budget) with a
+        percentile-bootstrap 95% interval, the seeds on which the strategy needs fewer and
+        more episodes, the two-sided Wilcoxon signed-rank test's p-value (seeds with no
+        difference dropped; 1 where every seed ties), the censored seeds of each, and what
+        censoring makes of the difference (:func:`censored_bound`).
     """
     cap = int(max(budgets))
-    ours = _capped(episodes_to_threshold(budgets, values, threshold), cap)
-    theirs = _capped(episodes_to_threshold(budgets, baseline, threshold), cap)
+    our_hits = episodes_to_threshold(budgets, values, threshold)
+    their_hits = episodes_to_threshold(budgets, baseline, threshold)
+    ours, theirs = _capped(our_hits, cap), _capped(their_hits, cap)
     if ours.shape != theirs.shape:
         raise ValueError(f"paired curves need the same seeds: {ours.size} and {theirs.size}")
     diff = ours - theirs
@@ -322,4 +339,20 @@ def paired_episodes(
         "more": int((diff > 0).sum()),
         "seeds": int(diff.size),
         "p_value": p_value,
+        "censored": sum(h is None for h in our_hits),
+        "baseline_censored": sum(h is None for h in their_hits),
+        "bound": censored_bound(our_hits, their_hits),
     }
+
+
+def censored_bound(ours: Sequence[int | None], theirs: Sequence[int | None]) -> str:
+    """What censored seeds (None: never reached) make of a paired difference counted at the
+    cap: ``"exact"`` where none is censored; ``"upper"`` where only the baseline's are, so
+    the true difference is at most the one counted (the baseline needs more than the cap);
+    ``"lower"`` where only the strategy's are; ``"none"`` where both are, on one seed or
+    across seeds, so it is bounded neither way."""
+    mine = any(h is None for h in ours)
+    base = any(h is None for h in theirs)
+    return {(False, False): "exact", (False, True): "upper", (True, False): "lower"}.get(
+        (mine, base), "none"
+    )

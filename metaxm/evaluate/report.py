@@ -236,7 +236,20 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['seeds']} seeds per curve; IQM over seeds with 95% bootstrap intervals; "
         f"budgets {report['budgets']} episodes (scratch up to {report['scratch_budgets'][-1]}).",
         "",
+        "Episodes to threshold: in a modality's table, the IQM over seeds of each seed's first "
+        "budget reaching the modality's threshold (a seed that never does counts as the "
+        "largest budget: '>=' marks where that makes the IQM a lower bound, '> K' where most "
+        "seeds never do); 'stays from' is the first budget from which every later one reaches "
+        "it. In the headline and the aggregate table: the first budget at which the IQM "
+        "pooled over every held-out modality and seed reaches the aggregate threshold.",
+        "",
     ]
+    if report["seeds"] < 2:
+        lines += [
+            "One seed per curve: the intervals below have zero width, as a single seed leaves "
+            "nothing to resample; measure more seeds (`--seeds`) for intervals.",
+            "",
+        ]
     if report.get("seconds_by_strategy"):
         spent = ", ".join(f"{n} {t:.0f} s" for n, t in report["seconds_by_strategy"].items())
         lines += [f"Evaluation: {report['seconds']:.0f} s wall clock; curve time {spent}.", ""]
@@ -357,23 +370,45 @@ def _paired_lines(strategies: dict[str, Any]) -> list[str]:
         for key, pair in rec.items():
             if not key.startswith("vs_"):
                 continue
-            d, untied = pair["difference"], pair["fewer"] + pair["more"]
-            least = untied > 0 and abs(pair["p_value"] - 2.0 ** (1 - untied)) < 1e-9
-            by_baseline.setdefault(key[3:], []).append(
-                f"{name} {d['point']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] episodes, fewer "
-                f"on {pair['fewer']} and more on {pair['more']} of {pair['seeds']} seeds "
-                f"(Wilcoxon p = {pair['p_value']:.2g}"
-                + (f", the least {untied} untied seeds allow)" if least else ")")
-            )
+            base = key[3:]
+            by_baseline.setdefault(base, []).append(_paired_text(name, base, pair))
     lines = []
     for base, parts in by_baseline.items():
         lines += [
             "",
             f"Episodes to threshold against {base}'s on the same seeds (the same k episodes; "
             "mean difference, 95% bootstrap interval; a seed that never reaches the threshold "
-            "counts as the largest budget): " + "; ".join(parts) + ".",
+            "counts as the largest budget, so where only the baseline's never does, the "
+            "difference is at most (<=) the one shown): " + "; ".join(parts) + ".",
         ]
     return lines
+
+
+def _paired_text(name: str, base: str, pair: dict[str, Any]) -> str:
+    """One strategy's paired difference in words: a bound where censored seeds make it one
+    (``pair["bound"]``; a report written before stop 65 has none), no number where neither
+    ever reached the threshold."""
+    d, untied, seeds = pair["difference"], pair["fewer"] + pair["more"], pair["seeds"]
+    bound = pair.get("bound", "exact")
+    if pair.get("censored") == seeds and pair.get("baseline_censored") == seeds:
+        return f"{name}: neither reaches the threshold on any of {seeds} seeds"
+    number = f"{d['point']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] episodes"
+    if bound == "none":  # a seed each never reached, or one both never did: no bound
+        number = "a difference bounded neither way"
+    mark = {"upper": "<= ", "lower": ">= "}.get(bound, "")
+    least = untied > 0 and abs(pair["p_value"] - 2.0 ** (1 - untied)) < 1e-9
+    text = (
+        f"{name} {mark}{number}, fewer "
+        f"on {pair['fewer']} and more on {pair['more']} of {seeds} seeds "
+        f"(Wilcoxon p = {pair['p_value']:.2g}"
+        + (f", the least {untied} untied seeds allow" if least else "")
+    )
+    censored = [
+        f"{who} never reached it on {n} seed{'' if n == 1 else 's'}"
+        for who, n in ((name, pair.get("censored", 0)), (base, pair.get("baseline_censored", 0)))
+        if n
+    ]
+    return text + ("; " + " and ".join(censored) if censored else "") + ")"
 
 
 def _meta_learned(by_name: dict[str, str]) -> list[str]:
@@ -463,44 +498,56 @@ def _aggregate_table(report: dict[str, Any]) -> str:
 LINE_STYLES = ("-", "--", ":", "-.")
 """The line styles that tell strategies apart once the colour cycle has gone round."""
 
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
+"""A marker per strategy, so that two curves lying on one another both show."""
+
+REFERENCE = "scratch"
+"""The strategy every other is measured against: drawn black and dashed, off the colour cycle."""
+
 
 def line_styles(names: list[str]) -> dict[str, dict[str, str]]:
-    """A colour and a line style per strategy: the colour cycle's colours in order, and past its
-    end (matplotlib's has 10; the main job plots 11 strategies) the next line style, so no two
-    strategies share a line (up to colours x styles: 40)."""
+    """A colour, a line style and a marker per strategy: the colour cycle's colours in order
+    (the reference, ``scratch``, black and dashed, outside it), and past the cycle's end
+    (matplotlib's has 10) the next line style, so no two strategies share a line (up to
+    colours x styles: 40)."""
     cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {
+    others = [n for n in names if n != REFERENCE]
+    style = {
         n: {"color": cycle[i % len(cycle)], "ls": LINE_STYLES[i // len(cycle) % len(LINE_STYLES)]}
-        for i, n in enumerate(names)
+        for i, n in enumerate(others)
     }
+    if REFERENCE in names:
+        style[REFERENCE] = {"color": "k", "ls": "--"}
+    return {n: {**style[n], "marker": MARKERS[i % len(MARKERS)]} for i, n in enumerate(names)}
+
+
+THRESHOLD_STYLE = {"color": "0.45", "ls": ":", "lw": 1.2}
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:
     """Few-shot curves (IQM and 95% band) per held-out modality, budgets on a log2(1+k) axis,
-    with the modality's threshold dashed. A strategy keeps its line in every panel, also
-    where another is not measured (a family it does not read)."""
+    with the modality's threshold dotted; with more than one modality, a last panel of the
+    aggregate (the IQM over every held-out modality and seed, as the headline reads it). A
+    strategy keeps its line in every panel, also where another is not measured (a family it
+    does not read)."""
     mods = list(report["modalities"].items())
     names = list(dict.fromkeys(n for _, entry in mods for n in entry["strategies"]))
     style = line_styles(names)
-    cols = min(4, len(mods))
-    rows = math.ceil(len(mods) / cols)
+    summary = report.get("summary") if len(mods) > 1 else None
+    panels = len(mods) + bool(summary)
+    cols = min(4, panels)
+    rows = math.ceil(panels / cols)
     fig = Figure(figsize=(4 * cols, 3.2 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     metric = report["metric"]
     overall = report.get("headline", {}).get("level")
+    ticks = report["scratch_budgets"]
     for ax, (mid, entry) in zip(axes.flat, mods):
         # this modality's threshold: a fraction of its own source level (see report.json)
         own = entry.get("source")
         level = overall if own is None else report["threshold"] * own
         for name, rec in entry["strategies"].items():
-            x = [math.log2(1 + k) for k in rec["budgets"]]
-            band = rec["iqm"][metric]
-            ax.plot(x, band["point"], marker="o", ms=3, label=name, **style[name])
-            ax.fill_between(x, band["low"], band["high"], color=style[name]["color"], alpha=0.2)
-        if level is not None:
-            ax.axhline(level, color="k", ls="--", lw=0.8)
-        ticks = report["scratch_budgets"]
-        ax.set_xticks([math.log2(1 + k) for k in ticks], [str(k) for k in ticks], fontsize=7)
+            _draw(ax, rec["budgets"], rec["iqm"][metric], name, style[name])
         title = f"{mid} ({entry['split'].replace('heldout_', 'held-out ')})"
         if not entry.get("measurable", True):
             fresh_at = (
@@ -509,15 +556,39 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
                 else ("fresh agent at threshold")
             )
             title += f"\nnot measurable: {fresh_at}"
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("episodes of target experience")
-        ax.set_ylabel(metric)
-    for ax in list(axes.flat)[len(mods) :]:
+        _frame(ax, title, level, ticks, metric)
+    if summary:
+        ax = axes.flat[len(mods)]
+        for name, s in summary.items():
+            if s.get("missing") or name not in style:  # not over every modality: not pooled
+                continue
+            band = {key: [b[key] for b in s["by_budget"]] for key in ("point", "low", "high")}
+            _draw(ax, s["budgets"], band, name, style[name])
+        title = "aggregate over held-out modalities\n(the strategies measured on every one)"
+        _frame(ax, title, overall, ticks, metric)
+    for ax in list(axes.flat)[panels:]:
         ax.axis("off")
-    handles = [Line2D([], [], marker="o", ms=3, label=n, **style[n]) for n in names]
-    fig.legend(handles=handles, loc="lower center", ncol=len(names), fontsize=8)
+    handles = [Line2D([], [], ms=5, mfc="none", label=n, **style[n]) for n in names]
+    share = f"{report['threshold']:.0%} of source"
+    handles.append(Line2D([], [], label=f"threshold ({share})", **THRESHOLD_STYLE))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 12), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
+
+
+def _draw(ax: Any, budgets: list[int], band: dict[str, list[float]], name: str, style: dict):
+    x = [math.log2(1 + k) for k in budgets]
+    ax.plot(x, band["point"], ms=5, mfc="none", label=name, **style)  # hollow: overlaps show
+    ax.fill_between(x, band["low"], band["high"], color=style["color"], alpha=0.15)
+
+
+def _frame(ax: Any, title: str, level: float | None, ticks: list[int], metric: str) -> None:
+    if level is not None:
+        ax.axhline(level, **THRESHOLD_STYLE)
+    ax.set_xticks([math.log2(1 + k) for k in ticks], [str(k) for k in ticks], fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("episodes of target experience")
+    ax.set_ylabel(metric)
 
 
 def plot_speedup(report: dict[str, Any], path: Path) -> None:

@@ -440,7 +440,7 @@ def _derive(
             if src is not None:
                 tm = transfer_metrics(
                     b, values, sbudgets, scratch, float(src), cfg.threshold,
-                    seed=variant,
+                    seed=variant, paired=True,  # seed k's jobs share their seed
                 )  # fmt: skip
                 record["metrics"] = tm.to_dict()
                 level = cfg.threshold * float(src)
