@@ -212,6 +212,7 @@ def plan_evaluation(
     """
     spec = agents.spec
     cfg = spec.evaluate
+    _check_arguments(strategies, seeds, modalities)
     names = list(strategies or cfg.strategies)
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
@@ -259,6 +260,35 @@ def plan_evaluation(
     ]
     return Plan(names, skipped, n_seeds, held, unread, budgets,
                 scratch_budgets(budgets, cfg.scratch_cap), root, jobs)  # fmt: skip
+
+
+def _check_arguments(strategies: object, seeds: object, modalities: object) -> None:
+    """One line for an argument of the wrong kind, before it is taken apart (a string of
+    strategies would be read as its letters)."""
+    if isinstance(strategies, str):
+        raise ConfigError(
+            f"strategies: a list of names, not the string {strategies!r}: pass [{strategies!r}]"
+        )
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ConfigError(f"seeds: a whole number >= 1, not {seeds!r}")
+    if modalities is None:
+        return
+    if isinstance(modalities, str):
+        raise ConfigError(f"modalities: a list of (split, family, variant), not {modalities!r}")
+    for item in modalities:
+        if not (
+            isinstance(item, tuple | list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+            and isinstance(item[2], int)
+            and not isinstance(item[2], bool)
+        ):
+            raise ConfigError(
+                f"modalities: each one a (split, family, variant) such as "
+                f"('validation', 'vector', 100), not {item!r} (validation_modalities(agents, "
+                "['vector:100']) builds them from FAMILY:VARIANT)"
+            )
 
 
 def run_evaluation(

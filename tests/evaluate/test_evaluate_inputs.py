@@ -4,6 +4,7 @@ unmeasurable threshold, and the headline target as a setting."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,27 @@ def test_evaluate_adds_a_family_the_agents_were_trained_without(
     assert "unknown modality family 'smell'" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--spec", "tasks/gridnav.yaml"]) == 2
     assert "or give them one with --add-family FAMILY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategies": "align"}, "strategies: a list of names, not the string 'align'"),
+        ({"seeds": 0}, "seeds: a whole number >= 1, not 0"),
+        ({"seeds": 2.5}, "seeds: a whole number >= 1, not 2.5"),
+        ({"modalities": "vector:100"}, "modalities: a list of (split, family, variant)"),
+        ({"modalities": ["vector:100"]}, "each one a (split, family, variant) such as"),
+        ({"modalities": [("validation", "vector", "100")]}, "not ('validation', 'vector', '100')"),
+    ],
+)
+def test_the_library_evaluation_names_an_argument_of_the_wrong_kind(kwargs, message) -> None:
+    """``run_evaluation`` from Python: a string of strategies was read as its letters ("unknown
+    strategy 'a'"), a modality id as a tuple to unpack."""
+    from types import SimpleNamespace
+
+    from metaxm.errors import ConfigError
+    from metaxm.evaluate.runner import plan_evaluation
+    from metaxm.spec import Spec
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_evaluation(SimpleNamespace(spec=Spec()), **kwargs)
