@@ -260,7 +260,10 @@ class NewestDamaged(CheckpointError):
 
     def __init__(self, newest: Path, problem: str, good: Path) -> None:
         self.newest, self.problem, self.good = newest, problem, good
-        super().__init__(f"{newest}: {problem}; pass --resume-last-good to resume from {good}")
+        super().__init__(
+            f"{newest}: {problem}; pass --resume-last-good (last_good=True from Python) to resume "
+            f"from {good}"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:  # to cross a process boundary whole
         return NewestDamaged, (self.newest, self.problem, self.good)

@@ -240,8 +240,8 @@ def open_rundir(
         return found
     if config_path.exists() or (rundir / "checkpoints").exists():
         raise ConfigError(
-            f"--out {rundir} already holds a run; pass --resume to continue it or choose "
-            "another directory"
+            f"--out {rundir} already holds a run; pass --resume (resume=True from Python) to "
+            "continue it or choose another directory"
         )
     others = (
         sorted(p.name for p in rundir.iterdir() if p.name != LOCK_NAME) if rundir.is_dir() else []

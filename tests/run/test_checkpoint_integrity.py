@@ -235,7 +235,7 @@ def test_newest_checkpoint_damaged_names_the_fallback(tmp_path: Path) -> None:
         newest_checkpoint(tmp_path)
     assert str(caught.value) == (
         f"{newest}: checksum mismatch (the file changed after it was written); "
-        f"pass --resume-last-good to resume from {good}"
+        f"pass --resume-last-good (last_good=True from Python) to resume from {good}"
     )
 
 
@@ -370,6 +370,8 @@ def test_check_follows_resume_last_good_as_the_run_does(tmp_path: Path, capsys) 
     capsys.readouterr()
     args = ["train", str(spec), "--out", str(run), "--resume", "--check"]
     assert main(args) == 2
-    assert "pass --resume-last-good to resume from" in capsys.readouterr().err
+    assert "pass --resume-last-good (last_good=True from Python) to resume from" in (
+        capsys.readouterr().err
+    )
     assert main([*args, "--resume-last-good"]) == 0
     assert main(["train", str(spec), "--out", str(run), "--resume", "--resume-last-good"]) == 0

@@ -110,7 +110,9 @@ def test_nan_guard_names_step_and_quantity_and_keeps_good_checkpoints(
 def test_rundir_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _use(monkeypatch, ScriptedTrainer())
     loop.train(_spec(total_steps=200), tmp_path / "run")
-    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+    with pytest.raises(
+        ConfigError, match=r"already holds a run; pass --resume \(resume=True from Python\)"
+    ):
         loop.train(_spec(total_steps=200), tmp_path / "run")
     with pytest.raises(ConfigError, match=r"first difference at train\.total_steps"):
         loop.train(_spec(total_steps=400), tmp_path / "run", resume=True)
