@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="zeroshot, maml, rl2, align, translate, metafit, priorfit, selffit, selfread, "
         "finetune, scratch, rl2-blind (a control: rl2 with its observations zeroed), "
-        "rl2-newtask (a control: rl2 with a new task every episode)",
+        "rl2-newtask (a control: rl2 with a new task every episode), or one a plugin "
+        "registers (the run's spec imports it)",
     )
     parser.add_argument(
         "--episodes", type=int, default=8, help="K, episodes of the modality (default: 8)"
