@@ -35,7 +35,7 @@ from metaxm.evaluate.strategies import STRATEGIES, Agents, scratch_budgets
 from metaxm.modalities import parse_modality_id
 from metaxm.plugins import load_in_child
 from metaxm.rl.trainer import derive_seed
-from metaxm.run.children import die_with_parent
+from metaxm.run.children import die_with_parent, ignore_interrupts, interrupt_blocked, stop_pool
 from metaxm.sampler import TaskSampler
 
 if TYPE_CHECKING:
@@ -400,6 +400,7 @@ def worker_pool(agents: Agents, workers: int) -> ProcessPoolExecutor:
 
 def _init_worker(agents: Agents) -> None:
     global _WORKER_AGENTS
+    ignore_interrupts()  # a Ctrl-C is the parent's: it stops the pool (stop_pool)
     die_with_parent()  # else a SIGKILLed evaluation leaves its workers waiting forever
     torch.set_num_threads(1)
     load_in_child(agents.spec.imports)  # a plugin's families and worlds, as the parent has
@@ -429,10 +430,16 @@ def _run_jobs(
         for job in jobs:
             yield job, *_one(job, budgets, sbudgets, agents)
         return
-    with worker_pool(agents, workers) as ex:
-        futures = {ex.submit(_one, job, budgets, sbudgets): job for job in jobs}
+    pool = worker_pool(agents, workers)
+    try:
+        with interrupt_blocked():  # the submits start the workers: no Ctrl-C while they import
+            futures = {pool.submit(_one, job, budgets, sbudgets): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], *future.result()
+    except BaseException:  # Ctrl-C, SIGTERM, a job that failed, a caller that stopped reading
+        stop_pool(pool)  # now, not after every job left (the workers ignore Ctrl-C)
+        raise
+    pool.shutdown()
 
 
 def _derive(

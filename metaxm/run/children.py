@@ -8,6 +8,13 @@ end itself and the read never sees end-of-file. multiprocessing's resource track
 it exits when every holder of its pipe (the parent and the workers it passed it to) is gone, so
 it follows the workers. :func:`die_with_parent`, called first thing in a child (a pool's
 ``initializer``), ends the child when its parent goes.
+
+A Ctrl-C in a terminal reaches every process of its group, a pool's workers too: one still
+importing prints its own KeyboardInterrupt traceback. And a parent stopped by SIGTERM (or by a
+job that failed) leaving a ``with ProcessPoolExecutor(...)`` block waits for every job left in
+the pool. So a pool's workers start with SIGINT blocked (:func:`interrupt_blocked` around the
+submits, which start them) and ignore it (:func:`ignore_interrupts`, in the initializer), and the
+parent stops them itself (:func:`stop_pool`), at once.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +90,40 @@ def _watch(parent_pid: int, poll_s: float) -> None:
     while os.getppid() == parent_pid:
         time.sleep(poll_s)
     os._exit(1)  # no cleanup: whoever would receive this process's results is gone
+
+
+@contextmanager
+def interrupt_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block. Processes and threads started in it start
+    with it blocked (a signal mask survives fork and exec), so a Ctrl-C cannot reach a pool's
+    worker before :func:`ignore_interrupts`; one pressed within the block reaches this thread
+    at its end. Nothing is blocked where signals cannot be (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def ignore_interrupts() -> None:
+    """In a pool's worker, first thing: ignore SIGINT from now on, and drop one that came while
+    it started (setting SIG_IGN discards a pending signal) before unblocking it; its parent
+    stops it (:func:`stop_pool`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
+    """Stop ``pool`` now: cancel the jobs not begun and end its workers (SIGTERM), not waiting
+    for the jobs in hand as ``shutdown`` does (Python 3.14's ``terminate_workers``)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout_s)
