@@ -48,7 +48,10 @@
                                      from which every later budget reaches the threshold,
                                    vs_align: (a strategy fitting align's episodes and pairs)
                                      {difference: {point, low, high}, fewer, more, seeds,
-                                     p_value}, metaxm.evaluate.metrics.paired_episodes}}}
+                                     p_value, censored, baseline_censored, bound: exact,
+                                     upper, lower or none where censored seeds make the
+                                     difference a bound}, metaxm.evaluate.metrics
+                                     .paired_episodes}}}
     summary.<name>               {budgets, by_budget: [{point, low, high}] (IQM over all
                                  held-out modalities, stratified bootstrap),
                                  episodes_to_threshold: {<modality>: episodes | null},
@@ -57,7 +60,8 @@
     headline                     {best, best_episodes, scratch_episodes, target_met, text}
     representation               (when computed) latent metrics on held-out modalities
 
-Plots: ``curves.png`` (few-shot curves with 95% bands, one panel per held-out modality),
+Plots: ``curves.png`` (few-shot curves with 95% bands, one panel per held-out modality and,
+with more than one, an aggregate panel),
 ``speedup.png`` (speed-up over scratch per strategy and modality).
 """
 
