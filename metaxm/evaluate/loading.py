@@ -90,6 +90,54 @@ def check_evaluation_spec(agents: Agents, spec: Spec, source: str) -> None:
                     f"{tuple(space.shape)}; the trained agents fix the world (evaluate under "
                     "the run's)"
                 )
+    check_splits(agents, spec, source)
+
+
+def trained_variants(agents: Agents) -> dict[tuple[str, int], str]:
+    """Each ``(family, variant)`` a loaded agent trained on (its run's own training split),
+    with the first kind that did."""
+    from metaxm.sampler import TaskSampler
+
+    out: dict[tuple[str, int], str] = {}
+    for kind, trained in agents.configs.items():
+        for family_variant in TaskSampler(trained).modalities("train"):
+            out.setdefault(family_variant, kind)
+    return out
+
+
+def check_splits(agents: Agents, spec: Spec, source: str) -> None:
+    """Refuse an evaluation spec whose splits are not the runs': the spec's ``seed`` and
+    ``modalities.train`` draw the training variants, and the held-out ones after them, so
+    another seed or fewer training variants would score a variant an agent trained on as
+    held out, or measure the source level on variants no agent trained on.
+
+    Raises:
+        ConfigError: the first such variant.
+    """
+    from metaxm.errors import ConfigError
+    from metaxm.sampler import TaskSampler
+
+    trained = trained_variants(agents)
+    if not trained:
+        return
+    splits = TaskSampler(spec).splits
+    if set(splits["train"]) - {family for family, _ in trained}:
+        return  # a family no agent trained on at all: plan_evaluation names every such one
+    why = "(the seed and modalities.train draw the splits: evaluate under the run's)"
+    for family, variant in TaskSampler(spec).modalities("heldout_variants"):
+        if (family, variant) in trained:
+            kind = trained[family, variant]
+            raise ConfigError(
+                f"{source}: held-out {family}:{variant} is a variant the {kind} agent trained "
+                f"on {why}"
+            )
+    for family, variants in splits["train"].items():
+        for variant in variants:
+            if (family, variant) not in trained:
+                raise ConfigError(
+                    f"{source}: the source level would be measured on {family}:{variant}, "
+                    f"which no loaded agent trained on {why}"
+                )
 
 
 def use_spec(agents: Agents, spec: Spec) -> None:

@@ -64,6 +64,9 @@ def validation_modalities(agents: Agents, ids: Sequence[str]) -> list[tuple[str,
         ConfigError: an id that does not parse or names no family, or a variant a split of the
             spec holds (its training or held-out variants are not validation variants).
     """
+    from metaxm.evaluate.loading import trained_variants
+
+    trained = trained_variants(agents)
     splits = TaskSampler(agents.spec).splits
     taken = {
         (f, v): split for split, by in splits.items() for f, seeds in by.items() for v in seeds
@@ -81,6 +84,11 @@ def validation_modalities(agents: Agents, ids: Sequence[str]) -> list[tuple[str,
             raise ConfigError(
                 f"--modality {text}: a {split} variant of the spec; validation variants lie "
                 "outside every split (e.g. seeds 100-131, as docs/transfer-studies.md uses)"
+            )
+        if (family, variant) in trained:  # a spec given with another seed draws other splits
+            raise ConfigError(
+                f"--modality {text}: a variant the {trained[family, variant]} agent trained on; "
+                "validation variants lie outside every split"
             )
         out.append(("validation", family, variant))
     return list(dict.fromkeys(out))

@@ -358,3 +358,35 @@ def test_the_library_evaluation_names_an_argument_of_the_wrong_kind(kwargs, mess
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         plan_evaluation(SimpleNamespace(spec=Spec()), **kwargs)
+
+
+def test_evaluate_refuses_splits_that_are_not_the_runs(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another seed, or fewer training variants, redraw the splits: the source level was
+    measured on variants no agent trained on, and a trained variant was scored as held out,
+    both with exit 0 (found by a reproducibility walkthrough)."""
+    from types import SimpleNamespace
+
+    from metaxm.errors import ConfigError
+    from metaxm.evaluate.loading import check_splits
+    from metaxm.sampler import TaskSampler
+    from metaxm.spec import spec_from_dict
+
+    out = ["--out", str(tmp_path / "report")]
+    assert main(["evaluate", str(run), "--set", "seed=7", *out]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and "--set seed=7: the source level would be measured on vector:" in err
+    )
+    assert "which no loaded agent trained on" in err and not (tmp_path / "report").exists()
+    two = spec_from_dict({"modalities": {"train": {"vector": 2}}})
+    one = spec_from_dict(
+        {"modalities": {"train": {"vector": 1}, "heldout_variants": {"vector": 1}}}
+    )
+    agents = SimpleNamespace(configs={"ppo": two})
+    second = TaskSampler(two).splits["train"]["vector"][1]
+    with pytest.raises(ConfigError, match=f"held-out vector:{second} is a variant the ppo agent"):
+        check_splits(agents, one, "--set modalities.train={vector: 1}")
+    check_splits(SimpleNamespace(configs={"ppo": one}), one, "--spec same")  # the run's: fine
