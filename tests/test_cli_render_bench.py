@@ -93,6 +93,16 @@ def test_bench_envs_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture
         EnvBenchRecord(**r)  # nothing more, nothing less
     printed = capsys.readouterr().out
     assert "torch threads = 1" in printed and "ratio" in printed
+    # an earlier result is replaced; any other file is refused before the benchmark runs
+    assert cli.main([*args, "--batches", "2"]) == 0
+    assert [r["batch"] for r in json.loads(out.read_text())] == [2, 2]
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    capsys.readouterr()
+    assert cli.main(["bench", "envs", "--quick", "--json", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists and holds no metaxm bench result" in err
+    assert notes.read_text() == "# my notes\n"
 
 
 @pytest.mark.parametrize(
@@ -171,3 +181,23 @@ def test_an_allocation_past_the_estimate_is_one_line_and_other_errors_are_not_hi
     monkeypatch.setattr(render, "run", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         cli.main(["render", "tasks/gridnav.yaml"])
+
+
+def test_each_benchmarks_json_is_known_as_a_bench_result(tmp_path: Path) -> None:
+    """``--json`` replaces what any of the three benchmarks wrote: a list of records (envs) or
+    a mapping with ``cases`` (maml, sensory); a run's eval.json or a text file it refuses."""
+    from metaxm.commands.bench import _a_bench_result
+
+    shapes = {
+        "envs": [{"world": "gridnav", "threads": 1}],
+        "maml": {"case": "a", "threads": 1, "cases": [{"case": "a", "threads": 1}]},
+        "sensory": {"target": 2.0, "cases": [{"case": "b", "threads": 1}]},
+        "eval": {"success": 0.5, "return": 1.0},
+        "empty": [],
+    }
+    for name, data in shapes.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    known = {n for n in shapes if _a_bench_result(tmp_path / f"{n}.json")}
+    assert known == {"envs", "maml", "sensory"}
+    (tmp_path / "text.json").write_text("not json")
+    assert not _a_bench_result(tmp_path / "text.json")

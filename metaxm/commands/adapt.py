@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint), "modality": f"{family}:{variant}",
         "strategy": args.strategy, "budgets": budgets, **curve,
     }  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)  # as --save-policy's, render's, evaluate's
     out.write_text(json.dumps(result, indent=2) + "\n")
     saved = None
     if args.save_policy is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 HELP = (
     "benchmarks: 'envs' times batched worlds against gymnasium's SyncVectorEnv; 'maml' times "
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None:
         check_result_path(args.json, "--json")  # before the benchmark runs
+        if Path(args.json).is_file() and not _a_bench_result(Path(args.json)):
+            raise ConfigError(
+                f"--json {args.json} exists and holds no metaxm bench result; choose another "
+                "file (an earlier bench result is replaced)"
+            )
     if args.threads > 1024:
         raise ConfigError(f"--threads: need at most 1024, got {args.threads}")
     if not 0 <= args.variant < 2**31:
@@ -207,3 +213,20 @@ def run_sensory(quick: bool = False, json_path: str | None = None, threads: int 
     if json_path:
         print(f"wrote {bench.write_json(records, json_path)}")
     return 0
+
+
+def _a_bench_result(path: Path) -> bool:
+    """Whether ``path`` holds what ``--json`` writes: records (a list, or a mapping's
+    ``cases``) that each name their ``threads``."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    rows = data.get("cases") if isinstance(data, dict) else data
+    return (
+        isinstance(rows, list)
+        and bool(rows)
+        and all(isinstance(r, dict) and "threads" in r for r in rows)
+    )

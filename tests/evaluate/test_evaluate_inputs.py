@@ -390,3 +390,12 @@ def test_evaluate_refuses_splits_that_are_not_the_runs(
     with pytest.raises(ConfigError, match=f"held-out vector:{second} is a variant the ppo agent"):
         check_splits(agents, one, "--set modalities.train={vector: 1}")
     check_splits(SimpleNamespace(configs={"ppo": one}), one, "--spec same")  # the run's: fine
+
+
+def test_adapt_makes_the_folder_of_its_out(run: Path, tmp_path: Path) -> None:
+    """``--out`` in a folder that does not exist yet: made, as --save-policy's, render's and
+    evaluate's are (it failed after the adaptation, naming no flag)."""
+    out = tmp_path / "new" / "deeper" / "a.json"
+    args = ["adapt", str(run), "--modality", "vector:5", "--strategy", "zeroshot"]
+    assert main([*args, "--episodes", "0", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["strategy"] == "zeroshot"
