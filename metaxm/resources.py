@@ -68,7 +68,8 @@ def check_spec(spec: Spec) -> None:
         )
     check_trainer(spec)  # what the trainer of spec.algo refuses, before anything is built
     resolve_device(spec.device)
-    info, horizon = world_info(spec)
+    world = build_world(spec)
+    info, horizon = world.scene_info, int(world.horizon)
     for name in ("state_probe_visited", "coverage_bonus"):
         if spec.algo == "rl2" and getattr(spec.rl2, name) and info.layout_size is None:
             raise ConfigError(
@@ -88,6 +89,7 @@ def check_spec(spec: Spec) -> None:
             "new cell would cost nothing, and wandering could pay more than the goal"
         )
     sizes = _observation_sizes(spec, info)
+    _check_renders(spec, world)
     parts = estimate(spec, sizes, horizon)
     what, need = max(parts.items(), key=lambda kv: kv[1])
     total = sum(parts.values())
@@ -117,12 +119,6 @@ def build_world(spec: Spec) -> World:
         raise ConfigError(f"world: cannot build {spec.world.name}: {text}") from None
 
 
-def world_info(spec: Spec) -> tuple[SceneInfo, int]:
-    """The scene info and horizon of the spec's world (:func:`build_world`)."""
-    world = build_world(spec)
-    return world.scene_info, int(world.horizon)
-
-
 def _observation_sizes(spec: Spec, info: SceneInfo) -> dict[str, int]:
     """Floats per observation of each family the spec names, after checking it can render."""
     from metaxm.modalities import get_family
@@ -141,6 +137,30 @@ def _observation_sizes(spec: Spec, info: SceneInfo) -> dict[str, int]:
             shape = family.observation_space(info).shape or (1,)
             sizes[name] = math.prod(shape)
     return sizes
+
+
+def _check_renders(spec: Spec, world: World) -> None:
+    """Render one observation of each family the spec names and refuse one whose shape is not
+    its ``observation_space``'s: the encoders are built from the space, so a plugin's family
+    that renders another shape would fail inside the first update, with a traceback."""
+    import torch
+
+    from metaxm.modalities import Modality
+    from metaxm.spec import SPLITS
+
+    world.reset()
+    scene, info = world.scene(), world.scene_info
+    names = dict.fromkeys(n for split in SPLITS for n in getattr(spec.modalities, split))
+    for name in names:
+        modality = Modality(name, 0, info)
+        obs = modality.render(scene, torch.Generator().manual_seed(spec.seed))
+        want = (scene.batch_size, *modality.observation_space.shape)
+        if tuple(obs.shape) != want:
+            raise ConfigError(
+                f"modality family {name!r} renders observations of shape "
+                f"{tuple(obs.shape)[1:]}, but its observation_space says {want[1:]}: make "
+                "render() return (batch, *observation_space.shape)"
+            )
 
 
 def estimate(spec: Spec, sizes: dict[str, int], horizon: int) -> dict[str, int]:

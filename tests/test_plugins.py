@@ -253,3 +253,36 @@ def test_a_saved_runs_gym_env_module_is_checked_like_its_imports(tmp_path: Path)
     done = _metaxm(adapt, code, tmp_path)  # on PYTHONPATH, from another folder: run
     assert done.returncode == 0, done.stderr
     assert marker.exists()
+
+
+def test_a_family_whose_render_does_not_fit_its_space_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin's family rendering (B, 4) under a space of (12,): ``train --check`` said the
+    spec was fine, and training failed in its first update with a 74-line traceback
+    (``mat1 and mat2 shapes cannot be multiplied``)."""
+    import gymnasium as gym
+    import torch
+    import yaml
+
+    from metaxm.modalities import FAMILIES, register
+
+    register(
+        "wrongshape",
+        lambda scene, params, generator: torch.zeros(scene.batch_size, 4),
+        gym.spaces.Box(-1.0, 1.0, (12,)),
+    )
+    try:
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(yaml.safe_dump({
+            "world": {"name": "gridnav", "size": 4, "horizon": 8},
+            "modalities": {"train": {"vector": 1, "wrongshape": 1}},
+            "log": {"mode": "disabled", "progress": False},
+        }))  # fmt: skip
+        out = tmp_path / "run"
+        assert main(["train", str(spec), "--out", str(out), "--check"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'wrongshape' renders observations of shape (4,)" in err
+        assert "its observation_space says (12,)" in err and not out.exists()
+    finally:
+        del FAMILIES["wrongshape"]
