@@ -84,6 +84,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
+            runs = sorted(p.name for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
+            if runs:  # a main job's folder, or a folder of runs
+                raise CheckpointError(
+                    f"{path}: a folder of runs ({', '.join(runs)}), not one run; name one, "
+                    f"e.g. {path / runs[0]}"
+                )
             raise CheckpointError(f"{path}: no checkpoints in this run directory")
         return found[-1]
     return path
@@ -351,6 +357,8 @@ def _problem(path: Path, verify: bool = True) -> str | None:
         try:
             recorded = sidecar.read_text().split(maxsplit=1)
         except FileNotFoundError:
+            if not zipfile.is_zipfile(path):  # a spec, a JSON result: no torch archive at all
+                return "not a checkpoint or a run folder (no file torch.save wrote)"
             return f"no checksum file {sidecar.name}; {_NOT_WRITTEN_HERE}"
         except (OSError, UnicodeDecodeError):
             recorded = []

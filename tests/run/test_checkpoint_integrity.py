@@ -25,6 +25,7 @@ from metaxm.run.checkpoint import (
     load_checkpoint,
     newest_checkpoint,
     prune_checkpoints,
+    resolve_checkpoint,
     save_checkpoint,
     write_checksum,
 )
@@ -375,3 +376,21 @@ def test_check_follows_resume_last_good_as_the_run_does(tmp_path: Path, capsys) 
     )
     assert main([*args, "--resume-last-good"]) == 0
     assert main(["train", str(spec), "--out", str(run), "--resume", "--resume-last-good"]) == 0
+
+
+def test_a_file_that_is_no_checkpoint_and_a_folder_of_runs_are_named_as_such(
+    tmp_path: Path,
+) -> None:
+    """A spec or a run's config.yaml given where a checkpoint goes was refused as "no checksum
+    file config.yaml.sha256; it was not written by this metaxm version"; a main job's folder
+    as "no checkpoints in this run directory"."""
+    spec = tmp_path / "config.yaml"
+    spec.write_text("seed: 0\n")
+    with pytest.raises(CheckpointError, match=r"config\.yaml: not a checkpoint or a run folder"):
+        load_checkpoint(spec)
+    _save(tmp_path / "job" / "ppo", 2)
+    (tmp_path / "job" / "logs").mkdir()
+    with pytest.raises(CheckpointError, match=r"job: a folder of runs \(ppo\), not one run"):
+        resolve_checkpoint(tmp_path / "job")
+    with pytest.raises(CheckpointError, match="no checkpoints in this run directory"):
+        resolve_checkpoint(tmp_path / "job" / "logs")
