@@ -99,6 +99,12 @@ def _check_main_out(out: Path, specs: dict[str, Spec]) -> None:
     if not out.is_dir():
         return
     names = {p.name for p in out.iterdir()} - {".metaxm.lock"}
+    run = sorted(names & {"config.yaml", "checkpoints"})
+    if run:  # one run's folder (its report/ looks like a main job's)
+        raise ConfigError(
+            f"--out {out} holds a run ({', '.join(run)}), not a main job's stages; choose a "
+            "new or empty folder"
+        )
     ours = {"main.json", "render.png", "report", "bench_envs.json", "logs", *specs}
     if names and not names & ours:
         shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")

@@ -416,3 +416,23 @@ def test_a_failing_stage_side_by_side_stops_the_job_in_one_line(tmp_path: Path, 
     assert main(["main", str(spec), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("metaxm main: error: ") and str(tmp_path) in err[0]
+
+
+def test_main_refuses_an_out_folder_that_holds_a_run_or_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy of a train run with its evaluate report (report/ looks like a main job's) was
+    taken: the stages trained inside it and render.png was written over."""
+    spec = str(Path(__file__).resolve().parents[1] / "tasks" / "gridnav.yaml")
+    run = tmp_path / "run"
+    (run / "report").mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    assert main(["main", spec, "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a run (config.yaml), not a main job's stages" in err
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("mine\n")
+    assert main(["main", spec, "--out", str(notes)]) == 2
+    assert "holds files but no main job (a.txt)" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "report"]
