@@ -230,6 +230,10 @@ def plan_evaluation(
     skipped = [n for n in names if not STRATEGIES[n].applicable(agents)]
     names = [n for n in names if n not in skipped]
     if strategies:  # asked for by name: said here, not only in the report
+        asked = [n for n in dict.fromkeys(strategies) if n != "scratch"]
+        if asked and all(n in skipped for n in asked):  # a report of scratch alone
+            why = "; ".join(f"{n}: {STRATEGIES[n].unavailable(agents)}" for n in asked)
+            raise ConfigError(f"no strategy asked for can run on these agents ({why})")
         for name in skipped:
             log.warning("evaluate: %s is skipped: %s", name, STRATEGIES[name].unavailable(agents))
     n_seeds = seeds or cfg.seeds

@@ -287,12 +287,19 @@ def test_the_blind_control_plays_rl2s_trials_with_every_observation_zeroed() -> 
 
 
 def test_a_strategy_asked_for_by_name_that_cannot_run_is_said_to_be_skipped(
-    run: Path, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    run: Path, caplog: pytest.LogCaptureFixture, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    """Beside one that can run, it is skipped with a warning; alone, the evaluation is refused
+    (it wrote a report of scratch alone, exit 0)."""
     args = ["evaluate", str(run), "--out", str(tmp_path / "r"), "--strategy", "maml", "--set"]
+    args += ["modalities.heldout_variants={vector: 1}", "--strategy"]
     with caplog.at_level("WARNING"):
-        assert main([*args, "modalities.heldout_variants={vector: 1}"]) == 0
+        assert main([*args, "zeroshot"]) == 0
     assert "evaluate: maml is skipped: no trained maml agent" in caplog.text
+    assert main([*args, "scratch", "--out", str(tmp_path / "alone")]) == 2
+    err = capsys.readouterr().err
+    assert "no strategy asked for can run on these agents (maml: no trained maml agent)" in err
+    assert err.count("\n") == 1 and not (tmp_path / "alone").exists()
 
 
 def test_an_unfinished_run_is_loaded_with_a_warning(
