@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from metaxm.build import TRAINERS
 from metaxm.errors import CheckpointError, ConfigError, MetaxmError
 from metaxm.run.loop import train
 from metaxm.spec import load_spec
@@ -19,7 +20,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("spec", help="task spec YAML")
-    parser.add_argument("--algo", choices=["ppo", "maml", "rl2"], help="override the spec's algo")
+    parser.add_argument("--algo", choices=list(TRAINERS), help="override the spec's algo")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
