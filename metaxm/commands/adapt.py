@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--save-policy: {args.strategy} has no learner and gives no policy to save; "
                 f"use {', '.join(with_learner)}"
             )
-        check_result_path(args.save_policy, "--save-policy")
+        check_result_path(args.save_policy, "--save-policy", example="policy.pt")
         if Path(args.save_policy).resolve() == out.resolve():
             raise ConfigError("--save-policy: the same file as --out")
     why = strategy.unavailable(agents)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.variants <= 64:
         raise ConfigError(f"--variants: need 1 to 64, got {args.variants}")
-    check_result_path(args.out)
+    check_result_path(args.out, example="render.png")
     suffix = Path(args.out).suffix.lower().lstrip(".")
     formats = plot_formats()
     if suffix and suffix not in formats:  # no suffix: matplotlib writes a png

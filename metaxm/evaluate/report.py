@@ -165,7 +165,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         )
         text = (
             f"Best strategy: {best}{also}, reaching {report['threshold']:.0%} of source "
-            f"{report['metric']} ({level:.3f}) in aggregate after {best_k} episodes{each}; "
+            f"{report['metric']} ({level:.3f}) in aggregate after {_count(best_k, 'episode')}"
+            f"{each}; "
             "scratch needs "
             f"{scratch_txt}. Target (<= {budget} episodes, scratch >= "
             f"{factor:g}x): {'met' if met else 'NOT met'}."
@@ -203,6 +204,11 @@ def write_report(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
     return paths
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 episode``, ``2 episodes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _jsonable(x: Any) -> Any:
     if hasattr(x, "item"):
         return x.item()
@@ -237,7 +243,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         f"Metric: {metric}; threshold {report['threshold']:.0%} of source (per modality: of "
         "the same family's training variants; aggregate: of every training modality); "
-        f"{report['seeds']} seeds per curve; IQM over seeds with 95% bootstrap intervals; "
+        f"{_count(report['seeds'], 'seed')} per curve; IQM over seeds with 95% bootstrap "
+        "intervals; "
         f"budgets {report['budgets']} episodes (scratch up to {report['scratch_budgets'][-1]}).",
         "",
         "Episodes to threshold: in a modality's table, the IQM over seeds of each seed's first "

@@ -51,14 +51,15 @@ def check_out_path(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def check_result_path(path: str | Path, flag: str = "--out") -> None:
+def check_result_path(path: str | Path, flag: str = "--out", example: str = "result.json") -> None:
     """Refuse a result file path that cannot be written: empty, a folder, under a file, or in
-    a folder that is not writable (checked before the work that fills it)."""
+    a folder that is not writable (checked before the work that fills it); ``example`` is the
+    file name a refusal of a folder suggests."""
     if str(path).strip() == "":
         raise ConfigError(f"{flag}: empty path; name the file to write")
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path}: is a folder; name a file (e.g. {path}/result.json)")
+        raise ConfigError(f"{flag} {path}: is a folder; name a file (e.g. {path}/{example})")
     parent = next(p for p in path.absolute().parents if p.exists())  # made if missing
     if not parent.is_dir():
         raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")

@@ -312,7 +312,8 @@ def _progress(specs: dict[str, Spec], running: dict[str, Any], out: Path) -> str
             if name == "pretrain"
             else spec.train.total_steps
         )
-        parts.append(f"{name} {100 * _last_step(out / name / 'timing.jsonl') / total:.0f}%")
+        done = min(_last_step(out / name / "timing.jsonl") / total, 1.0)  # a last batch overshoots
+        parts.append(f"{name} {100 * done:.0f}%")
     return ", ".join(parts)
 
 
