@@ -85,7 +85,7 @@ class LineNav(World):
     def scene(self) -> Scene:
         scale = 2.0 / (self.config.length - 1)
         features = torch.stack((self.pos, self.goal), 1).float() * scale - 1.0
-        return Scene(features=features)  # no Layout: pixels and text cannot draw it
+        return Scene(features=features)  # no Layout: pixels draw the features as bars, text reads them out
 
     def oracle_action(self) -> Tensor:
         return (self.goal > self.pos).long()
