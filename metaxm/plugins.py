@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
 from collections.abc import Iterable
 
@@ -39,6 +40,10 @@ HOW_TO_REGISTER = (
 _loaded: list[str] | None = None
 
 
+SKIP_ENV = "METAXM_NO_PLUGINS"
+"""Set (to anything but 0) to load no installed plugin: a broken one then stops nothing."""
+
+
 def load_plugins() -> list[str]:
     """Import (or call) every ``metaxm.plugins`` entry point once; their names.
 
@@ -48,7 +53,10 @@ def load_plugins() -> list[str]:
     global _loaded
     if _loaded is not None:
         return _loaded
-    names = []
+    names: list[str] = []
+    if os.environ.get(SKIP_ENV, "") not in ("", "0"):  # a broken plugin must not lock one out
+        _loaded = names
+        return names
     for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
         try:
             target = ep.load()
@@ -57,7 +65,8 @@ def load_plugins() -> list[str]:
         except Exception as err:  # noqa: BLE001 (any failure of user code is one line)
             raise ConfigError(
                 f"plugin {ep.name!r} ({ep.value}, entry point group {GROUP}) failed to load: "
-                f"{type(err).__name__}: {_first_line(err)}"
+                f"{type(err).__name__}: {_first_line(err)} (uninstall or fix it; {SKIP_ENV}=1 "
+                "runs metaxm without installed plugins)"
             ) from None
         names.append(ep.name)
     _loaded = names

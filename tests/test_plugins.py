@@ -19,8 +19,10 @@ SPEC = EXAMPLE / "linenav.yaml"
 SHORT = ["--set", "train.total_steps=1024", "--set", "train.eval_episodes=8"]
 
 
-def _metaxm(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
+def _metaxm(
+    args: list[str], pythonpath: Path, cwd: Path, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1", **extra}
     cmd = [sys.executable, "-m", "metaxm", *args]
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -88,8 +90,12 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "metaxm: error: plugin 'broken' (broken_plugin, entry point group metaxm.plugins) "
-        "failed to load: RuntimeError: no licence file found"
+        "failed to load: RuntimeError: no licence file found (uninstall or fix it; "
+        "METAXM_NO_PLUGINS=1 runs metaxm without installed plugins)"
     )
+    # and that way out works: help, and any command, run without it
+    done = _metaxm(["render", "--help"], site, tmp_path, METAXM_NO_PLUGINS="1")
+    assert done.returncode == 0 and "usage: metaxm render" in done.stdout
 
 
 @pytest.mark.slow
