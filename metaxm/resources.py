@@ -142,7 +142,8 @@ def _observation_sizes(spec: Spec, info: SceneInfo) -> dict[str, int]:
 def _check_renders(spec: Spec, world: World) -> None:
     """Render one observation of each family the spec names and refuse one whose shape is not
     its ``observation_space``'s: the encoders are built from the space, so a plugin's family
-    that renders another shape would fail inside the first update, with a traceback."""
+    that renders another shape would fail inside the first update, with a traceback. A world
+    whose features at reset leave [-1, 1] is refused first."""
     import torch
 
     from metaxm.modalities import Modality
@@ -150,6 +151,12 @@ def _check_renders(spec: Spec, world: World) -> None:
 
     world.reset()
     scene, info = world.scene(), world.scene_info
+    top = float(scene.features.abs().max()) if scene.features.numel() else 0.0
+    if not top <= 1.0 + 1e-6:  # NaN too
+        raise ConfigError(
+            f"world {spec.world.name}: its scene's features reach {top:g} at reset; they must "
+            "lie in [-1, 1] (every family renders from them: docs/plugins.md)"
+        )
     names = dict.fromkeys(n for split in SPLITS for n in getattr(spec.modalities, split))
     for name in names:
         modality = Modality(name, 0, info)

@@ -292,3 +292,21 @@ def test_a_family_whose_render_does_not_fit_its_space_is_one_line(
         assert "its observation_space says (12,)" in err and not out.exists()
     finally:
         del FAMILIES["wrongshape"]
+
+
+def test_a_world_whose_features_leave_minus_one_to_one_is_refused() -> None:
+    """The families render from ``scene.features`` in [-1, 1]; a plugin world returning them
+    five times larger passed ``--check`` and trained on saturated renders."""
+    import dataclasses
+
+    from metaxm.errors import ConfigError
+    from metaxm.resources import _check_renders, build_world
+    from metaxm.spec import spec_from_dict
+
+    spec = spec_from_dict({"world": {"name": "pointnav"}, "modalities": {"train": {"vector": 1}}})
+    world = build_world(spec)
+    _check_renders(spec, world)  # as it is: fine
+    scene = world.scene
+    world.scene = lambda: dataclasses.replace(scene(), features=5 * scene().features)
+    with pytest.raises(ConfigError, match=r"world pointnav: its scene's features reach [\d.]+ at"):
+        _check_renders(spec, world)
