@@ -85,7 +85,8 @@ class LineNav(World):
     def scene(self) -> Scene:
         scale = 2.0 / (self.config.length - 1)
         features = torch.stack((self.pos, self.goal), 1).float() * scale - 1.0
-        return Scene(features=features)  # no Layout: pixels draw the features as bars, text reads them out
+        # no Layout: pixels draw the features as bars, and text reads them out
+        return Scene(features=features)
 
     def oracle_action(self) -> Tensor:
         return (self.goal > self.pos).long()
