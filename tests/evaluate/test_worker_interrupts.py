@@ -9,7 +9,6 @@ workers imported printed their KeyboardInterrupt tracebacks. The evaluator's own
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluate.test_worker_orphans import START_S, _started
+from tests.evaluate.test_worker_orphans import START_S, _started, read_lines
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="sends SIGINT to a process group (POSIX)"
@@ -76,26 +75,11 @@ def _start(tmp_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _lines(proc: subprocess.Popen[bytes], n: int) -> list[str]:
-    """The first ``n`` lines ``proc`` prints (waits at most ``START_S``)."""
-    assert proc.stdout is not None
-    fd, text, deadline = proc.stdout.fileno(), b"", time.monotonic() + START_S
-    while text.count(b"\n") < n and time.monotonic() < deadline:
-        if select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            text += chunk
-    lines = text.decode().splitlines()
-    assert len(lines) >= n, f"expected {n} lines in time, got {lines}"
-    return lines[:n]
-
-
 @pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
 def test_a_stopped_evaluation_ends_its_busy_workers_at_once(tmp_path: Path, how: str) -> None:
     proc = _start(tmp_path)
     try:
-        submitted, *pids = _lines(proc, 3)  # both workers busy with a two-minute job
+        submitted, *pids = read_lines(proc, 3)  # both workers busy with a two-minute job
         assert submitted == "submitted"
         workers = {int(p) for p in pids}
         started = {p: _started(p) for p in workers}
@@ -123,7 +107,7 @@ def test_a_ctrl_c_while_the_workers_import_prints_no_traceback(tmp_path: Path) -
     import torch (seconds) is the parent's alone."""
     proc = _start(tmp_path)
     try:
-        assert _lines(proc, 1) == ["submitted"]
+        assert read_lines(proc, 1) == ["submitted"]
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=START_S)
         assert proc.returncode == 130 and out.decode().split() == ["KeyboardInterrupt"]

@@ -72,6 +72,11 @@ def _python(*args: str) -> subprocess.Popen[bytes]:
 
 def _read_pids(proc: subprocess.Popen[bytes], n: int) -> list[int]:
     """The first ``n`` lines of ``proc``'s output, as pids (waits at most ``START_S``)."""
+    return [int(x) for x in read_lines(proc, n)]
+
+
+def read_lines(proc: subprocess.Popen[bytes], n: int) -> list[str]:
+    """The first ``n`` lines ``proc`` prints (waits at most ``START_S``)."""
     assert proc.stdout is not None
     fd, text, deadline = proc.stdout.fileno(), b"", time.monotonic() + START_S
     while text.count(b"\n") < n and time.monotonic() < deadline:
@@ -81,8 +86,8 @@ def _read_pids(proc: subprocess.Popen[bytes], n: int) -> list[int]:
                 break
             text += chunk
     lines = text.decode().splitlines()
-    assert len(lines) >= n, f"expected {n} pids in time, got {lines}"
-    return [int(x) for x in lines[:n]]
+    assert len(lines) >= n, f"expected {n} lines in time, got {lines}"
+    return lines[:n]
 
 
 def _children(pid: int) -> set[int]:
