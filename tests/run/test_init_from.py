@@ -52,8 +52,11 @@ def test_a_run_starts_from_the_source(source: Path, tmp_path: Path) -> None:
     spec = spec_from_dict({**BASE, "train": {**BASE["train"], "init_from": str(source)}})
     result = train(spec, tmp_path / "b")
     assert result.env_steps == 64
+    with pytest.raises(CheckpointError, match=r"a folder of runs \(b\), not one run; name one"):
+        init_agent_from(make_trainer(spec).agent, tmp_path)  # the folder above the run
+    (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoints in this run directory"):
-        init_agent_from(make_trainer(spec).agent, tmp_path)
+        init_agent_from(make_trainer(spec).agent, tmp_path / "empty")
 
 
 def test_restoring_an_env_rebuilds_the_worlds_task_caches() -> None:
