@@ -160,13 +160,21 @@ def _check_renders(spec: Spec, world: World) -> None:
     names = dict.fromkeys(n for split in SPLITS for n in getattr(spec.modalities, split))
     for name in names:
         modality = Modality(name, 0, info)
-        obs = modality.render(scene, torch.Generator().manual_seed(spec.seed))
-        want = (scene.batch_size, *modality.observation_space.shape)
-        if tuple(obs.shape) != want:
+        try:
+            obs = modality.render(scene, torch.Generator().manual_seed(spec.seed))
+        except Exception as err:  # noqa: BLE001 (a plugin's render: any failure, one line)
+            text = (str(err).strip().splitlines() or [""])[0][:300]
             raise ConfigError(
-                f"modality family {name!r} renders observations of shape "
-                f"{tuple(obs.shape)[1:]}, but its observation_space says {want[1:]}: make "
-                "render() return (batch, *observation_space.shape)"
+                f"modality family {name!r} failed to render one observation: "
+                f"{type(err).__name__}: {text}"
+            ) from None
+        want = (scene.batch_size, *(modality.observation_space.shape or ()))
+        got = tuple(getattr(obs, "shape", ()))
+        if got != want:
+            raise ConfigError(
+                f"modality family {name!r} renders observations of shape {got[1:]}, but its "
+                f"observation_space says {want[1:]}: make render() return (batch, "
+                "*observation_space.shape)"
             )
 
 

@@ -3,7 +3,9 @@
 Variant seeds are assigned once per spec: for each family a generator seeded by (spec seed,
 family) permutes a pool of ``VARIANT_POOL`` seeds; ``train`` takes the first ones and
 ``heldout_variants`` the next, so held-out variants can never occur in training. A held-out
-family draws from its own permutation (it has no training variants to avoid).
+family takes the first seeds of the same permutation (it has no training variants to avoid;
+an evaluation that moves a trained family there is refused,
+:func:`metaxm.evaluate.loading.check_splits`).
 
 World parameters (a goal, a wall layout) are drawn fresh for every task from the world's own
 task distribution; what is held out is the modality, not the goal.

@@ -290,8 +290,17 @@ def test_a_family_whose_render_does_not_fit_its_space_is_one_line(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "'wrongshape' renders observations of shape (4,)" in err
         assert "its observation_space says (12,)" in err and not out.exists()
+        register("wrongshape", _raise, gym.spaces.Box(-1.0, 1.0, (12,)), overwrite=True)
+        assert main(["train", str(spec), "--out", str(out), "--check"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "'wrongshape' failed to render one observation: KeyError: 'colour'" in err
     finally:
         del FAMILIES["wrongshape"]
+
+
+def _raise(scene: object, params: object, generator: object) -> None:
+    raise KeyError("colour")
 
 
 def test_a_world_whose_features_leave_minus_one_to_one_is_refused() -> None:

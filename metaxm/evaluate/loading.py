@@ -94,8 +94,10 @@ def check_evaluation_spec(agents: Agents, spec: Spec, source: str) -> None:
 
 
 def trained_variants(agents: Agents) -> dict[tuple[str, int], str]:
-    """Each ``(family, variant)`` a loaded agent trained on (its run's own training split),
-    with the first kind that did."""
+    """Each ``(family, variant)`` of a loaded agent's training split (its run's own), with the
+    first kind whose split holds it. An agent trained on fresh variants (``rl2.variants:
+    fresh``) counts its split too, a superset of what it saw: it is kept out of held-out
+    scores all the same."""
     from metaxm.sampler import TaskSampler
 
     out: dict[tuple[str, int], str] = {}
@@ -107,8 +109,9 @@ def trained_variants(agents: Agents) -> dict[tuple[str, int], str]:
 
 def check_splits(agents: Agents, spec: Spec, source: str) -> None:
     """Refuse an evaluation spec whose splits are not the runs': the spec's ``seed`` and
-    ``modalities.train`` draw the training variants, and the held-out ones after them, so
-    another seed or fewer training variants would score a variant an agent trained on as
+    ``modalities.train`` draw the training variants, and the held-out ones (of a held-out
+    family too) from the same order after them, so another seed, fewer training variants or a
+    trained family moved to ``heldout_families`` would score a variant an agent trained on as
     held out, or measure the source level on variants no agent trained on.
 
     Raises:
@@ -120,24 +123,28 @@ def check_splits(agents: Agents, spec: Spec, source: str) -> None:
     trained = trained_variants(agents)
     if not trained:
         return
-    splits = TaskSampler(spec).splits
-    if set(splits["train"]) - {family for family, _ in trained}:
-        return  # a family no agent trained on at all: plan_evaluation names every such one
+    sampler = TaskSampler(spec)
     why = "(the seed and modalities.train draw the splits: evaluate under the run's)"
-    for family, variant in TaskSampler(spec).modalities("heldout_variants"):
-        if (family, variant) in trained:
-            kind = trained[family, variant]
-            raise ConfigError(
-                f"{source}: held-out {family}:{variant} is a variant the {kind} agent trained "
-                f"on {why}"
-            )
-    for family, variants in splits["train"].items():
-        for variant in variants:
-            if (family, variant) not in trained:
+    for split in ("heldout_variants", "heldout_families"):
+        for family, variant in sampler.modalities(split):
+            if (family, variant) in trained:
+                kind = trained[family, variant]
                 raise ConfigError(
-                    f"{source}: the source level would be measured on {family}:{variant}, "
-                    f"which no loaded agent trained on {why}"
+                    f"{source}: held-out {family}:{variant} is a variant the {kind} agent "
+                    f"trained on {why}"
                 )
+    read = {
+        f for agent in getattr(agents, "by_kind", {}).values() for f in agent.observation_spaces
+    }
+    named = {f for split in sampler.splits.values() for f in split}
+    if read and named - read:
+        return  # families no agent reads: plan_evaluation refuses them, naming each
+    for family, variant in sampler.modalities("train"):
+        if (family, variant) not in trained:
+            raise ConfigError(
+                f"{source}: the source level would be measured on {family}:{variant}, which no "
+                f"loaded agent trained on {why}"
+            )
 
 
 def use_spec(agents: Agents, spec: Spec) -> None:

@@ -311,8 +311,9 @@ def paired_episodes(
         baseline_censored, bound}``: the mean of the per-seed differences (the strategy's
         minus the baseline's; censored seeds count as the largest budget) with a
         percentile-bootstrap 95% interval, the seeds on which the strategy needs fewer and
-        more episodes, the two-sided Wilcoxon signed-rank test's p-value (seeds with no
-        difference dropped; 1 where every seed ties), the censored seeds of each, and what
+        more episodes and the two-sided Wilcoxon signed-rank test's p-value (for these a seed
+        that never reached counts past the largest budget, so reaching at it is fewer; seeds
+        with no difference dropped; 1 where every seed ties), the censored seeds of each, and what
         censoring makes of the difference (:func:`censored_bound`).
     """
     cap = int(max(budgets))
@@ -322,6 +323,9 @@ def paired_episodes(
     if ours.shape != theirs.shape:
         raise ValueError(f"paired curves need the same seeds: {ours.size} and {theirs.size}")
     diff = ours - theirs
+    # who needs fewer: a seed that never reached counts past the cap, so reaching at the cap
+    # beats never reaching (the mean and its interval keep the cap, a bound)
+    order = _capped(our_hits, cap + 1) - _capped(their_hits, cap + 1)
     point = float(diff.mean())
     low = high = point
     if diff.size >= 2 and np.any(diff != diff[0]):
@@ -331,12 +335,12 @@ def paired_episodes(
         )  # fmt: skip
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     p_value = 1.0
-    if np.any(diff != 0):
-        p_value = float(stats.wilcoxon(ours, theirs, zero_method="wilcox").pvalue)
+    if np.any(order != 0):
+        p_value = float(stats.wilcoxon(order, zero_method="wilcox").pvalue)
     return {
         "difference": {"point": point, "low": low, "high": high},
-        "fewer": int((diff < 0).sum()),
-        "more": int((diff > 0).sum()),
+        "fewer": int((order < 0).sum()),
+        "more": int((order > 0).sum()),
         "seeds": int(diff.size),
         "p_value": p_value,
         "censored": sum(h is None for h in our_hits),

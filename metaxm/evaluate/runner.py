@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,7 +86,7 @@ def validation_modalities(agents: Agents, ids: Sequence[str]) -> list[tuple[str,
                 f"--modality {text}: a {split} variant of the spec; validation variants lie "
                 "outside every split (e.g. seeds 100-131, as docs/transfer-studies.md uses)"
             )
-        if (family, variant) in trained:  # a spec given with another seed draws other splits
+        if (family, variant) in trained:  # a folder of runs whose kinds trained other splits
             raise ConfigError(
                 f"--modality {text}: a variant the {trained[family, variant]} agent trained on; "
                 "validation variants lie outside every split"
@@ -281,7 +282,8 @@ def _check_arguments(strategies: object, seeds: object, modalities: object) -> N
         raise ConfigError(
             f"strategies: a list of names, not the string {strategies!r}: pass [{strategies!r}]"
         )
-    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+    whole = isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool)
+    if seeds is not None and not (whole and seeds >= 1):
         raise ConfigError(f"seeds: a whole number >= 1, not {seeds!r}")
     if modalities is None:
         return
@@ -293,7 +295,7 @@ def _check_arguments(strategies: object, seeds: object, modalities: object) -> N
             and len(item) == 3
             and isinstance(item[0], str)
             and isinstance(item[1], str)
-            and isinstance(item[2], int)
+            and isinstance(item[2], numbers.Integral)
             and not isinstance(item[2], bool)
         ):
             raise ConfigError(

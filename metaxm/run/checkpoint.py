@@ -86,9 +86,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if not found:
             runs = sorted(p.name for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
             if runs:  # a main job's folder, or a folder of runs
+                shown = ", ".join(runs[:3]) + (", ..." if len(runs) > 3 else "")
                 raise CheckpointError(
-                    f"{path}: a folder of runs ({', '.join(runs)}), not one run; name one, "
-                    f"e.g. {path / runs[0]}"
+                    f"{path}: a folder of runs ({shown}), not one run; name one, e.g. "
+                    f"{path / runs[0]}"
                 )
             raise CheckpointError(f"{path}: no checkpoints in this run directory")
         return found[-1]
@@ -349,6 +350,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _torch_written(path: Path) -> bool:
+    """Whether ``path`` starts as torch.save's files do: a zip archive (``PK``, also when cut
+    short) or a pickle (the format before torch 1.6)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True  # let the reading say what is wrong
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def _problem(path: Path, verify: bool = True) -> str | None:
     """Why ``path`` does not verify (no checksum file, a mismatch, no readable archive index),
     or None."""
@@ -357,7 +369,7 @@ def _problem(path: Path, verify: bool = True) -> str | None:
         try:
             recorded = sidecar.read_text().split(maxsplit=1)
         except FileNotFoundError:
-            if not zipfile.is_zipfile(path):  # a spec, a JSON result: no torch archive at all
+            if not _torch_written(path):  # a spec, a JSON result: no torch file at all
                 return "not a checkpoint or a run folder (no file torch.save wrote)"
             return f"no checksum file {sidecar.name}; {_NOT_WRITTEN_HERE}"
         except (OSError, UnicodeDecodeError):

@@ -96,8 +96,10 @@ def _watch(parent_pid: int, poll_s: float) -> None:
 def interrupt_blocked() -> Iterator[None]:
     """SIGINT blocked in this thread for the block. Processes and threads started in it start
     with it blocked (a signal mask survives fork and exec), so a Ctrl-C cannot reach a pool's
-    worker before :func:`ignore_interrupts`; one pressed within the block reaches this thread
-    at its end. Nothing is blocked where signals cannot be (Windows)."""
+    worker before :func:`ignore_interrupts`. The parent may still be interrupted within the
+    block (another of its threads, tqdm's monitor say, takes the signal): a worker started
+    then but not yet recorded by the pool ends with it (:func:`die_with_parent`). Nothing is
+    blocked where signals cannot be (Windows)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -120,6 +122,12 @@ def ignore_interrupts() -> None:
 def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
     """Stop ``pool`` now: cancel the jobs not begun and end its workers (SIGTERM), not waiting
     for the jobs in hand as ``shutdown`` does (Python 3.14's ``terminate_workers``)."""
+    terminate_workers = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate_workers is not None:
+        terminate_workers()
+        return
+    if not hasattr(pool, "_processes"):  # a Python whose pool keeps them elsewhere
+        log.warning("cannot reach the pool's workers to stop them: they finish their jobs")
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -127,3 +135,5 @@ def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout_s)
+        if process.is_alive():  # it handles SIGTERM: no more waiting
+            process.kill()

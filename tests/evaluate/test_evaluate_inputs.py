@@ -397,6 +397,14 @@ def test_evaluate_refuses_splits_that_are_not_the_runs(
     with pytest.raises(ConfigError, match=f"held-out vector:{second} is a variant the ppo agent"):
         check_splits(agents, one, "--set modalities.train={vector: 1}")
     check_splits(SimpleNamespace(configs={"ppo": one}), one, "--spec same")  # the run's: fine
+    # a trained family moved to heldout_families draws its variants in the same order
+    both = spec_from_dict({"modalities": {"train": {"vector": 2, "projected": 2}}})
+    moved = spec_from_dict(
+        {"modalities": {"train": {"vector": 2}, "heldout_families": {"projected": 1}}}
+    )
+    first = TaskSampler(both).splits["train"]["projected"][0]
+    with pytest.raises(ConfigError, match=f"held-out projected:{first} is a variant the ppo"):
+        check_splits(SimpleNamespace(configs={"ppo": both}), moved, "--set")
 
 
 def test_adapt_makes_the_folder_of_its_out(run: Path, tmp_path: Path) -> None:

@@ -83,3 +83,12 @@ def test_a_report_written_before_the_bounds_reads_as_before() -> None:
     assert (
         "translate -1.0 [-1.0, -1.0] episodes" in _paired_lines({"translate": {"vs_align": old}})[1]
     )
+
+
+def test_reaching_at_the_cap_beats_never_reaching_in_the_counts_and_the_test() -> None:
+    """Counted at the cap, reaching at the largest budget and never reaching tied: "fewer on 0
+    and more on 0, p = 1" for a strategy better on every seed (a code review's find)."""
+    at_cap = np.tile([0.0, 0.0, 0.0, 0.9], (5, 1))
+    pair = paired_episodes(BUDGETS, at_cap, np.zeros((5, 4)), 0.8)
+    assert pair["difference"]["point"] == 0.0 and pair["bound"] == "upper"  # at most 0
+    assert (pair["fewer"], pair["more"]) == (5, 0) and pair["p_value"] == pytest.approx(2.0**-4)

@@ -154,8 +154,9 @@ def test_paired_episodes_against_a_hand_count_and_scipy() -> None:
     assert pair["difference"]["point"] == pytest.approx(diff.mean())
     assert pair["difference"]["low"] <= diff.mean() <= pair["difference"]["high"]
     assert pair["difference"]["low"] >= diff.min() and pair["difference"]["high"] <= diff.max()
-    assert (pair["fewer"], pair["more"], pair["seeds"]) == (2, 0, 4)
-    expected = stats.wilcoxon([1, 2, 4, 1], [2, 4, 4, 1], zero_method="wilcox").pvalue
+    # who needs fewer: the third seed's never (counted past the cap, 5) against 4 is more
+    assert (pair["fewer"], pair["more"], pair["seeds"]) == (2, 1, 4)
+    expected = stats.wilcoxon([1, 2, 5, 1], [2, 4, 4, 1], zero_method="wilcox").pvalue
     assert pair["p_value"] == pytest.approx(expected)
     tie = paired_episodes(budgets, ours, ours, 0.8)  # every seed ties: no test to make
     assert tie["difference"] == {"point": 0.0, "low": 0.0, "high": 0.0} and tie["p_value"] == 1.0

@@ -394,3 +394,15 @@ def test_a_file_that_is_no_checkpoint_and_a_folder_of_runs_are_named_as_such(
         resolve_checkpoint(tmp_path / "job")
     with pytest.raises(CheckpointError, match="no checkpoints in this run directory"):
         resolve_checkpoint(tmp_path / "job" / "logs")
+
+
+def test_a_cut_checkpoint_without_its_checksum_is_still_called_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A zip archive cut short has no end record: it is a damaged checkpoint, not "not a
+    checkpoint" (a code review's find: zipfile.is_zipfile said no)."""
+    (path,) = _save(tmp_path, 2)
+    checksum_path(path).unlink()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="no checksum file ckpt-00000002.pt.sha256"):
+        load_checkpoint(path)
