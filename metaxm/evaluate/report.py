@@ -150,8 +150,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     if best is None:
         text = (
             f"No adapting strategy reaches {report['threshold']:.0%} of source "
-            f"{report['metric']} ({level:.3f}) within {report['budgets'][-1]} "
-            f"episode{'' if report['budgets'][-1] == 1 else 's'}."
+            f"{report['metric']} ({level:.3f}) within {_count(report['budgets'][-1], 'episode')}."
         )
     else:
         scratch_txt = f"{scratch_k}" if scratch is not None else f"more than {cap} (censored)"
@@ -415,7 +414,7 @@ def _paired_text(name: str, base: str, pair: dict[str, Any]) -> str:
         + (f", the least {untied} untied seeds allow" if least else "")
     )
     censored = [
-        f"{who} never reached it on {n} seed{'' if n == 1 else 's'}"
+        f"{who} never reached it on {_count(n, 'seed')}"
         for who, n in ((name, pair.get("censored", 0)), (base, pair.get("baseline_censored", 0)))
         if n
     ]
